@@ -1,0 +1,78 @@
+import { createEngine } from '../engines/index.ts';
+import { DatasaverError, ExitCode, errorMessage } from '../errors.ts';
+import { type BackupResult, runBackup } from '../jobs/backup.ts';
+import { openStorage } from '../storage/index.ts';
+import { type CliContext, readConfig, selectTargets } from './context.ts';
+import { formatBytes, formatDuration, Progress, printJson } from './output.ts';
+
+export interface BackupOptions {
+  target?: string;
+  all?: boolean;
+  label?: string[];
+  schemaOnly?: boolean;
+  format?: string;
+  verify?: boolean;
+  json?: boolean;
+}
+
+const LABEL = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+/** `datasaver backup`: one backup of each selected target, one after another. */
+export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promise<number> {
+  const config = readConfig(ctx);
+  const targets = selectTargets(config, opts.target, opts.all);
+  const labels = [...new Set(opts.label ?? [])];
+  for (const l of labels) {
+    if (!LABEL.test(l))
+      throw new DatasaverError(ExitCode.general, `invalid label '${l}'`, {
+        hint: 'labels are lowercase letters, digits, `_` and `-`, e.g. daily, manual',
+      });
+  }
+
+  const done: (BackupResult['manifest'] & { verified: boolean })[] = [];
+  const failures: { target: string; exitCode: number; message: string; hint?: string | undefined }[] = [];
+  for (const target of targets) {
+    const progress = new Progress(ctx.stderr, !opts.json);
+    try {
+      const result = await runBackup(
+        {
+          target,
+          labels,
+          format: opts.format,
+          schemaOnly: opts.schemaOnly ? true : undefined,
+          verify: opts.verify ?? false,
+        },
+        {
+          engine: createEngine(target),
+          storage: openStorage(target.storage),
+          signal: ctx.signal,
+          onProgress: (raw, stored) =>
+            progress.update(
+              `backup ${target.name}: ${formatBytes(raw)} dumped, ${formatBytes(stored)} stored`,
+              raw,
+            ),
+        },
+      );
+      progress.done();
+      done.push({ ...result.manifest, verified: result.verified });
+      if (!opts.json) {
+        const m = result.manifest;
+        ctx.stdout.write(
+          `backup ${m.id} committed: ${formatBytes(m.sizeBytes)} dumped, ${formatBytes(m.storedBytes)} stored (${m.format}, ${m.compression}) in ${formatDuration(m.durationMs)}${result.verified ? ', verified' : ''}\n`,
+        );
+      }
+    } catch (err) {
+      progress.done();
+      if (targets.length === 1 || !(err instanceof DatasaverError)) throw err;
+      failures.push({
+        target: target.name,
+        exitCode: err.exitCode,
+        message: errorMessage(err),
+        hint: err.hint,
+      });
+      ctx.stderr.write(`Error: ${target.name}: ${errorMessage(err)}\n`);
+    }
+  }
+  if (opts.json) printJson(ctx.stdout, { backups: done, failures });
+  return failures[0]?.exitCode ?? ExitCode.ok;
+}

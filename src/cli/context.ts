@@ -1,0 +1,110 @@
+/**
+ * What every command gets: its streams, the environment, the abort signal, and config helpers that pick
+ * targets and storage the same way for every command.
+ */
+import { loadConfig } from '../config/load.ts';
+import type { Config, StorageConfig, TargetConfig } from '../config/types.ts';
+import type { Engine } from '../engines/engine.ts';
+import { createEngine } from '../engines/index.ts';
+import { ConfigError, UsageError } from '../errors.ts';
+import type { StorageBackend } from '../storage/backend.ts';
+import { openStorage } from '../storage/index.ts';
+import type { Out } from './output.ts';
+
+export interface CliContext {
+  env: NodeJS.ProcessEnv;
+  stdout: Out;
+  stderr: Out;
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  signal: AbortSignal;
+  configFile: string | undefined;
+}
+
+export function readConfig(ctx: CliContext): Config {
+  const config = loadConfig({ configFile: ctx.configFile, env: ctx.env });
+  for (const w of config.warnings) ctx.stderr.write(`warning: ${w}\n`);
+  return config;
+}
+
+const NO_TARGET_HINT =
+  'set DATASAVER_DATABASE_URL (or DATASAVER_DB_HOST, DATASAVER_DB_NAME...) and DATASAVER_STORAGE_PATH, or pass --config FILE';
+
+/** The targets a command runs on: `--target NAME`, `--all`, or the only configured one. */
+export function selectTargets(config: Config, name: string | undefined, all = false): TargetConfig[] {
+  if (config.targets.length === 0) throw new ConfigError('no target is configured', { hint: NO_TARGET_HINT });
+  if (name) {
+    const t = config.targets.find((x) => x.name === name);
+    if (!t) {
+      throw new UsageError(`no target named ${name}`, {
+        hint: `configured targets: ${config.targets.map((x) => x.name).join(', ')}`,
+      });
+    }
+    return [t];
+  }
+  if (all || config.targets.length === 1) return config.targets;
+  throw new UsageError(`${config.targets.length} targets are configured`, {
+    hint: `pass --target NAME (one of ${config.targets.map((x) => x.name).join(', ')}) or --all`,
+  });
+}
+
+/** Every distinct storage the config mentions, for commands that read storage only (list, verify). */
+export function allStorages(config: Config): StorageBackend[] {
+  const configs: StorageConfig[] = [...config.targets.map((t) => t.storage)];
+  if (config.defaultStorage) configs.push(config.defaultStorage);
+  const seen = new Map<string, StorageBackend>();
+  for (const c of configs) {
+    const s = openStorage(c);
+    if (!seen.has(s.description)) seen.set(s.description, s);
+  }
+  if (seen.size === 0) {
+    throw new ConfigError('no storage is configured', {
+      hint: 'set DATASAVER_STORAGE_PATH, or pass --config FILE',
+    });
+  }
+  return [...seen.values()];
+}
+
+/**
+ * The storage that holds backups of `backupTarget`: that target's own storage when it is configured,
+ * else the default storage (restoring on a fresh machine from storage settings alone).
+ */
+export function storageForBackups(config: Config, backupTarget: string): StorageBackend {
+  const own = config.targets.find((t) => t.name === backupTarget);
+  if (own) return openStorage(own.storage);
+  if (config.defaultStorage) return openStorage(config.defaultStorage);
+  if (config.targets.length === 1) return openStorage(config.targets[0]!.storage);
+  throw new ConfigError(`no storage is configured for backups of ${backupTarget}`, {
+    hint: 'set DATASAVER_STORAGE_PATH, or configure that target',
+  });
+}
+
+/**
+ * An engine for reading dumps when the backup's target may not be configured here (verify from storage
+ * alone): the configured target if there is one, else an engine with no connection settings.
+ */
+export function engineForBackup(config: Config, backupTarget: string, engineName: string): Engine {
+  const own = config.targets.find((t) => t.name === backupTarget);
+  if (own) return createEngine(own);
+  if (engineName !== 'postgres') {
+    throw new UsageError(
+      `backup of ${backupTarget} uses engine ${engineName}, which this datasaver does not support`,
+    );
+  }
+  return createEngine({
+    name: backupTarget,
+    engine: 'postgres',
+    connection: {
+      host: undefined,
+      port: undefined,
+      database: undefined,
+      user: undefined,
+      password: undefined,
+      sslmode: undefined,
+    },
+    format: 'custom',
+    schemaOnly: false,
+    compression: { algorithm: 'zstd', level: undefined },
+    storage: config.defaultStorage ?? { backend: 'local', path: '/' },
+    toolDir: config.defaultToolDir,
+  });
+}

@@ -1,0 +1,78 @@
+import { readCatalog } from '../jobs/catalog.ts';
+import type { Manifest } from '../manifest.ts';
+import { allStorages, type CliContext, readConfig } from './context.ts';
+import { formatBytes, formatTime, printJson, renderTable } from './output.ts';
+
+export interface ListOptions {
+  target?: string;
+  all?: boolean;
+  json?: boolean;
+}
+
+/** `datasaver list`: committed backups from storage (and incomplete ones with --all). */
+export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<number> {
+  const config = readConfig(ctx);
+  const backups: (Manifest & { storage: string })[] = [];
+  const incomplete: {
+    storage: string;
+    target: string;
+    id: string;
+    key: string;
+    size: number;
+    modified: string;
+  }[] = [];
+  const warnings: string[] = [];
+  for (const storage of allStorages(config)) {
+    const catalog = await readCatalog(storage, { target: opts.target, signal: ctx.signal });
+    backups.push(...catalog.backups.map((m) => ({ ...m, storage: storage.description })));
+    incomplete.push(
+      ...catalog.incomplete.map((o) => ({
+        storage: storage.description,
+        target: o.target,
+        id: o.id,
+        key: o.key,
+        size: o.size,
+        modified: o.modified.toISOString(),
+      })),
+    );
+    warnings.push(...catalog.warnings);
+  }
+  for (const w of warnings) ctx.stderr.write(`warning: ${w}\n`);
+
+  if (opts.json) {
+    printJson(ctx.stdout, opts.all ? { backups, incomplete, warnings } : { backups, warnings });
+    return 0;
+  }
+  const rows = backups.map((m) => [
+    m.target,
+    m.id,
+    formatTime(m.createdAt),
+    formatBytes(m.storedBytes),
+    formatBytes(m.sizeBytes),
+    m.schemaOnly ? `${m.format} (schema)` : m.format,
+    m.compression,
+    m.labels.join(',') || '-',
+    ...(opts.all ? ['committed'] : []),
+  ]);
+  if (opts.all) {
+    for (const o of incomplete)
+      rows.push([
+        o.target,
+        o.id,
+        formatTime(o.modified),
+        formatBytes(o.size),
+        '-',
+        '-',
+        '-',
+        '-',
+        'incomplete',
+      ]);
+  }
+  if (rows.length === 0) {
+    ctx.stdout.write(`no backups${opts.target ? ` of ${opts.target}` : ''} found\n`);
+    return 0;
+  }
+  const header = ['TARGET', 'ID', 'CREATED (UTC)', 'STORED', 'RAW', 'FORMAT', 'COMPRESSION', 'LABELS'];
+  ctx.stdout.write(renderTable(opts.all ? [...header, 'STATUS'] : header, rows));
+  return 0;
+}

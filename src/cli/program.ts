@@ -1,0 +1,108 @@
+/**
+ * The command line: argv -> command -> exit code. Commands are imported lazily so `datasaver --help` stays
+ * fast; only this module turns errors into messages and exit codes (PRODUCT.md section 8).
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { DatasaverError, ExitCode, errorMessage, isAbortError } from '../errors.ts';
+import { redact } from '../util/secret.ts';
+import { DATASAVER_VERSION } from '../version.ts';
+import type { CliContext } from './context.ts';
+
+export async function run(argv: string[], base: Omit<CliContext, 'configFile'>): Promise<number> {
+  let exitCode: number = ExitCode.ok;
+  const program = new Command('datasaver')
+    .description('Database backups that stream, checksum, verify and restore.')
+    .version(DATASAVER_VERSION)
+    .option(
+      '-c, --config <file>',
+      'YAML config file (default: $DATASAVER_CONFIG, else environment variables only)',
+    )
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => base.stdout.write(s), writeErr: (s) => base.stderr.write(s) });
+  const ctx = (): CliContext => ({ ...base, configFile: program.opts<{ config?: string }>().config });
+  const json = new Option('--json', 'machine-readable JSON on stdout');
+  const target = new Option('-t, --target <name>', 'target to work on (default: the only configured one)');
+
+  program
+    .command('backup')
+    .description('take a backup now')
+    .addOption(target)
+    .option('--all', 'back up every configured target')
+    .option('-l, --label <label...>', 'labels to record (e.g. manual, daily); repeatable')
+    .option('--schema-only', 'dump the schema without data')
+    .addOption(new Option('--format <format>', 'dump format').choices(['custom', 'plain']))
+    .option('--verify', 'verify the backup right after it is committed')
+    .addOption(json)
+    .action(async (opts) => {
+      exitCode = await (await import('./backup.ts')).backupCommand(ctx(), opts);
+    });
+  program
+    .command('list')
+    .description('list committed backups in storage')
+    .addOption(target)
+    .option('--all', 'also show incomplete backups (data without a manifest)')
+    .addOption(json)
+    .action(async (opts) => {
+      exitCode = await (await import('./list.ts')).listCommand(ctx(), opts);
+    });
+  program
+    .command('verify')
+    .description('check backups: checksum, full decompression and dump structure')
+    .argument('<backup>', 'backup id, latest, or all')
+    .addOption(target)
+    .addOption(json)
+    .action(async (ref: string, opts) => {
+      exitCode = await (await import('./verify.ts')).verifyCommand(ctx(), ref, opts);
+    });
+  program
+    .command('restore')
+    .description('restore a backup into a database (checksum verified first)')
+    .argument('<backup>', 'backup id, or latest')
+    .addOption(target)
+    .option(
+      '--target-db <name>',
+      'database to restore into (created if missing; default: the target database)',
+    )
+    .option('--dry-run', 'show what would be restored and where, change nothing')
+    .option('--force', 'restore over the objects of a non-empty database')
+    .option('--drop-existing', 'drop and recreate the database first, ending its other connections')
+    .option('-j, --jobs <n>', 'parallel restore workers (custom format)')
+    .addOption(json)
+    .action(async (ref: string, opts) => {
+      exitCode = await (await import('./restore.ts')).restoreCommand(ctx(), ref, opts);
+    });
+  program
+    .command('config')
+    .description('configuration tools')
+    .command('check')
+    .description('validate the configuration and print it, secrets redacted')
+    .addOption(json)
+    .action(async (opts) => {
+      exitCode = await (await import('./config-check.ts')).configCheckCommand(ctx(), opts);
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : ExitCode.general;
+    return reportError(err, base);
+  }
+}
+
+function reportError(err: unknown, ctx: Omit<CliContext, 'configFile'>): number {
+  if (isAbortError(err) || ctx.signal.aborted) {
+    ctx.stderr.write('Error: interrupted; nothing was committed by the interrupted operation\n');
+    return ExitCode.general;
+  }
+  if (err instanceof DatasaverError) {
+    ctx.stderr.write(`Error: ${redact(err.message)}\n`);
+    if (err.hint) ctx.stderr.write(`Try: ${err.hint}\n`);
+    return err.exitCode;
+  }
+  ctx.stderr.write(`Error: ${redact(errorMessage(err))}\n`);
+  if (ctx.env.DATASAVER_DEBUG && err instanceof Error && err.stack)
+    ctx.stderr.write(`${redact(err.stack)}\n`);
+  return ExitCode.general;
+}

@@ -1,0 +1,103 @@
+import { createInterface } from 'node:readline/promises';
+import type { RestoreTargetState } from '../engines/engine.ts';
+import { createEngine } from '../engines/index.ts';
+import { UsageError } from '../errors.ts';
+import { findBackup } from '../jobs/catalog.ts';
+import { runRestore } from '../jobs/restore.ts';
+import { parseBackupId } from '../storage/layout.ts';
+import { type CliContext, readConfig, selectTargets, storageForBackups } from './context.ts';
+import { formatBytes, Progress, printJson } from './output.ts';
+
+export interface RestoreOptions {
+  target?: string;
+  targetDb?: string;
+  dryRun?: boolean;
+  force?: boolean;
+  dropExisting?: boolean;
+  jobs?: string;
+  json?: boolean;
+}
+
+/** `datasaver restore <id|latest>`: restores into the target's database or --target-db. */
+export async function restoreCommand(ctx: CliContext, ref: string, opts: RestoreOptions): Promise<number> {
+  const config = readConfig(ctx);
+  const [target] = selectTargets(config, opts.target);
+  const jobs = opts.jobs === undefined ? 1 : Number(opts.jobs);
+  if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
+    throw new UsageError(`--jobs '${opts.jobs}' is not valid`, {
+      hint: 'give a whole number of parallel workers, 1-64',
+    });
+  }
+  const backupTarget = ref === 'latest' ? target!.name : parseBackupId(ref)?.target;
+  if (!backupTarget)
+    throw new UsageError(`'${ref}' is not a backup id`, {
+      hint: 'use an id from `datasaver list`, or latest',
+    });
+  const storage = storageForBackups(config, backupTarget);
+  const manifest = await findBackup(storage, ref, backupTarget, { signal: ctx.signal });
+  const engine = createEngine(target!);
+
+  const progress = new Progress(ctx.stderr, !opts.json);
+  const interactive = !opts.json && ctx.stdin.isTTY === true && ctx.stderr.isTTY === true;
+  const plan = await runRestore(
+    {
+      manifest,
+      targetDatabase: opts.targetDb,
+      dryRun: opts.dryRun ?? false,
+      force: opts.force ?? false,
+      dropExisting: opts.dropExisting ?? false,
+      jobs,
+    },
+    {
+      engine,
+      storage,
+      signal: ctx.signal,
+      confirmOverwrite: interactive ? (state) => confirm(ctx, state) : undefined,
+      onProgress: (phase, n) =>
+        progress.update(
+          `restore ${manifest.id}: ${phase} ${Math.floor((100 * n) / manifest.storedBytes)}% of ${formatBytes(manifest.storedBytes)}`,
+          n,
+        ),
+    },
+  );
+  progress.done();
+
+  if (opts.json) {
+    printJson(ctx.stdout, { ...plan, dryRun: opts.dryRun ?? false });
+    return 0;
+  }
+  if (jobs > 1 && plan.jobs === 1)
+    ctx.stderr.write('note: plain SQL backups restore with one job; --jobs was ignored\n');
+  const actions = {
+    create: 'create it and restore',
+    'restore-into-empty': 'restore into it (it is empty)',
+    overwrite: 'restore over its existing objects',
+    'drop-and-recreate': 'drop it, recreate it and restore',
+  };
+  if (opts.dryRun) {
+    ctx.stdout.write(`dry run: would ${actions[plan.action]}: ${plan.destination.description}\n`);
+    ctx.stdout.write(
+      `backup ${manifest.id} (${manifest.format}, ${formatBytes(manifest.sizeBytes)}) contains ${plan.entries?.length ?? 0} entries:\n`,
+    );
+    for (const e of plan.entries ?? [])
+      ctx.stdout.write(`  ${e.type.padEnd(18)} ${e.schema ? `${e.schema}.` : ''}${e.name}\n`);
+    return 0;
+  }
+  ctx.stdout.write(
+    `restored ${manifest.id} into ${plan.destination.description} (${plan.action}, ${plan.jobs} job${plan.jobs > 1 ? 's' : ''})\n`,
+  );
+  return 0;
+}
+
+async function confirm(ctx: CliContext, state: RestoreTargetState): Promise<boolean> {
+  const name = state.description.replace(/^database (\S+).*$/, '$1');
+  const rl = createInterface({ input: ctx.stdin, output: ctx.stderr as NodeJS.WritableStream });
+  try {
+    const answer = await rl.question(
+      `${state.description} is not empty. Type its name (${name}) to restore over it: `,
+    );
+    return answer.trim() === name;
+  } finally {
+    rl.close();
+  }
+}

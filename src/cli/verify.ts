@@ -1,0 +1,72 @@
+import { ExitCode, UsageError } from '../errors.ts';
+import { findBackup, readCatalog } from '../jobs/catalog.ts';
+import { type VerifyResult, verifyBackup } from '../jobs/verify.ts';
+import type { Manifest } from '../manifest.ts';
+import type { StorageBackend } from '../storage/backend.ts';
+import { parseBackupId } from '../storage/layout.ts';
+import {
+  allStorages,
+  type CliContext,
+  engineForBackup,
+  readConfig,
+  selectTargets,
+  storageForBackups,
+} from './context.ts';
+import { formatBytes, Progress, printJson } from './output.ts';
+
+export interface VerifyOptions {
+  target?: string;
+  json?: boolean;
+}
+
+/** `datasaver verify <id|latest|all>`: exits 5 when any backup fails, naming it and the reason. */
+export async function verifyCommand(ctx: CliContext, ref: string, opts: VerifyOptions): Promise<number> {
+  const config = readConfig(ctx);
+  const work: { manifest: Manifest; storage: StorageBackend }[] = [];
+  if (ref === 'all') {
+    for (const storage of allStorages(config)) {
+      const catalog = await readCatalog(storage, { target: opts.target, signal: ctx.signal });
+      for (const w of catalog.warnings) ctx.stderr.write(`warning: ${w}\n`);
+      work.push(...catalog.backups.map((manifest) => ({ manifest, storage })));
+    }
+  } else {
+    const backupTarget =
+      ref === 'latest'
+        ? (opts.target ?? selectTargets(config, undefined)[0]!.name)
+        : parseBackupId(ref)?.target;
+    if (!backupTarget)
+      throw new UsageError(`'${ref}' is not a backup id`, {
+        hint: 'use an id from `datasaver list`, latest or all',
+      });
+    const storage = storageForBackups(config, backupTarget);
+    work.push({ manifest: await findBackup(storage, ref, backupTarget, { signal: ctx.signal }), storage });
+  }
+
+  const results: VerifyResult[] = [];
+  for (const { manifest, storage } of work) {
+    const progress = new Progress(ctx.stderr, !opts.json);
+    const result = await verifyBackup(manifest, {
+      storage,
+      engine: engineForBackup(config, manifest.target, manifest.engine),
+      signal: ctx.signal,
+      onProgress: (pass, n) =>
+        progress.update(
+          `verify ${manifest.id}: ${pass} ${Math.floor((100 * n) / manifest.storedBytes)}% of ${formatBytes(manifest.storedBytes)}`,
+          n,
+        ),
+    });
+    progress.done();
+    results.push(result);
+    if (!opts.json) {
+      ctx.stdout.write(
+        result.ok ? `ok      ${result.id} (${result.entries} entries)\n` : `FAILED  ${result.message}\n`,
+      );
+    }
+  }
+  const failed = results.filter((r) => !r.ok);
+  if (opts.json) printJson(ctx.stdout, { results });
+  else if (results.length === 0) ctx.stdout.write('no backups to verify\n');
+  else if (results.length > 1)
+    ctx.stdout.write(`${results.length - failed.length} ok, ${failed.length} failed\n`);
+  return failed.length > 0 ? ExitCode.verify : ExitCode.ok;
+}

@@ -1,0 +1,38 @@
+/**
+ * Every setting of a target, with its environment variable and its YAML key. This table is the single
+ * place that names them: parsing, `*_FILE` handling, redaction and error messages all read it.
+ */
+export interface FieldSpec {
+  /** Environment variable (one-target mode, and shared defaults in file mode where `shared`). */
+  env: string;
+  /** YAML key inside a target or `defaults` (dotted for nested keys). */
+  yaml: string;
+  /** A secret: redacted everywhere, and also read from `<env>_FILE` / `<yaml>_file`. */
+  secret?: boolean;
+  /** Describes where the database is: taken from the environment only when no config file is used. */
+  connection?: boolean;
+}
+
+const fields = {
+  engine: { env: 'DATASAVER_ENGINE', yaml: 'engine', connection: true },
+  url: { env: 'DATASAVER_DATABASE_URL', yaml: 'url', secret: true, connection: true },
+  host: { env: 'DATASAVER_DB_HOST', yaml: 'host', connection: true },
+  port: { env: 'DATASAVER_DB_PORT', yaml: 'port', connection: true },
+  database: { env: 'DATASAVER_DB_NAME', yaml: 'database', connection: true },
+  user: { env: 'DATASAVER_DB_USER', yaml: 'user', connection: true },
+  password: { env: 'DATASAVER_DB_PASSWORD', yaml: 'password', secret: true, connection: true },
+  sslmode: { env: 'DATASAVER_DB_SSLMODE', yaml: 'sslmode', connection: true },
+  name: { env: 'DATASAVER_TARGET_NAME', yaml: 'name', connection: true },
+  format: { env: 'DATASAVER_FORMAT', yaml: 'format' },
+  schemaOnly: { env: 'DATASAVER_SCHEMA_ONLY', yaml: 'schema_only' },
+  compression: { env: 'DATASAVER_COMPRESSION', yaml: 'compression' },
+  compressionLevel: { env: 'DATASAVER_COMPRESSION_LEVEL', yaml: 'compression_level' },
+  storageBackend: { env: 'DATASAVER_STORAGE_BACKEND', yaml: 'storage.backend' },
+  storagePath: { env: 'DATASAVER_STORAGE_PATH', yaml: 'storage.path' },
+  toolDir: { env: 'DATASAVER_TOOL_DIR', yaml: 'tool_dir' },
+} as const satisfies Record<string, FieldSpec>;
+
+export type FieldName = keyof typeof fields;
+export const FIELDS: Readonly<Record<FieldName, FieldSpec>> = fields;
+
+export const FIELD_NAMES = Object.keys(FIELDS) as FieldName[];

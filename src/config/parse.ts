@@ -1,0 +1,446 @@
+/**
+ * Pure configuration parsing: environment + optional YAML text in, validated `Config` out. File reading is
+ * injected (`readFile`) so this module does no I/O of its own; `load.ts` is the thin wrapper that does.
+ *
+ * Layers, lowest first: built-in defaults < environment < the file's `defaults:` < the file's target.
+ * Without a file, the environment describes one target (when it names a database). With a file, the
+ * environment only supplies shared settings (storage, compression, format...); connection variables are
+ * ignored so that one sidecar's env cannot silently redirect every target of a file.
+ */
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../errors.ts';
+import { redact, Secret } from '../util/secret.ts';
+import { FIELD_NAMES, FIELDS, type FieldName } from './fields.ts';
+import {
+  COMPRESSION_ALGORITHMS,
+  type Config,
+  ENGINE_NAMES,
+  type EngineName,
+  type StorageConfig,
+  type TargetConfig,
+} from './types.ts';
+
+export interface ParseInput {
+  env: Readonly<Record<string, string | undefined>>;
+  /** YAML config text, and the path it came from (for messages). */
+  yaml?: { text: string; path: string };
+  /** Reads a `*_FILE` secret; throws if the file cannot be read. */
+  readFile: (path: string) => string;
+}
+
+/** A value plus where it came from, so errors can name `DATASAVER_DB_PORT` or `targets.shop.port`. */
+interface Sourced {
+  value: unknown;
+  origin: string;
+}
+type RawTarget = Partial<Record<FieldName, Sourced>>;
+
+const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+const POSTGRES_FORMATS = ['custom', 'plain'] as const;
+const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+const LEVELS: Record<string, [number, number]> = { zstd: [1, 19], gzip: [1, 9] };
+
+class Problems {
+  readonly list: string[] = [];
+  add(origin: string, message: string): void {
+    const line = `${origin}: ${message}`;
+    if (!this.list.includes(line)) this.list.push(line); // shared layers are checked once per target
+  }
+  throwIfAny(file: string | undefined): void {
+    if (this.list.length === 0) return;
+    const where = file ? ` in ${file}` : '';
+    throw new ConfigError(`invalid configuration${where}:\n  - ${this.list.join('\n  - ')}`, {
+      hint: 'fix the settings named above; `datasaver config check` shows the effective configuration',
+    });
+  }
+}
+
+export function parseConfig(input: ParseInput): Config {
+  const problems = new Problems();
+  const warnings: string[] = [];
+  const envLayer = readEnvLayer(input, problems);
+
+  let file: string | undefined;
+  const targets: RawTarget[] = [];
+  let sharedLayer: RawTarget;
+
+  if (input.yaml) {
+    file = input.yaml.path;
+    const doc = readYaml(input.yaml.text, file, input, problems);
+    sharedLayer = { ...pick(envLayer, (f) => !FIELDS[f].connection), ...doc.defaults };
+    for (const f of FIELD_NAMES) {
+      if (FIELDS[f].connection && envLayer[f]) {
+        warnings.push(
+          `${envLayer[f].origin} is ignored because the config file ${file} describes the targets`,
+        );
+      }
+    }
+    for (const t of doc.targets) targets.push({ ...sharedLayer, ...t });
+  } else {
+    sharedLayer = envLayer;
+    const describesDatabase = envLayer.url || envLayer.database || envLayer.host;
+    if (describesDatabase) targets.push(envLayer);
+  }
+
+  const built = targets.map((t) => buildTarget(t, problems));
+  const defaultStorage = buildStorage(sharedLayer, problems, false);
+  const names = new Set<string>();
+  for (const t of built) {
+    if (!t) continue;
+    if (names.has(t.name))
+      problems.add(`target ${t.name}`, 'two targets have this name; names must be unique');
+    names.add(t.name);
+  }
+  problems.throwIfAny(file);
+  const defaultToolDir = sharedLayer.toolDir ? String(sharedLayer.toolDir.value) : undefined;
+  return {
+    file,
+    targets: built.filter((t): t is TargetConfig => t !== undefined),
+    defaultStorage,
+    defaultToolDir,
+    warnings,
+  };
+}
+
+function readEnvLayer(input: ParseInput, problems: Problems): RawTarget {
+  const layer: RawTarget = {};
+  for (const f of FIELD_NAMES) {
+    const spec = FIELDS[f];
+    const direct = nonEmpty(input.env[spec.env]);
+    const fileVar = `${spec.env}_FILE`;
+    const filePath = spec.secret ? nonEmpty(input.env[fileVar]) : undefined;
+    if (direct !== undefined && filePath !== undefined) {
+      problems.add(spec.env, `both ${spec.env} and ${fileVar} are set; set only one`);
+    } else if (filePath !== undefined) {
+      const value = readSecretFile(input, filePath, fileVar, problems);
+      if (value !== undefined) layer[f] = { value, origin: `${fileVar} (${filePath})` };
+    } else if (direct !== undefined) {
+      layer[f] = { value: direct, origin: spec.env };
+    }
+  }
+  return layer;
+}
+
+function readSecretFile(
+  input: ParseInput,
+  path: string,
+  origin: string,
+  problems: Problems,
+): string | undefined {
+  try {
+    // Secret files from Docker/Kubernetes usually end with a newline that is not part of the secret.
+    return input.readFile(path).replace(/\r?\n$/, '');
+  } catch (err) {
+    problems.add(origin, `cannot read secret file ${path}: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+interface YamlDoc {
+  defaults: RawTarget;
+  targets: RawTarget[];
+}
+
+function readYaml(text: string, path: string, input: ParseInput, problems: Problems): YamlDoc {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(`${path} is not valid YAML: ${doc.errors[0]?.message}`, {
+      hint: 'check indentation and quoting',
+    });
+  }
+  const root: unknown = doc.toJS() ?? {};
+  if (!isRecord(root)) {
+    problems.add(path, 'expected a mapping with `targets:` (and optionally `defaults:`)');
+    return { defaults: {}, targets: [] };
+  }
+  for (const key of Object.keys(root)) {
+    if (key !== 'targets' && key !== 'defaults')
+      problems.add(key, 'unknown top-level key; expected targets, defaults');
+  }
+  const defaults = root.defaults === undefined ? {} : yamlLayer(root.defaults, 'defaults', input, problems);
+  const targets: RawTarget[] = [];
+  if (!isRecord(root.targets) || Object.keys(root.targets).length === 0) {
+    problems.add('targets', 'expected a mapping of target names to their settings, with at least one target');
+  } else {
+    for (const [name, body] of Object.entries(root.targets)) {
+      const layer = yamlLayer(body ?? {}, `targets.${name}`, input, problems);
+      layer.name = { value: name, origin: `targets.${name}` };
+      targets.push(layer);
+    }
+  }
+  return { defaults, targets };
+}
+
+const YAML_KEYS = new Map<string, FieldName>(
+  FIELD_NAMES.filter((f) => f !== 'name').map((f) => [FIELDS[f].yaml, f]),
+);
+
+function yamlLayer(body: unknown, at: string, input: ParseInput, problems: Problems): RawTarget {
+  const layer: RawTarget = {};
+  if (!isRecord(body)) {
+    problems.add(at, 'expected a mapping of settings');
+    return layer;
+  }
+  for (const [key, value] of flatten(body)) {
+    const origin = `${at}.${key}`;
+    const fileKey = key.endsWith('_file') ? key.slice(0, -'_file'.length) : undefined;
+    const secretField = fileKey !== undefined ? YAML_KEYS.get(fileKey) : undefined;
+    if (secretField && FIELDS[secretField].secret) {
+      if (layer[secretField]) problems.add(origin, `both ${fileKey} and ${key} are set; set only one`);
+      const path = expand(String(value), origin, input, problems);
+      const secret = path === undefined ? undefined : readSecretFile(input, path, origin, problems);
+      if (secret !== undefined) layer[secretField] = { value: secret, origin: `${origin} (${path})` };
+      continue;
+    }
+    const field = YAML_KEYS.get(key);
+    if (!field) {
+      problems.add(origin, `unknown setting; expected one of ${[...YAML_KEYS.keys()].join(', ')}`);
+      continue;
+    }
+    if (layer[field]) problems.add(origin, `both ${key} and ${key}_file are set; set only one`);
+    const expanded = typeof value === 'string' ? expand(value, origin, input, problems) : value;
+    if (expanded !== undefined) layer[field] = { value: expanded, origin };
+  }
+  return layer;
+}
+
+/** `storage: {path: x}` -> `storage.path`; other values stay as they are. */
+function flatten(body: Record<string, unknown>, prefix = ''): [string, unknown][] {
+  return Object.entries(body).flatMap(([k, v]) =>
+    isRecord(v) && k === 'storage' && !prefix
+      ? flatten(v, `${k}.`)
+      : [[`${prefix}${k}`, v] as [string, unknown]],
+  );
+}
+
+/** `${VAR}` and `${VAR:-default}` from the environment; `$${` is a literal `${`. */
+function expand(value: string, origin: string, input: ParseInput, problems: Problems): string | undefined {
+  let ok = true;
+  const out = value.replace(
+    /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g,
+    (m, name?: string, def?: string) => {
+      if (m === '$${') return '${';
+      const v = input.env[name!];
+      if (v !== undefined && v !== '') return v;
+      if (def !== undefined) return def;
+      ok = false;
+      problems.add(origin, `refers to \${${name}}, which is not set in the environment`);
+      return '';
+    },
+  );
+  return ok ? out : undefined;
+}
+
+/** Merges a target's layers into a validated TargetConfig, or records problems and returns undefined. */
+function buildTarget(raw: RawTarget, problems: Problems): TargetConfig | undefined {
+  const before = problems.list.length;
+  const fromUrl = raw.url ? parseDatabaseUrl(raw.url, problems) : {};
+  const pickStr = (f: FieldName): string | undefined => {
+    const v = raw[f];
+    return v === undefined ? undefined : String(v.value);
+  };
+
+  const engine = check(raw.engine, z.enum(ENGINE_NAMES), problems, `one of ${ENGINE_NAMES.join(', ')}`) as
+    | EngineName
+    | undefined;
+  if (engine && fromUrl.engine && engine !== fromUrl.engine) {
+    problems.add(raw.engine!.origin, `says ${engine} but the database URL is for ${fromUrl.engine}`);
+  }
+  const port = raw.port
+    ? (check(
+        raw.port,
+        z.coerce.number().int().min(1).max(65535),
+        problems,
+        'a port number 1-65535',
+      ) as number)
+    : fromUrl.port;
+  const sslmode = raw.sslmode
+    ? (check(raw.sslmode, z.enum(SSL_MODES), problems, `one of ${SSL_MODES.join(', ')}`) as string)
+    : fromUrl.sslmode;
+  const password = raw.password ? new Secret(String(raw.password.value)) : fromUrl.password;
+  const database = pickStr('database') ?? fromUrl.database;
+
+  const nameSource =
+    raw.name ?? (database ? { value: sanitizeName(database), origin: 'target name' } : undefined);
+  let name: string | undefined;
+  if (!nameSource) {
+    problems.add(FIELDS.name.env, 'no target name and no database name to derive one from');
+  } else {
+    name = check(
+      nameSource,
+      z.string().regex(TARGET_NAME),
+      problems,
+      'letters, digits, `_` and `-`, starting with a letter or digit, at most 63 characters',
+    ) as string | undefined;
+  }
+
+  const format =
+    (check(
+      raw.format ?? { value: 'custom', origin: 'format' },
+      z.enum(POSTGRES_FORMATS),
+      problems,
+      `one of ${POSTGRES_FORMATS.join(', ')}`,
+    ) as string | undefined) ?? 'custom';
+  const schemaOnly = raw.schemaOnly ? (checkBool(raw.schemaOnly, problems) ?? false) : false;
+  const algorithm =
+    (check(
+      raw.compression ?? { value: 'zstd', origin: 'compression' },
+      z.enum(COMPRESSION_ALGORITHMS),
+      problems,
+      `one of ${COMPRESSION_ALGORITHMS.join(', ')}`,
+    ) as (typeof COMPRESSION_ALGORITHMS)[number] | undefined) ?? 'zstd';
+  let level: number | undefined;
+  if (raw.compressionLevel) {
+    const range = LEVELS[algorithm];
+    if (!range) {
+      problems.add(raw.compressionLevel.origin, `has no effect with compression ${algorithm}; remove it`);
+    } else {
+      level = check(
+        raw.compressionLevel,
+        z.coerce.number().int().min(range[0]).max(range[1]),
+        problems,
+        `an integer ${range[0]}-${range[1]} for ${algorithm}`,
+      ) as number | undefined;
+    }
+  }
+  const storage = buildStorage(raw, problems, true);
+
+  if (problems.list.length > before || !name || !storage) return undefined;
+  return {
+    name,
+    engine: engine ?? fromUrl.engine ?? 'postgres',
+    connection: {
+      host: pickStr('host') ?? fromUrl.host,
+      port,
+      database,
+      user: pickStr('user') ?? fromUrl.user,
+      password,
+      sslmode,
+    },
+    format,
+    schemaOnly,
+    compression: { algorithm, level },
+    storage,
+    toolDir: pickStr('toolDir'),
+  };
+}
+
+function buildStorage(raw: RawTarget, problems: Problems, required: boolean): StorageConfig | undefined {
+  if (raw.storageBackend) {
+    check(raw.storageBackend, z.literal('local'), problems, 'local (S3 is not supported yet)');
+  }
+  if (!raw.storagePath) {
+    if (required) {
+      problems.add(
+        FIELDS.storagePath.env,
+        `not set; set it (or ${FIELDS.storagePath.yaml} in the config file)`,
+      );
+    }
+    return undefined;
+  }
+  const path = check(raw.storagePath, z.string().startsWith('/'), problems, 'an absolute directory path');
+  return typeof path === 'string' ? { backend: 'local', path: path.replace(/(.)\/+$/, '$1') } : undefined;
+}
+
+interface UrlParts {
+  engine?: EngineName;
+  host?: string;
+  port?: number;
+  database?: string;
+  user?: string;
+  password?: Secret;
+  sslmode?: string;
+}
+
+const URL_ENGINES: Record<string, EngineName | string> = {
+  'postgres:': 'postgres',
+  'postgresql:': 'postgres',
+  'mysql:': 'mysql',
+  'mariadb:': 'mysql',
+  'redis:': 'redis',
+  'rediss:': 'redis',
+  'sqlite:': 'sqlite',
+};
+
+/** Splits `postgres://user:pass@host:port/db?sslmode=x`; the password becomes a Secret. */
+export function parseDatabaseUrl(source: Sourced, problems: Problems): UrlParts {
+  const text = String(source.value);
+  const shown = redact(text);
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    problems.add(
+      source.origin,
+      `'${shown}' is not a URL; expected postgres://user:password@host:5432/database`,
+    );
+    return {};
+  }
+  const engine = URL_ENGINES[url.protocol];
+  if (engine !== 'postgres') {
+    const what = engine ? `the ${engine} engine is not supported yet` : `unknown scheme ${url.protocol}`;
+    problems.add(source.origin, `'${shown}': ${what}; expected postgres://user:password@host:5432/database`);
+    return {};
+  }
+  const parts: UrlParts = { engine: 'postgres' };
+  if (url.hostname) parts.host = decodeURIComponent(url.hostname.replace(/^\[(.*)\]$/, '$1'));
+  if (url.port) parts.port = Number(url.port);
+  if (url.username) parts.user = decodeURIComponent(url.username);
+  if (url.password) parts.password = new Secret(decodeURIComponent(url.password));
+  const db = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (db) parts.database = db;
+  for (const [key, value] of url.searchParams) {
+    if (key === 'sslmode' && (SSL_MODES as readonly string[]).includes(value)) parts.sslmode = value;
+    else problems.add(source.origin, `URL parameter ${key}=${value} is not supported; supported: sslmode`);
+  }
+  return parts;
+}
+
+function check(
+  source: Sourced | undefined,
+  schema: z.ZodType,
+  problems: Problems,
+  expected: string,
+): unknown {
+  if (!source) return undefined;
+  const result = schema.safeParse(source.value);
+  if (result.success) return result.data;
+  problems.add(source.origin, `${show(source)} is not valid; expected ${expected}`);
+  return undefined;
+}
+
+function checkBool(source: Sourced, problems: Problems): boolean | undefined {
+  const v = source.value;
+  if (typeof v === 'boolean') return v;
+  const s = String(v).toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(s)) return true;
+  if (['false', '0', 'no', 'off'].includes(s)) return false;
+  problems.add(source.origin, `${show(source)} is not valid; expected true or false`);
+  return undefined;
+}
+
+function show(source: Sourced): string {
+  const field = FIELD_NAMES.find(
+    (f) => source.origin.startsWith(FIELDS[f].env) || source.origin.endsWith(FIELDS[f].yaml),
+  );
+  if (field && FIELDS[field].secret) return `'${redact(String(source.value), [String(source.value)])}'`;
+  return `'${String(source.value)}'`;
+}
+
+/** Derives a valid target name from a database name (`my.db` -> `my-db`). */
+function sanitizeName(database: string): string {
+  return database.replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^[-_]+/, '') || 'db';
+}
+
+function pick(layer: RawTarget, keep: (f: FieldName) => boolean): RawTarget {
+  return Object.fromEntries(Object.entries(layer).filter(([f]) => keep(f as FieldName)));
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v === '' ? undefined : v;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

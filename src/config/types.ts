@@ -1,0 +1,60 @@
+import type { Secret } from '../util/secret.ts';
+
+/** Database engines datasaver knows. Only PostgreSQL is implemented so far. */
+export const ENGINE_NAMES = ['postgres'] as const;
+export type EngineName = (typeof ENGINE_NAMES)[number];
+
+export const COMPRESSION_ALGORITHMS = ['zstd', 'gzip', 'none'] as const;
+export type CompressionAlgorithm = (typeof COMPRESSION_ALGORITHMS)[number];
+
+export interface CompressionConfig {
+  algorithm: CompressionAlgorithm;
+  /** Algorithm-specific level; undefined means the algorithm's default (zstd 3, gzip 6). */
+  level: number | undefined;
+}
+
+export interface LocalStorageConfig {
+  backend: 'local';
+  /** Absolute directory that holds `<target>/<backup-id>.*`. */
+  path: string;
+}
+
+export type StorageConfig = LocalStorageConfig;
+
+/** How to reach the database server. Every field is optional: libpq-style defaults apply. */
+export interface ConnectionConfig {
+  host: string | undefined;
+  port: number | undefined;
+  database: string | undefined;
+  user: string | undefined;
+  password: Secret | undefined;
+  /** libpq sslmode (disable, allow, prefer, require, verify-ca, verify-full). */
+  sslmode: string | undefined;
+}
+
+/** One database that datasaver backs up: where it is, how to dump it and where backups go. */
+export interface TargetConfig {
+  /** Name used in storage keys and backup ids: letters, digits, `_` and `-`. */
+  name: string;
+  engine: EngineName;
+  connection: ConnectionConfig;
+  /** Engine-specific dump format (postgres: custom or plain). */
+  format: string;
+  schemaOnly: boolean;
+  compression: CompressionConfig;
+  storage: StorageConfig;
+  /** Directory holding the engine's client tools, when they are not the ones on PATH. */
+  toolDir: string | undefined;
+}
+
+export interface Config {
+  /** The YAML file the config came from, if any. */
+  file: string | undefined;
+  targets: TargetConfig[];
+  /** Storage used when no target is configured (for list/verify/restore from storage alone). */
+  defaultStorage: StorageConfig | undefined;
+  /** Client tool directory used when no target is configured (verify from storage alone). */
+  defaultToolDir: string | undefined;
+  /** Settings that were given but have no effect, for `config check` to point out. */
+  warnings: string[];
+}

@@ -1,0 +1,124 @@
+/**
+ * The engine contract: everything datasaver needs from a database, whatever the database. PostgreSQL
+ * implements it now; MySQL/MariaDB, Redis and SQLite implement the same interface (PRODUCT.md section 1).
+ * Jobs (src/jobs) orchestrate engines, the pipeline and storage and never call a dump tool themselves.
+ *
+ * An engine is bound to one target's connection settings (`createEngine(target)`). Every method that can
+ * take long accepts an AbortSignal; aborting kills child processes and rejects with an AbortError.
+ *
+ * Failure modes shared by all methods:
+ *   - ConnectionError (exit 3): server unreachable, authentication failed, database missing.
+ *   - BackupError (exit 4): the dump tool is missing, too old for the server, or the dump failed.
+ *   - UsageError (exit 1): the request cannot be done as asked (e.g. an option the format does not allow).
+ * Messages never contain passwords: secrets reach child processes through their environment only.
+ */
+
+/** Facts that identify the server and tools, recorded in the manifest. */
+export interface ServerInfo {
+  /** Server version as the server reports it, e.g. `15.18`. */
+  serverVersion: string;
+  /** Dump tool and its version, e.g. `pg_dump 15.18`. */
+  toolVersion: string;
+}
+
+/** Cheap facts about the database, recorded in the manifest for later verification. */
+export interface DatabaseFacts {
+  /** Per-table row counts. `exact: false` means planner estimates (cheap, close after ANALYZE). */
+  tables: { name: string; rows: number }[];
+  exact: boolean;
+}
+
+export interface DumpOptions {
+  /** One of the engine's `formats`. */
+  format: string;
+  schemaOnly: boolean;
+  signal?: AbortSignal | undefined;
+}
+
+/** One entry of a dump's table of contents, as `restore --dry-run` and `verify` show it. */
+export interface DumpEntry {
+  /** Object type as the engine names it: TABLE, VIEW, FUNCTION, SCHEMA, TABLE DATA... */
+  type: string;
+  /** Schema or namespace; empty when the engine has none. */
+  schema: string;
+  name: string;
+}
+
+export interface DumpInspection {
+  entries: DumpEntry[];
+}
+
+/** The state of the place a restore would write to. */
+export interface RestoreTargetState {
+  /** What is restored into, for messages: `database shop_restore on 127.0.0.1:5432`. */
+  description: string;
+  exists: boolean;
+  /** No user objects in it (a freshly created database counts as empty). */
+  empty: boolean;
+}
+
+export interface RestoreOptions {
+  format: string;
+  /** Database to restore into; undefined means the target's configured database. */
+  targetDatabase?: string | undefined;
+  /** Create the database first (it does not exist). */
+  create: boolean;
+  /** Drop and recreate the database first, terminating its other connections. */
+  dropExisting: boolean;
+  /** Write into a non-empty database, replacing the objects the dump contains. */
+  overwrite: boolean;
+  /** Parallel restore workers; > 1 may need a seekable file, which the engine spools to `tempDir`. */
+  jobs: number;
+  tempDir?: string | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface Engine {
+  /** Engine name as stored in manifests. */
+  readonly name: string;
+  /** Dump formats this engine writes; the first is the default. */
+  readonly formats: readonly string[];
+
+  /** File extension of a dump in `format` before compression (`dump`, `sql`, `rdb`, `db`). */
+  extension(format: string): string;
+
+  /**
+   * Connects, checks credentials and that the database exists, and checks that the dump tool can dump
+   * this server (e.g. pg_dump's major version >= the server's). Call before `dump`.
+   * Throws ConnectionError for anything about reaching the server, BackupError for tool problems.
+   */
+  preflight(options?: { signal?: AbortSignal | undefined }): Promise<ServerInfo>;
+
+  /** Table row counts and the like, cheap enough to take before every backup. */
+  facts(options?: { signal?: AbortSignal | undefined }): Promise<DatabaseFacts>;
+
+  /**
+   * Starts a dump and returns its raw bytes as a stream. The stream errors with a BackupError (holding the
+   * tool's stderr, secrets redacted) if the tool exits non-zero or is killed; it errors before it ends, so a
+   * consumer that commits on end-of-stream never commits a failed dump. Destroying the stream kills the tool.
+   */
+  dump(options: DumpOptions): AsyncIterable<Buffer>;
+
+  /**
+   * Reads a complete raw dump from `source` (consuming it to the end, even when the check itself needs
+   * less) and checks its structure, returning its table of contents. Needs no database connection.
+   * Throws BackupError when the dump is structurally broken (truncated, wrong format).
+   */
+  inspect(
+    source: AsyncIterable<Buffer>,
+    format: string,
+    options?: { signal?: AbortSignal | undefined },
+  ): Promise<DumpInspection>;
+
+  /** Whether the restore destination exists and holds anything. */
+  restoreTargetState(
+    targetDatabase?: string | undefined,
+    options?: { signal?: AbortSignal | undefined },
+  ): Promise<RestoreTargetState>;
+
+  /**
+   * Restores a raw dump from `source` into the destination. All-or-nothing where the format allows
+   * (single transaction when `jobs` is 1). Throws RestoreError with the tool's stderr when the restore fails.
+   */
+  restore(source: AsyncIterable<Buffer>, options: RestoreOptions): Promise<void>;
+}

@@ -1,0 +1,515 @@
+/**
+ * PostgreSQL engine: pg_dump (custom format uncompressed, so datasaver's own streaming compressor does the
+ * work, or plain SQL) for backups; pg_restore / psql for restores; node-postgres for the small control
+ * queries (ping, versions, facts, create/drop database).
+ *
+ * Connection settings reach the tools as libpq environment variables (PGHOST, PGPASSWORD...), never argv.
+ */
+
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { StringDecoder } from 'node:string_decoder';
+import pg from 'pg';
+import type { TargetConfig } from '../config/types.ts';
+import { BackupError, ConnectionError, RestoreError, UsageError } from '../errors.ts';
+import {
+  describeExit,
+  feedStdin,
+  killIfRunning,
+  runTool,
+  type Spawned,
+  spawnTool,
+  type Tool,
+} from '../util/process.ts';
+import { redact } from '../util/secret.ts';
+import type {
+  DatabaseFacts,
+  DumpEntry,
+  DumpInspection,
+  DumpOptions,
+  Engine,
+  RestoreOptions,
+  RestoreTargetState,
+  ServerInfo,
+} from './engine.ts';
+
+const FORMATS = ['custom', 'plain'] as const;
+const EXTENSIONS: Record<string, string> = { custom: 'dump', plain: 'sql' };
+/** Plain dumps end with this comment; anything after it may only be blank, comments or \unrestrict. */
+const PLAIN_COMPLETE = '-- PostgreSQL database dump complete';
+
+type Signal = { signal?: AbortSignal | undefined };
+
+export class PostgresEngine implements Engine {
+  readonly name = 'postgres';
+  readonly formats = FORMATS;
+  readonly #target: TargetConfig;
+
+  constructor(target: TargetConfig) {
+    this.#target = target;
+  }
+
+  extension(format: string): string {
+    const ext = EXTENSIONS[format];
+    if (!ext)
+      throw new UsageError(`postgres has no format '${format}'; expected one of ${FORMATS.join(', ')}`);
+    return ext;
+  }
+
+  async preflight(options: Signal = {}): Promise<ServerInfo> {
+    const server = await this.#withClient(this.#database(), options, async (c) => {
+      const res = await c.query<{ v: string; n: string }>(
+        "SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n",
+      );
+      return res.rows[0]!;
+    });
+    const serverVersion = server.v.split(' ')[0]!;
+    const serverMajor = Math.floor(Number(server.n) / 10000);
+    const tool = await this.#toolVersion('pg_dump');
+    if (tool.major < serverMajor) {
+      throw new BackupError(
+        `pg_dump ${tool.version} cannot dump ${this.#where()}: the server runs PostgreSQL ${serverVersion}, and pg_dump must be the same major version or newer`,
+        {
+          hint: `install postgresql-client-${serverMajor} (or newer) and put it first on PATH, or set DATASAVER_TOOL_DIR to its bin directory`,
+        },
+      );
+    }
+    return { serverVersion, toolVersion: `pg_dump ${tool.version}` };
+  }
+
+  async facts(options: Signal = {}): Promise<DatabaseFacts> {
+    // Planner estimates, not count(*): cheap on any database size. n_live_tup is fresher than reltuples
+    // when autovacuum has not analyzed yet.
+    const rows = await this.#withClient(this.#database(), options, async (c) => {
+      const res = await c.query<{ schema: string; name: string; rows: string }>(`
+        SELECT n.nspname AS schema, c.relname AS name,
+               COALESCE(s.n_live_tup, GREATEST(c.reltuples, 0))::bigint AS rows
+          FROM pg_class c
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+          LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+         WHERE c.relkind IN ('r', 'p')
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+           AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+         ORDER BY 1, 2`);
+      return res.rows;
+    });
+    return {
+      exact: false,
+      tables: rows.map((r) => ({ name: `${r.schema}.${r.name}`, rows: Number(r.rows) })),
+    };
+  }
+
+  dump(options: DumpOptions): AsyncIterable<Buffer> {
+    this.extension(options.format);
+    const args = ['--no-password', `--format=${options.format}`];
+    if (options.format === 'custom') args.push('--compress=0');
+    if (options.schemaOnly) args.push('--schema-only');
+    return this.#streamTool(this.#tool('pg_dump'), args, this.#env(this.#database()), options.signal);
+  }
+
+  async inspect(
+    source: AsyncIterable<Buffer>,
+    format: string,
+    options: Signal = {},
+  ): Promise<DumpInspection> {
+    this.extension(format);
+    return format === 'custom' ? this.#inspectCustom(source, options) : inspectPlain(source);
+  }
+
+  async restoreTargetState(targetDatabase?: string, options: Signal = {}): Promise<RestoreTargetState> {
+    const database = targetDatabase ?? this.#database();
+    const description = `database ${database} on ${this.#where()}`;
+    const exists = await this.#withClient(this.#maintenanceDb(), options, async (c) => {
+      const res = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+      return (res.rowCount ?? 0) > 0;
+    });
+    if (!exists) return { description, exists, empty: true };
+    const objects = await this.#withClient(database, options, async (c) => {
+      const res = await c.query<{ n: string }>(`
+        SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+                   AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%')
+             + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))
+             + (SELECT count(*) FROM pg_namespace
+                 WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\\_%')
+             + (SELECT count(*) FROM pg_largeobject_metadata) AS n`);
+      return Number(res.rows[0]?.n ?? 0);
+    });
+    return { description, exists, empty: objects === 0 };
+  }
+
+  async restore(source: AsyncIterable<Buffer>, options: RestoreOptions): Promise<void> {
+    this.extension(options.format);
+    const database = options.targetDatabase ?? this.#database();
+    if (options.dropExisting || options.create) await this.#recreateDatabase(database, options);
+
+    const env = this.#env(database);
+    const conninfo = `dbname=${quoteConninfo(database)}`;
+    if (options.format === 'plain') {
+      const args = [
+        '-X',
+        '-q',
+        '--no-password',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '--single-transaction',
+        '-d',
+        conninfo,
+      ];
+      await this.#runWithInput(this.#tool('psql'), [...args, '-f', '-'], env, source, options.signal, 'psql');
+      return;
+    }
+    const args = ['--no-password', '--exit-on-error', '-d', conninfo];
+    if (options.overwrite) args.push('--clean', '--if-exists');
+    if (options.jobs <= 1) {
+      args.push('--single-transaction');
+      await this.#runWithInput(this.#tool('pg_restore'), args, env, source, options.signal, 'pg_restore');
+      return;
+    }
+    // Parallel restore needs a seekable archive: spool the decompressed dump to a private temp file.
+    const dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'datasaver-restore-'));
+    try {
+      const file = join(dir, 'dump');
+      await pipeline(source, createWriteStream(file, { mode: 0o600 }), { signal: options.signal });
+      await this.#runWithInput(
+        this.#tool('pg_restore'),
+        [...args, `--jobs=${options.jobs}`, file],
+        env,
+        undefined,
+        options.signal,
+        'pg_restore',
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async #inspectCustom(source: AsyncIterable<Buffer>, options: Signal): Promise<DumpInspection> {
+    // --list reads only the table of contents; --file=/dev/null walks every data block, so a truncated or
+    // damaged archive fails even where its TOC is intact. Both read the same bytes in one pass.
+    const env = this.#env(undefined);
+    const tool = this.#tool('pg_restore');
+    const list = spawnTool(tool, ['--list'], { env, stdin: 'pipe' });
+    const full = spawnTool(tool, ['--file=/dev/null'], { env, stdin: 'pipe', stdout: 'ignore' });
+    const out: Buffer[] = [];
+    list.child.stdout?.on('data', (c: Buffer) => out.push(c));
+    try {
+      await feedStdin([list.child, full.child], source, options.signal);
+      for (const [p, what] of [
+        [list, 'pg_restore --list'],
+        [full, 'pg_restore'],
+      ] as const) {
+        const exit = await p.exited;
+        if (exit.code !== 0) {
+          throw new BackupError(
+            `${what} ${describeExit(exit)}: ${this.#redact(p.stderr.text()) || 'no message'}`,
+          );
+        }
+      }
+    } finally {
+      killIfRunning(list.child);
+      killIfRunning(full.child);
+    }
+    return { entries: parseRestoreList(Buffer.concat(out).toString('utf8')) };
+  }
+
+  /** Spawns a tool that writes its product to stdout, as a stream that fails if the tool fails. */
+  async *#streamTool(
+    tool: Tool,
+    args: string[],
+    env: NodeJS.ProcessEnv,
+    signal?: AbortSignal,
+  ): AsyncGenerator<Buffer> {
+    signal?.throwIfAborted();
+    const p = spawnTool(tool, args, { env });
+    const onAbort = () => killIfRunning(p.child);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const chunk of p.child.stdout!) yield chunk as Buffer;
+      const exit = await p.exited;
+      signal?.throwIfAborted();
+      if (exit.code !== 0) {
+        throw new BackupError(
+          `${tool.command} ${describeExit(exit)}: ${this.#redact(p.stderr.text()) || 'no message'}`,
+          {
+            hint: 'the backup was not committed; see the message above',
+          },
+        );
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      killIfRunning(p.child); // the consumer stopped early or failed: do not leave the dump running
+      await p.exited.catch(() => {});
+    }
+  }
+
+  async #runWithInput(
+    tool: Tool,
+    args: string[],
+    env: NodeJS.ProcessEnv,
+    source: AsyncIterable<Buffer> | undefined,
+    signal: AbortSignal | undefined,
+    what: string,
+  ): Promise<void> {
+    const p: Spawned = spawnTool(tool, args, { env, stdin: source ? 'pipe' : 'ignore', stdout: 'ignore' });
+    const onAbort = () => killIfRunning(p.child);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      if (source) await feedStdin([p.child], source, signal);
+      const exit = await p.exited;
+      signal?.throwIfAborted();
+      if (exit.code !== 0) {
+        throw new RestoreError(
+          `${what} ${describeExit(exit)}: ${this.#redact(p.stderr.text()) || 'no message'}`,
+          {
+            hint: 'the restore ran in a single transaction where the format allows it; the database was left as it was',
+          },
+        );
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      killIfRunning(p.child);
+    }
+  }
+
+  async #recreateDatabase(database: string, options: RestoreOptions): Promise<void> {
+    await this.#withClient(this.#maintenanceDb(), options, async (c) => {
+      const ident = quoteIdent(database);
+      if (options.dropExisting) {
+        await c.query(
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+          [database],
+        );
+        await c.query(`DROP DATABASE IF EXISTS ${ident}`);
+      }
+      // template0: a pristine database, so nothing from template1 collides with the dump's objects.
+      await c.query(`CREATE DATABASE ${ident} TEMPLATE template0`);
+    });
+  }
+
+  async #toolVersion(name: string): Promise<{ version: string; major: number }> {
+    const tool = this.#tool(name);
+    const res = await runTool(tool, ['--version'], this.#env(undefined));
+    const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(res.stdout);
+    if (res.code !== 0 || !m) {
+      throw new BackupError(
+        `cannot tell the version of ${tool.command}: ${res.stderr || res.stdout || describeExit(res)}`,
+      );
+    }
+    return { version: m[2] ? `${m[1]}.${m[2]}` : m[1]!, major: Number(m[1]) };
+  }
+
+  #tool(name: string): Tool {
+    const dir = this.#target.toolDir;
+    return { command: dir ? join(dir, name) : name, packageName: 'postgresql-client' };
+  }
+
+  #database(): string {
+    return this.#target.connection.database ?? this.#target.connection.user ?? 'postgres';
+  }
+
+  #maintenanceDb(): string {
+    return 'postgres';
+  }
+
+  #where(): string {
+    const c = this.#target.connection;
+    return `${c.host ?? 'localhost'}:${c.port ?? 5432}`;
+  }
+
+  #redact(text: string): string {
+    return redact(text, [this.#target.connection.password]);
+  }
+
+  /** libpq environment for the tools: connection settings and the password, never on the command line. */
+  #env(database: string | undefined): NodeJS.ProcessEnv {
+    const c = this.#target.connection;
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      PGAPPNAME: 'datasaver',
+      PGCONNECT_TIMEOUT: process.env.PGCONNECT_TIMEOUT ?? '10',
+    };
+    const set = (k: string, v: string | number | undefined) => {
+      if (v !== undefined) env[k] = String(v);
+    };
+    set('PGHOST', c.host);
+    set('PGPORT', c.port);
+    set('PGUSER', c.user);
+    set('PGDATABASE', database);
+    set('PGSSLMODE', c.sslmode);
+    if (c.password) env.PGPASSWORD = c.password.reveal();
+    return env;
+  }
+
+  async #withClient<T>(database: string, options: Signal, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+    options.signal?.throwIfAborted();
+    const c = this.#target.connection;
+    const sslmode = c.sslmode ?? process.env.PGSSLMODE;
+    const client = new pg.Client({
+      host: c.host,
+      port: c.port,
+      user: c.user,
+      database,
+      password: c.password?.reveal(),
+      application_name: 'datasaver',
+      connectionTimeoutMillis: 10_000,
+      ssl:
+        sslmode === 'require'
+          ? { rejectUnauthorized: false }
+          : sslmode === 'verify-ca' || sslmode === 'verify-full'
+            ? { rejectUnauthorized: true }
+            : false,
+    });
+    client.on('error', () => {}); // a dropped idle connection surfaces through the pending query instead
+    try {
+      await client.connect();
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw this.#connectionError(err, database);
+    }
+    const onAbort = () => void client.end().catch(() => {});
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await fn(client);
+    } catch (err) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      if (err instanceof pg.DatabaseError) {
+        throw new BackupError(`${this.#where()}/${database}: ${this.#redact(err.message)}`, { cause: err });
+      }
+      throw err;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+      await client.end().catch(() => {});
+    }
+  }
+
+  #connectionError(err: unknown, database: string): ConnectionError {
+    const e = err as Error & { code?: string };
+    const user = this.#target.connection.user ?? 'the default user';
+    const where = this.#where();
+    const byCode: Record<string, [string, string]> = {
+      '28P01': [
+        `authentication failed for user ${user} on ${where}`,
+        'check DATASAVER_DB_USER and DATASAVER_DB_PASSWORD',
+      ],
+      '28000': [
+        `${where} refused user ${user}: ${e.message}`,
+        "check the server's pg_hba.conf and the user name",
+      ],
+      '3D000': [
+        `database ${database} does not exist on ${where}`,
+        'check DATASAVER_DB_NAME (or the database in the URL)',
+      ],
+      ECONNREFUSED: [
+        `cannot connect to PostgreSQL at ${where}: connection refused`,
+        'check that the server runs and DATASAVER_DB_HOST/PORT',
+      ],
+      ENOTFOUND: [`cannot resolve host ${this.#target.connection.host}`, 'check DATASAVER_DB_HOST'],
+      EAI_AGAIN: [`cannot resolve host ${this.#target.connection.host}`, 'check DATASAVER_DB_HOST and DNS'],
+    };
+    const known = e.code ? byCode[e.code] : undefined;
+    const [message, hint] = known ?? [
+      `cannot connect to PostgreSQL at ${where}: ${this.#redact(e.message)}`,
+      'check the connection settings and that the server is reachable',
+    ];
+    return new ConnectionError(message, { hint, cause: err });
+  }
+}
+
+/** `"my ""db"""`: an SQL identifier, quoted. */
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** A libpq conninfo value, quoted, so database names with spaces or `=` stay one value. */
+function quoteConninfo(value: string): string {
+  return `'${value.replace(/[\\']/g, (c) => `\\${c}`)}'`;
+}
+
+/** Multi-word TOC entry types, longest first, so `TABLE DATA` is not read as `TABLE`. */
+const MULTI_WORD_TYPES = [
+  'MATERIALIZED VIEW DATA',
+  'TEXT SEARCH CONFIGURATION',
+  'TEXT SEARCH DICTIONARY',
+  'TEXT SEARCH PARSER',
+  'TEXT SEARCH TEMPLATE',
+  'FOREIGN DATA WRAPPER',
+  'SEQUENCE OWNED BY',
+  'MATERIALIZED VIEW',
+  'PUBLICATION TABLE',
+  'ROW SECURITY',
+  'OPERATOR CLASS',
+  'OPERATOR FAMILY',
+  'EVENT TRIGGER',
+  'FOREIGN TABLE',
+  'ACCESS METHOD',
+  'BLOB METADATA',
+  'SEQUENCE SET',
+  'USER MAPPING',
+  'FK CONSTRAINT',
+  'DEFAULT ACL',
+  'TABLE DATA',
+  'LARGE OBJECT',
+];
+
+/** Parses `pg_restore --list` lines such as `214; 1259 16385 TABLE public t postgres`. */
+export function parseRestoreList(text: string): DumpEntry[] {
+  const entries: DumpEntry[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\d+;\s+\d+\s+\d+\s+(.*)$/.exec(line.trim());
+    if (!m) continue;
+    const rest = m[1]!;
+    const type = MULTI_WORD_TYPES.find((t) => rest.startsWith(`${t} `)) ?? rest.split(' ')[0]!;
+    const words = rest.slice(type.length).trim().split(' ');
+    const schema = words[0] ?? '-';
+    // The last word is the owner (absent for some entries); the name sits in between.
+    const name = words.length > 2 ? words.slice(1, -1).join(' ') : (words[1] ?? '');
+    entries.push({ type, schema: schema === '-' ? '' : schema, name });
+  }
+  return entries;
+}
+
+/**
+ * Reads a plain-SQL dump to its end, collecting the `-- Name: x; Type: T; Schema: s` headers pg_dump
+ * writes before each object, and requires pg_dump's completion marker at the end.
+ */
+async function inspectPlain(source: AsyncIterable<Buffer>): Promise<DumpInspection> {
+  const entries: DumpEntry[] = [];
+  const decoder = new StringDecoder('utf8');
+  let carry = '';
+  let tail = '';
+  const header = /^-- (?:Data for )?Name: (.*); Type: (.*); Schema: (.*); Owner: .*$/;
+  for await (const chunk of source) {
+    const decoded = decoder.write(chunk);
+    const text = carry + decoded;
+    const lastNl = text.lastIndexOf('\n');
+    const complete = lastNl === -1 ? '' : text.slice(0, lastNl);
+    carry = lastNl === -1 ? text : text.slice(lastNl + 1);
+    // Only comment lines can be headers; jumping between "\n-- " hits avoids splitting COPY data.
+    let i = complete.startsWith('-- ') ? 0 : complete.indexOf('\n-- ');
+    while (i !== -1) {
+      const start = complete[i] === '\n' ? i + 1 : i;
+      const end = complete.indexOf('\n', start);
+      const line = complete.slice(start, end === -1 ? undefined : end);
+      const m = header.exec(line);
+      if (m) entries.push({ type: m[2]!, schema: m[3] === '-' ? '' : m[3]!, name: m[1]! });
+      i = end === -1 ? -1 : complete.indexOf('\n-- ', end);
+    }
+    tail = (tail + decoded).slice(-4096);
+  }
+  const at = tail.lastIndexOf(PLAIN_COMPLETE);
+  const after = at === -1 ? '' : tail.slice(at + PLAIN_COMPLETE.length);
+  const onlyTrailer = after
+    .split('\n')
+    .every((l) => l.trim() === '' || l.startsWith('--') || l.startsWith('\\unrestrict'));
+  if (at === -1 || !onlyTrailer) {
+    throw new BackupError(
+      `the plain SQL dump does not end with pg_dump's completion marker ("${PLAIN_COMPLETE}"): it is truncated`,
+    );
+  }
+  return { entries };
+}

@@ -1,0 +1,115 @@
+/**
+ * datasaver's error types and exit codes. Only the entry point (main.ts) turns an error into an exit code;
+ * everything else throws one of these with a message that says what failed and on what, and a hint that
+ * says what to do next.
+ */
+
+/** Exit codes, stable for cron, Kubernetes CronJobs and monitoring (PRODUCT.md section 8). */
+export const ExitCode = {
+  ok: 0,
+  general: 1,
+  config: 2,
+  connection: 3,
+  backup: 4,
+  verify: 5,
+  storage: 6,
+  cleanup: 7,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export interface ErrorDetails {
+  /** What the user can do about it, printed as `Try: ...`. */
+  hint?: string;
+  cause?: unknown;
+}
+
+export class DatasaverError extends Error {
+  readonly exitCode: ExitCode;
+  readonly hint: string | undefined;
+
+  constructor(exitCode: ExitCode, message: string, details: ErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = new.target.name;
+    this.exitCode = exitCode;
+    this.hint = details.hint;
+  }
+}
+
+/** Invalid or missing configuration (exit 2). */
+export class ConfigError extends DatasaverError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ExitCode.config, message, details);
+  }
+}
+
+/** The database server cannot be reached or refuses us (exit 3). */
+export class ConnectionError extends DatasaverError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ExitCode.connection, message, details);
+  }
+}
+
+/** The dump failed, was killed, produced nothing, or its tool is unusable (exit 4). */
+export class BackupError extends DatasaverError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ExitCode.backup, message, details);
+  }
+}
+
+/** A client tool (pg_dump, pg_restore...) is not installed (exit 4). */
+export class ToolMissingError extends BackupError {}
+
+/** Reasons `verify` (and restore's checksum pass) can give. */
+export type VerifyReason = 'checksum' | 'size' | 'missing' | 'decompress' | 'structure' | 'manifest';
+
+/** A stored backup is damaged or incomplete (exit 5). */
+export class VerifyError extends DatasaverError {
+  readonly backupId: string;
+  readonly reason: VerifyReason;
+
+  constructor(backupId: string, reason: VerifyReason, message: string, details?: ErrorDetails) {
+    super(ExitCode.verify, `backup ${backupId} failed verification (${reason}): ${message}`, details);
+    this.backupId = backupId;
+    this.reason = reason;
+  }
+}
+
+/** Reading or writing storage failed (exit 6). */
+export class StorageError extends DatasaverError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ExitCode.storage, message, details);
+  }
+}
+
+/** A restore failed while writing into the database (exit 1; nothing in the backup is at fault). */
+export class RestoreError extends DatasaverError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ExitCode.general, message, details);
+  }
+}
+
+/** Something the user asked for cannot be done as asked (exit 1): unknown backup id, refused overwrite. */
+export class UsageError extends DatasaverError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ExitCode.general, message, details);
+  }
+}
+
+/** The operation was cancelled (SIGINT/SIGTERM or an AbortSignal). */
+export class AbortedError extends DatasaverError {
+  constructor(message = 'interrupted', details?: ErrorDetails) {
+    super(ExitCode.general, message, details);
+  }
+}
+
+export function isAbortError(err: unknown): boolean {
+  return (
+    err instanceof AbortedError ||
+    (err instanceof Error &&
+      (err.name === 'AbortError' || (err as NodeJS.ErrnoException).code === 'ABORT_ERR'))
+  );
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,182 @@
+/**
+ * backup: dump -> measure raw bytes -> compress -> sha256 + count stored bytes -> storage, as one streaming
+ * pipeline (memory stays flat whatever the database size; no temp file), then the manifest, last.
+ *
+ * Commit rules (RELIABILITY.md promises 1-3):
+ *   - the data object is written atomically and only once the dump tool has exited 0 with data, because
+ *     the dump stream errors before its end when the tool fails, and an empty dump errors in the meter;
+ *   - the manifest is written only after the data object is complete and its size checked;
+ *   - anything that fails on the way leaves no manifest, so nothing half-done is ever listed or restored.
+ */
+import { PassThrough } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { TargetConfig } from '../config/types.ts';
+import type { Engine } from '../engines/engine.ts';
+import {
+  BackupError,
+  DatasaverError,
+  errorMessage,
+  isAbortError,
+  StorageError,
+  VerifyError,
+} from '../errors.ts';
+import { MANIFEST_VERSION, type Manifest, serializeManifest } from '../manifest.ts';
+import { compressionExtension, createCompressor, DEFAULT_LEVELS } from '../pipeline/compression.ts';
+import { Meter } from '../pipeline/meter.ts';
+import type { StorageBackend } from '../storage/backend.ts';
+import { backupId, dataExtension, dataKey, manifestKey } from '../storage/layout.ts';
+import { DATASAVER_VERSION } from '../version.ts';
+import { verifyBackup } from './verify.ts';
+
+export interface BackupRequest {
+  target: TargetConfig;
+  labels: string[];
+  /** Overrides of the target's settings for this run. */
+  format?: string | undefined;
+  schemaOnly?: boolean | undefined;
+  /** Verify the backup right after it is committed (checksum, decompress, structure). */
+  verify: boolean;
+}
+
+export interface BackupDeps {
+  engine: Engine;
+  storage: StorageBackend;
+  signal?: AbortSignal | undefined;
+  /** Raw dump bytes and stored bytes so far. */
+  onProgress?: ((raw: number, stored: number) => void) | undefined;
+  now?: () => Date;
+}
+
+export interface BackupResult {
+  manifest: Manifest;
+  /** Set when verification was requested and passed. */
+  verified: boolean;
+}
+
+export async function runBackup(request: BackupRequest, deps: BackupDeps): Promise<BackupResult> {
+  const { target } = request;
+  const { engine, storage, signal } = deps;
+  const now = deps.now ?? (() => new Date());
+  const format = request.format ?? target.format;
+  const schemaOnly = request.schemaOnly ?? target.schemaOnly;
+
+  const server = await engine.preflight({ signal });
+  const facts = await engine.facts({ signal });
+
+  const startedAt = now();
+  const extension = dataExtension(
+    engine.extension(format),
+    compressionExtension(target.compression.algorithm),
+  );
+  const id = await freeId(storage, target.name, startedAt, extension, signal);
+  const objectKey = dataKey(target.name, id, extension);
+
+  const raw = new Meter({
+    onBytes: (n) => deps.onProgress?.(n, stored.bytes),
+    onEmpty: () =>
+      new BackupError(`${engine.name} dump of ${target.name} produced no data`, {
+        hint: 'the backup was not committed; check the database and the dump tool',
+      }),
+  });
+  const stored = new Meter({ hash: true });
+  const compressor = createCompressor(target.compression) ?? new PassThrough();
+  try {
+    await pipeline(
+      engine.dump({ format, schemaOnly, signal }),
+      raw,
+      compressor,
+      stored,
+      async (body: AsyncIterable<Buffer>, opts?: { signal?: AbortSignal }) =>
+        storage.put(objectKey, body, { signal: opts?.signal }),
+      { signal },
+    );
+  } catch (err) {
+    throw classifyPipelineError(err, target.name);
+  }
+
+  const info = await storage.stat(objectKey, { signal });
+  if (info?.size !== stored.bytes) {
+    await storage.delete(objectKey).catch(() => {});
+    throw new StorageError(
+      `${storage.description}: ${objectKey} holds ${info?.size ?? 'no'} bytes after writing ${stored.bytes}; the backup was not committed`,
+    );
+  }
+
+  const finishedAt = now();
+  const manifest: Manifest = {
+    version: MANIFEST_VERSION,
+    id,
+    target: target.name,
+    engine: engine.name,
+    status: 'success',
+    createdAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    durationMs: finishedAt.getTime() - startedAt.getTime(),
+    labels: request.labels,
+    format,
+    schemaOnly,
+    compression: target.compression.algorithm,
+    compressionLevel: target.compression.level ?? DEFAULT_LEVELS[target.compression.algorithm] ?? null,
+    encryption: null,
+    sizeBytes: raw.bytes,
+    storedBytes: stored.bytes,
+    sha256: stored.digest(),
+    object: objectKey,
+    database: target.connection.database ?? null,
+    serverVersion: server.serverVersion,
+    toolVersion: server.toolVersion,
+    datasaverVersion: DATASAVER_VERSION,
+    facts,
+  };
+  try {
+    await storage.put(manifestKey(target.name, id), [serializeManifest(manifest)], { signal });
+  } catch (err) {
+    await storage.delete(objectKey).catch(() => {});
+    if (isAbortError(err)) throw err;
+    throw new StorageError(
+      `cannot write the manifest of ${id}: ${errorMessage(err)}; the backup was not committed`,
+      {
+        cause: err,
+      },
+    );
+  }
+
+  if (!request.verify) return { manifest, verified: false };
+  const result = await verifyBackup(manifest, { storage, engine, signal });
+  if (!result.ok) {
+    throw new VerifyError(
+      manifest.id,
+      result.reason ?? 'structure',
+      `${result.message} (the backup is stored but failed verification)`,
+    );
+  }
+  return { manifest, verified: true };
+}
+
+/** The id for a new backup, with a sequence suffix if a backup of this target started in the same second. */
+async function freeId(
+  storage: StorageBackend,
+  target: string,
+  at: Date,
+  extension: string,
+  signal?: AbortSignal,
+): Promise<string> {
+  for (let seq = 0; ; seq++) {
+    const id = backupId(target, at, seq);
+    const taken = await Promise.all([
+      storage.stat(manifestKey(target, id), { signal }),
+      storage.stat(dataKey(target, id, extension), { signal }),
+    ]);
+    if (taken.every((t) => t === undefined)) return id;
+  }
+}
+
+/** The pipeline's error as the user should see it: the dump's own failure wins over its side effects. */
+function classifyPipelineError(err: unknown, target: string): unknown {
+  if (err instanceof DatasaverError || isAbortError(err)) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code?.startsWith('ERR_ZSTD') || code?.startsWith('Z_')) {
+    return new BackupError(`compressing the dump of ${target} failed: ${errorMessage(err)}`, { cause: err });
+  }
+  return new BackupError(`backup of ${target} failed: ${errorMessage(err)}`, { cause: err });
+}

@@ -1,0 +1,114 @@
+/**
+ * Reading backups back from storage: manifests are the source of truth. Objects that datasaver did not
+ * write, or manifests it cannot read, are skipped with a warning; they never break listing.
+ */
+import { text } from 'node:stream/consumers';
+import { UsageError } from '../errors.ts';
+import { type Manifest, parseManifest } from '../manifest.ts';
+import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
+import { compareIds, parseBackupId, parseKey } from '../storage/layout.ts';
+
+export interface Catalog {
+  /** Committed backups, oldest first. */
+  backups: Manifest[];
+  /** Data objects with no manifest: in-flight or crashed backups. */
+  incomplete: (ObjectInfo & { target: string; id: string })[];
+  /** Files that were skipped, and why. */
+  warnings: string[];
+}
+
+const READ_CONCURRENCY = 16;
+
+export async function readCatalog(
+  storage: StorageBackend,
+  options: { target?: string | undefined; signal?: AbortSignal | undefined } = {},
+): Promise<Catalog> {
+  const objects = await storage.list(options.target ? `${options.target}/` : '', options);
+  const warnings: string[] = [];
+  const manifestKeys: string[] = [];
+  const data = new Map<string, ObjectInfo & { target: string; id: string }>();
+  for (const obj of objects) {
+    const parsed = parseKey(obj.key);
+    if (!parsed) {
+      warnings.push(`${storage.description}: skipping ${obj.key}: not a datasaver backup file`);
+    } else if (parsed.kind === 'manifest') {
+      manifestKeys.push(obj.key);
+    } else if (parsed.kind === 'data') {
+      data.set(obj.key, { ...obj, target: parsed.target, id: parsed.id });
+    }
+  }
+
+  const backups: Manifest[] = [];
+  const queue = [...manifestKeys];
+  const worker = async () => {
+    for (let key = queue.shift(); key !== undefined; key = queue.shift()) {
+      const result = await readManifest(storage, key, options.signal);
+      if ('error' in result) warnings.push(`${storage.description}: skipping ${key}: ${result.error}`);
+      else backups.push(result.manifest);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, queue.length) }, worker));
+
+  for (const m of backups) data.delete(m.object);
+  backups.sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : compareIds(a.id, b.id)));
+  return { backups, incomplete: [...data.values()], warnings };
+}
+
+async function readManifest(
+  storage: StorageBackend,
+  key: string,
+  signal?: AbortSignal,
+): Promise<{ manifest: Manifest } | { error: string }> {
+  let body: string;
+  try {
+    body = await text(await storage.get(key, { signal }));
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+  const result = parseManifest(body);
+  if ('error' in result) return { error: `unreadable manifest: ${result.error}` };
+  const parsedKey = parseKey(key);
+  if (result.manifest.id !== parsedKey?.id || result.manifest.target !== parsedKey.target) {
+    return { error: `manifest describes ${result.manifest.id}, not the backup its name says` };
+  }
+  return result;
+}
+
+/**
+ * Finds one committed backup: an id, or `latest` for the newest backup of `target`. Throws UsageError
+ * naming what was looked for and where when there is none.
+ */
+export async function findBackup(
+  storage: StorageBackend,
+  ref: string,
+  target: string | undefined,
+  options: { signal?: AbortSignal | undefined } = {},
+): Promise<Manifest> {
+  if (ref === 'latest') {
+    if (!target) {
+      throw new UsageError('`latest` needs a target', { hint: 'pass --target NAME, or give a backup id' });
+    }
+    const { backups } = await readCatalog(storage, { target, signal: options.signal });
+    const latest = backups.at(-1);
+    if (!latest) {
+      throw new UsageError(`no backups of target ${target} in ${storage.description}`, {
+        hint: 'run `datasaver list --all` to see what storage holds',
+      });
+    }
+    return latest;
+  }
+  const parsed = parseBackupId(ref);
+  if (!parsed) {
+    throw new UsageError(`'${ref}' is not a backup id`, {
+      hint: 'ids look like shop-20260111T020015Z; run `datasaver list` to see them, or use `latest`',
+    });
+  }
+  const { backups } = await readCatalog(storage, { target: parsed.target, signal: options.signal });
+  const found = backups.find((b) => b.id === ref);
+  if (!found) {
+    throw new UsageError(`no committed backup ${ref} in ${storage.description}`, {
+      hint: 'run `datasaver list` to see the backups there',
+    });
+  }
+  return found;
+}

@@ -1,0 +1,80 @@
+/**
+ * The storage contract. Every backend (local filesystem, in-memory, and later S3) implements exactly this,
+ * and one conformance suite (test/unit/storage-conformance.test.ts) holds each of them to it.
+ *
+ * Keys are `/`-separated relative paths such as `shop/shop-20260111T020015Z.dump.zst`; a backend maps
+ * them below its own root (directory, bucket + prefix). Keys never start with `/`, never contain `..`
+ * segments, and never have a segment starting with `.` (those names are reserved for a backend's own
+ * temporary files).
+ *
+ * Failure modes, common to every method: a missing object is `StorageNotFoundError`; anything else is a
+ * `StorageError` (exit 6) whose message names the backend and the key and never contains credentials. An
+ * aborted `signal` rejects with an AbortError and leaves nothing new visible.
+ */
+import { StorageError } from '../errors.ts';
+
+/** What `put` accepts: a stream, an async generator, or an array of buffers for small objects. */
+export type Body = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** Last modification time (for grace periods on incomplete uploads). */
+  modified: Date;
+}
+
+export interface PutResult {
+  /** Bytes that reached storage, as the backend counted them. */
+  size: number;
+}
+
+export interface OpOptions {
+  signal?: AbortSignal | undefined;
+}
+
+export interface StorageBackend {
+  /** Human description for messages and `list` output, e.g. `local:/backups`. Never holds secrets. */
+  readonly description: string;
+
+  /**
+   * Stores `body` under `key`, replacing any object there. Atomic: the object becomes visible under `key`
+   * only once every byte is durable; if `body` errors, the signal aborts or the write fails, nothing is
+   * visible under `key` and the temporary data is removed (a crash may leave hidden temporary data, which
+   * `list` never returns). Consumes `body` to its end or destroys it.
+   */
+  put(key: string, body: Body, options?: OpOptions): Promise<PutResult>;
+
+  /**
+   * Streams the object's bytes. Rejects with StorageNotFoundError when there is no such object; later read
+   * errors surface as errors of the returned stream.
+   */
+  get(key: string, options?: OpOptions): Promise<NodeJS.ReadableStream & AsyncIterable<Buffer>>;
+
+  /** Size and time of one object, or undefined when it does not exist. */
+  stat(key: string, options?: OpOptions): Promise<ObjectInfo | undefined>;
+
+  /**
+   * Every committed object whose key starts with `prefix` (`''` for all), in no particular order. Hidden
+   * temporary data of in-flight or crashed writes is not listed.
+   */
+  list(prefix: string, options?: OpOptions): Promise<ObjectInfo[]>;
+
+  /** Removes the object. Deleting a missing object succeeds (idempotent). */
+  delete(key: string, options?: OpOptions): Promise<void>;
+}
+
+export class StorageNotFoundError extends StorageError {
+  readonly key: string;
+  constructor(backend: string, key: string) {
+    super(`${backend}: no object ${key}`);
+    this.key = key;
+  }
+}
+
+/** Rejects keys that could escape the backend's root or collide with its temporary files. */
+export function assertValidKey(key: string): void {
+  const segments = key.split('/');
+  if (key === '' || key.startsWith('/') || segments.some((s) => s === '' || s.startsWith('.'))) {
+    throw new StorageError(`invalid storage key '${key}'`);
+  }
+}

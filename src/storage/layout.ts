@@ -1,0 +1,100 @@
+/**
+ * Storage layout, pure: how backup ids and keys are formed and read back.
+ *
+ *   <target>/<backup-id>.<ext>             data object, e.g. shop/shop-20260111T020015Z.dump.zst
+ *   <target>/<backup-id>.manifest.json     written last: the commit marker
+ *   <target>/<backup-id>.verify.json       result of the last `verify` of that backup
+ *
+ * A backup id is `<target>-<UTC timestamp>` with an optional `-<n>` when two backups of a target start in
+ * the same second, so ids of one target sort by time. Target names hold no `.`, so everything after the
+ * first `.` of a file name is its extension.
+ */
+
+const ID = /^([A-Za-z0-9][A-Za-z0-9_-]*)-(\d{8}T\d{6}Z)(?:-(\d+))?$/;
+
+export const MANIFEST_SUFFIX = '.manifest.json';
+export const VERIFY_SUFFIX = '.verify.json';
+
+/** `2026-01-11T02:00:15.123Z` -> `20260111T020015Z`. */
+export function compactTimestamp(d: Date): string {
+  return d
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '');
+}
+
+/** The id for a backup of `target` started at `at`; `sequence` > 0 disambiguates ids within one second. */
+export function backupId(target: string, at: Date, sequence = 0): string {
+  const base = `${target}-${compactTimestamp(at)}`;
+  return sequence > 0 ? `${base}-${sequence}` : base;
+}
+
+export interface ParsedId {
+  target: string;
+  /** Start time, to the second. */
+  time: Date;
+  sequence: number;
+}
+
+export function parseBackupId(id: string): ParsedId | undefined {
+  const m = ID.exec(id);
+  if (!m) return undefined;
+  const t = m[2]!;
+  const iso = `${t.slice(0, 4)}-${t.slice(4, 6)}-${t.slice(6, 8)}T${t.slice(9, 11)}:${t.slice(11, 13)}:${t.slice(13, 15)}Z`;
+  const time = new Date(iso);
+  if (Number.isNaN(time.getTime())) return undefined;
+  return { target: m[1]!, time, sequence: m[3] ? Number(m[3]) : 0 };
+}
+
+/** Orders ids of one target by time (and sequence within a second). */
+export function compareIds(a: string, b: string): number {
+  const pa = parseBackupId(a);
+  const pb = parseBackupId(b);
+  if (!pa || !pb) return a < b ? -1 : a > b ? 1 : 0;
+  return pa.time.getTime() - pb.time.getTime() || pa.sequence - pb.sequence || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+export function dataKey(target: string, id: string, extension: string): string {
+  return `${target}/${id}.${extension}`;
+}
+
+export function manifestKey(target: string, id: string): string {
+  return `${target}/${id}${MANIFEST_SUFFIX}`;
+}
+
+/** Where the result of the last `verify` of a backup is recorded. */
+export function verifyKey(target: string, id: string): string {
+  return `${target}/${id}${VERIFY_SUFFIX}`;
+}
+
+export type KeyKind = 'manifest' | 'verify' | 'data';
+
+export interface ParsedKey {
+  kind: KeyKind;
+  target: string;
+  id: string;
+  /** Extension after the id (`dump.zst`, `manifest.json`). */
+  extension: string;
+}
+
+/** Reads a key back into target, id and kind; undefined for anything datasaver did not write. */
+export function parseKey(key: string): ParsedKey | undefined {
+  const slash = key.indexOf('/');
+  if (slash <= 0 || key.indexOf('/', slash + 1) !== -1) return undefined;
+  const target = key.slice(0, slash);
+  const file = key.slice(slash + 1);
+  const dot = file.indexOf('.');
+  if (dot <= 0) return undefined;
+  const id = file.slice(0, dot);
+  const parsed = parseBackupId(id);
+  if (!parsed || parsed.target !== target) return undefined;
+  const extension = file.slice(dot + 1);
+  const suffix = `.${extension}`;
+  const kind = suffix === MANIFEST_SUFFIX ? 'manifest' : suffix === VERIFY_SUFFIX ? 'verify' : 'data';
+  return { kind, target, id, extension };
+}
+
+/** File extension of a data object: the engine's own (`dump`, `sql`) plus the compression's. */
+export function dataExtension(engineExtension: string, compressionExtension: string): string {
+  return compressionExtension ? `${engineExtension}.${compressionExtension}` : engineExtension;
+}
