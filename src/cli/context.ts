@@ -3,6 +3,7 @@
  * targets and storage the same way for every command.
  */
 import { loadConfig } from '../config/load.ts';
+import { offlineTarget } from '../config/target.ts';
 import type { Config, StorageConfig, TargetConfig } from '../config/types.ts';
 import type { Engine } from '../engines/engine.ts';
 import { createEngine } from '../engines/index.ts';
@@ -90,21 +91,5 @@ export function engineForBackup(config: Config, backupTarget: string, engineName
       `backup of ${backupTarget} uses engine ${engineName}, which this datasaver does not support`,
     );
   }
-  return createEngine({
-    name: backupTarget,
-    engine: 'postgres',
-    connection: {
-      host: undefined,
-      port: undefined,
-      database: undefined,
-      user: undefined,
-      password: undefined,
-      sslmode: undefined,
-    },
-    format: 'custom',
-    schemaOnly: false,
-    compression: { algorithm: 'zstd', level: undefined },
-    storage: config.defaultStorage ?? { backend: 'local', path: '/' },
-    toolDir: config.defaultToolDir,
-  });
+  return createEngine(offlineTarget(backupTarget, config.defaultToolDir));
 }

@@ -291,18 +291,15 @@ function buildTarget(raw: RawTarget, problems: Problems): TargetConfig | undefin
       `one of ${COMPRESSION_ALGORITHMS.join(', ')}`,
     ) as (typeof COMPRESSION_ALGORITHMS)[number] | undefined) ?? 'zstd';
   let level: number | undefined;
-  if (raw.compressionLevel) {
-    const range = LEVELS[algorithm];
-    if (!range) {
-      problems.add(raw.compressionLevel.origin, `has no effect with compression ${algorithm}; remove it`);
-    } else {
-      level = check(
-        raw.compressionLevel,
-        z.coerce.number().int().min(range[0]).max(range[1]),
-        problems,
-        `an integer ${range[0]}-${range[1]} for ${algorithm}`,
-      ) as number | undefined;
-    }
+  const range = LEVELS[algorithm];
+  // A level set in shared defaults simply does not apply to a target that turns compression off.
+  if (raw.compressionLevel && range) {
+    level = check(
+      raw.compressionLevel,
+      z.coerce.number().int().min(range[0]).max(range[1]),
+      problems,
+      `an integer ${range[0]}-${range[1]} for ${algorithm}`,
+    ) as number | undefined;
   }
   const storage = buildStorage(raw, problems, true);
 

@@ -1,0 +1,25 @@
+import type { TargetConfig } from './types.ts';
+
+/**
+ * A target with no connection settings and default dump settings: enough for an engine to read and
+ * check dumps (verify from storage alone), not to reach a server.
+ */
+export function offlineTarget(name: string, toolDir: string | undefined): TargetConfig {
+  return {
+    name,
+    engine: 'postgres',
+    connection: {
+      host: undefined,
+      port: undefined,
+      database: undefined,
+      user: undefined,
+      password: undefined,
+      sslmode: undefined,
+    },
+    format: 'custom',
+    schemaOnly: false,
+    compression: { algorithm: 'zstd', level: undefined },
+    storage: { backend: 'local', path: '/' },
+    toolDir,
+  };
+}

@@ -1,0 +1,147 @@
+/**
+ * verify finds rot (RELIABILITY.md promise 4): damage a stored backup and `verify` names exactly that
+ * backup and the reason; restore refuses a damaged backup before touching any database.
+ */
+import { open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../support/cli.ts';
+import { createRichDatabase } from '../support/fixtures.ts';
+import { databaseExists, targetEnv, tempDir, uniqueName } from '../support/pg.ts';
+
+let db: string;
+
+beforeAll(async () => {
+  db = uniqueName('rot');
+  await createRichDatabase(db);
+});
+
+interface Stored {
+  env: Record<string, string>;
+  storage: string;
+  ids: string[];
+  object: (id: string) => string;
+}
+
+async function twoBackups(format = 'custom'): Promise<Stored> {
+  const storage = await tempDir();
+  const env = targetEnv(db, storage, { DATASAVER_FORMAT: format });
+  const ids: string[] = [];
+  const objects = new Map<string, string>();
+  for (let i = 0; i < 2; i++) {
+    const res = await runCli(['backup', '--json'], env);
+    expect(res.code, res.output).toBe(0);
+    const m = JSON.parse(res.stdout).backups[0];
+    ids.push(m.id);
+    objects.set(m.id, join(storage, m.object));
+  }
+  return { env, storage, ids, object: (id) => objects.get(id)! };
+}
+
+async function flipByte(path: string, offset: number) {
+  const fh = await open(path, 'r+');
+  try {
+    const buf = Buffer.alloc(1);
+    await fh.read(buf, 0, 1, offset);
+    buf[0] = buf[0]! ^ 0x01;
+    await fh.write(buf, 0, 1, offset);
+  } finally {
+    await fh.close();
+  }
+}
+
+describe('verify', () => {
+  it('one flipped bit: exit 5 naming that backup and "checksum"; the other backup passes', async () => {
+    const s = await twoBackups();
+    const [bad, good] = s.ids as [string, string];
+    await flipByte(s.object(bad), 1000);
+    const res = await runCli(['verify', 'all'], s.env);
+    expect(res.code).toBe(5);
+    expect(res.output).toMatch(new RegExp(`FAILED  backup ${bad} failed verification \\(checksum\\)`));
+    expect(res.output).toMatch(new RegExp(`ok\\s+${good}`));
+
+    const one = await runCli(['verify', bad, '--json'], s.env);
+    expect(one.code).toBe(5);
+    expect(JSON.parse(one.stdout).results[0]).toMatchObject({ id: bad, ok: false, reason: 'checksum' });
+    const record = JSON.parse(await readFile(join(s.storage, db, `${bad}.verify.json`), 'utf8'));
+    expect(record).toMatchObject({ id: bad, ok: false, reason: 'checksum' });
+  });
+
+  it('a dropped last byte is reported as size', async () => {
+    const s = await twoBackups();
+    const id = s.ids[1]!;
+    const path = s.object(id);
+    const data = await readFile(path);
+    await truncate(path, data.length - 1);
+    const res = await runCli(['verify', id], s.env);
+    expect(res.code).toBe(5);
+    expect(res.output).toContain(`backup ${id} failed verification (size)`);
+  });
+
+  it('a deleted data object is reported as missing', async () => {
+    const s = await twoBackups();
+    const id = s.ids[0]!;
+    await rm(s.object(id));
+    const res = await runCli(['verify', id], s.env);
+    expect(res.code).toBe(5);
+    expect(res.output).toContain(`backup ${id} failed verification (missing)`);
+  });
+
+  it('a structurally broken dump with a matching checksum is reported as structure', async () => {
+    // Rewrite a plain backup as a truncated dump and fix up its manifest: only the structure check can
+    // tell (this is what a pg_dump that stopped early but exited 0 would leave).
+    const s = await twoBackups('plain');
+    const id = s.ids[0]!;
+    const manifestPath = join(s.storage, db, `${id}.manifest.json`);
+    const manifest = JSON.parse(await readFile(manifestPath, 'utf8'));
+    const truncated = Buffer.from('--\n-- PostgreSQL database dump\n--\n\nCREATE TABLE x (a int);\n');
+    const zlib = await import('node:zlib');
+    const stored = zlib.zstdCompressSync(truncated);
+    await writeFile(s.object(id), stored);
+    const { createHash } = await import('node:crypto');
+    Object.assign(manifest, {
+      sizeBytes: truncated.length,
+      storedBytes: stored.length,
+      sha256: createHash('sha256').update(stored).digest('hex'),
+    });
+    await writeFile(manifestPath, JSON.stringify(manifest));
+    const res = await runCli(['verify', id], s.env);
+    expect(res.code).toBe(5);
+    expect(res.output).toContain(`backup ${id} failed verification (structure)`);
+    expect(res.output).toMatch(/completion marker/);
+  });
+
+  it('restore of a damaged backup exits 5 and never creates the target database', async () => {
+    const s = await twoBackups();
+    const id = s.ids[1]!;
+    await flipByte(s.object(id), 200);
+    const copy = uniqueName('never');
+    const res = await runCli(['restore', id, '--target-db', copy], s.env);
+    expect(res.code).toBe(5);
+    expect(res.stderr).toContain(`backup ${id} failed verification (checksum)`);
+    expect(await databaseExists(copy)).toBe(false);
+  });
+
+  it('unknown backup id: exit 1 with a pointer to list', async () => {
+    const s = await twoBackups();
+    const res = await runCli(['verify', `${db}-20200101T000000Z`], s.env);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/no committed backup/);
+    expect(res.stderr).toMatch(/datasaver list/);
+  });
+
+  it('list and verify work from storage settings alone, skipping foreign and malformed files', async () => {
+    const s = await twoBackups();
+    await writeFile(join(s.storage, db, 'notes.txt'), 'not a backup');
+    await writeFile(join(s.storage, db, `${db}-20200101T000000Z.manifest.json`), '{ broken');
+    await writeFile(join(s.storage, 'README'), 'hello');
+    const storageOnly = { DATASAVER_STORAGE_PATH: s.storage };
+    const list = await runCli(['list', '--json'], storageOnly);
+    expect(list.code, list.output).toBe(0);
+    expect(JSON.parse(list.stdout).backups.map((b: { id: string }) => b.id)).toEqual(s.ids);
+    expect(list.stderr).toMatch(/skipping .*notes\.txt/);
+    expect(list.stderr).toMatch(/skipping .*20200101T000000Z\.manifest\.json: unreadable manifest/);
+    const verify = await runCli(['verify', s.ids[0]!], storageOnly);
+    expect(verify.code, verify.output).toBe(0);
+  });
+});

@@ -1,0 +1,85 @@
+/** Helpers for test files: the suite's PostgreSQL server (from global setup), databases and dumps. */
+import { execFile as execFileCb } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { inject } from 'vitest';
+
+const execFile = promisify(execFileCb);
+
+export function server() {
+  const info = inject('postgres');
+  return { ...info, host: '127.0.0.1', user: 'postgres' };
+}
+
+export function dbUrl(database: string, password = server().password): string {
+  const s = server();
+  return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${s.port}/${encodeURIComponent(database)}`;
+}
+
+let counter = 0;
+/** A database name unique to this test process. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${process.pid}_${++counter}`;
+}
+
+export async function query<T extends Record<string, unknown> = Record<string, unknown>>(
+  database: string,
+  sql: string,
+): Promise<T[]> {
+  const s = server();
+  const client = new pg.Client({ host: s.host, port: s.port, user: s.user, password: s.password, database });
+  await client.connect();
+  try {
+    const res = (await client.query(sql)) as unknown as pg.QueryResult<T> | pg.QueryResult<T>[];
+    return (Array.isArray(res) ? res.at(-1)?.rows : res.rows) ?? [];
+  } finally {
+    await client.end();
+  }
+}
+
+export async function createDatabase(name: string): Promise<void> {
+  await query('postgres', `CREATE DATABASE "${name}"`);
+}
+
+export async function databaseExists(name: string): Promise<boolean> {
+  return (await query('postgres', `SELECT 1 FROM pg_database WHERE datname = '${name}'`)).length > 0;
+}
+
+/**
+ * A plain-SQL dump for comparing two databases: pg_dump's per-run `\restrict` keys are removed, the rest
+ * must match byte for byte.
+ */
+export async function comparableDump(database: string, extra: string[] = []): Promise<string> {
+  const s = server();
+  const { stdout } = await execFile(join(s.binDir, 'pg_dump'), ['--no-password', ...extra], {
+    env: {
+      ...process.env,
+      PGHOST: s.host,
+      PGPORT: String(s.port),
+      PGUSER: s.user,
+      PGPASSWORD: s.password,
+      PGDATABASE: database,
+    },
+    maxBuffer: 512 * 1024 * 1024,
+  });
+  return stdout
+    .split('\n')
+    .filter((l) => !l.startsWith('\\restrict ') && !l.startsWith('\\unrestrict '))
+    .join('\n');
+}
+
+export async function tempDir(prefix = 'datasaver-test-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+/** Environment for the CLI: one target (the given database) stored under `storage`. */
+export function targetEnv(
+  database: string,
+  storage: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return { DATASAVER_DATABASE_URL: dbUrl(database), DATASAVER_STORAGE_PATH: storage, ...extra };
+}

@@ -1,0 +1,142 @@
+/**
+ * The backup job's commit rules with an in-memory storage and a fake engine: what is stored when a dump
+ * succeeds, and that nothing is when any step fails.
+ */
+import { createHash } from 'node:crypto';
+import { zstdDecompressSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { offlineTarget } from '../../src/config/target.ts';
+import type { TargetConfig } from '../../src/config/types.ts';
+import type { DumpInspection, Engine } from '../../src/engines/engine.ts';
+import { BackupError, StorageError } from '../../src/errors.ts';
+import { runBackup } from '../../src/jobs/backup.ts';
+import { findBackup, readCatalog } from '../../src/jobs/catalog.ts';
+import type { Body, OpOptions } from '../../src/storage/backend.ts';
+import { MemoryStorage } from '../../src/storage/memory.ts';
+
+const target: TargetConfig = {
+  ...offlineTarget('shop', undefined),
+  connection: {
+    host: 'db',
+    port: 5432,
+    database: 'shop',
+    user: 'app',
+    password: undefined,
+    sslmode: undefined,
+  },
+};
+
+function fakeEngine(dump: () => AsyncIterable<Buffer>): Engine {
+  return {
+    name: 'postgres',
+    formats: ['custom', 'plain'],
+    extension: (f) => (f === 'custom' ? 'dump' : 'sql'),
+    preflight: async () => ({ serverVersion: '15.18', toolVersion: 'pg_dump 15.18' }),
+    facts: async () => ({ exact: false, tables: [{ name: 'public.t', rows: 3 }] }),
+    dump: () => dump(),
+    inspect: async (source): Promise<DumpInspection> => {
+      for await (const _ of source) {
+        // consume, as the contract requires
+      }
+      return { entries: [{ type: 'TABLE', schema: 'public', name: 't' }] };
+    },
+    restoreTargetState: async () => ({ description: 'x', exists: false, empty: true }),
+    restore: async () => {},
+  };
+}
+
+async function* data(parts: (string | Error)[]): AsyncGenerator<Buffer> {
+  for (const p of parts) {
+    if (p instanceof Error) throw p;
+    yield Buffer.from(p);
+  }
+}
+
+const clock = (...isos: string[]) => {
+  const times = isos.map((t) => new Date(t));
+  return () => times.shift() ?? new Date('2026-01-11T02:05:00Z');
+};
+
+describe('backup job', () => {
+  it('stores data and a manifest that describes it exactly', async () => {
+    const storage = new MemoryStorage();
+    const dump = 'PGDMP'.padEnd(100_000, 'row data ');
+    const { manifest } = await runBackup(
+      { target, labels: ['daily'], verify: true },
+      {
+        engine: fakeEngine(() => data([dump.slice(0, 50_000), dump.slice(50_000)])),
+        storage,
+        now: clock('2026-01-11T02:00:15Z', '2026-01-11T02:00:20Z'),
+      },
+    );
+    const stored = storage.objects.get('shop/shop-20260111T020015Z.dump.zst')!.data;
+    expect(zstdDecompressSync(stored).toString()).toBe(dump);
+    expect(manifest).toMatchObject({
+      id: 'shop-20260111T020015Z',
+      createdAt: '2026-01-11T02:00:15.000Z',
+      finishedAt: '2026-01-11T02:00:20.000Z',
+      durationMs: 5000,
+      labels: ['daily'],
+      sizeBytes: 100_000,
+      storedBytes: stored.length,
+      sha256: createHash('sha256').update(stored).digest('hex'),
+      compressionLevel: 3,
+      object: 'shop/shop-20260111T020015Z.dump.zst',
+      facts: { tables: [{ name: 'public.t', rows: 3 }] },
+    });
+    expect(
+      JSON.parse(storage.objects.get('shop/shop-20260111T020015Z.manifest.json')!.data.toString()),
+    ).toEqual(manifest);
+    expect(storage.objects.has('shop/shop-20260111T020015Z.verify.json')).toBe(true);
+    expect((await findBackup(storage, 'latest', 'shop')).id).toBe(manifest.id);
+  });
+
+  it('a second backup in the same second gets the next id', async () => {
+    const storage = new MemoryStorage();
+    const engine = fakeEngine(() => data(['x'.repeat(1000)]));
+    const at = '2026-01-11T02:00:15Z';
+    const a = await runBackup({ target, labels: [], verify: false }, { engine, storage, now: clock(at, at) });
+    const b = await runBackup({ target, labels: [], verify: false }, { engine, storage, now: clock(at, at) });
+    expect([a.manifest.id, b.manifest.id]).toEqual(['shop-20260111T020015Z', 'shop-20260111T020015Z-1']);
+    expect((await readCatalog(storage)).backups.map((m) => m.id)).toEqual([a.manifest.id, b.manifest.id]);
+  });
+
+  it('a dump that fails after some data leaves nothing in storage', async () => {
+    const storage = new MemoryStorage();
+    const failure = new BackupError('pg_dump exited with code 1: boom');
+    const err = await runBackup(
+      { target, labels: [], verify: false },
+      { engine: fakeEngine(() => data(['some data', failure])), storage },
+    ).catch((e) => e);
+    expect(err).toBe(failure);
+    expect(storage.objects.size).toBe(0);
+  });
+
+  it('an empty dump is a BackupError and leaves nothing', async () => {
+    const storage = new MemoryStorage();
+    const err = await runBackup(
+      { target, labels: [], verify: false },
+      { engine: fakeEngine(() => data([])), storage },
+    ).catch((e) => e);
+    expect(err).toBeInstanceOf(BackupError);
+    expect(err.exitCode).toBe(4);
+    expect(err.message).toMatch(/produced no data/);
+    expect(storage.objects.size).toBe(0);
+  });
+
+  it('when the manifest cannot be written, the data object is removed and the error is a storage error', async () => {
+    const storage = new MemoryStorage();
+    const put = storage.put.bind(storage);
+    storage.put = async (key: string, body: Body, options?: OpOptions) => {
+      if (key.endsWith('.manifest.json')) throw new Error('disk went away');
+      return put(key, body, options);
+    };
+    const err = await runBackup(
+      { target, labels: [], verify: false },
+      { engine: fakeEngine(() => data(['x'.repeat(100)])), storage },
+    ).catch((e) => e);
+    expect(err).toBeInstanceOf(StorageError);
+    expect(err.message).toMatch(/manifest .* not committed/);
+    expect(storage.objects.size).toBe(0);
+  });
+});

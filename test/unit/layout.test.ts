@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import {
+  backupId,
+  compareIds,
+  dataExtension,
+  dataKey,
+  manifestKey,
+  parseBackupId,
+  parseKey,
+} from '../../src/storage/layout.ts';
+
+describe('storage layout', () => {
+  it('forms ids and keys as PRODUCT.md shows them', () => {
+    const id = backupId('shop', new Date('2026-01-11T02:00:15.678Z'));
+    expect(id).toBe('shop-20260111T020015Z');
+    expect(dataKey('shop', id, dataExtension('dump', 'zst'))).toBe('shop/shop-20260111T020015Z.dump.zst');
+    expect(manifestKey('shop', id)).toBe('shop/shop-20260111T020015Z.manifest.json');
+    expect(dataExtension('sql', '')).toBe('sql');
+  });
+
+  it('reads keys back, and refuses what datasaver did not write', () => {
+    expect(parseKey('shop/shop-20260111T020015Z.dump.zst')).toEqual({
+      kind: 'data',
+      target: 'shop',
+      id: 'shop-20260111T020015Z',
+      extension: 'dump.zst',
+    });
+    expect(parseKey('my-db/my-db-20260111T020015Z-2.manifest.json')).toMatchObject({
+      kind: 'manifest',
+      target: 'my-db',
+      id: 'my-db-20260111T020015Z-2',
+    });
+    expect(parseKey('shop/shop-20260111T020015Z.verify.json')?.kind).toBe('verify');
+    for (const foreign of [
+      'README',
+      'shop/notes.txt',
+      'shop/other-20260111T020015Z.dump',
+      'a/b/shop-20260111T020015Z.dump',
+      'shop/shop-2026.dump',
+    ]) {
+      expect(parseKey(foreign), foreign).toBeUndefined();
+    }
+  });
+
+  it('ids of a target sort by time, sequence numbers included', () => {
+    const t0 = new Date('2026-01-11T02:00:15Z');
+    const ids = [
+      backupId('a', new Date('2027-01-01T00:00:00Z')),
+      backupId('a', t0, 10),
+      backupId('a', t0),
+      backupId('a', t0, 2),
+    ];
+    expect([...ids].sort(compareIds)).toEqual([
+      'a-20260111T020015Z',
+      'a-20260111T020015Z-2',
+      'a-20260111T020015Z-10',
+      'a-20270101T000000Z',
+    ]);
+    expect(parseBackupId('a-b-20260111T020015Z-3')).toEqual({ target: 'a-b', time: t0, sequence: 3 });
+    expect(parseBackupId('a-20261311T020015Z')).toBeUndefined();
+  });
+});

@@ -1,0 +1,168 @@
+/**
+ * The storage contract (src/storage/backend.ts), held against every backend. S3 joins this list when it
+ * exists.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { text } from 'node:stream/consumers';
+import { afterAll, describe, expect, it } from 'vitest';
+import { StorageError } from '../../src/errors.ts';
+import type { StorageBackend } from '../../src/storage/backend.ts';
+import { StorageNotFoundError } from '../../src/storage/backend.ts';
+import { LocalStorage } from '../../src/storage/local.ts';
+import { MemoryStorage } from '../../src/storage/memory.ts';
+import { tempDir } from '../support/pg.ts';
+
+async function* chunks(parts: (string | Error)[]): AsyncGenerator<Buffer> {
+  for (const p of parts) {
+    if (p instanceof Error) throw p;
+    yield Buffer.from(p);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+const backends: [string, () => Promise<StorageBackend>][] = [
+  ['memory', async () => new MemoryStorage()],
+  ['local', async () => new LocalStorage(join(await tempDir(), 'root'))],
+];
+
+describe.each(backends)('%s storage', (_name, make) => {
+  it('put then get returns the same bytes; stat reports the size', async () => {
+    const s = await make();
+    const res = await s.put('t/a.bin', chunks(['hello ', 'world']));
+    expect(res.size).toBe(11);
+    expect(await text(await s.get('t/a.bin'))).toBe('hello world');
+    expect(await s.stat('t/a.bin')).toMatchObject({ key: 't/a.bin', size: 11 });
+    expect((await s.stat('t/a.bin'))?.modified).toBeInstanceOf(Date);
+  });
+
+  it('put replaces an existing object', async () => {
+    const s = await make();
+    await s.put('t/a', [Buffer.from('one')]);
+    await s.put('t/a', [Buffer.from('two!')]);
+    expect(await text(await s.get('t/a'))).toBe('two!');
+  });
+
+  it('a body that fails half-way leaves nothing under the key', async () => {
+    const s = await make();
+    await expect(s.put('t/b', chunks(['partial data', new Error('dump died')]))).rejects.toThrow('dump died');
+    expect(await s.stat('t/b')).toBeUndefined();
+    expect(await s.list('')).toEqual([]);
+  });
+
+  it('an aborted put leaves nothing under the key', async () => {
+    const s = await make();
+    const controller = new AbortController();
+    async function* slow() {
+      yield Buffer.from('x');
+      controller.abort();
+      yield Buffer.from('y');
+    }
+    await expect(s.put('t/c', slow(), { signal: controller.signal })).rejects.toThrow();
+    expect(await s.stat('t/c')).toBeUndefined();
+  });
+
+  it('get and stat of a missing object', async () => {
+    const s = await make();
+    await expect(s.get('t/missing')).rejects.toBeInstanceOf(StorageNotFoundError);
+    await expect(s.get('t/missing')).rejects.toMatchObject({ exitCode: 6 });
+    expect(await s.stat('t/missing')).toBeUndefined();
+  });
+
+  it('list filters by prefix and returns every object', async () => {
+    const s = await make();
+    for (const k of ['a/1', 'a/2', 'ab/1', 'b/1']) await s.put(k, [Buffer.from(k)]);
+    const keys = async (p: string) => (await s.list(p)).map((o) => o.key).sort();
+    expect(await keys('')).toEqual(['a/1', 'a/2', 'ab/1', 'b/1']);
+    expect(await keys('a/')).toEqual(['a/1', 'a/2']);
+    expect(await keys('a')).toEqual(['a/1', 'a/2', 'ab/1']);
+    expect(await keys('zzz/')).toEqual([]);
+  });
+
+  it('delete is idempotent', async () => {
+    const s = await make();
+    await s.put('t/d', [Buffer.from('x')]);
+    await s.delete('t/d');
+    await s.delete('t/d');
+    expect(await s.stat('t/d')).toBeUndefined();
+  });
+
+  it('rejects keys that could escape the root or hit temporary names', async () => {
+    const s = await make();
+    for (const key of ['', '/abs', 'a/../b', 'a//b', '.hidden', 't/.x.tmp']) {
+      await expect(s.put(key, [Buffer.from('x')]), key).rejects.toBeInstanceOf(StorageError);
+    }
+  });
+});
+
+describe('local storage specifics', () => {
+  it('files are 0600, directories 0700, and no temporary file survives a write', async () => {
+    const root = join(await tempDir(), 'root');
+    const s = new LocalStorage(root);
+    await s.put('t/x', [Buffer.from('secret dump')]);
+    expect((await stat(join(root, 't', 'x'))).mode & 0o777).toBe(0o600);
+    expect((await stat(join(root, 't'))).mode & 0o777).toBe(0o700);
+    expect(await readdir(join(root, 't'))).toEqual(['x']);
+  });
+
+  it('list never returns temporary files of in-flight writes; listTemporary does', async () => {
+    const root = join(await tempDir(), 'root');
+    const s = new LocalStorage(root);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    async function* held() {
+      yield Buffer.from('first part');
+      await gate;
+      yield Buffer.from(', rest');
+    }
+    const writing = s.put('t/inflight', held());
+    for (let i = 0; i < 100 && (await readdir(join(root, 't')).catch(() => [])).length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(await s.list('')).toEqual([]);
+    expect((await s.listTemporary()).map((o) => o.key)).toEqual([
+      expect.stringMatching(/^t\/\.inflight\.[0-9a-f]{12}\.tmp$/),
+    ]);
+    release();
+    await writing;
+    expect((await s.list('')).map((o) => o.key)).toEqual(['t/inflight']);
+    expect(await s.listTemporary()).toEqual([]);
+  });
+
+  describe('a full disk', () => {
+    const mounts: string[] = [];
+    afterAll(async () => {
+      for (const m of mounts) {
+        execFileSync('umount', [m]);
+        await rm(m, { recursive: true, force: true });
+      }
+    });
+
+    // Mounting a small tmpfs needs root, which the test machines and CI have.
+    it.runIf(process.getuid?.() === 0)(
+      'fails with a storage error naming the disk, leaves nothing, keeps other objects',
+      async () => {
+        const mnt = join(await tempDir(), 'small');
+        await mkdir(mnt);
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt]);
+        mounts.push(mnt);
+        const s = new LocalStorage(mnt);
+        await s.put('t/existing', [Buffer.from('keep me')]);
+        const big = Buffer.alloc(64 * 1024, 7);
+        async function* tooMuch() {
+          for (let i = 0; i < 16; i++) yield big;
+        }
+        const err = await s.put('t/big', tooMuch()).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(StorageError);
+        expect((err as StorageError).exitCode).toBe(6);
+        expect((err as StorageError).hint).toMatch(/disk is full/);
+        expect(await s.stat('t/big')).toBeUndefined();
+        expect(await readdir(join(mnt, 't'))).toEqual(['existing']);
+        expect(await text(await s.get('t/existing'))).toBe('keep me');
+      },
+    );
+  });
+});
