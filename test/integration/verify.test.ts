@@ -2,8 +2,10 @@
  * verify finds rot (RELIABILITY.md promise 4): damage a stored backup and `verify` names exactly that
  * backup and the reason; restore refuses a damaged backup before touching any database.
  */
+import { createHash } from 'node:crypto';
 import { open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.ts';
 import { createRichDatabase } from '../support/fixtures.ts';
@@ -36,6 +38,20 @@ async function twoBackups(format = 'custom'): Promise<Stored> {
     objects.set(m.id, join(storage, m.object));
   }
   return { env, storage, ids, object: (id) => objects.get(id)! };
+}
+
+/** Stores `raw` as the backup's dump and rewrites its manifest to match, so checksum and size pass. */
+async function replaceDump(s: Stored, id: string, raw: Buffer) {
+  const manifestPath = join(s.storage, db, `${id}.manifest.json`);
+  const manifest = JSON.parse(await readFile(manifestPath, 'utf8'));
+  const stored = zstdCompressSync(raw);
+  await writeFile(s.object(id), stored);
+  Object.assign(manifest, {
+    sizeBytes: raw.length,
+    storedBytes: stored.length,
+    sha256: createHash('sha256').update(stored).digest('hex'),
+  });
+  await writeFile(manifestPath, JSON.stringify(manifest));
 }
 
 async function flipByte(path: string, offset: number) {
@@ -87,28 +103,27 @@ describe('verify', () => {
     expect(res.output).toContain(`backup ${id} failed verification (missing)`);
   });
 
-  it('a structurally broken dump with a matching checksum is reported as structure', async () => {
-    // Rewrite a plain backup as a truncated dump and fix up its manifest: only the structure check can
-    // tell (this is what a pg_dump that stopped early but exited 0 would leave).
+  it('a plain dump cut before its completion marker, with a matching checksum, is reported as structure', async () => {
+    // What a pg_dump that stopped early but exited 0 would leave: only the structure check can tell.
     const s = await twoBackups('plain');
     const id = s.ids[0]!;
-    const manifestPath = join(s.storage, db, `${id}.manifest.json`);
-    const manifest = JSON.parse(await readFile(manifestPath, 'utf8'));
-    const truncated = Buffer.from('--\n-- PostgreSQL database dump\n--\n\nCREATE TABLE x (a int);\n');
-    const zlib = await import('node:zlib');
-    const stored = zlib.zstdCompressSync(truncated);
-    await writeFile(s.object(id), stored);
-    const { createHash } = await import('node:crypto');
-    Object.assign(manifest, {
-      sizeBytes: truncated.length,
-      storedBytes: stored.length,
-      sha256: createHash('sha256').update(stored).digest('hex'),
-    });
-    await writeFile(manifestPath, JSON.stringify(manifest));
+    await replaceDump(s, id, Buffer.from('--\n-- PostgreSQL database dump\n--\n\nCREATE TABLE x (a int);\n'));
     const res = await runCli(['verify', id], s.env);
     expect(res.code).toBe(5);
     expect(res.output).toContain(`backup ${id} failed verification (structure)`);
     expect(res.output).toMatch(/completion marker/);
+  });
+
+  it('a custom-format dump truncated in its data, with a matching checksum, is reported as structure', async () => {
+    // pg_restore --list only reads the table of contents; the full pass over the archive catches this.
+    const s = await twoBackups('custom');
+    const id = s.ids[0]!;
+    const raw = zstdDecompressSync(await readFile(s.object(id)));
+    await replaceDump(s, id, raw.subarray(0, raw.length - 500));
+    const res = await runCli(['verify', id], s.env);
+    expect(res.code).toBe(5);
+    expect(res.output).toContain(`backup ${id} failed verification (structure)`);
+    expect(res.output).toMatch(/pg_restore exited with code 1: .*could not read from input file/);
   });
 
   it('restore of a damaged backup exits 5 and never creates the target database', async () => {
