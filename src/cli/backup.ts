@@ -1,5 +1,5 @@
 import { createEngine } from '../engines/index.ts';
-import { DatasaverError, ExitCode, errorMessage } from '../errors.ts';
+import { DatasaverError, ExitCode, errorMessage, UsageError } from '../errors.ts';
 import { type BackupResult, runBackup } from '../jobs/backup.ts';
 import { openStorage } from '../storage/index.ts';
 import { type CliContext, readConfig, selectTargets } from './context.ts';
@@ -24,7 +24,7 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
   const labels = [...new Set(opts.label ?? [])];
   for (const l of labels) {
     if (!LABEL.test(l))
-      throw new DatasaverError(ExitCode.general, `invalid label '${l}'`, {
+      throw new UsageError(`invalid label '${l}'`, {
         hint: 'labels are lowercase letters, digits, `_` and `-`, e.g. daily, manual',
       });
   }

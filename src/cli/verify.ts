@@ -57,6 +57,8 @@ export async function verifyCommand(ctx: CliContext, ref: string, opts: VerifyOp
     });
     progress.done();
     results.push(result);
+    if (result.recordError)
+      ctx.stderr.write(`warning: could not record the result of ${result.id}: ${result.recordError}\n`);
     if (!opts.json) {
       ctx.stdout.write(
         result.ok ? `ok      ${result.id} (${result.entries} entries)\n` : `FAILED  ${result.message}\n`,

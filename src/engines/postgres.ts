@@ -122,13 +122,21 @@ export class PostgresEngine implements Engine {
   async restoreTargetState(targetDatabase?: string, options: Signal = {}): Promise<RestoreTargetState> {
     const database = targetDatabase ?? this.#database();
     const description = `database ${database} on ${this.#where()}`;
-    const exists = await this.#withClient(this.#maintenanceDb(), options, async (c) => {
-      const res = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
-      return (res.rowCount ?? 0) > 0;
-    });
+    const exists = await this.#withClient(
+      this.#maintenanceDb(),
+      options,
+      async (c) => {
+        const res = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+        return (res.rowCount ?? 0) > 0;
+      },
+      RestoreError,
+    );
     if (!exists) return { description, exists, empty: true };
-    const objects = await this.#withClient(database, options, async (c) => {
-      const res = await c.query<{ n: string }>(`
+    const objects = await this.#withClient(
+      database,
+      options,
+      async (c) => {
+        const res = await c.query<{ n: string }>(`
         SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
                    AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%')
@@ -137,8 +145,10 @@ export class PostgresEngine implements Engine {
              + (SELECT count(*) FROM pg_namespace
                  WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\\_%')
              + (SELECT count(*) FROM pg_largeobject_metadata) AS n`);
-      return Number(res.rows[0]?.n ?? 0);
-    });
+        return Number(res.rows[0]?.n ?? 0);
+      },
+      RestoreError,
+    );
     return { description, exists, empty: objects === 0 };
   }
 
@@ -277,18 +287,23 @@ export class PostgresEngine implements Engine {
   }
 
   async #recreateDatabase(database: string, options: RestoreOptions): Promise<void> {
-    await this.#withClient(this.#maintenanceDb(), options, async (c) => {
-      const ident = quoteIdent(database);
-      if (options.dropExisting) {
-        await c.query(
-          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
-          [database],
-        );
-        await c.query(`DROP DATABASE IF EXISTS ${ident}`);
-      }
-      // template0: a pristine database, so nothing from template1 collides with the dump's objects.
-      await c.query(`CREATE DATABASE ${ident} TEMPLATE template0`);
-    });
+    await this.#withClient(
+      this.#maintenanceDb(),
+      options,
+      async (c) => {
+        const ident = quoteIdent(database);
+        if (options.dropExisting) {
+          await c.query(
+            'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+            [database],
+          );
+          await c.query(`DROP DATABASE IF EXISTS ${ident}`);
+        }
+        // template0: a pristine database, so nothing from template1 collides with the dump's objects.
+        await c.query(`CREATE DATABASE ${ident} TEMPLATE template0`);
+      },
+      RestoreError,
+    );
   }
 
   async #toolVersion(name: string): Promise<{ version: string; major: number }> {
@@ -345,7 +360,16 @@ export class PostgresEngine implements Engine {
     return env;
   }
 
-  async #withClient<T>(database: string, options: Signal, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` on a fresh connection. Connection failures are ConnectionErrors; SQL errors become
+   * `FailAs` (BackupError on the backup path, RestoreError on the restore path).
+   */
+  async #withClient<T>(
+    database: string,
+    options: Signal,
+    fn: (c: pg.Client) => Promise<T>,
+    FailAs: typeof BackupError | typeof RestoreError = BackupError,
+  ): Promise<T> {
     options.signal?.throwIfAborted();
     const c = this.#target.connection;
     const sslmode = c.sslmode ?? process.env.PGSSLMODE;
@@ -378,7 +402,7 @@ export class PostgresEngine implements Engine {
     } catch (err) {
       if (options.signal?.aborted) throw options.signal.reason;
       if (err instanceof pg.DatabaseError) {
-        throw new BackupError(`${this.#where()}/${database}: ${this.#redact(err.message)}`, { cause: err });
+        throw new FailAs(`${this.#where()}/${database}: ${this.#redact(err.message)}`, { cause: err });
       }
       throw err;
     } finally {

@@ -34,6 +34,8 @@ export interface VerifyResult {
   message: string | null;
   /** Objects in the dump's table of contents (tables, views, functions, data...). */
   entries: number;
+  /** Why the result could not be recorded in storage (read-only storage, say); the result stands. */
+  recordError?: string;
 }
 
 /** Checks size and sha256 of the stored object against the manifest. Throws VerifyError. */
@@ -119,8 +121,9 @@ export async function checkDumpStructure(manifest: Manifest, deps: VerifyDeps): 
 }
 
 /**
- * Verifies one backup and records the result as `<id>.verify.json` beside its manifest. Returns the
- * result instead of throwing for verification failures, so `verify all` can go on; storage errors throw.
+ * Verifies one backup and records the result as `<id>.verify.json` beside its manifest (best effort).
+ * Returns the result instead of throwing for verification failures, so `verify all` can go on; errors
+ * reading storage throw.
  */
 export async function verifyBackup(manifest: Manifest, deps: VerifyDeps): Promise<VerifyResult> {
   let result: VerifyResult;

@@ -11,6 +11,7 @@ import type { DumpInspection, Engine } from '../../src/engines/engine.ts';
 import { BackupError, StorageError } from '../../src/errors.ts';
 import { runBackup } from '../../src/jobs/backup.ts';
 import { findBackup, readCatalog } from '../../src/jobs/catalog.ts';
+import { verifyBackup } from '../../src/jobs/verify.ts';
 import type { Body, OpOptions } from '../../src/storage/backend.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
 
@@ -138,5 +139,16 @@ describe('backup job', () => {
     expect(err).toBeInstanceOf(StorageError);
     expect(err.message).toMatch(/manifest .* not committed/);
     expect(storage.objects.size).toBe(0);
+  });
+
+  it('verify still answers when its result cannot be recorded (read-only storage)', async () => {
+    const storage = new MemoryStorage();
+    const engine = fakeEngine(() => data(['x'.repeat(1000)]));
+    const { manifest } = await runBackup({ target, labels: [], verify: false }, { engine, storage });
+    storage.put = async () => {
+      throw new StorageError('memory: read-only');
+    };
+    const result = await verifyBackup(manifest, { storage, engine });
+    expect(result).toMatchObject({ id: manifest.id, ok: true, recordError: 'memory: read-only' });
   });
 });
