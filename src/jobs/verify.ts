@@ -143,12 +143,13 @@ export async function verifyBackup(manifest: Manifest, deps: VerifyDeps): Promis
     checkedAt: (deps.now?.() ?? new Date()).toISOString(),
     datasaverVersion: DATASAVER_VERSION,
   };
-  await deps.storage.put(
-    verifyKey(manifest.target, manifest.id),
-    [Buffer.from(`${JSON.stringify(record, null, 2)}\n`)],
-    {
-      signal: deps.signal,
-    },
-  );
+  try {
+    const body = [Buffer.from(`${JSON.stringify(record, null, 2)}\n`)];
+    await deps.storage.put(verifyKey(manifest.target, manifest.id), body, { signal: deps.signal });
+  } catch (err) {
+    // Verifying from read-only storage (a disaster-recovery machine) must still give its answer.
+    if (deps.signal?.aborted) throw err;
+    result.recordError = errorMessage(err);
+  }
   return result;
 }
