@@ -2,57 +2,50 @@
  * The manifest: a small JSON document beside each data object that describes the backup completely, so
  * storage alone is enough to list, verify and restore. Writing it is the commit: a data object without
  * a manifest is an incomplete backup and is never listed, restored or counted by retention.
+ *
+ * Reading manifests back (validated) lives in manifest-read.ts, so writing a backup needs no validator.
  */
-import { z } from 'zod';
-import { COMPRESSION_ALGORITHMS } from './config/types.ts';
+import type { CompressionAlgorithm } from './config/types.ts';
 
 export const MANIFEST_VERSION = 1;
 
-const tableFacts = z.object({ name: z.string(), rows: z.number() });
-
-/** Schema used when reading manifests back; unknown fields are kept (newer datasaver versions). */
-export const manifestSchema = z.looseObject({
-  version: z.number().int().min(1),
-  id: z.string().min(1),
-  target: z.string().min(1),
-  engine: z.string().min(1),
-  status: z.literal('success'),
-  createdAt: z.iso.datetime(),
-  finishedAt: z.iso.datetime(),
-  durationMs: z.number().nonnegative(),
-  labels: z.array(z.string()),
-  format: z.string().min(1),
-  schemaOnly: z.boolean(),
-  compression: z.enum(COMPRESSION_ALGORITHMS),
-  compressionLevel: z.number().int().nullable(),
-  encryption: z.null(),
-  sizeBytes: z.number().int().positive(),
-  storedBytes: z.number().int().positive(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  object: z.string().min(1),
-  database: z.string().nullable(),
-  serverVersion: z.string(),
-  toolVersion: z.string(),
-  datasaverVersion: z.string(),
-  facts: z.object({ exact: z.boolean(), tables: z.array(tableFacts) }),
-});
-
-export type Manifest = z.infer<typeof manifestSchema>;
-
-/** Parses manifest JSON, returning a reason instead of throwing, for `list` to skip bad files with a warning. */
-export function parseManifest(text: string): { manifest: Manifest } | { error: string } {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    return { error: `not JSON (${(err as Error).message})` };
-  }
-  const res = manifestSchema.safeParse(json);
-  if (!res.success) {
-    const issue = res.error.issues[0]!;
-    return { error: `field ${issue.path.join('.') || '(root)'}: ${issue.message}` };
-  }
-  return { manifest: res.data };
+export interface Manifest {
+  /** Manifest format version; readers keep fields they do not know. */
+  version: number;
+  /** `<target>-<UTC start>` (see storage/layout.ts); sorts by time within a target. */
+  id: string;
+  target: string;
+  /** Engine that wrote the dump (`postgres`). */
+  engine: string;
+  /** Always `success`: failed runs never get a manifest. */
+  status: 'success';
+  /** ISO 8601 UTC. */
+  createdAt: string;
+  finishedAt: string;
+  durationMs: number;
+  labels: string[];
+  /** Engine dump format (`custom`, `plain`). */
+  format: string;
+  schemaOnly: boolean;
+  compression: CompressionAlgorithm;
+  compressionLevel: number | null;
+  /** Reserved for client-side encryption (recipient fingerprints, never keys). */
+  encryption: null;
+  /** Raw dump bytes, before compression. */
+  sizeBytes: number;
+  /** Bytes in storage. */
+  storedBytes: number;
+  /** Hex sha256 of the stored bytes. */
+  sha256: string;
+  /** Storage key of the data object. */
+  object: string;
+  /** Source database name (never credentials). */
+  database: string | null;
+  serverVersion: string;
+  toolVersion: string;
+  datasaverVersion: string;
+  /** Row counts per table; `exact: false` for planner estimates. */
+  facts: { exact: boolean; tables: { name: string; rows: number }[] };
 }
 
 export function serializeManifest(manifest: Manifest): Buffer {

@@ -19,7 +19,7 @@ const LABEL = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
 /** `datasaver backup`: one backup of each selected target, one after another. */
 export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promise<number> {
-  const config = readConfig(ctx);
+  const config = await readConfig(ctx);
   const targets = selectTargets(config, opts.target, opts.all);
   const labels = [...new Set(opts.label ?? [])];
   for (const l of labels) {

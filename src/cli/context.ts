@@ -21,8 +21,8 @@ export interface CliContext {
   configFile: string | undefined;
 }
 
-export function readConfig(ctx: CliContext): Config {
-  const config = loadConfig({ configFile: ctx.configFile, env: ctx.env });
+export async function readConfig(ctx: CliContext): Promise<Config> {
+  const config = await loadConfig({ configFile: ctx.configFile, env: ctx.env });
   for (const w of config.warnings) ctx.stderr.write(`warning: ${w}\n`);
   return config;
 }

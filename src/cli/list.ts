@@ -11,7 +11,7 @@ export interface ListOptions {
 
 /** `datasaver list`: committed backups from storage (and incomplete ones with --all). */
 export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<number> {
-  const config = readConfig(ctx);
+  const config = await readConfig(ctx);
   const backups: (Manifest & { storage: string })[] = [];
   const incomplete: {
     storage: string;

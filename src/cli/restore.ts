@@ -20,7 +20,7 @@ export interface RestoreOptions {
 
 /** `datasaver restore <id|latest>`: restores into the target's database or --target-db. */
 export async function restoreCommand(ctx: CliContext, ref: string, opts: RestoreOptions): Promise<number> {
-  const config = readConfig(ctx);
+  const config = await readConfig(ctx);
   const [target] = selectTargets(config, opts.target);
   const jobs = opts.jobs === undefined ? 1 : Number(opts.jobs);
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {

@@ -21,7 +21,7 @@ export interface VerifyOptions {
 
 /** `datasaver verify <id|latest|all>`: exits 5 when any backup fails, naming it and the reason. */
 export async function verifyCommand(ctx: CliContext, ref: string, opts: VerifyOptions): Promise<number> {
-  const config = readConfig(ctx);
+  const config = await readConfig(ctx);
   const work: { manifest: Manifest; storage: StorageBackend }[] = [];
   if (ref === 'all') {
     for (const storage of allStorages(config)) {

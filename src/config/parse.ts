@@ -7,8 +7,6 @@
  * environment only supplies shared settings (storage, compression, format...); connection variables are
  * ignored so that one sidecar's env cannot silently redirect every target of a file.
  */
-import { parseDocument } from 'yaml';
-import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import { redact, Secret } from '../util/secret.ts';
 import { FIELD_NAMES, FIELDS, type FieldName } from './fields.ts';
@@ -23,8 +21,8 @@ import {
 
 export interface ParseInput {
   env: Readonly<Record<string, string | undefined>>;
-  /** YAML config text, and the path it came from (for messages). */
-  yaml?: { text: string; path: string };
+  /** The config file's content (already parsed from YAML by `yaml.ts`), and its path for messages. */
+  yaml?: { data: unknown; path: string } | undefined;
   /** Reads a `*_FILE` secret; throws if the file cannot be read. */
   readFile: (path: string) => string;
 }
@@ -36,7 +34,6 @@ interface Sourced {
 }
 type RawTarget = Partial<Record<FieldName, Sourced>>;
 
-const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 const POSTGRES_FORMATS = ['custom', 'plain'] as const;
 const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 const LEVELS: Record<string, [number, number]> = { zstd: [1, 19], gzip: [1, 9] };
@@ -67,7 +64,7 @@ export function parseConfig(input: ParseInput): Config {
 
   if (input.yaml) {
     file = input.yaml.path;
-    const doc = readYaml(input.yaml.text, file, input, problems);
+    const doc = readYaml(input.yaml.data, file, input, problems);
     sharedLayer = { ...pick(envLayer, (f) => !FIELDS[f].connection), ...doc.defaults };
     for (const f of FIELD_NAMES) {
       if (FIELDS[f].connection && envLayer[f]) {
@@ -142,14 +139,8 @@ interface YamlDoc {
   targets: RawTarget[];
 }
 
-function readYaml(text: string, path: string, input: ParseInput, problems: Problems): YamlDoc {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(`${path} is not valid YAML: ${doc.errors[0]?.message}`, {
-      hint: 'check indentation and quoting',
-    });
-  }
-  const root: unknown = doc.toJS() ?? {};
+function readYaml(data: unknown, path: string, input: ParseInput, problems: Problems): YamlDoc {
+  const root: unknown = data ?? {};
   if (!isRecord(root)) {
     problems.add(path, 'expected a mapping with `targets:` (and optionally `defaults:`)');
     return { defaults: {}, targets: [] };
@@ -241,66 +232,33 @@ function buildTarget(raw: RawTarget, problems: Problems): TargetConfig | undefin
     return v === undefined ? undefined : String(v.value);
   };
 
-  const engine = check(raw.engine, z.enum(ENGINE_NAMES), problems, `one of ${ENGINE_NAMES.join(', ')}`) as
-    | EngineName
-    | undefined;
+  const engine = check(raw.engine, oneOf(ENGINE_NAMES), problems);
   if (engine && fromUrl.engine && engine !== fromUrl.engine) {
     problems.add(raw.engine!.origin, `says ${engine} but the database URL is for ${fromUrl.engine}`);
   }
-  const port = raw.port
-    ? (check(
-        raw.port,
-        z.coerce.number().int().min(1).max(65535),
-        problems,
-        'a port number 1-65535',
-      ) as number)
-    : fromUrl.port;
-  const sslmode = raw.sslmode
-    ? (check(raw.sslmode, z.enum(SSL_MODES), problems, `one of ${SSL_MODES.join(', ')}`) as string)
-    : fromUrl.sslmode;
+  const port = raw.port ? check(raw.port, intIn(1, 65535, 'a port number 1-65535'), problems) : fromUrl.port;
+  const sslmode = raw.sslmode ? check(raw.sslmode, oneOf(SSL_MODES), problems) : fromUrl.sslmode;
   const password = raw.password ? new Secret(String(raw.password.value)) : fromUrl.password;
   const database = pickStr('database') ?? fromUrl.database;
 
   const nameSource =
     raw.name ?? (database ? { value: sanitizeName(database), origin: 'target name' } : undefined);
-  let name: string | undefined;
-  if (!nameSource) {
-    problems.add(FIELDS.name.env, 'no target name and no database name to derive one from');
-  } else {
-    name = check(
-      nameSource,
-      z.string().regex(TARGET_NAME),
-      problems,
-      'letters, digits, `_` and `-`, starting with a letter or digit, at most 63 characters',
-    ) as string | undefined;
-  }
+  if (!nameSource) problems.add(FIELDS.name.env, 'no target name and no database name to derive one from');
+  const name = check(nameSource, TARGET_NAME, problems);
 
-  const format =
-    (check(
-      raw.format ?? { value: 'custom', origin: 'format' },
-      z.enum(POSTGRES_FORMATS),
-      problems,
-      `one of ${POSTGRES_FORMATS.join(', ')}`,
-    ) as string | undefined) ?? 'custom';
-  const schemaOnly = raw.schemaOnly ? (checkBool(raw.schemaOnly, problems) ?? false) : false;
-  const algorithm =
-    (check(
-      raw.compression ?? { value: 'zstd', origin: 'compression' },
-      z.enum(COMPRESSION_ALGORITHMS),
-      problems,
-      `one of ${COMPRESSION_ALGORITHMS.join(', ')}`,
-    ) as (typeof COMPRESSION_ALGORITHMS)[number] | undefined) ?? 'zstd';
-  let level: number | undefined;
+  const format = check(raw.format, oneOf(POSTGRES_FORMATS), problems) ?? 'custom';
+  const schemaOnly = check(raw.schemaOnly, BOOLEAN, problems) ?? false;
+  const algorithm = check(raw.compression, oneOf(COMPRESSION_ALGORITHMS), problems) ?? 'zstd';
   const range = LEVELS[algorithm];
   // A level set in shared defaults simply does not apply to a target that turns compression off.
-  if (raw.compressionLevel && range) {
-    level = check(
-      raw.compressionLevel,
-      z.coerce.number().int().min(range[0]).max(range[1]),
-      problems,
-      `an integer ${range[0]}-${range[1]} for ${algorithm}`,
-    ) as number | undefined;
-  }
+  const level =
+    raw.compressionLevel && range
+      ? check(
+          raw.compressionLevel,
+          intIn(range[0], range[1], `an integer ${range[0]}-${range[1]} for ${algorithm}`),
+          problems,
+        )
+      : undefined;
   const storage = buildStorage(raw, problems, true);
 
   if (problems.list.length > before || !name || !storage) return undefined;
@@ -324,9 +282,7 @@ function buildTarget(raw: RawTarget, problems: Problems): TargetConfig | undefin
 }
 
 function buildStorage(raw: RawTarget, problems: Problems, required: boolean): StorageConfig | undefined {
-  if (raw.storageBackend) {
-    check(raw.storageBackend, z.literal('local'), problems, 'local (S3 is not supported yet)');
-  }
+  check(raw.storageBackend, oneOf(['local'], 'local (S3 is not supported yet)'), problems);
   if (!raw.storagePath) {
     if (required) {
       problems.add(
@@ -336,8 +292,8 @@ function buildStorage(raw: RawTarget, problems: Problems, required: boolean): St
     }
     return undefined;
   }
-  const path = check(raw.storagePath, z.string().startsWith('/'), problems, 'an absolute directory path');
-  return typeof path === 'string' ? { backend: 'local', path: path.replace(/(.)\/+$/, '$1') } : undefined;
+  const path = check(raw.storagePath, ABSOLUTE_PATH, problems);
+  return path === undefined ? undefined : { backend: 'local', path: path.replace(/(.)\/+$/, '$1') };
 }
 
 interface UrlParts {
@@ -394,27 +350,59 @@ export function parseDatabaseUrl(source: Sourced, problems: Problems): UrlParts 
   return parts;
 }
 
-function check(
-  source: Sourced | undefined,
-  schema: z.ZodType,
-  problems: Problems,
-  expected: string,
-): unknown {
-  if (!source) return undefined;
-  const result = schema.safeParse(source.value);
-  if (result.success) return result.data;
-  problems.add(source.origin, `${show(source)} is not valid; expected ${expected}`);
-  return undefined;
+/** Turns a raw setting into a typed value, or undefined when it is not valid. */
+interface Validator<T> {
+  parse(value: unknown): T | undefined;
+  /** What a valid value looks like, for the error message. */
+  expected: string;
 }
 
-function checkBool(source: Sourced, problems: Problems): boolean | undefined {
-  const v = source.value;
-  if (typeof v === 'boolean') return v;
-  const s = String(v).toLowerCase();
-  if (['true', '1', 'yes', 'on'].includes(s)) return true;
-  if (['false', '0', 'no', 'off'].includes(s)) return false;
-  problems.add(source.origin, `${show(source)} is not valid; expected true or false`);
-  return undefined;
+function oneOf<T extends string>(
+  values: readonly T[],
+  expected = `one of ${values.join(', ')}`,
+): Validator<T> {
+  return { parse: (v) => values.find((x) => x === String(v)), expected };
+}
+
+function intIn(min: number, max: number, expected: string): Validator<number> {
+  return {
+    parse: (v) => {
+      const text = String(v).trim();
+      const n = Number(text);
+      return /^-?\d+$/.test(text) && n >= min && n <= max ? n : undefined;
+    },
+    expected,
+  };
+}
+
+function matching(pattern: RegExp, expected: string): Validator<string> {
+  return { parse: (v) => (typeof v === 'string' && pattern.test(v) ? v : undefined), expected };
+}
+
+const TARGET_NAME = matching(
+  /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/,
+  'letters, digits, `_` and `-`, starting with a letter or digit, at most 63 characters',
+);
+const ABSOLUTE_PATH = matching(/^\//, 'an absolute directory path');
+const BOOLEAN: Validator<boolean> = {
+  parse: (v) => {
+    if (typeof v === 'boolean') return v;
+    const s = String(v).toLowerCase();
+    return ['true', '1', 'yes', 'on'].includes(s)
+      ? true
+      : ['false', '0', 'no', 'off'].includes(s)
+        ? false
+        : undefined;
+  },
+  expected: 'true or false',
+};
+
+function check<T>(source: Sourced | undefined, validator: Validator<T>, problems: Problems): T | undefined {
+  if (!source) return undefined;
+  const value = validator.parse(source.value);
+  if (value === undefined)
+    problems.add(source.origin, `${show(source)} is not valid; expected ${validator.expected}`);
+  return value;
 }
 
 function show(source: Sourced): string {

@@ -1,5 +1,5 @@
 /**
- * backup: dump -> measure raw bytes -> compress -> sha256 + count stored bytes -> storage, as one streaming
+ * backup: dump -> 1 MB batches -> measure raw bytes -> compress -> sha256 + count stored bytes -> storage, as one streaming
  * pipeline (memory stays flat whatever the database size; no temp file), then the manifest, last.
  *
  * Commit rules (RELIABILITY.md promises 1-3):
@@ -8,7 +8,7 @@
  *   - the manifest is written only after the data object is complete and its size checked;
  *   - anything that fails on the way leaves no manifest, so nothing half-done is ever listed or restored.
  */
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { TargetConfig } from '../config/types.ts';
 import type { Engine } from '../engines/engine.ts';
@@ -21,6 +21,7 @@ import {
   VerifyError,
 } from '../errors.ts';
 import { MANIFEST_VERSION, type Manifest, serializeManifest } from '../manifest.ts';
+import { coalesce } from '../pipeline/coalesce.ts';
 import { compressionExtension, createCompressor, DEFAULT_LEVELS } from '../pipeline/compression.ts';
 import { Meter } from '../pipeline/meter.ts';
 import type { StorageBackend } from '../storage/backend.ts';
@@ -82,7 +83,11 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   const compressor = createCompressor(target.compression) ?? new PassThrough();
   try {
     await pipeline(
-      engine.dump({ format, schemaOnly, signal }),
+      // Two batches queued at most: when compression is the slow stage, memory stays at a few MB.
+      Readable.from(coalesce(engine.dump({ format, schemaOnly, signal })), {
+        objectMode: true,
+        highWaterMark: 2,
+      }),
       raw,
       compressor,
       stored,

@@ -4,7 +4,8 @@
  */
 import { text } from 'node:stream/consumers';
 import { UsageError } from '../errors.ts';
-import { type Manifest, parseManifest } from '../manifest.ts';
+import type { Manifest } from '../manifest.ts';
+import { parseManifest } from '../manifest-read.ts';
 import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
 import { compareIds, parseBackupId, parseKey } from '../storage/layout.ts';
 

@@ -1,6 +1,7 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/parse.ts';
+import { parseYamlText } from '../../src/config/yaml.ts';
 import { ConfigError } from '../../src/errors.ts';
 
 const files: Record<string, string> = {
@@ -14,9 +15,10 @@ const readFile = (p: string) => {
 };
 
 function parse(env: Record<string, string>, yaml?: string) {
+  const path = '/etc/datasaver.yaml';
   return parseConfig({
     env,
-    yaml: yaml === undefined ? undefined : { text: yaml, path: '/etc/datasaver.yaml' },
+    yaml: yaml === undefined ? undefined : { data: parseYamlText(yaml, path), path },
     readFile,
   });
 }
