@@ -54,6 +54,8 @@ if ! pg_server_bindir >/dev/null || ! command -v pg_dump >/dev/null 2>&1; then
   apt_install postgresql postgresql-client
 fi
 log "postgresql server binaries in $(pg_server_bindir)"
+# The crash tests find pg_dump's pid with pgrep.
+command -v pgrep >/dev/null 2>&1 || apt_install procps
 
 cd "$DATASAVER_ROOT"
 stamp="node_modules/.datasaver-lock-stamp"
