@@ -23,6 +23,7 @@ import {
 import { MANIFEST_VERSION, type Manifest, serializeManifest } from '../manifest.ts';
 import { coalesce } from '../pipeline/coalesce.ts';
 import { compressionExtension, createCompressor, DEFAULT_LEVELS } from '../pipeline/compression.ts';
+import { MemoryGovernor } from '../pipeline/memory.ts';
 import { Meter } from '../pipeline/meter.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { backupId, dataExtension, dataKey, manifestKey } from '../storage/layout.ts';
@@ -73,6 +74,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   const objectKey = dataKey(target.name, id, extension);
 
   const raw = new Meter({
+    memory: new MemoryGovernor(),
     onBytes: (n) => deps.onProgress?.(n, stored.bytes),
     onEmpty: () =>
       new BackupError(`${engine.name} dump of ${target.name} produced no data`, {

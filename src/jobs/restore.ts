@@ -7,6 +7,7 @@
 import type { DumpEntry, Engine, RestoreTargetState } from '../engines/engine.ts';
 import { UsageError } from '../errors.ts';
 import type { Manifest } from '../manifest.ts';
+import { MemoryGovernor } from '../pipeline/memory.ts';
 import { Meter } from '../pipeline/meter.ts';
 import { rawDumpStream } from '../pipeline/read.ts';
 import type { StorageBackend } from '../storage/backend.ts';
@@ -87,7 +88,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
     }
   }
 
-  const meter = new Meter({ onBytes: (n) => deps.onProgress?.('restore', n) });
+  const meter = new Meter({ memory: new MemoryGovernor(), onBytes: (n) => deps.onProgress?.('restore', n) });
   const source = await storage.get(manifest.object, { signal });
   await engine.restore(rawDumpStream(source, manifest.compression, { stored: meter }), {
     format: manifest.format,

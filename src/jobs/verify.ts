@@ -12,6 +12,7 @@ import { finished } from 'node:stream/promises';
 import type { Engine } from '../engines/engine.ts';
 import { errorMessage, StorageError, ToolMissingError, VerifyError, type VerifyReason } from '../errors.ts';
 import type { Manifest, VerifyRecord } from '../manifest.ts';
+import { MemoryGovernor } from '../pipeline/memory.ts';
 import { Meter } from '../pipeline/meter.ts';
 import { rawDumpStream } from '../pipeline/read.ts';
 import type { StorageBackend } from '../storage/backend.ts';
@@ -55,7 +56,11 @@ export async function checkStoredObject(manifest: Manifest, deps: VerifyDeps): P
       `${manifest.object} holds ${info.size} bytes, the manifest says ${manifest.storedBytes}`,
     );
   }
-  const meter = new Meter({ hash: true, onBytes: (n) => deps.onProgress?.('checksum', n) });
+  const meter = new Meter({
+    hash: true,
+    memory: new MemoryGovernor(),
+    onBytes: (n) => deps.onProgress?.('checksum', n),
+  });
   const source = await storage.get(manifest.object, { signal });
   const chain = rawDumpStream(source, 'none', { stored: meter });
   chain.resume();
@@ -87,7 +92,10 @@ export async function checkStoredObject(manifest: Manifest, deps: VerifyDeps): P
 /** Decompresses the whole object and checks the dump's structure. Throws VerifyError. */
 export async function checkDumpStructure(manifest: Manifest, deps: VerifyDeps): Promise<number> {
   const { storage, engine, signal } = deps;
-  const stored = new Meter({ onBytes: (n) => deps.onProgress?.('structure', n) });
+  const stored = new Meter({
+    memory: new MemoryGovernor(),
+    onBytes: (n) => deps.onProgress?.('structure', n),
+  });
   const raw = new Meter();
   const source = await storage.get(manifest.object, { signal });
   const chain = rawDumpStream(source, manifest.compression, { stored, raw });

@@ -30,6 +30,12 @@ export function createCompressor(config: CompressionConfig): Transform | undefin
         params: {
           [zlib.constants.ZSTD_c_compressionLevel]: level ?? 3,
           [zlib.constants.ZSTD_c_checksumFlag]: 1,
+          // The default level gets a larger match table and a shorter search chain (hashLog 18 and
+          // chainLog 15 instead of 17 and 16): on the benchmark's dump, ~1% smaller output than stock
+          // level 3 (below gzip -6) for the same CPU. Explicit levels keep zstd's own parameters.
+          ...(config.level === undefined
+            ? { [zlib.constants.ZSTD_c_hashLog]: 18, [zlib.constants.ZSTD_c_chainLog]: 15 }
+            : {}),
         },
       });
     case 'gzip':

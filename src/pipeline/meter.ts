@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
+import type { MemoryGovernor } from './memory.ts';
 
 /**
  * A pass-through that counts bytes, optionally hashes them (sha256) and reports progress. Placed at any
@@ -11,18 +12,30 @@ export class Meter extends Transform {
   readonly #hash: Hash | undefined;
   readonly #onBytes: ((total: number) => void) | undefined;
   readonly #onEmpty: (() => Error) | undefined;
+  readonly #memory: MemoryGovernor | undefined;
 
-  constructor(options: { hash?: boolean; onBytes?: (total: number) => void; onEmpty?: () => Error } = {}) {
+  constructor(
+    options: {
+      hash?: boolean;
+      onBytes?: (total: number) => void;
+      /** Fail at end-of-stream with this error if no byte passed. */
+      onEmpty?: () => Error;
+      /** Keeps buffer garbage in check on long streams; one meter per pipeline is enough. */
+      memory?: MemoryGovernor;
+    } = {},
+  ) {
     super({ highWaterMark: 256 * 1024 });
     this.#hash = options.hash ? createHash('sha256') : undefined;
     this.#onBytes = options.onBytes;
     this.#onEmpty = options.onEmpty;
+    this.#memory = options.memory;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.bytes += chunk.length;
     this.#hash?.update(chunk);
     this.#onBytes?.(this.bytes);
+    this.#memory?.check();
     cb(null, chunk);
   }
 
