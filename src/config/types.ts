@@ -9,7 +9,7 @@ export type CompressionAlgorithm = (typeof COMPRESSION_ALGORITHMS)[number];
 
 export interface CompressionConfig {
   algorithm: CompressionAlgorithm;
-  /** Algorithm-specific level; undefined means the algorithm's default (zstd 3, gzip 6). */
+  /** Algorithm-specific level; undefined means the algorithm's default (zstd 2 with a larger match table, gzip 6). */
   level: number | undefined;
 }
 

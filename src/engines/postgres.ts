@@ -60,15 +60,17 @@ export class PostgresEngine implements Engine {
   }
 
   async preflight(options: Signal = {}): Promise<ServerInfo> {
-    const server = await this.#withClient(this.#database(), options, async (c) => {
-      const res = await c.query<{ v: string; n: string }>(
-        "SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n",
-      );
-      return res.rows[0]!;
-    });
+    const [server, tool] = await Promise.all([
+      this.#withClient(this.#database(), options, async (c) => {
+        const res = await c.query<{ v: string; n: string }>(
+          "SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n",
+        );
+        return res.rows[0]!;
+      }),
+      this.#toolVersion('pg_dump'),
+    ]);
     const serverVersion = server.v.split(' ')[0]!;
     const serverMajor = Math.floor(Number(server.n) / 10000);
-    const tool = await this.#toolVersion('pg_dump');
     if (tool.major < serverMajor) {
       throw new BackupError(
         `pg_dump ${tool.version} cannot dump ${this.#where()}: the server runs PostgreSQL ${serverVersion}, and pg_dump must be the same major version or newer`,

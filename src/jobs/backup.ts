@@ -22,7 +22,7 @@ import {
 } from '../errors.ts';
 import { MANIFEST_VERSION, type Manifest, serializeManifest } from '../manifest.ts';
 import { coalesce } from '../pipeline/coalesce.ts';
-import { compressionExtension, createCompressor, DEFAULT_LEVELS } from '../pipeline/compression.ts';
+import { compressionExtension, createCompressor, effectiveLevel } from '../pipeline/compression.ts';
 import { MemoryGovernor } from '../pipeline/memory.ts';
 import { Meter } from '../pipeline/meter.ts';
 import type { StorageBackend } from '../storage/backend.ts';
@@ -62,8 +62,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   const format = request.format ?? target.format;
   const schemaOnly = request.schemaOnly ?? target.schemaOnly;
 
-  const server = await engine.preflight({ signal });
-  const facts = await engine.facts({ signal });
+  const [server, facts] = await Promise.all([engine.preflight({ signal }), engine.facts({ signal })]);
 
   const startedAt = now();
   const extension = dataExtension(
@@ -83,21 +82,36 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   });
   const stored = new Meter({ hash: true });
   const compressor = createCompressor(target.compression) ?? new PassThrough();
+  // Any stage failing stops the dump at once: without this, a storage error would wait for pg_dump to
+  // produce more output (or forever, if pg_dump waits on a lock) before the pipeline could settle.
+  const stopDump = new AbortController();
+  const dumpSignal = signal ? AbortSignal.any([signal, stopDump.signal]) : stopDump.signal;
+  for (const stage of [raw, compressor, stored]) stage.once('error', () => stopDump.abort());
+  let dataWritten = false;
   try {
     await pipeline(
       // Two batches queued at most: when compression is the slow stage, memory stays at a few MB.
-      Readable.from(coalesce(engine.dump({ format, schemaOnly, signal })), {
+      Readable.from(coalesce(engine.dump({ format, schemaOnly, signal: dumpSignal })), {
         objectMode: true,
         highWaterMark: 2,
       }),
       raw,
       compressor,
       stored,
-      async (body: AsyncIterable<Buffer>, opts?: { signal?: AbortSignal }) =>
-        storage.put(objectKey, body, { signal: opts?.signal }),
+      async (body: AsyncIterable<Buffer>, opts?: { signal?: AbortSignal }) => {
+        try {
+          await storage.put(objectKey, body, { signal: opts?.signal, ifAbsent: true });
+          dataWritten = true;
+        } catch (err) {
+          stopDump.abort();
+          throw err;
+        }
+      },
       { signal },
     );
   } catch (err) {
+    // Only remove what this run wrote: after a conflict the object under this key is another run's.
+    if (dataWritten) await storage.delete(objectKey).catch(() => {});
     throw classifyPipelineError(err, target.name);
   }
 
@@ -123,7 +137,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     format,
     schemaOnly,
     compression: target.compression.algorithm,
-    compressionLevel: target.compression.level ?? DEFAULT_LEVELS[target.compression.algorithm] ?? null,
+    compressionLevel: effectiveLevel(target.compression),
     encryption: null,
     sizeBytes: raw.bytes,
     storedBytes: stored.bytes,
@@ -136,15 +150,18 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     facts,
   };
   try {
-    await storage.put(manifestKey(target.name, id), [serializeManifest(manifest)], { signal });
+    await storage.put(manifestKey(target.name, id), [serializeManifest(manifest)], {
+      signal,
+      ifAbsent: true,
+    });
   } catch (err) {
+    // The manifest is the commit: without it the data object is an orphan, so remove it. (A conflicting
+    // manifest is another run's and stays.)
     await storage.delete(objectKey).catch(() => {});
     if (isAbortError(err)) throw err;
     throw new StorageError(
       `cannot write the manifest of ${id}: ${errorMessage(err)}; the backup was not committed`,
-      {
-        cause: err,
-      },
+      { cause: err },
     );
   }
 

@@ -32,6 +32,15 @@ export interface OpOptions {
   signal?: AbortSignal | undefined;
 }
 
+export interface PutOptions extends OpOptions {
+  /**
+   * Never replace an existing object: if `key` exists when the object would be published, `put` fails
+   * with StorageConflictError and the existing object is untouched. Backups use it so that two runs that
+   * pick the same id can never overwrite (or later delete) each other's files.
+   */
+  ifAbsent?: boolean | undefined;
+}
+
 export interface StorageBackend {
   /** Human description for messages and `list` output, e.g. `local:/backups`. Never holds secrets. */
   readonly description: string;
@@ -40,9 +49,10 @@ export interface StorageBackend {
    * Stores `body` under `key`, replacing any object there. Atomic: the object becomes visible under `key`
    * only once every byte is durable; if `body` errors, the signal aborts or the write fails, nothing is
    * visible under `key` and the temporary data is removed (a crash may leave hidden temporary data, which
-   * `list` never returns). Consumes `body` to its end or destroys it.
+   * `list` never returns). Consumes `body` to its end or destroys it. With `ifAbsent`, an existing object
+   * makes it fail with StorageConflictError instead of being replaced.
    */
-  put(key: string, body: Body, options?: OpOptions): Promise<PutResult>;
+  put(key: string, body: Body, options?: PutOptions): Promise<PutResult>;
 
   /**
    * Streams the object's bytes. Rejects with StorageNotFoundError when there is no such object; later read
@@ -67,6 +77,17 @@ export class StorageNotFoundError extends StorageError {
   readonly key: string;
   constructor(backend: string, key: string) {
     super(`${backend}: no object ${key}`);
+    this.key = key;
+  }
+}
+
+/** `put` with `ifAbsent` found an object under the key; nothing was written. */
+export class StorageConflictError extends StorageError {
+  readonly key: string;
+  constructor(backend: string, key: string) {
+    super(`${backend}: ${key} already exists`, {
+      hint: 'another datasaver run wrote the same backup at the same time; run one writer per target',
+    });
     this.key = key;
   }
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { StorageError } from '../errors.ts';
 import {
@@ -7,8 +7,10 @@ import {
   type Body,
   type ObjectInfo,
   type OpOptions,
+  type PutOptions,
   type PutResult,
   type StorageBackend,
+  StorageConflictError,
   StorageNotFoundError,
 } from './backend.ts';
 
@@ -29,18 +31,32 @@ export class LocalStorage implements StorageBackend {
     this.description = `local:${root}`;
   }
 
-  async put(key: string, body: Body, options: OpOptions = {}): Promise<PutResult> {
+  async put(key: string, body: Body, options: PutOptions = {}): Promise<PutResult> {
     const path = this.pathOf(key);
     const dir = dirname(path);
     const temp = join(dir, `.${path.slice(dir.length + 1)}.${randomBytes(6).toString('hex')}.tmp`);
+    let published = false;
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const size = await writeDurably(temp, body, options.signal);
-      await rename(temp, path);
+      if (options.ifAbsent) {
+        // link() fails with EEXIST where rename() would replace: publishing never clobbers an object.
+        await link(temp, path);
+        published = true;
+        await unlink(temp);
+      } else {
+        await rename(temp, path);
+        published = true;
+      }
       await fsyncDir(dir);
       return { size };
     } catch (err) {
       await unlink(temp).catch(() => {});
+      // A failure after publishing (the directory fsync) must not leave the object visible either.
+      if (published) await unlink(path).catch(() => {});
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST' && options.ifAbsent) {
+        throw new StorageConflictError(this.description, key);
+      }
       throw this.wrap(err, 'write', key);
     }
   }
@@ -161,6 +177,7 @@ async function writeDurably(path: string, body: Body, signal: AbortSignal | unde
       if (unsynced >= SYNC_EVERY) {
         await syncing;
         syncing = file.datasync();
+        syncing.catch(() => {}); // handled: its error is rethrown by the next `await syncing`
         unsynced = 0;
       }
     }

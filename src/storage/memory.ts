@@ -3,9 +3,10 @@ import {
   assertValidKey,
   type Body,
   type ObjectInfo,
-  type OpOptions,
+  type PutOptions,
   type PutResult,
   type StorageBackend,
+  StorageConflictError,
   StorageNotFoundError,
 } from './backend.ts';
 
@@ -17,7 +18,7 @@ export class MemoryStorage implements StorageBackend {
   readonly description = 'memory';
   readonly objects = new Map<string, { data: Buffer; modified: Date }>();
 
-  async put(key: string, body: Body, options: OpOptions = {}): Promise<PutResult> {
+  async put(key: string, body: Body, options: PutOptions = {}): Promise<PutResult> {
     assertValidKey(key);
     const chunks: Buffer[] = [];
     for await (const chunk of body) {
@@ -26,6 +27,7 @@ export class MemoryStorage implements StorageBackend {
     }
     options.signal?.throwIfAborted();
     const data = Buffer.concat(chunks);
+    if (options.ifAbsent && this.objects.has(key)) throw new StorageConflictError(this.description, key);
     this.objects.set(key, { data, modified: new Date() });
     return { size: data.length };
   }

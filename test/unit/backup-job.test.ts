@@ -81,7 +81,7 @@ describe('backup job', () => {
       sizeBytes: 100_000,
       storedBytes: stored.length,
       sha256: createHash('sha256').update(stored).digest('hex'),
-      compressionLevel: 3,
+      compressionLevel: 2,
       object: 'shop/shop-20260111T020015Z.dump.zst',
       facts: { tables: [{ name: 'public.t', rows: 3 }] },
     });
