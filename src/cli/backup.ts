@@ -63,12 +63,13 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
       }
     } catch (err) {
       progress.done();
-      if (targets.length === 1 || !(err instanceof DatasaverError)) throw err;
+      if (targets.length === 1 || ctx.signal.aborted) throw err;
+      // One target failing never stops the others; each failure is reported and sets the exit code.
       failures.push({
         target: target.name,
-        exitCode: err.exitCode,
+        exitCode: err instanceof DatasaverError ? err.exitCode : ExitCode.general,
         message: errorMessage(err),
-        hint: err.hint,
+        hint: err instanceof DatasaverError ? err.hint : undefined,
       });
       ctx.stderr.write(`Error: ${target.name}: ${errorMessage(err)}\n`);
     }

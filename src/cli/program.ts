@@ -68,6 +68,10 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     .option('--force', 'restore over the objects of a non-empty database')
     .option('--drop-existing', 'drop and recreate the database first, ending its other connections')
     .option('-j, --jobs <n>', 'parallel restore workers (custom format)')
+    .option(
+      '--temp-dir <dir>',
+      'where a parallel restore spools the decompressed dump (default: the system temp dir)',
+    )
     .addOption(json)
     .action(async (ref: string, opts) => {
       exitCode = await (await import('./restore.ts')).restoreCommand(ctx(), ref, opts);

@@ -15,6 +15,7 @@ export interface RestoreOptions {
   force?: boolean;
   dropExisting?: boolean;
   jobs?: string;
+  tempDir?: string;
   json?: boolean;
 }
 
@@ -47,6 +48,7 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
       force: opts.force ?? false,
       dropExisting: opts.dropExisting ?? false,
       jobs,
+      tempDir: opts.tempDir,
     },
     {
       engine,

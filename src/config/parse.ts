@@ -337,15 +337,27 @@ export function parseDatabaseUrl(source: Sourced, problems: Problems): UrlParts 
     return {};
   }
   const parts: UrlParts = { engine: 'postgres' };
-  if (url.hostname) parts.host = decodeURIComponent(url.hostname.replace(/^\[(.*)\]$/, '$1'));
+  try {
+    if (url.hostname) parts.host = decodeURIComponent(url.hostname.replace(/^\[(.*)\]$/, '$1'));
+    if (url.username) parts.user = decodeURIComponent(url.username);
+    if (url.password) parts.password = new Secret(decodeURIComponent(url.password));
+    const db = decodeURIComponent(url.pathname.replace(/^\//, ''));
+    if (db) parts.database = db;
+  } catch {
+    problems.add(source.origin, `'${shown}' has a malformed %-escape; encode special characters as %XX`);
+    return {};
+  }
   if (url.port) parts.port = Number(url.port);
-  if (url.username) parts.user = decodeURIComponent(url.username);
-  if (url.password) parts.password = new Secret(decodeURIComponent(url.password));
-  const db = decodeURIComponent(url.pathname.replace(/^\//, ''));
-  if (db) parts.database = db;
   for (const [key, value] of url.searchParams) {
-    if (key === 'sslmode' && (SSL_MODES as readonly string[]).includes(value)) parts.sslmode = value;
-    else problems.add(source.origin, `URL parameter ${key}=${value} is not supported; supported: sslmode`);
+    // Only the key is shown: a libpq URL may carry `password=` as a parameter.
+    if (key !== 'sslmode')
+      problems.add(source.origin, `URL parameter ${key} is not supported; supported: sslmode`);
+    else if ((SSL_MODES as readonly string[]).includes(value)) parts.sslmode = value;
+    else
+      problems.add(
+        source.origin,
+        `sslmode '${value}' in the URL is not valid; expected one of ${SSL_MODES.join(', ')}`,
+      );
   }
   return parts;
 }

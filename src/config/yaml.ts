@@ -6,10 +6,14 @@ import { ConfigError } from '../errors.ts';
  * loaded only when a config file is used (it is a sizeable part of a small process's memory).
  */
 export function parseYamlText(text: string, path: string): unknown {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(`${path} is not valid YAML: ${doc.errors[0]?.message}`, {
-      hint: 'check indentation and quoting',
+  // prettyErrors off: pretty messages quote the offending source line, which may hold a password.
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const error = doc.errors[0];
+  if (error) {
+    const before = text.slice(0, error.pos[0]);
+    const at = ` at line ${before.split('\n').length}, column ${before.length - before.lastIndexOf('\n')}`;
+    throw new ConfigError(`${path} is not valid YAML${at}: ${error.message.split('\n')[0]}`, {
+      hint: 'check indentation and quoting on that line',
     });
   }
   return doc.toJS();

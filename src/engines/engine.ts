@@ -44,6 +44,12 @@ export interface DumpEntry {
   name: string;
 }
 
+export interface InspectOptions {
+  signal?: AbortSignal | undefined;
+  /** The manifest's `toolVersion`: a reader too old for it fails with ToolMissingError, not a structure error. */
+  dumpToolVersion?: string | undefined;
+}
+
 export interface DumpInspection {
   entries: DumpEntry[];
 }
@@ -59,6 +65,8 @@ export interface RestoreTargetState {
 
 export interface RestoreOptions {
   format: string;
+  /** The manifest's `toolVersion`; checked against the restore tool before anything is changed. */
+  dumpToolVersion?: string | undefined;
   /** Database to restore into; undefined means the target's configured database. */
   targetDatabase?: string | undefined;
   /** Create the database first (it does not exist). */
@@ -102,13 +110,10 @@ export interface Engine {
   /**
    * Reads a complete raw dump from `source` (consuming it to the end, even when the check itself needs
    * less) and checks its structure, returning its table of contents. Needs no database connection.
-   * Throws BackupError when the dump is structurally broken (truncated, wrong format).
+   * Throws BackupError when the dump is structurally broken (truncated, wrong format), ToolMissingError
+   * when the reading tool is missing or older than `dumpToolVersion`.
    */
-  inspect(
-    source: AsyncIterable<Buffer>,
-    format: string,
-    options?: { signal?: AbortSignal | undefined },
-  ): Promise<DumpInspection>;
+  inspect(source: AsyncIterable<Buffer>, format: string, options?: InspectOptions): Promise<DumpInspection>;
 
   /** Whether the restore destination exists and holds anything. */
   restoreTargetState(
@@ -118,7 +123,9 @@ export interface Engine {
 
   /**
    * Restores a raw dump from `source` into the destination. All-or-nothing where the format allows
-   * (single transaction when `jobs` is 1). Throws RestoreError with the tool's stderr when the restore fails.
+   * (single transaction when `jobs` is 1). Checks the restore tool against `dumpToolVersion` before
+   * creating or dropping anything (ToolMissingError). Throws RestoreError with the tool's stderr, and a
+   * hint saying what state the destination was left in, when the restore fails.
    */
   restore(source: AsyncIterable<Buffer>, options: RestoreOptions): Promise<void>;
 }

@@ -14,7 +14,15 @@ import { pipeline } from 'node:stream/promises';
 import { StringDecoder } from 'node:string_decoder';
 import pg from 'pg';
 import type { TargetConfig } from '../config/types.ts';
-import { BackupError, ConnectionError, RestoreError, UsageError } from '../errors.ts';
+import {
+  BackupError,
+  ConnectionError,
+  DatasaverError,
+  errorMessage,
+  RestoreError,
+  ToolMissingError,
+  UsageError,
+} from '../errors.ts';
 import {
   describeExit,
   feedStdin,
@@ -31,6 +39,7 @@ import type {
   DumpInspection,
   DumpOptions,
   Engine,
+  InspectOptions,
   RestoreOptions,
   RestoreTargetState,
   ServerInfo,
@@ -115,10 +124,12 @@ export class PostgresEngine implements Engine {
   async inspect(
     source: AsyncIterable<Buffer>,
     format: string,
-    options: Signal = {},
+    options: InspectOptions = {},
   ): Promise<DumpInspection> {
     this.extension(format);
-    return format === 'custom' ? this.#inspectCustom(source, options) : inspectPlain(source);
+    if (format === 'plain') return inspectPlain(source);
+    await this.#checkReader('pg_restore', options.dumpToolVersion);
+    return this.#inspectCustom(source, options);
   }
 
   async restoreTargetState(targetDatabase?: string, options: Signal = {}): Promise<RestoreTargetState> {
@@ -146,6 +157,15 @@ export class PostgresEngine implements Engine {
                  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))
              + (SELECT count(*) FROM pg_namespace
                  WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\\_%')
+             + (SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+                   AND t.typrelid = 0 AND t.typcategory <> 'A')
+             + (SELECT count(*) FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
+                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))
+             + (SELECT count(*) FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace
+                 WHERE n.nspname <> 'pg_catalog')
+             + (SELECT count(*) FROM pg_publication) + (SELECT count(*) FROM pg_foreign_server)
+             + (SELECT count(*) FROM pg_event_trigger)
              + (SELECT count(*) FROM pg_largeobject_metadata) AS n`);
         return Number(res.rows[0]?.n ?? 0);
       },
@@ -157,7 +177,10 @@ export class PostgresEngine implements Engine {
   async restore(source: AsyncIterable<Buffer>, options: RestoreOptions): Promise<void> {
     this.extension(options.format);
     const database = options.targetDatabase ?? this.#database();
+    // Before anything is dropped or created: a restore tool too old for the dump would fail right after.
+    await this.#checkReader(options.format === 'plain' ? 'psql' : 'pg_restore', options.dumpToolVersion);
     if (options.dropExisting || options.create) await this.#recreateDatabase(database, options);
+    const hint = restoreFailureHint(database, options);
 
     const env = this.#env(database);
     const conninfo = `dbname=${quoteConninfo(database)}`;
@@ -172,14 +195,14 @@ export class PostgresEngine implements Engine {
         '-d',
         conninfo,
       ];
-      await this.#runWithInput(this.#tool('psql'), [...args, '-f', '-'], env, source, options.signal, 'psql');
+      await this.#runWithInput(this.#tool('psql'), [...args, '-f', '-'], env, source, options.signal, hint);
       return;
     }
     const args = ['--no-password', '--exit-on-error', '-d', conninfo];
     if (options.overwrite) args.push('--clean', '--if-exists');
     if (options.jobs <= 1) {
       args.push('--single-transaction');
-      await this.#runWithInput(this.#tool('pg_restore'), args, env, source, options.signal, 'pg_restore');
+      await this.#runWithInput(this.#tool('pg_restore'), args, env, source, options.signal, hint);
       return;
     }
     // Parallel restore needs a seekable archive: spool the decompressed dump to a private temp file.
@@ -193,7 +216,7 @@ export class PostgresEngine implements Engine {
         env,
         undefined,
         options.signal,
-        'pg_restore',
+        hint,
       );
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -265,7 +288,7 @@ export class PostgresEngine implements Engine {
     env: NodeJS.ProcessEnv,
     source: AsyncIterable<Buffer> | undefined,
     signal: AbortSignal | undefined,
-    what: string,
+    hint: string,
   ): Promise<void> {
     const p: Spawned = spawnTool(tool, args, { env, stdin: source ? 'pipe' : 'ignore', stdout: 'ignore' });
     const onAbort = () => killIfRunning(p.child);
@@ -276,10 +299,8 @@ export class PostgresEngine implements Engine {
       signal?.throwIfAborted();
       if (exit.code !== 0) {
         throw new RestoreError(
-          `${what} ${describeExit(exit)}: ${this.#redact(p.stderr.text()) || 'no message'}`,
-          {
-            hint: 'the restore ran in a single transaction where the format allows it; the database was left as it was',
-          },
+          `${tool.command} ${describeExit(exit)}: ${this.#redact(p.stderr.text()) || 'no message'}`,
+          { hint },
         );
       }
     } finally {
@@ -306,6 +327,21 @@ export class PostgresEngine implements Engine {
       },
       RestoreError,
     );
+  }
+
+  /** Fails (exit 4) when the local `pg_restore`/`psql` is older than the pg_dump that wrote a backup. */
+  async #checkReader(name: string, dumpToolVersion: string | undefined): Promise<void> {
+    const dumpMajor = Number(/(\d+)/.exec(dumpToolVersion ?? '')?.[1] ?? 0);
+    if (!dumpMajor) return;
+    const reader = await this.#toolVersion(name);
+    if (reader.major < dumpMajor) {
+      throw new ToolMissingError(
+        `${name} ${reader.version} cannot read this backup: it was written by ${dumpToolVersion}`,
+        {
+          hint: `install postgresql-client-${dumpMajor} (or newer) and put it first on PATH, or set DATASAVER_TOOL_DIR to its bin directory`,
+        },
+      );
+    }
   }
 
   async #toolVersion(name: string): Promise<{ version: string; major: number }> {
@@ -373,30 +409,7 @@ export class PostgresEngine implements Engine {
     FailAs: typeof BackupError | typeof RestoreError = BackupError,
   ): Promise<T> {
     options.signal?.throwIfAborted();
-    const c = this.#target.connection;
-    const sslmode = c.sslmode ?? process.env.PGSSLMODE;
-    const client = new pg.Client({
-      host: c.host,
-      port: c.port,
-      user: c.user,
-      database,
-      password: c.password?.reveal(),
-      application_name: 'datasaver',
-      connectionTimeoutMillis: 10_000,
-      ssl:
-        sslmode === 'require'
-          ? { rejectUnauthorized: false }
-          : sslmode === 'verify-ca' || sslmode === 'verify-full'
-            ? { rejectUnauthorized: true }
-            : false,
-    });
-    client.on('error', () => {}); // a dropped idle connection surfaces through the pending query instead
-    try {
-      await client.connect();
-    } catch (err) {
-      await client.end().catch(() => {});
-      throw this.#connectionError(err, database);
-    }
+    const client = await this.#connect(database);
     const onAbort = () => void client.end().catch(() => {});
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -406,10 +419,61 @@ export class PostgresEngine implements Engine {
       if (err instanceof pg.DatabaseError) {
         throw new FailAs(`${this.#where()}/${database}: ${this.#redact(err.message)}`, { cause: err });
       }
-      throw err;
+      if (err instanceof DatasaverError) throw err;
+      // The connection dropped mid-query (server restart, network): a connection problem, exit 3.
+      throw new ConnectionError(
+        `lost the connection to ${this.#where()}/${database}: ${this.#redact(errorMessage(err))}`,
+        { cause: err },
+      );
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
       await client.end().catch(() => {});
+    }
+  }
+
+  /**
+   * Connects like libpq would for the configured sslmode (the dump tools use libpq itself): `prefer`, the
+   * default, tries TLS and falls back to a plain connection only when the server has no TLS; `allow` tries
+   * plain first and TLS if the server insists; `require` encrypts without checking the certificate;
+   * `verify-ca`/`verify-full` check it against the system's CA store.
+   */
+  async #connect(database: string): Promise<pg.Client> {
+    const c = this.#target.connection;
+    const mode = c.sslmode ?? process.env.PGSSLMODE ?? 'prefer';
+    const tls = { rejectUnauthorized: false };
+    const attempts: (false | { rejectUnauthorized: boolean })[] =
+      mode === 'disable'
+        ? [false]
+        : mode === 'allow'
+          ? [false, tls]
+          : mode === 'prefer'
+            ? [tls, false]
+            : mode === 'require'
+              ? [tls]
+              : [{ rejectUnauthorized: true }];
+    for (let i = 0; ; i++) {
+      const client = new pg.Client({
+        host: c.host,
+        port: c.port,
+        user: c.user,
+        database,
+        password: c.password?.reveal(),
+        application_name: 'datasaver',
+        connectionTimeoutMillis: 10_000,
+        ssl: attempts[i]!,
+      });
+      client.on('error', () => {}); // a dropped idle connection surfaces through the pending query instead
+      try {
+        await client.connect();
+        return client;
+      } catch (err) {
+        await client.end().catch(() => {});
+        const message = errorMessage(err);
+        const retry =
+          i + 1 < attempts.length &&
+          (attempts[i] ? /does not support SSL/i.test(message) : /no encryption|SSL/i.test(message));
+        if (!retry) throw this.#connectionError(err, database);
+      }
     }
   }
 
@@ -447,6 +511,20 @@ export class PostgresEngine implements Engine {
 }
 
 /** `"my ""db"""`: an SQL identifier, quoted. */
+/** What a failed restore left behind, for the error's hint. */
+function restoreFailureHint(database: string, options: RestoreOptions): string {
+  const atomic = options.format === 'plain' || options.jobs <= 1;
+  const state = atomic ? 'empty' : 'partially restored';
+  if (options.dropExisting) {
+    return `${database} was dropped and recreated before the restore failed: it is now ${state}; fix the cause and restore again`;
+  }
+  if (options.create)
+    return `the new database ${database} was left ${state}; drop it, or fix the cause and restore again`;
+  return atomic
+    ? `the restore ran in a single transaction: ${database} was left as it was`
+    : `a parallel restore is not atomic: ${database} may be partially restored`;
+}
+
 export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }

@@ -75,10 +75,20 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
     const source = await storage.get(manifest.object, { signal });
     const inspection = await engine.inspect(rawDumpStream(source, manifest.compression), manifest.format, {
       signal,
+      dumpToolVersion: manifest.toolVersion,
     });
     return { ...plan, entries: inspection.entries };
   }
 
+  if (action === 'overwrite' && manifest.format === 'plain') {
+    // A plain SQL script has no "drop what exists first" mode (pg_restore --clean needs an archive).
+    throw new UsageError(
+      `cannot restore the plain SQL backup ${manifest.id} over the objects in ${destination.description}`,
+      {
+        hint: 'use --drop-existing to recreate the database, or --target-db NAME for a new one',
+      },
+    );
+  }
   if (action === 'overwrite' && !request.force) {
     const confirmed = deps.confirmOverwrite ? await deps.confirmOverwrite(destination) : false;
     if (!confirmed) {
@@ -92,6 +102,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
   const source = await storage.get(manifest.object, { signal });
   await engine.restore(rawDumpStream(source, manifest.compression, { stored: meter }), {
     format: manifest.format,
+    dumpToolVersion: manifest.toolVersion,
     targetDatabase: request.targetDatabase,
     create: action === 'create',
     dropExisting: action === 'drop-and-recreate',

@@ -105,8 +105,11 @@ export async function checkDumpStructure(manifest: Manifest, deps: VerifyDeps): 
   });
   let entries: number;
   try {
-    entries = (await engine.inspect(chain, manifest.format, { signal })).entries.length;
+    entries = (
+      await engine.inspect(chain, manifest.format, { signal, dumpToolVersion: manifest.toolVersion })
+    ).entries.length;
   } catch (err) {
+    chain.destroy(); // a reader that refused to start read nothing: release the object
     if (err instanceof ToolMissingError || signal?.aborted) throw err;
     if (decompressFailed) {
       throw new VerifyError(

@@ -97,9 +97,11 @@ export class LocalStorage implements StorageBackend {
         if (e.name.startsWith('.')) continue; // temporary files and anything hidden are not objects
         const full = join(dir, e.name);
         const key = relative(this.root, full).split(sep).join('/');
-        if (e.isDirectory()) {
+        // A target directory may be a symlink to another volume: follow it, as writes do.
+        const linked = e.isSymbolicLink() ? await stat(full).catch(() => undefined) : undefined;
+        if (e.isDirectory() || linked?.isDirectory()) {
           if (prefix.startsWith(`${key}/`) || key.startsWith(prefix)) await walk(full);
-        } else if (e.isFile() && key.startsWith(prefix)) {
+        } else if ((e.isFile() || linked?.isFile()) && key.startsWith(prefix)) {
           const s = await stat(full).catch(() => undefined);
           if (s) out.push({ key, size: s.size, modified: s.mtime });
         }

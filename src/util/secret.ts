@@ -29,14 +29,16 @@ export class Secret {
   }
 }
 
-const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*):([^@/\s]*)@/gi;
+// `scheme://user:password@`: the password runs to the last `@` of the word, so passwords holding `/`,
+// `:` or an unencoded `@` are hidden whole (hiding too much beats showing any of a secret).
+const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*):(\S*)@/gi;
 
 /**
  * Removes secrets from text that came from elsewhere (a child process's stderr, a driver's error message):
  * every known secret value, and the password part of any `scheme://user:password@` URL.
  */
 export function redact(text: string, secrets: Iterable<Secret | string | undefined> = []): string {
-  let out = text.replace(URL_CREDENTIALS, '$1:***@');
+  let out = text.replace(URL_CREDENTIALS, '$1:***@').replace(/([?&]password=)[^&\s]*/gi, '$1***');
   for (const s of secrets) {
     const value = s instanceof Secret ? s.reveal() : s;
     // Very short values would redact unrelated text and say little; they are still never printed by us.

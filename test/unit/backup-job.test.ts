@@ -12,7 +12,7 @@ import { BackupError, StorageError } from '../../src/errors.ts';
 import { runBackup } from '../../src/jobs/backup.ts';
 import { findBackup, readCatalog } from '../../src/jobs/catalog.ts';
 import { verifyBackup } from '../../src/jobs/verify.ts';
-import type { Body, OpOptions } from '../../src/storage/backend.ts';
+import { type Body, type OpOptions, StorageConflictError } from '../../src/storage/backend.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
 
 const target: TargetConfig = {
@@ -100,6 +100,25 @@ describe('backup job', () => {
     const b = await runBackup({ target, labels: [], verify: false }, { engine, storage, now: clock(at, at) });
     expect([a.manifest.id, b.manifest.id]).toEqual(['shop-20260111T020015Z', 'shop-20260111T020015Z-1']);
     expect((await readCatalog(storage)).backups.map((m) => m.id)).toEqual([a.manifest.id, b.manifest.id]);
+  });
+
+  it('two runs that pick the same id: the second fails and the first stays intact', async () => {
+    const storage = new MemoryStorage();
+    const at = '2026-01-11T02:00:15Z';
+    const first = await runBackup(
+      { target, labels: [], verify: false },
+      { engine: fakeEngine(() => data(['first run'])), storage, now: clock(at, at) },
+    );
+    const before = new Map(storage.objects);
+    // The race: the second run's existence check happens before the first run published anything.
+    const racing = Object.assign(Object.create(storage) as MemoryStorage, { stat: async () => undefined });
+    const err = await runBackup(
+      { target, labels: [], verify: false },
+      { engine: fakeEngine(() => data(['second run'])), storage: racing, now: clock(at, at) },
+    ).catch((e) => e);
+    expect(err).toBeInstanceOf(StorageConflictError);
+    expect(storage.objects).toEqual(before);
+    expect((await findBackup(storage, 'latest', 'shop')).sha256).toBe(first.manifest.sha256);
   });
 
   it('a dump that fails after some data leaves nothing in storage', async () => {

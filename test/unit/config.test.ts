@@ -145,6 +145,26 @@ describe('environment: errors name the variable, the value and what is expected'
     expect(err.message).not.toContain('t0psecret');
   });
 
+  it('a password never shows, whatever makes the URL invalid', () => {
+    const cases = [
+      'postgres://app:ab/cd9Secret@db/x', // '/' in an unencoded password breaks URL parsing
+      'postgres://app:9Secret@db/x?password=9Secret&sslmode=require',
+      'postgres://app:50%zz9Secret@db/shop', // malformed %-escape
+      'postgres://app:p@ss9Secret@db:notaport/x',
+    ];
+    for (const url of cases) {
+      const err = configError(() => parse({ DATASAVER_DATABASE_URL: url, DATASAVER_STORAGE_PATH: '/b' }));
+      expect(err.message, url).toMatch(/^invalid configuration:\n {2}- DATASAVER_DATABASE_URL: /);
+      expect(err.message, url).not.toContain('9Secret');
+    }
+  });
+
+  it('a YAML syntax error on a password line does not quote the password', () => {
+    const err = configError(() => parse({}, 'targets:\n  shop:\n    password: "9Secret\n    url: x\n'));
+    expect(err.message).toMatch(/is not valid YAML at line \d+, column \d+/);
+    expect(err.message).not.toContain('9Secret');
+  });
+
   it('an unreadable secret file names the variable and the path', () => {
     const err = configError(() =>
       parse({

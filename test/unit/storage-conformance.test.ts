@@ -9,7 +9,7 @@ import { text } from 'node:stream/consumers';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/errors.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
-import { StorageNotFoundError } from '../../src/storage/backend.ts';
+import { StorageConflictError, StorageNotFoundError } from '../../src/storage/backend.ts';
 import { LocalStorage } from '../../src/storage/local.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
 import { tempDir } from '../support/pg.ts';
@@ -78,6 +78,16 @@ describe.each(backends)('%s storage', (_name, make) => {
     expect(await keys('a/')).toEqual(['a/1', 'a/2']);
     expect(await keys('a')).toEqual(['a/1', 'a/2', 'ab/1']);
     expect(await keys('zzz/')).toEqual([]);
+  });
+
+  it('put with ifAbsent never replaces an object, and leaves no trace when refused', async () => {
+    const s = await make();
+    await s.put('t/once', [Buffer.from('first')], { ifAbsent: true });
+    await expect(s.put('t/once', chunks(['second']), { ifAbsent: true })).rejects.toBeInstanceOf(
+      StorageConflictError,
+    );
+    expect(await text(await s.get('t/once'))).toBe('first');
+    expect((await s.list('')).map((o) => o.key)).toEqual(['t/once']);
   });
 
   it('delete is idempotent', async () => {
