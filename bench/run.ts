@@ -1,0 +1,454 @@
+/**
+ * Backup/restore benchmark: datasaver against the usual pg_dump baselines on a throwaway PostgreSQL.
+ *
+ *   node bench/run.ts [--size-mb 500] [--seed 42] [--repeat 1] [--keep] [--cli dist/main.js]
+ *
+ * See bench/README.md for what is measured and how.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { type PostgresServer, startPostgres } from '../test/support/postgres-server.ts';
+import { generateDatabase } from './generate.ts';
+import { TABLES } from './lib/dataset.ts';
+import { formatMb, formatSeconds } from './lib/format.ts';
+import { type Command, createRunner, findGnuTime, type Measurement, type Runner } from './lib/measure.ts';
+import {
+  type Check,
+  check,
+  formatChecks,
+  formatResults,
+  type Sample,
+  type ScenarioResult,
+  summarize,
+} from './lib/report.ts';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const DEFAULT_CLI = join(ROOT, 'dist', 'main.js');
+const RESULTS_DIR = join(ROOT, 'bench', 'results');
+const SOURCE_DB = 'bench';
+
+interface Options {
+  sizeMb: number;
+  seed: number;
+  repeat: number;
+  keep: boolean;
+  /** The datasaver CLI to benchmark. */
+  cli: string;
+}
+
+interface Bench {
+  server: PostgresServer;
+  /** Scratch directory for dumps, datasaver storage and GNU time output. */
+  dir: string;
+  runner: Runner;
+  keep: boolean;
+  cli: string;
+  sourceRows: Record<string, number>;
+  /** Uncompressed custom-format dump of the source database, the input of pg_restore. */
+  restoreDump: string;
+  /** Storage directory of the latest successful datasaver backup. */
+  datasaverStorage: string | null;
+}
+
+interface Scenario {
+  id: string;
+  title: string;
+  /** Needs dist/main.js; failures are reported instead of aborting the run. */
+  datasaver: boolean;
+  run(bench: Bench, rep: number): Promise<Sample>;
+}
+
+class Skip extends Error {}
+
+// ---------------------------------------------------------------------------------------------------
+// Commands and their environments
+
+/** The caller's environment without libpq or datasaver settings, which would change what is measured. */
+function cleanEnv(server: PostgresServer): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([key]) => !key.startsWith('PG') && !key.startsWith('DATASAVER_')),
+  );
+  return { ...env, PATH: `${server.binDir}:${process.env.PATH ?? ''}` };
+}
+
+function pgEnv(server: PostgresServer): NodeJS.ProcessEnv {
+  return {
+    ...cleanEnv(server),
+    PGHOST: server.host,
+    PGPORT: String(server.port),
+    PGUSER: server.user,
+    PGPASSWORD: server.password,
+  };
+}
+
+function datasaverEnv(server: PostgresServer, storage: string): NodeJS.ProcessEnv {
+  return {
+    ...cleanEnv(server),
+    DATASAVER_DATABASE_URL: server.url(SOURCE_DB),
+    DATASAVER_STORAGE_PATH: storage,
+  };
+}
+
+function pgTool(server: PostgresServer, tool: string, args: string[]): Command {
+  return { file: join(server.binDir, tool), args };
+}
+
+function datasaver(bench: Bench, args: string[]): Command {
+  return { file: process.execPath, args: [bench.cli, ...args] };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Helpers for the scenarios
+
+function toSample(m: Measurement, outputBytes: number | null, rowsMatch?: boolean): Sample {
+  return {
+    wallSeconds: m.wallSeconds,
+    outputBytes,
+    peakRssKb: m.peakRssKb,
+    processes: m.processes,
+    gnuTimeMaxRssKb: m.gnuTimeMaxRssKb,
+    ...(rowsMatch === undefined ? {} : { rowsMatch }),
+  };
+}
+
+async function fileSize(path: string): Promise<number> {
+  return (await stat(path)).size;
+}
+
+async function largestFile(dir: string): Promise<number | null> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  const sizes = await Promise.all(
+    entries.filter((e) => e.isFile()).map((e) => fileSize(join(e.parentPath, e.name))),
+  );
+  return sizes.length ? Math.max(...sizes) : null;
+}
+
+/** `storedBytes` anywhere in the CLI's --json output (the whole output, or its last JSON line). */
+function storedBytesFromJson(stdout: string): number | null {
+  const find = (value: unknown): number | null => {
+    if (!value || typeof value !== 'object') return null;
+    const record = value as Record<string, unknown>;
+    if (typeof record.storedBytes === 'number') return record.storedBytes;
+    for (const child of Object.values(record)) {
+      const found = find(child);
+      if (found !== null) return found;
+    }
+    return null;
+  };
+  const candidates = [stdout, ...stdout.trim().split('\n').reverse()];
+  for (const text of candidates) {
+    try {
+      return find(JSON.parse(text));
+    } catch {
+      // not JSON; try the next candidate
+    }
+  }
+  return null;
+}
+
+async function rowCounts(server: PostgresServer, db: string): Promise<Record<string, number>> {
+  const sql = `SELECT ${TABLES.map((t) => `(SELECT count(*) FROM ${t}) AS ${t}`).join(', ')}`;
+  const [row] = await server.query<Record<string, string>>(db, sql);
+  return Object.fromEntries(TABLES.map((t) => [t, Number(row?.[t])]));
+}
+
+async function dropDatabase(server: PostgresServer, db: string): Promise<void> {
+  await server.query('postgres', `DROP DATABASE IF EXISTS "${db}"`);
+}
+
+async function freshDatabase(bench: Bench, prefix: string, rep: number): Promise<string> {
+  const db = `${prefix}_${rep}`;
+  await dropDatabase(bench.server, db);
+  await bench.server.createDatabase(db);
+  return db;
+}
+
+/** Checks the restored database against the source, then drops it (unless --keep). */
+async function verifyRestore(bench: Bench, db: string, m: Measurement): Promise<Sample> {
+  const restored = await rowCounts(bench.server, db);
+  const rowsMatch = TABLES.every((t) => restored[t] === bench.sourceRows[t]);
+  if (!bench.keep) await dropDatabase(bench.server, db);
+  return toSample(m, null, rowsMatch);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// What is measured
+
+const SCENARIOS: Scenario[] = [
+  {
+    id: 'pg_dump_raw',
+    title: 'pg_dump -Fc -Z0 > /dev/null',
+    datasaver: false,
+    async run(b) {
+      const command = pgTool(b.server, 'pg_dump', ['-Fc', '-Z0', SOURCE_DB]);
+      return toSample(await b.runner.measure([command], { output: 'discard', env: pgEnv(b.server) }), null);
+    },
+  },
+  {
+    id: 'pg_dump_gzip',
+    title: 'pg_dump -Fp | gzip > file',
+    datasaver: false,
+    async run(b) {
+      const file = join(b.dir, 'dump.sql.gz');
+      const stages = [pgTool(b.server, 'pg_dump', ['-Fp', SOURCE_DB]), { file: 'gzip', args: [] }];
+      const m = await b.runner.measure(stages, { output: { file }, env: pgEnv(b.server) });
+      return toSample(m, await fileSize(file));
+    },
+  },
+  {
+    id: 'pg_dump_custom',
+    title: 'pg_dump -Fc -f file',
+    datasaver: false,
+    async run(b) {
+      const file = join(b.dir, 'dump.custom');
+      const command = pgTool(b.server, 'pg_dump', ['-Fc', '-f', file, SOURCE_DB]);
+      const m = await b.runner.measure([command], { output: 'discard', env: pgEnv(b.server) });
+      return toSample(m, await fileSize(file));
+    },
+  },
+  {
+    id: 'datasaver_backup',
+    title: 'datasaver backup',
+    datasaver: true,
+    async run(b, rep) {
+      const storage = join(b.dir, `storage-${rep}`);
+      await mkdir(storage, { recursive: true });
+      const m = await b.runner.measure([datasaver(b, ['backup', '--json'])], {
+        output: 'capture',
+        env: datasaverEnv(b.server, storage),
+      });
+      b.datasaverStorage = storage;
+      return toSample(m, storedBytesFromJson(m.stdout) ?? (await largestFile(storage)));
+    },
+  },
+  {
+    id: 'pg_restore',
+    title: 'pg_restore -d <new db> (-Fc -Z0 dump)',
+    datasaver: false,
+    async run(b, rep) {
+      const db = await freshDatabase(b, 'restore_pg', rep);
+      const command = pgTool(b.server, 'pg_restore', ['-d', db, b.restoreDump]);
+      return verifyRestore(
+        b,
+        db,
+        await b.runner.measure([command], { output: 'discard', env: pgEnv(b.server) }),
+      );
+    },
+  },
+  {
+    id: 'datasaver_restore',
+    title: 'datasaver restore latest',
+    datasaver: true,
+    async run(b, rep) {
+      if (!b.datasaverStorage) throw new Skip('no datasaver backup to restore');
+      const db = await freshDatabase(b, 'restore_ds', rep);
+      const m = await b.runner.measure([datasaver(b, ['restore', 'latest', '--target-db', db, '--json'])], {
+        output: 'capture',
+        env: datasaverEnv(b.server, b.datasaverStorage),
+      });
+      return verifyRestore(b, db, m);
+    },
+  },
+];
+
+function evaluate(results: ScenarioResult[]): Check[] {
+  const get = (id: string) => results.find((r) => r.id === id)?.summary;
+  const ratio = (a: number | null | undefined, b: number | null | undefined) =>
+    a != null && b ? a / b : null;
+  const [raw, gzip, backup, pgRestore, restore] = [
+    get('pg_dump_raw'),
+    get('pg_dump_gzip'),
+    get('datasaver_backup'),
+    get('pg_restore'),
+    get('datasaver_restore'),
+  ];
+  return [
+    check('backup wall: datasaver / raw pg_dump', ratio(backup?.wallSeconds, raw?.wallSeconds), '<=', 1.25),
+    check('backup wall: pg_dump|gzip / datasaver', ratio(gzip?.wallSeconds, backup?.wallSeconds), '>=', 2.5),
+    check('backup size: datasaver / pg_dump|gzip', ratio(backup?.outputBytes, gzip?.outputBytes), '<=', 1.0),
+    check('datasaver backup peak RSS (MB)', backup ? backup.peakRssKb / 1024 : null, '<=', 150),
+    check(
+      'restore wall: datasaver / pg_restore',
+      ratio(restore?.wallSeconds, pgRestore?.wallSeconds),
+      '<=',
+      1.15,
+    ),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Orchestration
+
+async function runScenario(
+  bench: Bench,
+  scenario: Scenario,
+  result: ScenarioResult,
+  rep: number,
+): Promise<void> {
+  if (result.status !== 'ok') return;
+  if (scenario.datasaver && !existsSync(bench.cli)) {
+    Object.assign(result, { status: 'skipped', note: `${bench.cli} not found: run \`npm run build\`` });
+    console.log(`  ${scenario.title}: skipped: ${result.note}`);
+    return;
+  }
+  try {
+    // Write back what earlier rows left in the page cache, so that no row pays for another's writes
+    // (datasaver and pg_dump -Fc -f fsync their output; gzip's output is left dirty).
+    execFileSync('sync');
+    const sample = await scenario.run(bench, rep);
+    result.samples.push(sample);
+    const size = sample.outputBytes === null ? '' : `, ${formatMb(sample.outputBytes)}`;
+    console.log(`  ${scenario.title}: ${formatSeconds(sample.wallSeconds)}${size}`);
+  } catch (err) {
+    if (!scenario.datasaver && !(err instanceof Skip)) throw err;
+    const note = err instanceof Error ? err.message : String(err);
+    Object.assign(result, { status: err instanceof Skip ? 'skipped' : 'failed', note });
+    console.log(`  ${scenario.title}: ${result.status}: ${note}`);
+  }
+}
+
+async function runScenarios(bench: Bench, repeat: number): Promise<ScenarioResult[]> {
+  const results: ScenarioResult[] = SCENARIOS.map(({ id, title }) => ({
+    id,
+    title,
+    status: 'ok',
+    samples: [],
+  }));
+  for (let rep = 1; rep <= repeat; rep++) {
+    console.log(`run ${rep}/${repeat}`);
+    for (const [i, scenario] of SCENARIOS.entries()) await runScenario(bench, scenario, results[i]!, rep);
+  }
+  for (const result of results) {
+    if (result.status === 'ok' && result.samples.length) result.summary = summarize(result.samples);
+  }
+  return results;
+}
+
+/** Makes pg_restore's input; being a full dump, it is also the warm-up run that fills the caches. */
+async function prepare(
+  server: PostgresServer,
+  dir: string,
+  runner: Runner,
+  options: Options,
+): Promise<Bench> {
+  const restoreDump = join(dir, 'restore-source.dump');
+  const warmUp = pgTool(server, 'pg_dump', ['-Fc', '-Z0', '-f', restoreDump, SOURCE_DB]);
+  const m = await runner.measure([warmUp], { output: 'discard', env: pgEnv(server) });
+  console.log(`warm-up dump (pg_dump -Fc -Z0 -f file): ${formatSeconds(m.wallSeconds)}`);
+  const sourceRows = await rowCounts(server, SOURCE_DB);
+  const { keep, cli } = options;
+  return { server, dir, runner, keep, cli, sourceRows, restoreDump, datasaverStorage: null };
+}
+
+function parseOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      'size-mb': { type: 'string', default: '500' },
+      seed: { type: 'string', default: '42' },
+      repeat: { type: 'string', default: '1' },
+      keep: { type: 'boolean', default: false },
+      cli: { type: 'string', default: DEFAULT_CLI },
+    },
+  });
+  const options = {
+    sizeMb: Number(values['size-mb']),
+    seed: Number(values.seed),
+    repeat: Number(values.repeat),
+    keep: values.keep,
+    cli: resolve(values.cli),
+  };
+  if (!(options.sizeMb > 0)) throw new Error('--size-mb must be a positive number');
+  if (!Number.isInteger(options.seed) || options.seed < 0)
+    throw new Error('--seed must be a non-negative integer');
+  if (!Number.isInteger(options.repeat) || options.repeat < 1)
+    throw new Error('--repeat must be a positive integer');
+  return options;
+}
+
+async function writeResults(report: object): Promise<string> {
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const file = join(RESULTS_DIR, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  return file;
+}
+
+async function describeKeptServer(server: PostgresServer, dir: string): Promise<void> {
+  const [row] = await server.query<{ data_directory: string }>('postgres', 'SHOW data_directory');
+  const dataDir = row?.data_directory ?? '?';
+  const asPostgres = process.getuid?.() === 0 ? 'runuser -u postgres -- ' : '';
+  console.log(`\n--keep: server left running at ${server.url(SOURCE_DB)}`);
+  console.log(`  scratch files: ${dir}`);
+  console.log(`  stop it with: ${asPostgres}${join(server.binDir, 'pg_ctl')} -D ${dataDir} -m fast stop`);
+  console.log(`  then remove: ${resolve(dataDir, '..')} ${dir}`);
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions();
+  const gnuTime = findGnuTime();
+  if (!gnuTime) console.log('GNU time not found (apt-get install time): peak RSS from /proc polling only');
+  const server = await startPostgres();
+  const dir = await mkdtemp(join(tmpdir(), 'datasaver-bench-'));
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () => {
+    cleaning ??= options.keep
+      ? describeKeptServer(server, dir)
+      : server.stop().then(() => rm(dir, { recursive: true, force: true }));
+    return cleaning;
+  };
+  process.once('SIGINT', () => {
+    console.error('interrupted: stopping the server');
+    cleanup().finally(() => process.exit(130));
+  });
+  try {
+    console.log(
+      `PostgreSQL ${server.version} on port ${server.port}; Node ${process.version}; ${availableParallelism()} CPUs`,
+    );
+    await server.createDatabase(SOURCE_DB);
+    const generated = await generateDatabase(server, SOURCE_DB, {
+      sizeMb: options.sizeMb,
+      seed: options.seed,
+      log: (line) => console.log(line),
+    });
+    console.log(
+      `database: ${formatMb(generated.databaseBytes)} generated in ${formatSeconds(generated.seconds)}`,
+    );
+
+    const bench = await prepare(server, dir, createRunner({ scratchDir: dir, gnuTime }), options);
+    const results = await runScenarios(bench, options.repeat);
+    const checks = evaluate(results);
+    console.log(`\n${formatResults(results)}\n\n${formatChecks(checks)}\n`);
+
+    const file = await writeResults({
+      timestamp: new Date().toISOString(),
+      options,
+      environment: {
+        node: process.version,
+        postgres: server.version,
+        cpus: availableParallelism(),
+        cpuModel: cpus()[0]?.model ?? null,
+        memoryBytes: totalmem(),
+        rssMethod: `/proc VmHWM polling every 10 ms${gnuTime ? '; GNU time %M per stage as a cross-check' : ''}`,
+      },
+      database: {
+        name: SOURCE_DB,
+        bytes: generated.databaseBytes,
+        generateSeconds: generated.seconds,
+        rows: generated.rows,
+      },
+      results,
+      checks,
+    });
+    console.log(`results written to ${file}`);
+  } finally {
+    await cleanup();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+  process.exitCode = 1;
+});
