@@ -1,7 +1,6 @@
 /** Helpers for test files: the suite's PostgreSQL server (from global setup), databases and dumps. */
 import { execFile as execFileCb } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -71,8 +70,9 @@ export async function comparableDump(database: string, extra: string[] = []): Pr
     .join('\n');
 }
 
+/** A fresh directory under the run's scratch root (removed when the run ends). */
 export async function tempDir(prefix = 'datasaver-test-'): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix));
+  return mkdtemp(join(inject('scratchDir'), prefix));
 }
 
 /** Environment for the CLI: one target (the given database) stored under `storage`. */
