@@ -95,18 +95,10 @@ export class UsageError extends DatasaverError {
   }
 }
 
-/** The operation was cancelled (SIGINT/SIGTERM or an AbortSignal). */
-export class AbortedError extends DatasaverError {
-  constructor(message = 'interrupted', details?: ErrorDetails) {
-    super(ExitCode.general, message, details);
-  }
-}
-
+/** An operation cancelled through an AbortSignal (SIGINT/SIGTERM reach jobs that way). */
 export function isAbortError(err: unknown): boolean {
   return (
-    err instanceof AbortedError ||
-    (err instanceof Error &&
-      (err.name === 'AbortError' || (err as NodeJS.ErrnoException).code === 'ABORT_ERR'))
+    err instanceof Error && (err.name === 'AbortError' || (err as NodeJS.ErrnoException).code === 'ABORT_ERR')
   );
 }
 

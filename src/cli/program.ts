@@ -65,7 +65,7 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
       'database to restore into (created if missing; default: the target database)',
     )
     .option('--dry-run', 'show what would be restored and where, change nothing')
-    .option('--force', 'restore over the objects of a non-empty database')
+    .option('--force', 'restore over the objects of a non-empty database (custom format only)')
     .option('--drop-existing', 'drop and recreate the database first, ending its other connections')
     .option('-j, --jobs <n>', 'parallel restore workers (custom format)')
     .option(

@@ -31,6 +31,8 @@ export interface ParseInput {
 interface Sourced {
   value: unknown;
   origin: string;
+  /** Never shown in a message (passwords, URLs with credentials). */
+  secret?: boolean | undefined;
 }
 type RawTarget = Partial<Record<FieldName, Sourced>>;
 
@@ -111,9 +113,9 @@ function readEnvLayer(input: ParseInput, problems: Problems): RawTarget {
       problems.add(spec.env, `both ${spec.env} and ${fileVar} are set; set only one`);
     } else if (filePath !== undefined) {
       const value = readSecretFile(input, filePath, fileVar, problems);
-      if (value !== undefined) layer[f] = { value, origin: `${fileVar} (${filePath})` };
+      if (value !== undefined) layer[f] = { value, origin: `${fileVar} (${filePath})`, secret: true };
     } else if (direct !== undefined) {
-      layer[f] = { value: direct, origin: spec.env };
+      layer[f] = { value: direct, origin: spec.env, secret: spec.secret };
     }
   }
   return layer;
@@ -181,7 +183,8 @@ function yamlLayer(body: unknown, at: string, input: ParseInput, problems: Probl
       if (layer[secretField]) problems.add(origin, `both ${fileKey} and ${key} are set; set only one`);
       const path = expand(String(value), origin, input, problems);
       const secret = path === undefined ? undefined : readSecretFile(input, path, origin, problems);
-      if (secret !== undefined) layer[secretField] = { value: secret, origin: `${origin} (${path})` };
+      if (secret !== undefined)
+        layer[secretField] = { value: secret, origin: `${origin} (${path})`, secret: true };
       continue;
     }
     const field = YAML_KEYS.get(key);
@@ -191,7 +194,7 @@ function yamlLayer(body: unknown, at: string, input: ParseInput, problems: Probl
     }
     if (layer[field]) problems.add(origin, `both ${key} and ${key}_file are set; set only one`);
     const expanded = typeof value === 'string' ? expand(value, origin, input, problems) : value;
-    if (expanded !== undefined) layer[field] = { value: expanded, origin };
+    if (expanded !== undefined) layer[field] = { value: expanded, origin, secret: FIELDS[field].secret };
   }
   return layer;
 }
@@ -317,7 +320,7 @@ const URL_ENGINES: Record<string, EngineName | string> = {
 };
 
 /** Splits `postgres://user:pass@host:port/db?sslmode=x`; the password becomes a Secret. */
-export function parseDatabaseUrl(source: Sourced, problems: Problems): UrlParts {
+function parseDatabaseUrl(source: Sourced, problems: Problems): UrlParts {
   const text = String(source.value);
   const shown = redact(text);
   let url: URL;
@@ -418,11 +421,7 @@ function check<T>(source: Sourced | undefined, validator: Validator<T>, problems
 }
 
 function show(source: Sourced): string {
-  const field = FIELD_NAMES.find(
-    (f) => source.origin.startsWith(FIELDS[f].env) || source.origin.endsWith(FIELDS[f].yaml),
-  );
-  if (field && FIELDS[field].secret) return `'${redact(String(source.value), [String(source.value)])}'`;
-  return `'${String(source.value)}'`;
+  return source.secret ? "'***'" : `'${String(source.value)}'`;
 }
 
 /** Derives a valid target name from a database name (`my.db` -> `my-db`). */

@@ -525,7 +525,7 @@ function restoreFailureHint(database: string, options: RestoreOptions): string {
     : `a parallel restore is not atomic: ${database} may be partially restored`;
 }
 
-export function quoteIdent(name: string): string {
+function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 

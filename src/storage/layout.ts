@@ -16,7 +16,7 @@ export const MANIFEST_SUFFIX = '.manifest.json';
 export const VERIFY_SUFFIX = '.verify.json';
 
 /** `2026-01-11T02:00:15.123Z` -> `20260111T020015Z`. */
-export function compactTimestamp(d: Date): string {
+function compactTimestamp(d: Date): string {
   return d
     .toISOString()
     .replace(/\.\d{3}Z$/, 'Z')
