@@ -35,6 +35,8 @@ try {
   datasaver('list');
   step('verifying the newest backup (checksum, decompression, pg_restore structure check)');
   datasaver('verify', 'latest');
+  step('asking retention what it keeps and why (grandfather-father-son; nothing is deleted)');
+  datasaver('prune', '--dry-run');
   step('restoring it into a new database "shop_restored"');
   datasaver('restore', 'latest', '--target-db', 'shop_restored');
 

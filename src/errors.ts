@@ -81,6 +81,13 @@ export class StorageError extends DatasaverError {
   }
 }
 
+/** Prune could not remove what retention decided to remove (exit 7); nothing kept was touched. */
+export class CleanupError extends DatasaverError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(ExitCode.cleanup, message, details);
+  }
+}
+
 /** A restore failed while writing into the database (exit 1; nothing in the backup is at fault). */
 export class RestoreError extends DatasaverError {
   constructor(message: string, details?: ErrorDetails) {

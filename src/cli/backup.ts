@@ -1,6 +1,7 @@
 import { createEngine } from '../engines/index.ts';
 import { DatasaverError, ExitCode, errorMessage, UsageError } from '../errors.ts';
 import { type BackupResult, runBackup } from '../jobs/backup.ts';
+import { type PruneResult, prune, throwIfPruneFailed } from '../jobs/prune.ts';
 import { openStorage } from '../storage/index.ts';
 import { type CliContext, readConfig, selectTargets } from './context.ts';
 import { formatBytes, formatDuration, Progress, printJson } from './output.ts';
@@ -12,6 +13,8 @@ export interface BackupOptions {
   schemaOnly?: boolean;
   format?: string;
   verify?: boolean;
+  /** False with --no-prune. */
+  prune?: boolean;
   json?: boolean;
 }
 
@@ -31,8 +34,10 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
 
   const done: (BackupResult['manifest'] & { verified: boolean })[] = [];
   const failures: { target: string; exitCode: number; message: string; hint?: string | undefined }[] = [];
+  const pruned: PruneResult[] = [];
   for (const target of targets) {
     const progress = new Progress(ctx.stderr, !opts.json);
+    const storage = openStorage(target.storage);
     try {
       const result = await runBackup(
         {
@@ -44,7 +49,7 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
         },
         {
           engine: createEngine(target),
-          storage: openStorage(target.storage),
+          storage,
           signal: ctx.signal,
           onProgress: (raw, stored) =>
             progress.update(
@@ -72,8 +77,34 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
         hint: err instanceof DatasaverError ? err.hint : undefined,
       });
       ctx.stderr.write(`Error: ${target.name}: ${errorMessage(err)}\n`);
+      continue;
+    }
+    // Retention runs only after a successful backup: a failed run never thins what is there.
+    if (opts.prune === false) continue;
+    try {
+      const result = await prune(target, { storage, now: new Date(), signal: ctx.signal });
+      pruned.push(result);
+      for (const w of result.warnings) ctx.stderr.write(`warning: ${w}\n`);
+      throwIfPruneFailed(result);
+      if (!opts.json && result.removed > 0) {
+        ctx.stdout.write(
+          `pruned ${result.removed} old item(s) of ${target.name} (${formatBytes(result.removedBytes)}); \`datasaver prune --dry-run\` shows why\n`,
+        );
+      }
+    } catch (err) {
+      if (ctx.signal.aborted) throw err;
+      // The backup is committed whatever happens here; a failed prune only sets exit code 7.
+      const failure = {
+        target: target.name,
+        exitCode: err instanceof DatasaverError ? err.exitCode : ExitCode.cleanup,
+        message: `prune: ${errorMessage(err)}`,
+        hint: err instanceof DatasaverError ? err.hint : undefined,
+      };
+      failures.push(failure);
+      ctx.stderr.write(`Error: ${target.name}: ${failure.message}\n`);
+      if (failure.hint) ctx.stderr.write(`Try: ${failure.hint}\n`);
     }
   }
-  if (opts.json) printJson(ctx.stdout, { backups: done, failures });
+  if (opts.json) printJson(ctx.stdout, { backups: done, pruned, failures });
   return failures[0]?.exitCode ?? ExitCode.ok;
 }

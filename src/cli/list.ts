@@ -18,6 +18,7 @@ export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<n
     target: string;
     id: string;
     key: string;
+    kind: 'data' | 'verify';
     size: number;
     modified: string;
   }[] = [];
@@ -31,6 +32,7 @@ export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<n
         target: o.target,
         id: o.id,
         key: o.key,
+        kind: o.kind,
         size: o.size,
         modified: o.modified.toISOString(),
       })),
@@ -65,7 +67,7 @@ export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<n
         '-',
         '-',
         '-',
-        'incomplete',
+        o.kind === 'data' ? 'incomplete' : 'orphan verify record',
       ]);
   }
   if (rows.length === 0) {

@@ -33,6 +33,7 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     .option('--schema-only', 'dump the schema without data')
     .addOption(new Option('--format <format>', 'dump format').choices(['custom', 'plain']))
     .option('--verify', 'verify the backup right after it is committed')
+    .option('--no-prune', 'skip the retention prune that follows a successful backup')
     .addOption(json)
     .action(async (opts) => {
       exitCode = await (await import('./backup.ts')).backupCommand(ctx(), opts);
@@ -75,6 +76,18 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     .addOption(json)
     .action(async (ref: string, opts) => {
       exitCode = await (await import('./restore.ts')).restoreCommand(ctx(), ref, opts);
+    });
+  program
+    .command('prune')
+    .alias('cleanup')
+    .description('apply the retention policy: remove old backups and stale incomplete uploads')
+    .addOption(target)
+    .option('--all', 'prune every configured target')
+    .option('--dry-run', 'show what would be kept and removed, and why; delete nothing')
+    .option('--now <time>', 'decide as if it were this ISO 8601 time (e.g. 2027-01-01T00:00:00Z)')
+    .addOption(json)
+    .action(async (opts) => {
+      exitCode = await (await import('./prune.ts')).pruneCommand(ctx(), opts);
     });
   program
     .command('config')

@@ -30,6 +30,18 @@ const fields = {
   storageBackend: { env: 'DATASAVER_STORAGE_BACKEND', yaml: 'storage.backend' },
   storagePath: { env: 'DATASAVER_STORAGE_PATH', yaml: 'storage.path' },
   toolDir: { env: 'DATASAVER_TOOL_DIR', yaml: 'tool_dir' },
+  timeZone: { env: 'DATASAVER_TIMEZONE', yaml: 'timezone' },
+  keepLast: { env: 'DATASAVER_KEEP_LAST', yaml: 'retention.keep_last' },
+  keepDaily: { env: 'DATASAVER_KEEP_DAILY', yaml: 'retention.keep_daily' },
+  keepWeekly: { env: 'DATASAVER_KEEP_WEEKLY', yaml: 'retention.keep_weekly' },
+  keepMonthly: { env: 'DATASAVER_KEEP_MONTHLY', yaml: 'retention.keep_monthly' },
+  keepYearly: { env: 'DATASAVER_KEEP_YEARLY', yaml: 'retention.keep_yearly' },
+  maxAgeDays: { env: 'DATASAVER_MAX_AGE_DAYS', yaml: 'retention.max_age_days' },
+  minKeep: { env: 'DATASAVER_MIN_KEEP', yaml: 'retention.min_keep' },
+  incompleteGraceHours: {
+    env: 'DATASAVER_INCOMPLETE_GRACE_HOURS',
+    yaml: 'retention.incomplete_grace_hours',
+  },
 } as const satisfies Record<string, FieldSpec>;
 
 export type FieldName = keyof typeof fields;

@@ -8,6 +8,8 @@
  * ignored so that one sidecar's env cannot silently redirect every target of a file.
  */
 import { ConfigError } from '../errors.ts';
+import { isTimeZone } from '../retention/calendar.ts';
+import { DEFAULT_RULES, policyProblem, type RetentionRules } from '../retention/policy.ts';
 import { redact, Secret } from '../util/secret.ts';
 import { FIELD_NAMES, FIELDS, type FieldName } from './fields.ts';
 import {
@@ -15,6 +17,7 @@ import {
   type Config,
   ENGINE_NAMES,
   type EngineName,
+  type RetentionConfig,
   type StorageConfig,
   type TargetConfig,
 } from './types.ts';
@@ -199,10 +202,12 @@ function yamlLayer(body: unknown, at: string, input: ParseInput, problems: Probl
   return layer;
 }
 
-/** `storage: {path: x}` -> `storage.path`; other values stay as they are. */
+const NESTED = new Set(['storage', 'retention']);
+
+/** `storage: {path: x}` -> `storage.path` (and `retention.*`); other values stay as they are. */
 function flatten(body: Record<string, unknown>, prefix = ''): [string, unknown][] {
   return Object.entries(body).flatMap(([k, v]) =>
-    isRecord(v) && k === 'storage' && !prefix
+    isRecord(v) && NESTED.has(k) && !prefix
       ? flatten(v, `${k}.`)
       : [[`${prefix}${k}`, v] as [string, unknown]],
   );
@@ -263,8 +268,10 @@ function buildTarget(raw: RawTarget, problems: Problems): TargetConfig | undefin
         )
       : undefined;
   const storage = buildStorage(raw, problems, true);
+  const timeZone = check(raw.timeZone, TIME_ZONE, problems) ?? 'UTC';
+  const retention = buildRetention(raw, name, problems);
 
-  if (problems.list.length > before || !name || !storage) return undefined;
+  if (problems.list.length > before || !name || !storage || !retention) return undefined;
   return {
     name,
     engine: engine ?? fromUrl.engine ?? 'postgres',
@@ -281,7 +288,39 @@ function buildTarget(raw: RawTarget, problems: Problems): TargetConfig | undefin
     compression: { algorithm, level },
     storage,
     toolDir: pickStr('toolDir'),
+    timeZone,
+    retention,
   };
+}
+
+const RULE_FIELDS = [
+  'keepLast',
+  'keepDaily',
+  'keepWeekly',
+  'keepMonthly',
+  'keepYearly',
+  'maxAgeDays',
+  'minKeep',
+] as const satisfies readonly (keyof RetentionRules & FieldName)[];
+
+function buildRetention(
+  raw: RawTarget,
+  name: string | undefined,
+  problems: Problems,
+): RetentionConfig | undefined {
+  const rules = { ...DEFAULT_RULES };
+  for (const f of RULE_FIELDS) {
+    const n = check(raw[f], intIn(0, 100_000, 'a whole number, 0 to turn the rule off'), problems);
+    if (n !== undefined) rules[f] = n;
+  }
+  const grace = check(raw.incompleteGraceHours, NON_NEGATIVE, problems) ?? 24;
+  const problem = policyProblem(rules);
+  if (problem) {
+    const given = RULE_FIELDS.filter((f) => raw[f]).map((f) => raw[f]!.origin);
+    problems.add(given.join(', ') || `retention of target ${name}`, problem);
+    return undefined;
+  }
+  return { ...rules, incompleteGraceHours: grace };
 }
 
 function buildStorage(raw: RawTarget, problems: Problems, required: boolean): StorageConfig | undefined {
@@ -399,6 +438,17 @@ const TARGET_NAME = matching(
   'letters, digits, `_` and `-`, starting with a letter or digit, at most 63 characters',
 );
 const ABSOLUTE_PATH = matching(/^\//, 'an absolute directory path');
+const TIME_ZONE: Validator<string> = {
+  parse: (v) => (typeof v === 'string' && isTimeZone(v) ? v : undefined),
+  expected: 'an IANA time zone such as UTC, Europe/Berlin or America/New_York',
+};
+const NON_NEGATIVE: Validator<number> = {
+  parse: (v) => {
+    const text = String(v).trim();
+    return /^\d+(\.\d+)?$/.test(text) ? Number(text) : undefined;
+  },
+  expected: 'a number of hours, 0 or more (fractions allowed)',
+};
 const BOOLEAN: Validator<boolean> = {
   parse: (v) => {
     if (typeof v === 'boolean') return v;

@@ -1,3 +1,4 @@
+import { DEFAULT_RULES } from '../retention/policy.ts';
 import type { TargetConfig } from './types.ts';
 
 /**
@@ -21,5 +22,7 @@ export function offlineTarget(name: string, toolDir: string | undefined): Target
     compression: { algorithm: 'zstd', level: undefined },
     storage: { backend: 'local', path: '/' },
     toolDir,
+    timeZone: 'UTC',
+    retention: { ...DEFAULT_RULES, incompleteGraceHours: 24 },
   };
 }

@@ -1,3 +1,4 @@
+import type { RetentionRules } from '../retention/policy.ts';
 import type { Secret } from '../util/secret.ts';
 
 /** Database engines datasaver knows. Only PostgreSQL is implemented so far. */
@@ -45,6 +46,15 @@ export interface TargetConfig {
   storage: StorageConfig;
   /** Directory holding the engine's client tools, when they are not the ones on PATH. */
   toolDir: string | undefined;
+  /** IANA time zone for retention periods (and schedules); default UTC. */
+  timeZone: string;
+  retention: RetentionConfig;
+}
+
+/** What prune keeps (see retention/policy.ts), and how long incomplete uploads are left alone. */
+export interface RetentionConfig extends RetentionRules {
+  /** Data with no manifest younger than this may be an upload in flight and is never removed. */
+  incompleteGraceHours: number;
 }
 
 export interface Config {

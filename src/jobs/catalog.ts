@@ -8,17 +8,23 @@ import type { Manifest } from '../manifest.ts';
 import { parseManifest } from '../manifest-read.ts';
 import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
 import { compareIds, parseBackupId, parseKey } from '../storage/layout.ts';
+import { mapLimit } from '../util/concurrency.ts';
 
 export interface Catalog {
   /** Committed backups, oldest first. */
   backups: Manifest[];
-  /** Data objects with no manifest: in-flight or crashed backups. */
-  incomplete: (ObjectInfo & { target: string; id: string })[];
+  /**
+   * Data objects and verify records whose backup has no manifest file: in-flight or crashed backups, or
+   * leftovers of an interrupted prune. A backup whose manifest exists but cannot be read is not here.
+   */
+  incomplete: (ObjectInfo & { target: string; id: string; kind: 'data' | 'verify' })[];
+  /** Every datasaver object listed, by key (to check that a manifest's data object is there). */
+  objects: Map<string, ObjectInfo>;
   /** Files that were skipped, and why. */
   warnings: string[];
 }
 
-const READ_CONCURRENCY = 16;
+export const READ_CONCURRENCY = 16;
 
 export async function readCatalog(
   storage: StorageBackend,
@@ -27,32 +33,39 @@ export async function readCatalog(
   const objects = await storage.list(options.target ? `${options.target}/` : '', options);
   const warnings: string[] = [];
   const manifestKeys: string[] = [];
-  const data = new Map<string, ObjectInfo & { target: string; id: string }>();
+  const committed = new Set<string>();
+  const byKey = new Map<string, ObjectInfo>();
+  const others: Catalog['incomplete'] = [];
   for (const obj of objects) {
     const parsed = parseKey(obj.key);
     if (!parsed) {
       warnings.push(`${storage.description}: skipping ${obj.key}: not a datasaver backup file`);
-    } else if (parsed.kind === 'manifest') {
+      continue;
+    }
+    byKey.set(obj.key, obj);
+    if (parsed.kind === 'manifest') {
       manifestKeys.push(obj.key);
-    } else if (parsed.kind === 'data') {
-      data.set(obj.key, { ...obj, target: parsed.target, id: parsed.id });
+      committed.add(`${parsed.target}/${parsed.id}`);
+    } else {
+      others.push({ ...obj, target: parsed.target, id: parsed.id, kind: parsed.kind });
     }
   }
 
   const backups: Manifest[] = [];
-  const queue = [...manifestKeys];
-  const worker = async () => {
-    for (let key = queue.shift(); key !== undefined; key = queue.shift()) {
-      const result = await readManifest(storage, key, options.signal);
-      if ('error' in result) warnings.push(`${storage.description}: skipping ${key}: ${result.error}`);
-      else backups.push(result.manifest);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, queue.length) }, worker));
+  const read = await mapLimit(manifestKeys, READ_CONCURRENCY, (key) =>
+    readManifest(storage, key, options.signal),
+  );
+  read.forEach((result, i) => {
+    if ('error' in result)
+      warnings.push(`${storage.description}: skipping ${manifestKeys[i]}: ${result.error}`);
+    else backups.push(result.manifest);
+  });
 
-  for (const m of backups) data.delete(m.object);
   backups.sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : compareIds(a.id, b.id)));
-  return { backups, incomplete: [...data.values()], warnings };
+  // Orphans are judged by the manifest file's presence, not its content: data whose manifest a newer
+  // datasaver wrote (or that is damaged) must never look like garbage to prune.
+  const incomplete = others.filter((o) => !committed.has(`${o.target}/${o.id}`));
+  return { backups, incomplete, objects: byKey, warnings };
 }
 
 async function readManifest(

@@ -71,6 +71,17 @@ export interface StorageBackend {
 
   /** Removes the object. Deleting a missing object succeeds (idempotent). */
   delete(key: string, options?: OpOptions): Promise<void>;
+
+  /**
+   * Hidden temporary data left by writes that never finished (a crash mid-`put`) under `prefix`, with the
+   * time it was last written, so that prune can remove it after a grace period. Optional: a backend whose
+   * failed writes leave nothing behind has neither this nor `deleteTemporary`. The keys returned are only
+   * meaningful to `deleteTemporary`; `get` and `delete` reject them.
+   */
+  listTemporary?(prefix: string, options?: OpOptions): Promise<ObjectInfo[]>;
+
+  /** Removes temporary data that `listTemporary` returned. Idempotent. */
+  deleteTemporary?(key: string, options?: OpOptions): Promise<void>;
 }
 
 export class StorageNotFoundError extends StorageError {

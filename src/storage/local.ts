@@ -119,18 +119,35 @@ export class LocalStorage implements StorageBackend {
     }
   }
 
-  /** Temporary files left by crashed writes, for cleanup after a grace period. */
-  async listTemporary(): Promise<ObjectInfo[]> {
+  async listTemporary(prefix: string): Promise<ObjectInfo[]> {
     const out: ObjectInfo[] = [];
-    const entries = await readdir(this.root, { withFileTypes: true, recursive: true }).catch(() => []);
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = await readdir(this.root, { withFileTypes: true, recursive: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return out;
+      throw this.wrap(err, 'list', prefix || '/');
+    }
     for (const e of entries) {
       if (!e.isFile() || !TEMP_FILE.test(e.name)) continue;
       const full = join(e.parentPath, e.name);
-      const s = await stat(full).catch(() => undefined);
-      if (s)
-        out.push({ key: relative(this.root, full).split(sep).join('/'), size: s.size, modified: s.mtime });
+      const key = relative(this.root, full).split(sep).join('/');
+      const s = key.startsWith(prefix) ? await stat(full).catch(() => undefined) : undefined;
+      if (s) out.push({ key, size: s.size, modified: s.mtime });
     }
     return out;
+  }
+
+  async deleteTemporary(key: string): Promise<void> {
+    const slash = key.lastIndexOf('/');
+    const name = key.slice(slash + 1);
+    if (!TEMP_FILE.test(name)) throw new StorageError(`${this.description}: ${key} is not a temporary file`);
+    const path = slash === -1 ? join(this.root, name) : join(this.pathOf(key.slice(0, slash)), name);
+    try {
+      await rm(path, { force: true });
+    } catch (err) {
+      throw this.wrap(err, 'delete', key);
+    }
   }
 
   private pathOf(key: string): string {

@@ -278,3 +278,115 @@ targets:
     );
   });
 });
+
+describe('retention and time zone', () => {
+  const base = { DATASAVER_DATABASE_URL: 'postgres://app@db/shop', DATASAVER_STORAGE_PATH: '/backups' };
+
+  it('defaults to 7 daily, 4 weekly, 6 monthly, min-keep 3, a 24 h grace, in UTC', () => {
+    const t = parse(base).targets[0]!;
+    expect(t.timeZone).toBe('UTC');
+    expect(t.retention).toEqual({
+      keepLast: 0,
+      keepDaily: 7,
+      keepWeekly: 4,
+      keepMonthly: 6,
+      keepYearly: 0,
+      maxAgeDays: 0,
+      minKeep: 3,
+      incompleteGraceHours: 24,
+    });
+  });
+
+  it('reads every rule from the environment; 0 turns a rule off', () => {
+    const t = parse({
+      ...base,
+      DATASAVER_KEEP_LAST: '2',
+      DATASAVER_KEEP_DAILY: '0',
+      DATASAVER_KEEP_WEEKLY: '8',
+      DATASAVER_KEEP_MONTHLY: '12',
+      DATASAVER_KEEP_YEARLY: '5',
+      DATASAVER_MAX_AGE_DAYS: '400',
+      DATASAVER_MIN_KEEP: '1',
+      DATASAVER_INCOMPLETE_GRACE_HOURS: '0.5',
+      DATASAVER_TIMEZONE: 'Europe/Berlin',
+    }).targets[0]!;
+    expect(t.timeZone).toBe('Europe/Berlin');
+    expect(t.retention).toEqual({
+      keepLast: 2,
+      keepDaily: 0,
+      keepWeekly: 8,
+      keepMonthly: 12,
+      keepYearly: 5,
+      maxAgeDays: 400,
+      minKeep: 1,
+      incompleteGraceHours: 0.5,
+    });
+  });
+
+  it('YAML: shared defaults and a per-target retention block', () => {
+    const cfg = parse(
+      { DATASAVER_KEEP_YEARLY: '2' },
+      `
+defaults:
+  storage: { path: /backups }
+  timezone: America/New_York
+  retention: { keep_daily: 14 }
+targets:
+  shop:
+    url: postgres://app@db/shop
+    retention: { keep_last: 3, min_keep: 5 }
+  blog:
+    url: postgres://app@db/blog
+    timezone: UTC
+`,
+    );
+    const [shop, blog] = cfg.targets;
+    expect(shop!.timeZone).toBe('America/New_York');
+    expect(shop!.retention).toMatchObject({ keepLast: 3, keepDaily: 14, keepYearly: 2, minKeep: 5 });
+    expect(blog!.timeZone).toBe('UTC');
+    expect(blog!.retention).toMatchObject({ keepLast: 0, keepDaily: 14, keepYearly: 2, minKeep: 3 });
+  });
+
+  it('rejects bad values with the field and what is expected', () => {
+    const err = configError(() =>
+      parse({
+        ...base,
+        DATASAVER_KEEP_DAILY: '-1',
+        DATASAVER_MIN_KEEP: 'three',
+        DATASAVER_TIMEZONE: 'Mars/Olympus',
+      }),
+    );
+    expect(err.message).toContain("DATASAVER_KEEP_DAILY: '-1' is not valid; expected a whole number");
+    expect(err.message).toContain("DATASAVER_MIN_KEEP: 'three' is not valid");
+    expect(err.message).toContain(
+      "DATASAVER_TIMEZONE: 'Mars/Olympus' is not valid; expected an IANA time zone",
+    );
+    const yamlErr = configError(() =>
+      parse(
+        {},
+        'targets:\n  shop:\n    url: postgres://a@b/c\n    storage: { path: /b }\n    retention: { keep_dayly: 3 }\n',
+      ),
+    );
+    expect(yamlErr.message).toContain('targets.shop.retention.keep_dayly: unknown setting');
+  });
+
+  it('refuses a policy that would keep nothing (exit 2)', () => {
+    const err = configError(() =>
+      parse({
+        ...base,
+        DATASAVER_KEEP_DAILY: '0',
+        DATASAVER_KEEP_WEEKLY: '0',
+        DATASAVER_KEEP_MONTHLY: '0',
+        DATASAVER_MIN_KEEP: '0',
+      }),
+    );
+    expect(err.message).toMatch(
+      /DATASAVER_KEEP_DAILY, DATASAVER_KEEP_WEEKLY, DATASAVER_KEEP_MONTHLY, DATASAVER_MIN_KEEP: .*would keep nothing/,
+    );
+    // min-keep alone is a policy: keep the N newest.
+    expect(
+      parse({ ...base, DATASAVER_KEEP_DAILY: '0', DATASAVER_KEEP_WEEKLY: '0', DATASAVER_KEEP_MONTHLY: '0' })
+        .targets[0]!.retention.minKeep,
+    ).toBe(3);
+  });
+});

@@ -3,7 +3,7 @@
  * exists.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -133,13 +133,28 @@ describe('local storage specifics', () => {
       await new Promise((r) => setTimeout(r, 5));
     }
     expect(await s.list('')).toEqual([]);
-    expect((await s.listTemporary()).map((o) => o.key)).toEqual([
-      expect.stringMatching(/^t\/\.inflight\.[0-9a-f]{12}\.tmp$/),
-    ]);
+    const temps = await s.listTemporary('t/');
+    expect(temps.map((o) => o.key)).toEqual([expect.stringMatching(/^t\/\.inflight\.[0-9a-f]{12}\.tmp$/)]);
+    expect(await s.listTemporary('other/')).toEqual([]);
+    await expect(s.get(temps[0]!.key)).rejects.toThrow(/invalid storage key/);
     release();
     await writing;
     expect((await s.list('')).map((o) => o.key)).toEqual(['t/inflight']);
-    expect(await s.listTemporary()).toEqual([]);
+    expect(await s.listTemporary('')).toEqual([]);
+  });
+
+  it("deleteTemporary removes a crashed write's temporary file and nothing else", async () => {
+    const root = join(await tempDir(), 'root');
+    const s = new LocalStorage(root);
+    await s.put('t/kept', [Buffer.from('committed')]);
+    await writeFile(join(root, 't', '.crashed.0123456789ab.tmp'), 'partial');
+    const [temp] = await s.listTemporary('');
+    expect(temp).toMatchObject({ key: 't/.crashed.0123456789ab.tmp', size: 7 });
+    await s.deleteTemporary(temp!.key);
+    await s.deleteTemporary(temp!.key); // idempotent
+    expect(await s.listTemporary('')).toEqual([]);
+    await expect(s.deleteTemporary('t/kept')).rejects.toThrow(/not a temporary file/);
+    expect((await s.list('')).map((o) => o.key)).toEqual(['t/kept']);
   });
 
   describe('a full disk', () => {

@@ -1,0 +1,229 @@
+/**
+ * Prune: applies a target's retention policy (retention/policy.ts) to what storage holds, and removes
+ * incomplete uploads older than a grace period. Planning only reads; `executePrune` deletes.
+ *
+ * Safety, in order of importance:
+ * - Only backups with a readable manifest are ever judged by retention; objects datasaver cannot read
+ *   (foreign files, manifests from a newer version) are never deleted.
+ * - A backup is removed manifest first, then its data, then its verify record: a crash part-way leaves an
+ *   orphan that a later prune collects, never a manifest that points at nothing.
+ * - Data without a manifest is left alone until it is older than the grace period, so an upload in flight
+ *   is never touched.
+ */
+
+import { text } from 'node:stream/consumers';
+import type { RetentionConfig } from '../config/types.ts';
+import { CleanupError, errorMessage } from '../errors.ts';
+import type { Manifest } from '../manifest.ts';
+import { planRetention, type RetentionCandidate } from '../retention/policy.ts';
+import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
+import { manifestKey, parseBackupId, verifyKey } from '../storage/layout.ts';
+import { mapLimit } from '../util/concurrency.ts';
+import { READ_CONCURRENCY, readCatalog } from './catalog.ts';
+
+export interface PruneTarget {
+  name: string;
+  timeZone: string;
+  retention: RetentionConfig;
+}
+
+export interface PruneDeps {
+  storage: StorageBackend;
+  now: Date;
+  signal?: AbortSignal | undefined;
+}
+
+export type PruneItemKind = 'backup' | 'incomplete' | 'verify-record' | 'temporary';
+
+export interface PruneItem {
+  kind: PruneItemKind;
+  /** Backup id (for temporary data, the id its name carries, if any). */
+  id: string;
+  /** When the backup was taken, or when leftover data was last written. */
+  time: string;
+  /** Bytes that removing it frees. */
+  bytes: number;
+  action: 'keep' | 'remove';
+  reasons: string[];
+  /** A backup retention may count on (leftovers and damaged backups are not). */
+  good: boolean;
+  /** Storage keys to delete, in order (manifest first). */
+  keys: string[];
+}
+
+export interface PrunePlan {
+  target: string;
+  storage: string;
+  now: string;
+  /** Newest first: backups, then leftovers. */
+  items: PruneItem[];
+  warnings: string[];
+}
+
+export interface PruneResult extends PrunePlan {
+  dryRun: boolean;
+  removed: number;
+  removedBytes: number;
+  /** What could not be removed, and why; prune goes on past a failure to the next item. */
+  failures: string[];
+}
+
+/** Reads storage and decides, for every backup of `target` and every leftover, whether it stays. */
+export async function planPrune(target: PruneTarget, deps: PruneDeps): Promise<PrunePlan> {
+  const { storage, now, signal } = deps;
+  const catalog = await readCatalog(storage, { target: target.name, signal });
+  const warnings = [...catalog.warnings];
+  const backups = catalog.backups.filter((m) => m.target === target.name);
+  const problems = await mapLimit(backups, READ_CONCURRENCY, (m) =>
+    backupProblem(m, catalog.objects, storage, signal, warnings),
+  );
+  const candidates: RetentionCandidate[] = backups.map((m, i) => ({
+    id: m.id,
+    time: new Date(m.createdAt),
+    problem: problems[i],
+    series: m.schemaOnly ? 'schema-only' : 'full',
+  }));
+  const decisions = planRetention(candidates, { ...target.retention, timeZone: target.timeZone }, now);
+  const byId = new Map(backups.map((m, i) => [m.id, { m, problem: problems[i] }]));
+  const items: PruneItem[] = decisions.map((d) => {
+    const { m, problem } = byId.get(d.id)!;
+    const keys = [manifestKey(m.target, m.id), m.object];
+    const verify = verifyKey(m.target, m.id);
+    if (catalog.objects.has(verify)) keys.push(verify);
+    return {
+      kind: 'backup',
+      id: m.id,
+      time: m.createdAt,
+      bytes: catalog.objects.get(m.object)?.size ?? 0,
+      action: d.keep ? 'keep' : 'remove',
+      reasons: d.reasons,
+      good: problem === undefined,
+      keys,
+    };
+  });
+
+  const graceMs = target.retention.incompleteGraceHours * 3_600_000;
+  const leftover = (obj: ObjectInfo, kind: PruneItemKind, id: string, what: string): PruneItem => {
+    const old = now.getTime() - obj.modified.getTime() > graceMs;
+    const grace = `${target.retention.incompleteGraceHours}h`;
+    return {
+      kind,
+      id,
+      time: obj.modified.toISOString(),
+      bytes: obj.size,
+      action: old ? 'remove' : 'keep',
+      good: false,
+      reasons: [old ? `${what}, older than ${grace}` : `${what}, younger than ${grace}: may be in flight`],
+      keys: [obj.key],
+    };
+  };
+  for (const o of catalog.incomplete.filter((x) => x.target === target.name)) {
+    items.push(
+      o.kind === 'data'
+        ? leftover(o, 'incomplete', o.id, 'incomplete: data with no manifest')
+        : leftover(o, 'verify-record', o.id, 'verify record of a removed backup'),
+    );
+  }
+  const temporary = (await storage.listTemporary?.(`${target.name}/`, { signal })) ?? [];
+  for (const t of temporary) {
+    const id = /^\.([^.]+)\./.exec(t.key.slice(t.key.lastIndexOf('/') + 1))?.[1] ?? '';
+    items.push(
+      leftover(t, 'temporary', parseBackupId(id) ? id : '', 'temporary file of an unfinished write'),
+    );
+  }
+  return { target: target.name, storage: storage.description, now: now.toISOString(), items, warnings };
+}
+
+/**
+ * Carries out a plan: removes every item marked `remove`, backups first. A failure to delete is recorded
+ * and prune goes on with the next item; for a backup, nothing after a failed step is attempted, so the
+ * manifest is never left pointing at deleted data.
+ */
+export async function executePrune(
+  plan: PrunePlan,
+  deps: Omit<PruneDeps, 'now'>,
+  options: { dryRun?: boolean | undefined } = {},
+): Promise<PruneResult> {
+  assertKeepsGoodBackups(plan);
+  const result: PruneResult = {
+    ...plan,
+    dryRun: options.dryRun ?? false,
+    removed: 0,
+    removedBytes: 0,
+    failures: [],
+  };
+  if (result.dryRun) return result;
+  for (const item of plan.items) {
+    if (item.action !== 'remove') continue;
+    try {
+      for (const key of item.keys) {
+        if (item.kind === 'temporary') await deps.storage.deleteTemporary!(key, { signal: deps.signal });
+        else await deps.storage.delete(key, { signal: deps.signal });
+      }
+      result.removed++;
+      result.removedBytes += item.bytes;
+    } catch (err) {
+      deps.signal?.throwIfAborted();
+      result.failures.push(`${item.keys[0]}: ${errorMessage(err)}`);
+    }
+  }
+  return result;
+}
+
+/** Throws CleanupError naming the first failure when a prune could not remove everything it meant to. */
+export function throwIfPruneFailed(result: PruneResult): void {
+  if (result.failures.length === 0) return;
+  throw new CleanupError(
+    `prune of ${result.target} in ${result.storage} could not remove ${result.failures.length} item(s): ${result.failures[0]}`,
+    { hint: 'nothing kept was touched; fix the storage error and run `datasaver prune` again' },
+  );
+}
+
+/** Why a committed backup cannot be counted on, or undefined when it is good. */
+async function backupProblem(
+  m: Manifest,
+  objects: Map<string, ObjectInfo>,
+  storage: StorageBackend,
+  signal: AbortSignal | undefined,
+  warnings: string[],
+): Promise<string | undefined> {
+  const data = objects.get(m.object);
+  if (!data) return 'data object missing';
+  if (data.size !== m.storedBytes) return `data object is ${data.size} bytes, manifest says ${m.storedBytes}`;
+  const key = verifyKey(m.target, m.id);
+  if (!objects.has(key)) return undefined;
+  try {
+    const record = JSON.parse(await text(await storage.get(key, { signal }))) as {
+      ok?: unknown;
+      reason?: unknown;
+    };
+    if (record.ok === false) return `verify failed (${String(record.reason)})`;
+  } catch (err) {
+    signal?.throwIfAborted();
+    // An unreadable record says nothing either way: the backup is judged as if never verified.
+    warnings.push(`${storage.description}: ignoring ${key}: ${errorMessage(err)}`);
+  }
+  return undefined;
+}
+
+/**
+ * Defence in depth for the promise retention exists to keep: if a series has a good backup, a plan that
+ * removes every good backup of it is a bug, and nothing is deleted.
+ */
+function assertKeepsGoodBackups(plan: PrunePlan): void {
+  const good = plan.items.filter((i) => i.good);
+  if (good.length > 0 && !good.some((i) => i.action === 'keep')) {
+    throw new CleanupError(`prune of ${plan.target} would remove every good backup; nothing was deleted`, {
+      hint: 'this is a bug in datasaver; please report it with `datasaver prune --dry-run --json` output',
+    });
+  }
+}
+
+/** Plans and carries out a prune of one target's storage (what `datasaver prune` and every backup run). */
+export async function prune(
+  target: PruneTarget,
+  deps: PruneDeps,
+  options: { dryRun?: boolean | undefined } = {},
+): Promise<PruneResult> {
+  return executePrune(await planPrune(target, deps), deps, { dryRun: options.dryRun ?? false });
+}
