@@ -76,8 +76,15 @@ export class VerifyError extends DatasaverError {
 
 /** Reading or writing storage failed (exit 6). */
 export class StorageError extends DatasaverError {
-  constructor(message: string, details?: ErrorDetails) {
+  /**
+   * Worth retrying: a 5xx or 429 answer, a dropped connection, a timeout. Permanent failures (access
+   * denied, no such bucket, a full disk) are not, and fail at once.
+   */
+  readonly transient: boolean;
+
+  constructor(message: string, details?: ErrorDetails & { transient?: boolean }) {
     super(ExitCode.storage, message, details);
+    this.transient = details?.transient ?? false;
   }
 }
 

@@ -28,7 +28,7 @@ export async function readConfig(ctx: CliContext): Promise<Config> {
 }
 
 const NO_TARGET_HINT =
-  'set DATASAVER_DATABASE_URL (or DATASAVER_DB_HOST, DATASAVER_DB_NAME...) and DATASAVER_STORAGE_PATH, or pass --config FILE';
+  'set DATASAVER_DATABASE_URL (or DATASAVER_DB_HOST, DATASAVER_DB_NAME...) and DATASAVER_STORAGE_PATH or DATASAVER_S3_BUCKET, or pass --config FILE';
 
 /** The targets a command runs on: `--target NAME`, `--all`, or the only configured one. */
 export function selectTargets(config: Config, name: string | undefined, all = false): TargetConfig[] {
@@ -48,35 +48,64 @@ export function selectTargets(config: Config, name: string | undefined, all = fa
   });
 }
 
+/** Opens storage, warning on stderr about every retried operation. */
+export function open(ctx: CliContext, config: StorageConfig): Promise<StorageBackend> {
+  return openStorage(config, {
+    onRetry: (r) =>
+      ctx.stderr.write(
+        `warning: ${r.error.message}; retrying ${r.operation} (attempt ${r.attempt + 1}) in ${r.delayMs} ms\n`,
+      ),
+  });
+}
+
+/** The destinations of a target, opened. */
+export function openDestinations(ctx: CliContext, target: TargetConfig): Promise<StorageBackend[]> {
+  return Promise.all(target.destinations.map((d) => open(ctx, d)));
+}
+
 /** Every distinct storage the config mentions, for commands that read storage only (list, verify). */
-export function allStorages(config: Config): StorageBackend[] {
-  const configs: StorageConfig[] = [...config.targets.map((t) => t.storage)];
-  if (config.defaultStorage) configs.push(config.defaultStorage);
+export async function allStorages(ctx: CliContext, config: Config): Promise<StorageBackend[]> {
+  const configs: StorageConfig[] = [
+    ...config.targets.flatMap((t) => t.destinations),
+    ...config.defaultDestinations,
+  ];
   const seen = new Map<string, StorageBackend>();
   for (const c of configs) {
-    const s = openStorage(c);
+    const s = await open(ctx, c);
     if (!seen.has(s.description)) seen.set(s.description, s);
   }
   if (seen.size === 0) {
     throw new ConfigError('no storage is configured', {
-      hint: 'set DATASAVER_STORAGE_PATH, or pass --config FILE',
+      hint: 'set DATASAVER_STORAGE_PATH or DATASAVER_S3_BUCKET, or pass --config FILE',
     });
   }
   return [...seen.values()];
 }
 
 /**
- * The storage that holds backups of `backupTarget`: that target's own storage when it is configured,
- * else the default storage (restoring on a fresh machine from storage settings alone).
+ * The storages that may hold backups of `backupTarget`, in the order to try them: that target's own
+ * destinations when it is configured, else the shared storage settings (restoring on a fresh machine from
+ * storage settings alone).
  */
-export function storageForBackups(config: Config, backupTarget: string): StorageBackend {
+export async function storagesForBackups(
+  ctx: CliContext,
+  config: Config,
+  backupTarget: string,
+): Promise<StorageBackend[]> {
   const own = config.targets.find((t) => t.name === backupTarget);
-  if (own) return openStorage(own.storage);
-  if (config.defaultStorage) return openStorage(config.defaultStorage);
-  if (config.targets.length === 1) return openStorage(config.targets[0]!.storage);
-  throw new ConfigError(`no storage is configured for backups of ${backupTarget}`, {
-    hint: 'set DATASAVER_STORAGE_PATH, or configure that target',
-  });
+  const configs = own
+    ? own.destinations
+    : config.defaultDestinations.length > 0
+      ? config.defaultDestinations
+      : config.targets.length === 1
+        ? config.targets[0]!.destinations
+        : [];
+  if (configs.length === 0) {
+    throw new ConfigError(`no storage is configured for backups of ${backupTarget}`, {
+      hint: 'set DATASAVER_STORAGE_PATH or DATASAVER_S3_BUCKET, or configure that target',
+    });
+  }
+  return Promise.all(configs.map((c) => open(ctx, c)));
 }
 
 /**

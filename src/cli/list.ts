@@ -23,7 +23,8 @@ export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<n
     modified: string;
   }[] = [];
   const warnings: string[] = [];
-  for (const storage of allStorages(config)) {
+  const storages = await allStorages(ctx, config);
+  for (const storage of storages) {
     const catalog = await readCatalog(storage, { target: opts.target, signal: ctx.signal });
     backups.push(...catalog.backups.map((m) => ({ ...m, storage: storage.description })));
     incomplete.push(
@@ -45,7 +46,9 @@ export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<n
     printJson(ctx.stdout, opts.all ? { backups, incomplete, warnings } : { backups, warnings });
     return 0;
   }
+  const several = storages.length > 1;
   const rows = backups.map((m) => [
+    ...(several ? [m.storage] : []),
     m.target,
     m.id,
     formatTime(m.createdAt),
@@ -59,6 +62,7 @@ export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<n
   if (opts.all) {
     for (const o of incomplete)
       rows.push([
+        ...(several ? [o.storage] : []),
         o.target,
         o.id,
         formatTime(o.modified),
@@ -75,6 +79,7 @@ export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<n
     return 0;
   }
   const header = ['TARGET', 'ID', 'CREATED (UTC)', 'STORED', 'RAW', 'FORMAT', 'COMPRESSION', 'LABELS'];
-  ctx.stdout.write(renderTable(opts.all ? [...header, 'STATUS'] : header, rows));
+  const columns = [...(several ? ['DESTINATION'] : []), ...header, ...(opts.all ? ['STATUS'] : [])];
+  ctx.stdout.write(renderTable(columns, rows));
   return 0;
 }

@@ -34,6 +34,10 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     .addOption(new Option('--format <format>', 'dump format').choices(['custom', 'plain']))
     .option('--verify', 'verify the backup right after it is committed')
     .option('--no-prune', 'skip the retention prune that follows a successful backup')
+    .option(
+      '--resume-uploads',
+      'take no backup; copy backups some destinations missed (a failed S3 upload) from the others',
+    )
     .addOption(json)
     .action(async (opts) => {
       exitCode = await (await import('./backup.ts')).backupCommand(ctx(), opts);

@@ -1,7 +1,6 @@
-import { UsageError } from '../errors.ts';
+import { CleanupError, errorMessage, UsageError } from '../errors.ts';
 import { type PruneResult, prune, throwIfPruneFailed } from '../jobs/prune.ts';
-import { openStorage } from '../storage/index.ts';
-import { type CliContext, readConfig, selectTargets } from './context.ts';
+import { type CliContext, openDestinations, readConfig, selectTargets } from './context.ts';
 import { formatBytes, formatTime, printJson, renderTable } from './output.ts';
 
 export interface PruneOptions {
@@ -14,19 +13,40 @@ export interface PruneOptions {
 
 /** `datasaver prune` (alias `cleanup`): applies each selected target's retention policy to its storage. */
 export async function pruneCommand(ctx: CliContext, opts: PruneOptions): Promise<number> {
+  if (opts.now !== undefined && !opts.dryRun) {
+    // A pretend clock would also age in-flight uploads past their grace period: only ever a question.
+    throw new UsageError('--now only works with --dry-run', {
+      hint: 'add --dry-run to see what prune would do at that time',
+    });
+  }
   const now = opts.now === undefined ? new Date() : parseNow(opts.now);
   const config = await readConfig(ctx);
   const targets = selectTargets(config, opts.target, opts.all);
   const results: PruneResult[] = [];
+  const errors: { target: string; storage: string; message: string }[] = [];
   for (const target of targets) {
-    const storage = openStorage(target.storage);
-    const result = await prune(target, { storage, now, signal: ctx.signal }, { dryRun: opts.dryRun });
-    results.push(result);
-    for (const w of result.warnings) ctx.stderr.write(`warning: ${w}\n`);
-    if (!opts.json) ctx.stdout.write(renderPrune(result));
+    // Each destination is thinned on its own: they may hold different backups after a failed upload.
+    for (const storage of await openDestinations(ctx, target)) {
+      try {
+        const result = await prune(target, { storage, now, signal: ctx.signal }, { dryRun: opts.dryRun });
+        results.push(result);
+        for (const w of result.warnings) ctx.stderr.write(`warning: ${w}\n`);
+        if (!opts.json) ctx.stdout.write(renderPrune(result));
+        throwIfPruneFailed(result);
+      } catch (err) {
+        if (ctx.signal.aborted) throw err;
+        // One target or destination failing never stops the others.
+        errors.push({ target: target.name, storage: storage.description, message: errorMessage(err) });
+        ctx.stderr.write(`Error: prune of ${target.name} in ${storage.description}: ${errorMessage(err)}\n`);
+      }
+    }
   }
-  if (opts.json) printJson(ctx.stdout, { results });
-  for (const r of results) throwIfPruneFailed(r);
+  if (opts.json) printJson(ctx.stdout, { results, errors });
+  if (errors.length > 0) {
+    throw new CleanupError(`prune failed for ${errors.length} destination(s); see the errors above`, {
+      hint: 'nothing kept was touched; fix the storage problem and run `datasaver prune` again',
+    });
+  }
   return 0;
 }
 

@@ -5,7 +5,7 @@ import { UsageError } from '../errors.ts';
 import { findBackup } from '../jobs/catalog.ts';
 import { runRestore } from '../jobs/restore.ts';
 import { parseBackupId } from '../storage/layout.ts';
-import { type CliContext, readConfig, selectTargets, storageForBackups } from './context.ts';
+import { type CliContext, readConfig, selectTargets, storagesForBackups } from './context.ts';
 import { formatBytes, Progress, printJson } from './output.ts';
 
 export interface RestoreOptions {
@@ -34,8 +34,8 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
     throw new UsageError(`'${ref}' is not a backup id`, {
       hint: 'use an id from `datasaver list`, or latest',
     });
-  const storage = storageForBackups(config, backupTarget);
-  const manifest = await findBackup(storage, ref, backupTarget, { signal: ctx.signal });
+  const storages = await storagesForBackups(ctx, config, backupTarget);
+  const { manifest, storage } = await findBackup(storages, ref, backupTarget, { signal: ctx.signal });
   const engine = createEngine(target!);
 
   const progress = new Progress(ctx.stderr, !opts.json);

@@ -10,7 +10,7 @@ import {
   engineForBackup,
   readConfig,
   selectTargets,
-  storageForBackups,
+  storagesForBackups,
 } from './context.ts';
 import { formatBytes, Progress, printJson } from './output.ts';
 
@@ -24,7 +24,7 @@ export async function verifyCommand(ctx: CliContext, ref: string, opts: VerifyOp
   const config = await readConfig(ctx);
   const work: { manifest: Manifest; storage: StorageBackend }[] = [];
   if (ref === 'all') {
-    for (const storage of allStorages(config)) {
+    for (const storage of await allStorages(ctx, config)) {
       const catalog = await readCatalog(storage, { target: opts.target, signal: ctx.signal });
       for (const w of catalog.warnings) ctx.stderr.write(`warning: ${w}\n`);
       work.push(...catalog.backups.map((manifest) => ({ manifest, storage })));
@@ -38,8 +38,8 @@ export async function verifyCommand(ctx: CliContext, ref: string, opts: VerifyOp
       throw new UsageError(`'${ref}' is not a backup id`, {
         hint: 'use an id from `datasaver list`, latest or all',
       });
-    const storage = storageForBackups(config, backupTarget);
-    work.push({ manifest: await findBackup(storage, ref, backupTarget, { signal: ctx.signal }), storage });
+    const storages = await storagesForBackups(ctx, config, backupTarget);
+    work.push(await findBackup(storages, ref, backupTarget, { signal: ctx.signal }));
   }
 
   const results: VerifyResult[] = [];

@@ -18,6 +18,8 @@ import {
   ENGINE_NAMES,
   type EngineName,
   type RetentionConfig,
+  S3_SSE_MODES,
+  type S3StorageConfig,
   type StorageConfig,
   type TargetConfig,
 } from './types.ts';
@@ -86,7 +88,7 @@ export function parseConfig(input: ParseInput): Config {
   }
 
   const built = targets.map((t) => buildTarget(t, problems));
-  const defaultStorage = buildStorage(sharedLayer, problems, false);
+  const defaultDestinations = buildDestinations(sharedLayer, problems, false) ?? [];
   const names = new Set<string>();
   for (const t of built) {
     if (!t) continue;
@@ -99,7 +101,7 @@ export function parseConfig(input: ParseInput): Config {
   return {
     file,
     targets: built.filter((t): t is TargetConfig => t !== undefined),
-    defaultStorage,
+    defaultDestinations,
     defaultToolDir,
     warnings,
   };
@@ -202,9 +204,9 @@ function yamlLayer(body: unknown, at: string, input: ParseInput, problems: Probl
   return layer;
 }
 
-const NESTED = new Set(['storage', 'retention']);
+const NESTED = new Set(['storage', 'retention', 's3']);
 
-/** `storage: {path: x}` -> `storage.path` (and `retention.*`); other values stay as they are. */
+/** `storage: {path: x}` -> `storage.path` (and `retention.*`, `s3.*`); other values stay as they are. */
 function flatten(body: Record<string, unknown>, prefix = ''): [string, unknown][] {
   return Object.entries(body).flatMap(([k, v]) =>
     isRecord(v) && NESTED.has(k) && !prefix
@@ -267,11 +269,11 @@ function buildTarget(raw: RawTarget, problems: Problems): TargetConfig | undefin
           problems,
         )
       : undefined;
-  const storage = buildStorage(raw, problems, true);
+  const destinations = buildDestinations(raw, problems, true);
   const timeZone = check(raw.timeZone, TIME_ZONE, problems) ?? 'UTC';
   const retention = buildRetention(raw, name, problems);
 
-  if (problems.list.length > before || !name || !storage || !retention) return undefined;
+  if (problems.list.length > before || !name || !destinations || !retention) return undefined;
   return {
     name,
     engine: engine ?? fromUrl.engine ?? 'postgres',
@@ -286,7 +288,7 @@ function buildTarget(raw: RawTarget, problems: Problems): TargetConfig | undefin
     format,
     schemaOnly,
     compression: { algorithm, level },
-    storage,
+    destinations,
     toolDir: pickStr('toolDir'),
     timeZone,
     retention,
@@ -313,7 +315,7 @@ function buildRetention(
     const n = check(raw[f], intIn(0, 100_000, 'a whole number, 0 to turn the rule off'), problems);
     if (n !== undefined) rules[f] = n;
   }
-  const grace = check(raw.incompleteGraceHours, NON_NEGATIVE, problems) ?? 24;
+  const grace = check(raw.incompleteGraceHours, GRACE_HOURS, problems) ?? 24;
   const problem = policyProblem(rules);
   if (problem) {
     const given = RULE_FIELDS.filter((f) => raw[f]).map((f) => raw[f]!.origin);
@@ -323,19 +325,115 @@ function buildRetention(
   return { ...rules, incompleteGraceHours: grace };
 }
 
-function buildStorage(raw: RawTarget, problems: Problems, required: boolean): StorageConfig | undefined {
-  check(raw.storageBackend, oneOf(['local'], 'local (S3 is not supported yet)'), problems);
-  if (!raw.storagePath) {
+const BACKENDS = ['local', 's3'] as const;
+
+/**
+ * Where backups go: `storage.backend` lists the destinations (`local`, `s3`, or both); without it they
+ * follow from what is set (a storage path means local, a bucket means S3). Local comes first: it is the
+ * fastest copy to restore from.
+ */
+function buildDestinations(
+  raw: RawTarget,
+  problems: Problems,
+  required: boolean,
+): StorageConfig[] | undefined {
+  let backends: ('local' | 's3')[] = [];
+  if (raw.storageBackend) {
+    const value = raw.storageBackend.value;
+    const names = (Array.isArray(value) ? value.map(String) : String(value).split(','))
+      .map((n) => n.trim())
+      .filter(Boolean);
+    for (const n of names) {
+      const b = BACKENDS.find((x) => x === n);
+      if (b) backends.push(b);
+      else
+        problems.add(raw.storageBackend.origin, `'${n}' is not valid; expected local, s3, or both: local,s3`);
+    }
+  } else {
+    if (raw.storagePath) backends.push('local');
+    if (raw.s3Bucket) backends.push('s3');
+  }
+  backends = BACKENDS.filter((b) => backends.includes(b));
+  if (backends.length === 0) {
     if (required) {
       problems.add(
         FIELDS.storagePath.env,
-        `not set; set it (or ${FIELDS.storagePath.yaml} in the config file)`,
+        `no storage is set; set ${FIELDS.storagePath.env} (a directory) and/or ${FIELDS.s3Bucket.env} (an S3 bucket), or storage.path / s3.bucket in the config file`,
       );
     }
-    return undefined;
+    return required ? undefined : [];
   }
-  const path = check(raw.storagePath, ABSOLUTE_PATH, problems);
-  return path === undefined ? undefined : { backend: 'local', path: path.replace(/(.)\/+$/, '$1') };
+  const out: StorageConfig[] = [];
+  for (const backend of backends) {
+    if (backend === 'local') {
+      if (!raw.storagePath) {
+        problems.add(
+          FIELDS.storagePath.env,
+          `not set, but the local backend is selected; set it (or ${FIELDS.storagePath.yaml})`,
+        );
+        continue;
+      }
+      const path = check(raw.storagePath, ABSOLUTE_PATH, problems);
+      if (path !== undefined) out.push({ backend: 'local', path: path.replace(/(.)\/+$/, '$1') });
+    } else {
+      const s3 = buildS3(raw, problems);
+      if (s3) out.push(s3);
+    }
+  }
+  return out.length === backends.length ? out : undefined;
+}
+
+function buildS3(raw: RawTarget, problems: Problems): S3StorageConfig | undefined {
+  const before = problems.list.length;
+  if (!raw.s3Bucket) {
+    problems.add(
+      FIELDS.s3Bucket.env,
+      `not set, but the s3 backend is selected; set it (or ${FIELDS.s3Bucket.yaml})`,
+    );
+  }
+  const bucket = check(raw.s3Bucket, S3_BUCKET, problems);
+  const endpoint = check(raw.s3Endpoint, HTTP_URL, problems);
+  const sse = check(raw.s3Sse, oneOf(S3_SSE_MODES), problems);
+  const partSizeMb = check(raw.s3PartSizeMb, intIn(5, 5120, 'a part size in MiB, 5-5120'), problems) ?? 16;
+  const uploadConcurrency =
+    check(raw.s3UploadConcurrency, intIn(1, 64, 'a number of parallel part uploads, 1-64'), problems) ?? 4;
+  const accessKey = raw.s3AccessKey ? new Secret(String(raw.s3AccessKey.value)) : undefined;
+  const secretKey = raw.s3SecretKey ? new Secret(String(raw.s3SecretKey.value)) : undefined;
+  if ((accessKey === undefined) !== (secretKey === undefined)) {
+    const given = raw.s3AccessKey ?? raw.s3SecretKey;
+    problems.add(
+      given!.origin,
+      `set both ${FIELDS.s3AccessKey.env} and ${FIELDS.s3SecretKey.env}, or neither (to use the AWS default credential chain)`,
+    );
+  }
+  if (raw.s3SseKmsKeyId && sse !== 'aws:kms') {
+    problems.add(raw.s3SseKmsKeyId.origin, `a KMS key id needs ${FIELDS.s3Sse.env}=aws:kms`);
+  }
+  const prefix = raw.s3Prefix ? String(raw.s3Prefix.value).replace(/^\/+|\/+$/g, '') : '';
+  if (prefix.split('/').some((s) => s === '.' || s === '..' || (prefix !== '' && s === ''))) {
+    problems.add(
+      raw.s3Prefix!.origin,
+      `'${prefix}' is not valid; expected a key prefix such as backups/prod`,
+    );
+  }
+  if (problems.list.length > before || !bucket) return undefined;
+  return {
+    backend: 's3',
+    bucket,
+    prefix,
+    endpoint,
+    region: raw.s3Region ? String(raw.s3Region.value) : 'us-east-1',
+    // Self-hosted S3 (MinIO and most others) needs path-style addressing; AWS prefers virtual hosts.
+    forcePathStyle: check(raw.s3ForcePathStyle, BOOLEAN, problems) ?? endpoint !== undefined,
+    accessKey,
+    secretKey,
+    sse,
+    sseKmsKeyId: raw.s3SseKmsKeyId ? String(raw.s3SseKmsKeyId.value) : undefined,
+    storageClass: raw.s3StorageClass ? String(raw.s3StorageClass.value) : undefined,
+    partSizeMb,
+    uploadConcurrency,
+    verifyUpload: check(raw.s3VerifyUpload, BOOLEAN, problems) ?? true,
+  };
 }
 
 interface UrlParts {
@@ -438,16 +536,32 @@ const TARGET_NAME = matching(
   'letters, digits, `_` and `-`, starting with a letter or digit, at most 63 characters',
 );
 const ABSOLUTE_PATH = matching(/^\//, 'an absolute directory path');
+const S3_BUCKET = matching(
+  /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+  'an S3 bucket name: 3-63 lowercase letters, digits, `.` and `-`',
+);
+const HTTP_URL: Validator<string> = {
+  parse: (v) => {
+    try {
+      const u = new URL(String(v));
+      return u.protocol === 'http:' || u.protocol === 'https:' ? String(v).replace(/\/+$/, '') : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+  expected: 'an http:// or https:// URL such as https://s3.eu-central-1.amazonaws.com or http://minio:9000',
+};
 const TIME_ZONE: Validator<string> = {
   parse: (v) => (typeof v === 'string' && isTimeZone(v) ? v : undefined),
   expected: 'an IANA time zone such as UTC, Europe/Berlin or America/New_York',
 };
-const NON_NEGATIVE: Validator<number> = {
+/** An upload in flight must never look abandoned: at least an hour. */
+const GRACE_HOURS: Validator<number> = {
   parse: (v) => {
     const text = String(v).trim();
-    return /^\d+(\.\d+)?$/.test(text) ? Number(text) : undefined;
+    return /^\d+(\.\d+)?$/.test(text) && Number(text) >= 1 ? Number(text) : undefined;
   },
-  expected: 'a number of hours, 0 or more (fractions allowed)',
+  expected: 'a number of hours, at least 1 (fractions allowed)',
 };
 const BOOLEAN: Validator<boolean> = {
   parse: (v) => {

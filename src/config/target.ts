@@ -20,7 +20,7 @@ export function offlineTarget(name: string, toolDir: string | undefined): Target
     format: 'custom',
     schemaOnly: false,
     compression: { algorithm: 'zstd', level: undefined },
-    storage: { backend: 'local', path: '/' },
+    destinations: [],
     toolDir,
     timeZone: 'UTC',
     retention: { ...DEFAULT_RULES, incompleteGraceHours: 24 },

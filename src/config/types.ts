@@ -20,7 +20,35 @@ export interface LocalStorageConfig {
   path: string;
 }
 
-export type StorageConfig = LocalStorageConfig;
+export const S3_SSE_MODES = ['AES256', 'aws:kms'] as const;
+
+/** An S3-compatible bucket (AWS, MinIO, Backblaze B2, Wasabi, Scaleway, R2...). */
+export interface S3StorageConfig {
+  backend: 's3';
+  bucket: string;
+  /** Key prefix inside the bucket, without leading or trailing `/`; '' for the bucket root. */
+  prefix: string;
+  /** Custom endpoint URL for S3-compatible services; undefined for AWS. */
+  endpoint: string | undefined;
+  region: string;
+  /** `https://endpoint/bucket/key` instead of `https://bucket.endpoint/key` (MinIO and most self-hosted). */
+  forcePathStyle: boolean;
+  /** Static credentials; when unset, the AWS SDK's default chain (env, profile, container/instance role). */
+  accessKey: Secret | undefined;
+  secretKey: Secret | undefined;
+  /** Server-side encryption: SSE-S3 (`AES256`) or SSE-KMS (`aws:kms`, optionally with a key id). */
+  sse: (typeof S3_SSE_MODES)[number] | undefined;
+  sseKmsKeyId: string | undefined;
+  storageClass: string | undefined;
+  /** Smallest multipart part, MiB (S3's minimum is 5); parts grow so any object fits in 10,000. */
+  partSizeMb: number;
+  /** Parts uploaded at once; memory is about (concurrency + 1) x part size. */
+  uploadConcurrency: number;
+  /** Read each uploaded object back and check its size and sha256 before the manifest is written. */
+  verifyUpload: boolean;
+}
+
+export type StorageConfig = LocalStorageConfig | S3StorageConfig;
 
 /** How to reach the database server. Every field is optional: libpq-style defaults apply. */
 export interface ConnectionConfig {
@@ -43,7 +71,8 @@ export interface TargetConfig {
   format: string;
   schemaOnly: boolean;
   compression: CompressionConfig;
-  storage: StorageConfig;
+  /** Where backups are written, each from the same dump; local first. */
+  destinations: StorageConfig[];
   /** Directory holding the engine's client tools, when they are not the ones on PATH. */
   toolDir: string | undefined;
   /** IANA time zone for retention periods (and schedules); default UTC. */
@@ -61,8 +90,8 @@ export interface Config {
   /** The YAML file the config came from, if any. */
   file: string | undefined;
   targets: TargetConfig[];
-  /** Storage used when no target is configured (for list/verify/restore from storage alone). */
-  defaultStorage: StorageConfig | undefined;
+  /** Storage from the shared settings, for list/verify/restore of backups whose target is not configured. */
+  defaultDestinations: StorageConfig[];
   /** Client tool directory used when no target is configured (verify from storage alone). */
   defaultToolDir: string | undefined;
   /** Settings that were given but have no effect, for `config check` to point out. */

@@ -1,6 +1,9 @@
 /**
- * backup: dump -> 1 MB batches -> measure raw bytes -> compress -> sha256 + count stored bytes -> storage, as one streaming
- * pipeline (memory stays flat whatever the database size; no temp file), then the manifest, last.
+ * backup: dump -> 1 MB batches -> measure raw bytes -> compress -> sha256 + count stored bytes -> every
+ * destination, as one streaming pipeline (memory stays flat whatever the database size; no temp file;
+ * the database is dumped once however many destinations there are), then the manifest, last, in each
+ * destination that took the whole object. A destination that fails does not stop the others: the backup
+ * is committed where it could be, and the failures are returned for the caller to report and retry.
  *
  * Commit rules (RELIABILITY.md promises 1-3):
  *   - the data object is written atomically and only once the dump tool has exited 0 with data, because
@@ -23,9 +26,10 @@ import {
 import { MANIFEST_VERSION, type Manifest, serializeManifest } from '../manifest.ts';
 import { coalesce } from '../pipeline/coalesce.ts';
 import { compressionExtension, createCompressor, effectiveLevel } from '../pipeline/compression.ts';
+import { fanOut } from '../pipeline/fanout.ts';
 import { MemoryGovernor } from '../pipeline/memory.ts';
 import { Meter } from '../pipeline/meter.ts';
-import type { StorageBackend } from '../storage/backend.ts';
+import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
 import { backupId, dataExtension, dataKey, manifestKey } from '../storage/layout.ts';
 import { DATASAVER_VERSION } from '../version.ts';
 import { verifyBackup } from './verify.ts';
@@ -42,7 +46,8 @@ export interface BackupRequest {
 
 export interface BackupDeps {
   engine: Engine;
-  storage: StorageBackend;
+  /** Where the backup goes, each a full copy from the one dump (local first). */
+  destinations: StorageBackend[];
   signal?: AbortSignal | undefined;
   /** Raw dump bytes and stored bytes so far. */
   onProgress?: ((raw: number, stored: number) => void) | undefined;
@@ -53,11 +58,16 @@ export interface BackupResult {
   manifest: Manifest;
   /** Set when verification was requested and passed. */
   verified: boolean;
+  /** Destinations that hold the committed backup. */
+  committed: StorageBackend[];
+  /** Destinations that failed, and why; the backup is committed on the others. */
+  failures: { destination: StorageBackend; error: unknown }[];
 }
 
 export async function runBackup(request: BackupRequest, deps: BackupDeps): Promise<BackupResult> {
   const { target } = request;
-  const { engine, storage, signal } = deps;
+  const { engine, destinations, signal } = deps;
+  if (destinations.length === 0) throw new StorageError(`no destination is configured for ${target.name}`);
   const now = deps.now ?? (() => new Date());
   const format = request.format ?? target.format;
   const schemaOnly = request.schemaOnly ?? target.schemaOnly;
@@ -69,7 +79,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     engine.extension(format),
     compressionExtension(target.compression.algorithm),
   );
-  const id = await freeId(storage, target.name, startedAt, extension, signal);
+  const id = await freeId(destinations, target.name, startedAt, extension, signal);
   const objectKey = dataKey(target.name, id, extension);
 
   const raw = new Meter({
@@ -87,7 +97,17 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   const stopDump = new AbortController();
   const dumpSignal = signal ? AbortSignal.any([signal, stopDump.signal]) : stopDump.signal;
   for (const stage of [raw, compressor, stored]) stage.once('error', () => stopDump.abort());
-  let dataWritten = false;
+  const written = destinations.map(() => false);
+  const uploads: (unknown | undefined)[] = destinations.map(() => undefined);
+  const writers = destinations.map((storage, i) => async (body: AsyncIterable<Buffer>) => {
+    try {
+      await storage.put(objectKey, body, { signal, ifAbsent: true });
+      written[i] = true;
+    } catch (err) {
+      uploads[i] = err;
+      throw err;
+    }
+  });
   try {
     await pipeline(
       // Two batches queued at most: when compression is the slow stage, memory stays at a few MB.
@@ -98,10 +118,11 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
       raw,
       compressor,
       stored,
-      async (body: AsyncIterable<Buffer>, opts?: { signal?: AbortSignal }) => {
+      async (body: AsyncIterable<Buffer>) => {
         try {
-          await storage.put(objectKey, body, { signal: opts?.signal, ifAbsent: true });
-          dataWritten = true;
+          // One destination reads the stream directly; several share it, and one failing leaves the others.
+          if (writers.length === 1) await writers[0]!(body);
+          else await fanOut(body, writers);
         } catch (err) {
           stopDump.abort();
           throw err;
@@ -111,16 +132,10 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     );
   } catch (err) {
     // Only remove what this run wrote: after a conflict the object under this key is another run's.
-    if (dataWritten) await storage.delete(objectKey).catch(() => {});
-    throw classifyPipelineError(err, target.name);
-  }
-
-  const info = await storage.stat(objectKey, { signal });
-  if (info?.size !== stored.bytes) {
-    await storage.delete(objectKey).catch(() => {});
-    throw new StorageError(
-      `${storage.description}: ${objectKey} holds ${info?.size ?? 'no'} bytes after writing ${stored.bytes}; the backup was not committed`,
+    await Promise.all(
+      destinations.map((d, i) => (written[i] ? d.delete(objectKey).catch(() => {}) : undefined)),
     );
+    throw classifyPipelineError(err, target.name);
   }
 
   const finishedAt = now();
@@ -149,8 +164,56 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     datasaverVersion: DATASAVER_VERSION,
     facts,
   };
+  const outcomes = await Promise.all(
+    destinations.map(async (storage, i) => {
+      if (!written[i]) return uploads[i] ?? new StorageError(`${storage.description}: upload did not finish`);
+      try {
+        await commit(storage, manifest, signal);
+        return undefined;
+      } catch (err) {
+        return err;
+      }
+    }),
+  );
+  signal?.throwIfAborted();
+  const committed = destinations.filter((_, i) => outcomes[i] === undefined);
+  const failures = destinations
+    .map((destination, i) => ({ destination, error: outcomes[i] }))
+    .filter((f) => f.error !== undefined);
+  if (committed.length === 0) throw failures[0]!.error;
+
+  if (!request.verify) return { manifest, verified: false, committed, failures };
+  const result = await verifyBackup(manifest, { storage: committed[0]!, engine, signal });
+  if (!result.ok) {
+    throw new VerifyError(
+      manifest.id,
+      result.reason ?? 'structure',
+      `${result.message} (the backup is stored but failed verification)`,
+    );
+  }
+  return { manifest, verified: true, committed, failures };
+}
+
+/**
+ * Checks the data object in one destination and writes the manifest there: the commit. On failure the
+ * data object is removed, so the destination holds nothing of this backup.
+ */
+export async function commit(
+  storage: StorageBackend,
+  manifest: Manifest,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const objectKey = manifest.object;
+  const info = await storage.stat(objectKey, { signal }).catch((err: unknown) => err);
+  if (info instanceof Error || (info as ObjectInfo | undefined)?.size !== manifest.storedBytes) {
+    await storage.delete(objectKey).catch(() => {});
+    if (info instanceof Error) throw info;
+    throw new StorageError(
+      `${storage.description}: ${objectKey} holds ${(info as ObjectInfo | undefined)?.size ?? 'no'} bytes after writing ${manifest.storedBytes}; the backup was not committed there`,
+    );
+  }
   try {
-    await storage.put(manifestKey(target.name, id), [serializeManifest(manifest)], {
+    await storage.put(manifestKey(manifest.target, manifest.id), [serializeManifest(manifest)], {
       signal,
       ifAbsent: true,
     });
@@ -160,26 +223,15 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     await storage.delete(objectKey).catch(() => {});
     if (isAbortError(err)) throw err;
     throw new StorageError(
-      `cannot write the manifest of ${id}: ${errorMessage(err)}; the backup was not committed`,
+      `${storage.description}: cannot write the manifest of ${manifest.id}: ${errorMessage(err)}; the backup was not committed there`,
       { cause: err },
     );
   }
-
-  if (!request.verify) return { manifest, verified: false };
-  const result = await verifyBackup(manifest, { storage, engine, signal });
-  if (!result.ok) {
-    throw new VerifyError(
-      manifest.id,
-      result.reason ?? 'structure',
-      `${result.message} (the backup is stored but failed verification)`,
-    );
-  }
-  return { manifest, verified: true };
 }
 
 /** The id for a new backup, with a sequence suffix if a backup of this target started in the same second. */
 async function freeId(
-  storage: StorageBackend,
+  destinations: StorageBackend[],
   target: string,
   at: Date,
   extension: string,
@@ -187,10 +239,12 @@ async function freeId(
 ): Promise<string> {
   for (let seq = 0; ; seq++) {
     const id = backupId(target, at, seq);
-    const taken = await Promise.all([
-      storage.stat(manifestKey(target, id), { signal }),
-      storage.stat(dataKey(target, id, extension), { signal }),
-    ]);
+    const taken = await Promise.all(
+      destinations.flatMap((storage) => [
+        storage.stat(manifestKey(target, id), { signal }),
+        storage.stat(dataKey(target, id, extension), { signal }),
+      ]),
+    );
     if (taken.every((t) => t === undefined)) return id;
   }
 }

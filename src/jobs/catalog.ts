@@ -85,44 +85,49 @@ async function readManifest(
   if (result.manifest.id !== parsedKey?.id || result.manifest.target !== parsedKey.target) {
     return { error: `manifest describes ${result.manifest.id}, not the backup its name says` };
   }
+  // Its data object must be this backup's own: prune deletes it, restore reads it.
+  const data = parseKey(result.manifest.object);
+  if (data?.kind !== 'data' || data.id !== parsedKey.id || data.target !== parsedKey.target) {
+    return { error: `its data object ${result.manifest.object} is not ${parsedKey.id}'s` };
+  }
   return result;
 }
 
 /**
- * Finds one committed backup: an id, or `latest` for the newest backup of `target`. Throws UsageError
- * naming what was looked for and where when there is none.
+ * Finds one committed backup: an id, or `latest` for the newest backup of `target`, in the first of
+ * `storages` that holds it. Throws UsageError naming what was looked for and where when none does.
  */
 export async function findBackup(
-  storage: StorageBackend,
+  storages: StorageBackend[],
   ref: string,
   target: string | undefined,
   options: { signal?: AbortSignal | undefined } = {},
-): Promise<Manifest> {
-  if (ref === 'latest') {
-    if (!target) {
-      throw new UsageError('`latest` needs a target', { hint: 'pass --target NAME, or give a backup id' });
-    }
-    const { backups } = await readCatalog(storage, { target, signal: options.signal });
-    const latest = backups.at(-1);
-    if (!latest) {
-      throw new UsageError(`no backups of target ${target} in ${storage.description}`, {
-        hint: 'run `datasaver list --all` to see what storage holds',
-      });
-    }
-    return latest;
-  }
-  const parsed = parseBackupId(ref);
-  if (!parsed) {
+): Promise<{ manifest: Manifest; storage: StorageBackend }> {
+  if (ref !== 'latest' && !parseBackupId(ref)) {
     throw new UsageError(`'${ref}' is not a backup id`, {
       hint: 'ids look like shop-20260111T020015Z; run `datasaver list` to see them, or use `latest`',
     });
   }
-  const { backups } = await readCatalog(storage, { target: parsed.target, signal: options.signal });
-  const found = backups.find((b) => b.id === ref);
-  if (!found) {
-    throw new UsageError(`no committed backup ${ref} in ${storage.description}`, {
-      hint: 'run `datasaver list` to see the backups there',
-    });
+  const backupTarget = ref === 'latest' ? target : parseBackupId(ref)!.target;
+  if (!backupTarget) {
+    throw new UsageError('`latest` needs a target', { hint: 'pass --target NAME, or give a backup id' });
   }
-  return found;
+  let best: { manifest: Manifest; storage: StorageBackend } | undefined;
+  for (const storage of storages) {
+    const { backups } = await readCatalog(storage, { target: backupTarget, signal: options.signal });
+    const found = ref === 'latest' ? backups.at(-1) : backups.find((b) => b.id === ref);
+    // `latest` is the newest anywhere; an id is taken from the first storage that has it.
+    if (found && (!best || compareIds(found.id, best.manifest.id) > 0)) best = { manifest: found, storage };
+    if (best && ref !== 'latest') break;
+  }
+  if (!best) {
+    const where = storages.map((s) => s.description).join(', ');
+    throw new UsageError(
+      ref === 'latest'
+        ? `no backups of target ${backupTarget} in ${where}`
+        : `no committed backup ${ref} in ${where}`,
+      { hint: 'run `datasaver list --all` to see what storage holds' },
+    );
+  }
+  return best;
 }

@@ -17,7 +17,7 @@ import { CleanupError, errorMessage } from '../errors.ts';
 import type { Manifest } from '../manifest.ts';
 import { planRetention, type RetentionCandidate } from '../retention/policy.ts';
 import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
-import { manifestKey, parseBackupId, verifyKey } from '../storage/layout.ts';
+import { manifestKey, parseKey, verifyKey } from '../storage/layout.ts';
 import { mapLimit } from '../util/concurrency.ts';
 import { READ_CONCURRENCY, readCatalog } from './catalog.ts';
 
@@ -47,6 +47,8 @@ export interface PruneItem {
   reasons: string[];
   /** A backup retention may count on (leftovers and damaged backups are not). */
   good: boolean;
+  /** Retention series of a backup (`full`, `schema-only`); '' for leftovers. */
+  series: string;
   /** Storage keys to delete, in order (manifest first). */
   keys: string[];
 }
@@ -98,6 +100,7 @@ export async function planPrune(target: PruneTarget, deps: PruneDeps): Promise<P
       action: d.keep ? 'keep' : 'remove',
       reasons: d.reasons,
       good: problem === undefined,
+      series: m.schemaOnly ? 'schema-only' : 'full',
       keys,
     };
   });
@@ -113,6 +116,7 @@ export async function planPrune(target: PruneTarget, deps: PruneDeps): Promise<P
       bytes: obj.size,
       action: old ? 'remove' : 'keep',
       good: false,
+      series: '',
       reasons: [old ? `${what}, older than ${grace}` : `${what}, younger than ${grace}: may be in flight`],
       keys: [obj.key],
     };
@@ -126,10 +130,9 @@ export async function planPrune(target: PruneTarget, deps: PruneDeps): Promise<P
   }
   const temporary = (await storage.listTemporary?.(`${target.name}/`, { signal })) ?? [];
   for (const t of temporary) {
-    const id = /^\.([^.]+)\./.exec(t.key.slice(t.key.lastIndexOf('/') + 1))?.[1] ?? '';
-    items.push(
-      leftover(t, 'temporary', parseBackupId(id) ? id : '', 'temporary file of an unfinished write'),
-    );
+    // Only leftovers of writes datasaver makes: the name it was going to have must be this target's.
+    const final = parseKey(t.finalKey);
+    if (final?.target === target.name) items.push(leftover(t, 'temporary', final.id, 'unfinished write'));
   }
   return { target: target.name, storage: storage.description, now: now.toISOString(), items, warnings };
 }
@@ -211,11 +214,16 @@ async function backupProblem(
  * removes every good backup of it is a bug, and nothing is deleted.
  */
 function assertKeepsGoodBackups(plan: PrunePlan): void {
-  const good = plan.items.filter((i) => i.good);
-  if (good.length > 0 && !good.some((i) => i.action === 'keep')) {
-    throw new CleanupError(`prune of ${plan.target} would remove every good backup; nothing was deleted`, {
-      hint: 'this is a bug in datasaver; please report it with `datasaver prune --dry-run --json` output',
-    });
+  for (const series of new Set(plan.items.filter((i) => i.good).map((i) => i.series))) {
+    const good = plan.items.filter((i) => i.good && i.series === series);
+    if (!good.some((i) => i.action === 'keep')) {
+      throw new CleanupError(
+        `prune of ${plan.target} would remove every good ${series} backup; nothing was deleted`,
+        {
+          hint: 'this is a bug in datasaver; please report it with `datasaver prune --dry-run --json` output',
+        },
+      );
+    }
   }
 }
 

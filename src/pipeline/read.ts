@@ -12,13 +12,21 @@ export function rawDumpStream(
   algorithm: CompressionAlgorithm,
   meters: { stored?: Transform | undefined; raw?: Transform | undefined } = {},
 ): Readable {
-  const stages = [stored, meters.stored, createDecompressor(algorithm), meters.raw].filter(
+  const stages = [meters.stored, createDecompressor(algorithm), meters.raw].filter(
     (s): s is NonNullable<typeof s> => s !== undefined,
   );
-  if (stages.length === 1) return stored as Readable;
+  return chain(stored, ...stages);
+}
+
+/**
+ * `source` piped through `stages`, as one readable stream: an error anywhere destroys the whole chain
+ * and surfaces as an error of the returned stream (which `.pipe()` alone would not do).
+ */
+export function chain(source: NodeJS.ReadableStream, ...stages: Transform[]): Readable {
+  if (stages.length === 0) return source as Readable;
   // The callback form returns the last stream; errors reach consumers through it, so the callback is a no-op.
   return pipeline(
-    stages as unknown as [NodeJS.ReadableStream, ...NodeJS.WritableStream[]],
+    [source, ...stages] as unknown as [NodeJS.ReadableStream, ...NodeJS.WritableStream[]],
     () => {},
   ) as unknown as Readable;
 }

@@ -30,8 +30,12 @@ function formatter(timeZone: string): Intl.DateTimeFormat {
   return f;
 }
 
-/** True when `name` is a time zone this runtime knows (`UTC`, `Europe/Berlin`...). */
+/**
+ * True when `name` is an IANA time zone this runtime knows (`UTC`, `Europe/Berlin`...). Fixed offsets such
+ * as `+05:00` are refused: they have no DST, and not every runtime accepts them.
+ */
 export function isTimeZone(name: string): boolean {
+  if (!/^[A-Za-z]/.test(name)) return false;
   try {
     formatter(name);
     return true;

@@ -13,9 +13,11 @@
  * 3. max-age-days then takes away every rule's hold on backups older than the limit.
  * 4. min-keep is the floor: the N newest good backups stay whatever rules 2-3 say, and the newest good
  *    backup always stays (even with min-keep 0).
- * 5. A backup that is not good is removed once a newer good backup of its series exists; until then it is
- *    kept, so that a bad verification (a tool mismatch, say) can never empty storage.
+ * 5. A backup that is not good is kept while it is no older than the oldest good backup that stays (it is
+ *    inside the retention window), and removed once it falls out of it. So a bad verification (a tool
+ *    mismatch failing every backup, say) never empties storage, and damaged backups age out.
  */
+import { compareIds } from '../storage/layout.ts';
 import { type PeriodUnit, periodOf } from './calendar.ts';
 
 /** Counts of each rule; 0 turns a rule off. */
@@ -125,19 +127,25 @@ function planSeries(list: RetentionCandidate[], policy: RetentionPolicy, now: Da
   const tooOld = (c: RetentionCandidate) =>
     policy.maxAgeDays > 0 && now.getTime() - c.time.getTime() > policy.maxAgeDays * DAY_MS;
   const floor = Math.max(policy.minKeep, 1);
-  const newestGood = good[0];
   const rank = new Map(good.map((c, i) => [c.id, i]));
+
+  const keptGood = new Map<string, string[]>();
+  for (const c of good) {
+    const reasons = tooOld(c) ? [] : held.get(c.id)!;
+    if (rank.get(c.id)! < floor) reasons.push(policy.minKeep > 0 ? 'min-keep' : 'newest good backup');
+    if (reasons.length > 0) keptGood.set(c.id, reasons);
+  }
+  const oldestKept = good.findLast((c) => keptGood.has(c.id));
 
   return list.map((c): RetentionDecision => {
     if (c.problem !== undefined) {
-      const hasNewerGood = newestGood !== undefined && newestFirst(newestGood, c) < 0;
-      return hasNewerGood
-        ? { id: c.id, keep: false, reasons: [c.problem] }
-        : { id: c.id, keep: true, reasons: [c.problem, 'no newer good backup'] };
+      const inWindow = oldestKept === undefined || newestFirst(c, oldestKept) <= 0;
+      return inWindow
+        ? { id: c.id, keep: true, reasons: [c.problem, 'inside the retention window'] }
+        : { id: c.id, keep: false, reasons: [c.problem] };
     }
-    const reasons = tooOld(c) ? [] : held.get(c.id)!;
-    if (rank.get(c.id)! < floor) reasons.push(policy.minKeep > 0 ? 'min-keep' : 'newest good backup');
-    if (reasons.length > 0) return { id: c.id, keep: true, reasons };
+    const reasons = keptGood.get(c.id);
+    if (reasons) return { id: c.id, keep: true, reasons };
     return {
       id: c.id,
       keep: false,
@@ -147,5 +155,5 @@ function planSeries(list: RetentionCandidate[], policy: RetentionPolicy, now: Da
 }
 
 function newestFirst(a: RetentionCandidate, b: RetentionCandidate): number {
-  return b.time.getTime() - a.time.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+  return b.time.getTime() - a.time.getTime() || compareIds(b.id, a.id);
 }

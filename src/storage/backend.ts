@@ -8,8 +8,10 @@
  * temporary files).
  *
  * Failure modes, common to every method: a missing object is `StorageNotFoundError`; anything else is a
- * `StorageError` (exit 6) whose message names the backend and the key and never contains credentials. An
- * aborted `signal` rejects with an AbortError and leaves nothing new visible.
+ * `StorageError` (exit 6) whose message names the backend and the key and never contains credentials,
+ * with `transient` set when trying again may help (5xx, 429, dropped connections, timeouts). Backends do
+ * not retry whole operations themselves: `retry.ts` wraps any backend with that policy. An aborted
+ * `signal` rejects with an AbortError and leaves nothing new visible.
  */
 import { StorageError } from '../errors.ts';
 
@@ -30,6 +32,17 @@ export interface PutResult {
 
 export interface OpOptions {
   signal?: AbortSignal | undefined;
+}
+
+export interface GetOptions extends OpOptions {
+  /** Start reading at this byte (resuming an interrupted download). */
+  offset?: number | undefined;
+}
+
+/** Hidden leftovers of a write that never finished. */
+export interface TemporaryInfo extends ObjectInfo {
+  /** The key the unfinished write was for. */
+  finalKey: string;
 }
 
 export interface PutOptions extends OpOptions {
@@ -58,7 +71,7 @@ export interface StorageBackend {
    * Streams the object's bytes. Rejects with StorageNotFoundError when there is no such object; later read
    * errors surface as errors of the returned stream.
    */
-  get(key: string, options?: OpOptions): Promise<NodeJS.ReadableStream & AsyncIterable<Buffer>>;
+  get(key: string, options?: GetOptions): Promise<NodeJS.ReadableStream & AsyncIterable<Buffer>>;
 
   /** Size and time of one object, or undefined when it does not exist. */
   stat(key: string, options?: OpOptions): Promise<ObjectInfo | undefined>;
@@ -78,7 +91,7 @@ export interface StorageBackend {
    * failed writes leave nothing behind has neither this nor `deleteTemporary`. The keys returned are only
    * meaningful to `deleteTemporary`; `get` and `delete` reject them.
    */
-  listTemporary?(prefix: string, options?: OpOptions): Promise<ObjectInfo[]>;
+  listTemporary?(prefix: string, options?: OpOptions): Promise<TemporaryInfo[]>;
 
   /** Removes temporary data that `listTemporary` returned. Idempotent. */
   deleteTemporary?(key: string, options?: OpOptions): Promise<void>;

@@ -1,11 +1,25 @@
 import type { StorageConfig } from '../config/types.ts';
 import type { StorageBackend } from './backend.ts';
 import { LocalStorage } from './local.ts';
+import { DEFAULT_RETRY, type RetryInfo, RetryingStorage } from './retry.ts';
 
-/** Opens the backend a storage config describes. */
-export function openStorage(config: StorageConfig): StorageBackend {
+export interface OpenOptions {
+  /** Told of every retried storage operation (for warnings, logs and metrics). */
+  onRetry?: ((info: RetryInfo) => void) | undefined;
+}
+
+/**
+ * Opens the backend a storage config describes. Network backends come wrapped in the retry policy; the
+ * AWS SDK is only loaded when an S3 destination is configured.
+ */
+export async function openStorage(config: StorageConfig, options: OpenOptions = {}): Promise<StorageBackend> {
   switch (config.backend) {
     case 'local':
       return new LocalStorage(config.path);
+    case 's3': {
+      const { S3Storage } = await import('./s3.ts');
+      const retry = { ...DEFAULT_RETRY, onRetry: options.onRetry };
+      return new RetryingStorage(new S3Storage(config, { retry }), retry);
+    }
   }
 }

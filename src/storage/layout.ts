@@ -46,7 +46,7 @@ export function parseBackupId(id: string): ParsedId | undefined {
   return { target: m[1]!, time, sequence: m[3] ? Number(m[3]) : 0 };
 }
 
-/** Orders ids of one target by time (and sequence within a second). */
+/** Orders ids of one target by time (and sequence within a second); ids it cannot read sort by text. */
 export function compareIds(a: string, b: string): number {
   const pa = parseBackupId(a);
   const pb = parseBackupId(b);
@@ -68,6 +68,12 @@ export function verifyKey(target: string, id: string): string {
 }
 
 export type KeyKind = 'manifest' | 'verify' | 'data';
+
+/**
+ * Extensions datasaver gives data objects: an engine's (`dump`, `sql`) plus an optional compression's.
+ * Anything else beside a backup (`.sha256` files, notes) is not datasaver's and is never touched.
+ */
+const DATA_EXTENSION = /^(dump|sql)(\.(zst|gz))?$/;
 
 export interface ParsedKey {
   kind: KeyKind;
@@ -91,6 +97,7 @@ export function parseKey(key: string): ParsedKey | undefined {
   const extension = file.slice(dot + 1);
   const suffix = `.${extension}`;
   const kind = suffix === MANIFEST_SUFFIX ? 'manifest' : suffix === VERIFY_SUFFIX ? 'verify' : 'data';
+  if (kind === 'data' && !DATA_EXTENSION.test(extension)) return undefined;
   return { kind, target, id, extension };
 }
 

@@ -5,17 +5,18 @@ import { StorageError } from '../errors.ts';
 import {
   assertValidKey,
   type Body,
+  type GetOptions,
   type ObjectInfo,
-  type OpOptions,
   type PutOptions,
   type PutResult,
   type StorageBackend,
   StorageConflictError,
   StorageNotFoundError,
+  type TemporaryInfo,
 } from './backend.ts';
 
 /** Temporary files are `.<name>.<random>.tmp` beside their final name: hidden from list, easy to collect. */
-const TEMP_FILE = /^\..+\.[0-9a-f]{12}\.tmp$/;
+const TEMP_FILE = /^\.(.+)\.[0-9a-f]{12}\.tmp$/;
 
 /**
  * Local filesystem storage. Files are 0600 and directories 0700: backups hold the whole database.
@@ -61,7 +62,7 @@ export class LocalStorage implements StorageBackend {
     }
   }
 
-  async get(key: string, options: OpOptions = {}): Promise<NodeJS.ReadableStream & AsyncIterable<Buffer>> {
+  async get(key: string, options: GetOptions = {}): Promise<NodeJS.ReadableStream & AsyncIterable<Buffer>> {
     const path = this.pathOf(key);
     const handle = await open(path, 'r').catch((err: unknown) => {
       throw this.wrap(err, 'read', key);
@@ -69,6 +70,7 @@ export class LocalStorage implements StorageBackend {
     // The stream owns the handle from here and closes it at end, on error and on destroy.
     return handle.createReadStream({
       highWaterMark: 256 * 1024,
+      start: options.offset ?? 0,
       signal: options.signal,
     }) as NodeJS.ReadableStream & AsyncIterable<Buffer>;
   }
@@ -119,21 +121,25 @@ export class LocalStorage implements StorageBackend {
     }
   }
 
-  async listTemporary(prefix: string): Promise<ObjectInfo[]> {
-    const out: ObjectInfo[] = [];
-    let entries: import('node:fs').Dirent[];
+  /** Temp files in the directory `prefix` names (`shop/`), not below it: prune asks per target. */
+  async listTemporary(prefix: string): Promise<TemporaryInfo[]> {
+    const dirKey = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+    const dir = dirKey ? this.pathOf(dirKey.slice(0, -1)) : this.root;
+    let names: string[];
     try {
-      entries = await readdir(this.root, { withFileTypes: true, recursive: true });
+      names = await readdir(dir);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return out;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw this.wrap(err, 'list', prefix || '/');
     }
-    for (const e of entries) {
-      if (!e.isFile() || !TEMP_FILE.test(e.name)) continue;
-      const full = join(e.parentPath, e.name);
-      const key = relative(this.root, full).split(sep).join('/');
-      const s = key.startsWith(prefix) ? await stat(full).catch(() => undefined) : undefined;
-      if (s) out.push({ key, size: s.size, modified: s.mtime });
+    const out: TemporaryInfo[] = [];
+    for (const name of names) {
+      const m = TEMP_FILE.exec(name);
+      const key = `${dirKey}${name}`;
+      if (!m || !key.startsWith(prefix)) continue;
+      const s = await stat(join(dir, name)).catch(() => undefined);
+      // `.<name>.<random>.tmp` was going to be `<name>` in the same directory.
+      if (s?.isFile()) out.push({ key, size: s.size, modified: s.mtime, finalKey: `${dirKey}${m[1]}` });
     }
     return out;
   }

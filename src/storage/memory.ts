@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import {
   assertValidKey,
   type Body,
+  type GetOptions,
   type ObjectInfo,
   type PutOptions,
   type PutResult,
@@ -32,10 +33,10 @@ export class MemoryStorage implements StorageBackend {
     return { size: data.length };
   }
 
-  async get(key: string): Promise<NodeJS.ReadableStream & AsyncIterable<Buffer>> {
+  async get(key: string, options: GetOptions = {}): Promise<NodeJS.ReadableStream & AsyncIterable<Buffer>> {
     const obj = this.objects.get(key);
     if (!obj) throw new StorageNotFoundError(this.description, key);
-    return Readable.from([obj.data], { objectMode: false });
+    return Readable.from([obj.data.subarray(options.offset ?? 0)], { objectMode: false });
   }
 
   async stat(key: string): Promise<ObjectInfo | undefined> {

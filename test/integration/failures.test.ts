@@ -169,7 +169,9 @@ describe('configuration errors exit 2 naming the field', () => {
   it('missing storage path', async () => {
     const res = await runCli(['backup'], { DATASAVER_DATABASE_URL: dbUrl(db) });
     expect(res.code).toBe(2);
-    expect(res.stderr).toMatch(/DATASAVER_STORAGE_PATH: not set/);
+    expect(res.stderr).toMatch(
+      /DATASAVER_STORAGE_PATH: no storage is set; set DATASAVER_STORAGE_PATH \(a directory\) and\/or DATASAVER_S3_BUCKET/,
+    );
   });
 
   it('no target at all', async () => {
@@ -187,7 +189,7 @@ describe('configuration errors exit 2 naming the field', () => {
       name: db,
       engine: 'postgres',
       connection: { host: '127.0.0.1', port: server().port, database: db, user: 'postgres', password: '***' },
-      storage: { backend: 'local', path: '/var/backups/x' },
+      destinations: [{ backend: 'local', path: '/var/backups/x' }],
       compression: { algorithm: 'zstd' },
     });
     expect(res.output).not.toContain(server().password);

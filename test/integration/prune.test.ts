@@ -55,7 +55,7 @@ describe('prune on real storage', () => {
 
     // Even a year later with a 1-day max-age, the floor keeps both good backups.
     const later = await runCli(
-      ['prune', '--json', '--now', new Date(Date.now() + 365 * 86_400_000).toISOString()],
+      ['prune', '--dry-run', '--json', '--now', new Date(Date.now() + 365 * 86_400_000).toISOString()],
       { ...env, DATASAVER_MAX_AGE_DAYS: '1' },
     );
     expect(later.code, later.output).toBe(0);
@@ -146,8 +146,12 @@ describe('prune on real storage', () => {
       expect(res.stderr).toMatch(/would keep nothing/);
     }
     expect(await readdir(storage)).toEqual([]);
-    const bad = await runCli(['prune', '--now', 'yesterday'], targetEnv(db, storage));
+    const bad = await runCli(['prune', '--dry-run', '--now', 'yesterday'], targetEnv(db, storage));
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/--now 'yesterday' is not an ISO 8601 time/);
+    // A pretend clock would age in-flight uploads past their grace period: it is only ever a question.
+    const real = await runCli(['prune', '--now', '2099-01-01T00:00:00Z'], targetEnv(db, storage));
+    expect(real.code).toBe(1);
+    expect(real.stderr).toMatch(/--now only works with --dry-run/);
   });
 });

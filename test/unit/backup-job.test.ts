@@ -66,7 +66,7 @@ describe('backup job', () => {
       { target, labels: ['daily'], verify: true },
       {
         engine: fakeEngine(() => data([dump.slice(0, 50_000), dump.slice(50_000)])),
-        storage,
+        destinations: [storage],
         now: clock('2026-01-11T02:00:15Z', '2026-01-11T02:00:20Z'),
       },
     );
@@ -89,15 +89,21 @@ describe('backup job', () => {
       JSON.parse(storage.objects.get('shop/shop-20260111T020015Z.manifest.json')!.data.toString()),
     ).toEqual(manifest);
     expect(storage.objects.has('shop/shop-20260111T020015Z.verify.json')).toBe(true);
-    expect((await findBackup(storage, 'latest', 'shop')).id).toBe(manifest.id);
+    expect((await findBackup([storage], 'latest', 'shop')).manifest.id).toBe(manifest.id);
   });
 
   it('a second backup in the same second gets the next id', async () => {
     const storage = new MemoryStorage();
     const engine = fakeEngine(() => data(['x'.repeat(1000)]));
     const at = '2026-01-11T02:00:15Z';
-    const a = await runBackup({ target, labels: [], verify: false }, { engine, storage, now: clock(at, at) });
-    const b = await runBackup({ target, labels: [], verify: false }, { engine, storage, now: clock(at, at) });
+    const a = await runBackup(
+      { target, labels: [], verify: false },
+      { engine, destinations: [storage], now: clock(at, at) },
+    );
+    const b = await runBackup(
+      { target, labels: [], verify: false },
+      { engine, destinations: [storage], now: clock(at, at) },
+    );
     expect([a.manifest.id, b.manifest.id]).toEqual(['shop-20260111T020015Z', 'shop-20260111T020015Z-1']);
     expect((await readCatalog(storage)).backups.map((m) => m.id)).toEqual([a.manifest.id, b.manifest.id]);
   });
@@ -107,18 +113,18 @@ describe('backup job', () => {
     const at = '2026-01-11T02:00:15Z';
     const first = await runBackup(
       { target, labels: [], verify: false },
-      { engine: fakeEngine(() => data(['first run'])), storage, now: clock(at, at) },
+      { engine: fakeEngine(() => data(['first run'])), destinations: [storage], now: clock(at, at) },
     );
     const before = new Map(storage.objects);
     // The race: the second run's existence check happens before the first run published anything.
     const racing = Object.assign(Object.create(storage) as MemoryStorage, { stat: async () => undefined });
     const err = await runBackup(
       { target, labels: [], verify: false },
-      { engine: fakeEngine(() => data(['second run'])), storage: racing, now: clock(at, at) },
+      { engine: fakeEngine(() => data(['second run'])), destinations: [racing], now: clock(at, at) },
     ).catch((e) => e);
     expect(err).toBeInstanceOf(StorageConflictError);
     expect(storage.objects).toEqual(before);
-    expect((await findBackup(storage, 'latest', 'shop')).sha256).toBe(first.manifest.sha256);
+    expect((await findBackup([storage], 'latest', 'shop')).manifest.sha256).toBe(first.manifest.sha256);
   });
 
   it('a dump that fails after some data leaves nothing in storage', async () => {
@@ -126,7 +132,7 @@ describe('backup job', () => {
     const failure = new BackupError('pg_dump exited with code 1: boom');
     const err = await runBackup(
       { target, labels: [], verify: false },
-      { engine: fakeEngine(() => data(['some data', failure])), storage },
+      { engine: fakeEngine(() => data(['some data', failure])), destinations: [storage] },
     ).catch((e) => e);
     expect(err).toBe(failure);
     expect(storage.objects.size).toBe(0);
@@ -136,7 +142,7 @@ describe('backup job', () => {
     const storage = new MemoryStorage();
     const err = await runBackup(
       { target, labels: [], verify: false },
-      { engine: fakeEngine(() => data([])), storage },
+      { engine: fakeEngine(() => data([])), destinations: [storage] },
     ).catch((e) => e);
     expect(err).toBeInstanceOf(BackupError);
     expect(err.exitCode).toBe(4);
@@ -153,7 +159,7 @@ describe('backup job', () => {
     };
     const err = await runBackup(
       { target, labels: [], verify: false },
-      { engine: fakeEngine(() => data(['x'.repeat(100)])), storage },
+      { engine: fakeEngine(() => data(['x'.repeat(100)])), destinations: [storage] },
     ).catch((e) => e);
     expect(err).toBeInstanceOf(StorageError);
     expect(err.message).toMatch(/manifest .* not committed/);
@@ -163,7 +169,10 @@ describe('backup job', () => {
   it('verify still answers when its result cannot be recorded (read-only storage)', async () => {
     const storage = new MemoryStorage();
     const engine = fakeEngine(() => data(['x'.repeat(1000)]));
-    const { manifest } = await runBackup({ target, labels: [], verify: false }, { engine, storage });
+    const { manifest } = await runBackup(
+      { target, labels: [], verify: false },
+      { engine, destinations: [storage] },
+    );
     storage.put = async () => {
       throw new StorageError('memory: read-only');
     };

@@ -48,7 +48,7 @@ describe('environment: one target', () => {
       format: 'custom',
       schemaOnly: false,
       compression: { algorithm: 'zstd', level: undefined },
-      storage: { backend: 'local', path: '/backups' },
+      destinations: [{ backend: 'local', path: '/backups' }],
       connection: { host: 'db.internal', port: 6543, database: 'shop', user: 'app', sslmode: 'require' },
     });
     expect(t.connection.password?.reveal()).toBe('p@ss');
@@ -85,7 +85,7 @@ describe('environment: one target', () => {
   it('storage settings alone configure no target but a default storage', () => {
     const cfg = parse({ DATASAVER_STORAGE_PATH: '/b' });
     expect(cfg.targets).toEqual([]);
-    expect(cfg.defaultStorage).toEqual({ backend: 'local', path: '/b' });
+    expect(cfg.defaultDestinations).toEqual([{ backend: 'local', path: '/b' }]);
   });
 
   it('secrets print as *** however the config is turned into text', () => {
@@ -220,10 +220,10 @@ targets:
     expect(Object.keys(byName)).toEqual(['shop', 'blog', 'legacy']);
     expect(byName.shop!.connection.password?.reveal()).toBe('s3cr3t');
     expect(byName.shop!.compression).toEqual({ algorithm: 'zstd', level: 7 }); // file defaults beat env
-    expect(byName.shop!.storage.path).toBe('/srv/backups');
+    expect(byName.shop!.destinations).toEqual([{ backend: 'local', path: '/srv/backups' }]);
     expect(byName.blog!).toMatchObject({
       format: 'plain',
-      storage: { path: '/srv/blog-backups' },
+      destinations: [{ path: '/srv/blog-backups' }],
       connection: { host: 'db2', user: 'blog' },
     });
     expect(byName.blog!.connection.password?.reveal()).toBe('from-file-secret');
@@ -307,7 +307,7 @@ describe('retention and time zone', () => {
       DATASAVER_KEEP_YEARLY: '5',
       DATASAVER_MAX_AGE_DAYS: '400',
       DATASAVER_MIN_KEEP: '1',
-      DATASAVER_INCOMPLETE_GRACE_HOURS: '0.5',
+      DATASAVER_INCOMPLETE_GRACE_HOURS: '1.5',
       DATASAVER_TIMEZONE: 'Europe/Berlin',
     }).targets[0]!;
     expect(t.timeZone).toBe('Europe/Berlin');
@@ -319,7 +319,7 @@ describe('retention and time zone', () => {
       keepYearly: 5,
       maxAgeDays: 400,
       minKeep: 1,
-      incompleteGraceHours: 0.5,
+      incompleteGraceHours: 1.5,
     });
   });
 

@@ -160,7 +160,7 @@ describe('prune job', () => {
     expect(byId.get(failed.id)).toMatchObject({
       action: 'keep',
       good: false,
-      reasons: ['verify failed (checksum)', 'no newer good backup'],
+      reasons: ['verify failed (checksum)', 'inside the retention window'],
     });
     expect(byId.get(missing.id)?.reasons[0]).toBe('data object missing');
     expect(byId.get(truncated.id)?.reasons[0]).toMatch(/^data object is 5 bytes, manifest says \d+$/);
@@ -184,6 +184,35 @@ describe('prune job', () => {
     expect(result.warnings.join('\n')).toMatch(new RegExp(`skipping ${manifestKey('shop', unreadable.id)}`));
   });
 
+  it('never deletes through a manifest whose data object is not its own, nor files with foreign extensions', async () => {
+    const storage = new RecordingStorage();
+    const kept = await storeBackup(storage, 0);
+    const rogue = await storeBackup(storage, 30);
+    const lying = { ...rogue, object: kept.object };
+    await storage.put(manifestKey('shop', rogue.id), [serializeManifest(lying)]);
+    const sidecar = `${rogue.object}.sha256`;
+    await storage.put(sidecar, [Buffer.from('checksum file an operator wrote')]);
+    const result = await prune(target, { storage, now: new Date(NOW.getTime() + 365 * DAY) });
+    expect(storage.deleted).toEqual([]);
+    expect(result.warnings.join('\n')).toContain(`its data object ${kept.object} is not ${rogue.id}'s`);
+    expect(result.warnings.join('\n')).toContain(`skipping ${sidecar}: not a datasaver backup file`);
+  });
+
+  it('full and schema-only backups are thinned apart and never displace each other', async () => {
+    const storage = new RecordingStorage();
+    const full = await storeBackup(storage, 3);
+    const schema = [0, 1, 2].map((d) => storeBackup(storage, d, { schemaOnly: true }));
+    const schemas = await Promise.all(schema);
+    const plan = await planPrune(
+      { ...target, retention: { ...target.retention, keepDaily: 0, keepLast: 1, minKeep: 1 } },
+      { storage, now: NOW },
+    );
+    const byId = new Map(plan.items.map((i) => [i.id, i]));
+    expect(byId.get(full.id)).toMatchObject({ action: 'keep', series: 'full' });
+    expect(byId.get(schemas[0]!.id)).toMatchObject({ action: 'keep', series: 'schema-only' });
+    expect(byId.get(schemas[2]!.id)).toMatchObject({ action: 'remove', series: 'schema-only' });
+  });
+
   it('only touches its own target', async () => {
     const storage = new RecordingStorage();
     await storeBackup(storage, 0);
@@ -197,7 +226,7 @@ describe('prune job', () => {
     const m = await storeBackup(storage, 0);
     const plan = await planPrune(target, { storage, now: NOW });
     const broken = { ...plan, items: plan.items.map((i) => ({ ...i, action: 'remove' as const })) };
-    await expect(executePrune(broken, { storage })).rejects.toThrow(/would remove every good backup/);
+    await expect(executePrune(broken, { storage })).rejects.toThrow(/would remove every good full backup/);
     expect(storage.objects.has(m.object)).toBe(true);
   });
 
@@ -212,15 +241,18 @@ describe('prune job', () => {
       `.${backupId('shop', new Date(NOW.getTime() - 3 * DAY))}.dump.0123456789ab.tmp`,
     );
     const newTemp = join(root, 'shop', `.${backupId('shop', NOW)}-1.dump.ba9876543210.tmp`);
+    const foreignTemp = join(root, 'shop', '.editor-save.0123456789ab.tmp');
     await writeFile(oldTemp, 'crashed');
     await writeFile(newTemp, 'in flight');
+    await writeFile(foreignTemp, 'not datasaver');
     const threeDaysAgo = new Date(NOW.getTime() - 3 * DAY);
     await utimes(oldTemp, threeDaysAgo, threeDaysAgo);
+    await utimes(foreignTemp, threeDaysAgo, threeDaysAgo);
     const result = await prune(target, { storage, now: NOW });
     const temps = result.items.filter((i) => i.kind === 'temporary');
     expect(temps.map((i) => i.action).sort()).toEqual(['keep', 'remove']);
     expect(temps.find((i) => i.action === 'remove')?.id).toBe(backupId('shop', threeDaysAgo));
-    const left = (await storage.listTemporary('shop/')).map((t) => t.key);
-    expect(left).toEqual([`shop/${newTemp.split('/').at(-1)}`]);
+    const left = (await storage.listTemporary('shop/')).map((t) => t.key).sort();
+    expect(left).toEqual(['shop/.editor-save.0123456789ab.tmp', `shop/${newTemp.split('/').at(-1)}`].sort());
   });
 });

@@ -143,19 +143,20 @@ describe('retention properties', () => {
     );
   });
 
-  it('never keeps a failed backup for a rule, nor once a newer good backup exists', () => {
+  it('never keeps a failed backup for a rule, nor once it is older than every good backup kept', () => {
     fc.assert(
       fc.property(history, policy, (list, p) => {
         const d = decisionMap(planRetention(list, p, NOW));
         for (const series of bySeries(list)) {
-          const newestGood = series.findIndex((c) => c.problem === undefined);
+          const oldestKeptGood = series.findLastIndex((c) => c.problem === undefined && d.get(c.id)!.keep);
           series.forEach((c, i) => {
             if (c.problem === undefined) return;
             const decision = d.get(c.id)!;
-            expect(decision.reasons.some((r) => RULES.includes(r.split(' ')[0]!) || r === 'min-keep')).toBe(
-              false,
+            const forRule = decision.reasons.some(
+              (r) => RULES.includes(r.split(' ')[0]!) || r === 'min-keep',
             );
-            if (newestGood !== -1 && newestGood < i) expect(decision.keep).toBe(false);
+            expect(forRule).toBe(false);
+            expect(decision.keep).toBe(oldestKeptGood === -1 || i < oldestKeptGood);
           });
         }
       }),

@@ -139,30 +139,37 @@ describe('rules', () => {
     const failed = daily.slice(4).map((c) => ({ ...c, problem: 'verify failed (checksum)' }));
     const d = planRetention([...good, ...failed], { ...UTC, maxAgeDays: 3 }, now);
     // Max-age would take all four good ones; min-keep 3 keeps the three newest good ones. The failed ones
-    // count for nothing, and stay only because no good backup is newer than them.
+    // count for nothing; they stay only because they are inside the window the kept good backups span.
     expect(kept(d).filter((id) => good.some((g) => g.id === id))).toEqual([
       good[3]!.id,
       good[2]!.id,
       good[1]!.id,
     ]);
-    for (const f of failed)
-      expect(reasonsOf(d)[f.id]).toEqual(['verify failed (checksum)', 'no newer good backup']);
-    // Once a good backup succeeds again, the failed ones go; the floor still holds the older good ones.
-    const recovered = at('2026-01-20T02:00:00Z');
-    const after = planRetention([...good, ...failed, recovered], { ...UTC, maxAgeDays: 3 }, now);
-    expect(kept(after)).toEqual([recovered.id, good[3]!.id, good[2]!.id]);
+    for (const f of failed) {
+      expect(reasonsOf(d)[f.id]).toEqual(['verify failed (checksum)', 'inside the retention window']);
+    }
+    // When good backups succeed again, they take over and the failed ones age out of the window.
+    const recovered = [at('2026-01-20T02:00:00Z'), at('2026-01-20T03:00:00Z'), at('2026-01-20T04:00:00Z')];
+    const after = planRetention([...good, ...failed, ...recovered], { ...UTC, maxAgeDays: 3 }, now);
+    expect(kept(after)).toEqual(recovered.map((c) => c.id).reverse());
+    for (const f of failed) expect(reasonsOf(after)[f.id]).toEqual(['verify failed (checksum)']);
   });
 
-  it('a bad backup is kept while no newer good backup exists, never for a rule', () => {
-    const list = [at('2026-01-18T02:00:00Z'), at('2026-01-19T02:00:00Z', { problem: 'data object missing' })];
-    const d = planRetention(list, UTC, now);
-    expect(reasonsOf(d)[list[1]!.id]).toEqual(['data object missing', 'no newer good backup']);
-    expect(reasonsOf(d)[list[0]!.id]).toEqual([
-      'daily 2026-01-18',
-      'weekly 2026-W03',
-      'monthly 2026-01',
-      'min-keep',
-    ]);
+  it('a bad backup is kept only inside the retention window, and never for a rule', () => {
+    const list = [
+      at('2026-01-01T02:00:00Z', { problem: 'data object missing' }),
+      at('2026-01-18T02:00:00Z'),
+      at('2026-01-19T02:00:00Z', { problem: 'verify failed (checksum)' }),
+      at('2026-01-19T12:00:00Z'),
+    ];
+    const d = planRetention(list, { ...NONE, keepLast: 2 }, now);
+    expect(reasonsOf(d)).toEqual({
+      [list[3]!.id]: ['last 1', 'newest good backup'],
+      [list[2]!.id]: ['verify failed (checksum)', 'inside the retention window'],
+      [list[1]!.id]: ['last 2'],
+      [list[0]!.id]: ['data object missing'],
+    });
+    expect(kept(d)).toEqual([list[3]!.id, list[2]!.id, list[1]!.id]);
     // With nothing good at all, nothing is removed: a broken verifier cannot empty storage.
     const allBad = daily.map((c) => ({ ...c, problem: 'verify failed (structure)' }));
     expect(kept(planRetention(allBad, UTC, now))).toHaveLength(allBad.length);

@@ -140,7 +140,7 @@ describe('local storage specifics', () => {
     release();
     await writing;
     expect((await s.list('')).map((o) => o.key)).toEqual(['t/inflight']);
-    expect(await s.listTemporary('')).toEqual([]);
+    expect(await s.listTemporary('t/')).toEqual([]);
   });
 
   it("deleteTemporary removes a crashed write's temporary file and nothing else", async () => {
@@ -148,11 +148,14 @@ describe('local storage specifics', () => {
     const s = new LocalStorage(root);
     await s.put('t/kept', [Buffer.from('committed')]);
     await writeFile(join(root, 't', '.crashed.0123456789ab.tmp'), 'partial');
-    const [temp] = await s.listTemporary('');
-    expect(temp).toMatchObject({ key: 't/.crashed.0123456789ab.tmp', size: 7 });
+    await mkdir(join(root, 't', '.snapshots'));
+    await writeFile(join(root, 't', '.snapshots', '.deep.0123456789ab.tmp'), 'not at this level');
+    const [temp, ...others] = await s.listTemporary('t/');
+    expect(others).toEqual([]);
+    expect(temp).toMatchObject({ key: 't/.crashed.0123456789ab.tmp', finalKey: 't/crashed', size: 7 });
     await s.deleteTemporary(temp!.key);
     await s.deleteTemporary(temp!.key); // idempotent
-    expect(await s.listTemporary('')).toEqual([]);
+    expect(await s.listTemporary('t/')).toEqual([]);
     await expect(s.deleteTemporary('t/kept')).rejects.toThrow(/not a temporary file/);
     expect((await s.list('')).map((o) => o.key)).toEqual(['t/kept']);
   });

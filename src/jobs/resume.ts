@@ -1,0 +1,124 @@
+/**
+ * Resuming uploads: when a target has several destinations and one of them missed a backup (S3 was down,
+ * say), copy it there from a destination that has it. Storage is the only record of what is missing, so
+ * this needs no state: it compares the destinations' catalogs.
+ *
+ * Only backups that the destination's retention would keep are copied (a backup another destination has
+ * not pruned yet is not worth bringing back). Each copy is checked against the manifest (size and sha256
+ * of the bytes that arrived) before its manifest is written, exactly as a new backup is.
+ */
+import { errorMessage, StorageError } from '../errors.ts';
+import type { Manifest } from '../manifest.ts';
+import { Meter } from '../pipeline/meter.ts';
+import { chain } from '../pipeline/read.ts';
+import { planRetention } from '../retention/policy.ts';
+import { type StorageBackend, StorageConflictError } from '../storage/backend.ts';
+import { commit } from './backup.ts';
+import { readCatalog } from './catalog.ts';
+import type { PruneTarget } from './prune.ts';
+
+export interface CopyResult {
+  id: string;
+  from: string;
+  to: string;
+  bytes: number;
+  /** Why the copy failed; undefined when it succeeded. */
+  error?: string | undefined;
+}
+
+export interface ResumeDeps {
+  destinations: StorageBackend[];
+  now: Date;
+  signal?: AbortSignal | undefined;
+}
+
+/** Copies every backup that some destinations of `target` have and others lack, where retention keeps it. */
+export async function resumeUploads(target: PruneTarget, deps: ResumeDeps): Promise<CopyResult[]> {
+  const { destinations, signal } = deps;
+  if (destinations.length < 2) return [];
+  const catalogs = await Promise.all(
+    destinations.map(async (d) =>
+      (await readCatalog(d, { target: target.name, signal })).backups.filter((m) => m.target === target.name),
+    ),
+  );
+  const holders = new Map<string, { manifest: Manifest; at: StorageBackend[] }>();
+  catalogs.forEach((backups, i) => {
+    for (const m of backups) {
+      const entry = holders.get(m.id) ?? { manifest: m, at: [] };
+      entry.at.push(destinations[i]!);
+      holders.set(m.id, entry);
+    }
+  });
+
+  const results: CopyResult[] = [];
+  for (const [i, to] of destinations.entries()) {
+    const have = new Set(catalogs[i]!.map((m) => m.id));
+    const missing = [...holders.values()].filter((h) => !have.has(h.manifest.id));
+    if (missing.length === 0) continue;
+    const candidates = [...catalogs[i]!, ...missing.map((h) => h.manifest)].map((m) => ({
+      id: m.id,
+      time: new Date(m.createdAt),
+      series: m.schemaOnly ? 'schema-only' : 'full',
+    }));
+    const kept = new Set(
+      planRetention(candidates, { ...target.retention, timeZone: target.timeZone }, deps.now)
+        .filter((d) => d.keep)
+        .map((d) => d.id),
+    );
+    for (const { manifest, at } of missing) {
+      if (!kept.has(manifest.id)) continue;
+      const from = at[0]!;
+      const result: CopyResult = { id: manifest.id, from: from.description, to: to.description, bytes: 0 };
+      try {
+        result.bytes = await copyBackup(manifest, from, to, signal);
+      } catch (err) {
+        signal?.throwIfAborted();
+        result.error = errorMessage(err);
+      }
+      results.push(result);
+    }
+  }
+  return results;
+}
+
+/** Copies one committed backup: data (checked against the manifest), then the manifest. */
+async function copyBackup(
+  manifest: Manifest,
+  from: StorageBackend,
+  to: StorageBackend,
+  signal: AbortSignal | undefined,
+): Promise<number> {
+  const meter = new Meter({ hash: true });
+  const source = await from.get(manifest.object, { signal });
+  try {
+    await to.put(manifest.object, chain(source, meter), { signal, ifAbsent: true });
+  } catch (err) {
+    if (!(err instanceof StorageConflictError)) throw err;
+    // Data without a manifest is already there: an upload whose manifest write failed. Keep it only if
+    // it is exactly the backup's bytes.
+    if (!(await sameBytes(to, manifest, signal))) {
+      throw new StorageError(
+        `${to.description}: ${manifest.object} exists and differs from the backup; it is left for prune to remove`,
+      );
+    }
+    await commit(to, manifest, signal);
+    return manifest.storedBytes;
+  }
+  if (meter.bytes !== manifest.storedBytes || meter.digest() !== manifest.sha256) {
+    await to.delete(manifest.object).catch(() => {});
+    throw new StorageError(
+      `${from.description}: ${manifest.object} does not match its manifest (damaged?); not copied`,
+      { hint: `run \`datasaver verify ${manifest.id}\`` },
+    );
+  }
+  await commit(to, manifest, signal);
+  return meter.bytes;
+}
+
+async function sameBytes(storage: StorageBackend, manifest: Manifest, signal: AbortSignal | undefined) {
+  const meter = new Meter({ hash: true });
+  for await (const _ of chain(await storage.get(manifest.object, { signal }), meter)) {
+    // hashing as it flows
+  }
+  return meter.bytes === manifest.storedBytes && meter.digest() === manifest.sha256;
+}

@@ -1,0 +1,544 @@
+/**
+ * S3-compatible storage on the AWS SDK for JavaScript v3.
+ *
+ * Uploads stream: the body is cut into parts held in memory and uploaded as a multipart upload, at most
+ * `uploadConcurrency` parts at a time, each with Content-MD5 so the server rejects a part damaged on the
+ * way. The part size starts at `partSizeMb` and doubles every 1,000 parts, so any object up to S3's 5 TiB
+ * limit fits in 10,000 parts; memory is about (concurrency + 1) x part size. Objects smaller than one part
+ * go up in a single PutObject. After the upload the stored object is checked: its size always, and with
+ * `verifyUpload` it is read back and its sha256 compared with the bytes that were sent. A failed or
+ * aborted upload is aborted on the server, so no parts linger; if the server does not let go of them,
+ * `listTemporary` finds them for prune.
+ *
+ * Whole operations are not retried here (see retry.ts, which wraps this backend); each part is retried
+ * under the same policy, because only this code holds the part's bytes.
+ *
+ * Errors name the bucket and endpoint, never credentials. 403 and missing buckets are permanent; 5xx, 429
+ * and network failures are marked transient.
+ */
+import { createHash } from 'node:crypto';
+import { PassThrough, type Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  type CompletedPart,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type ServerSideEncryption,
+  type StorageClass,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { S3StorageConfig } from '../config/types.ts';
+import { isAbortError, StorageError } from '../errors.ts';
+import { redact } from '../util/secret.ts';
+import {
+  assertValidKey,
+  type Body,
+  type GetOptions,
+  type ObjectInfo,
+  type OpOptions,
+  type PutOptions,
+  type PutResult,
+  type StorageBackend,
+  StorageConflictError,
+  StorageNotFoundError,
+  type TemporaryInfo,
+} from './backend.ts';
+import { DEFAULT_RETRY, type RetryPolicy, retryOperation } from './retry.ts';
+
+const MIB = 1024 * 1024;
+const MAX_PARTS = 10_000;
+const MAX_PART_BYTES = 5 * 1024 * MIB;
+const UPLOAD_ID = '?uploadId=';
+
+/** Size of part `n` (1-based): the minimum for the first 1,000 parts, doubling every 1,000 after. */
+export function partSize(minBytes: number, n: number): number {
+  return Math.min(MAX_PART_BYTES, minBytes * 2 ** Math.floor((n - 1) / 1000));
+}
+
+interface SdkError {
+  name?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+const TRANSIENT_CODES = new Set([
+  'SlowDown',
+  'RequestTimeout',
+  'InternalError',
+  'ServiceUnavailable',
+  'TimeoutError',
+  'RequestTimeTooSkewed',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+  'ERR_STREAM_PREMATURE_CLOSE',
+]);
+
+export class S3Storage implements StorageBackend {
+  readonly description: string;
+  readonly #config: S3StorageConfig;
+  readonly #client: S3Client;
+  readonly #retry: RetryPolicy;
+
+  constructor(config: S3StorageConfig, options: { retry?: RetryPolicy; client?: S3Client } = {}) {
+    this.#config = config;
+    this.#retry = options.retry ?? DEFAULT_RETRY;
+    const where = `s3://${config.bucket}${config.prefix ? `/${config.prefix}` : ''}`;
+    this.description = config.endpoint ? `${where} at ${redact(config.endpoint)}` : where;
+    this.#client =
+      options.client ??
+      new S3Client({
+        region: config.region,
+        endpoint: config.endpoint,
+        forcePathStyle: config.forcePathStyle,
+        credentials:
+          config.accessKey && config.secretKey
+            ? { accessKeyId: config.accessKey.reveal(), secretAccessKey: config.secretKey.reveal() }
+            : undefined,
+        // Retries are datasaver's (retry.ts): one policy, counted and logged, for every backend.
+        maxAttempts: 1,
+        // Many S3-compatible services reject the SDK's newer default CRC checksum trailers.
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+        requestHandler: new NodeHttpHandler({ connectionTimeout: 10_000, requestTimeout: 120_000 }),
+      });
+  }
+
+  async put(key: string, body: Body, options: PutOptions = {}): Promise<PutResult> {
+    const full = this.#full(key);
+    const { signal } = options;
+    const minPart = this.#config.partSizeMb * MIB;
+    const sha = createHash('sha256');
+    let total = 0;
+    let uploadId: string | undefined;
+    let completed = false;
+    const parts: CompletedPart[] = [];
+    const inflight = new Set<Promise<void>>();
+    const spare: Buffer<ArrayBuffer>[] = [];
+    let failure: unknown;
+    let partNumber = 1;
+    let buffer: Buffer<ArrayBuffer> = Buffer.allocUnsafe(partSize(minPart, 1));
+    let filled = 0;
+
+    const sendPart = async () => {
+      if (partNumber > MAX_PARTS) {
+        throw new StorageError(`${this.description}: ${key} needs more than ${MAX_PARTS} parts`);
+      }
+      uploadId ??= await this.#createUpload(key, full, signal);
+      const n = partNumber++;
+      const data = buffer.subarray(0, filled);
+      const owned = buffer;
+      const task = this.#uploadPart(key, full, uploadId, n, data, signal).then(
+        (etag) => {
+          parts.push({ PartNumber: n, ETag: etag });
+          spare.push(owned);
+        },
+        (err: unknown) => {
+          failure ??= err;
+        },
+      );
+      inflight.add(task);
+      void task.finally(() => inflight.delete(task));
+      while (inflight.size >= this.#config.uploadConcurrency) await Promise.race(inflight);
+      if (failure) throw failure;
+      const size = partSize(minPart, partNumber);
+      const reuse = spare.findIndex((b) => b.length === size);
+      buffer = reuse === -1 ? Buffer.allocUnsafe(size) : spare.splice(reuse, 1)[0]!;
+      filled = 0;
+    };
+
+    try {
+      for await (const chunk of body) {
+        signal?.throwIfAborted();
+        if (failure) throw failure;
+        sha.update(chunk);
+        total += chunk.length;
+        for (let off = 0; off < chunk.length; ) {
+          const n = Math.min(chunk.length - off, buffer.length - filled);
+          buffer.set(chunk.subarray(off, off + n), filled);
+          filled += n;
+          off += n;
+          if (filled === buffer.length) await sendPart();
+        }
+      }
+      signal?.throwIfAborted();
+      if (uploadId === undefined) {
+        await this.#putSingle(key, full, buffer.subarray(0, filled), options);
+      } else {
+        if (filled > 0) await sendPart();
+        await Promise.all(inflight);
+        if (failure) throw failure;
+        parts.sort((a, b) => a.PartNumber! - b.PartNumber!);
+        const id = uploadId;
+        await retryOperation(`complete upload of ${key}`, this.#retry, signal, () =>
+          this.#send('complete the upload of', key, signal, () =>
+            this.#client.send(
+              new CompleteMultipartUploadCommand({
+                Bucket: this.#config.bucket,
+                Key: full,
+                UploadId: id,
+                MultipartUpload: { Parts: parts },
+                IfNoneMatch: options.ifAbsent ? '*' : undefined,
+              }),
+              { abortSignal: signal },
+            ),
+          ),
+        );
+      }
+      completed = true;
+      await this.#checkStored(key, total, sha.digest('hex'), signal);
+      return { size: total };
+    } catch (err) {
+      await Promise.allSettled(inflight);
+      if (uploadId !== undefined && !completed) {
+        // Best effort, and not under the caller's (maybe aborted) signal: parts must not linger.
+        await this.deleteTemporary(`${key}${UPLOAD_ID}${uploadId}`).catch(() => {});
+      }
+      // An object that was published but failed its check must not stay looking like a good one.
+      if (completed) await this.delete(key).catch(() => {});
+      throw err;
+    }
+  }
+
+  async #createUpload(key: string, full: string, signal: AbortSignal | undefined): Promise<string> {
+    const res = await retryOperation(`start upload of ${key}`, this.#retry, signal, () =>
+      this.#send('start an upload of', key, signal, () =>
+        this.#client.send(
+          new CreateMultipartUploadCommand({
+            Bucket: this.#config.bucket,
+            Key: full,
+            ...this.#writeParams(),
+          }),
+          { abortSignal: signal },
+        ),
+      ),
+    );
+    if (!res.UploadId) throw new StorageError(`${this.description}: no upload id for ${key}`);
+    return res.UploadId;
+  }
+
+  async #uploadPart(
+    key: string,
+    full: string,
+    uploadId: string,
+    n: number,
+    data: Buffer,
+    signal: AbortSignal | undefined,
+  ): Promise<string> {
+    const md5 = createHash('md5').update(data).digest('base64');
+    const res = await retryOperation(`upload part ${n} of ${key}`, this.#retry, signal, () =>
+      this.#send(`upload part ${n} of`, key, signal, () =>
+        this.#client.send(
+          new UploadPartCommand({
+            Bucket: this.#config.bucket,
+            Key: full,
+            UploadId: uploadId,
+            PartNumber: n,
+            Body: data,
+            ContentLength: data.length,
+            ContentMD5: md5,
+          }),
+          { abortSignal: signal },
+        ),
+      ),
+    );
+    if (!res.ETag) throw new StorageError(`${this.description}: no ETag for part ${n} of ${key}`);
+    return res.ETag;
+  }
+
+  async #putSingle(key: string, full: string, data: Buffer, options: PutOptions): Promise<void> {
+    const md5 = createHash('md5').update(data).digest('base64');
+    await retryOperation(`put ${key}`, this.#retry, options.signal, () =>
+      this.#send('write', key, options.signal, () =>
+        this.#client.send(
+          new PutObjectCommand({
+            Bucket: this.#config.bucket,
+            Key: full,
+            Body: data,
+            ContentLength: data.length,
+            ContentMD5: md5,
+            IfNoneMatch: options.ifAbsent ? '*' : undefined,
+            ...this.#writeParams(),
+          }),
+          { abortSignal: options.signal },
+        ),
+      ),
+    );
+  }
+
+  /** Size always; with verifyUpload, the sha256 of the stored bytes too. */
+  async #checkStored(key: string, size: number, sha256: string, signal: AbortSignal | undefined) {
+    if (this.#config.verifyUpload) {
+      const hash = createHash('sha256');
+      let read = 0;
+      for await (const chunk of await this.get(key, { signal })) {
+        hash.update(chunk);
+        read += chunk.length;
+      }
+      const stored = hash.digest('hex');
+      if (read !== size || stored !== sha256) {
+        throw new StorageError(
+          `${this.description}: ${key} does not match what was uploaded (${read} bytes, sha256 ${stored}; sent ${size} bytes, sha256 ${sha256})`,
+          { hint: 'the storage service changed or lost data in transit; try again, and check the service' },
+        );
+      }
+      return;
+    }
+    const info = await this.stat(key, { signal });
+    if (info?.size !== size) {
+      throw new StorageError(
+        `${this.description}: ${key} holds ${info?.size ?? 'no'} bytes after upload, ${size} were sent`,
+      );
+    }
+  }
+
+  #writeParams() {
+    const c = this.#config;
+    return {
+      ServerSideEncryption: c.sse as ServerSideEncryption | undefined,
+      SSEKMSKeyId: c.sse === 'aws:kms' ? c.sseKmsKeyId : undefined,
+      StorageClass: c.storageClass as StorageClass | undefined,
+    };
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<NodeJS.ReadableStream & AsyncIterable<Buffer>> {
+    const full = this.#full(key);
+    const offset = options.offset ?? 0;
+    let res: { Body?: unknown; ContentLength?: number | undefined };
+    try {
+      res = await this.#send('read', key, options.signal, () =>
+        this.#client.send(
+          new GetObjectCommand({
+            Bucket: this.#config.bucket,
+            Key: full,
+            Range: offset > 0 ? `bytes=${offset}-` : undefined,
+          }),
+          { abortSignal: options.signal },
+        ),
+      );
+    } catch (err) {
+      // Resuming exactly at the end: nothing is left to read.
+      if (offset > 0 && (err as SdkError).name === 'InvalidRange') return emptyStream();
+      throw err;
+    }
+    const body = res.Body as Readable;
+    const expected = res.ContentLength;
+    const out = new PassThrough({ highWaterMark: 256 * 1024 });
+    let received = 0;
+    body.on('data', (c: Buffer) => {
+      received += c.length;
+      if (!out.write(c)) body.pause();
+    });
+    out.on('drain', () => body.resume());
+    body.on('end', () => {
+      if (expected !== undefined && received !== expected) {
+        out.destroy(
+          new StorageError(
+            `${this.description}: ${key}: connection closed after ${received} of ${expected} bytes`,
+            {
+              transient: true,
+            },
+          ),
+        );
+      } else out.end();
+    });
+    body.on('error', (err) => out.destroy(this.#wrap(err, 'read', key)));
+    out.on('close', () => body.destroy());
+    return out;
+  }
+
+  async stat(key: string, options: OpOptions = {}): Promise<ObjectInfo | undefined> {
+    try {
+      const res = await this.#send('stat', key, options.signal, () =>
+        this.#client.send(new HeadObjectCommand({ Bucket: this.#config.bucket, Key: this.#full(key) }), {
+          abortSignal: options.signal,
+        }),
+      );
+      return { key, size: res.ContentLength ?? 0, modified: res.LastModified ?? new Date(0) };
+    } catch (err) {
+      if (err instanceof StorageNotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  async list(prefix: string, options: OpOptions = {}): Promise<ObjectInfo[]> {
+    const out: ObjectInfo[] = [];
+    let token: string | undefined;
+    do {
+      const res = await this.#send('list', prefix || '/', options.signal, () =>
+        this.#client.send(
+          new ListObjectsV2Command({
+            Bucket: this.#config.bucket,
+            Prefix: this.#base() + prefix,
+            ContinuationToken: token,
+          }),
+          { abortSignal: options.signal },
+        ),
+      );
+      for (const o of res.Contents ?? []) {
+        const key = o.Key?.slice(this.#base().length);
+        if (key && isValidKey(key))
+          out.push({ key, size: o.Size ?? 0, modified: o.LastModified ?? new Date(0) });
+      }
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+    return out;
+  }
+
+  async delete(key: string, options: OpOptions = {}): Promise<void> {
+    await this.#send('delete', key, options.signal, () =>
+      this.#client.send(new DeleteObjectCommand({ Bucket: this.#config.bucket, Key: this.#full(key) }), {
+        abortSignal: options.signal,
+      }),
+    );
+  }
+
+  /** Multipart uploads that were started and never completed or aborted. */
+  async listTemporary(prefix: string, options: OpOptions = {}): Promise<TemporaryInfo[]> {
+    const out: TemporaryInfo[] = [];
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    do {
+      const res = await this.#send('list uploads under', prefix || '/', options.signal, () =>
+        this.#client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.#config.bucket,
+            Prefix: this.#base() + prefix,
+            KeyMarker: keyMarker,
+            UploadIdMarker: idMarker,
+          }),
+          { abortSignal: options.signal },
+        ),
+      );
+      for (const u of res.Uploads ?? []) {
+        const finalKey = u.Key?.slice(this.#base().length);
+        if (!finalKey || !u.UploadId || !isValidKey(finalKey)) continue;
+        out.push({
+          key: `${finalKey}${UPLOAD_ID}${u.UploadId}`,
+          finalKey,
+          size: 0,
+          modified: u.Initiated ?? new Date(0),
+        });
+      }
+      keyMarker = res.IsTruncated ? res.NextKeyMarker : undefined;
+      idMarker = res.IsTruncated ? res.NextUploadIdMarker : undefined;
+    } while (keyMarker);
+    return out;
+  }
+
+  async deleteTemporary(key: string, options: OpOptions = {}): Promise<void> {
+    const at = key.lastIndexOf(UPLOAD_ID);
+    if (at <= 0) throw new StorageError(`${this.description}: ${key} is not an unfinished upload`);
+    const finalKey = key.slice(0, at);
+    try {
+      await this.#send('abort the upload of', finalKey, options.signal, () =>
+        this.#client.send(
+          new AbortMultipartUploadCommand({
+            Bucket: this.#config.bucket,
+            Key: this.#full(finalKey),
+            UploadId: key.slice(at + UPLOAD_ID.length),
+          }),
+          { abortSignal: options.signal },
+        ),
+      );
+    } catch (err) {
+      if (!(err instanceof StorageNotFoundError)) throw err; // NoSuchUpload: already gone
+    }
+  }
+
+  #base(): string {
+    return this.#config.prefix ? `${this.#config.prefix}/` : '';
+  }
+
+  #full(key: string): string {
+    assertValidKey(key);
+    return this.#base() + key;
+  }
+
+  async #send<T>(op: string, key: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      throw this.#wrap(err, op, key);
+    }
+  }
+
+  /** SDK and network errors -> StorageError naming the bucket and endpoint (never credentials). */
+  #wrap(err: unknown, op: string, key: string): Error {
+    if (err instanceof StorageError || isAbortError(err)) return err as Error;
+    const e = err as SdkError;
+    const status = e.$metadata?.httpStatusCode;
+    const code = e.name && e.name !== 'Error' ? e.name : (e.code ?? 'Error');
+    const bucket = this.#config.bucket;
+    const endpoint = this.#config.endpoint ? redact(this.#config.endpoint) : 'AWS S3';
+    if (code === 'NoSuchBucket') {
+      return new StorageError(`bucket ${bucket} does not exist at ${endpoint}`, {
+        hint: 'create the bucket, or check DATASAVER_S3_BUCKET, DATASAVER_S3_ENDPOINT and DATASAVER_S3_REGION',
+      });
+    }
+    if (code === 'NoSuchKey' || code === 'NotFound' || code === 'NoSuchUpload' || status === 404) {
+      return new StorageNotFoundError(this.description, key);
+    }
+    if (code === 'PreconditionFailed' || status === 412)
+      return new StorageConflictError(this.description, key);
+    if (
+      status === 403 ||
+      code === 'AccessDenied' ||
+      code === 'InvalidAccessKeyId' ||
+      code === 'SignatureDoesNotMatch'
+    ) {
+      return new StorageError(
+        `access denied (${code}) to bucket ${bucket} at ${endpoint} trying to ${op} ${key}`,
+        {
+          hint: 'check DATASAVER_S3_ACCESS_KEY and DATASAVER_S3_SECRET_KEY (or the role datasaver runs as) and that they may use this bucket',
+        },
+      );
+    }
+    if (code === 'CredentialsProviderError') {
+      return new StorageError(`no S3 credentials found for bucket ${bucket} at ${endpoint}`, {
+        hint: 'set DATASAVER_S3_ACCESS_KEY and DATASAVER_S3_SECRET_KEY (or *_FILE), or run with an AWS profile or role',
+      });
+    }
+    const transient =
+      (status !== undefined && (status >= 500 || status === 429)) ||
+      TRANSIENT_CODES.has(code) ||
+      TRANSIENT_CODES.has(e.code ?? '') ||
+      /socket hang up|aborted|ECONNRESET|timed? ?out/i.test(e.message ?? '');
+    const http = status ? ` (HTTP ${status})` : '';
+    return new StorageError(
+      `${this.description}: cannot ${op} ${key}: ${code}${http}: ${redact(e.message ?? '')}`,
+      {
+        transient,
+        cause: err,
+      },
+    );
+  }
+}
+
+function isValidKey(key: string): boolean {
+  try {
+    assertValidKey(key);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function emptyStream(): NodeJS.ReadableStream & AsyncIterable<Buffer> {
+  const s = new PassThrough();
+  s.end();
+  return s;
+}

@@ -1,0 +1,107 @@
+/**
+ * An S3-compatible server for tests and benchmarks: s3rver (a real HTTP S3 implementation on the local
+ * filesystem), started on loopback in its own process so its CPU and memory are not datasaver's.
+ *
+ * s3rver lacks three S3 features that datasaver relies on, so this adds them in front of its routes, as
+ * AWS S3 and MinIO implement them:
+ * - AbortMultipartUpload (`DELETE /bucket/key?uploadId=`),
+ * - ListMultipartUploads (`GET /bucket?uploads`),
+ * - conditional writes: `If-None-Match: *` on PutObject and CompleteMultipartUpload fails with 412.
+ *
+ * Usage: node s3-server-main.ts <directory> <bucket>...; prints `{"port": N}` on stdout once listening.
+ */
+import { existsSync } from 'node:fs';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+interface Ctx {
+  method: string;
+  path: string;
+  query: Record<string, string | undefined>;
+  headers: Record<string, string | undefined>;
+  status: number;
+  body: unknown;
+  type: string;
+}
+interface Store {
+  getResourcePath(bucket: string, key: string | undefined, resource: string): string;
+}
+interface S3rverApp {
+  middleware: ((ctx: Ctx, next: () => Promise<void>) => Promise<void>)[];
+  store: Store;
+  run(): Promise<{ port: number }>;
+}
+
+const require = createRequire(import.meta.url);
+const S3rver = require('s3rver') as new (options: Record<string, unknown>) => S3rverApp;
+
+const [directory, ...buckets] = process.argv.slice(2);
+if (!directory) throw new Error('usage: s3-server-main.ts <directory> <bucket>...');
+
+const app = new S3rver({
+  address: '127.0.0.1',
+  port: 0,
+  silent: true,
+  directory,
+  configureBuckets: buckets.map((name) => ({ name })),
+});
+
+function xmlError(ctx: Ctx, status: number, code: string, message: string): void {
+  ctx.status = status;
+  ctx.type = 'application/xml';
+  ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message></Error>`;
+}
+
+const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+app.middleware.unshift(async (ctx, next) => {
+  const [, bucket, ...rest] = ctx.path.split('/');
+  const key = decodeURIComponent(rest.join('/'));
+  if (!bucket) return next();
+  const uploads = app.store.getResourcePath(bucket, undefined, 'uploads');
+
+  if (ctx.method === 'DELETE' && key && ctx.query.uploadId !== undefined) {
+    await rm(join(uploads, ctx.query.uploadId), { recursive: true, force: true });
+    ctx.status = 204;
+    return;
+  }
+  if (ctx.method === 'GET' && !key && ctx.query.uploads !== undefined) {
+    const prefix = ctx.query.prefix ?? '';
+    const entries = await readdir(uploads).catch(() => [] as string[]);
+    const items: string[] = [];
+    for (const id of entries) {
+      const k = await readFile(join(uploads, id, 'key'), 'utf8').catch(() => undefined);
+      if (k === undefined || !k.startsWith(prefix)) continue;
+      const initiated = (await stat(join(uploads, id))).birthtime.toISOString();
+      items.push(
+        `<Upload><Key>${escapeXml(k)}</Key><UploadId>${id}</UploadId><Initiated>${initiated}</Initiated></Upload>`,
+      );
+    }
+    ctx.status = 200;
+    ctx.type = 'application/xml';
+    ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<ListMultipartUploadsResult><Bucket>${bucket}</Bucket><Prefix>${escapeXml(prefix)}</Prefix><IsTruncated>false</IsTruncated>${items.join('')}</ListMultipartUploadsResult>`;
+    return;
+  }
+  const writes =
+    (ctx.method === 'PUT' && key && Object.keys(ctx.query).every((q) => q === 'x-id')) ||
+    (ctx.method === 'POST' && key && ctx.query.uploadId !== undefined);
+  if (writes && ctx.headers['if-none-match'] === '*') {
+    let target = key;
+    if (ctx.method === 'POST') {
+      target = await readFile(join(uploads, ctx.query.uploadId!, 'key'), 'utf8').catch(() => key);
+    }
+    if (existsSync(app.store.getResourcePath(bucket, target, 'object'))) {
+      return xmlError(
+        ctx,
+        412,
+        'PreconditionFailed',
+        'At least one of the pre-conditions you specified did not hold',
+      );
+    }
+  }
+  return next();
+});
+
+const address = await app.run();
+process.stdout.write(`${JSON.stringify({ port: address.port })}\n`);

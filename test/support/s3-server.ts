@@ -1,0 +1,40 @@
+/** Starts the test S3 server (s3-server-main.ts) in a child process on loopback, and stops it. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+export const S3_ACCESS_KEY = 'S3RVER';
+export const S3_SECRET_KEY = 'S3RVER';
+export const S3_REGION = 'us-east-1';
+
+export interface S3Server {
+  endpoint: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+const MAIN = fileURLToPath(new URL('./s3-server-main.ts', import.meta.url));
+
+export async function startS3Server(directory: string, buckets: string[]): Promise<S3Server> {
+  const child: ChildProcess = spawn(process.execPath, [MAIN, directory, ...buckets], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const line = out.split('\n')[0];
+      if (out.includes('\n') && line) resolve((JSON.parse(line) as { port: number }).port);
+    });
+    child.once('exit', (code) => reject(new Error(`S3 server exited with ${code} before listening`)));
+  });
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    port,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
