@@ -40,7 +40,7 @@ export interface S3StorageConfig {
   sse: (typeof S3_SSE_MODES)[number] | undefined;
   sseKmsKeyId: string | undefined;
   storageClass: string | undefined;
-  /** Smallest multipart part, MiB (S3's minimum is 5); parts grow so any object fits in 10,000. */
+  /** First multipart part size, MiB (8-5120); parts double every 1,000 so 5 TiB fits in 10,000. */
   partSizeMb: number;
   /** Parts uploaded at once; memory is about (concurrency + 1) x part size. */
   uploadConcurrency: number;

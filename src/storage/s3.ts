@@ -3,8 +3,9 @@
  *
  * Uploads stream: the body is cut into parts held in memory and uploaded as a multipart upload, at most
  * `uploadConcurrency` parts at a time, each with Content-MD5 so the server rejects a part damaged on the
- * way. The part size starts at `partSizeMb` and doubles every 1,000 parts, so any object up to S3's 5 TiB
- * limit fits in 10,000 parts; memory is about (concurrency + 1) x part size. Objects smaller than one part
+ * way. The part size starts at `partSizeMb` (at least 8 MiB) and doubles every 1,000 parts, so any object
+ * up to S3's 5 TiB limit fits in 10,000 parts; memory is about (concurrency + 1) x part size, which only
+ * grows past the first 1,000 parts (16 GB stored at the default 16 MiB). Objects smaller than one part
  * go up in a single PutObject. After the upload the stored object is checked: its size always, and with
  * `verifyUpload` it is read back and its sha256 compared with the bytes that were sent. A failed or
  * aborted upload is aborted on the server, so no parts linger; if the server does not let go of them,
@@ -330,7 +331,9 @@ export class S3Storage implements StorageBackend {
       );
     } catch (err) {
       // Resuming exactly at the end: nothing is left to read.
-      if (offset > 0 && (err as SdkError).name === 'InvalidRange') return emptyStream();
+      if (offset > 0 && ((err as Error).cause as SdkError | undefined)?.name === 'InvalidRange') {
+        return emptyStream();
+      }
       throw err;
     }
     const body = res.Body as Readable;
@@ -481,7 +484,9 @@ export class S3Storage implements StorageBackend {
     if (err instanceof StorageError || isAbortError(err)) return err as Error;
     const e = err as SdkError;
     const status = e.$metadata?.httpStatusCode;
-    const code = e.name && e.name !== 'Error' ? e.name : (e.code ?? 'Error');
+    // HEAD answers carry no body, so their errors have no S3 code: fall back to the HTTP status.
+    const named = e.name && e.name !== 'Error' && e.name !== 'Unknown' ? e.name : e.code;
+    const code = named ?? (status ? `HTTP ${status}` : 'Error');
     const bucket = this.#config.bucket;
     const endpoint = this.#config.endpoint ? redact(this.#config.endpoint) : 'AWS S3';
     if (code === 'NoSuchBucket') {
@@ -517,7 +522,7 @@ export class S3Storage implements StorageBackend {
       TRANSIENT_CODES.has(code) ||
       TRANSIENT_CODES.has(e.code ?? '') ||
       /socket hang up|aborted|ECONNRESET|timed? ?out/i.test(e.message ?? '');
-    const http = status ? ` (HTTP ${status})` : '';
+    const http = status && code !== `HTTP ${status}` ? ` (HTTP ${status})` : '';
     return new StorageError(
       `${this.description}: cannot ${op} ${key}: ${code}${http}: ${redact(e.message ?? '')}`,
       {

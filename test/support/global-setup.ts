@@ -1,12 +1,13 @@
 /**
- * One throwaway PostgreSQL server for the whole suite; each test file creates its own databases (with
- * unique names) and storage directories in it, so files can run in parallel.
+ * One throwaway PostgreSQL server and one S3-compatible server for the whole suite; each test file
+ * creates its own databases, storage directories and S3 prefixes (unique names), so files run in parallel.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { type PostgresServer, startPostgres } from './postgres-server.ts';
+import { S3_BUCKET, type S3Server, startS3Server } from './s3-server.ts';
 
 export interface ServerInfo {
   port: number;
@@ -20,16 +21,21 @@ declare module 'vitest' {
     postgres: ServerInfo;
     /** Root of every temp dir the tests make (storage dirs, fake tools); removed after the run. */
     scratchDir: string;
+    /** The S3-compatible server (bucket S3_BUCKET exists). */
+    s3Endpoint: string;
   }
 }
 
 let server: PostgresServer | undefined;
+let s3: S3Server | undefined;
 let scratch: string | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   scratch = await mkdtemp(join(tmpdir(), 'datasaver-tests-'));
   project.provide('scratchDir', scratch);
-  server = await startPostgres();
+  const s3Dir = join(scratch, 's3');
+  [server, s3] = await Promise.all([startPostgres(), startS3Server(s3Dir, [S3_BUCKET])]);
+  project.provide('s3Endpoint', s3.endpoint);
   project.provide('postgres', {
     port: server.port,
     password: server.password,
@@ -39,6 +45,6 @@ export async function setup(project: TestProject): Promise<void> {
 }
 
 export async function teardown(): Promise<void> {
-  await server?.stop();
+  await Promise.all([server?.stop(), s3?.stop()]);
   if (scratch) await rm(scratch, { recursive: true, force: true });
 }

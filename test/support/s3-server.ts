@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 export const S3_ACCESS_KEY = 'S3RVER';
 export const S3_SECRET_KEY = 'S3RVER';
 export const S3_REGION = 'us-east-1';
+export const S3_BUCKET = 'datasaver-test';
 
 export interface S3Server {
   endpoint: string;

@@ -1,6 +1,6 @@
 /**
- * The storage contract (src/storage/backend.ts), held against every backend. S3 joins this list when it
- * exists.
+ * The storage contract (src/storage/backend.ts), held against every backend: in-memory, local, S3 (the
+ * suite's S3-compatible server), and S3 behind the retry wrapper as datasaver uses it.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -12,7 +12,10 @@ import type { StorageBackend } from '../../src/storage/backend.ts';
 import { StorageConflictError, StorageNotFoundError } from '../../src/storage/backend.ts';
 import { LocalStorage } from '../../src/storage/local.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
+import { DEFAULT_RETRY, RetryingStorage } from '../../src/storage/retry.ts';
+import { S3Storage } from '../../src/storage/s3.ts';
 import { tempDir } from '../support/pg.ts';
+import { s3Config, s3Prefix } from '../support/s3.ts';
 
 async function* chunks(parts: (string | Error)[]): AsyncGenerator<Buffer> {
   for (const p of parts) {
@@ -25,6 +28,8 @@ async function* chunks(parts: (string | Error)[]): AsyncGenerator<Buffer> {
 const backends: [string, () => Promise<StorageBackend>][] = [
   ['memory', async () => new MemoryStorage()],
   ['local', async () => new LocalStorage(join(await tempDir(), 'root'))],
+  ['s3', async () => new S3Storage(s3Config(s3Prefix()))],
+  ['s3 with retries', async () => new RetryingStorage(new S3Storage(s3Config(s3Prefix())), DEFAULT_RETRY)],
 ];
 
 describe.each(backends)('%s storage', (_name, make) => {
@@ -61,6 +66,13 @@ describe.each(backends)('%s storage', (_name, make) => {
     }
     await expect(s.put('t/c', slow(), { signal: controller.signal })).rejects.toThrow();
     expect(await s.stat('t/c')).toBeUndefined();
+  });
+
+  it('get from an offset returns the rest of the object', async () => {
+    const s = await make();
+    await s.put('t/o', [Buffer.from('0123456789')]);
+    expect(await text(await s.get('t/o', { offset: 4 }))).toBe('456789');
+    expect(await text(await s.get('t/o', { offset: 10 }))).toBe('');
   });
 
   it('get and stat of a missing object', async () => {

@@ -1,0 +1,166 @@
+/**
+ * S3 through the real CLI (RELIABILITY.md promises 1, 2, 11, 12): one dump written to local disk and S3;
+ * a fresh process with nothing but the S3 settings lists, verifies and restores; a failed remote copy
+ * keeps the local one, exits 6 and is uploaded later; bad credentials and a missing bucket exit 6 with
+ * a message that names the bucket and hides the secret.
+ */
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3Storage } from '../../src/storage/s3.ts';
+import { runCli } from '../support/cli.ts';
+import { type FaultProxy, isPartUpload, startFaultProxy } from '../support/fault-proxy.ts';
+import { createBulkDatabase, createRichDatabase } from '../support/fixtures.ts';
+import { comparableDump, dbUrl, targetEnv, tempDir, uniqueName } from '../support/pg.ts';
+import { s3Config, s3Endpoint, s3Env, s3Prefix } from '../support/s3.ts';
+
+let db: string;
+let sourceDump: string;
+
+beforeAll(async () => {
+  db = uniqueName('s3rt');
+  await createRichDatabase(db);
+  sourceDump = await comparableDump(db);
+});
+
+function ids(stdout: string): { id: string; storage: string }[] {
+  return (JSON.parse(stdout) as { backups: { id: string; storage: string }[] }).backups.map((b) => ({
+    id: b.id,
+    storage: b.storage,
+  }));
+}
+
+describe('S3 as a destination', () => {
+  it('one dump goes to local disk and S3; a fresh process with only S3 settings lists, verifies and restores', async () => {
+    const storage = await tempDir();
+    const prefix = s3Prefix('rt');
+    const backup = await runCli(['backup', '--json'], targetEnv(db, storage, s3Env(prefix)));
+    expect(backup.code, backup.output).toBe(0);
+    const result = JSON.parse(backup.stdout);
+    const id: string = result.backups[0].id;
+    expect(result.backups[0].destinations).toEqual([
+      `local:${storage}`,
+      expect.stringMatching(new RegExp(`^s3://datasaver-test/${prefix} at http://127\\.0\\.0\\.1:\\d+$`)),
+    ]);
+    expect(result.failures).toEqual([]);
+
+    // A new machine: no local files, no database of the old target, only the bucket.
+    const onlyS3 = s3Env(prefix);
+    const list = await runCli(['list', '--json'], onlyS3);
+    expect(list.code, list.output).toBe(0);
+    expect(ids(list.stdout)).toEqual([{ id, storage: expect.stringMatching(/^s3:\/\//) }]);
+    const verify = await runCli(['verify', id], onlyS3);
+    expect(verify.code, verify.output).toBe(0);
+    expect(verify.stdout).toMatch(new RegExp(`^ok\\s+${id}`));
+
+    const restored = uniqueName('s3restored');
+    const restore = await runCli(['restore', id, '--target-db', restored], {
+      ...onlyS3,
+      DATASAVER_DATABASE_URL: dbUrl('postgres'),
+    });
+    expect(restore.code, restore.output).toBe(0);
+    expect(await comparableDump(restored)).toBe(sourceDump);
+  });
+
+  it('a failed remote copy keeps the local one, exits 6, and --resume-uploads uploads it later', async () => {
+    const storage = await tempDir();
+    const prefix = s3Prefix('resume');
+    const broken = targetEnv(db, storage, { ...s3Env(prefix), DATASAVER_S3_BUCKET: 'no-such-bucket' });
+    const failed = await runCli(['backup'], broken);
+    expect(failed.code, failed.output).toBe(6);
+    expect(failed.stdout).toMatch(/^backup (\S+) committed to local:/m);
+    expect(failed.stderr).toMatch(/bucket no-such-bucket does not exist at http:\/\/127\.0\.0\.1:\d+/);
+    expect(failed.stderr).toMatch(/--resume-uploads/);
+    const id = /^backup (\S+) committed/m.exec(failed.stdout)![1]!;
+    expect((await readdir(join(storage, db))).sort()).toEqual([`${id}.dump.zst`, `${id}.manifest.json`]);
+
+    const good = targetEnv(db, storage, s3Env(prefix));
+    const resumed = await runCli(['backup', '--resume-uploads'], good);
+    expect(resumed.code, resumed.output).toBe(0);
+    expect(resumed.stdout).toMatch(new RegExp(`uploaded ${id} to s3://datasaver-test/${prefix}`));
+    const list = await runCli(['list', '--json'], s3Env(prefix));
+    expect(ids(list.stdout).map((b) => b.id)).toEqual([id]);
+    // Nothing left to do the second time.
+    const again = await runCli(['backup', '--resume-uploads'], good);
+    expect(again.stdout).toMatch(/every destination holds every backup retention keeps/);
+  });
+
+  it('wrong credentials exit 6 naming bucket and endpoint, never the secret', async () => {
+    const secret = 'Sup3r-S3cret-Value';
+    const env = targetEnv(db, await tempDir(), {
+      ...s3Env(s3Prefix()),
+      DATASAVER_STORAGE_BACKEND: 's3',
+      DATASAVER_S3_ACCESS_KEY: 'WRONG-KEY',
+      DATASAVER_S3_SECRET_KEY: secret,
+    });
+    const res = await runCli(['backup'], env);
+    expect(res.code).toBe(6);
+    expect(res.stderr).toMatch(
+      /access denied \((InvalidAccessKeyId|HTTP 403)\) to bucket datasaver-test at http:\/\/127\.0\.0\.1:\d+/,
+    );
+    expect(res.output).not.toContain(secret);
+    const check = await runCli(['config', 'check'], env);
+    expect(check.output).not.toContain(secret);
+    expect(check.stdout).toContain('secretKey: "***"');
+  });
+
+  it('foreign and malformed objects under the prefix are skipped with a warning', async () => {
+    const prefix = s3Prefix('foreign');
+    const s3 = new S3Storage(s3Config(prefix));
+    await s3.put(`${db}/notes.txt`, [Buffer.from('not a backup')]);
+    await s3.put(`${db}/${db}-20200101T000000Z.manifest.json`, [Buffer.from('{ broken')]);
+    await s3.put('README', [Buffer.from('hello')]);
+    const list = await runCli(['list', '--json'], s3Env(prefix));
+    expect(list.code, list.output).toBe(0);
+    expect(ids(list.stdout)).toEqual([]);
+    expect(list.stderr).toMatch(/skipping .*notes\.txt: not a datasaver backup file/);
+    expect(list.stderr).toMatch(/skipping .*manifest\.json: unreadable manifest/);
+  });
+});
+
+describe('S3 faults during a real backup', () => {
+  let proxy: FaultProxy;
+  let bulk: string;
+  beforeAll(async () => {
+    proxy = await startFaultProxy(s3Endpoint());
+    bulk = uniqueName('s3bulk');
+    await createBulkDatabase(bulk, 40); // ~20 MB compressed: several 8 MiB parts
+  });
+  afterAll(async () => {
+    await proxy.stop();
+  });
+
+  it('transient faults mid-upload are retried and the backup restores equal', async () => {
+    const prefix = s3Prefix('flaky');
+    let parts = 0;
+    proxy.setRule((req) => (isPartUpload(req) && [1, 3].includes(++parts) ? { status: 503 } : undefined));
+    const env = targetEnv(bulk, await tempDir(), {
+      ...s3Env(prefix, proxy.endpoint),
+      DATASAVER_STORAGE_BACKEND: 's3',
+    });
+    const res = await runCli(['backup', '--json'], env);
+    proxy.setRule(() => undefined);
+    expect(res.code, res.output).toBe(0);
+    expect(res.stderr.match(/retrying upload part/g)).toHaveLength(2);
+    const verify = await runCli(['verify', 'latest', '--target', bulk], env);
+    expect(verify.code, verify.output).toBe(0);
+  });
+
+  it('a part that never goes through fails the backup cleanly: exit 6, no manifest, no upload left', async () => {
+    const prefix = s3Prefix('doomed');
+    proxy.setRule((req) =>
+      isPartUpload(req) && /[?&]partNumber=2(&|$)/.test(req.url) ? { status: 503 } : undefined,
+    );
+    const env = targetEnv(bulk, await tempDir(), {
+      ...s3Env(prefix, proxy.endpoint),
+      DATASAVER_STORAGE_BACKEND: 's3',
+    });
+    const res = await runCli(['backup'], env);
+    proxy.setRule(() => undefined);
+    expect(res.code, res.output).toBe(6);
+    expect(res.stderr).toMatch(/cannot upload part 2 of .*ServiceUnavailable \(HTTP 503\)/);
+    const s3 = new S3Storage(s3Config(prefix));
+    expect(await s3.list('')).toEqual([]);
+    expect(await s3.listTemporary('')).toEqual([]);
+  });
+});

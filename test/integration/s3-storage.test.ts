@@ -1,0 +1,229 @@
+/**
+ * The S3 backend against a real S3-compatible server (RELIABILITY.md promises 10 and 11): streaming
+ * multipart uploads and their abort, part sizing, permanent errors that name bucket and endpoint, and
+ * transient faults (503, 429, dropped connections, cut downloads) injected by a proxy and survived by the
+ * retry wrapper, or failing cleanly with nothing left behind.
+ */
+import { randomBytes } from 'node:crypto';
+import { buffer } from 'node:stream/consumers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StorageError } from '../../src/errors.ts';
+import { StorageConflictError } from '../../src/storage/backend.ts';
+import { type RetryInfo, RetryingStorage, type RetryPolicy } from '../../src/storage/retry.ts';
+import { partSize, S3Storage } from '../../src/storage/s3.ts';
+import { Secret } from '../../src/util/secret.ts';
+import { type FaultProxy, isPartUpload, startFaultProxy } from '../support/fault-proxy.ts';
+import { s3Config, s3Endpoint, s3Prefix } from '../support/s3.ts';
+
+const MIB = 1024 * 1024;
+
+/** A body of `size` random bytes in 1 MB chunks, failing after `failAfter` bytes if given. */
+async function* body(data: Buffer, failAfter?: number): AsyncGenerator<Buffer> {
+  for (let off = 0; off < data.length; off += MIB) {
+    if (failAfter !== undefined && off >= failAfter) throw new Error('the dump died');
+    yield data.subarray(off, off + MIB);
+  }
+}
+
+const FAST_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 10, maxDelayMs: 50 };
+
+function retrying(storage: S3Storage, retries: RetryInfo[]): RetryingStorage {
+  return new RetryingStorage(storage, { ...FAST_RETRY, onRetry: (r) => retries.push(r) });
+}
+
+describe('S3 multipart uploads', () => {
+  it('part sizes grow so that 10,000 parts hold the largest S3 object (5 TiB), never above 5 GiB a part', () => {
+    expect(partSize(16 * MIB, 1)).toBe(16 * MIB);
+    expect(partSize(16 * MIB, 1000)).toBe(16 * MIB);
+    expect(partSize(16 * MIB, 1001)).toBe(32 * MIB);
+    expect(partSize(8 * MIB, 10_000)).toBe(8 * MIB * 512);
+    // The smallest part size the config accepts (8 MiB) is the worst case.
+    let total = 0;
+    for (let n = 1; n <= 10_000; n++) {
+      expect(partSize(8 * MIB, n)).toBeLessThanOrEqual(5 * 1024 * MIB);
+      total += partSize(8 * MIB, n);
+    }
+    expect(total).toBeGreaterThan(5 * 1024 ** 4);
+  });
+
+  it('streams a large object in parts, reads it back equal, and leaves no upload open', async () => {
+    const s = new S3Storage(s3Config(s3Prefix()));
+    const data = randomBytes(12 * MIB + 12345);
+    expect((await s.put('t/big.dump.zst', body(data))).size).toBe(data.length);
+    expect((await buffer(await s.get('t/big.dump.zst'))).equals(data)).toBe(true);
+    expect(await s.stat('t/big.dump.zst')).toMatchObject({ size: data.length });
+    expect(await s.listTemporary('t/')).toEqual([]);
+  });
+
+  it('a body that fails mid-upload leaves no object and aborts the multipart upload', async () => {
+    const s = new S3Storage(s3Config(s3Prefix()));
+    const data = randomBytes(12 * MIB);
+    await expect(s.put('t/broken', body(data, 11 * MIB))).rejects.toThrow('the dump died');
+    expect(await s.stat('t/broken')).toBeUndefined();
+    expect(await s.listTemporary('')).toEqual([]);
+  });
+
+  it('ifAbsent refuses to replace an object, also for multipart uploads, and aborts the upload', async () => {
+    const s = new S3Storage(s3Config(s3Prefix()));
+    await s.put('t/once', [Buffer.from('first')], { ifAbsent: true });
+    await expect(s.put('t/once', body(randomBytes(11 * MIB)), { ifAbsent: true })).rejects.toBeInstanceOf(
+      StorageConflictError,
+    );
+    expect((await buffer(await s.get('t/once'))).toString()).toBe('first');
+    expect(await s.listTemporary('')).toEqual([]);
+  });
+
+  it('an unfinished upload is visible to listTemporary and removable with deleteTemporary', async () => {
+    const s = new S3Storage(s3Config(s3Prefix()));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    async function* held() {
+      yield randomBytes(6 * MIB); // more than one 5 MiB part: the multipart upload has started
+      await gate;
+      throw new Error('crash');
+    }
+    const writing = s.put('t/shop-20260101T000000Z.dump.zst', held());
+    let temps: Awaited<ReturnType<S3Storage['listTemporary']>> = [];
+    for (let i = 0; i < 200 && temps.length === 0; i++) {
+      temps = await s.listTemporary('t/');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(temps).toEqual([
+      expect.objectContaining({ finalKey: 't/shop-20260101T000000Z.dump.zst', modified: expect.any(Date) }),
+    ]);
+    await s.deleteTemporary(temps[0]!.key);
+    await s.deleteTemporary(temps[0]!.key); // idempotent
+    expect(await s.listTemporary('t/')).toEqual([]);
+    release();
+    await expect(writing).rejects.toThrow('crash');
+  });
+});
+
+describe('S3 permanent errors name bucket and endpoint, never the secret', () => {
+  it('an unknown access key', async () => {
+    const s = new S3Storage(
+      s3Config(s3Prefix(), { accessKey: new Secret('NOT-A-KEY'), secretKey: new Secret('Sup3r-S3cret-Key') }),
+    );
+    const err = (await s.list('').catch((e: unknown) => e)) as StorageError;
+    expect(err).toBeInstanceOf(StorageError);
+    expect(err.transient).toBe(false);
+    expect(err.message).toMatch(
+      /access denied \(InvalidAccessKeyId\) to bucket datasaver-test at http:\/\/127\.0\.0\.1:\d+/,
+    );
+    expect(err.hint).toMatch(/DATASAVER_S3_ACCESS_KEY/);
+    expect(`${err.message} ${err.hint}`).not.toContain('Sup3r-S3cret-Key');
+  });
+
+  it('a missing bucket', async () => {
+    const s = new S3Storage(s3Config(s3Prefix(), { bucket: 'no-such-bucket' }));
+    const err = (await s.put('t/x', [Buffer.from('x')]).catch((e: unknown) => e)) as StorageError;
+    expect(err.message).toBe(`bucket no-such-bucket does not exist at ${s3Endpoint()}`);
+    expect(err.transient).toBe(false);
+  });
+});
+
+describe('S3 transient faults through a proxy', () => {
+  let proxy: FaultProxy;
+  beforeAll(async () => {
+    proxy = await startFaultProxy(s3Endpoint());
+  });
+  afterAll(async () => {
+    await proxy.stop();
+  });
+
+  function viaProxy(prefix: string) {
+    const retries: RetryInfo[] = [];
+    const inner = new S3Storage(s3Config(prefix, { endpoint: proxy.endpoint }), {
+      retry: { ...FAST_RETRY, onRetry: (r) => retries.push(r) },
+    });
+    return { storage: retrying(inner, retries), retries };
+  }
+
+  it('503 and 429 on part uploads and a dropped connection are retried to success', async () => {
+    const { storage, retries } = viaProxy(s3Prefix());
+    let parts = 0;
+    proxy.setRule((req) => {
+      if (!isPartUpload(req)) return undefined;
+      parts++;
+      if (parts === 2) return { status: 503 };
+      if (parts === 3) return { status: 429 };
+      if (parts === 4) return { drop: true };
+      return undefined;
+    });
+    const data = randomBytes(16 * MIB);
+    try {
+      await storage.put('t/flaky.dump.zst', body(data));
+    } finally {
+      proxy.setRule(() => undefined);
+    }
+    expect(retries.map((r) => r.operation)).toEqual([
+      expect.stringMatching(/^upload part \d of t\/flaky.dump.zst$/),
+      expect.stringMatching(/^upload part \d of t\/flaky.dump.zst$/),
+      expect.stringMatching(/^upload part \d of t\/flaky.dump.zst$/),
+    ]);
+    expect((await buffer(await storage.get('t/flaky.dump.zst'))).equals(data)).toBe(true);
+  });
+
+  it('a download cut mid-body resumes from where it stopped', async () => {
+    const { storage, retries } = viaProxy(s3Prefix());
+    const data = randomBytes(3 * MIB);
+    await storage.put('t/cut', [data]);
+    let gets = 0;
+    proxy.setRule((req) => (req.method === 'GET' && ++gets <= 2 ? { truncateAfter: 700_000 } : undefined));
+    try {
+      const read = await buffer(await storage.get('t/cut'));
+      expect(read.equals(data)).toBe(true);
+    } finally {
+      proxy.setRule(() => undefined);
+    }
+    // Each resume starts where the bytes that arrived end (a reset may lose some of what the proxy sent).
+    const offsets = retries
+      .filter((r) => r.operation.startsWith('get t/cut from byte'))
+      .map((r) => Number(r.operation.split(' ').at(-1)));
+    expect(offsets).toHaveLength(2);
+    expect(offsets[0]).toBeGreaterThan(0);
+    expect(offsets[1]).toBeGreaterThan(offsets[0]!);
+  });
+
+  it('list and stat are retried after a 500', async () => {
+    const { storage, retries } = viaProxy(s3Prefix());
+    await storage.put('t/a', [Buffer.from('a')]);
+    let n = 0;
+    proxy.setRule((req) =>
+      req.method === 'GET' && !req.url.includes('/t/') && ++n === 1
+        ? { status: 500, code: 'InternalError' }
+        : undefined,
+    );
+    try {
+      expect((await storage.list('t/')).map((o) => o.key)).toEqual(['t/a']);
+    } finally {
+      proxy.setRule(() => undefined);
+    }
+    expect(retries).toHaveLength(1);
+  });
+
+  it('a part that keeps failing fails the upload cleanly: no object, the upload aborted', async () => {
+    const prefix = s3Prefix();
+    const { storage, retries } = viaProxy(prefix);
+    proxy.setRule((req) =>
+      isPartUpload(req) && /partNumber=2&/.test(`${req.url}&`) ? { status: 503 } : undefined,
+    );
+    try {
+      const err = (await storage
+        .put('t/doomed', body(randomBytes(12 * MIB)))
+        .catch((e: unknown) => e)) as StorageError;
+      expect(err).toBeInstanceOf(StorageError);
+      expect(err.message).toMatch(/cannot upload part 2 of t\/doomed: ServiceUnavailable \(HTTP 503\)/);
+    } finally {
+      proxy.setRule(() => undefined);
+    }
+    expect(retries.filter((r) => r.operation === 'upload part 2 of t/doomed')).toHaveLength(
+      FAST_RETRY.attempts - 1,
+    );
+    const direct = new S3Storage(s3Config(prefix));
+    expect(await direct.stat('t/doomed')).toBeUndefined();
+    expect(await direct.listTemporary('')).toEqual([]);
+  });
+});

@@ -1,0 +1,47 @@
+/** Helpers for tests that use the suite's S3 server (from global setup). */
+import { inject } from 'vitest';
+import type { S3StorageConfig } from '../../src/config/types.ts';
+import { Secret } from '../../src/util/secret.ts';
+import { uniqueName } from './pg.ts';
+import { S3_ACCESS_KEY, S3_BUCKET, S3_SECRET_KEY } from './s3-server.ts';
+
+export function s3Endpoint(): string {
+  return inject('s3Endpoint');
+}
+
+/** A prefix no other test uses. */
+export function s3Prefix(label = 's3'): string {
+  return uniqueName(label).replace(/_/g, '-');
+}
+
+export function s3Config(prefix: string, overrides: Partial<S3StorageConfig> = {}): S3StorageConfig {
+  return {
+    backend: 's3',
+    bucket: S3_BUCKET,
+    prefix,
+    endpoint: s3Endpoint(),
+    region: 'us-east-1',
+    forcePathStyle: true,
+    accessKey: new Secret(S3_ACCESS_KEY),
+    secretKey: new Secret(S3_SECRET_KEY),
+    sse: undefined,
+    sseKmsKeyId: undefined,
+    storageClass: undefined,
+    partSizeMb: 5,
+    uploadConcurrency: 4,
+    verifyUpload: true,
+    ...overrides,
+  };
+}
+
+/** Environment that points datasaver at the test S3 server under `prefix`. */
+export function s3Env(prefix: string, endpoint = s3Endpoint()): Record<string, string> {
+  return {
+    DATASAVER_S3_ENDPOINT: endpoint,
+    DATASAVER_S3_BUCKET: S3_BUCKET,
+    DATASAVER_S3_PREFIX: prefix,
+    DATASAVER_S3_ACCESS_KEY: S3_ACCESS_KEY,
+    DATASAVER_S3_SECRET_KEY: S3_SECRET_KEY,
+    DATASAVER_S3_PART_SIZE_MB: '8',
+  };
+}
