@@ -2,7 +2,7 @@
  * The backup job's commit rules with an in-memory storage and a fake engine: what is stored when a dump
  * succeeds, and that nothing is when any step fails.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { zstdDecompressSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { offlineTarget } from '../../src/config/target.ts';
@@ -12,7 +12,12 @@ import { BackupError, StorageError } from '../../src/errors.ts';
 import { runBackup } from '../../src/jobs/backup.ts';
 import { findBackup, readCatalog } from '../../src/jobs/catalog.ts';
 import { verifyBackup } from '../../src/jobs/verify.ts';
-import { type Body, type OpOptions, StorageConflictError } from '../../src/storage/backend.ts';
+import {
+  type Body,
+  type OpOptions,
+  type PutOptions,
+  StorageConflictError,
+} from '../../src/storage/backend.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
 
 const target: TargetConfig = {
@@ -178,5 +183,83 @@ describe('backup job', () => {
     };
     const result = await verifyBackup(manifest, { storage, engine });
     expect(result).toMatchObject({ id: manifest.id, ok: true, recordError: 'memory: read-only' });
+  });
+});
+
+describe('backup job with several destinations', () => {
+  /** A storage whose data uploads fail after `after` bytes (a remote going away mid-upload). */
+  function failingAfter(after: number): MemoryStorage {
+    const storage = new MemoryStorage();
+    const put = storage.put.bind(storage);
+    storage.put = async (key: string, body: Body, options?: PutOptions) => {
+      if (key.endsWith('.manifest.json')) return put(key, body, options);
+      let seen = 0;
+      async function* cut() {
+        for await (const chunk of body) {
+          seen += chunk.length;
+          if (seen > after) throw new StorageError('memory: connection reset by peer');
+          yield chunk;
+        }
+      }
+      return put(key, cut(), options);
+    };
+    return storage;
+  }
+
+  // Poorly compressible, so the stored stream is several chunks long.
+  const big = () => data(Array.from({ length: 8 }, () => randomBytes(512 * 1024).toString('base64')));
+
+  it('writes the one dump to every destination, byte for byte, each with its manifest', async () => {
+    const [a, b] = [new MemoryStorage(), new MemoryStorage()];
+    let dumps = 0;
+    const result = await runBackup(
+      { target, labels: [], verify: false },
+      {
+        engine: fakeEngine(() => {
+          dumps++;
+          return big();
+        }),
+        destinations: [a, b],
+      },
+    );
+    expect(dumps).toBe(1);
+    expect(result.committed).toEqual([a, b]);
+    expect(result.failures).toEqual([]);
+    expect([...a.objects.keys()].sort()).toEqual([...b.objects.keys()].sort());
+    for (const [key, obj] of a.objects) expect(obj.data.equals(b.objects.get(key)!.data)).toBe(true);
+    expect(createHash('sha256').update(a.objects.get(result.manifest.object)!.data).digest('hex')).toBe(
+      result.manifest.sha256,
+    );
+  });
+
+  it('a destination failing mid-upload leaves the others committed and is reported', async () => {
+    const local = new MemoryStorage();
+    const remote = failingAfter(1024 * 1024);
+    const result = await runBackup(
+      { target, labels: [], verify: false },
+      { engine: fakeEngine(big), destinations: [local, remote] },
+    );
+    expect(result.committed).toEqual([local]);
+    expect(result.failures).toEqual([{ destination: remote, error: expect.any(StorageError) }]);
+    expect(String((result.failures[0]!.error as Error).message)).toMatch(/connection reset/);
+    expect((await readCatalog(local)).backups.map((m) => m.id)).toEqual([result.manifest.id]);
+    expect(remote.objects.size).toBe(0);
+  });
+
+  it('a dump that fails reaches no destination; every destination failing fails the backup', async () => {
+    const [a, b] = [new MemoryStorage(), new MemoryStorage()];
+    await expect(
+      runBackup(
+        { target, labels: [], verify: false },
+        { engine: fakeEngine(() => data(['some data', new Error('pg_dump died')])), destinations: [a, b] },
+      ),
+    ).rejects.toThrow(/pg_dump died/);
+    expect(a.objects.size + b.objects.size).toBe(0);
+
+    const [c, d] = [failingAfter(1000), failingAfter(2000)];
+    await expect(
+      runBackup({ target, labels: [], verify: false }, { engine: fakeEngine(big), destinations: [c, d] }),
+    ).rejects.toBeInstanceOf(StorageError);
+    expect(c.objects.size + d.objects.size).toBe(0);
   });
 });

@@ -390,3 +390,128 @@ targets:
     ).toBe(3);
   });
 });
+
+describe('storage destinations and S3', () => {
+  const db = { DATASAVER_DATABASE_URL: 'postgres://app@db/shop' };
+  const s3 = {
+    DATASAVER_S3_BUCKET: 'my-backups',
+    DATASAVER_S3_ENDPOINT: 'http://minio:9000/',
+    DATASAVER_S3_PREFIX: '/prod/db/',
+    DATASAVER_S3_ACCESS_KEY: 'AKIAEXAMPLE',
+    DATASAVER_S3_SECRET_KEY: 'wJalrXUtnFEMI-secret',
+  };
+
+  it('destinations follow from what is set: a path is local, a bucket is S3, both are both (local first)', () => {
+    expect(parse({ ...db, DATASAVER_STORAGE_PATH: '/b' }).targets[0]!.destinations).toEqual([
+      { backend: 'local', path: '/b' },
+    ]);
+    const both = parse({ ...db, ...s3, DATASAVER_STORAGE_PATH: '/b' }).targets[0]!.destinations;
+    expect(both.map((d) => d.backend)).toEqual(['local', 's3']);
+    expect(both[1]).toMatchObject({
+      backend: 's3',
+      bucket: 'my-backups',
+      endpoint: 'http://minio:9000',
+      prefix: 'prod/db',
+      region: 'us-east-1',
+      forcePathStyle: true, // a custom endpoint means path-style by default
+      partSizeMb: 16,
+      uploadConcurrency: 4,
+      verifyUpload: true,
+    });
+    const aws = parse({ ...db, DATASAVER_S3_BUCKET: 'b-1', DATASAVER_S3_REGION: 'eu-central-1' });
+    expect(aws.targets[0]!.destinations).toEqual([
+      expect.objectContaining({
+        endpoint: undefined,
+        region: 'eu-central-1',
+        forcePathStyle: false,
+        accessKey: undefined,
+      }),
+    ]);
+  });
+
+  it('DATASAVER_STORAGE_BACKEND picks destinations explicitly and requires their settings', () => {
+    const only = parse({ ...db, ...s3, DATASAVER_STORAGE_PATH: '/b', DATASAVER_STORAGE_BACKEND: 's3' });
+    expect(only.targets[0]!.destinations.map((d) => d.backend)).toEqual(['s3']);
+    const err = configError(() => parse({ ...db, DATASAVER_STORAGE_BACKEND: 'local, s3' }));
+    expect(err.message).toContain('DATASAVER_STORAGE_PATH: not set, but the local backend is selected');
+    expect(err.message).toContain('DATASAVER_S3_BUCKET: not set, but the s3 backend is selected');
+    const bad = configError(() => parse({ ...db, DATASAVER_STORAGE_BACKEND: 'ftp' }));
+    expect(bad.message).toContain(
+      "DATASAVER_STORAGE_BACKEND: 'ftp' is not valid; expected local, s3, or both: local,s3",
+    );
+  });
+
+  it('S3 settings are validated field by field, secrets never shown', () => {
+    const err = configError(() =>
+      parse({
+        ...db,
+        DATASAVER_S3_BUCKET: 'Bad_Bucket',
+        DATASAVER_S3_ENDPOINT: 'minio:9000',
+        DATASAVER_S3_SSE: 'rot13',
+        DATASAVER_S3_PART_SIZE_MB: '5',
+        DATASAVER_S3_UPLOAD_CONCURRENCY: '0',
+        DATASAVER_S3_SECRET_KEY: 'only-the-secret',
+        DATASAVER_S3_SSE_KMS_KEY_ID: 'key-1',
+      }),
+    );
+    expect(err.message).toContain(
+      "DATASAVER_S3_BUCKET: 'Bad_Bucket' is not valid; expected an S3 bucket name",
+    );
+    expect(err.message).toContain(
+      "DATASAVER_S3_ENDPOINT: 'minio:9000' is not valid; expected an http:// or https:// URL",
+    );
+    expect(err.message).toContain("DATASAVER_S3_SSE: 'rot13' is not valid; expected one of AES256, aws:kms");
+    expect(err.message).toContain(
+      "DATASAVER_S3_PART_SIZE_MB: '5' is not valid; expected a part size in MiB, 8-5120",
+    );
+    expect(err.message).toContain('DATASAVER_S3_UPLOAD_CONCURRENCY');
+    expect(err.message).toContain('set both DATASAVER_S3_ACCESS_KEY and DATASAVER_S3_SECRET_KEY, or neither');
+    expect(err.message).toContain('DATASAVER_S3_SSE_KMS_KEY_ID: a KMS key id needs DATASAVER_S3_SSE=aws:kms');
+    expect(err.message).not.toContain('only-the-secret');
+  });
+
+  it('keys from files, SSE-KMS, storage class; secrets print as ***', () => {
+    files['/run/secrets/s3key'] = 'AKIAFROMFILE\n';
+    files['/run/secrets/s3secret'] = 'secret-from-file\n';
+    const cfg = parse({
+      ...db,
+      DATASAVER_S3_BUCKET: 'b-1',
+      DATASAVER_S3_ACCESS_KEY_FILE: '/run/secrets/s3key',
+      DATASAVER_S3_SECRET_KEY_FILE: '/run/secrets/s3secret',
+      DATASAVER_S3_SSE: 'aws:kms',
+      DATASAVER_S3_SSE_KMS_KEY_ID: 'arn:aws:kms:eu-central-1:1:key/abc',
+      DATASAVER_S3_STORAGE_CLASS: 'STANDARD_IA',
+    });
+    const d = cfg.targets[0]!.destinations[0]!;
+    expect(d).toMatchObject({
+      sse: 'aws:kms',
+      sseKmsKeyId: 'arn:aws:kms:eu-central-1:1:key/abc',
+      storageClass: 'STANDARD_IA',
+    });
+    if (d.backend !== 's3') throw new Error('expected s3');
+    expect(d.accessKey?.reveal()).toBe('AKIAFROMFILE');
+    expect(d.secretKey?.reveal()).toBe('secret-from-file');
+    const text = JSON.stringify(cfg);
+    expect(text).not.toContain('secret-from-file');
+    expect(text).not.toContain('AKIAFROMFILE');
+  });
+
+  it('YAML: an s3 block, a list of backends, and S3 settings shared through defaults', () => {
+    const cfg = parse(
+      {},
+      `
+defaults:
+  s3: { bucket: shared-bucket, endpoint: "https://s3.example.com", access_key: ak, secret_key: sk }
+targets:
+  shop:
+    url: postgres://app@db/shop
+    storage: { backend: [local, s3], path: /srv/backups }
+    s3: { prefix: shop-prod, force_path_style: false }
+`,
+    );
+    const [local, remote] = cfg.targets[0]!.destinations;
+    expect(local).toEqual({ backend: 'local', path: '/srv/backups' });
+    expect(remote).toMatchObject({ bucket: 'shared-bucket', prefix: 'shop-prod', forcePathStyle: false });
+    expect(cfg.defaultDestinations.map((d) => d.backend)).toEqual(['s3']);
+  });
+});

@@ -19,7 +19,14 @@ import type { OpOptions, StorageBackend } from '../../src/storage/backend.ts';
 import { backupId, dataKey, manifestKey, verifyKey } from '../../src/storage/layout.ts';
 import { LocalStorage } from '../../src/storage/local.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
+import { storeBackup as store } from '../support/manifests.ts';
 import { tempDir } from '../support/pg.ts';
+
+const storeBackup = (
+  storage: StorageBackend,
+  daysAgo: number,
+  options?: { schemaOnly?: boolean; verified?: boolean },
+) => store(storage, new Date(NOW.getTime() - daysAgo * DAY), options);
 
 const DAY = 86_400_000;
 const NOW = new Date();
@@ -36,49 +43,6 @@ const target: PruneTarget = {
     incompleteGraceHours: 24,
   },
 };
-
-/** Stores a committed backup taken `daysAgo` days before NOW, as the backup job would. */
-async function storeBackup(
-  storage: StorageBackend,
-  daysAgo: number,
-  options: { schemaOnly?: boolean; verified?: boolean } = {},
-): Promise<Manifest> {
-  const time = new Date(NOW.getTime() - daysAgo * DAY);
-  const id = backupId('shop', time);
-  const data = Buffer.from(`dump of ${id}`);
-  const manifest: Manifest = {
-    version: 1,
-    id,
-    target: 'shop',
-    engine: 'postgres',
-    status: 'success',
-    createdAt: time.toISOString(),
-    finishedAt: time.toISOString(),
-    durationMs: 1,
-    labels: [],
-    format: 'custom',
-    schemaOnly: options.schemaOnly ?? false,
-    compression: 'none',
-    compressionLevel: null,
-    encryption: null,
-    sizeBytes: data.length,
-    storedBytes: data.length,
-    sha256: '0'.repeat(64),
-    object: dataKey('shop', id, 'dump'),
-    database: 'shop',
-    serverVersion: '15',
-    toolVersion: 'pg_dump 15',
-    datasaverVersion: 'test',
-    facts: { exact: true, tables: [] },
-  };
-  await storage.put(manifest.object, [data]);
-  await storage.put(manifestKey('shop', id), [serializeManifest(manifest)]);
-  if (options.verified !== undefined) {
-    const record = { id, ok: options.verified, reason: options.verified ? null : 'checksum' };
-    await storage.put(verifyKey('shop', id), [Buffer.from(JSON.stringify(record))]);
-  }
-  return manifest;
-}
 
 /** Records deletes, and fails the ones `fail` picks. */
 class RecordingStorage extends MemoryStorage {

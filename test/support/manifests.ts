@@ -1,0 +1,47 @@
+/** Committed backups written straight into storage, for tests of jobs that read storage. */
+import { createHash } from 'node:crypto';
+import { type Manifest, serializeManifest } from '../../src/manifest.ts';
+import type { StorageBackend } from '../../src/storage/backend.ts';
+import { backupId, dataKey, manifestKey, verifyKey } from '../../src/storage/layout.ts';
+
+/** Stores a committed backup of target `shop` taken at `time`, as the backup job would. */
+export async function storeBackup(
+  storage: StorageBackend,
+  time: Date,
+  options: { schemaOnly?: boolean; verified?: boolean } = {},
+): Promise<Manifest> {
+  const id = backupId('shop', time);
+  const data = Buffer.from(`dump of ${id}`);
+  const manifest: Manifest = {
+    version: 1,
+    id,
+    target: 'shop',
+    engine: 'postgres',
+    status: 'success',
+    createdAt: time.toISOString(),
+    finishedAt: time.toISOString(),
+    durationMs: 1,
+    labels: [],
+    format: 'custom',
+    schemaOnly: options.schemaOnly ?? false,
+    compression: 'none',
+    compressionLevel: null,
+    encryption: null,
+    sizeBytes: data.length,
+    storedBytes: data.length,
+    sha256: createHash('sha256').update(data).digest('hex'),
+    object: dataKey('shop', id, 'dump'),
+    database: 'shop',
+    serverVersion: '15',
+    toolVersion: 'pg_dump 15',
+    datasaverVersion: 'test',
+    facts: { exact: true, tables: [] },
+  };
+  await storage.put(manifest.object, [data]);
+  await storage.put(manifestKey('shop', id), [serializeManifest(manifest)]);
+  if (options.verified !== undefined) {
+    const record = { id, ok: options.verified, reason: options.verified ? null : 'checksum' };
+    await storage.put(verifyKey('shop', id), [Buffer.from(JSON.stringify(record))]);
+  }
+  return manifest;
+}
