@@ -13,10 +13,10 @@ import {
   prune,
   throwIfPruneFailed,
 } from '../../src/jobs/prune.ts';
-import { type Manifest, serializeManifest } from '../../src/manifest.ts';
+import { serializeManifest } from '../../src/manifest.ts';
 import { DEFAULT_RULES } from '../../src/retention/policy.ts';
 import type { OpOptions, StorageBackend } from '../../src/storage/backend.ts';
-import { backupId, dataKey, manifestKey, verifyKey } from '../../src/storage/layout.ts';
+import { backupId, manifestKey, verifyKey } from '../../src/storage/layout.ts';
 import { LocalStorage } from '../../src/storage/local.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
 import { storeBackup as store } from '../support/manifests.ts';
