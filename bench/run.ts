@@ -1,7 +1,7 @@
 /**
  * Backup/restore benchmark: datasaver against the usual pg_dump baselines on a throwaway PostgreSQL.
  *
- *   node bench/run.ts [--size-mb 500] [--seed 42] [--repeat 1] [--keep] [--cli dist/main.js]
+ *   node bench/run.ts [--size-mb 500] [--seed 42] [--repeat 1] [--keep] [--cli dist/main.js] [--s3]
  *
  * See bench/README.md for what is measured and how.
  */
@@ -12,6 +12,13 @@ import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type PostgresServer, startPostgres } from '../test/support/postgres-server.ts';
+import {
+  S3_ACCESS_KEY,
+  S3_BUCKET,
+  S3_SECRET_KEY,
+  type S3Server,
+  startS3Server,
+} from '../test/support/s3-server.ts';
 import { generateDatabase } from './generate.ts';
 import { TABLES } from './lib/dataset.ts';
 import { formatMb, formatSeconds } from './lib/format.ts';
@@ -38,6 +45,8 @@ interface Options {
   keep: boolean;
   /** The datasaver CLI to benchmark. */
   cli: string;
+  /** Also back up to a local S3-compatible server (s3rver in its own process). */
+  s3: boolean;
 }
 
 interface Bench {
@@ -52,6 +61,7 @@ interface Bench {
   restoreDump: string;
   /** Storage directory of the latest successful datasaver backup. */
   datasaverStorage: string | null;
+  s3Server: S3Server | null;
 }
 
 interface Scenario {
@@ -90,6 +100,19 @@ function datasaverEnv(server: PostgresServer, storage: string): NodeJS.ProcessEn
     ...cleanEnv(server),
     DATASAVER_DATABASE_URL: server.url(SOURCE_DB),
     DATASAVER_STORAGE_PATH: storage,
+  };
+}
+
+function s3Env(server: PostgresServer, s3: S3Server, prefix: string): NodeJS.ProcessEnv {
+  return {
+    ...cleanEnv(server),
+    DATASAVER_DATABASE_URL: server.url(SOURCE_DB),
+    DATASAVER_STORAGE_BACKEND: 's3',
+    DATASAVER_S3_ENDPOINT: s3.endpoint,
+    DATASAVER_S3_BUCKET: S3_BUCKET,
+    DATASAVER_S3_PREFIX: prefix,
+    DATASAVER_S3_ACCESS_KEY: S3_ACCESS_KEY,
+    DATASAVER_S3_SECRET_KEY: S3_SECRET_KEY,
   };
 }
 
@@ -226,6 +249,19 @@ const SCENARIOS: Scenario[] = [
     },
   },
   {
+    id: 'datasaver_backup_s3',
+    title: 'datasaver backup to S3 (local s3rver)',
+    datasaver: true,
+    async run(b, rep) {
+      if (!b.s3Server) throw new Skip('run with --s3');
+      const m = await b.runner.measure([datasaver(b, ['backup', '--json'])], {
+        output: 'capture',
+        env: s3Env(b.server, b.s3Server, `bench-${rep}`),
+      });
+      return toSample(m, storedBytesFromJson(m.stdout));
+    },
+  },
+  {
     id: 'pg_restore',
     title: 'pg_restore -d <new db> (-Fc -Z0 dump)',
     datasaver: false,
@@ -259,14 +295,22 @@ function evaluate(results: ScenarioResult[]): Check[] {
   const get = (id: string) => results.find((r) => r.id === id)?.summary;
   const ratio = (a: number | null | undefined, b: number | null | undefined) =>
     a != null && b ? a / b : null;
-  const [raw, gzip, backup, pgRestore, restore] = [
+  const [raw, gzip, backup, pgRestore, restore, s3] = [
     get('pg_dump_raw'),
     get('pg_dump_gzip'),
     get('datasaver_backup'),
     get('pg_restore'),
     get('datasaver_restore'),
+    get('datasaver_backup_s3'),
   ];
+  const s3Checks = s3
+    ? [
+        check('S3 backup wall: S3 / local disk', ratio(s3.wallSeconds, backup?.wallSeconds), '<=', 1.3),
+        check('datasaver S3 backup peak RSS (MB)', s3.peakRssKb / 1024, '<=', 200),
+      ]
+    : [];
   return [
+    ...s3Checks,
     check('backup wall: datasaver / raw pg_dump', ratio(backup?.wallSeconds, raw?.wallSeconds), '<=', 1.25),
     check('backup wall: pg_dump|gzip / datasaver', ratio(gzip?.wallSeconds, backup?.wallSeconds), '>=', 2.5),
     check('backup size: datasaver / pg_dump|gzip', ratio(backup?.outputBytes, gzip?.outputBytes), '<=', 1.0),
@@ -312,7 +356,8 @@ async function runScenario(
 }
 
 async function runScenarios(bench: Bench, repeat: number): Promise<ScenarioResult[]> {
-  const results: ScenarioResult[] = SCENARIOS.map(({ id, title }) => ({
+  const scenarios = SCENARIOS.filter((s) => bench.s3Server || s.id !== 'datasaver_backup_s3');
+  const results: ScenarioResult[] = scenarios.map(({ id, title }) => ({
     id,
     title,
     status: 'ok',
@@ -320,7 +365,7 @@ async function runScenarios(bench: Bench, repeat: number): Promise<ScenarioResul
   }));
   for (let rep = 1; rep <= repeat; rep++) {
     console.log(`run ${rep}/${repeat}`);
-    for (const [i, scenario] of SCENARIOS.entries()) await runScenario(bench, scenario, results[i]!, rep);
+    for (const [i, scenario] of scenarios.entries()) await runScenario(bench, scenario, results[i]!, rep);
   }
   for (const result of results) {
     if (result.status === 'ok' && result.samples.length) result.summary = summarize(result.samples);
@@ -341,7 +386,9 @@ async function prepare(
   console.log(`warm-up dump (pg_dump -Fc -Z0 -f file): ${formatSeconds(m.wallSeconds)}`);
   const sourceRows = await rowCounts(server, SOURCE_DB);
   const { keep, cli } = options;
-  return { server, dir, runner, keep, cli, sourceRows, restoreDump, datasaverStorage: null };
+  const s3Server = options.s3 ? await startS3Server(join(dir, 's3'), [S3_BUCKET]) : null;
+  if (s3Server) console.log(`S3 server (s3rver) at ${s3Server.endpoint}, data in ${join(dir, 's3')}`);
+  return { server, dir, runner, keep, cli, sourceRows, restoreDump, datasaverStorage: null, s3Server };
 }
 
 function parseOptions(): Options {
@@ -352,6 +399,7 @@ function parseOptions(): Options {
       repeat: { type: 'string', default: '1' },
       keep: { type: 'boolean', default: false },
       cli: { type: 'string', default: DEFAULT_CLI },
+      s3: { type: 'boolean', default: false },
     },
   });
   const options = {
@@ -360,6 +408,7 @@ function parseOptions(): Options {
     repeat: Number(values.repeat),
     keep: values.keep,
     cli: resolve(values.cli),
+    s3: values.s3,
   };
   if (!(options.sizeMb > 0)) throw new Error('--size-mb must be a positive number');
   if (!Number.isInteger(options.seed) || options.seed < 0)
@@ -418,7 +467,7 @@ async function main(): Promise<void> {
     );
 
     const bench = await prepare(server, dir, createRunner({ scratchDir: dir, gnuTime }), options);
-    const results = await runScenarios(bench, options.repeat);
+    const results = await runScenarios(bench, options.repeat).finally(() => bench.s3Server?.stop());
     const checks = evaluate(results);
     console.log(`\n${formatResults(results)}\n\n${formatChecks(checks)}\n`);
 

@@ -395,7 +395,7 @@ function buildS3(raw: RawTarget, problems: Problems): S3StorageConfig | undefine
   const endpoint = check(raw.s3Endpoint, HTTP_URL, problems);
   const sse = check(raw.s3Sse, oneOf(S3_SSE_MODES), problems);
   // S3 allows 5 MiB parts, but 8 MiB is the least with which 10,000 growing parts reach 5 TiB.
-  const partSizeMb = check(raw.s3PartSizeMb, intIn(8, 5120, 'a part size in MiB, 8-5120'), problems) ?? 16;
+  const partSizeMb = check(raw.s3PartSizeMb, intIn(8, 5120, 'a part size in MiB, 8-5120'), problems) ?? 8;
   const uploadConcurrency =
     check(raw.s3UploadConcurrency, intIn(1, 64, 'a number of parallel part uploads, 1-64'), problems) ?? 4;
   const accessKey = raw.s3AccessKey ? new Secret(String(raw.s3AccessKey.value)) : undefined;

@@ -8,6 +8,10 @@
  * Buffers that were in flight during a minor collection get promoted and are freed only by a full one,
  * which runs once 40 MB are alive: that bound is what keeps the peak flat on long dumps (with 64 MB,
  * a 2 GB dump peaked ~25 MB higher than a 500 MB one). Thresholds much lower than these cost speed.
+ *
+ * Buffers held on purpose (S3 parts waiting to be uploaded, ~40 MB) are not garbage: their owner
+ * declares them with `holdExternal`, and the thresholds count only what is beyond them. Without that,
+ * every check would run a full collection that frees nothing (seconds of CPU on a large upload).
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -29,6 +33,18 @@ function gcFunction(): Collect | undefined {
   return collect;
 }
 
+let held = 0;
+
+/** Declares `bytes` of buffers as deliberately alive until the returned function is called. */
+export function holdExternal(bytes: number): () => void {
+  held += bytes;
+  let released = false;
+  return () => {
+    if (!released) held -= bytes;
+    released = true;
+  };
+}
+
 export class MemoryGovernor {
   readonly #minorAt: number;
   readonly #majorAt: number;
@@ -40,7 +56,7 @@ export class MemoryGovernor {
 
   /** Call once per chunk (about every MB): collects when buffer garbage passes the thresholds. */
   check(): void {
-    const external = getHeapStatistics().external_memory;
+    const external = getHeapStatistics().external_memory - held;
     if (external < this.#minorAt) return;
     gcFunction()?.({ type: external >= this.#majorAt ? 'major' : 'minor' });
   }

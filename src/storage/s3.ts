@@ -5,7 +5,7 @@
  * `uploadConcurrency` parts at a time, each with Content-MD5 so the server rejects a part damaged on the
  * way. The part size starts at `partSizeMb` (at least 8 MiB) and doubles every 1,000 parts, so any object
  * up to S3's 5 TiB limit fits in 10,000 parts; memory is about (concurrency + 1) x part size, which only
- * grows past the first 1,000 parts (16 GB stored at the default 16 MiB). Objects smaller than one part
+ * grows past the first 1,000 parts (8 GB stored at the default 8 MiB). Objects smaller than one part
  * go up in a single PutObject. After the upload the stored object is checked: its size always, and with
  * `verifyUpload` it is read back and its sha256 compared with the bytes that were sent. A failed or
  * aborted upload is aborted on the server, so no parts linger; if the server does not let go of them,
@@ -38,6 +38,7 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { S3StorageConfig } from '../config/types.ts';
 import { isAbortError, StorageError } from '../errors.ts';
+import { holdExternal } from '../pipeline/memory.ts';
 import { redact } from '../util/secret.ts';
 import {
   assertValidKey,
@@ -120,6 +121,15 @@ export class S3Storage implements StorageBackend {
   async put(key: string, body: Body, options: PutOptions = {}): Promise<PutResult> {
     const full = this.#full(key);
     const { signal } = options;
+    if (Array.isArray(body)) {
+      // Small objects held in memory (manifests, verify records): one request, no part buffers, and
+      // Content-MD5 is all the checking they need.
+      const data = Buffer.concat(body as Uint8Array[]);
+      if (data.length <= this.#config.partSizeMb * MIB) {
+        await this.#putSingle(key, full, data, options);
+        return { size: data.length };
+      }
+    }
     const minPart = this.#config.partSizeMb * MIB;
     const sha = createHash('sha256');
     let total = 0;
@@ -130,7 +140,13 @@ export class S3Storage implements StorageBackend {
     const spare: Buffer<ArrayBuffer>[] = [];
     let failure: unknown;
     let partNumber = 1;
-    let buffer: Buffer<ArrayBuffer> = Buffer.allocUnsafe(partSize(minPart, 1));
+    // Part buffers are held on purpose: the memory governor must not take them for garbage.
+    const releases: (() => void)[] = [];
+    const allocate = (size: number): Buffer<ArrayBuffer> => {
+      releases.push(holdExternal(size));
+      return Buffer.allocUnsafe(size);
+    };
+    let buffer = allocate(partSize(minPart, 1));
     let filled = 0;
 
     const sendPart = async () => {
@@ -156,7 +172,7 @@ export class S3Storage implements StorageBackend {
       if (failure) throw failure;
       const size = partSize(minPart, partNumber);
       const reuse = spare.findIndex((b) => b.length === size);
-      buffer = reuse === -1 ? Buffer.allocUnsafe(size) : spare.splice(reuse, 1)[0]!;
+      buffer = reuse === -1 ? allocate(size) : spare.splice(reuse, 1)[0]!;
       filled = 0;
     };
 
@@ -204,12 +220,18 @@ export class S3Storage implements StorageBackend {
     } catch (err) {
       await Promise.allSettled(inflight);
       if (uploadId !== undefined && !completed) {
-        // Best effort, and not under the caller's (maybe aborted) signal: parts must not linger.
-        await this.deleteTemporary(`${key}${UPLOAD_ID}${uploadId}`).catch(() => {});
+        // Not under the caller's (maybe aborted) signal: parts must not linger. If even this fails, prune
+        // finds the upload with listTemporary and aborts it after the grace period.
+        const temp = `${key}${UPLOAD_ID}${uploadId}`;
+        await retryOperation(`abort ${temp}`, this.#retry, undefined, () => this.deleteTemporary(temp)).catch(
+          () => {},
+        );
       }
       // An object that was published but failed its check must not stay looking like a good one.
       if (completed) await this.delete(key).catch(() => {});
       throw err;
+    } finally {
+      for (const release of releases) release();
     }
   }
 
@@ -509,6 +531,14 @@ export class S3Storage implements StorageBackend {
         `access denied (${code}) to bucket ${bucket} at ${endpoint} trying to ${op} ${key}`,
         {
           hint: 'check DATASAVER_S3_ACCESS_KEY and DATASAVER_S3_SECRET_KEY (or the role datasaver runs as) and that they may use this bucket',
+        },
+      );
+    }
+    if (code === 'PermanentRedirect' || code === 'AuthorizationHeaderMalformed' || status === 301) {
+      return new StorageError(
+        `bucket ${bucket} at ${endpoint} is in another region than ${this.#config.region}`,
+        {
+          hint: "set DATASAVER_S3_REGION to the bucket's region",
         },
       );
     }

@@ -414,7 +414,7 @@ describe('storage destinations and S3', () => {
       prefix: 'prod/db',
       region: 'us-east-1',
       forcePathStyle: true, // a custom endpoint means path-style by default
-      partSizeMb: 16,
+      partSizeMb: 8,
       uploadConcurrency: 4,
       verifyUpload: true,
     });
