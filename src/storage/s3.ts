@@ -180,7 +180,7 @@ export class S3Storage implements StorageBackend {
       for await (const chunk of body) {
         signal?.throwIfAborted();
         if (failure) throw failure;
-        sha.update(chunk);
+        if (this.#config.verifyUpload) sha.update(chunk);
         total += chunk.length;
         for (let off = 0; off < chunk.length; ) {
           const n = Math.min(chunk.length - off, buffer.length - filled);
@@ -264,15 +264,17 @@ export class S3Storage implements StorageBackend {
     const res = await retryOperation(`upload part ${n} of ${key}`, this.#retry, signal, () =>
       this.#send(`upload part ${n} of`, key, signal, () =>
         this.#client.send(
-          new UploadPartCommand({
-            Bucket: this.#config.bucket,
-            Key: full,
-            UploadId: uploadId,
-            PartNumber: n,
-            Body: data,
-            ContentLength: data.length,
-            ContentMD5: md5,
-          }),
+          unsignedPayload(
+            new UploadPartCommand({
+              Bucket: this.#config.bucket,
+              Key: full,
+              UploadId: uploadId,
+              PartNumber: n,
+              Body: data,
+              ContentLength: data.length,
+              ContentMD5: md5,
+            }),
+          ),
           { abortSignal: signal },
         ),
       ),
@@ -561,6 +563,22 @@ export class S3Storage implements StorageBackend {
       },
     );
   }
+}
+
+/**
+ * Signs a part upload without hashing its body (`UNSIGNED-PAYLOAD`): Content-MD5 already makes the
+ * service check every byte of the part, so a second pass over it for the signature buys nothing.
+ */
+function unsignedPayload<C extends UploadPartCommand>(command: C): C {
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      return next(args);
+    },
+    { step: 'build', name: 'datasaverUnsignedPayload' },
+  );
+  return command;
 }
 
 function isValidKey(key: string): boolean {

@@ -155,6 +155,30 @@ describe('S3 faults during a real backup', () => {
     expect(verify.stderr).toMatch(/retrying get .*\.dump\.zst from byte \d+/);
   });
 
+  it('a prune that cannot delete after a good backup exits 7, and the backup stays committed', async () => {
+    const prefix = s3Prefix('noprune');
+    const env = targetEnv(db, await tempDir(), {
+      ...s3Env(prefix, proxy.endpoint),
+      DATASAVER_STORAGE_BACKEND: 's3',
+      DATASAVER_KEEP_DAILY: '0',
+      DATASAVER_KEEP_WEEKLY: '0',
+      DATASAVER_KEEP_MONTHLY: '0',
+      DATASAVER_MIN_KEEP: '1',
+    });
+    const first = await runCli(['backup'], env);
+    expect(first.code, first.output).toBe(0);
+    proxy.setRule((req) => (req.method === 'DELETE' ? { status: 403, code: 'AccessDenied' } : undefined));
+    const second = await runCli(['backup', '--json'], env);
+    proxy.setRule(() => undefined);
+    expect(second.code, second.output).toBe(7);
+    const out = JSON.parse(second.stdout);
+    expect(out.backups).toHaveLength(1);
+    expect(out.failures[0].message).toMatch(/access denied \(AccessDenied\)/);
+    expect(second.stderr).toMatch(/Try: .*backup is committed|Try: nothing kept was touched/);
+    const list = await runCli(['list', '--json'], s3Env(prefix));
+    expect(ids(list.stdout).map((b) => b.id)).toContain(out.backups[0].id);
+  });
+
   it('a part that never goes through fails the backup cleanly: exit 6, no manifest, no upload left', async () => {
     const prefix = s3Prefix('doomed');
     proxy.setRule((req) =>
