@@ -121,9 +121,11 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
     }
 
     // After a successful backup (or on request): copy what some destinations missed, then thin each
-    // destination that holds the new backup. A failed run never gets here, so it never prunes.
-    const resumed = await resume(ctx, target, destinations, opts, fail);
-    copies.push(...resumed);
+    // destination that holds the new backup. A failed run never gets here, so it never prunes. A
+    // destination that has just failed is not tried again in the same run.
+    if (committed.length === destinations.length) {
+      copies.push(...(await resume(ctx, target, destinations, opts, fail)));
+    }
     if (opts.prune === false) continue;
     const toPrune = opts.resumeUploads ? destinations : committed;
     for (const storage of toPrune) {

@@ -430,7 +430,7 @@ function buildS3(raw: RawTarget, problems: Problems): S3StorageConfig | undefine
     secretKey,
     sse,
     sseKmsKeyId: raw.s3SseKmsKeyId ? String(raw.s3SseKmsKeyId.value) : undefined,
-    storageClass: raw.s3StorageClass ? String(raw.s3StorageClass.value) : undefined,
+    storageClass: check(raw.s3StorageClass, STORAGE_CLASS, problems),
     partSizeMb,
     uploadConcurrency,
     verifyUpload: check(raw.s3VerifyUpload, BOOLEAN, problems) ?? true,
@@ -545,12 +545,24 @@ const HTTP_URL: Validator<string> = {
   parse: (v) => {
     try {
       const u = new URL(String(v));
+      // Credentials belong in the key settings, where they are treated as secrets.
+      if (u.username || u.password) return undefined;
       return u.protocol === 'http:' || u.protocol === 'https:' ? String(v).replace(/\/+$/, '') : undefined;
     } catch {
       return undefined;
     }
   },
-  expected: 'an http:// or https:// URL such as https://s3.eu-central-1.amazonaws.com or http://minio:9000',
+  expected:
+    'an http:// or https:// URL without credentials, such as https://s3.eu-central-1.amazonaws.com or http://minio:9000 (keys go in DATASAVER_S3_ACCESS_KEY / DATASAVER_S3_SECRET_KEY)',
+};
+/** Classes whose objects can be read at once: archives would make list, verify and restore fail. */
+const STORAGE_CLASS: Validator<string> = {
+  parse: (v) => {
+    const c = String(v).trim();
+    return /^[A-Z][A-Z0-9_]*$/.test(c) && !['GLACIER', 'DEEP_ARCHIVE'].includes(c) ? c : undefined;
+  },
+  expected:
+    'a storage class whose objects can be read at once, e.g. STANDARD, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR (not GLACIER or DEEP_ARCHIVE)',
 };
 const TIME_ZONE: Validator<string> = {
   parse: (v) => (typeof v === 'string' && isTimeZone(v) ? v : undefined),
@@ -586,7 +598,9 @@ function check<T>(source: Sourced | undefined, validator: Validator<T>, problems
 }
 
 function show(source: Sourced): string {
-  return source.secret ? "'***'" : `'${String(source.value)}'`;
+  if (source.secret) return "'***'";
+  // `user:password@host` in a value that should not hold one (an endpoint) is still hidden.
+  return `'${redact(String(source.value)).replace(/[^\s/@:]+:[^\s/@]+@/g, '***@')}'`;
 }
 
 /** Derives a valid target name from a database name (`my.db` -> `my-db`). */

@@ -12,6 +12,7 @@
  *   - anything that fails on the way leaves no manifest, so nothing half-done is ever listed or restored.
  */
 import { PassThrough, Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import type { TargetConfig } from '../config/types.ts';
 import type { Engine } from '../engines/engine.ts';
@@ -79,7 +80,9 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     engine.extension(format),
     compressionExtension(target.compression.algorithm),
   );
-  const id = await freeId(destinations, target.name, startedAt, extension, signal);
+  const unreachable = new Map<StorageBackend, unknown>();
+  const id = await freeId(destinations, unreachable, target.name, startedAt, extension, signal);
+  const live = destinations.filter((d) => !unreachable.has(d));
   const objectKey = dataKey(target.name, id, extension);
 
   const raw = new Meter({
@@ -98,13 +101,17 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   const dumpSignal = signal ? AbortSignal.any([signal, stopDump.signal]) : stopDump.signal;
   for (const stage of [raw, compressor, stored]) stage.once('error', () => stopDump.abort());
   const written = destinations.map(() => false);
-  const uploads: (unknown | undefined)[] = destinations.map(() => undefined);
-  const writers = destinations.map((storage, i) => async (body: AsyncIterable<Buffer>) => {
+  const uploads: (unknown | undefined)[] = destinations.map((d) => unreachable.get(d));
+  let failedWriters = 0;
+  const writers = live.map((storage) => async (body: AsyncIterable<Buffer>) => {
+    const i = destinations.indexOf(storage);
     try {
       await storage.put(objectKey, body, { signal, ifAbsent: true });
       written[i] = true;
     } catch (err) {
       uploads[i] = err;
+      // Every destination gone: stop the dump now, not when it next produces output.
+      if (++failedWriters === live.length) stopDump.abort();
       throw err;
     }
   });
@@ -135,7 +142,9 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     await Promise.all(
       destinations.map((d, i) => (written[i] ? d.delete(objectKey).catch(() => {}) : undefined)),
     );
-    throw classifyPipelineError(err, target.name);
+    // When storage failed everywhere, the dump was stopped because of it: storage's error is the news.
+    const storageFailure = live.length > 0 && failedWriters === live.length && !signal?.aborted;
+    throw classifyPipelineError(storageFailure ? uploads.find((u) => u !== undefined) : err, target.name);
   }
 
   const finishedAt = now();
@@ -212,15 +221,15 @@ export async function commit(
       `${storage.description}: ${objectKey} holds ${(info as ObjectInfo | undefined)?.size ?? 'no'} bytes after writing ${manifest.storedBytes}; the backup was not committed there`,
     );
   }
+  const key = manifestKey(manifest.target, manifest.id);
   try {
-    await storage.put(manifestKey(manifest.target, manifest.id), [serializeManifest(manifest)], {
-      signal,
-      ifAbsent: true,
-    });
+    await storage.put(key, [serializeManifest(manifest)], { signal, ifAbsent: true });
   } catch (err) {
-    // The manifest is the commit: without it the data object is an orphan, so remove it. (A conflicting
-    // manifest is another run's and stays.)
-    await storage.delete(objectKey).catch(() => {});
+    // A write whose answer was lost may have landed (a retry then meets our own manifest), and a
+    // manifest that is there, ours or not, must never be left pointing at deleted data.
+    const there = await existingManifest(storage, key, signal);
+    if (there === 'present' && (await sameManifest(storage, key, manifest, signal))) return;
+    if (there === 'absent') await storage.delete(objectKey).catch(() => {});
     if (isAbortError(err)) throw err;
     throw new StorageError(
       `${storage.description}: cannot write the manifest of ${manifest.id}: ${errorMessage(err)}; the backup was not committed there`,
@@ -229,9 +238,45 @@ export async function commit(
   }
 }
 
+/** Whether a manifest is stored under `key`; 'unknown' when storage cannot say. */
+async function existingManifest(
+  storage: StorageBackend,
+  key: string,
+  signal: AbortSignal | undefined,
+): Promise<'present' | 'absent' | 'unknown'> {
+  try {
+    return (await storage.stat(key, { signal })) ? 'present' : 'absent';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** True when the manifest under `key` describes exactly this backup (same id, object and sha256). */
+async function sameManifest(
+  storage: StorageBackend,
+  key: string,
+  manifest: Manifest,
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
+  try {
+    // Only on this rare path: the validator stays out of every backup's start-up.
+    const { parseManifest } = await import('../manifest-read.ts');
+    const found = parseManifest(await text(await storage.get(key, { signal })));
+    return (
+      'manifest' in found &&
+      found.manifest.id === manifest.id &&
+      found.manifest.object === manifest.object &&
+      found.manifest.sha256 === manifest.sha256
+    );
+  } catch {
+    return false;
+  }
+}
+
 /** The id for a new backup, with a sequence suffix if a backup of this target started in the same second. */
 async function freeId(
   destinations: StorageBackend[],
+  unreachable: Map<StorageBackend, unknown>,
   target: string,
   at: Date,
   extension: string,
@@ -240,12 +285,24 @@ async function freeId(
   for (let seq = 0; ; seq++) {
     const id = backupId(target, at, seq);
     const taken = await Promise.all(
-      destinations.flatMap((storage) => [
-        storage.stat(manifestKey(target, id), { signal }),
-        storage.stat(dataKey(target, id, extension), { signal }),
-      ]),
+      destinations.map(async (storage) => {
+        if (unreachable.has(storage)) return false;
+        try {
+          const [m, d] = await Promise.all([
+            storage.stat(manifestKey(target, id), { signal }),
+            storage.stat(dataKey(target, id, extension), { signal }),
+          ]);
+          return m !== undefined || d !== undefined;
+        } catch (err) {
+          // A destination that cannot be reached fails on its own; the others still get the backup.
+          signal?.throwIfAborted();
+          unreachable.set(storage, err);
+          return false;
+        }
+      }),
     );
-    if (taken.every((t) => t === undefined)) return id;
+    if (destinations.every((d) => unreachable.has(d))) throw unreachable.get(destinations[0]!);
+    if (!taken.some(Boolean)) return id;
   }
 }
 

@@ -114,26 +114,26 @@ export class RetryingStorage implements StorageBackend {
     const start = options.offset ?? 0;
     const open = (offset: number) =>
       this.#retry(`get ${key}`, options, () => this.#inner.get(key, { ...options, offset }));
-    const first = await open(start);
+    let source = await open(start);
     const out = new PassThrough({ highWaterMark: 256 * 1024 });
+    // A consumer that stops early (a failed restore, say) must not leave the download open.
+    const destroySource = () => (source as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+    out.once('close', destroySource);
     const pump = async () => {
       let delivered = start;
-      let source = first;
       let failures = 0;
       for (;;) {
         try {
           for await (const chunk of source) {
+            if (out.destroyed) return;
             delivered += chunk.length;
             failures = 0;
             if (!out.write(chunk)) await drainedOrClosed(out);
-            if (out.destroyed) {
-              (source as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
-              return;
-            }
           }
-          out.end();
+          if (!out.destroyed) out.end();
           return;
         } catch (err) {
+          if (out.destroyed) return;
           if (!isTransient(err) || ++failures >= this.#policy.attempts || options.signal?.aborted) throw err;
           this.#policy.onRetry?.({
             operation: `get ${key} from byte ${delivered}`,
@@ -142,6 +142,7 @@ export class RetryingStorage implements StorageBackend {
             error: err,
           });
           source = await open(delivered);
+          if (out.destroyed) destroySource();
         }
       }
     };
@@ -152,6 +153,10 @@ export class RetryingStorage implements StorageBackend {
 
 function drainedOrClosed(stream: PassThrough): Promise<void> {
   return new Promise((resolve) => {
+    if (stream.destroyed) {
+      resolve();
+      return;
+    }
     const done = () => {
       stream.off('drain', done);
       stream.off('close', done);

@@ -78,7 +78,7 @@ const TRANSIENT_CODES = new Set([
   'InternalError',
   'ServiceUnavailable',
   'TimeoutError',
-  'RequestTimeTooSkewed',
+  'IncompleteBody',
   'ECONNRESET',
   'ECONNREFUSED',
   'ETIMEDOUT',
@@ -126,7 +126,9 @@ export class S3Storage implements StorageBackend {
       // Content-MD5 is all the checking they need.
       const data = Buffer.concat(body as Uint8Array[]);
       if (data.length <= this.#config.partSizeMb * MIB) {
-        await this.#putSingle(key, full, data, options);
+        // The retry wrapper repeats in-memory puts; the storage class is for data objects only (a
+        // manifest in an archive class could not be read back to list or restore).
+        await this.#putSingle(key, full, data, options, { retry: false, dataObject: false });
         return { size: data.length };
       }
     }
@@ -135,16 +137,19 @@ export class S3Storage implements StorageBackend {
     let total = 0;
     let uploadId: string | undefined;
     let completed = false;
+    /** Completed by an earlier attempt whose answer was lost: not provably ours, so never deleted. */
+    let adopted = false;
     const parts: CompletedPart[] = [];
     const inflight = new Set<Promise<void>>();
     const spare: Buffer<ArrayBuffer>[] = [];
     let failure: unknown;
     let partNumber = 1;
     // Part buffers are held on purpose: the memory governor must not take them for garbage.
-    const releases: (() => void)[] = [];
+    const holds = new Map<Buffer, () => void>();
     const allocate = (size: number): Buffer<ArrayBuffer> => {
-      releases.push(holdExternal(size));
-      return Buffer.allocUnsafe(size);
+      const b = Buffer.allocUnsafe(size);
+      holds.set(b, holdExternal(size));
+      return b;
     };
     let buffer = allocate(partSize(minPart, 1));
     let filled = 0;
@@ -171,8 +176,13 @@ export class S3Storage implements StorageBackend {
       while (inflight.size >= this.#config.uploadConcurrency) await Promise.race(inflight);
       if (failure) throw failure;
       const size = partSize(minPart, partNumber);
-      const reuse = spare.findIndex((b) => b.length === size);
-      buffer = reuse === -1 ? allocate(size) : spare.splice(reuse, 1)[0]!;
+      // After the part size doubles, smaller spares are of no more use: let them go.
+      for (const b of spare.filter((x) => x.length !== size)) {
+        holds.get(b)?.();
+        holds.delete(b);
+        spare.splice(spare.indexOf(b), 1);
+      }
+      buffer = spare.pop() ?? allocate(size);
       filled = 0;
     };
 
@@ -192,27 +202,34 @@ export class S3Storage implements StorageBackend {
       }
       signal?.throwIfAborted();
       if (uploadId === undefined) {
-        await this.#putSingle(key, full, buffer.subarray(0, filled), options);
+        await this.#putSingle(key, full, buffer.subarray(0, filled), options, {
+          retry: true,
+          dataObject: true,
+        });
       } else {
         if (filled > 0) await sendPart();
         await Promise.all(inflight);
         if (failure) throw failure;
         parts.sort((a, b) => a.PartNumber! - b.PartNumber!);
         const id = uploadId;
-        await retryOperation(`complete upload of ${key}`, this.#retry, signal, () =>
-          this.#send('complete the upload of', key, signal, () =>
-            this.#client.send(
-              new CompleteMultipartUploadCommand({
-                Bucket: this.#config.bucket,
-                Key: full,
-                UploadId: id,
-                MultipartUpload: { Parts: parts },
-                IfNoneMatch: options.ifAbsent ? '*' : undefined,
-              }),
-              { abortSignal: signal },
-            ),
-          ),
-        );
+        let tries = 0;
+        await retryOperation(`complete upload of ${key}`, this.#retry, signal, async () => {
+          tries++;
+          try {
+            await this.#complete(key, full, id, parts, options, signal);
+          } catch (err) {
+            // A retry that meets "already exists" after a lost answer may be meeting this very upload:
+            // if an object of exactly our size is there, the read-back below decides.
+            if (tries > 1 && err instanceof StorageConflictError) {
+              const there = await this.stat(key, { signal });
+              if (there?.size === total) {
+                adopted = true;
+                return;
+              }
+            }
+            throw err;
+          }
+        });
       }
       completed = true;
       await this.#checkStored(key, total, sha.digest('hex'), signal);
@@ -228,11 +245,35 @@ export class S3Storage implements StorageBackend {
         );
       }
       // An object that was published but failed its check must not stay looking like a good one.
-      if (completed) await this.delete(key).catch(() => {});
+      if (completed && !adopted) {
+        await retryOperation(`delete ${key}`, this.#retry, undefined, () => this.delete(key)).catch(() => {});
+      }
       throw err;
     } finally {
-      for (const release of releases) release();
+      for (const release of holds.values()) release();
     }
+  }
+
+  async #complete(
+    key: string,
+    full: string,
+    uploadId: string,
+    parts: CompletedPart[],
+    options: PutOptions,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    await this.#send('complete the upload of', key, signal, () =>
+      this.#client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.#config.bucket,
+          Key: full,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts },
+          IfNoneMatch: options.ifAbsent ? '*' : undefined,
+        }),
+        { abortSignal: signal },
+      ),
+    );
   }
 
   async #createUpload(key: string, full: string, signal: AbortSignal | undefined): Promise<string> {
@@ -242,7 +283,7 @@ export class S3Storage implements StorageBackend {
           new CreateMultipartUploadCommand({
             Bucket: this.#config.bucket,
             Key: full,
-            ...this.#writeParams(),
+            ...this.#writeParams(true),
           }),
           { abortSignal: signal },
         ),
@@ -283,9 +324,15 @@ export class S3Storage implements StorageBackend {
     return res.ETag;
   }
 
-  async #putSingle(key: string, full: string, data: Buffer, options: PutOptions): Promise<void> {
+  async #putSingle(
+    key: string,
+    full: string,
+    data: Buffer,
+    options: PutOptions,
+    how: { retry: boolean; dataObject: boolean },
+  ): Promise<void> {
     const md5 = createHash('md5').update(data).digest('base64');
-    await retryOperation(`put ${key}`, this.#retry, options.signal, () =>
+    const once = () =>
       this.#send('write', key, options.signal, () =>
         this.#client.send(
           new PutObjectCommand({
@@ -295,24 +342,27 @@ export class S3Storage implements StorageBackend {
             ContentLength: data.length,
             ContentMD5: md5,
             IfNoneMatch: options.ifAbsent ? '*' : undefined,
-            ...this.#writeParams(),
+            ...this.#writeParams(how.dataObject),
           }),
           { abortSignal: options.signal },
         ),
-      ),
-    );
+      );
+    if (how.retry) await retryOperation(`put ${key}`, this.#retry, options.signal, once);
+    else await once();
   }
 
-  /** Size always; with verifyUpload, the sha256 of the stored bytes too. */
+  /** Size always; with verifyUpload, the sha256 of the stored bytes too. Transient errors are retried. */
   async #checkStored(key: string, size: number, sha256: string, signal: AbortSignal | undefined) {
     if (this.#config.verifyUpload) {
-      const hash = createHash('sha256');
-      let read = 0;
-      for await (const chunk of await this.get(key, { signal })) {
-        hash.update(chunk);
-        read += chunk.length;
-      }
-      const stored = hash.digest('hex');
+      const { read, stored } = await retryOperation(`read back ${key}`, this.#retry, signal, async () => {
+        const hash = createHash('sha256');
+        let read = 0;
+        for await (const chunk of await this.get(key, { signal })) {
+          hash.update(chunk);
+          read += chunk.length;
+        }
+        return { read, stored: hash.digest('hex') };
+      });
       if (read !== size || stored !== sha256) {
         throw new StorageError(
           `${this.description}: ${key} does not match what was uploaded (${read} bytes, sha256 ${stored}; sent ${size} bytes, sha256 ${sha256})`,
@@ -321,7 +371,7 @@ export class S3Storage implements StorageBackend {
       }
       return;
     }
-    const info = await this.stat(key, { signal });
+    const info = await retryOperation(`stat ${key}`, this.#retry, signal, () => this.stat(key, { signal }));
     if (info?.size !== size) {
       throw new StorageError(
         `${this.description}: ${key} holds ${info?.size ?? 'no'} bytes after upload, ${size} were sent`,
@@ -329,12 +379,12 @@ export class S3Storage implements StorageBackend {
     }
   }
 
-  #writeParams() {
+  #writeParams(dataObject: boolean) {
     const c = this.#config;
     return {
       ServerSideEncryption: c.sse as ServerSideEncryption | undefined,
       SSEKMSKeyId: c.sse === 'aws:kms' ? c.sseKmsKeyId : undefined,
-      StorageClass: c.storageClass as StorageClass | undefined,
+      StorageClass: dataObject ? (c.storageClass as StorageClass | undefined) : undefined,
     };
   }
 
@@ -523,6 +573,28 @@ export class S3Storage implements StorageBackend {
     }
     if (code === 'PreconditionFailed' || status === 412)
       return new StorageConflictError(this.description, key);
+    if (code === 'RequestTimeTooSkewed') {
+      return new StorageError(`${this.description}: this machine's clock is off (${code})`, {
+        transient: true,
+        hint: 'set the clock right (NTP); datasaver retries meanwhile',
+      });
+    }
+    if (code === 'InvalidObjectState') {
+      return new StorageError(
+        `${this.description}: ${key} is in an archive storage class and cannot be read`,
+        {
+          hint: 'restore it from the archive class first, and use a storage class that can be read at once',
+        },
+      );
+    }
+    if (code === 'NotImplemented' || status === 501) {
+      return new StorageError(
+        `${this.description}: the service does not support what datasaver needed to ${op} ${key}`,
+        {
+          hint: 'datasaver needs multipart uploads and conditional writes (If-None-Match); check that the service supports them',
+        },
+      );
+    }
     if (
       status === 403 ||
       code === 'AccessDenied' ||

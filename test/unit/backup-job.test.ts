@@ -263,3 +263,80 @@ describe('backup job with several destinations', () => {
     expect(c.objects.size + d.objects.size).toBe(0);
   });
 });
+
+describe('backup job: destinations that misbehave', () => {
+  it('a manifest write whose answer was lost is a commit, and data is never deleted under a manifest', async () => {
+    const storage = new MemoryStorage();
+    const put = storage.put.bind(storage);
+    storage.put = async (key: string, body: Body, options?: PutOptions) => {
+      const res = await put(key, body, options);
+      if (key.endsWith('.manifest.json')) throw new StorageError('memory: connection reset after the write');
+      return res;
+    };
+    const result = await runBackup(
+      { target, labels: [], verify: false },
+      { engine: fakeEngine(() => data(['x'.repeat(1000)])), destinations: [storage] },
+    );
+    expect(result.failures).toEqual([]);
+    expect((await readCatalog(storage)).backups.map((m) => m.id)).toEqual([result.manifest.id]);
+
+    // Someone else's manifest under the key: the write fails, and their data is left alone.
+    const other = new MemoryStorage();
+    const otherPut = other.put.bind(other);
+    other.put = async (key: string, body: Body, options?: PutOptions) => {
+      if (key.endsWith('.manifest.json')) {
+        await otherPut(key, [Buffer.from('{"not": "ours"}')]);
+        throw new StorageConflictError('memory', key);
+      }
+      return otherPut(key, body, options);
+    };
+    const err = await runBackup(
+      { target, labels: [], verify: false },
+      { engine: fakeEngine(() => data(['y'.repeat(1000)])), destinations: [other] },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageError);
+    expect([...other.objects.keys()].some((k) => k.endsWith('.dump.zst'))).toBe(true);
+  });
+
+  it('a destination that cannot be reached at the start fails alone; the others get the backup', async () => {
+    const local = new MemoryStorage();
+    const down = new MemoryStorage();
+    down.stat = async () => {
+      throw new StorageError('memory: S3 is down', { transient: true });
+    };
+    const result = await runBackup(
+      { target, labels: [], verify: false },
+      { engine: fakeEngine(() => data(['z'.repeat(1000)])), destinations: [local, down] },
+    );
+    expect(result.committed).toEqual([local]);
+    expect(result.failures).toEqual([
+      { destination: down, error: expect.objectContaining({ message: 'memory: S3 is down' }) },
+    ]);
+    expect(down.objects.size).toBe(0);
+  });
+
+  it('when every destination has failed, a stalled dump is stopped at once', async () => {
+    const [a, b] = [new MemoryStorage(), new MemoryStorage()];
+    for (const s of [a, b]) {
+      // Both fail before any data arrives (the connection is refused), while pg_dump sits on a lock.
+      s.put = async () => {
+        throw new StorageError('memory: disk full');
+      };
+    }
+    const engine = fakeEngine(() => data([]));
+    engine.dump = ({ signal }) =>
+      (async function* () {
+        yield Buffer.from('first rows');
+        // pg_dump waiting on a lock: nothing more until it is killed.
+        await new Promise((_, reject) => {
+          if (signal?.aborted) reject(signal.reason);
+          signal?.addEventListener('abort', () => reject(signal.reason));
+        });
+      })();
+    const started = Date.now();
+    await expect(
+      runBackup({ target, labels: [], verify: false }, { engine, destinations: [a, b] }),
+    ).rejects.toThrow(/disk full/);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+});

@@ -468,6 +468,23 @@ describe('storage destinations and S3', () => {
     expect(err.message).toContain('set both DATASAVER_S3_ACCESS_KEY and DATASAVER_S3_SECRET_KEY, or neither');
     expect(err.message).toContain('DATASAVER_S3_SSE_KMS_KEY_ID: a KMS key id needs DATASAVER_S3_SSE=aws:kms');
     expect(err.message).not.toContain('only-the-secret');
+    const creds = configError(() =>
+      parse({
+        ...db,
+        DATASAVER_S3_BUCKET: 'b-1',
+        DATASAVER_S3_ENDPOINT: 'https://minioadmin:TopSecret99@minio:9000',
+        DATASAVER_S3_STORAGE_CLASS: 'DEEP_ARCHIVE',
+      }),
+    );
+    expect(creds.message).toMatch(
+      /DATASAVER_S3_ENDPOINT: '\S*\*\*\*@minio:9000' is not valid; expected an http:\/\/ or https:\/\/ URL without credentials/,
+    );
+    expect(creds.message).toContain("DATASAVER_S3_STORAGE_CLASS: 'DEEP_ARCHIVE' is not valid");
+    expect(creds.message).not.toContain('TopSecret99');
+    const bare = configError(() =>
+      parse({ ...db, DATASAVER_S3_BUCKET: 'b-1', DATASAVER_S3_ENDPOINT: 'admin:TopSecret99@minio:9000' }),
+    );
+    expect(bare.message).not.toContain('TopSecret99');
   });
 
   it('keys from files, SSE-KMS, storage class; secrets print as ***', () => {

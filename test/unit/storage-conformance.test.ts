@@ -5,7 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { text } from 'node:stream/consumers';
+import { Readable } from 'node:stream';
+import { buffer, text } from 'node:stream/consumers';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/errors.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
@@ -204,5 +205,28 @@ describe('local storage specifics', () => {
         expect(await text(await s.get('t/existing'))).toBe('keep me');
       },
     );
+  });
+});
+
+describe('retry wrapper downloads', () => {
+  it('a consumer that stops early closes the download underneath', async () => {
+    const inner = new MemoryStorage();
+    await inner.put('t/big', [Buffer.alloc(4 * 1024 * 1024, 7)]);
+    let source: NodeJS.ReadableStream & { destroyed?: boolean } = Readable.from([]);
+    const get = inner.get.bind(inner);
+    inner.get = async (key, options) => {
+      source = Readable.from(
+        (async function* () {
+          const all = await buffer(await get(key, options));
+          for (let off = 0; off < all.length; off += 64 * 1024) yield all.subarray(off, off + 64 * 1024);
+        })(),
+      );
+      return source as NodeJS.ReadableStream & AsyncIterable<Buffer>;
+    };
+    const s = new RetryingStorage(inner, DEFAULT_RETRY);
+    const stream = (await s.get('t/big')) as NodeJS.ReadableStream & { destroy(): void };
+    for await (const _ of stream) break; // the consumer gives up after one chunk
+    await new Promise((r) => setTimeout(r, 50));
+    expect(source.destroyed).toBe(true);
   });
 });
