@@ -1,3 +1,4 @@
+import { ExitCode, errorMessage } from '../errors.ts';
 import { readCatalog } from '../jobs/catalog.ts';
 import type { Manifest } from '../manifest.ts';
 import { allStorages, type CliContext, readConfig } from './context.ts';
@@ -24,8 +25,18 @@ export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<n
   }[] = [];
   const warnings: string[] = [];
   const storages = await allStorages(ctx, config);
+  const unreadable: { storage: string; error: string }[] = [];
   for (const storage of storages) {
-    const catalog = await readCatalog(storage, { target: opts.target, signal: ctx.signal });
+    let catalog: Awaited<ReturnType<typeof readCatalog>>;
+    try {
+      catalog = await readCatalog(storage, { target: opts.target, signal: ctx.signal });
+    } catch (err) {
+      // One storage down never hides what the others hold; the exit code says something was missing.
+      if (ctx.signal.aborted) throw err;
+      unreadable.push({ storage: storage.description, error: errorMessage(err) });
+      ctx.stderr.write(`Error: cannot list ${storage.description}: ${errorMessage(err)}\n`);
+      continue;
+    }
     backups.push(...catalog.backups.map((m) => ({ ...m, storage: storage.description })));
     incomplete.push(
       ...catalog.incomplete.map((o) => ({
@@ -43,8 +54,11 @@ export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<n
   for (const w of warnings) ctx.stderr.write(`warning: ${w}\n`);
 
   if (opts.json) {
-    printJson(ctx.stdout, opts.all ? { backups, incomplete, warnings } : { backups, warnings });
-    return 0;
+    printJson(
+      ctx.stdout,
+      opts.all ? { backups, incomplete, warnings, unreadable } : { backups, warnings, unreadable },
+    );
+    return unreadable.length > 0 ? ExitCode.storage : ExitCode.ok;
   }
   const several = storages.length > 1;
   const rows = backups.map((m) => [
@@ -74,12 +88,13 @@ export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<n
         o.kind === 'data' ? 'incomplete' : 'orphan verify record',
       ]);
   }
+  const code = unreadable.length > 0 ? ExitCode.storage : ExitCode.ok;
   if (rows.length === 0) {
     ctx.stdout.write(`no backups${opts.target ? ` of ${opts.target}` : ''} found\n`);
-    return 0;
+    return code;
   }
   const header = ['TARGET', 'ID', 'CREATED (UTC)', 'STORED', 'RAW', 'FORMAT', 'COMPRESSION', 'LABELS'];
   const columns = [...(several ? ['DESTINATION'] : []), ...header, ...(opts.all ? ['STATUS'] : [])];
   ctx.stdout.write(renderTable(columns, rows));
-  return 0;
+  return code;
 }

@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline/promises';
 import type { RestoreTargetState } from '../engines/engine.ts';
 import { createEngine } from '../engines/index.ts';
-import { UsageError } from '../errors.ts';
+import { errorMessage, UsageError } from '../errors.ts';
 import { findBackup } from '../jobs/catalog.ts';
 import { runRestore } from '../jobs/restore.ts';
 import { parseBackupId } from '../storage/layout.ts';
@@ -35,7 +35,13 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
       hint: 'use an id from `datasaver list`, or latest',
     });
   const storages = await storagesForBackups(ctx, config, backupTarget);
-  const { manifest, storage } = await findBackup(storages, ref, backupTarget, { signal: ctx.signal });
+  const { manifest, storage } = await findBackup(storages, ref, backupTarget, {
+    signal: ctx.signal,
+    onUnreadable: (storage, err) =>
+      ctx.stderr.write(
+        `warning: cannot read ${storage.description}: ${errorMessage(err)}; trying the others\n`,
+      ),
+  });
   const engine = createEngine(target!);
 
   const progress = new Progress(ctx.stderr, !opts.json);

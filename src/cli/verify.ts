@@ -1,4 +1,4 @@
-import { ExitCode, UsageError } from '../errors.ts';
+import { ExitCode, errorMessage, UsageError } from '../errors.ts';
 import { findBackup, readCatalog } from '../jobs/catalog.ts';
 import { type VerifyResult, verifyBackup } from '../jobs/verify.ts';
 import type { Manifest } from '../manifest.ts';
@@ -39,7 +39,15 @@ export async function verifyCommand(ctx: CliContext, ref: string, opts: VerifyOp
         hint: 'use an id from `datasaver list`, latest or all',
       });
     const storages = await storagesForBackups(ctx, config, backupTarget);
-    work.push(await findBackup(storages, ref, backupTarget, { signal: ctx.signal }));
+    work.push(
+      await findBackup(storages, ref, backupTarget, {
+        signal: ctx.signal,
+        onUnreadable: (storage, err) =>
+          ctx.stderr.write(
+            `warning: cannot read ${storage.description}: ${errorMessage(err)}; trying the others\n`,
+          ),
+      }),
+    );
   }
 
   const results: VerifyResult[] = [];

@@ -101,7 +101,11 @@ export async function findBackup(
   storages: StorageBackend[],
   ref: string,
   target: string | undefined,
-  options: { signal?: AbortSignal | undefined } = {},
+  options: {
+    signal?: AbortSignal | undefined;
+    /** Told about a storage that could not be read while another may still answer. */
+    onUnreadable?: ((storage: StorageBackend, err: unknown) => void) | undefined;
+  } = {},
 ): Promise<{ manifest: Manifest; storage: StorageBackend }> {
   if (ref !== 'latest' && !parseBackupId(ref)) {
     throw new UsageError(`'${ref}' is not a backup id`, {
@@ -113,14 +117,25 @@ export async function findBackup(
     throw new UsageError('`latest` needs a target', { hint: 'pass --target NAME, or give a backup id' });
   }
   let best: { manifest: Manifest; storage: StorageBackend } | undefined;
+  let unreadable: unknown;
   for (const storage of storages) {
-    const { backups } = await readCatalog(storage, { target: backupTarget, signal: options.signal });
+    let backups: Manifest[];
+    try {
+      ({ backups } = await readCatalog(storage, { target: backupTarget, signal: options.signal }));
+    } catch (err) {
+      // One destination down (S3 unreachable) must not keep a restore from the others.
+      options.signal?.throwIfAborted();
+      options.onUnreadable?.(storage, err);
+      unreadable ??= err;
+      continue;
+    }
     const found = ref === 'latest' ? backups.at(-1) : backups.find((b) => b.id === ref);
     // `latest` is the newest anywhere; an id is taken from the first storage that has it.
     if (found && (!best || compareIds(found.id, best.manifest.id) > 0)) best = { manifest: found, storage };
     if (best && ref !== 'latest') break;
   }
   if (!best) {
+    if (unreadable !== undefined) throw unreadable;
     const where = storages.map((s) => s.description).join(', ');
     throw new UsageError(
       ref === 'latest'

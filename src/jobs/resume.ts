@@ -67,13 +67,18 @@ export async function resumeUploads(target: PruneTarget, deps: ResumeDeps): Prom
     );
     for (const { manifest, at } of missing) {
       if (!kept.has(manifest.id)) continue;
-      const from = at[0]!;
-      const result: CopyResult = { id: manifest.id, from: from.description, to: to.description, bytes: 0 };
-      try {
-        result.bytes = await copyBackup(manifest, from, to, signal);
-      } catch (err) {
-        signal?.throwIfAborted();
-        result.error = errorMessage(err);
+      const result: CopyResult = { id: manifest.id, from: '', to: to.description, bytes: 0 };
+      // Each holder in turn: one damaged or unreachable copy does not stop the others from serving.
+      for (const from of at) {
+        result.from = from.description;
+        try {
+          result.bytes = await copyBackup(manifest, from, to, signal);
+          result.error = undefined;
+          break;
+        } catch (err) {
+          signal?.throwIfAborted();
+          result.error = errorMessage(err);
+        }
       }
       results.push(result);
     }

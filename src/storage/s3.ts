@@ -568,6 +568,11 @@ export class S3Storage implements StorageBackend {
         hint: 'create the bucket, or check DATASAVER_S3_BUCKET, DATASAVER_S3_ENDPOINT and DATASAVER_S3_REGION',
       });
     }
+    if (status === 404 && op.startsWith('list')) {
+      return new StorageError(`bucket ${bucket} was not found at ${endpoint} (HTTP 404)`, {
+        hint: 'check DATASAVER_S3_BUCKET, DATASAVER_S3_ENDPOINT and DATASAVER_S3_FORCE_PATH_STYLE',
+      });
+    }
     if (code === 'NoSuchKey' || code === 'NotFound' || code === 'NoSuchUpload' || status === 404) {
       return new StorageNotFoundError(this.description, key);
     }

@@ -155,6 +155,28 @@ describe('S3 faults during a real backup', () => {
     expect(verify.stderr).toMatch(/retrying get .*\.dump\.zst from byte \d+/);
   });
 
+  it('with S3 unreadable, list still shows the local backups (exit 6) and restore uses them', async () => {
+    const storage = await tempDir();
+    const prefix = s3Prefix('down');
+    const env = targetEnv(db, storage, s3Env(prefix, proxy.endpoint));
+    const backup = await runCli(['backup', '--json'], env);
+    expect(backup.code, backup.output).toBe(0);
+    const id: string = JSON.parse(backup.stdout).backups[0].id;
+    proxy.setRule(() => ({ status: 403, code: 'AccessDenied' }));
+    try {
+      const list = await runCli(['list', '--json'], env);
+      expect(list.code).toBe(6);
+      expect(ids(list.stdout)).toEqual([{ id, storage: `local:${storage}` }]);
+      expect(list.stderr).toMatch(/cannot list s3:\/\/datasaver-test\/.*access denied/);
+      const restored = uniqueName('fromlocal');
+      const restore = await runCli(['restore', 'latest', '--target-db', restored], env);
+      expect(restore.code, restore.output).toBe(0);
+      expect(await comparableDump(restored)).toBe(sourceDump);
+    } finally {
+      proxy.setRule(() => undefined);
+    }
+  });
+
   it('a prune that cannot delete after a good backup exits 7, and the backup stays committed', async () => {
     const prefix = s3Prefix('noprune');
     const env = targetEnv(db, await tempDir(), {
