@@ -62,7 +62,13 @@ app.middleware.unshift(async (ctx, next) => {
   const uploads = app.store.getResourcePath(bucket, undefined, 'uploads');
 
   if (ctx.method === 'DELETE' && key && ctx.query.uploadId !== undefined) {
-    await rm(join(uploads, ctx.query.uploadId), { recursive: true, force: true });
+    // A part may be landing in the directory at this moment (S3 lets an abort race an upload).
+    await rm(join(uploads, ctx.query.uploadId), {
+      recursive: true,
+      force: true,
+      maxRetries: 10,
+      retryDelay: 20,
+    });
     ctx.status = 204;
     return;
   }
