@@ -126,9 +126,9 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
     if (committed.length === destinations.length) {
       copies.push(...(await resume(ctx, target, destinations, opts, fail)));
     }
-    if (opts.prune === false) continue;
-    const toPrune = opts.resumeUploads ? destinations : committed;
-    for (const storage of toPrune) {
+    // Only a new backup is followed by a prune; resuming uploads takes none, so it deletes nothing.
+    if (opts.prune === false || opts.resumeUploads) continue;
+    for (const storage of committed) {
       try {
         const result = await prune(target, { storage, now: new Date(), signal: ctx.signal });
         pruned.push(result);
