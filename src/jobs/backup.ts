@@ -102,7 +102,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   for (const stage of [raw, compressor, stored]) stage.once('error', () => stopDump.abort());
   const written = destinations.map(() => false);
   const uploads: (unknown | undefined)[] = destinations.map((d) => unreachable.get(d));
-  let failedWriters = 0;
+  const writerErrors: unknown[] = [];
   const writers = live.map((storage) => async (body: AsyncIterable<Buffer>) => {
     const i = destinations.indexOf(storage);
     try {
@@ -110,8 +110,9 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
       written[i] = true;
     } catch (err) {
       uploads[i] = err;
+      writerErrors.push(err);
       // Every destination gone: stop the dump now, not when it next produces output.
-      if (++failedWriters === live.length) stopDump.abort();
+      if (writerErrors.length === live.length) stopDump.abort();
       throw err;
     }
   });
@@ -142,9 +143,13 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     await Promise.all(
       destinations.map((d, i) => (written[i] ? d.delete(objectKey).catch(() => {}) : undefined)),
     );
-    // When storage failed everywhere, the dump was stopped because of it: storage's error is the news.
-    const storageFailure = live.length > 0 && failedWriters === live.length && !signal?.aborted;
-    throw classifyPipelineError(storageFailure ? uploads.find((u) => u !== undefined) : err, target.name);
+    // When storage failed everywhere (and not merely passed on the dump's own failure), the dump was
+    // stopped because of it: storage's error is the news.
+    const storageFailure =
+      writerErrors.length === live.length &&
+      writerErrors.every((e) => e instanceof StorageError) &&
+      !signal?.aborted;
+    throw classifyPipelineError(storageFailure ? writerErrors[0] : err, target.name);
   }
 
   const finishedAt = now();
