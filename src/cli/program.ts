@@ -88,7 +88,10 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     .addOption(target)
     .option('--all', 'prune every configured target')
     .option('--dry-run', 'show what would be kept and removed, and why; delete nothing')
-    .option('--now <time>', 'decide as if it were this ISO 8601 time (e.g. 2027-01-01T00:00:00Z)')
+    .option(
+      '--now <time>',
+      'with --dry-run: decide as if it were this ISO 8601 time (e.g. 2027-01-01T00:00:00Z)',
+    )
     .addOption(json)
     .action(async (opts) => {
       exitCode = await (await import('./prune.ts')).pruneCommand(ctx(), opts);

@@ -116,10 +116,12 @@ export class StorageConflictError extends StorageError {
   }
 }
 
+/** False for keys that could escape the backend's root or collide with its temporary files. */
+export function isValidKey(key: string): boolean {
+  return key !== '' && !key.startsWith('/') && !key.split('/').some((s) => s === '' || s.startsWith('.'));
+}
+
 /** Rejects keys that could escape the backend's root or collide with its temporary files. */
 export function assertValidKey(key: string): void {
-  const segments = key.split('/');
-  if (key === '' || key.startsWith('/') || segments.some((s) => s === '' || s.startsWith('.'))) {
-    throw new StorageError(`invalid storage key '${key}'`);
-  }
+  if (!isValidKey(key)) throw new StorageError(`invalid storage key '${key}'`);
 }

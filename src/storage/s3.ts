@@ -44,6 +44,7 @@ import {
   assertValidKey,
   type Body,
   type GetOptions,
+  isValidKey,
   type ObjectInfo,
   type OpOptions,
   type PutOptions,
@@ -656,15 +657,6 @@ function unsignedPayload<C extends UploadPartCommand>(command: C): C {
     { step: 'build', name: 'datasaverUnsignedPayload' },
   );
   return command;
-}
-
-function isValidKey(key: string): boolean {
-  try {
-    assertValidKey(key);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function emptyStream(): NodeJS.ReadableStream & AsyncIterable<Buffer> {
