@@ -1,10 +1,9 @@
-import type { TargetConfig } from '../config/types.ts';
 import { createEngine } from '../engines/index.ts';
-import { CleanupError, DatasaverError, ExitCode, errorMessage, UsageError } from '../errors.ts';
-import { type BackupResult, runBackup } from '../jobs/backup.ts';
-import { type PruneResult, prune, throwIfPruneFailed } from '../jobs/prune.ts';
-import { type CopyResult, resumeUploads } from '../jobs/resume.ts';
-import type { StorageBackend } from '../storage/backend.ts';
+import { DatasaverError, ExitCode, errorMessage, UsageError } from '../errors.ts';
+import type { BackupResult } from '../jobs/backup.ts';
+import { type CycleProblem, type CycleResult, resumeTarget, runCycle } from '../jobs/cycle.ts';
+import type { PruneResult } from '../jobs/prune.ts';
+import type { CopyResult } from '../jobs/resume.ts';
 import { type CliContext, openDestinations, readConfig, selectTargets } from './context.ts';
 import { formatBytes, formatDuration, Progress, printJson } from './output.ts';
 
@@ -50,139 +49,103 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
   const failures: Failure[] = [];
   const copies: CopyResult[] = [];
   const pruned: PruneResult[] = [];
-  const fail = (target: string, err: unknown, fallback: number, prefix = '') => {
-    const failure: Failure = {
-      target,
-      exitCode: err instanceof DatasaverError ? err.exitCode : fallback,
-      message: `${prefix}${errorMessage(err)}`,
-      hint: err instanceof DatasaverError ? err.hint : undefined,
-    };
-    failures.push(failure);
-    ctx.stderr.write(`Error: ${target}: ${failure.message}\n`);
-    if (failure.hint) ctx.stderr.write(`Try: ${failure.hint}\n`);
+  const fail = (target: string, problem: Omit<Failure, 'target'>) => {
+    failures.push({ target, ...problem });
+    ctx.stderr.write(`Error: ${target}: ${problem.message}\n`);
+    if (problem.hint) ctx.stderr.write(`Try: ${problem.hint}\n`);
   };
 
   for (const target of targets) {
     const destinations = await openDestinations(ctx, target);
-    let committed: StorageBackend[] = destinations;
-    if (!opts.resumeUploads) {
-      const progress = new Progress(ctx.stderr, !opts.json);
-      try {
-        const result = await runBackup(
-          {
-            target,
-            labels,
-            format: opts.format,
-            schemaOnly: opts.schemaOnly ? true : undefined,
-            verify: opts.verify ?? false,
-          },
-          {
-            engine: createEngine(target),
-            destinations,
-            signal: ctx.signal,
-            onProgress: (raw, stored) =>
-              progress.update(
-                `backup ${target.name}: ${formatBytes(raw)} dumped, ${formatBytes(stored)} stored`,
-                raw,
-              ),
-          },
+    if (opts.resumeUploads) {
+      // Resuming takes no backup, so it prunes nothing.
+      if (destinations.length < 2 && !opts.json)
+        ctx.stdout.write(`${target.name} has one destination; nothing to resume\n`);
+      const resumed = await resumeTarget(target, destinations, new Date(), ctx.signal);
+      report(resumed.copies, resumed.problems);
+      if (destinations.length > 1 && resumed.copies.length === 0 && !opts.json) {
+        ctx.stdout.write(`${target.name}: every destination holds every backup retention keeps\n`);
+      }
+      continue;
+    }
+    const progress = new Progress(ctx.stderr, !opts.json);
+    let cycle: CycleResult;
+    try {
+      cycle = await runCycle(
+        {
+          target,
+          labels,
+          format: opts.format,
+          schemaOnly: opts.schemaOnly ? true : undefined,
+          verify: opts.verify ?? false,
+          prune: opts.prune !== false,
+        },
+        {
+          engine: createEngine(target),
+          destinations,
+          signal: ctx.signal,
+          onProgress: (raw, stored) =>
+            progress.update(
+              `backup ${target.name}: ${formatBytes(raw)} dumped, ${formatBytes(stored)} stored`,
+              raw,
+            ),
+        },
+      );
+      progress.done();
+    } catch (err) {
+      progress.done();
+      if (targets.length === 1 || ctx.signal.aborted) throw err;
+      // One target failing never stops the others; each failure is reported and sets the exit code.
+      fail(target.name, {
+        message: errorMessage(err),
+        exitCode: err instanceof DatasaverError ? err.exitCode : ExitCode.general,
+        hint: err instanceof DatasaverError ? err.hint : undefined,
+      });
+      continue;
+    }
+    const { backup } = cycle;
+    const where = backup.committed.map((d) => d.description);
+    done.push({ ...backup.manifest, verified: backup.verified, destinations: where });
+    if (!opts.json) {
+      const m = backup.manifest;
+      ctx.stdout.write(
+        `backup ${m.id} committed${destinations.length > 1 ? ` to ${where.join(', ')}` : ''}: ${formatBytes(m.sizeBytes)} dumped, ${formatBytes(m.storedBytes)} stored (${m.format}, ${m.compression}) in ${formatDuration(m.durationMs)}${backup.verified ? ', verified' : ''}\n`,
+      );
+    }
+    const uploads = cycle.problems.filter((p) => p.stage === 'upload');
+    report([], uploads);
+    if (uploads.length > 0) {
+      ctx.stderr.write(
+        `note: ${backup.manifest.id} is kept in ${where.join(', ')}; the next backup, or \`datasaver backup --resume-uploads\`, uploads it to the rest\n`,
+      );
+    }
+    report(
+      cycle.copies,
+      cycle.problems.filter((p) => p.stage !== 'upload' && p.stage !== 'prune'),
+    );
+    for (const w of cycle.warnings) ctx.stderr.write(`warning: ${w}\n`);
+    report(
+      [],
+      cycle.problems.filter((p) => p.stage === 'prune'),
+    );
+    pruned.push(...cycle.pruned);
+    if (!opts.json) {
+      for (const result of cycle.pruned.filter((r) => r.removed > 0)) {
+        ctx.stdout.write(
+          `pruned ${result.removed} old item(s) of ${target.name} from ${result.storage} (${formatBytes(result.removedBytes)}); \`datasaver prune --dry-run\` shows why\n`,
         );
-        progress.done();
-        committed = result.committed;
-        const where = committed.map((d) => d.description);
-        done.push({ ...result.manifest, verified: result.verified, destinations: where });
-        if (!opts.json) {
-          const m = result.manifest;
-          ctx.stdout.write(
-            `backup ${m.id} committed${destinations.length > 1 ? ` to ${where.join(', ')}` : ''}: ${formatBytes(m.sizeBytes)} dumped, ${formatBytes(m.storedBytes)} stored (${m.format}, ${m.compression}) in ${formatDuration(m.durationMs)}${result.verified ? ', verified' : ''}\n`,
-          );
-        }
-        for (const f of result.failures) {
-          fail(target.name, f.error, ExitCode.storage, `${f.destination.description}: `);
-        }
-        if (result.failures.length > 0) {
-          ctx.stderr.write(
-            `note: ${result.manifest.id} is kept in ${where.join(', ')}; the next backup, or \`datasaver backup --resume-uploads\`, uploads it to the rest\n`,
-          );
-        }
-      } catch (err) {
-        progress.done();
-        if (targets.length === 1 || ctx.signal.aborted) throw err;
-        // One target failing never stops the others; each failure is reported and sets the exit code.
-        failures.push({
-          target: target.name,
-          exitCode: err instanceof DatasaverError ? err.exitCode : ExitCode.general,
-          message: errorMessage(err),
-          hint: err instanceof DatasaverError ? err.hint : undefined,
-        });
-        ctx.stderr.write(`Error: ${target.name}: ${errorMessage(err)}\n`);
-        continue;
       }
     }
 
-    // After a successful backup (or on request): copy what some destinations missed, then thin each
-    // destination that holds the new backup. A failed run never gets here, so it never prunes. A
-    // destination that has just failed is not tried again in the same run.
-    if (committed.length === destinations.length) {
-      copies.push(...(await resume(ctx, target, destinations, opts, fail)));
-    }
-    // Only a new backup is followed by a prune; resuming uploads takes none, so it deletes nothing.
-    if (opts.prune === false || opts.resumeUploads) continue;
-    for (const storage of committed) {
-      try {
-        const result = await prune(target, { storage, now: new Date(), signal: ctx.signal });
-        pruned.push(result);
-        for (const w of result.warnings) ctx.stderr.write(`warning: ${w}\n`);
-        throwIfPruneFailed(result);
-        if (!opts.json && result.removed > 0) {
-          ctx.stdout.write(
-            `pruned ${result.removed} old item(s) of ${target.name} from ${storage.description} (${formatBytes(result.removedBytes)}); \`datasaver prune --dry-run\` shows why\n`,
-          );
-        }
-      } catch (err) {
-        if (ctx.signal.aborted) throw err;
-        // The backup is committed whatever happens here; a failed prune only sets exit code 7.
-        const cleanup =
-          err instanceof CleanupError
-            ? err
-            : new CleanupError(`prune of ${storage.description}: ${errorMessage(err)}`, {
-                hint: 'the backup is committed; fix the storage problem and run `datasaver prune`',
-                cause: err,
-              });
-        fail(target.name, cleanup, ExitCode.cleanup);
+    function report(newCopies: CopyResult[], problems: CycleProblem[]) {
+      copies.push(...newCopies);
+      if (!opts.json) {
+        for (const c of newCopies.filter((x) => !x.error))
+          ctx.stdout.write(`uploaded ${c.id} to ${c.to} (${formatBytes(c.bytes)}) from ${c.from}\n`);
       }
+      for (const p of problems) fail(target.name, p);
     }
   }
   if (opts.json) printJson(ctx.stdout, { backups: done, copies, pruned, failures });
   return failures[0]?.exitCode ?? ExitCode.ok;
-}
-
-async function resume(
-  ctx: CliContext,
-  target: TargetConfig,
-  destinations: StorageBackend[],
-  opts: BackupOptions,
-  fail: (target: string, err: unknown, fallback: number, prefix?: string) => void,
-): Promise<CopyResult[]> {
-  if (destinations.length < 2) {
-    if (opts.resumeUploads && !opts.json)
-      ctx.stdout.write(`${target.name} has one destination; nothing to resume\n`);
-    return [];
-  }
-  try {
-    const copies = await resumeUploads(target, { destinations, now: new Date(), signal: ctx.signal });
-    for (const c of copies) {
-      if (c.error) fail(target.name, new Error(c.error), ExitCode.storage, `copying ${c.id} to ${c.to}: `);
-      else if (!opts.json)
-        ctx.stdout.write(`uploaded ${c.id} to ${c.to} (${formatBytes(c.bytes)}) from ${c.from}\n`);
-    }
-    if (opts.resumeUploads && copies.length === 0 && !opts.json) {
-      ctx.stdout.write(`${target.name}: every destination holds every backup retention keeps\n`);
-    }
-    return copies;
-  } catch (err) {
-    if (ctx.signal.aborted) throw err;
-    fail(target.name, err, ExitCode.storage, 'resuming uploads: ');
-    return [];
-  }
 }

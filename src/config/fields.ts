@@ -55,9 +55,51 @@ const fields = {
     env: 'DATASAVER_INCOMPLETE_GRACE_HOURS',
     yaml: 'retention.incomplete_grace_hours',
   },
+  schedule: { env: 'DATASAVER_SCHEDULE', yaml: 'schedule' },
+  jitterSeconds: { env: 'DATASAVER_SCHEDULE_JITTER_SECONDS', yaml: 'schedule_jitter_seconds' },
+  retryAttempts: { env: 'DATASAVER_RETRY_ATTEMPTS', yaml: 'retry_attempts' },
+  retryDelaySeconds: { env: 'DATASAVER_RETRY_DELAY_SECONDS', yaml: 'retry_delay_seconds' },
+  alertAfterHours: { env: 'DATASAVER_ALERT_AFTER_HOURS', yaml: 'alert_after_hours' },
+  // Notification URLs carry tokens (Slack, Discord, Telegram, healthchecks.io ping ids): all secrets.
+  webhookUrl: { env: 'DATASAVER_WEBHOOK_URL', yaml: 'notify.webhook_url', secret: true },
+  slackWebhookUrl: { env: 'DATASAVER_SLACK_WEBHOOK_URL', yaml: 'notify.slack_webhook_url', secret: true },
+  discordWebhookUrl: {
+    env: 'DATASAVER_DISCORD_WEBHOOK_URL',
+    yaml: 'notify.discord_webhook_url',
+    secret: true,
+  },
+  ntfyUrl: { env: 'DATASAVER_NTFY_URL', yaml: 'notify.ntfy_url', secret: true },
+  ntfyToken: { env: 'DATASAVER_NTFY_TOKEN', yaml: 'notify.ntfy_token', secret: true },
+  telegramBotToken: {
+    env: 'DATASAVER_TELEGRAM_BOT_TOKEN',
+    yaml: 'notify.telegram_bot_token',
+    secret: true,
+  },
+  telegramChatId: { env: 'DATASAVER_TELEGRAM_CHAT_ID', yaml: 'notify.telegram_chat_id' },
+  telegramApiUrl: { env: 'DATASAVER_TELEGRAM_API_URL', yaml: 'notify.telegram_api_url' },
+  healthchecksUrl: { env: 'DATASAVER_HEALTHCHECKS_URL', yaml: 'notify.healthchecks_url', secret: true },
+  notifyOnSuccess: { env: 'DATASAVER_NOTIFY_ON_SUCCESS', yaml: 'notify.on_success' },
 } as const satisfies Record<string, FieldSpec>;
 
 export type FieldName = keyof typeof fields;
 export const FIELDS: Readonly<Record<FieldName, FieldSpec>> = fields;
 
 export const FIELD_NAMES = Object.keys(FIELDS) as FieldName[];
+
+/**
+ * Settings of the daemon process itself (one HTTP port, one log), not of a target: environment variables,
+ * or the `daemon:` section of the config file.
+ */
+const daemonFields = {
+  metricsPort: { env: 'DATASAVER_METRICS_PORT', yaml: 'metrics_port' },
+  metricsHost: { env: 'DATASAVER_METRICS_HOST', yaml: 'metrics_host' },
+  shutdownTimeoutSeconds: {
+    env: 'DATASAVER_SHUTDOWN_TIMEOUT_SECONDS',
+    yaml: 'shutdown_timeout_seconds',
+  },
+  logLevel: { env: 'DATASAVER_LOG_LEVEL', yaml: 'log_level' },
+  logFormat: { env: 'DATASAVER_LOG_FORMAT', yaml: 'log_format' },
+} as const satisfies Record<string, Omit<FieldSpec, 'secret' | 'connection'>>;
+
+export type DaemonFieldName = keyof typeof daemonFields;
+export const DAEMON_FIELDS: Readonly<Record<DaemonFieldName, { env: string; yaml: string }>> = daemonFields;

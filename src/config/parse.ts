@@ -7,19 +7,25 @@
  * environment only supplies shared settings (storage, compression, format...); connection variables are
  * ignored so that one sidecar's env cannot silently redirect every target of a file.
  */
+import { DEFAULT_SCHEDULE, longestInterval, parseSchedule } from '../daemon/schedule.ts';
 import { ConfigError } from '../errors.ts';
 import { isTimeZone } from '../retention/calendar.ts';
 import { DEFAULT_RULES, policyProblem, type RetentionRules } from '../retention/policy.ts';
 import { redact, Secret } from '../util/secret.ts';
-import { FIELD_NAMES, FIELDS, type FieldName } from './fields.ts';
+import { DAEMON_FIELDS, type DaemonFieldName, FIELD_NAMES, FIELDS, type FieldName } from './fields.ts';
 import {
   COMPRESSION_ALGORITHMS,
   type Config,
+  type DaemonConfig,
   ENGINE_NAMES,
   type EngineName,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type NotifyConfig,
   type RetentionConfig,
   S3_SSE_MODES,
   type S3StorageConfig,
+  type ScheduleConfig,
   type StorageConfig,
   type TargetConfig,
 } from './types.ts';
@@ -68,11 +74,13 @@ export function parseConfig(input: ParseInput): Config {
   let file: string | undefined;
   const targets: RawTarget[] = [];
   let sharedLayer: RawTarget;
+  let daemonLayer = readDaemonEnv(input);
 
   if (input.yaml) {
     file = input.yaml.path;
     const doc = readYaml(input.yaml.data, file, input, problems);
     sharedLayer = { ...pick(envLayer, (f) => !FIELDS[f].connection), ...doc.defaults };
+    daemonLayer = { ...daemonLayer, ...doc.daemon };
     for (const f of FIELD_NAMES) {
       if (FIELDS[f].connection && envLayer[f]) {
         warnings.push(
@@ -87,7 +95,8 @@ export function parseConfig(input: ParseInput): Config {
     if (describesDatabase) targets.push(envLayer);
   }
 
-  const built = targets.map((t) => buildTarget(t, problems));
+  const built = targets.map((t) => buildTarget(t, problems, warnings));
+  const daemon = buildDaemon(daemonLayer, problems);
   const defaultDestinations = buildDestinations(sharedLayer, problems, false) ?? [];
   const names = new Set<string>();
   for (const t of built) {
@@ -103,7 +112,30 @@ export function parseConfig(input: ParseInput): Config {
     targets: built.filter((t): t is TargetConfig => t !== undefined),
     defaultDestinations,
     defaultToolDir,
+    daemon,
     warnings,
+  };
+}
+
+type RawDaemon = Partial<Record<DaemonFieldName, Sourced>>;
+
+function readDaemonEnv(input: ParseInput): RawDaemon {
+  const layer: RawDaemon = {};
+  for (const [f, spec] of Object.entries(DAEMON_FIELDS) as [DaemonFieldName, { env: string }][]) {
+    const v = nonEmpty(input.env[spec.env]);
+    if (v !== undefined) layer[f] = { value: v, origin: spec.env };
+  }
+  return layer;
+}
+
+function buildDaemon(raw: RawDaemon, problems: Problems): DaemonConfig {
+  return {
+    metricsPort: check(raw.metricsPort, intIn(1, 65535, 'a port number 1-65535'), problems) ?? 9090,
+    metricsHost: raw.metricsHost ? String(raw.metricsHost.value) : undefined,
+    shutdownTimeoutSeconds:
+      check(raw.shutdownTimeoutSeconds, intIn(1, 3600, 'a number of seconds, 1-3600'), problems) ?? 30,
+    logLevel: check(raw.logLevel, oneOf(LOG_LEVELS), problems) ?? 'info',
+    logFormat: check(raw.logFormat, oneOf(LOG_FORMATS), problems) ?? 'auto',
   };
 }
 
@@ -144,17 +176,18 @@ function readSecretFile(
 interface YamlDoc {
   defaults: RawTarget;
   targets: RawTarget[];
+  daemon: RawDaemon;
 }
 
 function readYaml(data: unknown, path: string, input: ParseInput, problems: Problems): YamlDoc {
   const root: unknown = data ?? {};
   if (!isRecord(root)) {
-    problems.add(path, 'expected a mapping with `targets:` (and optionally `defaults:`)');
-    return { defaults: {}, targets: [] };
+    problems.add(path, 'expected a mapping with `targets:` (and optionally `defaults:`, `daemon:`)');
+    return { defaults: {}, targets: [], daemon: {} };
   }
   for (const key of Object.keys(root)) {
-    if (key !== 'targets' && key !== 'defaults')
-      problems.add(key, 'unknown top-level key; expected targets, defaults');
+    if (key !== 'targets' && key !== 'defaults' && key !== 'daemon')
+      problems.add(key, 'unknown top-level key; expected targets, defaults, daemon');
   }
   const defaults = root.defaults === undefined ? {} : yamlLayer(root.defaults, 'defaults', input, problems);
   const targets: RawTarget[] = [];
@@ -167,7 +200,30 @@ function readYaml(data: unknown, path: string, input: ParseInput, problems: Prob
       targets.push(layer);
     }
   }
-  return { defaults, targets };
+  return { defaults, targets, daemon: daemonYaml(root.daemon, input, problems) };
+}
+
+function daemonYaml(body: unknown, input: ParseInput, problems: Problems): RawDaemon {
+  const layer: RawDaemon = {};
+  if (body === undefined || body === null) return layer;
+  if (!isRecord(body)) {
+    problems.add('daemon', 'expected a mapping of settings');
+    return layer;
+  }
+  const byYaml = new Map(
+    (Object.entries(DAEMON_FIELDS) as [DaemonFieldName, { yaml: string }][]).map(([f, s]) => [s.yaml, f]),
+  );
+  for (const [key, value] of Object.entries(body)) {
+    const origin = `daemon.${key}`;
+    const field = byYaml.get(key);
+    if (!field) {
+      problems.add(origin, `unknown setting; expected one of ${[...byYaml.keys()].join(', ')}`);
+      continue;
+    }
+    const expanded = typeof value === 'string' ? expand(value, origin, input, problems) : value;
+    if (expanded !== undefined) layer[field] = { value: expanded, origin };
+  }
+  return layer;
 }
 
 const YAML_KEYS = new Map<string, FieldName>(
@@ -204,9 +260,9 @@ function yamlLayer(body: unknown, at: string, input: ParseInput, problems: Probl
   return layer;
 }
 
-const NESTED = new Set(['storage', 'retention', 's3']);
+const NESTED = new Set(['storage', 'retention', 's3', 'notify']);
 
-/** `storage: {path: x}` -> `storage.path` (and `retention.*`, `s3.*`); other values stay as they are. */
+/** `storage: {path: x}` -> `storage.path` (and `retention.*`, `s3.*`, `notify.*`); other values stay as they are. */
 function flatten(body: Record<string, unknown>, prefix = ''): [string, unknown][] {
   return Object.entries(body).flatMap(([k, v]) =>
     isRecord(v) && NESTED.has(k) && !prefix
@@ -234,7 +290,7 @@ function expand(value: string, origin: string, input: ParseInput, problems: Prob
 }
 
 /** Merges a target's layers into a validated TargetConfig, or records problems and returns undefined. */
-function buildTarget(raw: RawTarget, problems: Problems): TargetConfig | undefined {
+function buildTarget(raw: RawTarget, problems: Problems, warnings: string[]): TargetConfig | undefined {
   const before = problems.list.length;
   const fromUrl = raw.url ? parseDatabaseUrl(raw.url, problems) : {};
   const pickStr = (f: FieldName): string | undefined => {
@@ -272,8 +328,12 @@ function buildTarget(raw: RawTarget, problems: Problems): TargetConfig | undefin
   const destinations = buildDestinations(raw, problems, true);
   const timeZone = check(raw.timeZone, TIME_ZONE, problems) ?? 'UTC';
   const retention = buildRetention(raw, name, problems);
+  const schedule = buildSchedule(raw, timeZone, problems);
+  const alertAfterHours = check(raw.alertAfterHours, ALERT_HOURS, problems) ?? 26;
+  const notify = buildNotify(raw, problems);
+  if (schedule && name) scheduleWarning(raw, name, schedule, timeZone, alertAfterHours, warnings);
 
-  if (problems.list.length > before || !name || !destinations || !retention) return undefined;
+  if (problems.list.length > before || !name || !destinations || !retention || !schedule) return undefined;
   return {
     name,
     engine: engine ?? fromUrl.engine ?? 'postgres',
@@ -292,6 +352,81 @@ function buildTarget(raw: RawTarget, problems: Problems): TargetConfig | undefin
     toolDir: pickStr('toolDir'),
     timeZone,
     retention,
+    schedule,
+    alertAfterHours,
+    notify,
+  };
+}
+
+function buildSchedule(raw: RawTarget, timeZone: string, problems: Problems): ScheduleConfig | undefined {
+  const cron = raw.schedule ? String(raw.schedule.value).trim() : DEFAULT_SCHEDULE;
+  const parsed = parseSchedule(cron, timeZone);
+  if ('problem' in parsed) {
+    problems.add(
+      raw.schedule?.origin ?? FIELDS.schedule.env,
+      `'${cron}' is not a valid schedule (${parsed.problem}); expected a cron expression such as '0 2 * * *' (02:00 daily) or, with seconds first, '*/30 * * * * *'`,
+    );
+    return undefined;
+  }
+  return {
+    cron,
+    jitterSeconds: check(raw.jitterSeconds, intIn(0, 86_400, 'a number of seconds, 0-86400'), problems) ?? 0,
+    retryAttempts:
+      check(raw.retryAttempts, intIn(1, 100, 'a number of tries, 1 (no retry) to 100'), problems) ?? 3,
+    retryDelaySeconds: check(raw.retryDelaySeconds, POSITIVE_NUMBER('seconds'), problems) ?? 30,
+  };
+}
+
+/** A dead man's switch shorter than the gap between runs would call a healthy target stale. */
+function scheduleWarning(
+  raw: RawTarget,
+  name: string,
+  schedule: ScheduleConfig,
+  timeZone: string,
+  alertAfterHours: number,
+  warnings: string[],
+): void {
+  const parsed = parseSchedule(schedule.cron, timeZone);
+  if ('problem' in parsed) return;
+  const gap = longestInterval(parsed, new Date());
+  const windowMs = alertAfterHours * 3_600_000;
+  if (gap !== undefined && gap + schedule.jitterSeconds * 1000 >= windowMs) {
+    warnings.push(
+      `target ${name}: ${raw.alertAfterHours?.origin ?? FIELDS.alertAfterHours.env} (${alertAfterHours} h) is not longer than the gap between scheduled runs (${(gap / 3_600_000).toFixed(2)} h), so the target will look stale between runs; raise it above the gap`,
+    );
+  }
+}
+
+function buildNotify(raw: RawTarget, problems: Problems): NotifyConfig {
+  const url = (f: FieldName): Secret | undefined => {
+    const v = check(raw[f], SECRET_URL, problems);
+    return v === undefined ? undefined : new Secret(v);
+  };
+  const secret = (f: FieldName): Secret | undefined => {
+    const v = raw[f];
+    return v === undefined ? undefined : new Secret(String(v.value));
+  };
+  const ntfyUrl = url('ntfyUrl');
+  if (raw.ntfyToken && !raw.ntfyUrl)
+    problems.add(raw.ntfyToken.origin, `an ntfy token needs ${FIELDS.ntfyUrl.env} (the topic URL)`);
+  const botToken = secret('telegramBotToken');
+  const chatId = raw.telegramChatId ? String(raw.telegramChatId.value) : undefined;
+  if ((botToken === undefined) !== (chatId === undefined)) {
+    const given = raw.telegramBotToken ?? raw.telegramChatId;
+    problems.add(
+      given!.origin,
+      `Telegram needs both ${FIELDS.telegramBotToken.env} and ${FIELDS.telegramChatId.env}`,
+    );
+  }
+  const apiUrl = check(raw.telegramApiUrl, HTTP_URL, problems) ?? 'https://api.telegram.org';
+  return {
+    webhookUrl: url('webhookUrl'),
+    slackWebhookUrl: url('slackWebhookUrl'),
+    discordWebhookUrl: url('discordWebhookUrl'),
+    ntfy: ntfyUrl ? { url: ntfyUrl, token: secret('ntfyToken') } : undefined,
+    telegram: botToken && chatId ? { botToken, chatId, apiUrl } : undefined,
+    healthchecksUrl: url('healthchecksUrl'),
+    onSuccess: check(raw.notifyOnSuccess, BOOLEAN, problems) ?? false,
   };
 }
 
@@ -576,6 +711,26 @@ const GRACE_HOURS: Validator<number> = {
   },
   expected: 'a number of hours, at least 1 (fractions allowed)',
 };
+/** Where notifications go: an http(s) URL (it may carry credentials; it is a secret). */
+const SECRET_URL: Validator<string> = {
+  parse: (v) => {
+    try {
+      const u = new URL(String(v));
+      return u.protocol === 'http:' || u.protocol === 'https:' ? String(v) : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+  expected: 'an http:// or https:// URL',
+};
+const POSITIVE_NUMBER = (unit: string): Validator<number> => ({
+  parse: (v) => {
+    const text = String(v).trim();
+    return /^\d+(\.\d+)?$/.test(text) && Number(text) > 0 ? Number(text) : undefined;
+  },
+  expected: `a number of ${unit} greater than 0 (fractions allowed)`,
+});
+const ALERT_HOURS = POSITIVE_NUMBER('hours');
 const BOOLEAN: Validator<boolean> = {
   parse: (v) => {
     if (typeof v === 'boolean') return v;

@@ -1,3 +1,4 @@
+import { DEFAULT_SCHEDULE } from '../daemon/schedule.ts';
 import { DEFAULT_RULES } from '../retention/policy.ts';
 import type { TargetConfig } from './types.ts';
 
@@ -24,5 +25,16 @@ export function offlineTarget(name: string, toolDir: string | undefined): Target
     toolDir,
     timeZone: 'UTC',
     retention: { ...DEFAULT_RULES, incompleteGraceHours: 24 },
+    schedule: { cron: DEFAULT_SCHEDULE, jitterSeconds: 0, retryAttempts: 3, retryDelaySeconds: 30 },
+    alertAfterHours: 26,
+    notify: {
+      webhookUrl: undefined,
+      slackWebhookUrl: undefined,
+      discordWebhookUrl: undefined,
+      ntfy: undefined,
+      telegram: undefined,
+      healthchecksUrl: undefined,
+      onSuccess: false,
+    },
   };
 }

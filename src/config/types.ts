@@ -78,6 +78,55 @@ export interface TargetConfig {
   /** IANA time zone for retention periods (and schedules); default UTC. */
   timeZone: string;
   retention: RetentionConfig;
+  /** When the daemon backs this target up (cron, in `timeZone`), and how it retries. */
+  schedule: ScheduleConfig;
+  /** Dead man's switch: no successful backup for this long makes the target unhealthy and sends `stale`. */
+  alertAfterHours: number;
+  notify: NotifyConfig;
+}
+
+export interface ScheduleConfig {
+  /** Cron expression: 5 fields, or 6 with seconds first. */
+  cron: string;
+  /** Each run starts up to this many seconds after its cron time (random), 0 for none. */
+  jitterSeconds: number;
+  /** Tries per run when the database cannot be reached (1 = no retry). */
+  retryAttempts: number;
+  /** Wait before the first retry; doubles for each further one. */
+  retryDelaySeconds: number;
+}
+
+/** Where the daemon reports failures, recoveries, stale targets and (optionally) successes. */
+export interface NotifyConfig {
+  /** Generic JSON POST (payload documented in docs/notifications.md). */
+  webhookUrl: Secret | undefined;
+  slackWebhookUrl: Secret | undefined;
+  discordWebhookUrl: Secret | undefined;
+  /** ntfy topic URL (https://ntfy.sh/my-topic), with an optional access token. */
+  ntfy: { url: Secret; token: Secret | undefined } | undefined;
+  telegram: { botToken: Secret; chatId: string; apiUrl: string } | undefined;
+  /** healthchecks.io-style ping URL: `/start` when a run begins, the URL on success, `/fail` on failure. */
+  healthchecksUrl: Secret | undefined;
+  /** Also notify on every success (failures, recoveries and stale targets always notify). */
+  onSuccess: boolean;
+}
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** Settings of `datasaver daemon` as a process. */
+export interface DaemonConfig {
+  /** The one HTTP port for /health, /ready and /metrics. */
+  metricsPort: number;
+  /** Address to listen on; undefined listens on every interface (what a container needs). */
+  metricsHost: string | undefined;
+  /** After SIGTERM/SIGINT, how long running backups get to stop before the process exits anyway. */
+  shutdownTimeoutSeconds: number;
+  logLevel: LogLevel;
+  /** `auto`: readable lines on a terminal, JSON lines otherwise. */
+  logFormat: LogFormat;
 }
 
 /** What prune keeps (see retention/policy.ts), and how long incomplete uploads are left alone. */
@@ -94,6 +143,7 @@ export interface Config {
   defaultDestinations: StorageConfig[];
   /** Client tool directory used when no target is configured (verify from storage alone). */
   defaultToolDir: string | undefined;
+  daemon: DaemonConfig;
   /** Settings that were given but have no effect, for `config check` to point out. */
   warnings: string[];
 }

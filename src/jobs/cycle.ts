@@ -1,0 +1,118 @@
+/**
+ * One run of a target, as both `datasaver backup` and the daemon do it: take the backup, copy backups that
+ * some destinations missed from the others, then apply retention to every destination that holds the new
+ * backup. A failed backup throws and prunes nothing; what goes wrong after the backup is committed
+ * somewhere (a destination's upload, a copy, a prune) is collected as a problem, so the caller reports it
+ * without losing the backup.
+ */
+import type { TargetConfig } from '../config/types.ts';
+import type { Engine } from '../engines/engine.ts';
+import { CleanupError, DatasaverError, ExitCode, errorMessage } from '../errors.ts';
+import type { StorageBackend } from '../storage/backend.ts';
+import { type BackupRequest, type BackupResult, runBackup } from './backup.ts';
+import { type PruneResult, prune, throwIfPruneFailed } from './prune.ts';
+import { type CopyResult, resumeUploads } from './resume.ts';
+
+export interface CycleDeps {
+  engine: Engine;
+  destinations: StorageBackend[];
+  signal?: AbortSignal | undefined;
+  onProgress?: ((raw: number, stored: number) => void) | undefined;
+  now?: () => Date;
+}
+
+/** Something that failed after the backup was committed somewhere. */
+export interface CycleProblem {
+  stage: 'upload' | 'copy' | 'resume' | 'prune';
+  /** What failed and why, starting with where (a destination, a backup id). */
+  message: string;
+  /** What `datasaver backup` exits with for it: 6 (storage) or 7 (prune). */
+  exitCode: ExitCode;
+  hint: string | undefined;
+}
+
+export interface CycleResult {
+  backup: BackupResult;
+  copies: CopyResult[];
+  pruned: PruneResult[];
+  problems: CycleProblem[];
+  /** Things prune skipped (foreign files, unreadable manifests). */
+  warnings: string[];
+}
+
+export async function runCycle(
+  request: BackupRequest & { prune: boolean },
+  deps: CycleDeps,
+): Promise<CycleResult> {
+  const { target } = request;
+  const { destinations, signal } = deps;
+  const now = deps.now ?? (() => new Date());
+  const backup = await runBackup(request, deps);
+  const problems: CycleProblem[] = backup.failures.map((f) =>
+    problem('upload', f.error, `${f.destination.description}: `),
+  );
+  // A destination that has just failed is not tried again in the same run.
+  const resumed =
+    backup.committed.length === destinations.length
+      ? await resumeTarget(target, destinations, now(), signal)
+      : { copies: [], problems: [] };
+  problems.push(...resumed.problems);
+
+  const pruned: PruneResult[] = [];
+  const warnings: string[] = [];
+  if (request.prune) {
+    for (const storage of backup.committed) {
+      try {
+        const result = await prune(target, { storage, now: now(), signal });
+        pruned.push(result);
+        warnings.push(...result.warnings);
+        throwIfPruneFailed(result);
+      } catch (err) {
+        signal?.throwIfAborted();
+        // The backup is committed whatever happens here; a failed prune is exit code 7.
+        const error =
+          err instanceof CleanupError
+            ? err
+            : new CleanupError(`prune of ${storage.description}: ${errorMessage(err)}`, {
+                hint: 'the backup is committed; fix the storage problem and run `datasaver prune`',
+                cause: err,
+              });
+        problems.push(problem('prune', error));
+      }
+    }
+  }
+  return { backup, copies: resumed.copies, pruned, problems, warnings };
+}
+
+/** Copies what some destinations of `target` lack from the others (nothing to do with one destination). */
+export async function resumeTarget(
+  target: TargetConfig,
+  destinations: StorageBackend[],
+  now: Date,
+  signal: AbortSignal | undefined,
+): Promise<{ copies: CopyResult[]; problems: CycleProblem[] }> {
+  if (destinations.length < 2) return { copies: [], problems: [] };
+  try {
+    const copies = await resumeUploads(target, { destinations, now, signal });
+    const problems = copies
+      .filter((c) => c.error)
+      .map((c) => problem('copy', new Error(c.error), `copying ${c.id} to ${c.to}: `));
+    return { copies, problems };
+  } catch (err) {
+    signal?.throwIfAborted();
+    return {
+      copies: [],
+      problems: [problem('resume', err, 'resuming uploads: ')],
+    };
+  }
+}
+
+function problem(stage: CycleProblem['stage'], err: unknown, prefix = ''): CycleProblem {
+  const known = err instanceof DatasaverError;
+  return {
+    stage,
+    message: `${prefix}${errorMessage(err)}`,
+    exitCode: known ? err.exitCode : stage === 'prune' ? ExitCode.cleanup : ExitCode.storage,
+    hint: known ? err.hint : undefined,
+  };
+}
