@@ -22,6 +22,9 @@ async function main(): Promise<void> {
   });
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
+  // Everything is done and reported; a stray handle (a child that ignored its kill, a socket) must not
+  // keep the process alive past its exit code.
+  setTimeout(() => process.exit(), 3000).unref();
 }
 
 await main();

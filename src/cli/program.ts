@@ -97,6 +97,22 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
       exitCode = await (await import('./prune.ts')).pruneCommand(ctx(), opts);
     });
   program
+    .command('daemon')
+    .description('run every target on its schedule, serve /health, /ready and /metrics, send notifications')
+    .option('--run-now', 'back every target up once at start, then follow the schedules')
+    .action(async (opts) => {
+      exitCode = await (await import('./daemon.ts')).daemonCommand(ctx(), opts);
+    });
+  program
+    .command('health')
+    .description("ask a running daemon's /health; exit 0 when healthy, 1 otherwise (for HEALTHCHECK)")
+    .option('--url <url>', 'health endpoint (default: http://127.0.0.1:$DATASAVER_METRICS_PORT/health)')
+    .option('--timeout <seconds>', 'give up after this long (default 5)')
+    .addOption(json)
+    .action(async (opts) => {
+      exitCode = await (await import('./health.ts')).healthCommand(ctx(), opts);
+    });
+  program
     .command('config')
     .description('configuration tools')
     .command('check')

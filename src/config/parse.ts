@@ -366,15 +366,15 @@ function buildSchedule(raw: RawTarget, timeZone: string, problems: Problems): Sc
       raw.schedule?.origin ?? FIELDS.schedule.env,
       `'${cron}' is not a valid schedule (${parsed.problem}); expected a cron expression such as '0 2 * * *' (02:00 daily) or, with seconds first, '*/30 * * * * *'`,
     );
-    return undefined;
   }
-  return {
+  const settings = {
     cron,
     jitterSeconds: check(raw.jitterSeconds, intIn(0, 86_400, 'a number of seconds, 0-86400'), problems) ?? 0,
     retryAttempts:
       check(raw.retryAttempts, intIn(1, 100, 'a number of tries, 1 (no retry) to 100'), problems) ?? 3,
     retryDelaySeconds: check(raw.retryDelaySeconds, POSITIVE_NUMBER('seconds'), problems) ?? 30,
   };
+  return 'problem' in parsed ? undefined : settings;
 }
 
 /** A dead man's switch shorter than the gap between runs would call a healthy target stale. */

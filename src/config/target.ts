@@ -1,6 +1,16 @@
 import { DEFAULT_SCHEDULE } from '../daemon/schedule.ts';
 import { DEFAULT_RULES } from '../retention/policy.ts';
-import type { TargetConfig } from './types.ts';
+import type { NotifyConfig, TargetConfig } from './types.ts';
+
+export const NO_NOTIFICATIONS: NotifyConfig = {
+  webhookUrl: undefined,
+  slackWebhookUrl: undefined,
+  discordWebhookUrl: undefined,
+  ntfy: undefined,
+  telegram: undefined,
+  healthchecksUrl: undefined,
+  onSuccess: false,
+};
 
 /**
  * A target with no connection settings and default dump settings: enough for an engine to read and
@@ -27,14 +37,6 @@ export function offlineTarget(name: string, toolDir: string | undefined): Target
     retention: { ...DEFAULT_RULES, incompleteGraceHours: 24 },
     schedule: { cron: DEFAULT_SCHEDULE, jitterSeconds: 0, retryAttempts: 3, retryDelaySeconds: 30 },
     alertAfterHours: 26,
-    notify: {
-      webhookUrl: undefined,
-      slackWebhookUrl: undefined,
-      discordWebhookUrl: undefined,
-      ntfy: undefined,
-      telegram: undefined,
-      healthchecksUrl: undefined,
-      onSuccess: false,
-    },
+    notify: NO_NOTIFICATIONS,
   };
 }

@@ -532,3 +532,144 @@ targets:
     expect(cfg.defaultDestinations.map((d) => d.backend)).toEqual(['s3']);
   });
 });
+
+describe('daemon settings: schedules, alerts, notifications, the process', () => {
+  const base = { DATASAVER_DATABASE_URL: 'postgres://u:p@h/shop', DATASAVER_STORAGE_PATH: '/b' };
+
+  it('defaults: 02:00 daily, 3 tries, alert after 26 h, port 9090, 30 s shutdown, no notifications', () => {
+    const cfg = parse(base);
+    const t = cfg.targets[0]!;
+    expect(t.schedule).toEqual({
+      cron: '0 2 * * *',
+      jitterSeconds: 0,
+      retryAttempts: 3,
+      retryDelaySeconds: 30,
+    });
+    expect(t.alertAfterHours).toBe(26);
+    expect(t.notify.webhookUrl).toBeUndefined();
+    expect(cfg.daemon).toEqual({
+      metricsPort: 9090,
+      metricsHost: undefined,
+      shutdownTimeoutSeconds: 30,
+      logLevel: 'info',
+      logFormat: 'auto',
+    });
+    expect(cfg.warnings).toEqual([]);
+  });
+
+  it('reads every setting from the environment; notification URLs are secrets', () => {
+    const cfg = parse({
+      ...base,
+      DATASAVER_SCHEDULE: '*/30 * * * * *',
+      DATASAVER_TIMEZONE: 'Europe/Berlin',
+      DATASAVER_SCHEDULE_JITTER_SECONDS: '5',
+      DATASAVER_RETRY_ATTEMPTS: '1',
+      DATASAVER_RETRY_DELAY_SECONDS: '0.5',
+      DATASAVER_ALERT_AFTER_HOURS: '0.5',
+      DATASAVER_WEBHOOK_URL: 'https://hooks.example/x?token=hooksecret',
+      DATASAVER_NTFY_URL: 'https://ntfy.sh/topicsecret',
+      DATASAVER_TELEGRAM_BOT_TOKEN: '1:tgsecret',
+      DATASAVER_TELEGRAM_CHAT_ID: '-42',
+      DATASAVER_HEALTHCHECKS_URL: 'https://hc-ping.com/uuidsecret',
+      DATASAVER_NOTIFY_ON_SUCCESS: 'yes',
+      DATASAVER_METRICS_PORT: '9191',
+      DATASAVER_LOG_LEVEL: 'debug',
+      DATASAVER_LOG_FORMAT: 'json',
+      DATASAVER_SHUTDOWN_TIMEOUT_SECONDS: '10',
+    });
+    const t = cfg.targets[0]!;
+    expect(t.schedule).toEqual({
+      cron: '*/30 * * * * *',
+      jitterSeconds: 5,
+      retryAttempts: 1,
+      retryDelaySeconds: 0.5,
+    });
+    expect(t.alertAfterHours).toBe(0.5);
+    expect(t.notify.webhookUrl?.reveal()).toBe('https://hooks.example/x?token=hooksecret');
+    expect(t.notify.telegram).toMatchObject({ chatId: '-42', apiUrl: 'https://api.telegram.org' });
+    expect(t.notify.onSuccess).toBe(true);
+    expect(cfg.daemon).toMatchObject({
+      metricsPort: 9191,
+      logLevel: 'debug',
+      logFormat: 'json',
+      shutdownTimeoutSeconds: 10,
+    });
+    const shown = JSON.stringify(cfg);
+    for (const s of ['hooksecret', 'topicsecret', 'tgsecret', 'uuidsecret']) expect(shown).not.toContain(s);
+  });
+
+  it('rejects bad values with the field and what is expected', () => {
+    const err = configError(() =>
+      parse({
+        ...base,
+        DATASAVER_SCHEDULE: '0 25 * * *',
+        DATASAVER_ALERT_AFTER_HOURS: '0',
+        DATASAVER_RETRY_ATTEMPTS: '0',
+        DATASAVER_WEBHOOK_URL: 'ftp://x/hooksecret',
+        DATASAVER_TELEGRAM_CHAT_ID: '5',
+        DATASAVER_METRICS_PORT: '99999',
+        DATASAVER_LOG_LEVEL: 'loud',
+      }),
+    );
+    expect(err.message).toMatch(
+      /DATASAVER_SCHEDULE: '0 25 \* \* \*' is not a valid schedule \(.*hour.*\); expected a cron expression/,
+    );
+    expect(err.message).toMatch(
+      /DATASAVER_ALERT_AFTER_HOURS: '0' is not valid; expected a number of hours greater than 0/,
+    );
+    expect(err.message).toMatch(/DATASAVER_RETRY_ATTEMPTS: '0' is not valid/);
+    expect(err.message).toMatch(/DATASAVER_WEBHOOK_URL: '\*\*\*' is not valid; expected an http/);
+    expect(err.message).toMatch(/DATASAVER_TELEGRAM_CHAT_ID: Telegram needs both/);
+    expect(err.message).toMatch(/DATASAVER_METRICS_PORT: '99999' is not valid/);
+    expect(err.message).toMatch(/DATASAVER_LOG_LEVEL: 'loud' is not valid; expected one of trace, debug/);
+    expect(err.message).not.toMatch(/hooksecret/);
+  });
+
+  it('warns when the alert window is not longer than the gap between runs', () => {
+    const cfg = parse({ ...base, DATASAVER_SCHEDULE: '0 2 * * 1', DATASAVER_ALERT_AFTER_HOURS: '26' });
+    expect(cfg.warnings).toEqual([
+      expect.stringMatching(
+        /target shop: DATASAVER_ALERT_AFTER_HOURS \(26 h\) is not longer than the gap between scheduled runs \(168\.00 h\)/,
+      ),
+    ]);
+  });
+
+  it('YAML: per-target schedules and notify blocks, shared defaults, a daemon section, secret files', () => {
+    files['/run/secrets/slack'] = 'https://hooks.slack.com/services/T/B/slacksecret\n';
+    const cfg = parse(
+      { DATASAVER_WEBHOOK_URL: 'https://hooks.example/all', DATASAVER_METRICS_PORT: '9300' },
+      `
+daemon:
+  metrics_port: 9400
+  log_format: pretty
+defaults:
+  storage: { path: /b }
+  schedule: "0 3 * * *"
+  notify:
+    slack_webhook_url_file: /run/secrets/slack
+targets:
+  shop:
+    url: postgres://u:p@h/shop
+    alert_after_hours: 30
+  blog:
+    url: postgres://u:p@h/blog
+    schedule: "*/15 * * * *"
+    notify: { on_success: true }
+`,
+    );
+    const [shop, blog] = cfg.targets;
+    expect(shop!.schedule.cron).toBe('0 3 * * *');
+    expect(shop!.alertAfterHours).toBe(30);
+    expect(blog!.schedule.cron).toBe('*/15 * * * *');
+    expect(blog!.notify.onSuccess).toBe(true);
+    for (const t of [shop!, blog!]) {
+      expect(t.notify.webhookUrl?.reveal()).toBe('https://hooks.example/all');
+      expect(t.notify.slackWebhookUrl?.reveal()).toBe('https://hooks.slack.com/services/T/B/slacksecret');
+    }
+    expect(cfg.daemon).toMatchObject({ metricsPort: 9400, logFormat: 'pretty' });
+    const err = configError(() =>
+      parse({}, 'daemon: { port: 1 }\ntargets: { a: { url: "postgres://h/a", storage: { path: /b } } }'),
+    );
+    expect(err.message).toMatch(/daemon\.port: unknown setting; expected one of metrics_port/);
+  });
+});

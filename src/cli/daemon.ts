@@ -1,0 +1,144 @@
+/**
+ * `datasaver daemon`: the sidecar. Loads the config, starts the HTTP port and the scheduler, and runs
+ * until SIGTERM/SIGINT; then stops scheduling, aborts running backups and exits within the shutdown bound.
+ */
+import type { Server } from 'node:http';
+import type { TargetConfig } from '../config/types.ts';
+import { Daemon, type ReadUsage, type RunTarget } from '../daemon/daemon.ts';
+import { close, serve } from '../daemon/http.ts';
+import { createLogger } from '../daemon/log.ts';
+import { DaemonMetrics } from '../daemon/metrics.ts';
+import { Notifier } from '../daemon/notify.ts';
+import { createEngine } from '../engines/index.ts';
+import { ConfigError, ExitCode, errorMessage } from '../errors.ts';
+import { readCatalog } from '../jobs/catalog.ts';
+import { runCycle } from '../jobs/cycle.ts';
+import { openStorage } from '../storage/index.ts';
+import { DATASAVER_VERSION } from '../version.ts';
+import { type CliContext, readConfig } from './context.ts';
+
+export interface DaemonCommandOptions {
+  /** Back every target up once at start, then follow the schedules. */
+  runNow?: boolean;
+}
+
+/** What the daemon's backups are labelled with. */
+export const SCHEDULED_LABEL = 'scheduled';
+
+export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions): Promise<number> {
+  const config = await readConfig(ctx);
+  if (config.targets.length === 0) {
+    throw new ConfigError('no target is configured', {
+      hint: 'set DATASAVER_DATABASE_URL and DATASAVER_STORAGE_PATH (or DATASAVER_S3_BUCKET), or pass --config FILE',
+    });
+  }
+  const log = createLogger({
+    level: config.daemon.logLevel,
+    format: config.daemon.logFormat,
+    out: ctx.stdout,
+  });
+  const metrics = new DaemonMetrics();
+  const notifier = new Notifier({
+    log,
+    onFailure: (channel) => metrics.notificationFailures.inc({ channel }),
+  });
+  const runTarget: RunTarget = (target, destinations, signal) =>
+    runCycle(
+      { target, labels: [SCHEDULED_LABEL], verify: false, prune: true },
+      { engine: createEngine(target), destinations, signal },
+    );
+  const readUsage: ReadUsage = async (storage, target, signal) => {
+    const catalog = await readCatalog(storage, { target, signal });
+    const own = catalog.backups.filter((m) => m.target === target);
+    const newest = own.at(-1);
+    return {
+      backups: own.length,
+      bytes: own.reduce((n, m) => n + m.storedBytes, 0),
+      newest: newest && {
+        time: newest.finishedAt,
+        backupId: newest.id,
+        sizeBytes: newest.sizeBytes,
+        durationMs: newest.durationMs,
+      },
+    };
+  };
+  const openDestinations = (target: TargetConfig) =>
+    Promise.all(
+      target.destinations.map(async (d) => {
+        let description = '';
+        const storage = await openStorage(d, {
+          onRetry: (r) => {
+            metrics.storageRetries.inc({
+              target: target.name,
+              destination: description,
+              operation: r.operation,
+            });
+            log.warn(
+              {
+                target: target.name,
+                destination: description,
+                operation: r.operation,
+                attempt: r.attempt + 1,
+                delayMs: r.delayMs,
+                error: r.error.message,
+              },
+              'storage operation failed; retrying',
+            );
+          },
+        });
+        description = storage.description;
+        return storage;
+      }),
+    );
+
+  const daemon = new Daemon({
+    targets: config.targets,
+    log,
+    metrics,
+    notifier,
+    openDestinations,
+    runTarget,
+    readUsage,
+  });
+  let server: Server;
+  try {
+    server = await serve(
+      { health: () => daemon.health(), ready: () => daemon.ready, metrics: () => metrics.render() },
+      config.daemon.metricsPort,
+      config.daemon.metricsHost,
+    );
+  } catch (err) {
+    throw new ConfigError(
+      `cannot listen on port ${config.daemon.metricsPort}${config.daemon.metricsHost ? ` of ${config.daemon.metricsHost}` : ''}: ${errorMessage(err)}`,
+      { hint: 'set DATASAVER_METRICS_PORT to a free port', cause: err },
+    );
+  }
+  log.info(
+    {
+      version: DATASAVER_VERSION,
+      targets: config.targets.map((t) => t.name),
+      port: config.daemon.metricsPort,
+      config: config.file ?? 'environment',
+    },
+    'datasaver daemon starting',
+  );
+  for (const w of config.warnings) log.warn(w);
+
+  if (!ctx.signal.aborted) await daemon.start({ runNow: opts.runNow ?? false });
+  if (!ctx.signal.aborted)
+    await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
+
+  const bound = config.daemon.shutdownTimeoutSeconds;
+  log.info({ timeoutSeconds: bound }, 'stopping: no new runs; aborting running backups');
+  const clean = await daemon.stop(bound * 1000);
+  await close(server);
+  if (clean) {
+    log.info('stopped');
+    return ExitCode.ok;
+  }
+  log.error(
+    { timeoutSeconds: bound },
+    'running backups did not stop in time; exiting anyway (nothing partial is committed)',
+  );
+  return ExitCode.general;
+}

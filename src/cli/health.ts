@@ -1,0 +1,63 @@
+/**
+ * `datasaver health`: asks a running daemon's `/health` and exits 0 when it answers 200, else 1. Made for
+ * a container HEALTHCHECK: it reads only DATASAVER_METRICS_PORT (not the whole config), so it works
+ * even when the config has a problem the daemon is reporting.
+ */
+import { ExitCode, errorMessage } from '../errors.ts';
+import type { CliContext } from './context.ts';
+import { printJson } from './output.ts';
+
+export interface HealthOptions {
+  url?: string;
+  timeout?: string;
+  json?: boolean;
+}
+
+interface TargetSummary {
+  target: string;
+  healthy: boolean;
+  reasons: string[];
+  lastSuccess: { time: string; backupId: string } | null;
+  nextRun: string | null;
+}
+
+export async function healthCommand(ctx: CliContext, opts: HealthOptions): Promise<number> {
+  const port = ctx.env.DATASAVER_METRICS_PORT || '9090';
+  const url = opts.url ?? `http://127.0.0.1:${port}/health`;
+  const timeoutMs = Math.max(1, Number(opts.timeout ?? 5)) * 1000;
+  let status: number;
+  let body: unknown;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), ctx.signal]) });
+    status = res.status;
+    const text = await res.text();
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = text;
+    }
+  } catch (err) {
+    const cause = (err as { cause?: unknown }).cause;
+    const why = cause ? errorMessage(cause) : errorMessage(err);
+    if (opts.json) printJson(ctx.stdout, { url, healthy: false, error: why });
+    else ctx.stderr.write(`unhealthy: cannot reach ${url}: ${why}\n`);
+    return ExitCode.general;
+  }
+  const healthy = status === 200;
+  if (opts.json) {
+    printJson(ctx.stdout, { url, healthy, httpStatus: status, report: body });
+  } else {
+    const targets = (body as { targets?: TargetSummary[] } | undefined)?.targets;
+    ctx.stdout.write(`${healthy ? 'healthy' : 'unhealthy'} (HTTP ${status} from ${url})\n`);
+    for (const t of Array.isArray(targets) ? targets : []) {
+      const last = t.lastSuccess
+        ? `last success ${t.lastSuccess.backupId} at ${t.lastSuccess.time}`
+        : 'no success yet';
+      ctx.stdout.write(
+        `  ${t.target}: ${t.healthy ? 'ok' : 'UNHEALTHY'}; ${last}; next run ${t.nextRun ?? 'none'}\n`,
+      );
+      for (const r of t.reasons ?? []) ctx.stdout.write(`    - ${r}\n`);
+    }
+  }
+  return healthy ? ExitCode.ok : ExitCode.general;
+}

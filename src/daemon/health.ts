@@ -1,0 +1,118 @@
+/**
+ * What the daemon knows about each target, and the pure rule that turns it into healthy or not. A target
+ * is healthy when its last run succeeded and its last success is younger than its alert window (the dead
+ * man's switch). A target that has never succeeded is measured from when the daemon started, so a fresh
+ * sidecar is not unhealthy before its first scheduled run, and a sidecar that never manages one is.
+ */
+
+/** One finished run of a target. */
+export interface RunRecord {
+  /** ISO times. */
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  ok: boolean;
+  /** The backup the run committed, if it got that far (a run can commit and still fail to upload). */
+  backupId: string | null;
+  /** Raw dump bytes and stored bytes of that backup. */
+  sizeBytes: number | null;
+  storedBytes: number | null;
+  /** Why the run failed (secrets removed); null when it succeeded. */
+  error: string | null;
+  /** The exit code `datasaver backup` would have given. */
+  exitCode: number;
+}
+
+/** The last successful backup: from a run of this daemon, or read from storage at start. */
+export interface SuccessRecord {
+  /** When the backup finished (ISO). */
+  time: string;
+  backupId: string;
+  sizeBytes: number;
+  durationMs: number;
+}
+
+export interface DestinationUsage {
+  destination: string;
+  backups: number;
+  bytes: number;
+  /** Why the destination could not be listed, when it could not. */
+  error: string | null;
+}
+
+export interface TargetStatus {
+  target: string;
+  schedule: string;
+  timeZone: string;
+  alertAfterHours: number;
+  running: boolean;
+  lastAttempt: RunRecord | null;
+  lastSuccess: SuccessRecord | null;
+  /** ISO time of the next scheduled run (jitter included); null when the schedule never fires again. */
+  nextRun: string | null;
+  skippedRuns: number;
+  consecutiveFailures: number;
+  destinations: DestinationUsage[];
+}
+
+export interface TargetHealth {
+  healthy: boolean;
+  /** No successful backup within the alert window. */
+  stale: boolean;
+  /** Why the target is unhealthy; empty when healthy. */
+  reasons: string[];
+}
+
+/** Judges one target at `now`; `since` is when the daemon started. */
+export function targetHealth(status: TargetStatus, now: Date, since: Date): TargetHealth {
+  const reasons: string[] = [];
+  const last = status.lastAttempt;
+  if (last && !last.ok)
+    reasons.push(`last run failed at ${last.finishedAt}: ${last.error ?? 'unknown error'}`);
+  const windowMs = status.alertAfterHours * 3_600_000;
+  const successAt = status.lastSuccess ? Date.parse(status.lastSuccess.time) : undefined;
+  const ageMs = now.getTime() - (successAt ?? since.getTime());
+  const stale = ageMs > windowMs;
+  if (stale) {
+    reasons.push(
+      status.lastSuccess
+        ? `no successful backup for ${hours(ageMs)} (last ${status.lastSuccess.backupId} at ${status.lastSuccess.time}); the alert window is ${status.alertAfterHours} h`
+        : `no successful backup since the daemon started ${hours(ageMs)} ago; the alert window is ${status.alertAfterHours} h`,
+    );
+  }
+  return { healthy: reasons.length === 0, stale, reasons };
+}
+
+export interface HealthReport {
+  status: 'ok' | 'unhealthy';
+  time: string;
+  startedAt: string;
+  version: string;
+  targets: (TargetStatus & TargetHealth)[];
+}
+
+/** The `/health` document and its HTTP status: 200 when every target is healthy, else 503. */
+export function healthReport(
+  statuses: TargetStatus[],
+  now: Date,
+  since: Date,
+  version: string,
+): { httpStatus: 200 | 503; report: HealthReport } {
+  const targets = statuses.map((s) => ({ ...s, ...targetHealth(s, now, since) }));
+  const healthy = targets.every((t) => t.healthy);
+  return {
+    httpStatus: healthy ? 200 : 503,
+    report: {
+      status: healthy ? 'ok' : 'unhealthy',
+      time: now.toISOString(),
+      startedAt: since.toISOString(),
+      version,
+      targets,
+    },
+  };
+}
+
+function hours(ms: number): string {
+  const h = ms / 3_600_000;
+  return h >= 10 ? `${Math.round(h)} h` : h >= 0.1 ? `${h.toFixed(1)} h` : `${Math.round(ms / 1000)} s`;
+}

@@ -1,0 +1,133 @@
+/**
+ * The daemon's Prometheus metrics (prom-client), in a registry of its own. Labels are target names and
+ * destination descriptions (`/backups`, `s3://bucket/prefix`): never URLs with credentials or secrets.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+function counter<L extends string>(registry: Registry, name: string, help: string, labelNames: L[]) {
+  return new Counter<L>({ name, help, labelNames, registers: [registry] });
+}
+
+function gauge<L extends string>(registry: Registry, name: string, help: string, labelNames: L[]) {
+  return new Gauge<L>({ name, help, labelNames, registers: [registry] });
+}
+
+function histogram<L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: L[],
+  buckets: number[],
+) {
+  return new Histogram<L>({ name, help, labelNames, buckets, registers: [registry] });
+}
+
+export class DaemonMetrics {
+  readonly registry = new Registry();
+
+  readonly duration = histogram(
+    this.registry,
+    'datasaver_backup_duration_seconds',
+    'Duration of backup runs (dump, upload, resume and prune), by target and result',
+    ['target', 'result'],
+    [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14_400, 28_800],
+  );
+  readonly lastSize = gauge(
+    this.registry,
+    'datasaver_backup_last_size_bytes',
+    'Raw dump size of the last committed backup',
+    ['target'],
+  );
+  readonly lastStored = gauge(
+    this.registry,
+    'datasaver_backup_last_stored_bytes',
+    'Stored (compressed) size of the last committed backup',
+    ['target'],
+  );
+  readonly lastSuccess = gauge(
+    this.registry,
+    'datasaver_backup_last_success_timestamp_seconds',
+    'Unix time the last successful backup finished',
+    ['target'],
+  );
+  readonly lastAttempt = gauge(
+    this.registry,
+    'datasaver_backup_last_attempt_timestamp_seconds',
+    'Unix time the last backup run finished, whatever its result',
+    ['target'],
+  );
+  readonly succeeded = counter(
+    this.registry,
+    'datasaver_backups_succeeded_total',
+    'Backup runs that succeeded',
+    ['target'],
+  );
+  readonly failed = counter(
+    this.registry,
+    'datasaver_backups_failed_total',
+    'Backup runs that failed (including runs that committed a backup but failed to upload or prune)',
+    ['target'],
+  );
+  readonly skipped = counter(
+    this.registry,
+    'datasaver_runs_skipped_total',
+    'Scheduled runs skipped because the previous run of the target was still going',
+    ['target'],
+  );
+  readonly connectionRetries = counter(
+    this.registry,
+    'datasaver_connection_retries_total',
+    'Backup attempts retried because the database could not be reached',
+    ['target'],
+  );
+  readonly healthy = gauge(
+    this.registry,
+    'datasaver_target_healthy',
+    '1 when the target is healthy (last run succeeded, last success inside the alert window), else 0',
+    ['target'],
+  );
+  readonly storedBackups = gauge(
+    this.registry,
+    'datasaver_stored_backups',
+    'Committed backups of the target held by the destination',
+    ['target', 'destination'],
+  );
+  readonly storedBytes = gauge(
+    this.registry,
+    'datasaver_stored_bytes',
+    'Bytes of committed backups of the target held by the destination',
+    ['target', 'destination'],
+  );
+  readonly pruneDeleted = counter(
+    this.registry,
+    'datasaver_prune_deleted_total',
+    'Backups and leftovers removed by retention',
+    ['target', 'destination'],
+  );
+  readonly storageRetries = counter(
+    this.registry,
+    'datasaver_storage_retries_total',
+    'Storage operations (uploads, lists, downloads) retried after a transient error',
+    ['target', 'destination', 'operation'],
+  );
+  readonly notificationFailures = counter(
+    this.registry,
+    'datasaver_notification_failures_total',
+    'Notifications that could not be delivered after retries',
+    ['channel'],
+  );
+
+  constructor(options: { processMetrics?: boolean } = {}) {
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Makes every per-target series exist at 0 from the start, so dashboards and alerts see them. */
+  registerTarget(target: string, destinations: string[]): void {
+    for (const c of [this.succeeded, this.failed, this.skipped, this.connectionRetries]) c.inc({ target }, 0);
+    for (const destination of destinations) this.pruneDeleted.inc({ target, destination }, 0);
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * Notifications: what happened to a target, sent to every channel its config names. Delivery runs in the
+ * background with a timeout and retries; a channel that fails is logged and counted, and never fails or
+ * delays a backup (callers do not await `notify`).
+ *
+ * Which events each channel gets:
+ *   - webhook, Slack, Discord, ntfy, Telegram: failure, recovery, stale; success only with `on_success`;
+ *   - healthchecks.io-style ping URL: `<url>/start` when a run starts, `<url>` on success or recovery,
+ *     `<url>/fail` on failure (it runs its own dead man's switch, so stale is not sent there).
+ *
+ * The payload holds the target name, times, backup id and sizes, and error messages that have had secrets
+ * removed; never a URL, a password or a token. The generic webhook's JSON is documented in
+ * docs/notifications.md and is stable.
+ */
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { NotifyConfig } from '../config/types.ts';
+import { errorMessage } from '../errors.ts';
+import { redact, type Secret } from '../util/secret.ts';
+
+export type NotifyEvent = 'start' | 'success' | 'failure' | 'recovery' | 'stale';
+
+/** The generic webhook payload (docs/notifications.md). */
+export interface Notification {
+  event: NotifyEvent;
+  target: string;
+  /** ISO time of the event. */
+  time: string;
+  /** One line for humans, e.g. `datasaver: backup of shop failed: connection refused`. */
+  message: string;
+  /** The backup this run committed, if any. */
+  backup: {
+    id: string;
+    sizeBytes: number;
+    storedBytes: number;
+    durationMs: number;
+    destinations: string[];
+  } | null;
+  error: { message: string; exitCode: number } | null;
+  /** The last successful backup before this event. */
+  lastSuccess: { time: string; backupId: string } | null;
+  host: string;
+  datasaver: string;
+}
+
+/** One HTTP request a channel makes for a notification. */
+export interface Delivery {
+  channel: string;
+  url: string;
+  init: { method: 'POST'; headers: Record<string, string>; body: string };
+  /** Values to remove from any error message about this delivery (the URL and tokens). */
+  secrets: (Secret | string)[];
+}
+
+const CHAT_EVENTS = new Set<NotifyEvent>(['failure', 'recovery', 'stale']);
+
+/** The requests that announce `n` on every channel of `config` that takes this event. Pure. */
+export function deliveries(config: NotifyConfig, n: Notification): Delivery[] {
+  const out: Delivery[] = [];
+  const chat = CHAT_EVENTS.has(n.event) || (n.event === 'success' && config.onSuccess);
+  const json = (channel: string, url: Secret, body: unknown, secrets: Secret[] = []): Delivery => ({
+    channel,
+    url: url.reveal(),
+    init: { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
+    secrets: [url, ...secrets],
+  });
+  if (chat && config.webhookUrl) out.push(json('webhook', config.webhookUrl, n));
+  if (chat && config.slackWebhookUrl) out.push(json('slack', config.slackWebhookUrl, { text: n.message }));
+  if (chat && config.discordWebhookUrl)
+    out.push(json('discord', config.discordWebhookUrl, { content: n.message }));
+  if (chat && config.ntfy) {
+    const bad = n.event === 'failure' || n.event === 'stale';
+    const headers: Record<string, string> = {
+      'content-type': 'text/plain; charset=utf-8',
+      Title: `datasaver: ${n.target} ${n.event}`,
+      Priority: bad ? 'high' : 'default',
+      Tags: bad ? 'warning' : 'white_check_mark',
+    };
+    if (config.ntfy.token) headers.Authorization = `Bearer ${config.ntfy.token.reveal()}`;
+    out.push({
+      channel: 'ntfy',
+      url: config.ntfy.url.reveal(),
+      init: { method: 'POST', headers, body: n.message },
+      secrets: [config.ntfy.url, ...(config.ntfy.token ? [config.ntfy.token] : [])],
+    });
+  }
+  if (chat && config.telegram) {
+    const { botToken, chatId, apiUrl } = config.telegram;
+    const url = `${apiUrl.replace(/\/+$/, '')}/bot${botToken.reveal()}/sendMessage`;
+    out.push({
+      channel: 'telegram',
+      url,
+      init: {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ chat_id: chatId, text: n.message, disable_web_page_preview: true }),
+      },
+      secrets: [url, botToken],
+    });
+  }
+  if (config.healthchecksUrl && n.event !== 'stale') {
+    const base = config.healthchecksUrl.reveal().replace(/\/+$/, '');
+    const suffix = n.event === 'start' ? '/start' : n.event === 'failure' ? '/fail' : '';
+    out.push({
+      channel: 'healthchecks',
+      url: `${base}${suffix}`,
+      init: {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain; charset=utf-8' },
+        body: n.message,
+      },
+      secrets: [config.healthchecksUrl],
+    });
+  }
+  return out;
+}
+
+export interface NotifierLog {
+  warn(fields: Record<string, unknown>, message: string): void;
+  debug(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface NotifierOptions {
+  log: NotifierLog;
+  /** Told of every delivery that finally failed (for a metric). */
+  onFailure?: (channel: string) => void;
+  fetch?: typeof fetch;
+  /** Per attempt. */
+  timeoutMs?: number;
+  attempts?: number;
+  /** Before the second attempt; doubles after that. */
+  retryDelayMs?: number;
+}
+
+/** Sends notifications in the background; `flush` waits (boundedly) for the ones in flight at shutdown. */
+export class Notifier {
+  readonly #options: Required<Omit<NotifierOptions, 'onFailure'>> & Pick<NotifierOptions, 'onFailure'>;
+  readonly #pending = new Set<Promise<void>>();
+  readonly #stop = new AbortController();
+
+  constructor(options: NotifierOptions) {
+    this.#options = {
+      fetch: globalThis.fetch,
+      timeoutMs: 10_000,
+      attempts: 3,
+      retryDelayMs: 1000,
+      ...options,
+    };
+  }
+
+  /** Starts delivering `n` to every channel of `config` that takes it; returns at once. */
+  notify(config: NotifyConfig, n: Notification): void {
+    for (const d of deliveries(config, n)) {
+      const p = this.#deliver(d, n).finally(() => this.#pending.delete(p));
+      this.#pending.add(p);
+    }
+  }
+
+  /** Waits for deliveries in flight, at most `timeoutMs`; then gives up on the rest. */
+  async flush(timeoutMs: number): Promise<void> {
+    if (this.#pending.size === 0) return;
+    const timer = sleep(timeoutMs, undefined, { ref: false });
+    await Promise.race([Promise.allSettled([...this.#pending]), timer]);
+    this.#stop.abort();
+  }
+
+  async #deliver(d: Delivery, n: Notification): Promise<void> {
+    const { log, attempts, timeoutMs, retryDelayMs } = this.#options;
+    let lastError = '';
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      let retry = true;
+      try {
+        const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), this.#stop.signal]);
+        const res = await this.#options.fetch(d.url, { ...d.init, signal });
+        await res.body?.cancel().catch(() => {});
+        if (res.ok) {
+          log.debug({ channel: d.channel, event: n.event, target: n.target }, 'notification sent');
+          return;
+        }
+        lastError = `HTTP ${res.status}`;
+        // Client errors other than rate limiting will not change on a retry.
+        retry = res.status >= 500 || res.status === 429 || res.status === 408;
+      } catch (err) {
+        const cause = (err as { cause?: unknown }).cause;
+        lastError = cause ? `${errorMessage(err)}: ${errorMessage(cause)}` : errorMessage(err);
+      }
+      if (!retry || attempt === attempts || this.#stop.signal.aborted) break;
+      try {
+        await sleep(retryDelayMs * 2 ** (attempt - 1), undefined, { signal: this.#stop.signal });
+      } catch {
+        break;
+      }
+    }
+    this.#options.onFailure?.(d.channel);
+    log.warn(
+      { channel: d.channel, event: n.event, target: n.target, error: redact(lastError, d.secrets) },
+      `${d.channel} notification failed`,
+    );
+  }
+}
+
+/** Fills the fields every notification has. */
+export function notification(
+  fields: Omit<Notification, 'host' | 'datasaver' | 'time'> & { time?: string },
+  version: string,
+): Notification {
+  return { ...fields, time: fields.time ?? new Date().toISOString(), host: hostname(), datasaver: version };
+}

@@ -1,0 +1,302 @@
+/**
+ * The daemon's rules with fake time and fake runs: overlap, connection retries, failure and recovery
+ * notifications, the stale watchdog (also while a run hangs), shutdown, and what it reads from storage.
+ */
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { offlineTarget } from '../../src/config/target.ts';
+import type { TargetConfig } from '../../src/config/types.ts';
+import { type Clock, Daemon, type ReadUsage, type RunTarget, type Timer } from '../../src/daemon/daemon.ts';
+import { DaemonMetrics } from '../../src/daemon/metrics.ts';
+import { type Notification, Notifier } from '../../src/daemon/notify.ts';
+import { BackupError, ConnectionError } from '../../src/errors.ts';
+import type { CycleResult } from '../../src/jobs/cycle.ts';
+import type { Manifest } from '../../src/manifest.ts';
+import { MemoryStorage } from '../../src/storage/memory.ts';
+import { Secret } from '../../src/util/secret.ts';
+
+class FakeClock implements Clock {
+  #t: number;
+  #timers: { at: number; fn: () => void; cancelled: boolean }[] = [];
+  constructor(iso: string) {
+    this.#t = Date.parse(iso);
+  }
+  now(): Date {
+    return new Date(this.#t);
+  }
+  setTimer(fn: () => void, ms: number): Timer {
+    const timer = { at: this.#t + ms, fn, cancelled: false };
+    this.#timers.push(timer);
+    return {
+      cancel: () => {
+        timer.cancelled = true;
+      },
+    };
+  }
+  /** Moves time forward, firing due timers in order and letting promises settle after each. */
+  async advance(ms: number): Promise<void> {
+    const end = this.#t + ms;
+    for (;;) {
+      await settle();
+      const due = this.#timers.filter((t) => !t.cancelled && t.at <= end).sort((a, b) => a.at - b.at)[0];
+      if (!due) break;
+      this.#timers.splice(this.#timers.indexOf(due), 1);
+      this.#t = Math.max(this.#t, due.at);
+      due.fn();
+    }
+    this.#t = end;
+    await settle();
+  }
+}
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+}
+
+function manifest(id: string, finishedAt: string): Manifest {
+  return {
+    id,
+    target: 'shop',
+    finishedAt,
+    createdAt: finishedAt,
+    durationMs: 1000,
+    sizeBytes: 1000,
+    storedBytes: 100,
+  } as Manifest;
+}
+
+/** Each call to runTarget waits for the test to settle it. */
+class Runs {
+  readonly calls: { resolve: (r: CycleResult) => void; reject: (e: unknown) => void; signal: AbortSignal }[] =
+    [];
+  readonly run: RunTarget = (_target, destinations, signal) =>
+    new Promise((resolve, reject) => {
+      this.calls.push({
+        resolve: (r) => resolve({ ...r, backup: { ...r.backup, committed: destinations } }),
+        reject,
+        signal,
+      });
+    });
+  succeed(i: number, id: string, at: string): void {
+    this.calls[i]!.resolve({
+      backup: { manifest: manifest(id, at), verified: false, committed: [], failures: [] },
+      copies: [],
+      pruned: [{ storage: 'memory', removed: 2 } as CycleResult['pruned'][number]],
+      problems: [],
+      warnings: [],
+    });
+  }
+}
+
+function setup(
+  overrides: Partial<TargetConfig> = {},
+  options: { readUsage?: ReadUsage; start?: string } = {},
+) {
+  const clock = new FakeClock(options.start ?? '2026-11-22T00:00:00Z');
+  const runs = new Runs();
+  const sent: Notification[] = [];
+  const notifier = new Notifier({
+    log: { warn: () => {}, debug: () => {} },
+    fetch: async (_url, init) => {
+      sent.push(JSON.parse(String(init?.body)) as Notification);
+      return new Response(null, { status: 200 });
+    },
+  });
+  const metrics = new DaemonMetrics({ processMetrics: false });
+  const sleeps: number[] = [];
+  const target: TargetConfig = {
+    ...offlineTarget('shop', undefined),
+    schedule: { cron: '*/10 * * * * *', jitterSeconds: 0, retryAttempts: 3, retryDelaySeconds: 30 },
+    ...overrides,
+  };
+  target.notify = { ...target.notify, webhookUrl: new Secret('http://hook.invalid/x'), onSuccess: true };
+  const daemon = new Daemon({
+    targets: [target],
+    log: pino({ level: 'silent' }),
+    metrics,
+    notifier,
+    openDestinations: async () => [new MemoryStorage()],
+    runTarget: runs.run,
+    readUsage: options.readUsage ?? (async () => ({ backups: 0, bytes: 0, newest: undefined })),
+    clock,
+    random: () => 0,
+    sleep: async (ms) => void sleeps.push(ms),
+  });
+  const metric = async (name: string) => {
+    const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === name);
+    return m?.values.find((v) => v.labels.target === 'shop')?.value;
+  };
+  const events = () => sent.map((n) => n.event);
+  return { clock, runs, sent, events, daemon, metrics, metric, sleeps };
+}
+
+describe('daemon scheduling', () => {
+  it('runs on the schedule, skips and counts a run that would overlap, and records the next run', async () => {
+    const { clock, runs, daemon, metric } = setup();
+    await daemon.start();
+    expect(daemon.ready).toBe(true);
+    expect(daemon.health().report.targets[0]!.nextRun).toBe('2026-11-22T00:00:10.000Z');
+    await clock.advance(10_000);
+    expect(runs.calls).toHaveLength(1);
+    await clock.advance(10_000); // 00:00:20 while the first run is still going
+    expect(runs.calls).toHaveLength(1);
+    expect(await metric('datasaver_runs_skipped_total')).toBe(1);
+    expect(daemon.health().report.targets[0]).toMatchObject({ running: true, skippedRuns: 1 });
+    runs.succeed(0, 'shop-1', '2026-11-22T00:00:25Z');
+    await clock.advance(10_000);
+    expect(runs.calls).toHaveLength(2);
+    expect(await metric('datasaver_backups_succeeded_total')).toBe(1);
+    expect(await metric('datasaver_prune_deleted_total')).toBe(2);
+  });
+
+  it('--run-now runs every target at start', async () => {
+    const { runs, daemon } = setup();
+    await daemon.start({ runNow: true });
+    await settle();
+    expect(runs.calls).toHaveLength(1);
+  });
+
+  it('retries a run that cannot reach the database, with doubling delays', async () => {
+    const { clock, runs, daemon, sleeps, metric } = setup();
+    await daemon.start();
+    await clock.advance(10_000);
+    runs.calls[0]!.reject(new ConnectionError('connection refused'));
+    await settle();
+    runs.calls[1]!.reject(new ConnectionError('connection refused'));
+    await settle();
+    runs.succeed(2, 'shop-1', '2026-11-22T00:00:11Z');
+    await settle();
+    expect(sleeps).toEqual([30_000, 60_000]);
+    expect(await metric('datasaver_connection_retries_total')).toBe(2);
+    expect(daemon.health().httpStatus).toBe(200);
+  });
+
+  it('a failure turns /health 503 and notifies; the next success notifies recovery', async () => {
+    const { clock, runs, daemon, sent, events, metric } = setup({
+      schedule: { cron: '*/10 * * * * *', jitterSeconds: 0, retryAttempts: 1, retryDelaySeconds: 1 },
+    });
+    await daemon.start();
+    await clock.advance(10_000);
+    runs.calls[0]!.reject(new BackupError('pg_dump exited with code 1: password=hunter2 leaked?'));
+    await clock.advance(1);
+    const health = daemon.health();
+    expect(health.httpStatus).toBe(503);
+    expect(health.report.targets[0]!.lastAttempt).toMatchObject({ ok: false, exitCode: 4 });
+    expect(health.report.targets[0]!.reasons[0]).toMatch(/last run failed/);
+    expect(await metric('datasaver_backups_failed_total')).toBe(1);
+    expect(await metric('datasaver_target_healthy')).toBe(0);
+    await clock.advance(9_999);
+    runs.succeed(1, 'shop-2', '2026-11-22T00:00:21Z');
+    await clock.advance(1);
+    expect(events()).toEqual(['failure', 'recovery']);
+    expect(sent[0]!.error).toEqual({ message: expect.stringMatching(/^pg_dump exited/), exitCode: 4 });
+    expect(sent[1]!.backup).toMatchObject({ id: 'shop-2' });
+    expect(daemon.health().httpStatus).toBe(200);
+    runs.calls.length = 0;
+    await clock.advance(10_000);
+    runs.succeed(0, 'shop-3', '2026-11-22T00:00:31Z');
+    await settle();
+    expect(events()).toEqual(['failure', 'recovery', 'success']);
+  });
+
+  it('a run that commits but fails to upload or prune counts as failed, with the backup named', async () => {
+    const { clock, runs, daemon, sent } = setup();
+    await daemon.start();
+    await clock.advance(10_000);
+    runs.calls[0]!.resolve({
+      backup: {
+        manifest: manifest('shop-1', '2026-11-22T00:00:11Z'),
+        verified: false,
+        committed: [],
+        failures: [],
+      },
+      copies: [],
+      pruned: [],
+      problems: [{ stage: 'upload', message: 's3://b/p: access denied', exitCode: 6, hint: undefined }],
+      warnings: [],
+    });
+    await settle();
+    const t = daemon.health().report.targets[0]!;
+    expect(t.lastAttempt).toMatchObject({
+      ok: false,
+      backupId: 'shop-1',
+      exitCode: 6,
+      error: 's3://b/p: access denied',
+    });
+    expect(t.lastSuccess).toBeNull();
+    expect(sent.map((n) => [n.event, n.backup?.id])).toEqual([['failure', 'shop-1']]);
+  });
+});
+
+describe("dead man's switch", () => {
+  it('turns stale once per alert window, even while a run hangs, and recovers on success', async () => {
+    const { clock, runs, daemon, events } = setup({
+      alertAfterHours: 1,
+      schedule: { cron: '0 0 1 1 *', jitterSeconds: 0, retryAttempts: 1, retryDelaySeconds: 1 },
+    });
+    await daemon.start({ runNow: true }); // this run never finishes
+    await clock.advance(59 * 60_000);
+    expect(daemon.health().httpStatus).toBe(200);
+    await clock.advance(2 * 60_000);
+    expect(daemon.health().httpStatus).toBe(503);
+    expect(daemon.health().report.targets[0]).toMatchObject({ stale: true, running: true });
+    await clock.advance(30 * 60_000);
+    expect(events()).toEqual(['stale']);
+    await clock.advance(31 * 60_000);
+    expect(events()).toEqual(['stale', 'stale']);
+    runs.succeed(0, 'shop-1', clock.now().toISOString());
+    await settle();
+    expect(events()).toEqual(['stale', 'stale', 'recovery']);
+    expect(daemon.health().httpStatus).toBe(200);
+  });
+
+  it('a restart is not a reset: the newest backup in storage is the last success', async () => {
+    const { clock, daemon, events } = setup(
+      {
+        alertAfterHours: 26,
+        schedule: { cron: '0 2 * * *', jitterSeconds: 0, retryAttempts: 1, retryDelaySeconds: 1 },
+      },
+      {
+        start: '2026-11-22T00:00:00Z',
+        readUsage: async () => ({
+          backups: 4,
+          bytes: 400,
+          newest: { time: '2026-11-20T02:00:00.000Z', backupId: 'shop-old', sizeBytes: 1, durationMs: 1 },
+        }),
+      },
+    );
+    await daemon.start();
+    await clock.advance(1000);
+    const t = daemon.health().report.targets[0]!;
+    expect(t.lastSuccess?.backupId).toBe('shop-old');
+    expect(t.destinations).toEqual([{ destination: 'memory', backups: 4, bytes: 400, error: null }]);
+    expect(daemon.health().httpStatus).toBe(503);
+    expect(events()).toEqual(['stale']);
+  });
+});
+
+describe('shutdown', () => {
+  it('aborts the running backup, waits for it, and records no failure', async () => {
+    const { clock, runs, daemon, events } = setup();
+    await daemon.start();
+    await clock.advance(10_000);
+    const call = runs.calls[0]!;
+    call.signal.addEventListener('abort', () => setTimeout(() => call.reject(call.signal.reason), 20));
+    expect(await daemon.stop(5000)).toBe(true);
+    expect(call.signal.aborted).toBe(true);
+    expect(daemon.ready).toBe(false);
+    expect(daemon.health().report.targets[0]!.lastAttempt).toBeNull();
+    expect(events()).toEqual([]);
+    await clock.advance(60_000);
+    expect(runs.calls).toHaveLength(1);
+  });
+
+  it('gives up waiting after the bound', async () => {
+    const { clock, daemon } = setup();
+    await daemon.start();
+    await clock.advance(10_000); // a run that ignores its abort signal
+    const t0 = Date.now();
+    expect(await daemon.stop(100)).toBe(false);
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+});

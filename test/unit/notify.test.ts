@@ -1,0 +1,154 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NO_NOTIFICATIONS } from '../../src/config/target.ts';
+import type { NotifyConfig } from '../../src/config/types.ts';
+import { deliveries, type Notification, Notifier } from '../../src/daemon/notify.ts';
+import { Secret } from '../../src/util/secret.ts';
+import { freePort } from '../support/postgres-server.ts';
+
+const none = NO_NOTIFICATIONS;
+const all: NotifyConfig = {
+  webhookUrl: new Secret('https://hooks.example/datasaver'),
+  slackWebhookUrl: new Secret('https://hooks.slack.example/services/T0/B0/slacksecret'),
+  discordWebhookUrl: new Secret('https://discord.example/api/webhooks/1/discordsecret'),
+  ntfy: { url: new Secret('https://ntfy.example/secret-topic'), token: new Secret('tk_ntfysecret') },
+  telegram: { botToken: new Secret('123:telegramsecret'), chatId: '-100200', apiUrl: 'https://tg.example' },
+  healthchecksUrl: new Secret('https://hc.example/ping/0000-uuid'),
+  onSuccess: false,
+};
+const n = (event: Notification['event']): Notification => ({
+  event,
+  target: 'shop',
+  time: '2026-11-22T02:00:05.000Z',
+  message: `datasaver: shop: ${event}`,
+  backup: null,
+  error: event === 'failure' ? { message: 'connection refused', exitCode: 3 } : null,
+  lastSuccess: null,
+  host: 'h',
+  datasaver: '0.1.0',
+});
+
+describe('which channels get which events', () => {
+  const channels = (config: NotifyConfig, event: Notification['event']) =>
+    deliveries(config, n(event)).map((d) => `${d.channel} ${d.url}`);
+
+  it('failures, recoveries and stale go to every chat channel; start only pings healthchecks', () => {
+    expect(channels(all, 'failure')).toEqual([
+      'webhook https://hooks.example/datasaver',
+      'slack https://hooks.slack.example/services/T0/B0/slacksecret',
+      'discord https://discord.example/api/webhooks/1/discordsecret',
+      'ntfy https://ntfy.example/secret-topic',
+      'telegram https://tg.example/bot123:telegramsecret/sendMessage',
+      'healthchecks https://hc.example/ping/0000-uuid/fail',
+    ]);
+    expect(channels(all, 'recovery').at(-1)).toBe('healthchecks https://hc.example/ping/0000-uuid');
+    expect(channels(all, 'stale')).toHaveLength(5);
+    expect(channels(all, 'start')).toEqual(['healthchecks https://hc.example/ping/0000-uuid/start']);
+  });
+
+  it('success reaches chat channels only with on_success; healthchecks always', () => {
+    expect(channels(all, 'success')).toEqual(['healthchecks https://hc.example/ping/0000-uuid']);
+    expect(channels({ ...all, onSuccess: true }, 'success')).toHaveLength(6);
+    expect(channels(none, 'failure')).toEqual([]);
+  });
+
+  it('formats each service as it expects', () => {
+    const byChannel = new Map(deliveries(all, n('failure')).map((d) => [d.channel, d]));
+    expect(JSON.parse(byChannel.get('webhook')!.init.body)).toEqual(n('failure'));
+    expect(JSON.parse(byChannel.get('slack')!.init.body)).toEqual({ text: 'datasaver: shop: failure' });
+    expect(JSON.parse(byChannel.get('discord')!.init.body)).toEqual({ content: 'datasaver: shop: failure' });
+    expect(JSON.parse(byChannel.get('telegram')!.init.body)).toMatchObject({
+      chat_id: '-100200',
+      text: 'datasaver: shop: failure',
+    });
+    const ntfy = byChannel.get('ntfy')!;
+    expect(ntfy.init.body).toBe('datasaver: shop: failure');
+    expect(ntfy.init.headers).toMatchObject({ Priority: 'high', Authorization: 'Bearer tk_ntfysecret' });
+  });
+});
+
+describe('delivery', () => {
+  let server: Server;
+  let url: string;
+  const received: { path: string; body: string }[] = [];
+  let answer: (req: IncomingMessage) => number | 'hang' = () => 200;
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        received.push({ path: req.url ?? '', body });
+        const status = answer(req);
+        if (status === 'hang') return;
+        res.writeHead(status).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const addr = server.address();
+    url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  function logger() {
+    const warnings: { fields: Record<string, unknown>; message: string }[] = [];
+    return {
+      warnings,
+      log: {
+        warn: (fields: Record<string, unknown>, message: string) => warnings.push({ fields, message }),
+        debug: () => {},
+      },
+    };
+  }
+
+  it('retries 5xx with backoff, then succeeds; 4xx is not retried and is logged without the URL', async () => {
+    received.length = 0;
+    let calls = 0;
+    answer = (req) => (req.url === '/flaky' ? (++calls < 3 ? 503 : 200) : 404);
+    const { log, warnings } = logger();
+    const failed: string[] = [];
+    const notifier = new Notifier({ log, retryDelayMs: 10, onFailure: (c) => failed.push(c) });
+    notifier.notify({ ...none, webhookUrl: new Secret(`${url}/flaky`) }, n('failure'));
+    notifier.notify({ ...none, slackWebhookUrl: new Secret(`${url}/gone-slacksecret`) }, n('failure'));
+    await notifier.flush(5000);
+    expect(received.filter((r) => r.path === '/flaky')).toHaveLength(3);
+    expect(received.filter((r) => r.path === '/gone-slacksecret')).toHaveLength(1);
+    expect(failed).toEqual(['slack']);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.fields).toMatchObject({
+      channel: 'slack',
+      event: 'failure',
+      target: 'shop',
+      error: 'HTTP 404',
+    });
+    expect(JSON.stringify(warnings)).not.toMatch(/slacksecret/);
+  });
+
+  it('times out a receiver that never answers, and notify itself never waits', async () => {
+    answer = () => 'hang';
+    const { log, warnings } = logger();
+    const notifier = new Notifier({ log, timeoutMs: 200, attempts: 2, retryDelayMs: 10 });
+    const t0 = Date.now();
+    notifier.notify({ ...none, webhookUrl: new Secret(`${url}/hang`) }, n('stale'));
+    expect(Date.now() - t0).toBeLessThan(50);
+    await notifier.flush(5000);
+    expect(warnings[0]!.fields.error).toMatch(/timeout|aborted/i);
+    answer = () => 200;
+  });
+
+  it('an unreachable receiver is a logged failure with the cause, never a throw', async () => {
+    const { log, warnings } = logger();
+    const notifier = new Notifier({ log, attempts: 1 });
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    notifier.notify(
+      { ...none, telegram: { botToken: new Secret('999:tgsecret'), chatId: '1', apiUrl: closed } },
+      n('failure'),
+    );
+    await notifier.flush(5000);
+    expect(warnings[0]!.fields.error).toMatch(/ECONNREFUSED/);
+    expect(JSON.stringify(warnings)).not.toMatch(/tgsecret/);
+  });
+});
