@@ -44,8 +44,15 @@ export class ConfigError extends DatasaverError {
 
 /** The database server cannot be reached or refuses us (exit 3). */
 export class ConnectionError extends DatasaverError {
-  constructor(message: string, details?: ErrorDetails) {
+  /**
+   * The server may answer on a later try (refused, timed out, starting up, connection lost). Wrong
+   * credentials, a missing database or an unknown host are not, and the daemon does not retry them.
+   */
+  readonly transient: boolean;
+
+  constructor(message: string, details?: ErrorDetails & { transient?: boolean }) {
     super(ExitCode.connection, message, details);
+    this.transient = details?.transient ?? true;
   }
 }
 

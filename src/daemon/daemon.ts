@@ -287,7 +287,7 @@ export class Daemon {
           );
           return;
         }
-        if (err instanceof ConnectionError && attempt < target.schedule.retryAttempts) {
+        if (err instanceof ConnectionError && err.transient && attempt < target.schedule.retryAttempts) {
           const delayMs = Math.round(target.schedule.retryDelaySeconds * 1000 * 2 ** (attempt - 1));
           metrics.connectionRetries.inc({ target: target.name });
           log.warn(

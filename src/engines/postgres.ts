@@ -506,7 +506,9 @@ export class PostgresEngine implements Engine {
       `cannot connect to PostgreSQL at ${where}: ${this.#redact(e.message)}`,
       'check the connection settings and that the server is reachable',
     ];
-    return new ConnectionError(message, { hint, cause: err });
+    // Retrying cannot fix credentials, a missing database or a host name that does not exist.
+    const transient = !['28P01', '28000', '3D000', 'ENOTFOUND'].includes(e.code ?? '');
+    return new ConnectionError(message, { hint, cause: err, transient });
   }
 }
 

@@ -171,6 +171,18 @@ describe('daemon scheduling', () => {
     expect(daemon.health().httpStatus).toBe(200);
   });
 
+  it('does not retry what a retry cannot fix (wrong password, missing database)', async () => {
+    const { clock, runs, daemon, sleeps, events } = setup();
+    await daemon.start();
+    await clock.advance(10_000);
+    runs.calls[0]!.reject(new ConnectionError('authentication failed for user app', { transient: false }));
+    await settle();
+    expect(runs.calls).toHaveLength(1);
+    expect(sleeps).toEqual([]);
+    expect(events()).toEqual(['failure']);
+    expect(daemon.health().report.targets[0]!.lastAttempt).toMatchObject({ ok: false, exitCode: 3 });
+  });
+
   it('a failure turns /health 503 and notifies; the next success notifies recovery', async () => {
     const { clock, runs, daemon, sent, events, metric } = setup({
       schedule: { cron: '*/10 * * * * *', jitterSeconds: 0, retryAttempts: 1, retryDelaySeconds: 1 },
