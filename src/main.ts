@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   process.off('SIGTERM', onSignal);
   // Everything is done and reported; a stray handle (a child that ignored its kill, a socket) must not
   // keep the process alive past its exit code.
-  setTimeout(() => process.exit(), 3000).unref();
+  setTimeout(() => process.exit(), 1000).unref();
 }
 
 await main();

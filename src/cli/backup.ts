@@ -63,7 +63,9 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
         ctx.stdout.write(`${target.name} has one destination; nothing to resume\n`);
       const resumed = await resumeTarget(target, destinations, new Date(), ctx.signal);
       report(resumed.copies, resumed.problems);
-      if (destinations.length > 1 && resumed.copies.length === 0 && !opts.json) {
+      ctx.signal.throwIfAborted();
+      const clean = resumed.copies.length === 0 && resumed.problems.length === 0;
+      if (destinations.length > 1 && clean && !opts.json) {
         ctx.stdout.write(`${target.name}: every destination holds every backup retention keeps\n`);
       }
       continue;
@@ -135,6 +137,14 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
           `pruned ${result.removed} old item(s) of ${target.name} from ${result.storage} (${formatBytes(result.removedBytes)}); \`datasaver prune --dry-run\` shows why\n`,
         );
       }
+    }
+    if (cycle.interrupted) {
+      fail(target.name, {
+        message: `interrupted after ${backup.manifest.id} was committed; resuming uploads and pruning stopped early`,
+        exitCode: ExitCode.general,
+        hint: 'the backup is kept; the next backup (or `datasaver prune`) finishes the rest',
+      });
+      break;
     }
 
     function report(newCopies: CopyResult[], problems: CycleProblem[]) {

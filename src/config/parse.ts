@@ -390,6 +390,11 @@ function scheduleWarning(
   if ('problem' in parsed) return;
   const gap = longestInterval(parsed, new Date());
   const windowMs = alertAfterHours * 3_600_000;
+  if (gap !== undefined && schedule.jitterSeconds * 1000 >= gap) {
+    warnings.push(
+      `target ${name}: ${raw.jitterSeconds?.origin ?? FIELDS.jitterSeconds.env} (${schedule.jitterSeconds} s) is not shorter than the gap between scheduled runs (${Math.round(gap / 1000)} s), so runs will be skipped; keep the jitter well below the gap`,
+    );
+  }
   if (gap !== undefined && gap + schedule.jitterSeconds * 1000 >= windowMs) {
     warnings.push(
       `target ${name}: ${raw.alertAfterHours?.origin ?? FIELDS.alertAfterHours.env} (${alertAfterHours} h) is not longer than the gap between scheduled runs (${(gap / 3_600_000).toFixed(2)} h), so the target will look stale between runs; raise it above the gap`,

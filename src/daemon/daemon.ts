@@ -47,8 +47,12 @@ export interface Clock {
   setTimer(fn: () => void, ms: number): Timer;
 }
 
-/** setTimeout's limit (about 24.8 days); longer waits are done in steps. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * The longest single timer: waits are done in steps of at most an hour, each re-reading the clock, so a
+ * wall-clock change (NTP step, suspended VM) moves the run to the right time within the hour, and
+ * setTimeout's 24.8-day limit is never reached.
+ */
+export const MAX_TIMER_MS = 3_600_000;
 
 export const systemClock: Clock = {
   now: () => new Date(),
@@ -95,6 +99,8 @@ interface Slot {
   running: Promise<void> | undefined;
   /** When the last `stale` notification went out; cleared by a success. */
   staleNotifiedAt: number | undefined;
+  /** Storage listings finish out of order; only the newest one started is kept. */
+  usageSeq: number;
 }
 
 export class Daemon {
@@ -107,6 +113,7 @@ export class Daemon {
   #startedAt: Date;
   #watchTimer: Timer | undefined;
   #ready = false;
+  #started = false;
 
   constructor(options: DaemonOptions) {
     this.#options = options;
@@ -121,6 +128,7 @@ export class Daemon {
     const { log, metrics } = this.#options;
     this.#startedAt = this.#clock.now();
     for (const target of this.#options.targets) {
+      if (this.#stop.signal.aborted) return;
       const schedule = parseSchedule(target.schedule.cron, target.timeZone);
       // Config loading has validated the expression; this only narrows the type.
       if ('problem' in schedule) throw new Error(`schedule of ${target.name}: ${schedule.problem}`);
@@ -136,6 +144,7 @@ export class Daemon {
         timer: undefined,
         running: undefined,
         staleNotifiedAt: undefined,
+        usageSeq: 0,
         status: {
           target: target.name,
           schedule: target.schedule.cron,
@@ -156,6 +165,8 @@ export class Daemon {
         },
       });
     }
+    if (this.#stop.signal.aborted) return;
+    this.#started = true;
     for (const slot of this.#slots) {
       this.#arm(slot);
       log.info(
@@ -168,7 +179,7 @@ export class Daemon {
         'target scheduled',
       );
       // Storage tells what the last success was before this process started (a restart is not a reset).
-      void this.#refreshUsage(slot, true);
+      void this.#refreshUsage(slot);
     }
     this.#watch();
     this.#ready = true;
@@ -179,13 +190,16 @@ export class Daemon {
     return this.#ready;
   }
 
+  /** The /health answer; 503 until start() has scheduled every target. */
   health(): { httpStatus: 200 | 503; report: HealthReport } {
-    return healthReport(
+    const health = healthReport(
       this.#slots.map((s) => s.status),
       this.#clock.now(),
       this.#startedAt,
       DATASAVER_VERSION,
     );
+    if (this.#started) return health;
+    return { httpStatus: 503, report: { ...health.report, status: 'starting' } };
   }
 
   /**
@@ -209,6 +223,7 @@ export class Daemon {
   }
 
   #arm(slot: Slot, previous?: Date): void {
+    if (this.#stop.signal.aborted) return;
     const now = this.#clock.now();
     const plan = planNext(
       slot.schedule,
@@ -234,6 +249,8 @@ export class Daemon {
     slot.timer = this.#clock.setTimer(
       () => {
         if (this.#stop.signal.aborted) return;
+        // The wall clock went back since the timer was set: wait for the planned time.
+        if (plan.at.getTime() - this.#clock.now().getTime() > 1000) return this.#wait(slot, plan);
         this.#arm(slot, plan.nominal);
         this.#trigger(slot, 'schedule');
       },
@@ -243,6 +260,7 @@ export class Daemon {
 
   #trigger(slot: Slot, reason: 'schedule' | 'start'): void {
     const { log, metrics } = this.#options;
+    if (this.#stop.signal.aborted) return;
     if (slot.running) {
       slot.status.skippedRuns++;
       metrics.skipped.inc({ target: slot.target.name });
@@ -261,6 +279,8 @@ export class Daemon {
       .finally(() => {
         slot.status.running = false;
         slot.running = undefined;
+        // Counting what storage holds reads every manifest: it must not keep the target busy.
+        if (!this.#stop.signal.aborted) void this.#refreshUsage(slot);
       });
   }
 
@@ -269,6 +289,9 @@ export class Daemon {
     const { metrics } = this.#options;
     const log = this.#options.log.child({ target: target.name });
     const signal = this.#stop.signal;
+    // Errors are redacted before shown anywhere; this also hides the target's own password if a tool
+    // printed it in some form the engine did not catch.
+    const clean = (text: string) => redact(text, [target.connection.password]);
     const startedAt = this.#clock.now();
     log.info({ reason }, 'backup started');
     this.#notify(slot, 'start', 'started', null, null);
@@ -282,7 +305,7 @@ export class Daemon {
       } catch (err) {
         if (signal.aborted) {
           log.warn(
-            { error: redact(errorMessage(err)) },
+            { error: clean(errorMessage(err)) },
             'backup interrupted by shutdown; no partial backup was committed',
           );
           return;
@@ -291,7 +314,7 @@ export class Daemon {
           const delayMs = Math.round(target.schedule.retryDelaySeconds * 1000 * 2 ** (attempt - 1));
           metrics.connectionRetries.inc({ target: target.name });
           log.warn(
-            { attempt, retryInMs: delayMs, error: redact(errorMessage(err)) },
+            { attempt, retryInMs: delayMs, error: clean(errorMessage(err)) },
             'cannot reach the database; retrying',
           );
           try {
@@ -322,7 +345,7 @@ export class Daemon {
       storedBytes: manifest?.storedBytes ?? null,
       error: ok
         ? null
-        : redact(error !== undefined ? errorMessage(error) : problems.map((p) => p.message).join('; ')),
+        : clean(error !== undefined ? errorMessage(error) : problems.map((p) => p.message).join('; ')),
       exitCode: ok
         ? ExitCode.ok
         : error instanceof DatasaverError
@@ -343,18 +366,25 @@ export class Daemon {
       metrics.pruneDeleted.inc({ target: target.name, destination: p.storage }, p.removed);
     }
     for (const w of result?.warnings ?? []) log.warn(w);
-
-    if (ok && manifest) {
+    if (result?.interrupted) {
+      log.warn({ backupId: manifest?.id }, 'interrupted by shutdown after the backup was committed');
+    }
+    if (manifest) {
+      // A committed backup is what the dead man's switch waits for, even when an upload to another
+      // destination or the prune after it failed (that failure is reported on its own).
       slot.status.lastSuccess = {
         time: manifest.finishedAt,
         backupId: manifest.id,
         sizeBytes: manifest.sizeBytes,
         durationMs,
       };
+      metrics.lastSuccess.set(labels, Date.parse(manifest.finishedAt) / 1000);
+    }
+
+    if (ok && manifest) {
       slot.status.consecutiveFailures = 0;
       slot.staleNotifiedAt = undefined;
       metrics.succeeded.inc(labels);
-      metrics.lastSuccess.set(labels, Date.parse(manifest.finishedAt) / 1000);
       log.info(
         {
           backupId: manifest.id,
@@ -391,7 +421,6 @@ export class Daemon {
       );
     }
     this.#updateHealthGauge(slot);
-    await this.#refreshUsage(slot, false);
   }
 
   #notify(
@@ -462,18 +491,20 @@ export class Daemon {
     return health;
   }
 
-  /** Counts what each destination holds; at start, also adopts the newest stored backup as last success. */
-  async #refreshUsage(slot: Slot, adoptLastSuccess: boolean): Promise<void> {
+  /**
+   * Counts what each destination holds. Until this process has seen a backup of the target, the newest
+   * one in storage is its last success (a restart is not a reset).
+   */
+  async #refreshUsage(slot: Slot): Promise<void> {
     const { metrics, readUsage } = this.#options;
     const name = slot.target.name;
+    const seq = ++slot.usageSeq;
     let newest: SuccessRecord | undefined;
     const usage: DestinationUsage[] = await Promise.all(
       slot.destinations.map(async (d) => {
         try {
           const u = await readUsage(d, name, this.#stop.signal);
           if (u.newest && (!newest || u.newest.time > newest.time)) newest = u.newest;
-          metrics.storedBackups.set({ target: name, destination: d.description }, u.backups);
-          metrics.storedBytes.set({ target: name, destination: d.description }, u.bytes);
           return { destination: d.description, backups: u.backups, bytes: u.bytes, error: null };
         } catch (err) {
           const error = redact(errorMessage(err));
@@ -486,8 +517,13 @@ export class Daemon {
         }
       }),
     );
+    if (seq !== slot.usageSeq) return; // a newer listing started meanwhile: its counts win
     slot.status.destinations = usage;
-    if (adoptLastSuccess && newest && !slot.status.lastSuccess) {
+    for (const u of usage.filter((x) => x.error === null)) {
+      metrics.storedBackups.set({ target: name, destination: u.destination }, u.backups);
+      metrics.storedBytes.set({ target: name, destination: u.destination }, u.bytes);
+    }
+    if (newest && !slot.status.lastSuccess) {
       slot.status.lastSuccess = newest;
       metrics.lastSuccess.set({ target: name }, Date.parse(newest.time) / 1000);
       // A sidecar restarted long after its last backup says so at once, not a minute later.

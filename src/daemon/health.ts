@@ -84,7 +84,8 @@ export function targetHealth(status: TargetStatus, now: Date, since: Date): Targ
 }
 
 export interface HealthReport {
-  status: 'ok' | 'unhealthy';
+  /** `starting` until the daemon has scheduled every target (answered with 503). */
+  status: 'ok' | 'unhealthy' | 'starting';
   time: string;
   startedAt: string;
   version: string;

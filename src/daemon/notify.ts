@@ -137,6 +137,8 @@ export class Notifier {
   readonly #options: Required<Omit<NotifierOptions, 'onFailure'>> & Pick<NotifierOptions, 'onFailure'>;
   readonly #pending = new Set<Promise<void>>();
   readonly #stop = new AbortController();
+  /** The last delivery per channel and target: the next one waits for it, so `/start` precedes `/fail`. */
+  readonly #last = new Map<string, Promise<void>>();
 
   constructor(options: NotifierOptions) {
     this.#options = {
@@ -151,7 +153,15 @@ export class Notifier {
   /** Starts delivering `n` to every channel of `config` that takes it; returns at once. */
   notify(config: NotifyConfig, n: Notification): void {
     for (const d of deliveries(config, n)) {
-      const p = this.#deliver(d, n).finally(() => this.#pending.delete(p));
+      const key = `${d.channel}\u0000${n.target}`;
+      const previous = this.#last.get(key) ?? Promise.resolve();
+      const p: Promise<void> = previous
+        .then(() => this.#deliver(d, n))
+        .finally(() => {
+          this.#pending.delete(p);
+          if (this.#last.get(key) === p) this.#last.delete(key);
+        });
+      this.#last.set(key, p);
       this.#pending.add(p);
     }
   }
@@ -169,6 +179,8 @@ export class Notifier {
     let lastError = '';
     for (let attempt = 1; attempt <= attempts; attempt++) {
       let retry = true;
+      let wait = retryDelayMs * 2 ** (attempt - 1);
+      if (this.#stop.signal.aborted) break;
       try {
         const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), this.#stop.signal]);
         const res = await this.#options.fetch(d.url, { ...d.init, signal });
@@ -180,22 +192,32 @@ export class Notifier {
         lastError = `HTTP ${res.status}`;
         // Client errors other than rate limiting will not change on a retry.
         retry = res.status >= 500 || res.status === 429 || res.status === 408;
+        // Rate limits (Slack, Discord, Telegram) say how long to wait; up to a minute is honoured.
+        const after = Number(res.headers.get('retry-after'));
+        if (Number.isFinite(after) && after > 0) wait = Math.max(wait, Math.min(after * 1000, 60_000));
       } catch (err) {
         const cause = (err as { cause?: unknown }).cause;
         lastError = cause ? `${errorMessage(err)}: ${errorMessage(cause)}` : errorMessage(err);
       }
       if (!retry || attempt === attempts || this.#stop.signal.aborted) break;
       try {
-        await sleep(retryDelayMs * 2 ** (attempt - 1), undefined, { signal: this.#stop.signal });
+        await sleep(wait, undefined, { signal: this.#stop.signal });
       } catch {
         break;
       }
     }
+    const fields = {
+      channel: d.channel,
+      event: n.event,
+      target: n.target,
+      error: redact(lastError, d.secrets),
+    };
+    if (this.#stop.signal.aborted) {
+      log.warn(fields, `${d.channel} notification abandoned at shutdown`);
+      return;
+    }
     this.#options.onFailure?.(d.channel);
-    log.warn(
-      { channel: d.channel, event: n.event, target: n.target, error: redact(lastError, d.secrets) },
-      `${d.channel} notification failed`,
-    );
+    log.warn(fields, `${d.channel} notification failed`);
   }
 }
 

@@ -38,6 +38,11 @@ export interface CycleResult {
   problems: CycleProblem[];
   /** Things prune skipped (foreign files, unreadable manifests). */
   warnings: string[];
+  /**
+   * The signal fired after the backup was committed: resuming and pruning stopped early. The backup
+   * stands; the caller reports the interruption without calling the backup failed.
+   */
+  interrupted: boolean;
 }
 
 export async function runCycle(
@@ -53,7 +58,7 @@ export async function runCycle(
   );
   // A destination that has just failed is not tried again in the same run.
   const resumed =
-    backup.committed.length === destinations.length
+    backup.committed.length === destinations.length && !signal?.aborted
       ? await resumeTarget(target, destinations, now(), signal)
       : { copies: [], problems: [] };
   problems.push(...resumed.problems);
@@ -62,13 +67,14 @@ export async function runCycle(
   const warnings: string[] = [];
   if (request.prune) {
     for (const storage of backup.committed) {
+      if (signal?.aborted) break;
       try {
         const result = await prune(target, { storage, now: now(), signal });
         pruned.push(result);
         warnings.push(...result.warnings);
         throwIfPruneFailed(result);
       } catch (err) {
-        signal?.throwIfAborted();
+        if (signal?.aborted) break;
         // The backup is committed whatever happens here; a failed prune is exit code 7.
         const error =
           err instanceof CleanupError
@@ -81,7 +87,14 @@ export async function runCycle(
       }
     }
   }
-  return { backup, copies: resumed.copies, pruned, problems, warnings };
+  return {
+    backup,
+    copies: resumed.copies,
+    pruned,
+    problems,
+    warnings,
+    interrupted: signal?.aborted ?? false,
+  };
 }
 
 /** Copies what some destinations of `target` lack from the others (nothing to do with one destination). */
@@ -99,7 +112,8 @@ export async function resumeTarget(
       .map((c) => problem('copy', new Error(c.error), `copying ${c.id} to ${c.to}: `));
     return { copies, problems };
   } catch (err) {
-    signal?.throwIfAborted();
+    // Interrupted: what was copied before stays copied, the rest waits for the next run.
+    if (signal?.aborted) return { copies: [], problems: [] };
     return {
       copies: [],
       problems: [problem('resume', err, 'resuming uploads: ')],

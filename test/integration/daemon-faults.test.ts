@@ -3,7 +3,7 @@
  * schedule that never fires, SIGTERM in the middle of a large backup to local disk and S3, runs that
  * would overlap, and `datasaver health` for container HEALTHCHECKs.
  */
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -28,7 +28,7 @@ describe('daemon faults', () => {
     const daemon = await startDaemon(
       targetEnv(db, await tempDir(), {
         DATASAVER_SCHEDULE: NEVER,
-        DATASAVER_ALERT_AFTER_HOURS: '0.0005', // 1.8 s
+        DATASAVER_ALERT_AFTER_HOURS: '0.001', // 3.6 s
         DATASAVER_WEBHOOK_URL: receiver.url,
       }),
     );
@@ -49,7 +49,7 @@ describe('daemon faults', () => {
         message: expect.stringMatching(/no successful backup/),
       });
       // One per window: nothing more before the window has passed again.
-      await sleep(1000);
+      await sleep(2500);
       expect(receiver.received.filter((n) => n.event === 'stale')).toHaveLength(1);
 
       const check = await runCli(['health'], { DATASAVER_METRICS_PORT: String(daemon.port) });
@@ -145,6 +145,15 @@ describe('daemon faults', () => {
         httpStatus: 200,
         report: { status: 'ok' },
       });
+      // Without --url, the address comes from the daemon's own settings, here the config file's.
+      const file = join(await tempDir(), 'datasaver.yaml');
+      await writeFile(
+        file,
+        `daemon:\n  metrics_port: ${daemon.port}\ntargets:\n  x:\n    url: postgres://h/x\n    storage: { path: /b }\n`,
+      );
+      const fromFile = await runCli(['health', '--config', file], { DATASAVER_METRICS_PORT: '1' });
+      expect(fromFile.code, fromFile.output).toBe(0);
+      expect(fromFile.stdout).toContain(`healthy (HTTP 200 from http://127.0.0.1:${daemon.port}/health)`);
     } finally {
       await terminate(daemon);
     }

@@ -6,7 +6,14 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { offlineTarget } from '../../src/config/target.ts';
 import type { TargetConfig } from '../../src/config/types.ts';
-import { type Clock, Daemon, type ReadUsage, type RunTarget, type Timer } from '../../src/daemon/daemon.ts';
+import {
+  type Clock,
+  Daemon,
+  MAX_TIMER_MS,
+  type ReadUsage,
+  type RunTarget,
+  type Timer,
+} from '../../src/daemon/daemon.ts';
 import { DaemonMetrics } from '../../src/daemon/metrics.ts';
 import { type Notification, Notifier } from '../../src/daemon/notify.ts';
 import { BackupError, ConnectionError } from '../../src/errors.ts';
@@ -25,6 +32,7 @@ class FakeClock implements Clock {
     return new Date(this.#t);
   }
   setTimer(fn: () => void, ms: number): Timer {
+    if (ms > MAX_TIMER_MS || ms < 0) throw new Error(`timer of ${ms} ms`);
     const timer = { at: this.#t + ms, fn, cancelled: false };
     this.#timers.push(timer);
     return {
@@ -84,13 +92,14 @@ class Runs {
       pruned: [{ storage: 'memory', removed: 2 } as CycleResult['pruned'][number]],
       problems: [],
       warnings: [],
+      interrupted: false,
     });
   }
 }
 
 function setup(
   overrides: Partial<TargetConfig> = {},
-  options: { readUsage?: ReadUsage; start?: string } = {},
+  options: { readUsage?: ReadUsage; start?: string; random?: () => number } = {},
 ) {
   const clock = new FakeClock(options.start ?? '2026-11-22T00:00:00Z');
   const runs = new Runs();
@@ -104,8 +113,10 @@ function setup(
   });
   const metrics = new DaemonMetrics({ processMetrics: false });
   const sleeps: number[] = [];
+  const plain = offlineTarget('shop', undefined);
   const target: TargetConfig = {
-    ...offlineTarget('shop', undefined),
+    ...plain,
+    connection: { ...plain.connection, password: new Secret('hunter2') },
     schedule: { cron: '*/10 * * * * *', jitterSeconds: 0, retryAttempts: 3, retryDelaySeconds: 30 },
     ...overrides,
   };
@@ -119,7 +130,7 @@ function setup(
     runTarget: runs.run,
     readUsage: options.readUsage ?? (async () => ({ backups: 0, bytes: 0, newest: undefined })),
     clock,
-    random: () => 0,
+    random: options.random ?? (() => 0),
     sleep: async (ms) => void sleeps.push(ms),
   });
   const metric = async (name: string) => {
@@ -147,6 +158,33 @@ describe('daemon scheduling', () => {
     expect(runs.calls).toHaveLength(2);
     expect(await metric('datasaver_backups_succeeded_total')).toBe(1);
     expect(await metric('datasaver_prune_deleted_total')).toBe(2);
+  });
+
+  it('waits for a run months away in steps of at most an hour, and fires on time', async () => {
+    const { clock, runs, daemon } = setup({
+      schedule: { cron: '0 0 1 1 *', jitterSeconds: 0, retryAttempts: 1, retryDelaySeconds: 1 },
+    });
+    await daemon.start();
+    expect(daemon.health().report.targets[0]!.nextRun).toBe('2027-01-01T00:00:00.000Z');
+    await clock.advance(Date.parse('2027-01-01T00:00:00Z') - clock.now().getTime() - 1);
+    expect(runs.calls).toHaveLength(0);
+    await clock.advance(1);
+    expect(runs.calls).toHaveLength(1);
+  });
+
+  it('adds jitter to every run', async () => {
+    const { clock, runs, daemon } = setup(
+      { schedule: { cron: '*/10 * * * * *', jitterSeconds: 4, retryAttempts: 1, retryDelaySeconds: 1 } },
+      { random: () => 0.5 },
+    );
+    await daemon.start();
+    expect(daemon.health().report.targets[0]!.nextRun).toBe('2026-11-22T00:00:12.000Z');
+    await clock.advance(11_999);
+    expect(runs.calls).toHaveLength(0);
+    await clock.advance(1);
+    expect(runs.calls).toHaveLength(1);
+    // The next run is planned from the cron time, not from the late start: 00:00:20 + 2 s.
+    expect(daemon.health().report.targets[0]!.nextRun).toBe('2026-11-22T00:00:22.000Z');
   });
 
   it('--run-now runs every target at start', async () => {
@@ -184,13 +222,13 @@ describe('daemon scheduling', () => {
   });
 
   it('a failure turns /health 503 and notifies; the next success notifies recovery', async () => {
-    const { clock, runs, daemon, sent, events, metric } = setup({
-      schedule: { cron: '*/10 * * * * *', jitterSeconds: 0, retryAttempts: 1, retryDelaySeconds: 1 },
-    });
+    const { clock, runs, daemon, sent, events, metric, sleeps } = setup();
     await daemon.start();
     await clock.advance(10_000);
-    runs.calls[0]!.reject(new BackupError('pg_dump exited with code 1: password=hunter2 leaked?'));
+    runs.calls[0]!.reject(new BackupError('pg_dump exited with code 1: auth hunter2 leaked?'));
     await clock.advance(1);
+    expect(runs.calls).toHaveLength(1); // only connection problems are retried
+    expect(sleeps).toEqual([]);
     const health = daemon.health();
     expect(health.httpStatus).toBe(503);
     expect(health.report.targets[0]!.lastAttempt).toMatchObject({ ok: false, exitCode: 4 });
@@ -201,7 +239,8 @@ describe('daemon scheduling', () => {
     runs.succeed(1, 'shop-2', '2026-11-22T00:00:21Z');
     await clock.advance(1);
     expect(events()).toEqual(['failure', 'recovery']);
-    expect(sent[0]!.error).toEqual({ message: expect.stringMatching(/^pg_dump exited/), exitCode: 4 });
+    expect(sent[0]!.error).toEqual({ message: 'pg_dump exited with code 1: auth *** leaked?', exitCode: 4 });
+    expect(JSON.stringify(health.report)).not.toContain('hunter2');
     expect(sent[1]!.backup).toMatchObject({ id: 'shop-2' });
     expect(daemon.health().httpStatus).toBe(200);
     runs.calls.length = 0;
@@ -226,6 +265,7 @@ describe('daemon scheduling', () => {
       pruned: [],
       problems: [{ stage: 'upload', message: 's3://b/p: access denied', exitCode: 6, hint: undefined }],
       warnings: [],
+      interrupted: false,
     });
     await settle();
     const t = daemon.health().report.targets[0]!;
@@ -235,7 +275,9 @@ describe('daemon scheduling', () => {
       exitCode: 6,
       error: 's3://b/p: access denied',
     });
-    expect(t.lastSuccess).toBeNull();
+    // The backup is committed: the dead man's switch counts it, while /health reports the failed upload.
+    expect(t.lastSuccess?.backupId).toBe('shop-1');
+    expect(daemon.health().httpStatus).toBe(503);
     expect(sent.map((n) => [n.event, n.backup?.id])).toEqual([['failure', 'shop-1']]);
   });
 });
@@ -288,6 +330,18 @@ describe("dead man's switch", () => {
 });
 
 describe('shutdown', () => {
+  it('a stop while start() is still opening storage schedules and runs nothing', async () => {
+    const { daemon, runs, clock } = setup();
+    const starting = daemon.start({ runNow: true });
+    expect(daemon.health().httpStatus).toBe(503);
+    expect(daemon.health().report.status).toBe('starting');
+    await daemon.stop(1000);
+    await starting;
+    await clock.advance(60_000);
+    expect(runs.calls).toHaveLength(0);
+    expect(daemon.ready).toBe(false);
+  });
+
   it('aborts the running backup, waits for it, and records no failure', async () => {
     const { clock, runs, daemon, events } = setup();
     await daemon.start();

@@ -139,6 +139,37 @@ describe('delivery', () => {
     answer = () => 200;
   });
 
+  it('deliveries to one channel for one target keep their order (start before fail), and honour Retry-After', async () => {
+    received.length = 0;
+    let first = true;
+    answer = (req) => {
+      if (req.url === '/hc/start' && first) {
+        first = false;
+        return 429;
+      }
+      return 200;
+    };
+    const { log } = logger();
+    const notifier = new Notifier({
+      log,
+      retryDelayMs: 10,
+      fetch: async (url, init) => {
+        const res = await fetch(url, init);
+        // The test server cannot set headers per answer here; a wrapper adds Retry-After to the 429.
+        return res.status === 429
+          ? new Response(null, { status: 429, headers: { 'retry-after': '0.3' } })
+          : res;
+      },
+    });
+    const hc = { ...none, healthchecksUrl: new Secret(`${url}/hc`) };
+    const t0 = Date.now();
+    notifier.notify(hc, n('start'));
+    notifier.notify(hc, n('failure'));
+    await notifier.flush(5000);
+    expect(received.map((r) => r.path)).toEqual(['/hc/start', '/hc/start', '/hc/fail']);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+  });
+
   it('an unreachable receiver is a logged failure with the cause, never a throw', async () => {
     const { log, warnings } = logger();
     const notifier = new Notifier({ log, attempts: 1 });
