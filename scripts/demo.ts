@@ -1,12 +1,14 @@
 /**
  * datasaver end to end against a throwaway PostgreSQL: load sample data, back it up, list, verify, restore
- * into a new database and show that the data matches. Uses the built CLI (dist/main.js), as a user would.
+ * into a new database and show that the data matches; then run the sidecar daemon for a few seconds and
+ * ask its /health. Uses the built CLI (dist/main.js), as a user would.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startPostgres } from '../test/support/postgres-server.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, startPostgres } from '../test/support/postgres-server.ts';
 import { RICH_DATA_SQL, RICH_SCHEMA_SQL } from '../test/support/sample-data.ts';
 
 const cli = join(import.meta.dirname, '..', 'dist', 'main.js');
@@ -69,6 +71,31 @@ try {
       ? '\x1b[32mpg_dump of source and restored database are identical: the data matches.\x1b[0m'
       : '\x1b[31mMISMATCH between source and restored database\x1b[0m',
   );
+
+  step('running the sidecar: `datasaver daemon` on a 2-second schedule, then asking its /health');
+  const port = String(await freePort());
+  const daemonEnv = { ...env, DATASAVER_SCHEDULE: '*/2 * * * * *', DATASAVER_METRICS_PORT: port };
+  console.log(`$ DATASAVER_SCHEDULE='*/2 * * * * *' DATASAVER_METRICS_PORT=${port} datasaver daemon`);
+  const daemon = spawn(process.execPath, [cli, 'daemon'], {
+    env: daemonEnv,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = new Promise<number | null>((resolve) => daemon.on('close', resolve));
+  let backups = 0;
+  for (let i = 0; i < 100 && backups < 2; i++) {
+    await sleep(100);
+    const metrics = await fetch(`http://127.0.0.1:${port}/metrics`).then(
+      (r) => r.text(),
+      () => '',
+    );
+    backups = Number(/^datasaver_backups_succeeded_total\{target="shop"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
+  }
+  console.log(`$ datasaver health`);
+  const health = spawnSync(process.execPath, [cli, 'health'], { env: daemonEnv, stdio: 'inherit' });
+  daemon.kill('SIGTERM');
+  const daemonExit = await exited;
+  console.log(`daemon took ${backups} scheduled backups and exited ${daemonExit} on SIGTERM`);
+  ok = ok && backups >= 2 && health.status === 0 && daemonExit === 0;
 } finally {
   step('tearing down');
   await server.stop();

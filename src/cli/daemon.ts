@@ -71,7 +71,8 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
             metrics.storageRetries.inc({
               target: target.name,
               destination: description,
-              operation: r.operation,
+              // The verb only (put, get, list, upload...): keys in a label would grow without bound.
+              operation: r.operation.split(' ')[0] ?? 'other',
             });
             log.warn(
               {

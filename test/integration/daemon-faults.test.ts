@@ -11,8 +11,9 @@ import { S3Storage } from '../../src/storage/s3.ts';
 import { runCli } from '../support/cli.ts';
 import { startDaemon, startReceiver, terminate, waitFor } from '../support/daemon.ts';
 import { fakePgDump, fakeToolDir } from '../support/fake-tools.ts';
+import { startFaultProxy } from '../support/fault-proxy.ts';
 import { createDatabase, server, targetEnv, tempDir, uniqueName } from '../support/pg.ts';
-import { s3Config, s3Env, s3Prefix } from '../support/s3.ts';
+import { s3Config, s3Endpoint, s3Env, s3Prefix } from '../support/s3.ts';
 
 let db: string;
 const NEVER = '0 0 1 1 *'; // once a year: never during a test
@@ -107,6 +108,43 @@ describe('daemon faults', () => {
     expect(
       (await readdir(join(storage, db)).catch(() => [] as string[])).filter((f) => !f.startsWith('.')),
     ).toEqual([]);
+  });
+
+  it('storage retries during a scheduled backup are counted per destination', async () => {
+    const proxy = await startFaultProxy(s3Endpoint());
+    let lists = 0;
+    // The first listing of the bucket (the daemon reading what storage holds) gets a 503.
+    proxy.setRule((req) =>
+      req.method === 'GET' && /[?&]list-type=2/.test(req.url) && ++lists === 1 ? { status: 503 } : undefined,
+    );
+    const prefix = s3Prefix('retries');
+    const daemon = await startDaemon(
+      targetEnv(db, await tempDir(), {
+        ...s3Env(prefix, proxy.endpoint),
+        DATASAVER_STORAGE_BACKEND: 's3',
+        DATASAVER_SCHEDULE: NEVER,
+      }),
+      ['--run-now'],
+    );
+    try {
+      await waitFor(
+        'a successful run',
+        async () => ((await daemon.metric(`datasaver_backups_succeeded_total{target="${db}"}`)) ?? 0) >= 1,
+      );
+      const { text } = await daemon.get('/metrics');
+      expect(text).toMatch(
+        new RegExp(
+          `^datasaver_storage_retries_total\\{target="${db}",destination="s3://[^"]+",operation="list"\\} [1-9]`,
+          'm',
+        ),
+      );
+      expect(text).not.toContain('S3RVER'); // the test server's keys
+    } finally {
+      const { result } = await terminate(daemon);
+      await proxy.stop();
+      expect(result.code, result.output).toBe(0);
+      expect(result.stdout).toMatch(/storage operation failed; retrying/);
+    }
   });
 
   it('a schedule faster than the backup skips runs and counts them', async () => {
