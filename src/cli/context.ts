@@ -3,7 +3,7 @@
  * targets and storage the same way for every command.
  */
 import { loadConfig } from '../config/load.ts';
-import { offlineTarget } from '../config/target.ts';
+import { isEngineName, offlineTarget } from '../config/target.ts';
 import type { Config, StorageConfig, TargetConfig } from '../config/types.ts';
 import type { Engine } from '../engines/engine.ts';
 import { createEngine } from '../engines/index.ts';
@@ -115,10 +115,10 @@ export async function storagesForBackups(
 export function engineForBackup(config: Config, backupTarget: string, engineName: string): Engine {
   const own = config.targets.find((t) => t.name === backupTarget);
   if (own) return createEngine(own);
-  if (engineName !== 'postgres') {
+  if (!isEngineName(engineName)) {
     throw new UsageError(
       `backup of ${backupTarget} uses engine ${engineName}, which this datasaver does not support`,
     );
   }
-  return createEngine(offlineTarget(backupTarget, config.defaultToolDir));
+  return createEngine(offlineTarget(backupTarget, config.defaultToolDir, engineName));
 }

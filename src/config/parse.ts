@@ -17,6 +17,7 @@ import {
   COMPRESSION_ALGORITHMS,
   type Config,
   type DaemonConfig,
+  ENGINE_FORMATS,
   ENGINE_NAMES,
   type EngineName,
   LOG_FORMATS,
@@ -47,7 +48,6 @@ interface Sourced {
 }
 type RawTarget = Partial<Record<FieldName, Sourced>>;
 
-const POSTGRES_FORMATS = ['custom', 'plain'] as const;
 const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 const LEVELS: Record<string, [number, number]> = { zstd: [1, 19], gzip: [1, 9] };
 
@@ -298,22 +298,51 @@ function buildTarget(raw: RawTarget, problems: Problems, warnings: string[]): Ta
     return v === undefined ? undefined : String(v.value);
   };
 
-  const engine = check(raw.engine, oneOf(ENGINE_NAMES), problems);
-  if (engine && fromUrl.engine && engine !== fromUrl.engine) {
-    problems.add(raw.engine!.origin, `says ${engine} but the database URL is for ${fromUrl.engine}`);
+  const declared = check(raw.engine, oneOf(ENGINE_NAMES), problems);
+  if (declared && fromUrl.engine && declared !== fromUrl.engine) {
+    problems.add(raw.engine!.origin, `says ${declared} but the database URL is for ${fromUrl.engine}`);
   }
+  const engine = declared ?? fromUrl.engine ?? 'postgres';
   const port = raw.port ? check(raw.port, intIn(1, 65535, 'a port number 1-65535'), problems) : fromUrl.port;
   const sslmode = raw.sslmode ? check(raw.sslmode, oneOf(SSL_MODES), problems) : fromUrl.sslmode;
+  if (raw.sslmode && engine !== 'postgres')
+    problems.add(raw.sslmode.origin, `applies to postgres only; for ${engine} use ${FIELDS.tls.env}`);
+  const tls = (raw.tls ? check(raw.tls, BOOLEAN, problems) : fromUrl.tls) ?? false;
+  if (tls && (engine === 'postgres' || engine === 'sqlite'))
+    problems.add(
+      raw.tls?.origin ?? 'database URL',
+      `TLS applies to mysql and redis; postgres uses ${FIELDS.sslmode.env}`,
+    );
   const password = raw.password ? new Secret(String(raw.password.value)) : fromUrl.password;
   const database = pickStr('database') ?? fromUrl.database;
+  const databaseOrigin = raw.database?.origin ?? raw.url?.origin ?? FIELDS.database.env;
+  if (engine === 'sqlite' && !database?.startsWith('/')) {
+    problems.add(
+      databaseOrigin,
+      'a SQLite target needs the absolute path of its database file: sqlite:///var/lib/app/app.db, or DATASAVER_DB_NAME=/var/lib/app/app.db',
+    );
+  }
+  if (engine === 'redis' && raw.database) {
+    problems.add(
+      raw.database.origin,
+      'a Redis backup holds every database of the server; remove this setting',
+    );
+  }
 
   const nameSource =
-    raw.name ?? (database ? { value: sanitizeName(database), origin: 'target name' } : undefined);
+    raw.name ??
+    (database || engine === 'redis' || engine === 'mysql'
+      ? { value: derivedName(engine, database), origin: 'target name' }
+      : undefined);
   if (!nameSource) problems.add(FIELDS.name.env, 'no target name and no database name to derive one from');
   const name = check(nameSource, TARGET_NAME, problems);
 
-  const format = check(raw.format, oneOf(POSTGRES_FORMATS), problems) ?? 'custom';
+  const formats = ENGINE_FORMATS[engine];
+  const format =
+    check(raw.format, oneOf(formats, `one of ${formats.join(', ')} for ${engine}`), problems) ?? formats[0]!;
   const schemaOnly = check(raw.schemaOnly, BOOLEAN, problems) ?? false;
+  if (schemaOnly && (engine === 'redis' || engine === 'sqlite'))
+    problems.add(raw.schemaOnly!.origin, `${engine} backups have no schema-only mode`);
   const algorithm = check(raw.compression, oneOf(COMPRESSION_ALGORITHMS), problems) ?? 'zstd';
   const range = LEVELS[algorithm];
   // A level set in shared defaults simply does not apply to a target that turns compression off.
@@ -336,7 +365,7 @@ function buildTarget(raw: RawTarget, problems: Problems, warnings: string[]): Ta
   if (problems.list.length > before || !name || !destinations || !retention || !schedule) return undefined;
   return {
     name,
-    engine: engine ?? fromUrl.engine ?? 'postgres',
+    engine,
     connection: {
       host: pickStr('host') ?? fromUrl.host,
       port,
@@ -344,6 +373,7 @@ function buildTarget(raw: RawTarget, problems: Problems, warnings: string[]): Ta
       user: pickStr('user') ?? fromUrl.user,
       password,
       sslmode,
+      tls,
     },
     format,
     schemaOnly,
@@ -579,6 +609,7 @@ function buildS3(raw: RawTarget, problems: Problems): S3StorageConfig | undefine
 
 interface UrlParts {
   engine?: EngineName;
+  tls?: boolean;
   host?: string;
   port?: number;
   database?: string;
@@ -587,7 +618,10 @@ interface UrlParts {
   sslmode?: string;
 }
 
-const URL_ENGINES: Record<string, EngineName | string> = {
+const URL_EXAMPLES =
+  'postgres://user:password@host:5432/db, mysql://user:password@host:3306/db, redis://:password@host:6379, sqlite:///path/to/file.db';
+
+const URL_ENGINES: Record<string, EngineName> = {
   'postgres:': 'postgres',
   'postgresql:': 'postgres',
   'mysql:': 'mysql',
@@ -597,7 +631,10 @@ const URL_ENGINES: Record<string, EngineName | string> = {
   'sqlite:': 'sqlite',
 };
 
-/** Splits `postgres://user:pass@host:port/db?sslmode=x`; the password becomes a Secret. */
+/**
+ * Splits `scheme://user:pass@host:port/db?sslmode=x`; the password becomes a Secret. The scheme names the
+ * engine: postgres(ql), mysql or mariadb, redis or rediss (TLS), sqlite (`sqlite:///absolute/path.db`).
+ */
 function parseDatabaseUrl(source: Sourced, problems: Problems): UrlParts {
   const text = String(source.value);
   const shown = redact(text);
@@ -605,31 +642,45 @@ function parseDatabaseUrl(source: Sourced, problems: Problems): UrlParts {
   try {
     url = new URL(text);
   } catch {
-    problems.add(
-      source.origin,
-      `'${shown}' is not a URL; expected postgres://user:password@host:5432/database`,
-    );
+    problems.add(source.origin, `'${shown}' is not a URL; expected one of ${URL_EXAMPLES}`);
     return {};
   }
   const engine = URL_ENGINES[url.protocol];
-  if (engine !== 'postgres') {
-    const what = engine ? `the ${engine} engine is not supported yet` : `unknown scheme ${url.protocol}`;
-    problems.add(source.origin, `'${shown}': ${what}; expected postgres://user:password@host:5432/database`);
+  if (!engine) {
+    problems.add(
+      source.origin,
+      `'${shown}': unknown scheme ${url.protocol}; expected one of ${URL_EXAMPLES}`,
+    );
     return {};
   }
-  const parts: UrlParts = { engine: 'postgres' };
+  const parts: UrlParts = { engine };
+  if (url.protocol === 'rediss:') parts.tls = true;
   try {
     if (url.hostname) parts.host = decodeURIComponent(url.hostname.replace(/^\[(.*)\]$/, '$1'));
     if (url.username) parts.user = decodeURIComponent(url.username);
     if (url.password) parts.password = new Secret(decodeURIComponent(url.password));
-    const db = decodeURIComponent(url.pathname.replace(/^\//, ''));
-    if (db) parts.database = db;
+    const path = decodeURIComponent(url.pathname);
+    // sqlite:///var/lib/app.db names a file; the others name a database after the host.
+    const db = engine === 'sqlite' ? path : path.replace(/^\//, '');
+    // redis://host/0 picks a database number for clients; a backup holds every database anyway.
+    if (db && !(engine === 'redis' && /^\d+$/.test(db))) parts.database = db;
   } catch {
     problems.add(source.origin, `'${shown}' has a malformed %-escape; encode special characters as %XX`);
     return {};
   }
+  if (engine === 'sqlite' && parts.host) {
+    problems.add(
+      source.origin,
+      `'${shown}': a SQLite URL has no host; write sqlite:///absolute/path.db (three slashes)`,
+    );
+    return {};
+  }
   if (url.port) parts.port = Number(url.port);
   for (const [key, value] of url.searchParams) {
+    if (engine !== 'postgres') {
+      problems.add(source.origin, `URL parameter ${key} is not supported for ${engine}`);
+      continue;
+    }
     // Only the key is shown: a libpq URL may carry `password=` as a parameter.
     if (key !== 'sslmode')
       problems.add(source.origin, `URL parameter ${key} is not supported; supported: sslmode`);
@@ -763,9 +814,22 @@ function show(source: Sourced): string {
   return `'${redact(String(source.value)).replace(/[^\s/@:]+:[^\s/@]+@/g, '***@')}'`;
 }
 
-/** Derives a valid target name from a database name (`my.db` -> `my-db`). */
-function sanitizeName(database: string): string {
-  return database.replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^[-_]+/, '') || 'db';
+/**
+ * A target name from the database: its name (`my.db` -> `my-db`), a SQLite file's base name without
+ * extension, the first of several MySQL databases; `mysql` for all of a MySQL server, `redis` for Redis.
+ */
+function derivedName(engine: EngineName, database: string | undefined): string {
+  let base: string;
+  if (engine === 'redis') base = 'redis';
+  else if (engine === 'sqlite') base = (database ?? '').replace(/^.*\//, '').replace(/\.[^.]*$/, '');
+  else if (engine === 'mysql') base = database?.split(',')[0]?.trim() || 'mysql';
+  else base = database ?? '';
+  return (
+    base
+      .replace(/[^A-Za-z0-9_-]+/g, '-')
+      .replace(/^[-_]+/, '')
+      .slice(0, 63) || 'db'
+  );
 }
 
 function pick(layer: RawTarget, keep: (f: FieldName) => boolean): RawTarget {

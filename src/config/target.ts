@@ -1,6 +1,17 @@
 import { DEFAULT_SCHEDULE } from '../daemon/schedule.ts';
 import { DEFAULT_RULES } from '../retention/policy.ts';
-import type { NotifyConfig, TargetConfig } from './types.ts';
+import {
+  ENGINE_FORMATS,
+  ENGINE_NAMES,
+  type EngineName,
+  type NotifyConfig,
+  type TargetConfig,
+} from './types.ts';
+
+/** Whether `name` is an engine this datasaver knows (a manifest's `engine` field is only a string). */
+export function isEngineName(name: string): name is EngineName {
+  return (ENGINE_NAMES as readonly string[]).includes(name);
+}
 
 export const NO_NOTIFICATIONS: NotifyConfig = {
   webhookUrl: undefined,
@@ -16,10 +27,14 @@ export const NO_NOTIFICATIONS: NotifyConfig = {
  * A target with no connection settings and default dump settings: enough for an engine to read and
  * check dumps (verify from storage alone), not to reach a server.
  */
-export function offlineTarget(name: string, toolDir: string | undefined): TargetConfig {
+export function offlineTarget(
+  name: string,
+  toolDir: string | undefined,
+  engine: EngineName = 'postgres',
+): TargetConfig {
   return {
     name,
-    engine: 'postgres',
+    engine,
     connection: {
       host: undefined,
       port: undefined,
@@ -27,8 +42,9 @@ export function offlineTarget(name: string, toolDir: string | undefined): Target
       user: undefined,
       password: undefined,
       sslmode: undefined,
+      tls: false,
     },
-    format: 'custom',
+    format: ENGINE_FORMATS[engine][0]!,
     schemaOnly: false,
     compression: { algorithm: 'zstd', level: undefined },
     destinations: [],

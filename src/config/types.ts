@@ -1,9 +1,17 @@
 import type { RetentionRules } from '../retention/policy.ts';
 import type { Secret } from '../util/secret.ts';
 
-/** Database engines datasaver knows. Only PostgreSQL is implemented so far. */
-export const ENGINE_NAMES = ['postgres'] as const;
+/** Database engines datasaver knows (`mysql` covers MySQL and MariaDB). */
+export const ENGINE_NAMES = ['postgres', 'mysql', 'redis', 'sqlite'] as const;
 export type EngineName = (typeof ENGINE_NAMES)[number];
+
+/** Dump formats per engine; the first is the default. */
+export const ENGINE_FORMATS: Readonly<Record<EngineName, readonly string[]>> = {
+  postgres: ['custom', 'plain'],
+  mysql: ['sql'],
+  redis: ['rdb'],
+  sqlite: ['sqlite'],
+};
 
 export const COMPRESSION_ALGORITHMS = ['zstd', 'gzip', 'none'] as const;
 export type CompressionAlgorithm = (typeof COMPRESSION_ALGORITHMS)[number];
@@ -50,15 +58,24 @@ export interface S3StorageConfig {
 
 export type StorageConfig = LocalStorageConfig | S3StorageConfig;
 
-/** How to reach the database server. Every field is optional: libpq-style defaults apply. */
+/**
+ * How to reach the database. Every field is optional: the engine's defaults apply (libpq's for
+ * PostgreSQL, localhost:3306 for MySQL, localhost:6379 for Redis).
+ */
 export interface ConnectionConfig {
   host: string | undefined;
   port: number | undefined;
+  /**
+   * PostgreSQL: the database. MySQL: one database, or several separated by commas; unset for all.
+   * SQLite: the absolute path of the database file. Redis: unused (a backup holds every database).
+   */
   database: string | undefined;
   user: string | undefined;
   password: Secret | undefined;
-  /** libpq sslmode (disable, allow, prefer, require, verify-ca, verify-full). */
+  /** libpq sslmode (disable, allow, prefer, require, verify-ca, verify-full); PostgreSQL only. */
   sslmode: string | undefined;
+  /** Connect with TLS (Redis: `rediss://` or DATASAVER_DB_TLS; MySQL: DATASAVER_DB_TLS). */
+  tls: boolean;
 }
 
 /** One database that datasaver backs up: where it is, how to dump it and where backups go. */
@@ -67,7 +84,7 @@ export interface TargetConfig {
   name: string;
   engine: EngineName;
   connection: ConnectionConfig;
-  /** Engine-specific dump format (postgres: custom or plain). */
+  /** Engine-specific dump format (ENGINE_FORMATS: postgres custom or plain; mysql sql; redis rdb; sqlite). */
   format: string;
   schemaOnly: boolean;
   compression: CompressionConfig;

@@ -1,6 +1,6 @@
 /**
- * The engine contract: everything datasaver needs from a database, whatever the database. PostgreSQL
- * implements it now; MySQL/MariaDB, Redis and SQLite implement the same interface (PRODUCT.md section 1).
+ * The engine contract: everything datasaver needs from a database, whatever the database. PostgreSQL,
+ * MySQL/MariaDB, Redis and SQLite implement it (PRODUCT.md section 1).
  * Jobs (src/jobs) orchestrate engines, the pipeline and storage and never call a dump tool themselves.
  *
  * An engine is bound to one target's connection settings (`createEngine(target)`). Every method that can
@@ -81,14 +81,32 @@ export interface RestoreOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** What a restore of a dump in one format can do. */
+export interface RestoreCapabilities {
+  /**
+   * Restoring over a destination that already holds data replaces what the dump contains. When false,
+   * only an empty or recreated destination can be restored into (a plain SQL script cannot drop first).
+   */
+  overwrite: boolean;
+  /** `jobs > 1` is used (parallel restore). */
+  parallel: boolean;
+  /** What the restore destination is called in messages and hints: `database`, `server`, `file`. */
+  destination: string;
+}
+
 export interface Engine {
   /** Engine name as stored in manifests. */
   readonly name: string;
   /** Dump formats this engine writes; the first is the default. */
   readonly formats: readonly string[];
 
-  /** File extension of a dump in `format` before compression (`dump`, `sql`, `rdb`, `db`). */
+  /**
+   * File extension of a dump in `format` before compression, unique to the engine and format so a
+   * backup's kind shows in its name: `dump`/`sql` (PostgreSQL), `mysql.sql`, `rdb`, `sqlite`.
+   */
   extension(format: string): string;
+
+  restoreCapabilities(format: string): RestoreCapabilities;
 
   /**
    * Connects, checks credentials and that the database exists, and checks that the dump tool can dump

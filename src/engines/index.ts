@@ -1,11 +1,20 @@
 import type { TargetConfig } from '../config/types.ts';
 import type { Engine } from './engine.ts';
+import { createMysqlEngine } from './mysql.ts';
 import { PostgresEngine } from './postgres.ts';
+import { createRedisEngine } from './redis.ts';
+import { createSqliteEngine } from './sqlite.ts';
 
 /** The engine for a target, bound to its connection settings. */
 export function createEngine(target: TargetConfig): Engine {
   switch (target.engine) {
     case 'postgres':
       return new PostgresEngine(target);
+    case 'mysql':
+      return createMysqlEngine(target);
+    case 'redis':
+      return createRedisEngine(target);
+    case 'sqlite':
+      return createSqliteEngine(target);
   }
 }

@@ -40,6 +40,7 @@ import type {
   DumpOptions,
   Engine,
   InspectOptions,
+  RestoreCapabilities,
   RestoreOptions,
   RestoreTargetState,
   ServerInfo,
@@ -59,6 +60,11 @@ export class PostgresEngine implements Engine {
 
   constructor(target: TargetConfig) {
     this.#target = target;
+  }
+
+  restoreCapabilities(format: string): RestoreCapabilities {
+    this.extension(format);
+    return { overwrite: format === 'custom', parallel: format === 'custom', destination: 'database' };
   }
 
   extension(format: string): string {

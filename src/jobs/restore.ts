@@ -67,7 +67,8 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
   });
 
   const destination = await engine.restoreTargetState(request.targetDatabase, { signal });
-  const jobs = manifest.format === 'custom' ? Math.max(1, request.jobs) : 1;
+  const can = engine.restoreCapabilities(manifest.format);
+  const jobs = can.parallel ? Math.max(1, request.jobs) : 1;
   const action = chooseAction(destination, request);
   const plan: RestorePlan = { backup: manifest.id, destination, action, jobs };
 
@@ -80,12 +81,12 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
     return { ...plan, entries: inspection.entries };
   }
 
-  if (action === 'overwrite' && manifest.format === 'plain') {
-    // A plain SQL script has no "drop what exists first" mode (pg_restore --clean needs an archive).
+  if (action === 'overwrite' && !can.overwrite) {
+    // e.g. a plain SQL script has no "drop what exists first" mode (pg_restore --clean needs an archive).
     throw new UsageError(
-      `cannot restore the plain SQL backup ${manifest.id} over the objects in ${destination.description}`,
+      `cannot restore the ${manifest.format} backup ${manifest.id} over the objects in ${destination.description}`,
       {
-        hint: 'use --drop-existing to recreate the database, or --target-db NAME for a new one',
+        hint: `use --drop-existing to recreate the ${can.destination}, or --target-db NAME for a new one`,
       },
     );
   }

@@ -70,10 +70,11 @@ export function verifyKey(target: string, id: string): string {
 export type KeyKind = 'manifest' | 'verify' | 'data';
 
 /**
- * Extensions datasaver gives data objects: an engine's (`dump`, `sql`) plus an optional compression's.
- * Anything else beside a backup (`.sha256` files, notes) is not datasaver's and is never touched.
+ * Extensions datasaver gives data objects: an engine's (`dump`, `sql` for PostgreSQL, `mysql.sql`, `rdb`,
+ * `sqlite`) plus an optional compression's. Anything else beside a backup (`.sha256` files, notes) is not
+ * datasaver's and is never touched.
  */
-const DATA_EXTENSION = /^(dump|sql)(\.(zst|gz))?$/;
+const DATA_EXTENSION = /^(dump|sql|mysql\.sql|rdb|sqlite)(\.(zst|gz))?$/;
 
 export interface ParsedKey {
   kind: KeyKind;

@@ -29,6 +29,7 @@ const target: TargetConfig = {
     user: 'app',
     password: undefined,
     sslmode: undefined,
+    tls: false,
   },
 };
 
@@ -37,6 +38,7 @@ function fakeEngine(dump: () => AsyncIterable<Buffer>): Engine {
     name: 'postgres',
     formats: ['custom', 'plain'],
     extension: (f) => (f === 'custom' ? 'dump' : 'sql'),
+    restoreCapabilities: () => ({ overwrite: true, parallel: false, destination: 'database' }),
     preflight: async () => ({ serverVersion: '15.18', toolVersion: 'pg_dump 15.18' }),
     facts: async () => ({ exact: false, tables: [{ name: 'public.t', rows: 3 }] }),
     dump: () => dump(),

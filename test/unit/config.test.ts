@@ -137,10 +137,10 @@ describe('environment: errors name the variable, the value and what is expected'
 
   it('a password is never shown, even in a bad URL', () => {
     const err = configError(() =>
-      parse({ DATASAVER_DATABASE_URL: 'mysql://root:t0psecret@db/x', DATASAVER_STORAGE_PATH: '/b' }),
+      parse({ DATASAVER_DATABASE_URL: 'mongodb://root:t0psecret@db/x', DATASAVER_STORAGE_PATH: '/b' }),
     );
     expect(err.message).toMatch(
-      /DATASAVER_DATABASE_URL: 'mysql:\/\/root:\*\*\*@db\/x': the mysql engine is not supported yet/,
+      /DATASAVER_DATABASE_URL: 'mongodb:\/\/root:\*\*\*@db\/x': unknown scheme mongodb:; expected one of postgres:/,
     );
     expect(err.message).not.toContain('t0psecret');
   });
@@ -671,5 +671,81 @@ targets:
       parse({}, 'daemon: { port: 1 }\ntargets: { a: { url: "postgres://h/a", storage: { path: /b } } }'),
     );
     expect(err.message).toMatch(/daemon\.port: unknown setting; expected one of metrics_port/);
+  });
+});
+
+describe('engines: the URL scheme or DATASAVER_ENGINE picks one', () => {
+  const store = { DATASAVER_STORAGE_PATH: '/b' };
+
+  it('mysql:// and mariadb:// are MySQL; one database, a list, or all', () => {
+    const one = parse({ ...store, DATASAVER_DATABASE_URL: 'mariadb://app:pw@db:3307/shop' }).targets[0]!;
+    expect(one).toMatchObject({
+      name: 'shop',
+      engine: 'mysql',
+      format: 'sql',
+      connection: { host: 'db', port: 3307, database: 'shop', user: 'app', tls: false },
+    });
+    const all = parse({ ...store, DATASAVER_DATABASE_URL: 'mysql://root:pw@db' }).targets[0]!;
+    expect(all).toMatchObject({ name: 'mysql', connection: { database: undefined } });
+    const list = parse({
+      ...store,
+      DATASAVER_ENGINE: 'mysql',
+      DATASAVER_DB_HOST: 'db',
+      DATASAVER_DB_NAME: 'a,b',
+    });
+    expect(list.targets[0]).toMatchObject({ name: 'a', engine: 'mysql', connection: { database: 'a,b' } });
+  });
+
+  it('redis:// and rediss:// (TLS) are Redis; the database number of a URL is ignored', () => {
+    const r = parse({ ...store, DATASAVER_DATABASE_URL: 'rediss://backup:s3cret@cache:6380/2' }).targets[0]!;
+    expect(r).toMatchObject({
+      name: 'redis',
+      engine: 'redis',
+      format: 'rdb',
+      connection: { host: 'cache', port: 6380, user: 'backup', tls: true, database: undefined },
+    });
+    expect(r.connection.password?.reveal()).toBe('s3cret');
+  });
+
+  it('sqlite:///path names a file; its base name is the target name', () => {
+    const s = parse({ ...store, DATASAVER_DATABASE_URL: 'sqlite:///var/lib/app/app.db' }).targets[0]!;
+    expect(s).toMatchObject({
+      name: 'app',
+      engine: 'sqlite',
+      format: 'sqlite',
+      connection: { database: '/var/lib/app/app.db' },
+    });
+    const e = parse({ ...store, DATASAVER_ENGINE: 'sqlite', DATASAVER_DB_NAME: '/data/notes.sqlite3' })
+      .targets[0]!;
+    expect(e).toMatchObject({ name: 'notes', connection: { database: '/data/notes.sqlite3' } });
+  });
+
+  it('field-level errors for settings that do not fit the engine', () => {
+    const err = configError(() => parse({ ...store, DATASAVER_DATABASE_URL: 'sqlite://host/x.db' }));
+    expect(err.message).toMatch(/a SQLite URL has no host; write sqlite:\/\/\/absolute\/path\.db/);
+    const rel = configError(() =>
+      parse({ ...store, DATASAVER_ENGINE: 'sqlite', DATASAVER_DB_NAME: 'app.db' }),
+    );
+    expect(rel.message).toMatch(/DATASAVER_DB_NAME: a SQLite target needs the absolute path/);
+    const fmt = configError(() =>
+      parse({
+        ...store,
+        DATASAVER_DATABASE_URL: 'redis://cache',
+        DATASAVER_FORMAT: 'custom',
+        DATASAVER_DB_SSLMODE: 'require',
+      }),
+    );
+    expect(fmt.message).toMatch(/DATASAVER_FORMAT: 'custom' is not valid; expected one of rdb for redis/);
+    expect(fmt.message).toMatch(
+      /DATASAVER_DB_SSLMODE: applies to postgres only; for redis use DATASAVER_DB_TLS/,
+    );
+    const mismatch = configError(() =>
+      parse({ ...store, DATASAVER_DATABASE_URL: 'redis://cache', DATASAVER_ENGINE: 'mysql' }),
+    );
+    expect(mismatch.message).toMatch(/DATASAVER_ENGINE: says mysql but the database URL is for redis/);
+    const schema = configError(() =>
+      parse({ ...store, DATASAVER_DATABASE_URL: 'redis://cache', DATASAVER_SCHEMA_ONLY: 'true' }),
+    );
+    expect(schema.message).toMatch(/redis backups have no schema-only mode/);
   });
 });
