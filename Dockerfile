@@ -23,7 +23,7 @@ RUN set -eux; \
       > /etc/apt/sources.list.d/pgdg.list; \
     apt-get update; \
     apt-get install -y --no-install-recommends \
-      "postgresql-client-${PG_MAJOR}" mariadb-client redis-tools sqlite3; \
+      "postgresql-client-${PG_MAJOR}" mariadb-client redis-tools redis-server sqlite3; \
     apt-get purge -y --auto-remove curl gnupg; \
     rm -rf /var/lib/apt/lists/*
 ENV PATH="/usr/lib/postgresql/${PG_MAJOR}/bin:${PATH}" \

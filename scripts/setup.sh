@@ -3,8 +3,9 @@
 #   - Node >= 22.15 (zstd in node:zlib): installed from the npm registry into a private prefix when the
 #     machine's Node is older.
 #   - npm ci (only when package-lock.json changed since the last install), then the TypeScript build.
-#   - PostgreSQL server binaries (Debian `postgresql`) when they are missing; the demo and the tests start
-#     their own throwaway instances, so no system cluster is used.
+#   - PostgreSQL server binaries (Debian `postgresql`), MariaDB (`mariadb-server`, `mariadb-client`) and
+#     Redis (`redis-server`, `redis-tools`) when they are missing; the demo and the tests start their own
+#     throwaway instances, so no system service is used (SQLite needs nothing: node:sqlite).
 # Source it (`. scripts/setup.sh`) to get the right Node on PATH in the calling shell.
 set -euo pipefail
 
@@ -56,6 +57,13 @@ fi
 log "postgresql server binaries in $(pg_server_bindir)"
 # The crash tests find pg_dump's pid with pgrep.
 command -v pgrep >/dev/null 2>&1 || apt_install procps
+# The other engines' servers and client tools: the tests start throwaway MariaDB and Redis servers.
+missing=()
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+command -v mariadb-dump >/dev/null 2>&1 || missing+=(mariadb-client)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+[ "${#missing[@]}" = 0 ] || apt_install "${missing[@]}"
 
 cd "$DATASAVER_ROOT"
 stamp="node_modules/.datasaver-lock-stamp"

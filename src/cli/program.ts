@@ -31,7 +31,7 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     .option('--all', 'back up every configured target')
     .option('-l, --label <label...>', 'labels to record (e.g. manual, daily); repeatable')
     .option('--schema-only', 'dump the schema without data')
-    .addOption(new Option('--format <format>', 'dump format').choices(['custom', 'plain']))
+    .option('--format <format>', "dump format, one of the engine's (postgres: custom or plain)")
     .option('--verify', 'verify the backup right after it is committed')
     .option('--no-prune', 'skip the retention prune that follows a successful backup')
     .option(
@@ -70,9 +70,16 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
       'database to restore into (created if missing; default: the target database)',
     )
     .option('--dry-run', 'show what would be restored and where, change nothing')
-    .option('--force', 'restore over the objects of a non-empty database (custom format only)')
+    .option(
+      '--force',
+      'restore over what a non-empty destination holds; with --to-file, replace an existing file',
+    )
     .option('--drop-existing', 'drop and recreate the database first, ending its other connections')
     .option('-j, --jobs <n>', 'parallel restore workers (custom format)')
+    .option(
+      '--to-file <path>',
+      'write the backup as a file instead (Redis RDB, SQLite database, pg_dump archive, SQL script); needs only storage',
+    )
     .option(
       '--temp-dir <dir>',
       'where a parallel restore spools the decompressed dump (default: the system temp dir)',

@@ -1,9 +1,11 @@
+import { resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
+import type { Config } from '../config/types.ts';
 import type { RestoreTargetState } from '../engines/engine.ts';
 import { createEngine } from '../engines/index.ts';
 import { errorMessage, UsageError } from '../errors.ts';
 import { findBackup } from '../jobs/catalog.ts';
-import { runRestore } from '../jobs/restore.ts';
+import { restoreToFile, runRestore } from '../jobs/restore.ts';
 import { parseBackupId } from '../storage/layout.ts';
 import { type CliContext, readConfig, selectTargets, storagesForBackups } from './context.ts';
 import { formatBytes, Progress, printJson } from './output.ts';
@@ -16,12 +18,14 @@ export interface RestoreOptions {
   dropExisting?: boolean;
   jobs?: string;
   tempDir?: string;
+  toFile?: string;
   json?: boolean;
 }
 
 /** `datasaver restore <id|latest>`: restores into the target's database or --target-db. */
 export async function restoreCommand(ctx: CliContext, ref: string, opts: RestoreOptions): Promise<number> {
   const config = await readConfig(ctx);
+  if (opts.toFile !== undefined) return restoreToFileCommand(ctx, config, ref, opts);
   const [target] = selectTargets(config, opts.target);
   const jobs = opts.jobs === undefined ? 1 : Number(opts.jobs);
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
@@ -94,6 +98,73 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
   ctx.stdout.write(
     `restored ${manifest.id} into ${plan.destination.description} (${plan.action}, ${plan.jobs} job${plan.jobs > 1 ? 's' : ''})\n`,
   );
+  return 0;
+}
+
+/**
+ * `restore <id> --to-file PATH`: the backup's raw dump as a file (an RDB for a stopped Redis, a SQLite
+ * database, a pg_dump archive). Needs only storage: the backup's target need not be configured here.
+ */
+async function restoreToFileCommand(
+  ctx: CliContext,
+  config: Config,
+  ref: string,
+  opts: RestoreOptions,
+): Promise<number> {
+  for (const [flag, set] of [
+    ['--target-db', opts.targetDb !== undefined],
+    ['--drop-existing', opts.dropExisting],
+    ['--jobs', opts.jobs !== undefined],
+  ] as const) {
+    if (set) throw new UsageError(`${flag} does not apply to --to-file`, { hint: 'drop one of them' });
+  }
+  let backupTarget = parseBackupId(ref)?.target;
+  if (ref === 'latest') {
+    backupTarget = opts.target ?? (config.targets.length === 1 ? config.targets[0]!.name : undefined);
+    if (!backupTarget)
+      throw new UsageError('latest needs --target NAME here', {
+        hint: 'or give a backup id from `datasaver list`',
+      });
+  }
+  if (!backupTarget)
+    throw new UsageError(`'${ref}' is not a backup id`, {
+      hint: 'use an id from `datasaver list`, or latest',
+    });
+  const storages = await storagesForBackups(ctx, config, backupTarget);
+  const { manifest, storage } = await findBackup(storages, ref, backupTarget, {
+    signal: ctx.signal,
+    onUnreadable: (s, err) =>
+      ctx.stderr.write(`warning: cannot read ${s.description}: ${errorMessage(err)}; trying the others\n`),
+  });
+  const path = resolve(opts.toFile!);
+  if (opts.dryRun) {
+    const plan = { backup: manifest.id, file: path, bytes: manifest.sizeBytes, dryRun: true };
+    if (opts.json) printJson(ctx.stdout, plan);
+    else
+      ctx.stdout.write(
+        `dry run: would write ${manifest.id} (${manifest.engine} ${manifest.format}, ${formatBytes(manifest.sizeBytes)}) to ${path}\n`,
+      );
+    return 0;
+  }
+  const progress = new Progress(ctx.stderr, !opts.json);
+  const result = await restoreToFile(
+    { manifest, path, force: opts.force ?? false },
+    {
+      storage,
+      signal: ctx.signal,
+      onProgress: (n) =>
+        progress.update(
+          `restore ${manifest.id} to ${path}: ${formatBytes(n)} of ${formatBytes(manifest.storedBytes)}`,
+          n,
+        ),
+    },
+  );
+  progress.done();
+  if (opts.json) printJson(ctx.stdout, result);
+  else
+    ctx.stdout.write(
+      `restored ${manifest.id} to file ${path} (${formatBytes(result.bytes)}, ${manifest.engine} ${manifest.format})\n`,
+    );
   return 0;
 }
 

@@ -10,7 +10,8 @@
  *   - ConnectionError (exit 3): server unreachable, authentication failed, database missing.
  *   - BackupError (exit 4): the dump tool is missing, too old for the server, or the dump failed.
  *   - UsageError (exit 1): the request cannot be done as asked (e.g. an option the format does not allow).
- * Messages never contain passwords: secrets reach child processes through their environment only.
+ * Messages never contain passwords: secrets reach child processes through their environment or a private
+ * option file (mode 0600, removed after use), never their argv.
  */
 
 /** Facts that identify the server and tools, recorded in the manifest. */
@@ -75,6 +76,8 @@ export interface RestoreOptions {
   dropExisting: boolean;
   /** Write into a non-empty database, replacing the objects the dump contains. */
   overwrite: boolean;
+  /** `--force`: also replace a destination that is in use (a SQLite file another process writes). */
+  force?: boolean | undefined;
   /** Parallel restore workers; > 1 may need a seekable file, which the engine spools to `tempDir`. */
   jobs: number;
   tempDir?: string | undefined;

@@ -4,8 +4,12 @@
  * explicit choice: overwrite (--force, or a typed confirmation on a terminal) or drop and recreate
  * (--drop-existing). A missing database is created.
  */
+import { createWriteStream } from 'node:fs';
+import { open, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import type { DumpEntry, Engine, RestoreTargetState } from '../engines/engine.ts';
-import { UsageError } from '../errors.ts';
+import { UsageError, VerifyError } from '../errors.ts';
 import type { Manifest } from '../manifest.ts';
 import { MemoryGovernor } from '../pipeline/memory.ts';
 import { Meter } from '../pipeline/meter.ts';
@@ -108,6 +112,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
     create: action === 'create',
     dropExisting: action === 'drop-and-recreate',
     overwrite: action === 'overwrite',
+    force: request.force,
     jobs,
     tempDir: request.tempDir,
     signal,
@@ -119,4 +124,74 @@ function chooseAction(state: RestoreTargetState, request: RestoreRequest): Resto
   if (!state.exists) return 'create';
   if (request.dropExisting) return 'drop-and-recreate';
   return state.empty ? 'restore-into-empty' : 'overwrite';
+}
+
+export interface RestoreToFileRequest {
+  manifest: Manifest;
+  /** Absolute path of the file to write. */
+  path: string;
+  /** Replace an existing file. */
+  force: boolean;
+}
+
+/**
+ * `restore --to-file`: writes the backup's raw dump (an RDB file, a SQLite database, a pg_dump archive, a
+ * SQL script) to a file, atomically: into a temp file beside it, checked against the manifest's size and
+ * sha256 while it is written, fsynced, then renamed into place and the directory fsynced. A damaged
+ * backup leaves nothing behind; an existing file is only replaced with `force`.
+ */
+export async function restoreToFile(
+  request: RestoreToFileRequest,
+  deps: {
+    storage: StorageBackend;
+    signal?: AbortSignal | undefined;
+    onProgress?: (storedBytes: number) => void;
+  },
+): Promise<{ backup: string; file: string; bytes: number }> {
+  const { manifest, path } = request;
+  const { storage, signal } = deps;
+  const dir = dirname(path);
+  if (!(await stat(dir).catch(() => undefined))?.isDirectory()) {
+    throw new UsageError(`cannot write ${path}: the directory ${dir} does not exist`);
+  }
+  if (!request.force && (await stat(path).catch(() => undefined))) {
+    throw new UsageError(`refusing to replace ${path}: the file exists`, {
+      hint: 'pass --force to replace it, or choose another path',
+    });
+  }
+  const stored = new Meter({ hash: true, memory: new MemoryGovernor(), onBytes: deps.onProgress });
+  const raw = new Meter({});
+  const temp = join(dir, `.${basename(path)}.datasaver-${process.pid}-${Date.now()}`);
+  try {
+    const source = await storage.get(manifest.object, { signal });
+    await pipeline(
+      rawDumpStream(source, manifest.compression, { stored, raw }),
+      createWriteStream(temp, { mode: 0o600, flags: 'wx' }),
+      { signal },
+    );
+    if (stored.bytes !== manifest.storedBytes || stored.digest() !== manifest.sha256) {
+      throw new VerifyError(
+        manifest.id,
+        stored.bytes !== manifest.storedBytes ? 'size' : 'checksum',
+        `${manifest.object} does not match its manifest (${stored.bytes} bytes, sha256 ${stored.digest()}); nothing was written to ${path}`,
+      );
+    }
+    const handle = await open(temp, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+    const dirHandle = await open(dir, 'r');
+    try {
+      await dirHandle.sync();
+    } finally {
+      await dirHandle.close();
+    }
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+  return { backup: manifest.id, file: path, bytes: raw.bytes };
 }
