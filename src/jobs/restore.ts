@@ -88,7 +88,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
   if (action === 'overwrite' && !can.overwrite) {
     // e.g. a plain SQL script has no "drop what exists first" mode (pg_restore --clean needs an archive).
     throw new UsageError(
-      `cannot restore the ${manifest.format} backup ${manifest.id} over the objects in ${destination.description}`,
+      `cannot restore backup ${manifest.id} (${manifest.engine} ${manifest.format} format) over the objects in ${destination.description}: this format cannot replace what exists`,
       {
         hint: `use --drop-existing to recreate the ${can.destination}, or --target-db NAME for a new one`,
       },

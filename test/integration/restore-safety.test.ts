@@ -59,7 +59,7 @@ describe('restore safety', () => {
     await query(copy, 'DELETE FROM t WHERE id > 50');
     const res = await runCli(['restore', 'latest', '--target-db', copy, '--force'], env);
     expect(res.code).toBe(1);
-    expect(res.stderr).toMatch(/cannot restore the plain SQL backup .* over the objects/);
+    expect(res.stderr).toMatch(/cannot restore backup .* \(postgres plain format\) over the objects/);
     expect(res.stderr).toMatch(/--drop-existing/);
     expect(await query(copy, 'SELECT count(*)::int AS n FROM t')).toEqual([{ n: 50 }]);
     const dropped = await runCli(['restore', 'latest', '--target-db', copy, '--drop-existing'], env);

@@ -145,9 +145,17 @@ export function engineConformance(name: string, fixture: EngineFixture): void {
   });
 }
 
-/** Stores `raw` (uncompressed) as a new committed backup like `like`, with a matching checksum. */
-async function storeRaw(storage: LocalStorage, like: Manifest, raw: Buffer): Promise<Manifest> {
-  const id = backupId(like.target, new Date(Date.parse(like.createdAt) + 1000));
+/**
+ * Stores `raw` (uncompressed) as a new committed backup like `like`, `offset` seconds later, with a
+ * matching checksum: a damaged dump that only its structure check can catch.
+ */
+export async function storeRaw(
+  storage: LocalStorage,
+  like: Manifest,
+  raw: Buffer,
+  offset = 1,
+): Promise<Manifest> {
+  const id = backupId(like.target, new Date(Date.parse(like.createdAt) + offset * 1000));
   const ext = like.object.slice(like.object.indexOf('.') + 1).replace(/\.zst$/, '');
   const manifest: Manifest = {
     ...like,

@@ -1,0 +1,554 @@
+/**
+ * The Redis engine against real servers: the conformance suite (backup, verify, restore into a second
+ * server with data and TTLs equal, failure paths), plus Redis specifics: overwrite rules, the CRC-64
+ * check, secrets kept out of argv, expired keys, aborts and a failing redis-cli.
+ */
+
+import { execFile as execFileCb } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buffer } from 'node:stream/consumers';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TargetConfig } from '../../src/config/types.ts';
+import { createEngine } from '../../src/engines/index.ts';
+import { RedisEngine } from '../../src/engines/redis.ts';
+import { crc64 } from '../../src/engines/redis-rdb.ts';
+import {
+  BackupError,
+  ConnectionError,
+  RestoreError,
+  ToolMissingError,
+  UsageError,
+} from '../../src/errors.ts';
+import { runBackup } from '../../src/jobs/backup.ts';
+import { runRestore } from '../../src/jobs/restore.ts';
+import { verifyBackup } from '../../src/jobs/verify.ts';
+import type { Manifest } from '../../src/manifest.ts';
+import { rawDumpStream } from '../../src/pipeline/read.ts';
+import { LocalStorage } from '../../src/storage/local.ts';
+import { Secret } from '../../src/util/secret.ts';
+import { engineConformance, storeRaw } from '../support/engine-conformance.ts';
+import { fakeToolDir } from '../support/fake-tools.ts';
+import { tempDir } from '../support/pg.ts';
+import { type RedisServer, startRedis } from '../support/redis-server.ts';
+
+const execFile = promisify(execFileCb);
+
+let source: RedisServer;
+let dest: RedisServer;
+
+beforeAll(async () => {
+  [source, dest] = await Promise.all([startRedis(), startRedis()]);
+});
+
+afterAll(async () => {
+  await Promise.all([source?.stop(), dest?.stop()]);
+});
+
+const BINARY = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+const BINARY_KEY = Buffer.from([0xff, 0x00, 0x0a, 0x6b]);
+/** A value stored raw in the RDB (short strings are not compressed), to flip a byte in. */
+const FLIP_ME = 'flip-me-0123';
+const LIBRARY = "#!lua name=dslib\nredis.register_function('ds_hello', function() return 'hi' end)";
+
+/** Keys seeded per database, for the facts. */
+const DB0_KEYS = 18;
+const DB3_KEYS = 3;
+
+async function seed(server: RedisServer): Promise<void> {
+  const c = await server.client(0);
+  try {
+    await c.set('str:plain', 'hello');
+    await c.set('str:binary', BINARY);
+    await c.set(BINARY_KEY, 'binary key name');
+    await c.set('str:int', '12345');
+    await c.set('str:big', 'abcdefgh'.repeat(20_000)); // LZF-compressed in the RDB
+    await c.set('str:flip', FLIP_ME);
+    await c.hset('hash:small', { a: '1', b: '2' });
+    await c.hset('hash:big', Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`f${i}`, `v${i}`])));
+    await c.rpush('list:small', 'a', 'b', 'c');
+    await c.rpush('list:big', ...Array.from({ length: 5000 }, (_, i) => `item-${i}`));
+    await c.sadd('set:ints', 1, 2, 3);
+    await c.sadd('set:strs', 'x', 'y', 'z');
+    await c.sadd('set:big', ...Array.from({ length: 1000 }, (_, i) => `m${i}`));
+    await c.zadd('zset:small', 1, 'one', 2.5, 'two-and-a-half');
+    await c.zadd('zset:big', ...Array.from({ length: 300 }, (_, i) => [i / 3, `z${i}`]).flat());
+    await c.xadd('stream', '1-1', 'field', 'v1');
+    await c.xadd('stream', '2-1', 'field', 'v2', 'other', BINARY);
+    await c.xadd('stream', '3-1', 'field', 'v3');
+    await c.xgroup('CREATE', 'stream', 'workers', '0');
+    await c.xreadgroup('GROUP', 'workers', 'alice', 'COUNT', 2, 'STREAMS', 'stream', '>');
+    await c.set('ttl:str', 'expires', 'EX', 3600);
+    await c.hset('ttl:hash', { k: 'v' });
+    await c.expire('ttl:hash', 7200);
+    await c.function('LOAD', LIBRARY);
+    await c.select(3);
+    await c.set('db3:str', 'in db 3');
+    await c.rpush('db3:list', '1', '2');
+    await c.set('db3:ttl', 'x', 'EX', 3600);
+  } finally {
+    c.disconnect();
+  }
+}
+
+function clientFor(target: TargetConfig): Promise<Redis> {
+  const server = target.connection.port === dest.port ? dest : source;
+  return server.client(0);
+}
+
+/** Every key of every database: type, value and TTL (in minutes, so seconds of drift do not matter). */
+async function snapshot(target: TargetConfig): Promise<unknown> {
+  const c = await clientFor(target);
+  try {
+    const dbs: Record<string, unknown[]> = {};
+    for (let db = 0; db < 16; db++) {
+      await c.select(db);
+      const keys: Buffer[] = [];
+      let cursor = '0';
+      do {
+        const [next, batch] = await c.scanBuffer(cursor, 'COUNT', 500);
+        cursor = next.toString();
+        keys.push(...batch);
+      } while (cursor !== '0');
+      if (!keys.length) continue;
+      const rows = [];
+      for (const key of [...new Set(keys.map((k) => k.toString('hex')))].sort()) {
+        const k = Buffer.from(key, 'hex');
+        const type = await c.type(k);
+        const pttl = await c.pttl(k);
+        rows.push({
+          key,
+          type,
+          value: await readValue(c, k, type),
+          ttlMinutes: pttl < 0 ? pttl : Math.round(pttl / 60_000),
+        });
+      }
+      dbs[`db${db}`] = rows;
+    }
+    const functions = (await c.function('LIST')) as unknown[];
+    return { dbs, functions };
+  } finally {
+    c.disconnect();
+  }
+}
+
+async function readValue(c: Redis, k: Buffer, type: string): Promise<unknown> {
+  const b64 = (bs: Buffer[]) => bs.map((b) => b.toString('base64'));
+  switch (type) {
+    case 'string':
+      return (await c.getBuffer(k))?.toString('base64');
+    case 'hash':
+      return Object.entries(await c.hgetall(k)).sort();
+    case 'list':
+      return b64(await c.lrangeBuffer(k, 0, -1));
+    case 'set':
+      return b64(await c.smembersBuffer(k)).sort();
+    case 'zset':
+      return await c.call('ZRANGE', k, '0', '-1', 'WITHSCORES');
+    case 'stream':
+      return {
+        entries: JSON.stringify(await c.xrangeBuffer(k, '-', '+')),
+        groups: await c.xinfo('GROUPS', k),
+        // Pending entries without their idle time, which grows while the test runs.
+        pending: ((await c.xpending(k, 'workers', '-', '+', 10)) as unknown[][]).map(
+          ([id, consumer, , n]) => [id, consumer, n],
+        ),
+      };
+    default:
+      throw new Error(`unexpected type ${type}`);
+  }
+}
+
+engineConformance('redis', {
+  seed: async () => {
+    await source.flushAll();
+    await seed(source);
+    return source.target('redis_src');
+  },
+  snapshot: (t) => snapshot(t),
+  restoreDestination: async () => {
+    await dest.flushAll();
+    return { targetDatabase: undefined, target: dest.target('redis_dst') };
+  },
+  extension: 'rdb',
+  facts: [
+    { name: 'db0', rows: DB0_KEYS },
+    { name: 'db3', rows: DB3_KEYS },
+  ],
+  wrongPassword: (t) => ({ ...t, connection: { ...t.connection, password: new Secret('not-the-password') } }),
+  serverDown: (t) => ({ ...t, connection: { ...t.connection, port: 1 } }),
+  tool: { name: 'redis-cli', package: /redis-tools/ },
+});
+
+describe('redis engine', () => {
+  async function backUp(target: TargetConfig) {
+    const storage = new LocalStorage(await tempDir('redis-store-'));
+    const result = await runBackup(
+      { target, labels: [], verify: false },
+      { engine: createEngine(target), destinations: [storage] },
+    );
+    return { storage, manifest: result.manifest };
+  }
+
+  async function freshSource(): Promise<TargetConfig> {
+    await source.flushAll();
+    await seed(source);
+    return source.target('redis_src');
+  }
+
+  async function rawOf(storage: LocalStorage, manifest: Manifest): Promise<Buffer> {
+    return buffer(rawDumpStream(await storage.get(manifest.object), manifest.compression));
+  }
+
+  it('lists the RDB version, each database with its key count and the function libraries', async () => {
+    const { storage, manifest } = await backUp(await freshSource());
+    const engine = createEngine(dest.target('x'));
+    const { entries } = await engine.inspect(chunks(await rawOf(storage, manifest)), 'rdb');
+    expect(entries).toEqual([
+      {
+        type: 'RDB',
+        schema: '',
+        name: expect.stringMatching(/^version \d+, written by Redis 7\.\d+\.\d+; CRC-64 checked$/),
+      },
+      { type: 'DATABASE', schema: '', name: `db0: ${DB0_KEYS} keys, 2 with a TTL` },
+      { type: 'DATABASE', schema: '', name: `db3: ${DB3_KEYS} keys, 1 with a TTL` },
+      { type: 'FUNCTION LIBRARY', schema: '', name: 'dslib' },
+    ]);
+    expect(manifest.toolVersion).toMatch(/^redis-cli \d+\.\d+\.\d+$/);
+    expect(manifest.serverVersion).toBe(source.version);
+  });
+
+  it('a flipped byte inside a value, under a matching sha256, fails verify on the CRC-64', async () => {
+    const { storage, manifest } = await backUp(await freshSource());
+    const raw = await rawOf(storage, manifest);
+    const at = raw.indexOf(FLIP_ME);
+    expect(at).toBeGreaterThan(0);
+    const flipped = Buffer.from(raw);
+    flipped[at + 3]! ^= 0x01;
+    const engine = createEngine(source.target('redis_src'));
+    expect((await verifyBackup(await storeRaw(storage, manifest, raw), { storage, engine })).ok).toBe(true);
+    const result = await verifyBackup(await storeRaw(storage, manifest, flipped, 2), { storage, engine });
+    expect(result).toMatchObject({ ok: false, reason: 'structure' });
+    expect(result.message).toMatch(/CRC-64 does not match/);
+  });
+
+  it('the redis-cli EOF mark of a diskless transfer is not part of the backup', async () => {
+    const { storage, manifest } = await backUp(await freshSource());
+    const raw = await rawOf(storage, manifest);
+    expect(raw.subarray(0, 5).toString()).toBe('REDIS');
+    expect(raw[raw.length - 9]).toBe(0xff); // EOF opcode, then the 8-byte checksum, then nothing
+  });
+
+  it('backs up a server that replicates through a file on disk (no EOF mark)', async () => {
+    const target = await freshSource();
+    const s = await source.client(0);
+    try {
+      await s.config('SET', 'repl-diskless-sync', 'no');
+      const { storage, manifest } = await backUp(target);
+      const verified = await verifyBackup(manifest, { storage, engine: createEngine(target) });
+      expect(verified).toMatchObject({ ok: true });
+      expect(manifest.facts.tables).toContainEqual({ name: 'db0', rows: DB0_KEYS });
+    } finally {
+      await s.config('SET', 'repl-diskless-sync', 'yes');
+      s.disconnect();
+    }
+  });
+
+  it('refuses a non-empty server without --force; --force replaces keys, --drop-existing flushes first', async () => {
+    const { storage, manifest } = await backUp(await freshSource());
+    await dest.flushAll();
+    const d = await dest.client(0);
+    try {
+      await d.set('str:plain', 'changed on the target');
+      await d.set('dest:only', 'keep me');
+      const to = dest.target('redis_dst');
+      const request = {
+        manifest,
+        targetDatabase: undefined,
+        dryRun: false,
+        force: false,
+        dropExisting: false,
+        jobs: 1,
+      };
+      const deps = { engine: createEngine(to), storage };
+
+      await expect(runRestore(request, deps)).rejects.toThrow(UsageError);
+      expect(await d.get('str:plain')).toBe('changed on the target');
+      expect(await d.dbsize()).toBe(2);
+
+      await expect(runRestore({ ...request, force: true }, deps)).resolves.toMatchObject({
+        action: 'overwrite',
+      });
+      expect(await d.get('str:plain')).toBe('hello');
+      expect(await d.get('dest:only')).toBe('keep me');
+
+      await runRestore({ ...request, dropExisting: true }, deps);
+      expect(await d.exists('dest:only')).toBe(0);
+      expect(await snapshot(to)).toEqual(await snapshot(source.target('redis_src')));
+    } finally {
+      d.disconnect();
+    }
+  });
+
+  it('the engine itself never replaces an existing key without overwrite', async () => {
+    const { storage, manifest } = await backUp(await freshSource());
+    await dest.flushAll();
+    const d = await dest.client(0);
+    try {
+      await d.set('str:plain', 'changed on the target');
+      const engine = createEngine(dest.target('redis_dst'));
+      const restore = engine.restore(
+        rawDumpStream(await storage.get(manifest.object), manifest.compression),
+        {
+          format: 'rdb',
+          create: false,
+          dropExisting: false,
+          overwrite: false,
+          jobs: 1,
+        },
+      );
+      await expect(restore).rejects.toThrow(RestoreError);
+      await expect(restore).rejects.toThrow(/"str:plain" already exists in db0/);
+      expect(await d.get('str:plain')).toBe('changed on the target');
+    } finally {
+      d.disconnect();
+    }
+  });
+
+  it('restoring without redis-server names the package and leaves the target alone', async () => {
+    const { storage, manifest } = await backUp(await freshSource());
+    await dest.flushAll();
+    const d = await dest.client(0);
+    try {
+      await d.set('dest:only', 'keep me');
+      const toolDir = await fakeToolDir({ 'redis-cli': 'exec /usr/bin/redis-cli "$@"' });
+      const err = await runRestore(
+        { manifest, targetDatabase: undefined, dryRun: false, force: false, dropExisting: true, jobs: 1 },
+        { engine: createEngine({ ...dest.target('redis_dst'), toolDir }), storage },
+      ).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ToolMissingError);
+      expect((err as Error).message).toMatch(/redis-server not found/);
+      expect((err as ToolMissingError).hint).toMatch(/apt-get install redis-server/);
+      expect(await d.get('dest:only')).toBe('keep me');
+    } finally {
+      d.disconnect();
+    }
+  });
+
+  it('an RDB newer than the local redis-server fails as a missing tool, before the target is touched', async () => {
+    const { storage, manifest } = await backUp(await freshSource());
+    const raw = Buffer.from(await rawOf(storage, manifest));
+    raw.write('0099', 5, 'latin1'); // RDB version 99, with a checksum that matches it
+    raw.writeBigUInt64LE(crc64(raw.subarray(0, raw.length - 8)), raw.length - 8);
+    const newer = await storeRaw(storage, manifest, raw, 3);
+    expect(
+      await verifyBackup(newer, { storage, engine: createEngine(source.target('redis_src')) }),
+    ).toMatchObject({
+      ok: true,
+    });
+    await dest.flushAll();
+    const d = await dest.client(0);
+    try {
+      await d.set('dest:only', 'keep me');
+      const err = await runRestore(
+        {
+          manifest: newer,
+          targetDatabase: undefined,
+          dryRun: false,
+          force: false,
+          dropExisting: true,
+          jobs: 1,
+        },
+        { engine: createEngine(dest.target('redis_dst')), storage },
+      ).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ToolMissingError);
+      expect((err as Error).message).toMatch(/cannot load this backup: it is RDB version 99/);
+      expect(await d.get('dest:only')).toBe('keep me');
+    } finally {
+      d.disconnect();
+    }
+  });
+
+  it('keys that expired between backup and restore are not restored', async () => {
+    const target = await freshSource();
+    const s = await source.client(0);
+    const setAt = Date.now();
+    try {
+      await s.set('short-lived', 'x', 'PX', 3000);
+    } finally {
+      s.disconnect();
+    }
+    const { storage, manifest } = await backUp(target);
+    const { entries } = await createEngine(target).inspect(chunks(await rawOf(storage, manifest)), 'rdb');
+    expect(entries).toContainEqual({
+      type: 'DATABASE',
+      schema: '',
+      name: `db0: ${DB0_KEYS + 1} keys, 3 with a TTL`,
+    });
+    await sleep(setAt + 3500 - Date.now());
+    await dest.flushAll();
+    const to = dest.target('redis_dst');
+    await runRestore(
+      { manifest, targetDatabase: undefined, dryRun: false, force: false, dropExisting: false, jobs: 1 },
+      { engine: createEngine(to), storage },
+    );
+    const d = await dest.client(0);
+    try {
+      expect(await d.exists('short-lived')).toBe(0);
+      expect(await d.get('str:plain')).toBe('hello');
+      expect(await d.ttl('ttl:str')).toBeGreaterThan(3500);
+    } finally {
+      d.disconnect();
+    }
+  });
+
+  it('passes the password in REDISCLI_AUTH, never in argv (ACL user)', async () => {
+    await freshSource();
+    const log = join(await tempDir('redis-argv-'), 'argv.log');
+    const toolDir = await fakeToolDir({
+      'redis-cli': `printf 'argv: %s\\n' "$*" >> '${log}'\n[ -n "$REDISCLI_AUTH" ] && echo 'env: REDISCLI_AUTH set' >> '${log}'\nexec /usr/bin/redis-cli "$@"`,
+    });
+    const target = { ...source.target('redis_src', { acl: true }), toolDir };
+    const { manifest } = await backUp(target);
+    expect(manifest.facts.tables).toContainEqual({ name: 'db0', rows: DB0_KEYS });
+    const text = await readFile(log, 'utf8');
+    expect(text).toMatch(/argv: .*--user backup.*--rdb -/);
+    expect(text).toContain('env: REDISCLI_AUTH set');
+    expect(text).not.toContain(source.aclPassword);
+    expect(text).not.toContain(source.password);
+  });
+
+  it('a wrong password is a permanent connection error', async () => {
+    const target = source.target('redis_src', { password: 'not-the-password' });
+    const err = await createEngine(target)
+      .preflight()
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConnectionError);
+    expect((err as ConnectionError).transient).toBe(false);
+    expect((err as Error).message).toMatch(/authentication failed for user default/);
+  });
+
+  it('a stopped server is a transient connection error, and works again once started', async () => {
+    const engine = createEngine(dest.target('redis_dst'));
+    await dest.pause();
+    try {
+      const err = await engine.preflight().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConnectionError);
+      expect((err as ConnectionError).transient).toBe(true);
+    } finally {
+      await dest.start();
+    }
+    await expect(engine.preflight()).resolves.toMatchObject({ serverVersion: dest.version });
+  });
+
+  it('restore-target state: empty means no key in any database; --target-db is refused', async () => {
+    await dest.flushAll();
+    const engine = createEngine(dest.target('redis_dst'));
+    expect(await engine.restoreTargetState()).toEqual({
+      description: `Redis server at 127.0.0.1:${dest.port}`,
+      exists: true,
+      empty: true,
+    });
+    const d = await dest.client(5);
+    try {
+      await d.set('somewhere', 'in db 5');
+    } finally {
+      d.disconnect();
+    }
+    expect(await engine.restoreTargetState()).toMatchObject({ empty: false });
+    await expect(engine.restoreTargetState('db1')).rejects.toThrow(UsageError);
+  });
+
+  it('aborting a dump kills redis-cli', async () => {
+    await source.flushAll();
+    const s = await source.client(0);
+    try {
+      for (let i = 0; i < 200; i++) await s.set(`big:${i}`, randomBytes(100_000));
+    } finally {
+      s.disconnect();
+    }
+    const pidFile = join(await tempDir('redis-pid-'), 'pid');
+    const toolDir = await fakeToolDir({
+      'redis-cli': `case "$*" in *--rdb*) echo $$ > '${pidFile}';; esac\nexec /usr/bin/redis-cli "$@"`,
+    });
+    const engine = new RedisEngine({ ...source.target('redis_src'), toolDir });
+    const abort = new AbortController();
+    let bytes = 0;
+    const err = await (async () => {
+      for await (const chunk of engine.dump({ format: 'rdb', schemaOnly: false, signal: abort.signal })) {
+        bytes += chunk.length;
+        abort.abort();
+      }
+    })().catch((e: unknown) => e);
+    expect((err as Error).name).toBe('AbortError');
+    expect(bytes).toBeLessThan(20_000_000);
+    const pid = Number(await readFile(pidFile, 'utf8'));
+    expect(() => process.kill(pid, 0)).toThrow(/ESRCH/);
+  });
+
+  it('aborting a restore stops the temporary redis-server and removes its files', async () => {
+    await source.flushAll();
+    const s = await source.client(0);
+    try {
+      for (let i = 0; i < 300; i++) await s.set(`big:${i}`, randomBytes(100_000));
+    } finally {
+      s.disconnect();
+    }
+    const { storage, manifest } = await backUp(source.target('redis_src'));
+    await dest.flushAll();
+    const spool = await tempDir('redis-spool-');
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(), 150);
+    const err = await createEngine(dest.target('redis_dst'))
+      .restore(rawDumpStream(await storage.get(manifest.object), manifest.compression), {
+        format: 'rdb',
+        create: false,
+        dropExisting: false,
+        overwrite: false,
+        jobs: 1,
+        tempDir: spool,
+        signal: abort.signal,
+      })
+      .catch((e: unknown) => e);
+    expect((err as Error).name).toBe('AbortError');
+    expect(await readdir(spool)).toEqual([]);
+    const { stdout } = await execFile('ps', ['-eo', 'args']);
+    expect(stdout).not.toContain(spool);
+  });
+
+  it('a redis-cli that fails half-way makes the dump stream fail before it ends', async () => {
+    const toolDir = await fakeToolDir({
+      'redis-cli': `case "$*" in *--rdb*) printf 'REDIS0010partial'; echo 'Error reading RDB payload' >&2; exit 1;; esac\nexec /usr/bin/redis-cli "$@"`,
+    });
+    const engine = new RedisEngine({ ...source.target('redis_src'), toolDir });
+    const chunks: Buffer[] = [];
+    const err = await (async () => {
+      for await (const chunk of engine.dump({ format: 'rdb', schemaOnly: false })) chunks.push(chunk);
+    })().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BackupError);
+    expect((err as Error).message).toMatch(/redis-cli --rdb exited with code 1: Error reading RDB payload/);
+  });
+
+  it('a redis-cli whose output is shorter than the RDB it announced fails the dump', async () => {
+    const toolDir = await fakeToolDir({
+      'redis-cli': `case "$*" in *--rdb*) t=$(mktemp); /usr/bin/redis-cli "$@" > "$t"; head -c 100 "$t"; rm -f "$t"; exit 0;; esac\nexec /usr/bin/redis-cli "$@"`,
+    });
+    await freshSource();
+    const engine = new RedisEngine({ ...source.target('redis_src'), toolDir });
+    const err = await (async () => {
+      for await (const _ of engine.dump({ format: 'rdb', schemaOnly: false })) {
+        // drain
+      }
+    })().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BackupError);
+    expect((err as Error).message).toMatch(/wrote \d+ bytes for an RDB of \d+ bytes/);
+  });
+});
+
+async function* chunks(data: Buffer): AsyncGenerator<Buffer> {
+  yield data;
+}
