@@ -114,7 +114,8 @@ export async function storagesForBackups(
  */
 export function engineForBackup(config: Config, backupTarget: string, engineName: string): Engine {
   const own = config.targets.find((t) => t.name === backupTarget);
-  if (own) return createEngine(own);
+  // A target that changed engine since (same name, new database) cannot read its old backups.
+  if (own && own.engine === engineName) return createEngine(own);
   if (!isEngineName(engineName)) {
     throw new UsageError(
       `backup of ${backupTarget} uses engine ${engineName}, which this datasaver does not support`,

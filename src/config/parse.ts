@@ -655,6 +655,10 @@ function parseDatabaseUrl(source: Sourced, problems: Problems): UrlParts {
   }
   const parts: UrlParts = { engine };
   if (url.protocol === 'rediss:') parts.tls = true;
+  if (url.hash) {
+    problems.add(source.origin, `'${shown}' has a '#' part; encode '#' in a path or password as %23`);
+    return {};
+  }
   try {
     if (url.hostname) parts.host = decodeURIComponent(url.hostname.replace(/^\[(.*)\]$/, '$1'));
     if (url.username) parts.user = decodeURIComponent(url.username);
@@ -663,7 +667,18 @@ function parseDatabaseUrl(source: Sourced, problems: Problems): UrlParts {
     // sqlite:///var/lib/app.db names a file; the others name a database after the host.
     const db = engine === 'sqlite' ? path : path.replace(/^\//, '');
     // redis://host/0 picks a database number for clients; a backup holds every database anyway.
-    if (db && !(engine === 'redis' && /^\d+$/.test(db))) parts.database = db;
+    if (engine === 'redis' && db && !/^\d+$/.test(db)) {
+      problems.add(
+        source.origin,
+        `'${shown}': a Redis URL is redis://user:password@host:port (optionally /N); unix socket paths are not supported`,
+      );
+      return {};
+    }
+    if (engine === 'sqlite' && (db === '' || db.endsWith('/'))) {
+      problems.add(source.origin, `'${shown}': name the database file, e.g. sqlite:///var/lib/app/app.db`);
+      return {};
+    }
+    if (db && engine !== 'redis') parts.database = db;
   } catch {
     problems.add(source.origin, `'${shown}' has a malformed %-escape; encode special characters as %XX`);
     return {};

@@ -367,6 +367,26 @@ export class MysqlEngine implements Engine {
     }
   }
 
+  /**
+   * "All databases" means every user database, named: `--all-databases` would also dump the `mysql`
+   * system schema, whose restore replaces every account and grant of the destination server (possibly
+   * the one datasaver connects with). Accounts and grants are not part of a backup.
+   */
+  async #userDatabases(client: ResolvedTool, signal: AbortSignal | undefined): Promise<string[]> {
+    const rows = await this.#query(
+      client,
+      'SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME',
+      {
+        signal,
+        failAs: BackupError,
+      },
+    );
+    const names = rows.map((r) => r[0]!).filter((n) => !SYSTEM_SCHEMAS.includes(n.toLowerCase()));
+    if (names.length === 0)
+      throw new BackupError(`${this.#target.name}: the server holds no user database to back up`);
+    return names;
+  }
+
   /** Spawns the dump tool and streams its output; the stream fails (before it ends) if the tool fails. */
   async *#streamDump(options: DumpOptions): AsyncGenerator<Buffer> {
     const { signal } = options;
@@ -394,10 +414,26 @@ export class MysqlEngine implements Engine {
       const args = [
         ...file.args,
         ...connectionArgs(this.#target.connection, tool.flavour),
-        ...dumpArgs(tool, this.#databases(), options.schemaOnly),
+        ...dumpArgs(
+          tool,
+          this.#databases() ?? (await this.#userDatabases(client, signal)),
+          options.schemaOnly,
+          {
+            several: this.#databases() === undefined,
+          },
+        ),
       ];
       p = spawnTool(tool, args, { env: this.#env() });
-      for await (const chunk of p.child.stdout!) yield chunk as Buffer;
+      let removed = false;
+      for await (const chunk of p.child.stdout!) {
+        // The dump is flowing, so the tool has read its options and connected: the password file
+        // need not outlive that (a dump can run for hours, and a SIGKILL would leave it behind).
+        if (!removed) {
+          removed = true;
+          await file.remove();
+        }
+        yield chunk as Buffer;
+      }
       const exit = await p.exited;
       signal?.throwIfAborted();
       if (exit.code !== 0) {
@@ -646,7 +682,12 @@ export function connectionArgs(c: ConnectionConfig, flavour: Flavour): string[] 
 }
 
 /** The dump tool's options after the connection's: what to dump and how. */
-export function dumpArgs(tool: ToolInfo, databases: string[] | undefined, schemaOnly: boolean): string[] {
+export function dumpArgs(
+  tool: ToolInfo,
+  databases: string[] | undefined,
+  schemaOnly: boolean,
+  options: { several?: boolean } = {},
+): string[] {
   const args = [
     '--single-transaction',
     '--routines',
@@ -664,7 +705,7 @@ export function dumpArgs(tool: ToolInfo, databases: string[] | undefined, schema
   }
   if (schemaOnly) args.push('--no-data');
   if (!databases) args.push('--all-databases');
-  else if (databases.length === 1) args.push('--', databases[0]!);
+  else if (databases.length === 1 && !options.several) args.push('--', databases[0]!);
   else args.push('--databases', '--', ...databases);
   return args;
 }

@@ -177,6 +177,9 @@ export class RedisEngine implements Engine {
       await this.#withClient(
         options,
         async (target) => {
+          // Before anything changes on the target: one real payload must restore there (a target older
+          // than the local redis-server rejects its DUMP format; ACLs may forbid RESTORE).
+          await probeRestore(source, target, where);
           if (options.dropExisting) await target.flushall();
           try {
             // Redis 7 function libraries travel as one FUNCTION DUMP payload (none before Redis 7).
@@ -442,6 +445,32 @@ async function connect(
   }
 }
 
+/**
+ * Restores one key of the backup under a throwaway name on the target and deletes it again; throws
+ * RestoreError saying nothing was changed when the target refuses.
+ */
+async function probeRestore(source: Redis, target: Redis, where: string): Promise<void> {
+  const [db] = parseKeyspace(await source.info('keyspace'));
+  if (!db) return;
+  await source.select(db.db);
+  const [, keys] = await source.scanBuffer('0', 'COUNT', 100);
+  const key = keys[0];
+  const payload = key ? await source.dumpBuffer(key) : null;
+  if (!payload) return;
+  const probe = `datasaver:restore-probe:${process.pid}:${Date.now()}`;
+  try {
+    await target.restore(probe, 60_000, payload);
+    await target.del(probe);
+  } catch (err) {
+    throw new RestoreError(`${where} cannot take this backup's keys: ${errorMessage(err)}`, {
+      hint: `nothing was changed on ${where}; a DUMP payload only restores into a Redis at least as new as the local redis-server that loads the backup, and the user needs +restore`,
+      cause: err,
+    });
+  } finally {
+    await source.select(0);
+  }
+}
+
 /** Copies every key of logical database `db`, with its TTL; keys that expired meanwhile are skipped. */
 async function copyDatabase(
   source: Redis,
@@ -453,7 +482,9 @@ async function copyDatabase(
   await source.select(db);
   await target.select(db);
   let cursor = '0';
-  let size = BATCH;
+  // Small first: values of unknown size (a batch of large ones could hold gigabytes); the next batches
+  // are sized from what came before.
+  let size = 16;
   do {
     signal?.throwIfAborted();
     const [next, keys] = await source.scanBuffer(cursor, 'COUNT', 1000);

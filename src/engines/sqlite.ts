@@ -17,7 +17,19 @@
  * destination in use; RestoreError when the restored file cannot be written.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, mkdtemp, open, readdir, readFile, readlink, rename, rm, stat } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  mkdtemp,
+  open,
+  readdir,
+  readFile,
+  readlink,
+  realpath,
+  rename,
+  rm,
+  stat,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { backup, DatabaseSync } from 'node:sqlite';
@@ -38,6 +50,8 @@ import type {
 } from './engine.ts';
 
 const FORMAT = 'sqlite';
+/** Files beside a database that belong to its current state. */
+export const SIDE_FILES = ['-wal', '-shm', '-journal'] as const;
 /** Waiting for a writer's lock before giving up (ms). */
 const BUSY_TIMEOUT = 30_000;
 /** Pages per backup step: all of them at once, so the copy is one snapshot. */
@@ -156,17 +170,15 @@ export class SqliteEngine implements Engine {
       throw new UsageError(`cannot restore to ${path}: the directory ${dir} does not exist`);
     }
     if (!options.force) {
-      const users = await writersOf(path);
+      const users = [...(await writersOf(path)), ...lockHolders(path)];
       if (users.length > 0) {
-        throw new UsageError(
-          `refusing to replace ${path}: it is open for writing by ${users.map((u) => `pid ${u.pid} (${u.command})`).join(', ')}`,
-          {
-            hint: 'stop that process first (it would go on writing into the replaced file), restore to another file with --target-db PATH or --to-file PATH, or pass --force',
-          },
-        );
+        throw new UsageError(`refusing to replace ${path}: it is open for writing by ${users.join(', ')}`, {
+          hint: 'stop that process first (it would go on writing into the replaced file), restore to another file with --target-db PATH or --to-file PATH, or pass --force',
+        });
       }
     }
     const temp = join(dir, `.${basename(path)}.datasaver-restore-${process.pid}-${Date.now()}`);
+    const aside: string[] = [];
     try {
       await pipeline(source, createWriteStream(temp, { mode: 0o600, flags: 'wx' }), {
         signal: options.signal,
@@ -174,13 +186,29 @@ export class SqliteEngine implements Engine {
       checkDatabase(temp);
       await fsync(temp);
       const previous = await stat(path).catch(() => undefined);
-      if (previous) await chmod(temp, previous.mode & 0o7777);
-      // Stale WAL or journal files of the old database would be applied to the new one: remove them.
-      await Promise.all(['-wal', '-shm', '-journal'].map((s) => rm(`${path}${s}`, { force: true })));
+      // The app must be able to open the restored file as it could the old one.
+      if (previous) {
+        await chmod(temp, previous.mode & 0o7777);
+        if (process.getuid?.() === 0) await chown(temp, previous.uid, previous.gid);
+      }
+      // Stale WAL or journal files of the old database would be applied to the new one. They are moved
+      // aside first and only deleted once the new file is in place, so a failed rename loses nothing.
+      for (const s of SIDE_FILES) {
+        if (
+          await rename(`${path}${s}`, `${temp}${s}.old`).then(
+            () => true,
+            () => false,
+          )
+        )
+          aside.push(s);
+      }
       await rename(temp, path);
       await fsync(dir);
+      await Promise.all(aside.map((s) => rm(`${temp}${s}.old`, { force: true })));
+      aside.length = 0;
     } catch (err) {
       await rm(temp, { force: true });
+      for (const s of aside) await rename(`${temp}${s}.old`, `${path}${s}`).catch(() => {});
       if (err instanceof UsageError || options.signal?.aborted) throw err;
       const why = err instanceof BackupError ? err.message : errorMessage(err);
       throw new RestoreError(`restoring to ${path} failed: ${why}`, {
@@ -312,12 +340,15 @@ async function fsync(path: string): Promise<void> {
 
 /**
  * Processes (other than this one) that have `path`, or its WAL or journal, open for writing. Linux only
- * (reads /proc); elsewhere nothing is found and the restore goes ahead.
+ * (reads /proc), and only processes this one can see: an app in another container is found by
+ * `lockHolders` instead.
  */
-async function writersOf(path: string): Promise<{ pid: number; command: string }[]> {
-  const files = new Set([path, `${path}-wal`, `${path}-journal`]);
+async function writersOf(path: string): Promise<string[]> {
+  // /proc shows resolved paths: compare against the file's real path (a symlinked directory).
+  const real = await realpath(path).catch(() => path);
+  const files = new Set([real, `${real}-wal`, `${real}-journal`]);
   const pids = (await readdir('/proc').catch(() => [] as string[])).filter((p) => /^\d+$/.test(p));
-  const found: { pid: number; command: string }[] = [];
+  const found: string[] = [];
   for (const pid of pids) {
     if (Number(pid) === process.pid) continue;
     const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
@@ -329,9 +360,37 @@ async function writersOf(path: string): Promise<{ pid: number; command: string }
       // O_WRONLY (1) or O_RDWR (2).
       if ((flags & 0o3) === 0) continue;
       const command = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '?')).trim();
-      found.push({ pid: Number(pid), command });
+      found.push(`pid ${pid} (${command})`);
       break;
     }
   }
   return found;
+}
+
+/**
+ * Connections that hold the database right now, seen through SQLite's own locks (which work across
+ * containers sharing the file): a writer in a transaction holds the write lock; in WAL mode, any other
+ * open connection keeps the WAL in use, which `PRAGMA wal_checkpoint(TRUNCATE)` reports as busy.
+ */
+function lockHolders(path: string): string[] {
+  let db: DatabaseSync;
+  try {
+    db = new DatabaseSync(path, { timeout: 0 });
+  } catch {
+    return []; // no database there (or not one): nothing to protect from a writer
+  }
+  try {
+    db.exec('BEGIN IMMEDIATE');
+    db.exec('ROLLBACK');
+    const mode = (db.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode;
+    if (mode === 'wal') {
+      const r = db.prepare('PRAGMA wal_checkpoint(TRUNCATE)').get() as { busy: number };
+      if (r.busy) return ['another connection (it is reading or writing)'];
+    }
+    return [];
+  } catch (err) {
+    return /locked|busy/i.test(errorMessage(err)) ? ['another connection (the database is locked)'] : [];
+  } finally {
+    db.close();
+  }
 }

@@ -154,10 +154,21 @@ export async function restoreToFile(
   if (!(await stat(dir).catch(() => undefined))?.isDirectory()) {
     throw new UsageError(`cannot write ${path}: the directory ${dir} does not exist`);
   }
-  if (!request.force && (await stat(path).catch(() => undefined))) {
+  const previous = await stat(path).catch(() => undefined);
+  if (previous && !request.force) {
     throw new UsageError(`refusing to replace ${path}: the file exists`, {
       hint: 'pass --force to replace it, or choose another path',
     });
+  }
+  // A SQLite database's WAL or journal beside the file would be applied to the replacement (bringing
+  // the old data back, or corrupting it): a live database is replaced by `datasaver restore`, which
+  // checks for writers and deals with them, never by overwriting the file.
+  for (const side of ['-wal', '-journal']) {
+    if (await stat(`${path}${side}`).catch(() => undefined)) {
+      throw new UsageError(`refusing to write ${path}: ${path}${side} exists, so it is a database in use`, {
+        hint: 'restore a SQLite database in place with `datasaver restore` (without --to-file), or stop its app and remove the stale file first',
+      });
+    }
   }
   const stored = new Meter({ hash: true, memory: new MemoryGovernor(), onBytes: deps.onProgress });
   const raw = new Meter({});
@@ -179,6 +190,11 @@ export async function restoreToFile(
     const handle = await open(temp, 'r');
     try {
       await handle.sync();
+      // Replacing a file (an RDB in a Redis data dir): whoever read the old one must read the new one.
+      if (previous) {
+        await handle.chmod(previous.mode & 0o7777);
+        if (process.getuid?.() === 0) await handle.chown(previous.uid, previous.gid);
+      }
     } finally {
       await handle.close();
     }

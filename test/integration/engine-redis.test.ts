@@ -294,6 +294,35 @@ describe('redis engine', () => {
     }
   });
 
+  it('--drop-existing flushes nothing when the target cannot take the keys (a user without RESTORE)', async () => {
+    const { storage, manifest } = await backUp(await freshSource());
+    await dest.flushAll();
+    const d = await dest.client(0);
+    try {
+      await d.set('dest:only', 'keep me');
+      await d.call('ACL', 'SETUSER', 'norestore', 'on', '>norestore-pw', '~*', '&*', '+@all', '-restore');
+      const to = dest.target('redis_dst', { acl: true });
+      to.connection.user = 'norestore';
+      to.connection.password = new Secret('norestore-pw');
+      const request = {
+        manifest,
+        targetDatabase: undefined,
+        dryRun: false,
+        force: false,
+        dropExisting: true,
+        jobs: 1,
+      };
+      const err = await runRestore(request, { engine: createEngine(to), storage }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RestoreError);
+      expect((err as Error).message).toMatch(/cannot take this backup's keys: NOPERM/);
+      expect((err as RestoreError).hint).toMatch(/nothing was changed/);
+      expect(await d.get('dest:only')).toBe('keep me');
+    } finally {
+      await d.call('ACL', 'DELUSER', 'norestore').catch(() => {});
+      d.disconnect();
+    }
+  });
+
   it('the engine itself never replaces an existing key without overwrite', async () => {
     const { storage, manifest } = await backUp(await freshSource());
     await dest.flushAll();

@@ -171,14 +171,15 @@ describe('sqlite hot copies and safe restores', () => {
     );
     expect(snapshot(live)).not.toEqual(snapshot(source)); // untouched: it has the writer's tables
 
-    holder.kill('SIGKILL');
-    await writeFile(`${path}-wal`, 'stale wal from another database');
+    // --force replaces it anyway, with the writer still running; its WAL goes with the old file.
+    expect(existsSync(`${path}-wal`)).toBe(true);
     await runRestore(
       { ...request, dropExisting: false, force: true },
       { engine: createEngine(live), storage },
     );
     expect(existsSync(`${path}-wal`)).toBe(false);
     expect(snapshot(live)).toEqual(snapshot(source));
+    holder.kill('SIGKILL');
   });
 
   it('through the CLI: backup, verify and restore --to-file, also from storage settings alone', async () => {
@@ -201,6 +202,12 @@ describe('sqlite hot copies and safe restores', () => {
     const again = await runCli(['restore', id, '--to-file', out], env);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/refusing to replace .*restored\.db: the file exists/);
+    // Over a database in use (its WAL beside it), --to-file refuses even with --force: the WAL would
+    // be applied to the new file.
+    await writeFile(`${out}-wal`, '');
+    const live = await runCli(['restore', id, '--to-file', out, '--force'], env);
+    expect(live.code).toBe(1);
+    expect(live.stderr).toMatch(/restored\.db-wal exists, so it is a database in use/);
 
     // A fresh machine with only the storage setting: verify and --to-file work without the target.
     const bare = { DATASAVER_STORAGE_PATH: storage };

@@ -739,6 +739,14 @@ describe('engines: the URL scheme or DATASAVER_ENGINE picks one', () => {
     expect(fmt.message).toMatch(
       /DATASAVER_DB_SSLMODE: applies to postgres only; for redis use DATASAVER_DB_TLS/,
     );
+    for (const [url, why] of [
+      ['sqlite:///data/a#b.db', /has a '#' part; encode '#'/],
+      ['redis:///tmp/redis.sock', /unix socket paths are not supported/],
+      ['redis://cache/foo', /a Redis URL is redis:\/\/user:password@host:port/],
+      ['sqlite:///', /name the database file/],
+    ] as const) {
+      expect(configError(() => parse({ ...store, DATASAVER_DATABASE_URL: url })).message, url).toMatch(why);
+    }
     const mismatch = configError(() =>
       parse({ ...store, DATASAVER_DATABASE_URL: 'redis://cache', DATASAVER_ENGINE: 'mysql' }),
     );
