@@ -16,7 +16,7 @@
  * when a dump fails `PRAGMA integrity_check` (verify: `structure`); UsageError for a relative path or a
  * destination in use; RestoreError when the restored file cannot be written.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import {
   chmod,
   chown,
@@ -373,6 +373,8 @@ async function writersOf(path: string): Promise<string[]> {
  * open connection keeps the WAL in use, which `PRAGMA wal_checkpoint(TRUNCATE)` reports as busy.
  */
 function lockHolders(path: string): string[] {
+  // Opening a path that does not exist would create an empty database there.
+  if (!existsSync(path)) return [];
   let db: DatabaseSync;
   try {
     db = new DatabaseSync(path, { timeout: 0 });
