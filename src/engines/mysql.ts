@@ -331,23 +331,16 @@ export class MysqlEngine implements Engine {
     hint: string,
   ): Promise<void> {
     const { signal } = options;
-    signal?.throwIfAborted();
-    const file = await createOptionFile(this.#target.connection.password);
-    let p: Spawned | undefined;
-    const onAbort = () => p && killIfRunning(p.child);
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const args = [
+      '--connect-timeout=10',
+      // Binary mode: no client commands (\! and friends) from the script, NUL bytes and \r pass as they are.
+      '--binary-mode',
+      '--default-character-set=utf8mb4',
+      '--max-allowed-packet=1G',
+    ];
+    if (database !== undefined) args.push(`--database=${database}`);
+    const { p, close } = await this.#start(client, args, { stdin: 'pipe', stdout: 'ignore' }, signal);
     try {
-      const args = [
-        ...file.args,
-        ...connectionArgs(this.#target.connection, client.flavour),
-        '--connect-timeout=10',
-        // Binary mode: no client commands (\! and friends) from the script, NUL bytes and \r pass as they are.
-        '--binary-mode',
-        '--default-character-set=utf8mb4',
-        '--max-allowed-packet=1G',
-      ];
-      if (database !== undefined) args.push(`--database=${database}`);
-      p = spawnTool(client, args, { env: this.#env(), stdin: 'pipe', stdout: 'ignore' });
       await feedStdin([p.child], script, signal);
       const exit = await p.exited;
       signal?.throwIfAborted();
@@ -358,13 +351,45 @@ export class MysqlEngine implements Engine {
         );
       }
     } finally {
-      signal?.removeEventListener('abort', onAbort);
-      if (p) {
-        killIfRunning(p.child);
-        await p.exited.catch(() => {});
-      }
-      await file.remove();
+      await close();
     }
+  }
+
+  /**
+   * Starts `tool` with the password's option file and the connection's arguments before `args`; it is
+   * killed when `signal` aborts. `close()` stops it if it still runs and removes the option file; call it
+   * in a `finally`. `forgetPassword()` removes the file early, once the tool has read it.
+   */
+  async #start(
+    tool: ResolvedTool,
+    args: string[],
+    spawn: { stdin?: 'pipe' | 'ignore'; stdout?: 'pipe' | 'ignore' },
+    signal: AbortSignal | undefined,
+  ): Promise<{ p: Spawned; close: () => Promise<void>; forgetPassword: () => Promise<void> }> {
+    signal?.throwIfAborted();
+    const file = await createOptionFile(this.#target.connection.password);
+    let p: Spawned;
+    try {
+      p = spawnTool(tool, [...file.args, ...connectionArgs(this.#target.connection, tool.flavour), ...args], {
+        env: this.#env(),
+        ...spawn,
+      });
+    } catch (err) {
+      await file.remove();
+      throw err;
+    }
+    const onAbort = () => killIfRunning(p.child);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    return {
+      p,
+      forgetPassword: file.remove,
+      close: async () => {
+        signal?.removeEventListener('abort', onAbort);
+        killIfRunning(p.child); // the consumer stopped early or failed: do not leave the tool running
+        await p.exited.catch(() => {});
+        await file.remove();
+      },
+    };
   }
 
   /**
@@ -406,31 +431,24 @@ export class MysqlEngine implements Engine {
         yield Buffer.from(`${DEFAULTS_LINE} CHARACTER SET ${row[1]} COLLATE ${row[2]};\n`);
       }
     }
-    const file = await createOptionFile(this.#target.connection.password);
-    let p: Spawned | undefined;
-    const onAbort = () => p && killIfRunning(p.child);
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const databases = this.#databases();
+    const args = dumpArgs(
+      tool,
+      databases ?? (await this.#userDatabases(client, signal)),
+      options.schemaOnly,
+      {
+        several: databases === undefined,
+      },
+    );
+    const { p, close, forgetPassword } = await this.#start(tool, args, {}, signal);
     try {
-      const args = [
-        ...file.args,
-        ...connectionArgs(this.#target.connection, tool.flavour),
-        ...dumpArgs(
-          tool,
-          this.#databases() ?? (await this.#userDatabases(client, signal)),
-          options.schemaOnly,
-          {
-            several: this.#databases() === undefined,
-          },
-        ),
-      ];
-      p = spawnTool(tool, args, { env: this.#env() });
-      let removed = false;
+      let flowing = false;
       for await (const chunk of p.child.stdout!) {
         // The dump is flowing, so the tool has read its options and connected: the password file
         // need not outlive that (a dump can run for hours, and a SIGKILL would leave it behind).
-        if (!removed) {
-          removed = true;
-          await file.remove();
+        if (!flowing) {
+          flowing = true;
+          await forgetPassword();
         }
         yield chunk as Buffer;
       }
@@ -443,12 +461,7 @@ export class MysqlEngine implements Engine {
         );
       }
     } finally {
-      signal?.removeEventListener('abort', onAbort);
-      if (p) {
-        killIfRunning(p.child); // the consumer stopped early or failed: do not leave the dump running
-        await p.exited.catch(() => {});
-      }
-      await file.remove();
+      await close();
     }
   }
 
@@ -462,23 +475,16 @@ export class MysqlEngine implements Engine {
     options: Signal & { failAs: FailAs; force?: boolean },
   ): Promise<string[][]> {
     const { signal } = options;
-    signal?.throwIfAborted();
-    const file = await createOptionFile(this.#target.connection.password);
-    let p: Spawned | undefined;
-    const onAbort = () => p && killIfRunning(p.child);
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const args = [
+      '--connect-timeout=10',
+      '--batch',
+      '--skip-column-names',
+      '--default-character-set=utf8mb4',
+    ];
+    if (options.force) args.push('--force');
+    args.push(`--execute=${sql}`);
+    const { p, close } = await this.#start(client, args, {}, signal);
     try {
-      const args = [
-        ...file.args,
-        ...connectionArgs(this.#target.connection, client.flavour),
-        '--connect-timeout=10',
-        '--batch',
-        '--skip-column-names',
-        '--default-character-set=utf8mb4',
-      ];
-      if (options.force) args.push('--force');
-      args.push(`--execute=${sql}`);
-      p = spawnTool(client, args, { env: this.#env() });
       const out: Buffer[] = [];
       p.child.stdout?.on('data', (c: Buffer) => out.push(c));
       const exit = await p.exited;
@@ -486,9 +492,7 @@ export class MysqlEngine implements Engine {
       if (exit.code !== 0) throw this.#failure(p.stderr.text(), exit, options.failAs);
       return parseBatchOutput(Buffer.concat(out).toString('utf8'));
     } finally {
-      signal?.removeEventListener('abort', onAbort);
-      if (p) killIfRunning(p.child);
-      await file.remove();
+      await close();
     }
   }
 
