@@ -7,7 +7,9 @@ import { isEngineName, offlineTarget } from '../config/target.ts';
 import type { Config, StorageConfig, TargetConfig } from '../config/types.ts';
 import type { Engine } from '../engines/engine.ts';
 import { createEngine } from '../engines/index.ts';
-import { ConfigError, UsageError } from '../errors.ts';
+import { ConfigError, errorMessage, UsageError } from '../errors.ts';
+import { findBackup } from '../jobs/catalog.ts';
+import type { Manifest } from '../manifest.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { openStorage } from '../storage/index.ts';
 import type { Out } from './output.ts';
@@ -106,6 +108,26 @@ export async function storagesForBackups(
     });
   }
   return Promise.all(configs.map((c) => open(ctx, c)));
+}
+
+/**
+ * Finds backup `ref` (an id, or `latest`) of `backupTarget` in the storages that may hold it, in order;
+ * a storage that cannot be read is warned about and the others are tried.
+ */
+export async function findStoredBackup(
+  ctx: CliContext,
+  config: Config,
+  ref: string,
+  backupTarget: string,
+): Promise<{ manifest: Manifest; storage: StorageBackend }> {
+  const storages = await storagesForBackups(ctx, config, backupTarget);
+  return findBackup(storages, ref, backupTarget, {
+    signal: ctx.signal,
+    onUnreadable: (storage, err) =>
+      ctx.stderr.write(
+        `warning: cannot read ${storage.description}: ${errorMessage(err)}; trying the others\n`,
+      ),
+  });
 }
 
 /**

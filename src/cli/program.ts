@@ -67,7 +67,7 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     .addOption(target)
     .option(
       '--target-db <name>',
-      'database to restore into (created if missing; default: the target database)',
+      "database to restore into, created if missing (SQLite: a file path); default: the target's own",
     )
     .option('--dry-run', 'show what would be restored and where, change nothing')
     .option(

@@ -3,11 +3,10 @@ import { createInterface } from 'node:readline/promises';
 import type { Config } from '../config/types.ts';
 import type { RestoreTargetState } from '../engines/engine.ts';
 import { createEngine } from '../engines/index.ts';
-import { errorMessage, UsageError } from '../errors.ts';
-import { findBackup } from '../jobs/catalog.ts';
+import { UsageError } from '../errors.ts';
 import { restoreToFile, runRestore } from '../jobs/restore.ts';
 import { parseBackupId } from '../storage/layout.ts';
-import { type CliContext, readConfig, selectTargets, storagesForBackups } from './context.ts';
+import { type CliContext, findStoredBackup, readConfig, selectTargets } from './context.ts';
 import { formatBytes, Progress, printJson } from './output.ts';
 
 export interface RestoreOptions {
@@ -38,14 +37,7 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
     throw new UsageError(`'${ref}' is not a backup id`, {
       hint: 'use an id from `datasaver list`, or latest',
     });
-  const storages = await storagesForBackups(ctx, config, backupTarget);
-  const { manifest, storage } = await findBackup(storages, ref, backupTarget, {
-    signal: ctx.signal,
-    onUnreadable: (storage, err) =>
-      ctx.stderr.write(
-        `warning: cannot read ${storage.description}: ${errorMessage(err)}; trying the others\n`,
-      ),
-  });
+  const { manifest, storage } = await findStoredBackup(ctx, config, ref, backupTarget);
   const engine = createEngine(target!);
 
   const progress = new Progress(ctx.stderr, !opts.json);
@@ -130,12 +122,7 @@ async function restoreToFileCommand(
     throw new UsageError(`'${ref}' is not a backup id`, {
       hint: 'use an id from `datasaver list`, or latest',
     });
-  const storages = await storagesForBackups(ctx, config, backupTarget);
-  const { manifest, storage } = await findBackup(storages, ref, backupTarget, {
-    signal: ctx.signal,
-    onUnreadable: (s, err) =>
-      ctx.stderr.write(`warning: cannot read ${s.description}: ${errorMessage(err)}; trying the others\n`),
-  });
+  const { manifest, storage } = await findStoredBackup(ctx, config, ref, backupTarget);
   const path = resolve(opts.toFile!);
   if (opts.dryRun) {
     const plan = { backup: manifest.id, file: path, bytes: manifest.sizeBytes, dryRun: true };

@@ -1,5 +1,5 @@
-import { ExitCode, errorMessage, UsageError } from '../errors.ts';
-import { findBackup, readCatalog } from '../jobs/catalog.ts';
+import { ExitCode, UsageError } from '../errors.ts';
+import { readCatalog } from '../jobs/catalog.ts';
 import { type VerifyResult, verifyBackup } from '../jobs/verify.ts';
 import type { Manifest } from '../manifest.ts';
 import type { StorageBackend } from '../storage/backend.ts';
@@ -8,9 +8,9 @@ import {
   allStorages,
   type CliContext,
   engineForBackup,
+  findStoredBackup,
   readConfig,
   selectTargets,
-  storagesForBackups,
 } from './context.ts';
 import { formatBytes, Progress, printJson } from './output.ts';
 
@@ -38,16 +38,7 @@ export async function verifyCommand(ctx: CliContext, ref: string, opts: VerifyOp
       throw new UsageError(`'${ref}' is not a backup id`, {
         hint: 'use an id from `datasaver list`, latest or all',
       });
-    const storages = await storagesForBackups(ctx, config, backupTarget);
-    work.push(
-      await findBackup(storages, ref, backupTarget, {
-        signal: ctx.signal,
-        onUnreadable: (storage, err) =>
-          ctx.stderr.write(
-            `warning: cannot read ${storage.description}: ${errorMessage(err)}; trying the others\n`,
-          ),
-      }),
-    );
+    work.push(await findStoredBackup(ctx, config, ref, backupTarget));
   }
 
   const results: VerifyResult[] = [];
