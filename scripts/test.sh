@@ -19,4 +19,6 @@ node -e '
   const skipped = r.numPendingTests + r.numTodoTests;
   console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
 ' "$results" || echo "0 passed, 1 failed"
+# Vitest also fails a run on errors thrown outside any test; say so, since the counts above look clean then.
+[ "$status" -eq 0 ] || echo "[test] vitest exited with $status: see the failures or unhandled errors above" >&2
 exit "$status"

@@ -113,6 +113,8 @@ export async function startMariadb(
         if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
         else reject(new Error(`mariadb exited with ${code}: ${Buffer.concat(err).toString('utf8')}`));
       });
+      // A client that exits early (server not up yet) closes its stdin: the exit code reports that.
+      p.stdin.on('error', () => {});
       p.stdin.end(input ?? '');
     });
 
