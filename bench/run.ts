@@ -248,19 +248,10 @@ const SCENARIOS: Scenario[] = [
       return toSample(m, storedBytesFromJson(m.stdout) ?? (await largestFile(storage)));
     },
   },
-  {
-    id: 'datasaver_backup_s3',
-    title: 'datasaver backup to S3 (local s3rver)',
-    datasaver: true,
-    async run(b, rep) {
-      if (!b.s3Server) throw new Skip('run with --s3');
-      const m = await b.runner.measure([datasaver(b, ['backup', '--json'])], {
-        output: 'capture',
-        env: s3Env(b.server, b.s3Server, `bench-${rep}`),
-      });
-      return toSample(m, storedBytesFromJson(m.stdout));
-    },
-  },
+  s3Backup('datasaver_backup_s3', 'datasaver backup to S3 (local s3rver)', {}),
+  s3Backup('datasaver_backup_s3_read_back', 'datasaver backup to S3, read back', {
+    DATASAVER_S3_VERIFY_UPLOAD: 'read-back',
+  }),
   {
     id: 'pg_restore',
     title: 'pg_restore -d <new db> (-Fc -Z0 dump)',
@@ -290,6 +281,23 @@ const SCENARIOS: Scenario[] = [
     },
   },
 ];
+
+/** A backup to the local S3 server (`--s3`), each run under a fresh prefix, with `extra` settings. */
+function s3Backup(id: string, title: string, extra: NodeJS.ProcessEnv): Scenario {
+  return {
+    id,
+    title,
+    datasaver: true,
+    async run(b, rep) {
+      if (!b.s3Server) throw new Skip('run with --s3');
+      const m = await b.runner.measure([datasaver(b, ['backup', '--json'])], {
+        output: 'capture',
+        env: { ...s3Env(b.server, b.s3Server, `${id}-${rep}`), ...extra },
+      });
+      return toSample(m, storedBytesFromJson(m.stdout));
+    },
+  };
+}
 
 function evaluate(results: ScenarioResult[]): Check[] {
   const get = (id: string) => results.find((r) => r.id === id)?.summary;
@@ -356,7 +364,7 @@ async function runScenario(
 }
 
 async function runScenarios(bench: Bench, repeat: number): Promise<ScenarioResult[]> {
-  const scenarios = SCENARIOS.filter((s) => bench.s3Server || s.id !== 'datasaver_backup_s3');
+  const scenarios = SCENARIOS.filter((s) => bench.s3Server || !s.id.startsWith('datasaver_backup_s3'));
   const results: ScenarioResult[] = scenarios.map(({ id, title }) => ({
     id,
     title,

@@ -25,7 +25,9 @@ import {
   type NotifyConfig,
   type RetentionConfig,
   S3_SSE_MODES,
+  S3_VERIFY_MODES,
   type S3StorageConfig,
+  type S3VerifyMode,
   type ScheduleConfig,
   type StorageConfig,
   type TargetConfig,
@@ -603,7 +605,7 @@ function buildS3(raw: RawTarget, problems: Problems): S3StorageConfig | undefine
     storageClass: check(raw.s3StorageClass, STORAGE_CLASS, problems),
     partSizeMb,
     uploadConcurrency,
-    verifyUpload: check(raw.s3VerifyUpload, BOOLEAN, problems) ?? true,
+    verifyUpload: check(raw.s3VerifyUpload, VERIFY_UPLOAD, problems) ?? 'etag',
   };
 }
 
@@ -813,6 +815,17 @@ const BOOLEAN: Validator<boolean> = {
         : undefined;
   },
   expected: 'true or false',
+};
+
+/** A verification mode; `true` and `false` (the older boolean form) mean read-back and size. */
+const VERIFY_UPLOAD: Validator<S3VerifyMode> = {
+  parse: (v) => {
+    const mode = S3_VERIFY_MODES.find((m) => m === String(v).toLowerCase());
+    if (mode) return mode;
+    const flag = BOOLEAN.parse(v);
+    return flag === undefined ? undefined : flag ? 'read-back' : 'size';
+  },
+  expected: `one of ${S3_VERIFY_MODES.join(', ')} (true means read-back, false means size)`,
 };
 
 function check<T>(source: Sourced | undefined, validator: Validator<T>, problems: Problems): T | undefined {

@@ -29,6 +29,13 @@ export interface LocalStorageConfig {
 }
 
 export const S3_SSE_MODES = ['AES256', 'aws:kms'] as const;
+/**
+ * How an upload is checked before its manifest is written: `etag` compares the MD5 the service reports
+ * (reading the object back only when the ETag is not an MD5, e.g. under SSE-KMS), `read-back` always
+ * downloads it, `size` checks only the size.
+ */
+export const S3_VERIFY_MODES = ['etag', 'read-back', 'size'] as const;
+export type S3VerifyMode = (typeof S3_VERIFY_MODES)[number];
 
 /** An S3-compatible bucket (AWS, MinIO, Backblaze B2, Wasabi, Scaleway, R2...). */
 export interface S3StorageConfig {
@@ -52,8 +59,8 @@ export interface S3StorageConfig {
   partSizeMb: number;
   /** Parts uploaded at once; memory is about (concurrency + 1) x part size. */
   uploadConcurrency: number;
-  /** Read each uploaded object back and check its size and sha256 before the manifest is written. */
-  verifyUpload: boolean;
+  /** How each uploaded object is checked against what was sent before the manifest is written. */
+  verifyUpload: S3VerifyMode;
 }
 
 export type StorageConfig = LocalStorageConfig | S3StorageConfig;

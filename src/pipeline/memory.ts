@@ -20,10 +20,20 @@ type Collect = (options?: { type?: 'major' | 'minor' }) => void;
 
 let collect: Collect | undefined | null = null;
 
-/** V8's `gc()`, made available without a command-line flag; undefined if this runtime refuses. */
+/**
+ * V8's `gc()`, made available without a command-line flag; undefined if this runtime refuses.
+ *
+ * The same step sets how far V8 lets the old generation grow past what survived a full collection. By
+ * default that step is only a few MB for a heap as small as datasaver's (~20 MB: almost all of its memory
+ * is buffers outside the heap), and once the first full collection came mid-stream, V8 went on marking
+ * again right after each one: most S3 uploads of a 1 GB database (157 MB stored) ran 40-100 full
+ * collections, about 1 s of CPU on the main thread and 8% of the wall time, against 5-10 with this
+ * setting (12 runs each). Both flags are read when used, so setting them at run time takes effect.
+ */
 function gcFunction(): Collect | undefined {
   if (collect === null) {
     try {
+      setFlagsFromString('--heap-growing-percent=200');
       setFlagsFromString('--expose-gc');
       collect = runInNewContext('gc') as Collect;
     } catch {
@@ -52,6 +62,7 @@ export class MemoryGovernor {
   constructor(options: { minorAtBytes?: number; majorAtBytes?: number } = {}) {
     this.#minorAt = options.minorAtBytes ?? 24 * 1024 * 1024;
     this.#majorAt = options.majorAtBytes ?? 40 * 1024 * 1024;
+    gcFunction();
   }
 
   /** Call once per chunk (about every MB): collects when buffer garbage passes the thresholds. */

@@ -6,10 +6,13 @@
  * way. The part size starts at `partSizeMb` (at least 8 MiB) and doubles every 1,000 parts, so any object
  * up to S3's 5 TiB limit fits in 10,000 parts; memory is about (concurrency + 1) x part size, which only
  * grows past the first 1,000 parts (8 GB stored at the default 8 MiB). Objects smaller than one part
- * go up in a single PutObject. After the upload the stored object is checked: its size always, and with
- * `verifyUpload` it is read back and its sha256 compared with the bytes that were sent. A failed or
- * aborted upload is aborted on the server, so no parts linger; if the server does not let go of them,
- * `listTemporary` finds them for prune.
+ * go up in a single PutObject. After the upload the stored object is checked against the bytes that were
+ * sent, as `verifyUpload` says: `etag` compares the MD5 the service reports for what it stored (the
+ * object's MD5 for a single PUT, the MD5 of the parts' MD5s for a multipart upload; some services report
+ * the object's MD5 for both) and reads the object back only when that ETag is no MD5 (SSE-KMS, SSE-C,
+ * some services); `read-back` always downloads it and compares size and MD5; `size` asks for the size.
+ * A failed or aborted upload is aborted on the server, so no parts linger; if the server does not let go
+ * of them, `listTemporary` finds them for prune.
  *
  * Whole operations are not retried here (see retry.ts, which wraps this backend); each part is retried
  * under the same policy, because only this code holds the part's bytes.
@@ -60,6 +63,18 @@ const MIB = 1024 * 1024;
 const MAX_PARTS = 10_000;
 const MAX_PART_BYTES = 5 * 1024 * MIB;
 const UPLOAD_ID = '?uploadId=';
+
+/**
+ * Does `etag`, as the service returned it, hold the MD5 of the bytes that were sent? Either the object's
+ * MD5 or the multipart form: the MD5 of the parts' MD5s joined in part order, then `-` and the number of
+ * parts.
+ */
+export function etagMatches(etag: string, whole: Buffer, parts: readonly Buffer[]): boolean {
+  const tag = etag.replaceAll('"', '').toLowerCase();
+  if (tag === whole.toString('hex')) return true;
+  if (parts.length === 0) return false;
+  return tag === `${createHash('md5').update(Buffer.concat(parts)).digest('hex')}-${parts.length}`;
+}
 
 /** Size of part `n` (1-based): the minimum for the first 1,000 parts, doubling every 1,000 after. */
 export function partSize(minBytes: number, n: number): number {
@@ -134,7 +149,10 @@ export class S3Storage implements StorageBackend {
       }
     }
     const minPart = this.#config.partSizeMb * MIB;
-    const sha = createHash('sha256');
+    const whole = this.#config.verifyUpload === 'size' ? undefined : createHash('md5');
+    /** Each part's MD5 by part number: what a multipart ETag is made of. */
+    const partDigests = new Map<number, Buffer>();
+    let etag: string | undefined;
     let total = 0;
     let uploadId: string | undefined;
     let completed = false;
@@ -163,7 +181,9 @@ export class S3Storage implements StorageBackend {
       const n = partNumber++;
       const data = buffer.subarray(0, filled);
       const owned = buffer;
-      const task = this.#uploadPart(key, full, uploadId, n, data, signal).then(
+      const digest = createHash('md5').update(data).digest();
+      partDigests.set(n, digest);
+      const task = this.#uploadPart(key, full, uploadId, n, data, digest, signal).then(
         (etag) => {
           parts.push({ PartNumber: n, ETag: etag });
           spare.push(owned);
@@ -191,7 +211,7 @@ export class S3Storage implements StorageBackend {
       for await (const chunk of body) {
         signal?.throwIfAborted();
         if (failure) throw failure;
-        if (this.#config.verifyUpload) sha.update(chunk);
+        whole?.update(chunk);
         total += chunk.length;
         for (let off = 0; off < chunk.length; ) {
           const n = Math.min(chunk.length - off, buffer.length - filled);
@@ -203,7 +223,7 @@ export class S3Storage implements StorageBackend {
       }
       signal?.throwIfAborted();
       if (uploadId === undefined) {
-        await this.#putSingle(key, full, buffer.subarray(0, filled), options, {
+        etag = await this.#putSingle(key, full, buffer.subarray(0, filled), options, {
           retry: true,
           dataObject: true,
         });
@@ -217,7 +237,7 @@ export class S3Storage implements StorageBackend {
         await retryOperation(`complete upload of ${key}`, this.#retry, signal, async () => {
           tries++;
           try {
-            await this.#complete(key, full, id, parts, options, signal);
+            etag = await this.#complete(key, full, id, parts, options, signal);
           } catch (err) {
             // A retry that meets "already exists" after a lost answer may be meeting this very upload:
             // if an object of exactly our size is there, the read-back below decides.
@@ -233,7 +253,11 @@ export class S3Storage implements StorageBackend {
         });
       }
       completed = true;
-      await this.#checkStored(key, total, sha.digest('hex'), signal);
+      const sent = whole && {
+        md5: whole.digest(),
+        parts: [...partDigests].sort(([a], [b]) => a - b).map(([, d]) => d),
+      };
+      await this.#checkStored(key, total, sent, etag, signal);
       return { size: total };
     } catch (err) {
       await Promise.allSettled(inflight);
@@ -262,8 +286,8 @@ export class S3Storage implements StorageBackend {
     parts: CompletedPart[],
     options: PutOptions,
     signal: AbortSignal | undefined,
-  ): Promise<void> {
-    await this.#send('complete the upload of', key, signal, () =>
+  ): Promise<string | undefined> {
+    const res = await this.#send('complete the upload of', key, signal, () =>
       this.#client.send(
         new CompleteMultipartUploadCommand({
           Bucket: this.#config.bucket,
@@ -275,6 +299,7 @@ export class S3Storage implements StorageBackend {
         { abortSignal: signal },
       ),
     );
+    return res.ETag;
   }
 
   async #createUpload(key: string, full: string, signal: AbortSignal | undefined): Promise<string> {
@@ -300,9 +325,9 @@ export class S3Storage implements StorageBackend {
     uploadId: string,
     n: number,
     data: Buffer,
+    md5: Buffer,
     signal: AbortSignal | undefined,
   ): Promise<string> {
-    const md5 = createHash('md5').update(data).digest('base64');
     const res = await retryOperation(`upload part ${n} of ${key}`, this.#retry, signal, () =>
       this.#send(`upload part ${n} of`, key, signal, () =>
         this.#client.send(
@@ -314,7 +339,7 @@ export class S3Storage implements StorageBackend {
               PartNumber: n,
               Body: data,
               ContentLength: data.length,
-              ContentMD5: md5,
+              ContentMD5: md5.toString('base64'),
             }),
           ),
           { abortSignal: signal },
@@ -331,7 +356,7 @@ export class S3Storage implements StorageBackend {
     data: Buffer,
     options: PutOptions,
     how: { retry: boolean; dataObject: boolean },
-  ): Promise<void> {
+  ): Promise<string | undefined> {
     const md5 = createHash('md5').update(data).digest('base64');
     const once = () =>
       this.#send('write', key, options.signal, () =>
@@ -348,34 +373,53 @@ export class S3Storage implements StorageBackend {
           { abortSignal: options.signal },
         ),
       );
-    if (how.retry) await retryOperation(`put ${key}`, this.#retry, options.signal, once);
-    else await once();
+    const res = how.retry
+      ? await retryOperation(`put ${key}`, this.#retry, options.signal, once)
+      : await once();
+    return res.ETag;
   }
 
-  /** Size always; with verifyUpload, the sha256 of the stored bytes too. Transient errors are retried. */
-  async #checkStored(key: string, size: number, sha256: string, signal: AbortSignal | undefined) {
-    if (this.#config.verifyUpload) {
-      const { read, stored } = await retryOperation(`read back ${key}`, this.#retry, signal, async () => {
-        const hash = createHash('sha256');
-        let read = 0;
-        for await (const chunk of await this.get(key, { signal })) {
-          hash.update(chunk);
-          read += chunk.length;
-        }
-        return { read, stored: hash.digest('hex') };
-      });
-      if (read !== size || stored !== sha256) {
+  /**
+   * Checks the stored object against what was sent (`sent`: its MD5 and its parts' MD5s; undefined in
+   * `size` mode), as `verifyUpload` says. Transient errors are retried.
+   */
+  async #checkStored(
+    key: string,
+    size: number,
+    sent: { md5: Buffer; parts: Buffer[] } | undefined,
+    etag: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    if (!sent) {
+      const info = await retryOperation(`stat ${key}`, this.#retry, signal, () => this.stat(key, { signal }));
+      if (info?.size !== size) {
         throw new StorageError(
-          `${this.description}: ${key} does not match what was uploaded (${read} bytes, sha256 ${stored}; sent ${size} bytes, sha256 ${sha256})`,
-          { hint: 'the storage service changed or lost data in transit; try again, and check the service' },
+          `${this.description}: ${key} holds ${info?.size ?? 'no'} bytes after upload, ${size} were sent`,
         );
       }
       return;
     }
-    const info = await retryOperation(`stat ${key}`, this.#retry, signal, () => this.stat(key, { signal }));
-    if (info?.size !== size) {
+    // The service's own MD5 of what it stored; when its ETag is something else, only a read-back can tell.
+    if (
+      this.#config.verifyUpload === 'etag' &&
+      etag !== undefined &&
+      etagMatches(etag, sent.md5, sent.parts)
+    ) {
+      return;
+    }
+    const { read, stored } = await retryOperation(`read back ${key}`, this.#retry, signal, async () => {
+      const hash = createHash('md5');
+      let read = 0;
+      for await (const chunk of await this.get(key, { signal })) {
+        hash.update(chunk);
+        read += chunk.length;
+      }
+      return { read, stored: hash.digest() };
+    });
+    if (read !== size || !stored.equals(sent.md5)) {
       throw new StorageError(
-        `${this.description}: ${key} holds ${info?.size ?? 'no'} bytes after upload, ${size} were sent`,
+        `${this.description}: ${key} does not match what was uploaded (${read} bytes, md5 ${stored.toString('hex')}; sent ${size} bytes, md5 ${sent.md5.toString('hex')})`,
+        { hint: 'the storage service changed or lost data in transit; try again, and check the service' },
       );
     }
   }

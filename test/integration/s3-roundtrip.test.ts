@@ -9,7 +9,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Storage } from '../../src/storage/s3.ts';
 import { runCli } from '../support/cli.ts';
-import { type FaultProxy, isPartUpload, startFaultProxy } from '../support/fault-proxy.ts';
+import {
+  type Fault,
+  type FaultProxy,
+  flipByte,
+  isCompleteUpload,
+  isPartUpload,
+  opaqueEtag,
+  type ProxiedRequest,
+  startFaultProxy,
+} from '../support/fault-proxy.ts';
 import { createBulkDatabase, createRichDatabase } from '../support/fixtures.ts';
 import { comparableDump, dbUrl, targetEnv, tempDir, uniqueName } from '../support/pg.ts';
 import { s3Config, s3Endpoint, s3Env, s3Prefix } from '../support/s3.ts';
@@ -201,21 +210,37 @@ describe('S3 faults during a real backup', () => {
     expect(ids(list.stdout).map((b) => b.id)).toContain(out.backups[0].id);
   });
 
-  it('a part that never goes through fails the backup cleanly: exit 6, no manifest, no upload left', async () => {
-    const prefix = s3Prefix('doomed');
-    proxy.setRule((req) =>
-      isPartUpload(req) && /[?&]partNumber=2(&|$)/.test(req.url) ? { status: 503 } : undefined,
-    );
+  /** Backs up through the proxy under `rule` to a fresh prefix: exit 6, and nothing left in S3. */
+  async function backupThatFails(name: string, rule: (req: ProxiedRequest) => Fault | undefined) {
+    const prefix = s3Prefix(name);
+    proxy.setRule(rule);
     const env = targetEnv(bulk, await tempDir(), {
       ...s3Env(prefix, proxy.endpoint),
       DATASAVER_STORAGE_BACKEND: 's3',
     });
-    const res = await runCli(['backup'], env);
-    proxy.setRule(() => undefined);
+    const res = await runCli(['backup'], env).finally(() => proxy.setRule(() => undefined));
     expect(res.code, res.output).toBe(6);
-    expect(res.stderr).toMatch(/cannot upload part 2 of .*ServiceUnavailable \(HTTP 503\)/);
     const s3 = new S3Storage(s3Config(prefix));
     expect(await s3.list('')).toEqual([]);
     expect(await s3.listTemporary('')).toEqual([]);
+    return res;
+  }
+
+  it('an upload that reads back different from what was sent fails the backup: exit 6, nothing committed', async () => {
+    // A service whose ETag is no MD5 (as under SSE-KMS) makes datasaver read the dump back; the bytes
+    // that come back differ from those sent.
+    const res = await backupThatFails('altered', (req) => {
+      if (isCompleteUpload(req)) return { rewrite: opaqueEtag };
+      if (req.method === 'GET' && req.url.includes('.dump.zst')) return { rewrite: flipByte };
+      return undefined;
+    });
+    expect(res.stderr).toMatch(/\.dump\.zst does not match what was uploaded/);
+  });
+
+  it('a part that never goes through fails the backup cleanly: exit 6, no manifest, no upload left', async () => {
+    const res = await backupThatFails('doomed', (req) =>
+      isPartUpload(req) && /[?&]partNumber=2(&|$)/.test(req.url) ? { status: 503 } : undefined,
+    );
+    expect(res.stderr).toMatch(/cannot upload part 2 of .*ServiceUnavailable \(HTTP 503\)/);
   });
 });

@@ -4,15 +4,25 @@
  * transient faults (503, 429, dropped connections, cut downloads) injected by a proxy and survived by the
  * retry wrapper, or failing cleanly with nothing left behind.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { buffer } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { S3VerifyMode } from '../../src/config/types.ts';
 import { StorageError } from '../../src/errors.ts';
 import { StorageConflictError } from '../../src/storage/backend.ts';
 import { type RetryInfo, RetryingStorage, type RetryPolicy } from '../../src/storage/retry.ts';
-import { partSize, S3Storage } from '../../src/storage/s3.ts';
+import { etagMatches, partSize, S3Storage } from '../../src/storage/s3.ts';
 import { Secret } from '../../src/util/secret.ts';
-import { type FaultProxy, isPartUpload, startFaultProxy } from '../support/fault-proxy.ts';
+import {
+  type Fault,
+  type FaultProxy,
+  flipByte,
+  isCompleteUpload,
+  isPartUpload,
+  opaqueEtag,
+  type ProxiedRequest,
+  startFaultProxy,
+} from '../support/fault-proxy.ts';
 import { s3Config, s3Endpoint, s3Prefix } from '../support/s3.ts';
 
 const MIB = 1024 * 1024;
@@ -225,5 +235,128 @@ describe('S3 transient faults through a proxy', () => {
     const direct = new S3Storage(s3Config(prefix));
     expect(await direct.stat('t/doomed')).toBeUndefined();
     expect(await direct.listTemporary('')).toEqual([]);
+  });
+});
+
+describe('S3 upload verification: the stored object is checked before the upload counts', () => {
+  it("an ETag is the MD5 of the object, or of the parts' MD5s joined with the part count", () => {
+    const md5 = (b: Buffer) => createHash('md5').update(b).digest();
+    const [a, b] = [randomBytes(100), randomBytes(50)];
+    const whole = md5(Buffer.concat([a, b]));
+    const composite = `${createHash('md5')
+      .update(Buffer.concat([md5(a), md5(b)]))
+      .digest('hex')}-2`;
+    expect(etagMatches(`"${whole.toString('hex')}"`, whole, [])).toBe(true);
+    expect(etagMatches(`"${whole.toString('hex').toUpperCase()}"`, whole, [md5(a), md5(b)])).toBe(true);
+    expect(etagMatches(`"${composite}"`, whole, [md5(a), md5(b)])).toBe(true);
+    expect(etagMatches(`"${composite}"`, whole, [md5(b), md5(a)])).toBe(false);
+    expect(etagMatches(composite.replace(/-2$/, '-3'), whole, [md5(a), md5(b)])).toBe(false);
+    expect(etagMatches('"kms-0123456789"', whole, [md5(a), md5(b)])).toBe(false);
+  });
+
+  let proxy: FaultProxy;
+  beforeAll(async () => {
+    proxy = await startFaultProxy(s3Endpoint());
+  });
+  afterAll(async () => {
+    await proxy.stop();
+  });
+
+  /** The request that publishes `key`: its single PUT, or the completion of its multipart upload. */
+  const publishes = (key: string) => (req: ProxiedRequest) =>
+    req.url.includes(key) && (isCompleteUpload(req) || (req.method === 'PUT' && !isPartUpload(req)));
+  const reads = (key: string) => (req: ProxiedRequest) => req.method === 'GET' && req.url.includes(key);
+
+  /** Uploads `size` random bytes under `faults`; returns the outcome and how often the object was read. */
+  async function upload(
+    verifyUpload: S3VerifyMode,
+    size: number,
+    faults: { opaque?: boolean; etag?: (data: Buffer) => string; corruptReads?: boolean } = {},
+  ) {
+    const prefix = s3Prefix();
+    const key = `t/checked-${size}.dump.zst`;
+    const storage = new S3Storage(s3Config(prefix, { endpoint: proxy.endpoint, verifyUpload }), {
+      retry: FAST_RETRY,
+    });
+    const data = randomBytes(size);
+    const from = proxy.log.length;
+    proxy.setRule((req): Fault | undefined => {
+      if (faults.opaque && publishes(key)(req)) return { rewrite: opaqueEtag };
+      const etag = faults.etag?.(data);
+      if (etag && publishes(key)(req)) {
+        return { rewrite: (b) => Buffer.from(b.toString().replace(/<ETag>[^<]*</, `<ETag>"${etag}"<`)) };
+      }
+      if (faults.corruptReads && reads(key)(req)) return { rewrite: flipByte };
+      return undefined;
+    });
+    const error = await storage
+      .put(key, body(data))
+      .then(() => undefined)
+      .catch((e: unknown) => e)
+      .finally(() => proxy.setRule(() => undefined));
+    const readBacks = proxy.log.slice(from).filter(reads(key)).length;
+    const direct = new S3Storage(s3Config(prefix));
+    const stored = (await direct.stat(key)) ? await buffer(await direct.get(key)) : undefined;
+    expect(await direct.listTemporary('')).toEqual([]);
+    return { error, readBacks, stored, data };
+  }
+
+  const SIZES = [
+    ['a single PUT', 1 * MIB],
+    ['a multipart upload', 12 * MIB + 7],
+  ] as const;
+
+  it.each(SIZES)('etag: %s whose ETag is its MD5 is not downloaded again', async (_, size) => {
+    const { error, readBacks, stored, data } = await upload('etag', size);
+    expect(error).toBeUndefined();
+    expect(readBacks).toBe(0);
+    expect(stored?.equals(data)).toBe(true);
+  });
+
+  it("etag: a multipart upload whose ETag is the MD5 of its parts' MD5s (AWS) is not downloaded again", async () => {
+    const md5 = (b: Buffer) => createHash('md5').update(b).digest();
+    const aws = (data: Buffer) => {
+      const parts = [0, 5, 10].map((m) => md5(data.subarray(m * MIB, (m + 5) * MIB)));
+      return `${md5(Buffer.concat(parts)).toString('hex')}-3`;
+    };
+    const { error, readBacks, stored, data } = await upload('etag', 12 * MIB + 7, { etag: aws });
+    expect(error).toBeUndefined();
+    expect(readBacks).toBe(0);
+    expect(stored?.equals(data)).toBe(true);
+  });
+
+  it.each(SIZES)('etag: %s whose ETag is no MD5 (SSE-KMS) is read back and kept', async (_, size) => {
+    const { error, readBacks, stored, data } = await upload('etag', size, { opaque: true });
+    expect(error).toBeUndefined();
+    expect(readBacks).toBe(1);
+    expect(stored?.equals(data)).toBe(true);
+  });
+
+  it.each(SIZES)('etag: %s that reads back different fails and is deleted', async (_, size) => {
+    const { error, readBacks, stored } = await upload('etag', size, { opaque: true, corruptReads: true });
+    expect(error).toBeInstanceOf(StorageError);
+    expect((error as StorageError).message).toMatch(
+      new RegExp(
+        `checked-${size}\\.dump\\.zst does not match what was uploaded \\(${size} bytes, md5 [0-9a-f]{32}; sent ${size} bytes, md5 [0-9a-f]{32}\\)`,
+      ),
+    );
+    expect(readBacks).toBe(1);
+    expect(stored).toBeUndefined();
+  });
+
+  it('read-back downloads every upload, and one that differs fails and is deleted', async () => {
+    const good = await upload('read-back', 12 * MIB);
+    expect(good.error).toBeUndefined();
+    expect(good.readBacks).toBe(1);
+    const bad = await upload('read-back', 12 * MIB, { corruptReads: true });
+    expect((bad.error as StorageError).message).toMatch(/does not match what was uploaded/);
+    expect(bad.stored).toBeUndefined();
+  });
+
+  it('size checks the size only: no download, whatever the ETag', async () => {
+    const { error, readBacks, stored, data } = await upload('size', 12 * MIB, { opaque: true });
+    expect(error).toBeUndefined();
+    expect(readBacks).toBe(0);
+    expect(stored?.equals(data)).toBe(true);
   });
 });

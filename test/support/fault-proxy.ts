@@ -1,12 +1,25 @@
 /**
  * An HTTP proxy between datasaver and the test S3 server that injects faults into chosen requests: an
- * error status (503, 429...), a connection dropped before any answer, or a response body cut short. The
+ * error status (503, 429...), a connection dropped before any answer, a response body cut short, or a
+ * response rewritten (a service that reports another ETag, or bytes that changed on the way back). The
  * rule sees every request in order, so a test can fail "the second part upload" deterministically.
  */
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { buffer } from 'node:stream/consumers';
 
-export type Fault = { status: number; code?: string } | { drop: true } | { truncateAfter: number };
+export type Fault =
+  | { status: number; code?: string }
+  | { drop: true }
+  | { truncateAfter: number }
+  /** The whole response body in, the body to send out; `headers` may be changed in place. */
+  | { rewrite: (body: Buffer, headers: IncomingHttpHeaders) => Buffer };
 
 export interface ProxiedRequest {
   method: string;
@@ -56,6 +69,15 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         headers: req.headers,
       },
       (upstreamRes) => {
+        if (fault && 'rewrite' in fault) {
+          void buffer(upstreamRes).then((original) => {
+            const headers = { ...upstreamRes.headers };
+            const body = fault.rewrite(original, headers);
+            res.writeHead(upstreamRes.statusCode ?? 502, { ...headers, 'content-length': body.length });
+            res.end(body);
+          });
+          return;
+        }
         res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
         if (!fault || !('truncateAfter' in fault)) {
           upstreamRes.pipe(res);
@@ -92,6 +114,24 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         server.close(() => resolve());
       }),
   };
+}
+
+/** An ETag that is no MD5, as services return under SSE-KMS, in a response's header and XML body. */
+export function opaqueEtag(body: Buffer, headers: IncomingHttpHeaders): Buffer {
+  if (headers.etag) headers.etag = '"kms-0123456789"';
+  return Buffer.from(body.toString('utf8').replace(/<ETag>[^<]*<\/ETag>/, '<ETag>"kms-0123456789"</ETag>'));
+}
+
+/** The body with one byte changed in its middle. */
+export function flipByte(body: Buffer): Buffer {
+  const out = Buffer.from(body);
+  if (out.length > 0) out[out.length >> 1]! ^= 0xff;
+  return out;
+}
+
+/** Is this request a CompleteMultipartUpload (POST with uploadId)? */
+export function isCompleteUpload(req: ProxiedRequest): boolean {
+  return req.method === 'POST' && /[?&]uploadId=/.test(req.url);
 }
 
 /** Is this request an UploadPart (PUT with partNumber)? */

@@ -29,7 +29,7 @@ export function s3Config(prefix: string, overrides: Partial<S3StorageConfig> = {
     storageClass: undefined,
     partSizeMb: 5,
     uploadConcurrency: 4,
-    verifyUpload: true,
+    verifyUpload: 'etag',
     ...overrides,
   };
 }

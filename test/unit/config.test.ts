@@ -416,7 +416,7 @@ describe('storage destinations and S3', () => {
       forcePathStyle: true, // a custom endpoint means path-style by default
       partSizeMb: 8,
       uploadConcurrency: 4,
-      verifyUpload: true,
+      verifyUpload: 'etag',
     });
     const aws = parse({ ...db, DATASAVER_S3_BUCKET: 'b-1', DATASAVER_S3_REGION: 'eu-central-1' });
     expect(aws.targets[0]!.destinations).toEqual([
@@ -485,6 +485,26 @@ describe('storage destinations and S3', () => {
       parse({ ...db, DATASAVER_S3_BUCKET: 'b-1', DATASAVER_S3_ENDPOINT: 'admin:TopSecret99@minio:9000' }),
     );
     expect(bare.message).not.toContain('TopSecret99');
+  });
+
+  it('DATASAVER_S3_VERIFY_UPLOAD is etag, read-back or size; true and false mean read-back and size', () => {
+    const mode = (value: string) =>
+      (
+        parse({ ...db, DATASAVER_S3_BUCKET: 'b-1', DATASAVER_S3_VERIFY_UPLOAD: value }).targets[0]!
+          .destinations[0] as { verifyUpload: string }
+      ).verifyUpload;
+    expect(['etag', 'read-back', 'size', 'Read-Back', 'true', 'false', 'off'].map(mode)).toEqual([
+      'etag',
+      'read-back',
+      'size',
+      'read-back',
+      'read-back',
+      'size',
+      'size',
+    ]);
+    expect(configError(() => mode('md5')).message).toContain(
+      "DATASAVER_S3_VERIFY_UPLOAD: 'md5' is not valid; expected one of etag, read-back, size (true means read-back, false means size)",
+    );
   });
 
   it('keys from files, SSE-KMS, storage class; secrets print as ***', () => {
