@@ -27,7 +27,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { TargetConfig } from '../config/types.ts';
 import {
   BackupError,
@@ -423,6 +423,8 @@ async function connect(
   asError: (err: unknown) => Error = (err) =>
     new RestoreError(`cannot connect to ${where()}: ${errorMessage(err)}`, { cause: err }),
 ): Promise<Redis> {
+  // Loaded here, not at start: ioredis adds ~20 MB to every process, and most targets are not Redis.
+  const { Redis } = await import('ioredis');
   let lastError: unknown;
   const client = new Redis({
     ...options,
