@@ -10,7 +10,7 @@
  * sent, as `verifyUpload` says: `etag` compares the MD5 the service reports for what it stored (the
  * object's MD5 for a single PUT, the MD5 of the parts' MD5s for a multipart upload; some services report
  * the object's MD5 for both) and reads the object back only when that ETag is no MD5 (SSE-KMS, SSE-C,
- * some services); `read-back` always downloads it and compares size and MD5; `size` asks for the size.
+ * some services); `read-back` always downloads it and compares size and sha256; `size` asks for the size.
  * A failed or aborted upload is aborted on the server, so no parts linger; if the server does not let go
  * of them, `listTemporary` finds them for prune.
  *
@@ -149,7 +149,9 @@ export class S3Storage implements StorageBackend {
       }
     }
     const minPart = this.#config.partSizeMb * MIB;
-    const whole = this.#config.verifyUpload === 'size' ? undefined : createHash('md5');
+    // The whole object's digest: MD5, what ETags hold; sha256, the manifest's own, when always reading back.
+    const algorithm = { etag: 'md5', 'read-back': 'sha256', size: undefined }[this.#config.verifyUpload];
+    const whole = algorithm ? createHash(algorithm) : undefined;
     /** Each part's MD5 by part number: what a multipart ETag is made of. */
     const partDigests = new Map<number, Buffer>();
     let etag: string | undefined;
@@ -253,10 +255,14 @@ export class S3Storage implements StorageBackend {
         });
       }
       completed = true;
-      const sent = whole && {
-        md5: whole.digest(),
-        parts: [...partDigests].sort(([a], [b]) => a - b).map(([, d]) => d),
-      };
+      const sent =
+        whole && algorithm
+          ? {
+              algorithm,
+              digest: whole.digest(),
+              parts: [...partDigests].sort(([a], [b]) => a - b).map(([, d]) => d),
+            }
+          : undefined;
       await this.#checkStored(key, total, sent, etag, signal);
       return { size: total };
     } catch (err) {
@@ -380,13 +386,13 @@ export class S3Storage implements StorageBackend {
   }
 
   /**
-   * Checks the stored object against what was sent (`sent`: its MD5 and its parts' MD5s; undefined in
-   * `size` mode), as `verifyUpload` says. Transient errors are retried.
+   * Checks the stored object against what was sent (`sent`: its digest, MD5 or sha256, and its parts'
+   * MD5s; undefined in `size` mode), as `verifyUpload` says. Transient errors are retried.
    */
   async #checkStored(
     key: string,
     size: number,
-    sent: { md5: Buffer; parts: Buffer[] } | undefined,
+    sent: { algorithm: string; digest: Buffer; parts: Buffer[] } | undefined,
     etag: string | undefined,
     signal: AbortSignal | undefined,
   ): Promise<void> {
@@ -403,12 +409,12 @@ export class S3Storage implements StorageBackend {
     if (
       this.#config.verifyUpload === 'etag' &&
       etag !== undefined &&
-      etagMatches(etag, sent.md5, sent.parts)
+      etagMatches(etag, sent.digest, sent.parts)
     ) {
       return;
     }
     const { read, stored } = await retryOperation(`read back ${key}`, this.#retry, signal, async () => {
-      const hash = createHash('md5');
+      const hash = createHash(sent.algorithm);
       let read = 0;
       for await (const chunk of await this.get(key, { signal })) {
         hash.update(chunk);
@@ -416,9 +422,10 @@ export class S3Storage implements StorageBackend {
       }
       return { read, stored: hash.digest() };
     });
-    if (read !== size || !stored.equals(sent.md5)) {
+    if (read !== size || !stored.equals(sent.digest)) {
+      const [a, got, want] = [sent.algorithm, stored.toString('hex'), sent.digest.toString('hex')];
       throw new StorageError(
-        `${this.description}: ${key} does not match what was uploaded (${read} bytes, md5 ${stored.toString('hex')}; sent ${size} bytes, md5 ${sent.md5.toString('hex')})`,
+        `${this.description}: ${key} does not match what was uploaded (${read} bytes, ${a} ${got}; sent ${size} bytes, ${a} ${want})`,
         { hint: 'the storage service changed or lost data in transit; try again, and check the service' },
       );
     }

@@ -349,7 +349,9 @@ describe('S3 upload verification: the stored object is checked before the upload
     expect(good.error).toBeUndefined();
     expect(good.readBacks).toBe(1);
     const bad = await upload('read-back', 12 * MIB, { corruptReads: true });
-    expect((bad.error as StorageError).message).toMatch(/does not match what was uploaded/);
+    expect((bad.error as StorageError).message).toMatch(
+      /does not match what was uploaded \(\d+ bytes, sha256 [0-9a-f]{64}; sent \d+ bytes, sha256 [0-9a-f]{64}\)/,
+    );
     expect(bad.stored).toBeUndefined();
   });
 
