@@ -1,9 +1,13 @@
+import type { TargetConfig } from '../config/types.ts';
+import { Notifier, type NotifyEvent, notification } from '../daemon/notify.ts';
 import { createEngine } from '../engines/index.ts';
 import { DatasaverError, ExitCode, errorMessage, UsageError } from '../errors.ts';
 import type { BackupResult } from '../jobs/backup.ts';
 import { type CycleProblem, type CycleResult, resumeTarget, runCycle } from '../jobs/cycle.ts';
 import type { PruneResult } from '../jobs/prune.ts';
 import type { CopyResult } from '../jobs/resume.ts';
+import { redact } from '../util/secret.ts';
+import { DATASAVER_VERSION } from '../version.ts';
 import { type CliContext, openDestinations, readConfig, selectTargets } from './context.ts';
 import { formatBytes, formatDuration, Progress, printJson } from './output.ts';
 
@@ -33,6 +37,10 @@ interface Failure {
  * `datasaver backup`: one backup of each selected target, one after another, written to each of its
  * destinations; then missed uploads are resumed and each destination is pruned. With --resume-uploads,
  * only the resuming is done.
+ *
+ * Notifications go to the channels the daemon uses: start (pings), failure, and success (with on_success,
+ * and pings). A one-shot run remembers no earlier run, so it never sends recovery or stale. Deliveries are
+ * awaited before the command returns, at most 30 s.
  */
 export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promise<number> {
   const config = await readConfig(ctx);
@@ -54,108 +62,160 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
     ctx.stderr.write(`Error: ${target}: ${problem.message}\n`);
     if (problem.hint) ctx.stderr.write(`Try: ${problem.hint}\n`);
   };
-
-  for (const target of targets) {
-    const destinations = await openDestinations(ctx, target);
-    if (opts.resumeUploads) {
-      // Resuming takes no backup, so it prunes nothing.
-      if (destinations.length < 2 && !opts.json)
-        ctx.stdout.write(`${target.name} has one destination; nothing to resume\n`);
-      const resumed = await resumeTarget(target, destinations, new Date(), ctx.signal);
-      report(resumed.copies, resumed.problems);
-      ctx.signal.throwIfAborted();
-      const clean = resumed.copies.length === 0 && resumed.problems.length === 0;
-      if (destinations.length > 1 && clean && !opts.json) {
-        ctx.stdout.write(`${target.name}: every destination holds every backup retention keeps\n`);
-      }
-      continue;
-    }
-    const progress = new Progress(ctx.stderr, !opts.json);
-    let cycle: CycleResult;
-    try {
-      cycle = await runCycle(
-        {
-          target,
-          labels,
-          format: opts.format,
-          schemaOnly: opts.schemaOnly ? true : undefined,
-          verify: opts.verify ?? false,
-          prune: opts.prune !== false,
-        },
-        {
-          engine: createEngine(target),
-          destinations,
-          signal: ctx.signal,
-          onProgress: (raw, stored) =>
-            progress.update(
-              `backup ${target.name}: ${formatBytes(raw)} dumped, ${formatBytes(stored)} stored`,
-              raw,
-            ),
-        },
-      );
-      progress.done();
-    } catch (err) {
-      progress.done();
-      if (targets.length === 1 || ctx.signal.aborted) throw err;
-      // One target failing never stops the others; each failure is reported and sets the exit code.
-      fail(target.name, {
-        message: errorMessage(err),
-        exitCode: err instanceof DatasaverError ? err.exitCode : ExitCode.general,
-        hint: err instanceof DatasaverError ? err.hint : undefined,
-      });
-      continue;
-    }
-    const { backup } = cycle;
-    const where = backup.committed.map((d) => d.description);
-    done.push({ ...backup.manifest, verified: backup.verified, destinations: where });
-    if (!opts.json) {
-      const m = backup.manifest;
-      ctx.stdout.write(
-        `backup ${m.id} committed${destinations.length > 1 ? ` to ${where.join(', ')}` : ''}: ${formatBytes(m.sizeBytes)} dumped, ${formatBytes(m.storedBytes)} stored (${m.format}, ${m.compression}) in ${formatDuration(m.durationMs)}${backup.verified ? ', verified' : ''}\n`,
-      );
-    }
-    const uploads = cycle.problems.filter((p) => p.stage === 'upload');
-    report([], uploads);
-    if (uploads.length > 0) {
-      ctx.stderr.write(
-        `note: ${backup.manifest.id} is kept in ${where.join(', ')}; the next backup, or \`datasaver backup --resume-uploads\`, uploads it to the rest\n`,
-      );
-    }
-    report(
-      cycle.copies,
-      cycle.problems.filter((p) => p.stage !== 'upload' && p.stage !== 'prune'),
+  const notifier = new Notifier({
+    log: {
+      warn: (fields, message) =>
+        ctx.stderr.write(`warning: ${message}${fields.error ? `: ${String(fields.error)}` : ''}\n`),
+      debug: () => {},
+    },
+  });
+  const announce = (
+    target: TargetConfig,
+    event: NotifyEvent,
+    what: string,
+    result: CycleResult | null,
+    error: { message: string; exitCode: number } | null,
+  ) => {
+    const clean = (text: string) => redact(text, [target.connection.password]);
+    const e = error && { ...error, message: clean(error.message) };
+    notifier.notify(
+      target.notify,
+      notification(
+        { event, target: target.name, what: clean(what), result, error: e, lastSuccess: null },
+        DATASAVER_VERSION,
+      ),
     );
-    for (const w of cycle.warnings) ctx.stderr.write(`warning: ${w}\n`);
-    report(
-      [],
-      cycle.problems.filter((p) => p.stage === 'prune'),
-    );
-    pruned.push(...cycle.pruned);
-    if (!opts.json) {
-      for (const result of cycle.pruned.filter((r) => r.removed > 0)) {
-        ctx.stdout.write(
-          `pruned ${result.removed} old item(s) of ${target.name} from ${result.storage} (${formatBytes(result.removedBytes)}); \`datasaver prune --dry-run\` shows why\n`,
-        );
-      }
-    }
-    if (cycle.interrupted) {
-      fail(target.name, {
-        message: `interrupted after ${backup.manifest.id} was committed; resuming uploads and pruning stopped early`,
-        exitCode: ExitCode.general,
-        hint: 'the backup is kept; the next backup (or `datasaver prune`) finishes the rest',
-      });
-      break;
-    }
-
-    function report(newCopies: CopyResult[], problems: CycleProblem[]) {
-      copies.push(...newCopies);
-      if (!opts.json) {
-        for (const c of newCopies.filter((x) => !x.error))
-          ctx.stdout.write(`uploaded ${c.id} to ${c.to} (${formatBytes(c.bytes)}) from ${c.from}\n`);
-      }
-      for (const p of problems) fail(target.name, p);
-    }
+  };
+  try {
+    await backupTargets();
+  } finally {
+    await notifier.flush(ctx.signal.aborted ? 1000 : 30_000);
   }
   if (opts.json) printJson(ctx.stdout, { backups: done, copies, pruned, failures });
   return failures[0]?.exitCode ?? ExitCode.ok;
+
+  async function backupTargets(): Promise<void> {
+    for (const target of targets) {
+      const destinations = await openDestinations(ctx, target);
+      if (opts.resumeUploads) {
+        // Resuming takes no backup, so it prunes nothing.
+        if (destinations.length < 2 && !opts.json)
+          ctx.stdout.write(`${target.name} has one destination; nothing to resume\n`);
+        const resumed = await resumeTarget(target, destinations, new Date(), ctx.signal);
+        report(resumed.copies, resumed.problems);
+        ctx.signal.throwIfAborted();
+        const clean = resumed.copies.length === 0 && resumed.problems.length === 0;
+        if (destinations.length > 1 && clean && !opts.json) {
+          ctx.stdout.write(`${target.name}: every destination holds every backup retention keeps\n`);
+        }
+        continue;
+      }
+      const progress = new Progress(ctx.stderr, !opts.json);
+      announce(target, 'start', 'started', null, null);
+      let cycle: CycleResult;
+      try {
+        cycle = await runCycle(
+          {
+            target,
+            labels,
+            format: opts.format,
+            schemaOnly: opts.schemaOnly ? true : undefined,
+            verify: opts.verify ?? false,
+            prune: opts.prune !== false,
+          },
+          {
+            engine: createEngine(target),
+            destinations,
+            signal: ctx.signal,
+            onProgress: (raw, stored) =>
+              progress.update(
+                `backup ${target.name}: ${formatBytes(raw)} dumped, ${formatBytes(stored)} stored`,
+                raw,
+              ),
+          },
+        );
+        progress.done();
+      } catch (err) {
+        progress.done();
+        const exitCode = err instanceof DatasaverError ? err.exitCode : ExitCode.general;
+        // Stopped on purpose (a signal): like the daemon, no failure is announced.
+        if (!ctx.signal.aborted) {
+          announce(target, 'failure', `backup failed: ${errorMessage(err)}`, null, {
+            message: errorMessage(err),
+            exitCode,
+          });
+        }
+        if (targets.length === 1 || ctx.signal.aborted) throw err;
+        // One target failing never stops the others; each failure is reported and sets the exit code.
+        fail(target.name, {
+          message: errorMessage(err),
+          exitCode,
+          hint: err instanceof DatasaverError ? err.hint : undefined,
+        });
+        continue;
+      }
+      // A committed backup whose other destinations or prune failed is announced as a failure, as the
+      // daemon does: someone has to look.
+      const problems = cycle.problems;
+      if (problems.length === 0) {
+        announce(target, 'success', `backup ${cycle.backup.manifest.id} succeeded`, cycle, null);
+      } else if (!ctx.signal.aborted) {
+        const message = problems.map((p) => p.message).join('; ');
+        announce(target, 'failure', `backup failed: ${message}`, cycle, {
+          message,
+          exitCode: problems[0]!.exitCode,
+        });
+      }
+      const { backup } = cycle;
+      const where = backup.committed.map((d) => d.description);
+      done.push({ ...backup.manifest, verified: backup.verified, destinations: where });
+      if (!opts.json) {
+        const m = backup.manifest;
+        ctx.stdout.write(
+          `backup ${m.id} committed${destinations.length > 1 ? ` to ${where.join(', ')}` : ''}: ${formatBytes(m.sizeBytes)} dumped, ${formatBytes(m.storedBytes)} stored (${m.format}, ${m.compression}) in ${formatDuration(m.durationMs)}${backup.verified ? ', verified' : ''}\n`,
+        );
+      }
+      const uploads = cycle.problems.filter((p) => p.stage === 'upload');
+      report([], uploads);
+      if (uploads.length > 0) {
+        ctx.stderr.write(
+          `note: ${backup.manifest.id} is kept in ${where.join(', ')}; the next backup, or \`datasaver backup --resume-uploads\`, uploads it to the rest\n`,
+        );
+      }
+      report(
+        cycle.copies,
+        cycle.problems.filter((p) => p.stage !== 'upload' && p.stage !== 'prune'),
+      );
+      for (const w of cycle.warnings) ctx.stderr.write(`warning: ${w}\n`);
+      report(
+        [],
+        cycle.problems.filter((p) => p.stage === 'prune'),
+      );
+      pruned.push(...cycle.pruned);
+      if (!opts.json) {
+        for (const result of cycle.pruned.filter((r) => r.removed > 0)) {
+          ctx.stdout.write(
+            `pruned ${result.removed} old item(s) of ${target.name} from ${result.storage} (${formatBytes(result.removedBytes)}); \`datasaver prune --dry-run\` shows why\n`,
+          );
+        }
+      }
+      if (cycle.interrupted) {
+        fail(target.name, {
+          message: `interrupted after ${backup.manifest.id} was committed; resuming uploads and pruning stopped early`,
+          exitCode: ExitCode.general,
+          hint: 'the backup is kept; the next backup (or `datasaver prune`) finishes the rest',
+        });
+        break;
+      }
+
+      function report(newCopies: CopyResult[], problems: CycleProblem[]) {
+        copies.push(...newCopies);
+        if (!opts.json) {
+          for (const c of newCopies.filter((x) => !x.error))
+            ctx.stdout.write(`uploaded ${c.id} to ${c.to} (${formatBytes(c.bytes)}) from ${c.from}\n`);
+        }
+        for (const p of problems) fail(target.name, p);
+      }
+    }
+  }
 }

@@ -431,24 +431,15 @@ export class Daemon {
     error: { message: string; exitCode: number } | null,
     lastSuccess = slot.status.lastSuccess,
   ): void {
-    const manifest = result?.backup.manifest;
     this.#options.notifier.notify(
       slot.target.notify,
       notification(
         {
           event,
           target: slot.target.name,
+          what,
           time: this.#clock.now().toISOString(),
-          message: `datasaver: ${slot.target.name}: ${what}`,
-          backup: manifest
-            ? {
-                id: manifest.id,
-                sizeBytes: manifest.sizeBytes,
-                storedBytes: manifest.storedBytes,
-                durationMs: manifest.durationMs,
-                destinations: result?.backup.committed.map((d) => d.description) ?? [],
-              }
-            : null,
+          result,
           error,
           lastSuccess: lastSuccess ? { time: lastSuccess.time, backupId: lastSuccess.backupId } : null,
         },

@@ -16,6 +16,7 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NotifyConfig } from '../config/types.ts';
 import { errorMessage } from '../errors.ts';
+import type { CycleResult } from '../jobs/cycle.ts';
 import { redact, type Secret } from '../util/secret.ts';
 
 export type NotifyEvent = 'start' | 'success' | 'failure' | 'recovery' | 'stale';
@@ -221,10 +222,39 @@ export class Notifier {
   }
 }
 
-/** Fills the fields every notification has. */
-export function notification(
-  fields: Omit<Notification, 'host' | 'datasaver' | 'time'> & { time?: string },
-  version: string,
-): Notification {
-  return { ...fields, time: fields.time ?? new Date().toISOString(), host: hostname(), datasaver: version };
+/** What a run of a target reports: its committed backup, if any, and its error, if any. */
+export interface RunReport {
+  event: NotifyEvent;
+  target: string;
+  /** What happened, e.g. `backup failed: connection refused`; prefixed with datasaver and the target. */
+  what: string;
+  /** ISO time; now by default. */
+  time?: string;
+  result: CycleResult | null;
+  error: Notification['error'];
+  lastSuccess: Notification['lastSuccess'];
+}
+
+/** The notification for one run (or stale state) of a target, with the fields every notification has. */
+export function notification(report: RunReport, version: string): Notification {
+  const manifest = report.result?.backup.manifest;
+  return {
+    event: report.event,
+    target: report.target,
+    time: report.time ?? new Date().toISOString(),
+    message: `datasaver: ${report.target}: ${report.what}`,
+    backup: manifest
+      ? {
+          id: manifest.id,
+          sizeBytes: manifest.sizeBytes,
+          storedBytes: manifest.storedBytes,
+          durationMs: manifest.durationMs,
+          destinations: report.result?.backup.committed.map((d) => d.description) ?? [],
+        }
+      : null,
+    error: report.error,
+    lastSuccess: report.lastSuccess,
+    host: hostname(),
+    datasaver: version,
+  };
 }

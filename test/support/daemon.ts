@@ -98,13 +98,17 @@ export async function waitFor<T>(
 export interface Receiver {
   url: string;
   received: Record<string, unknown>[];
+  /** The path of every request, in order (pings differ by path: /start, /fail). */
+  paths: string[];
   close(): Promise<void>;
 }
 
 /** A local webhook endpoint that records every JSON body posted to it. */
 export async function startReceiver(): Promise<Receiver> {
   const received: Record<string, unknown>[] = [];
+  const paths: string[] = [];
   const server: Server = createServer((req, res) => {
+    paths.push(req.url ?? '');
     let body = '';
     req.on('data', (c) => (body += c));
     req.on('end', () => {
@@ -122,6 +126,7 @@ export async function startReceiver(): Promise<Receiver> {
   return {
     url: `http://127.0.0.1:${port}/hook`,
     received,
+    paths,
     close: async () => {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
