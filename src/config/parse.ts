@@ -97,9 +97,12 @@ export function parseConfig(input: ParseInput): Config {
     if (describesDatabase) targets.push(envLayer);
   }
 
-  const built = targets.map((t) => buildTarget(t, problems, warnings));
+  // Where DATASAVER_S3_REGION is not set: the AWS SDK's own variables (ECS and Lambda set AWS_REGION).
+  const region =
+    nonEmpty(input.env.AWS_REGION) ?? nonEmpty(input.env.AWS_DEFAULT_REGION) ?? DEFAULT_S3_REGION;
+  const built = targets.map((t) => buildTarget(t, problems, warnings, region));
   const daemon = buildDaemon(daemonLayer, problems);
-  const defaultDestinations = buildDestinations(sharedLayer, problems, false) ?? [];
+  const defaultDestinations = buildDestinations(sharedLayer, problems, false, region) ?? [];
   const names = new Set<string>();
   for (const t of built) {
     if (!t) continue;
@@ -140,6 +143,8 @@ function buildDaemon(raw: RawDaemon, problems: Problems): DaemonConfig {
     logFormat: check(raw.logFormat, oneOf(LOG_FORMATS), problems) ?? 'auto',
   };
 }
+
+const DEFAULT_S3_REGION = 'us-east-1';
 
 function readEnvLayer(input: ParseInput, problems: Problems): RawTarget {
   const layer: RawTarget = {};
@@ -292,7 +297,12 @@ function expand(value: string, origin: string, input: ParseInput, problems: Prob
 }
 
 /** Merges a target's layers into a validated TargetConfig, or records problems and returns undefined. */
-function buildTarget(raw: RawTarget, problems: Problems, warnings: string[]): TargetConfig | undefined {
+function buildTarget(
+  raw: RawTarget,
+  problems: Problems,
+  warnings: string[],
+  defaultRegion: string,
+): TargetConfig | undefined {
   const before = problems.list.length;
   const fromUrl = raw.url ? parseDatabaseUrl(raw.url, problems) : {};
   const pickStr = (f: FieldName): string | undefined => {
@@ -356,7 +366,7 @@ function buildTarget(raw: RawTarget, problems: Problems, warnings: string[]): Ta
           problems,
         )
       : undefined;
-  const destinations = buildDestinations(raw, problems, true);
+  const destinations = buildDestinations(raw, problems, true, defaultRegion);
   const timeZone = check(raw.timeZone, TIME_ZONE, problems) ?? 'UTC';
   const retention = buildRetention(raw, name, problems);
   const schedule = buildSchedule(raw, timeZone, problems);
@@ -508,6 +518,7 @@ function buildDestinations(
   raw: RawTarget,
   problems: Problems,
   required: boolean,
+  defaultRegion: string,
 ): StorageConfig[] | undefined {
   let backends: ('local' | 's3')[] = [];
   if (raw.storageBackend) {
@@ -548,14 +559,14 @@ function buildDestinations(
       const path = check(raw.storagePath, ABSOLUTE_PATH, problems);
       if (path !== undefined) out.push({ backend: 'local', path: path.replace(/(.)\/+$/, '$1') });
     } else {
-      const s3 = buildS3(raw, problems);
+      const s3 = buildS3(raw, problems, defaultRegion);
       if (s3) out.push(s3);
     }
   }
   return out.length === backends.length ? out : undefined;
 }
 
-function buildS3(raw: RawTarget, problems: Problems): S3StorageConfig | undefined {
+function buildS3(raw: RawTarget, problems: Problems, defaultRegion: string): S3StorageConfig | undefined {
   const before = problems.list.length;
   if (!raw.s3Bucket) {
     problems.add(
@@ -595,7 +606,7 @@ function buildS3(raw: RawTarget, problems: Problems): S3StorageConfig | undefine
     bucket,
     prefix,
     endpoint,
-    region: raw.s3Region ? String(raw.s3Region.value) : 'us-east-1',
+    region: raw.s3Region ? String(raw.s3Region.value) : defaultRegion,
     // Self-hosted S3 (MinIO and most others) needs path-style addressing; AWS prefers virtual hosts.
     forcePathStyle: check(raw.s3ForcePathStyle, BOOLEAN, problems) ?? endpoint !== undefined,
     accessKey,

@@ -551,6 +551,23 @@ targets:
     expect(remote).toMatchObject({ bucket: 'shared-bucket', prefix: 'shop-prod', forcePathStyle: false });
     expect(cfg.defaultDestinations.map((d) => d.backend)).toEqual(['s3']);
   });
+  it('the region: DATASAVER_S3_REGION or s3.region, else AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1', () => {
+    const region = (env: Record<string, string>, yaml?: string) =>
+      (parse({ DATASAVER_S3_BUCKET: 'b-1', ...env }, yaml).defaultDestinations[0] as { region: string })
+        .region;
+    expect(region({})).toBe('us-east-1');
+    expect(region({ AWS_DEFAULT_REGION: 'eu-west-3' })).toBe('eu-west-3');
+    expect(region({ AWS_DEFAULT_REGION: 'eu-west-3', AWS_REGION: 'eu-central-1' })).toBe('eu-central-1');
+    expect(region({ AWS_REGION: 'eu-central-1', DATASAVER_S3_REGION: 'ap-south-1' })).toBe('ap-south-1');
+    const yaml = `
+defaults:
+  s3: { bucket: b-1, region: us-west-2 }
+targets:
+  shop: { url: postgres://app@db/shop, storage: { backend: s3 } }
+`;
+    const cfg = parse({ AWS_REGION: 'eu-central-1' }, yaml);
+    expect((cfg.targets[0]!.destinations[0] as { region: string }).region).toBe('us-west-2');
+  });
 });
 
 describe('daemon settings: schedules, alerts, notifications, the process', () => {
