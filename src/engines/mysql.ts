@@ -4,7 +4,8 @@
  * in batch mode. No driver: the client tools speak every authentication plugin the server may ask for.
  *
  * One configured database is dumped without `--databases`, so the script holds no database name and can be
- * restored under another one; a list uses `--databases`, no database `--all-databases`, and those scripts
+ * restored under another one (except in the `ALTER DATABASE` lines mysqldump puts around routines whose
+ * collation differs from the database's: the restore drops the name from those); a list uses `--databases`, no database `--all-databases`, and those scripts
  * create and select their databases themselves. Before a one-database script datasaver puts one line,
  * `ALTER DATABASE CHARACTER SET ... COLLATE ...`, so the database it is restored into gets the source's
  * defaults (they decide the character set of routine parameters and of tables created later).
@@ -275,7 +276,13 @@ export class MysqlEngine implements Engine {
       if (options.dropExisting || options.create) {
         await this.#query(client, `CREATE DATABASE ${ident(database)}`, { ...options, failAs: RestoreError });
       }
-      await this.#replay(client, input, database, options, restoreFailureHint(database, options));
+      await this.#replay(
+        client,
+        eachLine(input, unnameAlterDatabase),
+        database,
+        options,
+        restoreFailureHint(database, options),
+      );
     } finally {
       await it.return?.().catch(() => {});
     }
@@ -916,12 +923,19 @@ function dropBeforeCreateDatabase(head: string): string | undefined {
 const LINE_HEAD = 1024;
 
 /**
- * Passes `source` through, calling `onLine` with the start (up to 1 KiB, decoded) of every line; text it
- * returns is inserted before that line. Lines are only looked at, never held whole: INSERT lines are long.
+ * What `eachLine` does with a line: insert text before it (a string), or replace it with `replace` (only
+ * a line shorter than 1 KiB, whose whole text the callback saw; `replace` gets no newline added).
+ */
+export type LineEdit = string | { replace: string } | undefined;
+
+/**
+ * Passes `source` through, calling `onLine` with the start (up to 1 KiB, decoded, without its newline) of
+ * every line, and applying the edit it returns. Lines are only looked at, never held whole: INSERT lines
+ * are long.
  */
 export async function* eachLine(
   source: AsyncIterable<Buffer>,
-  onLine: (head: string) => string | undefined,
+  onLine: (head: string) => LineEdit,
 ): AsyncGenerator<Buffer> {
   let pending: Buffer | undefined; // the start of a line too short yet to look at
   let midLine = false; // the next byte continues a line already looked at
@@ -946,11 +960,18 @@ export async function* eachLine(
         pending = buf.subarray(p);
         break;
       }
-      const insert = onLine(buf.toString('utf8', p, Math.min(end, p + LINE_HEAD)));
-      if (insert !== undefined) {
+      const edit = onLine(buf.toString('utf8', p, Math.min(end, p + LINE_HEAD)));
+      if (edit !== undefined) {
         if (p > start) yield buf.subarray(start, p);
-        yield Buffer.from(insert);
-        start = p;
+        if (typeof edit === 'string') {
+          yield Buffer.from(edit);
+          start = p;
+        } else if (nl !== -1 && end - p < LINE_HEAD) {
+          yield Buffer.from(`${edit.replace}\n`);
+          start = nl + 1;
+        } else {
+          start = p; // too long to have been seen whole: kept as it is
+        }
       }
       if (nl === -1) {
         midLine = true;
@@ -963,10 +984,27 @@ export async function* eachLine(
     if (until > start) yield buf.subarray(start, until);
   }
   if (pending && pending.length > 0) {
-    const insert = onLine(pending.toString('utf8'));
-    if (insert !== undefined) yield Buffer.from(insert);
+    const edit = onLine(pending.toString('utf8'));
+    if (typeof edit === 'object') {
+      yield Buffer.from(edit.replace);
+      return;
+    }
+    if (edit !== undefined) yield Buffer.from(edit);
     yield pending;
   }
+}
+
+const NAMED_ALTER_DATABASE = /^ALTER DATABASE `(?:[^`]|``)+`( CHARACTER SET \w+ COLLATE \w+ ?;)\s*$/;
+
+/**
+ * In a one-database script, mysqldump names the source database in the `ALTER DATABASE` lines it puts
+ * around routines whose collation differs from the database's. Without the name, they apply to the
+ * database the script is restored into, as intended; with it, they would change the source database
+ * (same server) or fail (another server).
+ */
+export function unnameAlterDatabase(head: string): LineEdit {
+  const m = NAMED_ALTER_DATABASE.exec(head);
+  return m ? { replace: `ALTER DATABASE${m[1]}` } : undefined;
 }
 
 const BACKTICK_NAME = /^`((?:[^`]|``)+)`/;

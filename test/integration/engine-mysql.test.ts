@@ -534,6 +534,36 @@ exec sleep 60`,
       await Promise.all([source?.stop(), fresh?.stop()]);
     });
 
+    it('routines whose collation differs from their database restore under another name, with that collation', async () => {
+      // mysqldump names the source database in ALTER DATABASE lines around such routines.
+      await source.exec(`CREATE DATABASE legacy CHARACTER SET latin1 COLLATE latin1_swedish_ci;
+USE legacy;
+CREATE TABLE t (a VARCHAR(10));
+DELIMITER //
+CREATE PROCEDURE p() BEGIN SELECT 1; END//
+DELIMITER ;
+ALTER DATABASE legacy CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;`);
+      try {
+        const { storage, manifest } = await backUp(target(source, 'legacy'));
+        const routine = `SELECT DATABASE_COLLATION FROM information_schema.ROUTINES WHERE ROUTINE_NAME = 'p' AND ROUTINE_SCHEMA =`;
+        const defaults = `SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME =`;
+        for (const [s, name] of [
+          [fresh, 'renamed'], // another server, where no database is called legacy
+          [source, 'legacy_copy'], // the same server: legacy itself must not be touched
+        ] as const) {
+          await restore(target(s, name), storage, manifest);
+          expect(await s.query(`${routine} '${name}'`)).toEqual([['latin1_swedish_ci']]);
+          expect(await s.query(`${defaults} '${name}'`)).toEqual([['utf8mb4_unicode_ci']]);
+        }
+        expect(await databaseExists(fresh, 'legacy')).toBe(false);
+        expect(await source.query(`${defaults} 'legacy'`)).toEqual([['utf8mb4_unicode_ci']]);
+      } finally {
+        // The other tests here need both servers as they were.
+        await source.query('DROP DATABASE IF EXISTS legacy; DROP DATABASE IF EXISTS legacy_copy');
+        await fresh.query('DROP DATABASE IF EXISTS renamed');
+      }
+    });
+
     it('backs up all databases and restores them into a fresh server', async () => {
       await seedDatabase(source, 'shop');
       await seedDatabase(source, 'billing 2');

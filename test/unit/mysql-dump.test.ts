@@ -11,6 +11,7 @@ import {
   optionFileText,
   parseBatchOutput,
   parseToolVersion,
+  unnameAlterDatabase,
 } from '../../src/engines/mysql.ts';
 import { BackupError } from '../../src/errors.ts';
 
@@ -299,6 +300,37 @@ describe('dump scripts', () => {
       expect(out, `chunks of ${size}`).toBe(`a\n>>MARK one\n${long}\n>>MARK two\nb\n\n>>MARK three`);
       expect(seen).toEqual(['a', 'MARK one', 'INSERT INT', 'MARK two', 'b', '', 'MARK three']);
     }
+  });
+
+  it('replaces short lines whole, across chunks; a line too long to be seen whole is kept', async () => {
+    const long = `REPLACE ${'x'.repeat(2000)}`;
+    const text = `a\nREPLACE me\n${long}\nb\nREPLACE last`;
+    const edit = (head: string) => (head.startsWith('REPLACE') ? { replace: 'new' } : undefined);
+    for (const size of [1, 3, 7, 100, 1024, 5000]) {
+      const out = (await collect(eachLine(chunked(text, size), edit))).toString();
+      expect(out, `chunks of ${size}`).toBe(`a\nnew\n${long}\nb\nnew`);
+    }
+  });
+
+  it('a one-database restore drops the source name from the ALTER DATABASE lines around routines', () => {
+    expect(
+      unnameAlterDatabase('ALTER DATABASE `src` CHARACTER SET latin1 COLLATE latin1_swedish_ci ;'),
+    ).toEqual({
+      replace: 'ALTER DATABASE CHARACTER SET latin1 COLLATE latin1_swedish_ci ;',
+    });
+    expect(
+      unnameAlterDatabase('ALTER DATABASE `we``ird` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin ;'),
+    ).toEqual({
+      replace: 'ALTER DATABASE CHARACTER SET utf8mb4 COLLATE utf8mb4_bin ;',
+    });
+    // datasaver's own first line has no name; other statements are left alone.
+    expect(
+      unnameAlterDatabase('ALTER DATABASE CHARACTER SET latin1 COLLATE latin1_swedish_ci;'),
+    ).toBeUndefined();
+    expect(unnameAlterDatabase('ALTER TABLE `src` ADD KEY (a);')).toBeUndefined();
+    expect(
+      unnameAlterDatabase("INSERT INTO t VALUES ('ALTER DATABASE `src` CHARACTER SET x COLLATE y ;');"),
+    ).toBeUndefined();
   });
 
   it('keeps multi-byte characters whole', async () => {
