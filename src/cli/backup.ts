@@ -57,9 +57,12 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
   const failures: Failure[] = [];
   const copies: CopyResult[] = [];
   const pruned: PruneResult[] = [];
+  // Errors are redacted where they are made; this also hides a password a tool printed in some other form.
+  const passwords = targets.map((t) => t.connection.password);
   const fail = (target: string, problem: Omit<Failure, 'target'>) => {
-    failures.push({ target, ...problem });
-    ctx.stderr.write(`Error: ${target}: ${problem.message}\n`);
+    const message = redact(problem.message, passwords);
+    failures.push({ target, ...problem, message });
+    ctx.stderr.write(`Error: ${target}: ${message}\n`);
     if (problem.hint) ctx.stderr.write(`Try: ${problem.hint}\n`);
   };
   const notifier = new Notifier({
@@ -89,7 +92,7 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
   try {
     await backupTargets();
   } finally {
-    await notifier.flush(ctx.signal.aborted ? 1000 : 30_000);
+    await notifier.flush(ctx.signal.aborted ? 1000 : 30_000, ctx.signal);
   }
   if (opts.json) printJson(ctx.stdout, { backups: done, copies, pruned, failures });
   return failures[0]?.exitCode ?? ExitCode.ok;
@@ -159,7 +162,7 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
       const problems = cycle.problems;
       if (problems.length === 0) {
         announce(target, 'success', `backup ${cycle.backup.manifest.id} succeeded`, cycle, null);
-      } else if (!ctx.signal.aborted) {
+      } else {
         const message = problems.map((p) => p.message).join('; ');
         announce(target, 'failure', `backup failed: ${message}`, cycle, {
           message,

@@ -831,7 +831,7 @@ const BOOLEAN: Validator<boolean> = {
 /** A verification mode; `true` and `false` (the older boolean form) mean read-back and size. */
 const VERIFY_UPLOAD: Validator<S3VerifyMode> = {
   parse: (v) => {
-    const mode = S3_VERIFY_MODES.find((m) => m === String(v).toLowerCase());
+    const mode = S3_VERIFY_MODES.find((m) => m === String(v).trim().toLowerCase());
     if (mode) return mode;
     const flag = BOOLEAN.parse(v);
     return flag === undefined ? undefined : flag ? 'read-back' : 'size';

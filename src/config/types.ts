@@ -31,8 +31,8 @@ export interface LocalStorageConfig {
 export const S3_SSE_MODES = ['AES256', 'aws:kms'] as const;
 /**
  * How an upload is checked before its manifest is written: `etag` compares the MD5 the service reports
- * (reading the object back only when the ETag is not an MD5, e.g. under SSE-KMS), `read-back` always
- * downloads it and compares its sha256, `size` checks only the size.
+ * (reading the object back when the ETag is not the MD5 of what was sent, e.g. under SSE-KMS),
+ * `read-back` always downloads it and compares its sha256, `size` checks only the size.
  */
 export const S3_VERIFY_MODES = ['etag', 'read-back', 'size'] as const;
 export type S3VerifyMode = (typeof S3_VERIFY_MODES)[number];

@@ -12,6 +12,7 @@
  * removed; never a URL, a password or a token. The generic webhook's JSON is documented in
  * docs/notifications.md and is stable.
  */
+import { once } from 'node:events';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NotifyConfig } from '../config/types.ts';
@@ -167,11 +168,21 @@ export class Notifier {
     }
   }
 
-  /** Waits for deliveries in flight, at most `timeoutMs`; then gives up on the rest. */
-  async flush(timeoutMs: number): Promise<void> {
+  /**
+   * Waits for deliveries in flight, at most `timeoutMs`, or 1 s more once `signal` aborts (a second
+   * Ctrl-C or SIGTERM must not wait the whole bound); then gives up on the rest.
+   */
+  async flush(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.#pending.size === 0) return;
-    const timer = sleep(timeoutMs, undefined, { ref: false });
-    await Promise.race([Promise.allSettled([...this.#pending]), timer]);
+    const done = new AbortController();
+    const bound = sleep(timeoutMs, undefined, { ref: false, signal: done.signal });
+    const cut = signal
+      ? once(signal, 'abort', { signal: done.signal }).then(() =>
+          sleep(1000, undefined, { ref: false, signal: done.signal }),
+        )
+      : new Promise<never>(() => {});
+    await Promise.race([Promise.allSettled([...this.#pending]), bound, cut]).catch(() => {});
+    done.abort();
     this.#stop.abort();
   }
 

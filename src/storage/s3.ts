@@ -9,8 +9,8 @@
  * go up in a single PutObject. After the upload the stored object is checked against the bytes that were
  * sent, as `verifyUpload` says: `etag` compares the MD5 the service reports for what it stored (the
  * object's MD5 for a single PUT, the MD5 of the parts' MD5s for a multipart upload; some services report
- * the object's MD5 for both) and reads the object back only when that ETag is no MD5 (SSE-KMS, SSE-C,
- * some services); `read-back` always downloads it and compares size and sha256; `size` asks for the size.
+ * the object's MD5 for both) and reads the object back when that ETag is not the MD5 of what was sent
+ * (under SSE-KMS and on some services it is something else; the read-back decides); `read-back` always downloads it and compares size and sha256; `size` asks for the size.
  * A failed or aborted upload is aborted on the server, so no parts linger; if the server does not let go
  * of them, `listTemporary` finds them for prune.
  *
@@ -144,7 +144,7 @@ export class S3Storage implements StorageBackend {
       if (data.length <= this.#config.partSizeMb * MIB) {
         // The retry wrapper repeats in-memory puts; the storage class is for data objects only (a
         // manifest in an archive class could not be read back to list or restore).
-        await this.#putSingle(key, full, data, options, { retry: false, dataObject: false });
+        await this.#putSingle(key, full, data, options, false);
         return { size: data.length };
       }
     }
@@ -224,35 +224,38 @@ export class S3Storage implements StorageBackend {
         }
       }
       signal?.throwIfAborted();
-      if (uploadId === undefined) {
-        etag = await this.#putSingle(key, full, buffer.subarray(0, filled), options, {
-          retry: true,
-          dataObject: true,
+      /**
+       * Publishes the object (one PUT, or completing the multipart upload), retried. A retry whose first
+       * try's answer was lost may meet the object that try published: "already exists", or for a
+       * multipart upload "no such upload". If an object of exactly our size is there, it is adopted and
+       * read back below, which decides; an adopted object is never deleted (it may not be ours).
+       */
+      const publish = async (what: string, once: () => Promise<string | undefined>) => {
+        let tries = 0;
+        await retryOperation(`${what} ${key}`, this.#retry, signal, async () => {
+          tries++;
+          try {
+            etag = await once();
+          } catch (err) {
+            const lost = err instanceof StorageConflictError || err instanceof StorageNotFoundError;
+            if (tries > 1 && lost && (await this.stat(key, { signal }))?.size === total) {
+              adopted = true;
+              return;
+            }
+            throw err;
+          }
         });
+      };
+      if (uploadId === undefined) {
+        const data = buffer.subarray(0, filled);
+        await publish('put', () => this.#putSingle(key, full, data, options, true));
       } else {
         if (filled > 0) await sendPart();
         await Promise.all(inflight);
         if (failure) throw failure;
         parts.sort((a, b) => a.PartNumber! - b.PartNumber!);
         const id = uploadId;
-        let tries = 0;
-        await retryOperation(`complete upload of ${key}`, this.#retry, signal, async () => {
-          tries++;
-          try {
-            etag = await this.#complete(key, full, id, parts, options, signal);
-          } catch (err) {
-            // A retry that meets "already exists" after a lost answer may be meeting this very upload:
-            // if an object of exactly our size is there, the read-back below decides.
-            if (tries > 1 && err instanceof StorageConflictError) {
-              const there = await this.stat(key, { signal });
-              if (there?.size === total) {
-                adopted = true;
-                return;
-              }
-            }
-            throw err;
-          }
-        });
+        await publish('complete upload of', () => this.#complete(key, full, id, parts, options, signal));
       }
       completed = true;
       const sent =
@@ -356,32 +359,29 @@ export class S3Storage implements StorageBackend {
     return res.ETag;
   }
 
+  /** One PutObject (not retried here); returns its ETag. */
   async #putSingle(
     key: string,
     full: string,
     data: Buffer,
     options: PutOptions,
-    how: { retry: boolean; dataObject: boolean },
+    dataObject: boolean,
   ): Promise<string | undefined> {
     const md5 = createHash('md5').update(data).digest('base64');
-    const once = () =>
-      this.#send('write', key, options.signal, () =>
-        this.#client.send(
-          new PutObjectCommand({
-            Bucket: this.#config.bucket,
-            Key: full,
-            Body: data,
-            ContentLength: data.length,
-            ContentMD5: md5,
-            IfNoneMatch: options.ifAbsent ? '*' : undefined,
-            ...this.#writeParams(how.dataObject),
-          }),
-          { abortSignal: options.signal },
-        ),
-      );
-    const res = how.retry
-      ? await retryOperation(`put ${key}`, this.#retry, options.signal, once)
-      : await once();
+    const res = await this.#send('write', key, options.signal, () =>
+      this.#client.send(
+        new PutObjectCommand({
+          Bucket: this.#config.bucket,
+          Key: full,
+          Body: data,
+          ContentLength: data.length,
+          ContentMD5: md5,
+          IfNoneMatch: options.ifAbsent ? '*' : undefined,
+          ...this.#writeParams(dataObject),
+        }),
+        { abortSignal: options.signal },
+      ),
+    );
     return res.ETag;
   }
 

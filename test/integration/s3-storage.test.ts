@@ -325,6 +325,35 @@ describe('S3 upload verification: the stored object is checked before the upload
     expect(stored?.equals(data)).toBe(true);
   });
 
+  it('etag: an upload whose ETag is an MD5, but not that of what was sent, is read back and kept when equal', async () => {
+    const wrong = () => '0123456789abcdef0123456789abcdef';
+    const { error, readBacks, stored, data } = await upload('etag', 12 * MIB + 7, { etag: wrong });
+    expect(error).toBeUndefined();
+    expect(readBacks).toBe(1);
+    expect(stored?.equals(data)).toBe(true);
+  });
+
+  it.each(SIZES)('%s whose answer was lost is found on the retry, read back and kept', async (_, size) => {
+    const prefix = s3Prefix();
+    const key = 't/lost-answer.dump.zst';
+    const storage = new S3Storage(s3Config(prefix, { endpoint: proxy.endpoint }), { retry: FAST_RETRY });
+    const data = randomBytes(size);
+    let lost = 0;
+    const from = proxy.log.length;
+    proxy.setRule((req) => (publishes(key)(req) && ++lost === 1 ? { loseAnswer: true } : undefined));
+    try {
+      await storage.put(key, body(data), { ifAbsent: true });
+    } finally {
+      proxy.setRule(() => undefined);
+    }
+    // The retry met the object (already there, or the upload already completed) and adopted it.
+    expect(proxy.log.slice(from).filter(publishes(key))).toHaveLength(2);
+    expect(proxy.log.slice(from).filter(reads(key))).toHaveLength(1);
+    const direct = new S3Storage(s3Config(prefix));
+    expect((await buffer(await direct.get(key))).equals(data)).toBe(true);
+    expect(await direct.listTemporary('')).toEqual([]);
+  });
+
   it.each(SIZES)('etag: %s whose ETag is no MD5 (SSE-KMS) is read back and kept', async (_, size) => {
     const { error, readBacks, stored, data } = await upload('etag', size, { opaque: true });
     expect(error).toBeUndefined();

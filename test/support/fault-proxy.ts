@@ -18,6 +18,8 @@ export type Fault =
   | { status: number; code?: string }
   | { drop: true }
   | { truncateAfter: number }
+  /** The request reaches the server and is done there; its answer never comes back. */
+  | { loseAnswer: true }
   /** The whole response body in, the body to send out; `headers` may be changed in place. */
   | { rewrite: (body: Buffer, headers: IncomingHttpHeaders) => Buffer };
 
@@ -69,13 +71,22 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         headers: req.headers,
       },
       (upstreamRes) => {
+        if (fault && 'loseAnswer' in fault) {
+          upstreamRes.resume();
+          upstreamRes.on('end', () => res.socket?.destroy());
+          return;
+        }
         if (fault && 'rewrite' in fault) {
-          void buffer(upstreamRes).then((original) => {
-            const headers = { ...upstreamRes.headers };
-            const body = fault.rewrite(original, headers);
-            res.writeHead(upstreamRes.statusCode ?? 502, { ...headers, 'content-length': body.length });
-            res.end(body);
-          });
+          buffer(upstreamRes).then(
+            (original) => {
+              const headers = { ...upstreamRes.headers };
+              delete headers['transfer-encoding'];
+              const body = fault.rewrite(original, headers);
+              res.writeHead(upstreamRes.statusCode ?? 502, { ...headers, 'content-length': body.length });
+              res.end(body);
+            },
+            () => res.socket?.destroy(),
+          );
           return;
         }
         res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);

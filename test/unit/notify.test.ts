@@ -139,6 +139,23 @@ describe('delivery', () => {
     answer = () => 200;
   });
 
+  it('flush waits its bound, but only 1 s more once its signal aborts, and then gives up', async () => {
+    answer = () => 'hang';
+    const { log, warnings } = logger();
+    const notifier = new Notifier({ log, timeoutMs: 60_000, attempts: 1 });
+    notifier.notify({ ...none, webhookUrl: new Secret(`${url}/hang`) }, n('failure'));
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(), 100);
+    const t0 = Date.now();
+    await notifier.flush(30_000, stop.signal);
+    const waited = Date.now() - t0;
+    expect(waited).toBeGreaterThanOrEqual(1000);
+    expect(waited).toBeLessThan(5000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(warnings.map((w) => w.message)).toEqual(['webhook notification abandoned at shutdown']);
+    answer = () => 200;
+  });
+
   it('deliveries to one channel for one target keep their order (start before fail), and honour Retry-After', async () => {
     received.length = 0;
     let first = true;
