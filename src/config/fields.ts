@@ -23,6 +23,7 @@ const fields = {
   password: { env: 'DATASAVER_DB_PASSWORD', yaml: 'password', secret: true, connection: true },
   sslmode: { env: 'DATASAVER_DB_SSLMODE', yaml: 'sslmode', connection: true },
   tls: { env: 'DATASAVER_DB_TLS', yaml: 'tls', connection: true },
+  tlsCa: { env: 'DATASAVER_DB_TLS_CA', yaml: 'tls_ca', connection: true },
   name: { env: 'DATASAVER_TARGET_NAME', yaml: 'name', connection: true },
   format: { env: 'DATASAVER_FORMAT', yaml: 'format' },
   schemaOnly: { env: 'DATASAVER_SCHEMA_ONLY', yaml: 'schema_only' },

@@ -319,11 +319,13 @@ function buildTarget(
   const sslmode = raw.sslmode ? check(raw.sslmode, oneOf(SSL_MODES), problems) : fromUrl.sslmode;
   if (raw.sslmode && engine !== 'postgres')
     problems.add(raw.sslmode.origin, `applies to postgres only; for ${engine} use ${FIELDS.tls.env}`);
-  const tls = (raw.tls ? check(raw.tls, BOOLEAN, problems) : fromUrl.tls) ?? false;
+  const tlsCa = raw.tlsCa ? check(raw.tlsCa, TLS_CA_FILE, problems) : undefined;
+  // A CA to verify against only makes sense over TLS: it turns TLS on.
+  const tls = (raw.tls ? check(raw.tls, BOOLEAN, problems) : fromUrl.tls) || tlsCa !== undefined;
   if (tls && (engine === 'postgres' || engine === 'sqlite'))
     problems.add(
-      raw.tls?.origin ?? 'database URL',
-      `TLS applies to mysql and redis; postgres uses ${FIELDS.sslmode.env}`,
+      raw.tls?.origin ?? raw.tlsCa?.origin ?? 'database URL',
+      `TLS applies to mysql and redis; postgres uses ${FIELDS.sslmode.env} (verify-full checks the server's certificate against libpq's root.crt)`,
     );
   const password = raw.password ? new Secret(String(raw.password.value)) : fromUrl.password;
   const database = pickStr('database') ?? fromUrl.database;
@@ -386,6 +388,7 @@ function buildTarget(
       password,
       sslmode,
       tls,
+      tlsCa,
     },
     format,
     schemaOnly,
@@ -756,6 +759,7 @@ const TARGET_NAME = matching(
   'letters, digits, `_` and `-`, starting with a letter or digit, at most 63 characters',
 );
 const ABSOLUTE_PATH = matching(/^\//, 'an absolute directory path');
+const TLS_CA_FILE = matching(/^\/[^\n]*[^/\n]$/, 'the absolute path of a PEM file with CA certificates');
 const S3_BUCKET = matching(
   /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
   'an S3 bucket name: 3-63 lowercase letters, digits, `.` and `-`',

@@ -43,6 +43,7 @@ export function offlineTarget(
       password: undefined,
       sslmode: undefined,
       tls: false,
+      tlsCa: undefined,
     },
     format: ENGINE_FORMATS[engine][0]!,
     schemaOnly: false,

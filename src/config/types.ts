@@ -83,6 +83,12 @@ export interface ConnectionConfig {
   sslmode: string | undefined;
   /** Connect with TLS (Redis: `rediss://` or DATASAVER_DB_TLS; MySQL: DATASAVER_DB_TLS). */
   tls: boolean;
+  /**
+   * MySQL and Redis: a PEM file with the CA certificate(s) the server's certificate must chain to; with
+   * it, the certificate and the host name are verified (and TLS is on). Without it, MySQL's TLS encrypts
+   * without verifying, and Redis verifies against the system's CAs.
+   */
+  tlsCa: string | undefined;
 }
 
 /** One database that datasaver backs up: where it is, how to dump it and where backups go. */

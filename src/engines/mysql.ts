@@ -555,7 +555,9 @@ export class MysqlEngine implements Engine {
       ],
       2026: [
         `TLS connection to ${where} failed: ${message}`,
-        "check the server's TLS setup, or unset DATASAVER_DB_TLS",
+        this.#target.connection.tlsCa
+          ? `check that DATASAVER_DB_TLS_CA holds the CA that signed the server's certificate, and that the certificate names ${this.#target.connection.host ?? 'the host'}`
+          : "check the server's TLS setup, or unset DATASAVER_DB_TLS",
         false,
       ],
       2059: [
@@ -687,8 +689,14 @@ export function connectionArgs(c: ConnectionConfig, flavour: Flavour): string[] 
   if (c.host !== undefined) args.push(`--host=${c.host}`);
   if (c.port !== undefined) args.push(`--port=${c.port}`);
   if (c.user !== undefined) args.push(`--user=${c.user}`);
-  // MySQL's tools dropped --ssl for --ssl-mode; MariaDB's never had --ssl-mode.
-  if (c.tls) args.push(flavour === 'mariadb' ? '--ssl' : '--ssl-mode=REQUIRED');
+  // MySQL's tools dropped --ssl for --ssl-mode; MariaDB's never had --ssl-mode. With a CA, the server's
+  // certificate must chain to it and name the host.
+  if (c.tlsCa !== undefined) {
+    args.push(`--ssl-ca=${c.tlsCa}`);
+    args.push(flavour === 'mariadb' ? '--ssl-verify-server-cert' : '--ssl-mode=VERIFY_IDENTITY');
+  } else if (c.tls) {
+    args.push(flavour === 'mariadb' ? '--ssl' : '--ssl-mode=REQUIRED');
+  }
   return args;
 }
 

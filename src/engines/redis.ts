@@ -23,7 +23,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -307,7 +307,22 @@ export class RedisEngine implements Engine {
     const args = host.startsWith('/') ? ['-s', host] : ['-h', host, '-p', String(c.port ?? DEFAULT_PORT)];
     if (c.user) args.push('--user', c.user);
     if (c.tls) args.push('--tls', ...(isIP(host) || host.startsWith('/') ? [] : ['--sni', host]));
+    if (c.tlsCa !== undefined) args.push('--cacert', c.tlsCa);
     return args;
+  }
+
+  /** The CA certificates of DATASAVER_DB_TLS_CA, if set (else ioredis trusts the system's CAs). */
+  async #tlsCa(): Promise<Buffer | undefined> {
+    const file = this.#target.connection.tlsCa;
+    if (file === undefined) return undefined;
+    try {
+      return await readFile(file);
+    } catch (err) {
+      throw new ConnectionError(`cannot read the CA file ${file}: ${errorMessage(err)}`, {
+        hint: 'set DATASAVER_DB_TLS_CA to a readable PEM file with the CA certificate(s) of the server',
+        transient: false,
+      });
+    }
   }
 
   #cliEnv(): NodeJS.ProcessEnv {
@@ -339,7 +354,7 @@ export class RedisEngine implements Engine {
         ...(host.startsWith('/') ? { path: host } : { host, port: c.port ?? DEFAULT_PORT }),
         username: c.user,
         password: c.password?.reveal(),
-        tls: c.tls ? { servername: isIP(host) ? undefined : host } : undefined,
+        tls: c.tls ? { servername: isIP(host) ? undefined : host, ca: await this.#tlsCa() } : undefined,
       },
       () => this.#where(),
       (err) => this.#connectionError(err),

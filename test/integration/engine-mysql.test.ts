@@ -23,6 +23,7 @@ import { engineConformance } from '../support/engine-conformance.ts';
 import { fakeToolDir } from '../support/fake-tools.ts';
 import { ident, type MariadbServer, startMariadb } from '../support/mariadb-server.ts';
 import { tempDir, uniqueName } from '../support/pg.ts';
+import { selfSignedCert } from '../support/tls.ts';
 
 let server: MariadbServer;
 
@@ -603,6 +604,28 @@ ALTER DATABASE legacy CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;`);
       expect(err).toBeInstanceOf(ConnectionError);
       expect(err).toMatchObject({ transient: false });
       expect(err.message).toMatch(/did not encrypt the connection/);
+    });
+
+    it('TLS with a CA: the certificate and host name are verified; another CA is refused', async () => {
+      const db = uniqueName('tls_ca');
+      await seedDatabase(server, db);
+      const verified = target(server, db, { tls: true, tlsCa: server.caFile });
+      await expect(new MysqlEngine(verified).preflight()).resolves.toMatchObject({
+        serverVersion: server.version,
+      });
+      const { storage, manifest } = await backUp(verified);
+      expect(manifest.facts.tables.length).toBeGreaterThan(0);
+      await restore(verified, storage, manifest, { targetDatabase: `${db}_back` });
+      expect(await snapshot(server, `${db}_back`)).toEqual(await snapshot(server, db));
+
+      const otherCa = (await selfSignedCert(await tempDir('mysql-ca-'), 'other-ca')).cert;
+      const err = await failure(() =>
+        new MysqlEngine(target(server, db, { tls: true, tlsCa: otherCa })).preflight(),
+      );
+      expect(err).toBeInstanceOf(ConnectionError);
+      expect(err).toMatchObject({ transient: false });
+      expect(err.message).toMatch(/TLS connection to 127\.0\.0\.1:\d+ failed/);
+      expect((err as ConnectionError).hint).toMatch(/DATASAVER_DB_TLS_CA/);
     });
   });
 });

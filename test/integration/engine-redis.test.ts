@@ -35,6 +35,7 @@ import { engineConformance, storeRaw } from '../support/engine-conformance.ts';
 import { fakeToolDir } from '../support/fake-tools.ts';
 import { tempDir } from '../support/pg.ts';
 import { type RedisServer, startRedis } from '../support/redis-server.ts';
+import { selfSignedCert } from '../support/tls.ts';
 
 const execFile = promisify(execFileCb);
 
@@ -490,6 +491,40 @@ describe('redis engine', () => {
     }
     expect(await engine.restoreTargetState()).toMatchObject({ empty: false });
     await expect(engine.restoreTargetState('db1')).rejects.toThrow(UsageError);
+  });
+
+  it('TLS with a CA: redis-cli backs up and the protocol restores, both verifying; another CA is refused', async () => {
+    const secure = await startRedis({ tls: true });
+    try {
+      const c = await secure.client(0);
+      try {
+        await c.set('tls:key', 'over TLS', 'EX', 3600);
+        await c.hset('tls:hash', 'a', '1');
+        const t = secure.target('redis_tls');
+        const verified = { ...t, connection: { ...t.connection, tls: true, tlsCa: secure.caFile } };
+        const { storage, manifest } = await backUp(verified);
+        expect(manifest.facts.tables).toEqual([{ name: 'db0', rows: 2 }]);
+        await c.flushall();
+        await runRestore(
+          { manifest, targetDatabase: undefined, dryRun: false, force: false, dropExisting: false, jobs: 1 },
+          { engine: createEngine(verified), storage },
+        );
+        expect(await c.get('tls:key')).toBe('over TLS');
+        expect(await c.ttl('tls:key')).toBeGreaterThan(3500);
+        expect(await c.hgetall('tls:hash')).toEqual({ a: '1' });
+
+        // Another CA is refused; so is no CA (the system's CAs do not know a self-signed certificate).
+        const otherCa = (await selfSignedCert(await tempDir('redis-ca-'), 'other-ca')).cert;
+        for (const tlsCa of [otherCa, undefined]) {
+          const other = { ...t, connection: { ...t.connection, tls: true, tlsCa } };
+          await expect(createEngine(other).preflight()).rejects.toBeInstanceOf(ConnectionError);
+        }
+      } finally {
+        c.disconnect();
+      }
+    } finally {
+      await secure.stop();
+    }
   });
 
   it('aborting a dump kills redis-cli', async () => {

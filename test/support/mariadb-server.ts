@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './postgres-server.ts';
+import { selfSignedCert } from './tls.ts';
 
 const execFile = promisify(execFileCb);
 
@@ -26,6 +27,8 @@ export interface MariadbServer {
   readonly socket: string;
   /** Started with a certificate, so clients can use TLS. */
   readonly tls: boolean;
+  /** With TLS: the server's self-signed certificate (for 127.0.0.1), the CA a client verifies it with. */
+  readonly caFile: string | undefined;
   /** Runs SQL (`;`-separated, no DELIMITER) as root; the rows of every statement, fields as the client prints them. */
   query(sql: string, database?: string): Promise<string[][]>;
   /** Runs a SQL script (DELIMITER allowed) as root through the client's stdin. */
@@ -53,27 +56,11 @@ export async function startMariadb(
   const tmp = join(base, 'tmp');
   const socket = join(base, 'mysqld.sock');
   await mkdir(tmp);
-  if (tls) {
-    await execFile('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      join(base, 'key.pem'),
-      '-out',
-      join(base, 'cert.pem'),
-      '-days',
-      '2',
-      '-subj',
-      '/CN=127.0.0.1',
-    ]);
-  }
+  if (tls) await selfSignedCert(base, 'cert');
   if (isRoot()) {
     const uid = Number(execFileSync('id', ['-u', 'mysql']).toString().trim());
     const gid = Number(execFileSync('id', ['-g', 'mysql']).toString().trim());
-    for (const p of [base, tmp, ...(tls ? [join(base, 'key.pem'), join(base, 'cert.pem')] : [])])
+    for (const p of [base, tmp, ...(tls ? [join(base, 'cert.key'), join(base, 'cert.pem')] : [])])
       await chown(p, uid, gid);
   }
   await chmod(base, 0o700);
@@ -151,7 +138,7 @@ export async function startMariadb(
           '--innodb-doublewrite=0',
           '--event-scheduler=OFF',
           '--max-connections=200',
-          ...(tls ? [`--ssl-cert=${join(base, 'cert.pem')}`, `--ssl-key=${join(base, 'key.pem')}`] : []),
+          ...(tls ? [`--ssl-cert=${join(base, 'cert.pem')}`, `--ssl-key=${join(base, 'cert.key')}`] : []),
         ],
         { stdio: 'ignore' },
       );
@@ -205,6 +192,7 @@ export async function startMariadb(
     version,
     socket,
     tls,
+    caFile: tls ? join(base, 'cert.pem') : undefined,
     async query(sql, database) {
       const out = await client([...(database ? [`--database=${database}`] : []), `--execute=${sql}`]);
       return out

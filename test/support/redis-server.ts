@@ -5,7 +5,7 @@
  * it back with its data.
  */
 import { type ChildProcess, execFile as execFileCb, spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,6 +14,7 @@ import { offlineTarget } from '../../src/config/target.ts';
 import type { TargetConfig } from '../../src/config/types.ts';
 import { Secret } from '../../src/util/secret.ts';
 import { freePort } from './postgres-server.ts';
+import { selfSignedCert } from './tls.ts';
 
 const execFile = promisify(execFileCb);
 
@@ -26,6 +27,8 @@ export interface RedisServer {
   readonly aclUser: string;
   readonly aclPassword: string;
   readonly version: string;
+  /** With TLS: the server's self-signed certificate (for 127.0.0.1), the CA a client verifies it with. */
+  readonly caFile: string | undefined;
   /** A connected client as the default user, on logical database `db`; the caller disconnects it. */
   client(db?: number): Promise<Redis>;
   /** A redis target for this server (the default user, or the ACL user). */
@@ -37,13 +40,26 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-export async function startRedis(): Promise<RedisServer> {
+/** A server on loopback; with `tls`, its port speaks only TLS, with a self-signed certificate. */
+export async function startRedis(options: { tls?: boolean } = {}): Promise<RedisServer> {
   const password = `pw-${Math.random().toString(36).slice(2)}`;
   const aclUser = 'backup';
   const aclPassword = `acl-${Math.random().toString(36).slice(2)}`;
   const base = await mkdtemp(join(tmpdir(), 'datasaver-redis-'));
   const { stdout } = await execFile('redis-server', ['--version']);
   const version = /v=(\S+)/.exec(stdout)?.[1] ?? stdout.trim();
+  const tlsFiles = options.tls ? await selfSignedCert(base, 'cert') : undefined;
+  const caFile = tlsFiles?.cert;
+  const tlsLines = (port: number) =>
+    tlsFiles
+      ? [
+          'port 0',
+          `tls-port ${port}`,
+          `tls-cert-file ${tlsFiles.cert}`,
+          `tls-key-file ${tlsFiles.key}`,
+          'tls-auth-clients no',
+        ]
+      : [`port ${port}`];
   let port = 0;
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
@@ -56,7 +72,7 @@ export async function startRedis(): Promise<RedisServer> {
         conf,
         [
           'bind 127.0.0.1',
-          `port ${port}`,
+          ...tlsLines(port),
           `dir ${base}`,
           'dbfilename dump.rdb',
           'save ""',
@@ -98,7 +114,15 @@ export async function startRedis(): Promise<RedisServer> {
   };
 
   const client = async (db = 0): Promise<Redis> => {
-    const c = new Redis({ host: '127.0.0.1', port, password, db, protocol: 2, lazyConnect: true });
+    const c = new Redis({
+      host: '127.0.0.1',
+      port,
+      password,
+      db,
+      protocol: 2,
+      lazyConnect: true,
+      tls: caFile ? { ca: await readFile(caFile) } : undefined,
+    });
     await c.connect();
     return c;
   };
@@ -119,6 +143,7 @@ export async function startRedis(): Promise<RedisServer> {
     aclUser,
     aclPassword,
     version,
+    caFile,
     client,
     target(name, options = {}) {
       const t = offlineTarget(name, undefined, 'redis');

@@ -28,6 +28,7 @@ const target: TargetConfig = {
     database: 'shop',
     user: 'app',
     password: undefined,
+    tlsCa: undefined,
     sslmode: undefined,
     tls: false,
   },

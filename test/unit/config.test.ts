@@ -757,6 +757,22 @@ describe('engines: the URL scheme or DATASAVER_ENGINE picks one', () => {
     expect(e).toMatchObject({ name: 'notes', connection: { database: '/data/notes.sqlite3' } });
   });
 
+  it('DATASAVER_DB_TLS_CA: an absolute PEM path that turns TLS on, for mysql and redis only', () => {
+    const c = (env: Record<string, string>) => parse({ ...store, ...env }).targets[0]!.connection;
+    expect(
+      c({ DATASAVER_DATABASE_URL: 'mysql://u@db/shop', DATASAVER_DB_TLS_CA: '/etc/ssl/ca.pem' }),
+    ).toMatchObject({ tls: true, tlsCa: '/etc/ssl/ca.pem' });
+    expect(c({ DATASAVER_DATABASE_URL: 'redis://cache' })).toMatchObject({ tls: false, tlsCa: undefined });
+    expect(
+      configError(() => c({ DATASAVER_DATABASE_URL: 'mysql://u@db/shop', DATASAVER_DB_TLS_CA: 'ca.pem' }))
+        .message,
+    ).toContain("DATASAVER_DB_TLS_CA: 'ca.pem' is not valid; expected the absolute path of a PEM file");
+    expect(
+      configError(() => c({ DATASAVER_DATABASE_URL: 'postgres://u@db/shop', DATASAVER_DB_TLS_CA: '/ca.pem' }))
+        .message,
+    ).toMatch(/DATASAVER_DB_TLS_CA: TLS applies to mysql and redis; postgres uses DATASAVER_DB_SSLMODE/);
+  });
+
   it('field-level errors for settings that do not fit the engine', () => {
     const err = configError(() => parse({ ...store, DATASAVER_DATABASE_URL: 'sqlite://host/x.db' }));
     expect(err.message).toMatch(/a SQLite URL has no host; write sqlite:\/\/\/absolute\/path\.db/);

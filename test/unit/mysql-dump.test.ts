@@ -188,6 +188,7 @@ describe('options', () => {
       password: undefined,
       sslmode: undefined,
       tls: true,
+      tlsCa: undefined,
     };
     expect(connectionArgs(c, 'mariadb')).toEqual([
       '--host=db.internal',
@@ -199,6 +200,16 @@ describe('options', () => {
     expect(
       connectionArgs({ ...c, host: undefined, port: undefined, user: undefined, tls: false }, 'mysql'),
     ).toEqual([]);
+    // A CA means the certificate and host name are verified.
+    const ca = { ...c, tlsCa: '/etc/ssl/db-ca.pem' };
+    expect(connectionArgs(ca, 'mariadb').slice(-2)).toEqual([
+      '--ssl-ca=/etc/ssl/db-ca.pem',
+      '--ssl-verify-server-cert',
+    ]);
+    expect(connectionArgs(ca, 'mysql').slice(-2)).toEqual([
+      '--ssl-ca=/etc/ssl/db-ca.pem',
+      '--ssl-mode=VERIFY_IDENTITY',
+    ]);
   });
 
   it('quotes and escapes the password in the option file', () => {
