@@ -77,6 +77,11 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     .option('--drop-existing', 'drop and recreate the database first, ending its other connections')
     .option('-j, --jobs <n>', 'parallel restore workers (custom format)')
     .option(
+      '--table <name>',
+      'restore only this table (table or schema.table; repeat for more; PostgreSQL custom format): its definition and rows, not its indexes or constraints',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .option(
       '--to-file <path>',
       'write the backup as a file instead (Redis RDB, SQLite database, pg_dump archive, SQL script); needs only storage',
     )

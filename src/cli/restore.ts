@@ -16,6 +16,7 @@ export interface RestoreOptions {
   force?: boolean;
   dropExisting?: boolean;
   jobs?: string;
+  table?: string[];
   tempDir?: string;
   toFile?: string;
   json?: boolean;
@@ -50,6 +51,7 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
       force: opts.force ?? false,
       dropExisting: opts.dropExisting ?? false,
       jobs,
+      tables: opts.table,
       tempDir: opts.tempDir,
     },
     {
@@ -77,6 +79,7 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
     'restore-into-empty': 'restore into it (it is empty)',
     overwrite: 'restore over its existing objects',
     'drop-and-recreate': 'drop it, recreate it and restore',
+    'add-tables': 'restore the named tables into it, leaving the rest alone',
   };
   if (opts.dryRun) {
     ctx.stdout.write(`dry run: would ${actions[plan.action]}: ${plan.destination.description}\n`);
@@ -88,7 +91,7 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
     return 0;
   }
   ctx.stdout.write(
-    `restored ${manifest.id} into ${plan.destination.description} (${plan.action}, ${plan.jobs} job${plan.jobs > 1 ? 's' : ''})\n`,
+    `restored ${plan.tables ? `table${plan.tables.length > 1 ? 's' : ''} ${plan.tables.join(', ')} of ` : ''}${manifest.id} into ${plan.destination.description} (${plan.action}, ${plan.jobs} job${plan.jobs > 1 ? 's' : ''})\n`,
   );
   return 0;
 }
@@ -107,6 +110,7 @@ async function restoreToFileCommand(
     ['--target-db', opts.targetDb !== undefined],
     ['--drop-existing', opts.dropExisting],
     ['--jobs', opts.jobs !== undefined],
+    ['--table', opts.table !== undefined],
   ] as const) {
     if (set) throw new UsageError(`${flag} does not apply to --to-file`, { hint: 'drop one of them' });
   }

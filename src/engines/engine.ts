@@ -80,6 +80,11 @@ export interface RestoreOptions {
   force?: boolean | undefined;
   /** Parallel restore workers; > 1 may need a seekable file, which the engine spools to `tempDir`. */
   jobs: number;
+  /**
+   * Restore only these tables (their definitions and rows; not their indexes, constraints or triggers),
+   * all in one schema. Only where `restoreCapabilities(format).tables`.
+   */
+  tables?: { schema: string; name: string }[] | undefined;
   tempDir?: string | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -93,6 +98,8 @@ export interface RestoreCapabilities {
   overwrite: boolean;
   /** `jobs > 1` is used (parallel restore). */
   parallel: boolean;
+  /** `tables` is used: some tables alone can be restored. */
+  tables: boolean;
   /** What the restore destination is called in messages and hints: `database`, `server`, `file`. */
   destination: string;
 }

@@ -108,7 +108,7 @@ export class MysqlEngine implements Engine {
   restoreCapabilities(format: string): RestoreCapabilities {
     this.extension(format);
     // Dumps carry DROP TABLE IF EXISTS before every table, so restoring over existing objects replaces them.
-    return { overwrite: true, parallel: false, destination: 'database' };
+    return { overwrite: true, parallel: false, tables: false, destination: 'database' };
   }
 
   async preflight(options: Signal = {}): Promise<ServerInfo> {

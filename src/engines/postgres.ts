@@ -64,7 +64,8 @@ export class PostgresEngine implements Engine {
 
   restoreCapabilities(format: string): RestoreCapabilities {
     this.extension(format);
-    return { overwrite: format === 'custom', parallel: format === 'custom', destination: 'database' };
+    const custom = format === 'custom';
+    return { overwrite: custom, parallel: custom, tables: custom, destination: 'database' };
   }
 
   extension(format: string): string {
@@ -206,6 +207,30 @@ export class PostgresEngine implements Engine {
     }
     const args = ['--no-password', '--exit-on-error', '-d', conninfo];
     if (options.overwrite) args.push('--clean', '--if-exists');
+    const tables = options.tables ?? [];
+    if (tables.length > 0) {
+      // pg_restore matches -t by name; -n keeps it to the one schema they are in, which it does not
+      // create: a new database gets it here (owned by the user restoring).
+      const schema = tables[0]!.schema;
+      await this.#withClient(
+        database,
+        options,
+        async (c) => {
+          for (const t of tables) {
+            const qualified = `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`;
+            const found = await c.query('SELECT to_regclass($1) AS r', [qualified]);
+            if (found.rows[0]?.r !== null) {
+              throw new UsageError(`table ${t.schema}.${t.name} already exists in ${database}`, {
+                hint: '--table only restores tables a database lacks: restore into a new database (--target-db NAME) and copy the rows you need from there',
+              });
+            }
+          }
+          await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+        },
+        RestoreError,
+      );
+      args.push(`--schema=${schema}`, ...tables.map((t) => `--table=${t.name}`));
+    }
     if (options.jobs <= 1) {
       args.push('--single-transaction');
       await this.#runWithInput(this.#tool('pg_restore'), args, env, source, options.signal, hint);
@@ -521,6 +546,9 @@ export class PostgresEngine implements Engine {
 /** `"my ""db"""`: an SQL identifier, quoted. */
 /** What a failed restore left behind, for the error's hint. */
 function restoreFailureHint(database: string, options: RestoreOptions): string {
+  if (options.tables?.length) {
+    return `--table restores the tables alone: types, sequences and functions they use must already exist in ${database} (restore the whole backup into a new database, and copy from there)`;
+  }
   const atomic = options.format === 'plain' || options.jobs <= 1;
   const state = atomic ? 'empty' : 'partially restored';
   if (options.dropExisting) {

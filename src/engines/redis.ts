@@ -88,7 +88,7 @@ export class RedisEngine implements Engine {
 
   restoreCapabilities(format: string): RestoreCapabilities {
     this.extension(format);
-    return { overwrite: true, parallel: false, destination: 'server' };
+    return { overwrite: true, parallel: false, tables: false, destination: 'server' };
   }
 
   async preflight(options: Signal = {}): Promise<ServerInfo> {

@@ -73,7 +73,7 @@ export class SqliteEngine implements Engine {
 
   restoreCapabilities(format: string): RestoreCapabilities {
     this.extension(format);
-    return { overwrite: true, parallel: false, destination: 'file' };
+    return { overwrite: true, parallel: false, tables: false, destination: 'file' };
   }
 
   async preflight(): Promise<ServerInfo> {

@@ -24,6 +24,8 @@ export interface RestoreRequest {
   force: boolean;
   dropExisting: boolean;
   jobs: number;
+  /** Only these tables (`table` or `schema.table`), where the format allows it. */
+  tables?: string[] | undefined;
   tempDir?: string | undefined;
 }
 
@@ -36,7 +38,12 @@ export interface RestoreDeps {
   onProgress?: ((phase: 'checksum' | 'restore', storedBytes: number) => void) | undefined;
 }
 
-export type RestoreAction = 'create' | 'restore-into-empty' | 'overwrite' | 'drop-and-recreate';
+export type RestoreAction =
+  | 'create'
+  | 'restore-into-empty'
+  | 'overwrite'
+  | 'drop-and-recreate'
+  | 'add-tables';
 
 export interface RestorePlan {
   backup: string;
@@ -44,6 +51,8 @@ export interface RestorePlan {
   action: RestoreAction;
   /** Parallel jobs actually used (plain SQL restores with one). */
   jobs: number;
+  /** With --table: the tables restored, as `schema.table`. */
+  tables?: string[];
   /** Only for dry runs: what the backup contains. */
   entries?: DumpEntry[];
 }
@@ -62,6 +71,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
   if (request.force && request.dropExisting) {
     throw new UsageError('--force and --drop-existing are exclusive', { hint: 'use one of them' });
   }
+  const tables = request.tables?.length ? pickTables(manifest, request, engine) : undefined;
 
   await checkStoredObject(manifest, {
     storage,
@@ -75,6 +85,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
   const jobs = can.parallel ? Math.max(1, request.jobs) : 1;
   const action = chooseAction(destination, request);
   const plan: RestorePlan = { backup: manifest.id, destination, action, jobs };
+  if (tables) plan.tables = tables.map((t) => `${t.schema}.${t.name}`);
 
   if (request.dryRun) {
     const source = await storage.get(manifest.object, { signal });
@@ -114,14 +125,61 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
     overwrite: action === 'overwrite',
     force: request.force,
     jobs,
+    tables,
     tempDir: request.tempDir,
     signal,
   });
   return plan;
 }
 
+/**
+ * Resolves `--table` names against the tables the backup recorded (`schema.table`): a bare name must
+ * name one table. Refuses formats that cannot restore single tables, tables of several schemas (pg_restore
+ * selects by name within schemas) and --drop-existing (it would drop everything else).
+ */
+function pickTables(manifest: Manifest, request: RestoreRequest, engine: Engine) {
+  if (!engine.restoreCapabilities(manifest.format).tables) {
+    throw new UsageError(
+      `--table cannot be used with backup ${manifest.id} (${manifest.engine} ${manifest.format} format): it restores whole`,
+      { hint: 'PostgreSQL backups in custom format (the default) restore single tables' },
+    );
+  }
+  if (request.dropExisting || request.force) {
+    throw new UsageError(
+      `--table and ${request.force ? '--force' : '--drop-existing'} are exclusive: --table only adds tables a database lacks, and never replaces or drops any`,
+      { hint: 'restore into a new database (--target-db NAME) and copy the rows you need from there' },
+    );
+  }
+  const known = manifest.facts.tables.map((t) => t.name);
+  const picked = (request.tables ?? []).map((wanted) => {
+    const matches = known.filter((k) => k === wanted || (!wanted.includes('.') && k.endsWith(`.${wanted}`)));
+    if (matches.length !== 1) {
+      throw new UsageError(
+        matches.length === 0
+          ? `backup ${manifest.id} has no table ${wanted}`
+          : `table ${wanted} is ambiguous in backup ${manifest.id}: ${matches.join(', ')}`,
+        {
+          hint: `name it as schema.table; the backup's tables: ${known.slice(0, 20).join(', ')}${known.length > 20 ? ', ...' : ''}`,
+        },
+      );
+    }
+    const full = matches[0]!;
+    const dot = full.indexOf('.');
+    return { schema: full.slice(0, dot), name: full.slice(dot + 1) };
+  });
+  const schemas = [...new Set(picked.map((t) => t.schema))];
+  if (schemas.length > 1) {
+    throw new UsageError(`--table names tables of several schemas (${schemas.join(', ')})`, {
+      hint: 'restore the tables of one schema at a time',
+    });
+  }
+  return picked;
+}
+
 function chooseAction(state: RestoreTargetState, request: RestoreRequest): RestoreAction {
   if (!state.exists) return 'create';
+  // Named tables go into a database that lacks them (the engine checks): what else it holds is left alone.
+  if (request.tables?.length) return 'add-tables';
   if (request.dropExisting) return 'drop-and-recreate';
   return state.empty ? 'restore-into-empty' : 'overwrite';
 }

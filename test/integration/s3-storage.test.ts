@@ -347,7 +347,8 @@ describe('S3 upload verification: the stored object is checked before the upload
       proxy.setRule(() => undefined);
     }
     // The retry met the object (already there, or the upload already completed) and adopted it.
-    expect(proxy.log.slice(from).filter(publishes(key))).toHaveLength(2);
+    // (A retry may itself meet the connection the proxy cut, hence at least two.)
+    expect(proxy.log.slice(from).filter(publishes(key)).length).toBeGreaterThanOrEqual(2);
     expect(proxy.log.slice(from).filter(reads(key))).toHaveLength(1);
     const direct = new S3Storage(s3Config(prefix));
     expect((await buffer(await direct.get(key))).equals(data)).toBe(true);

@@ -39,7 +39,7 @@ function fakeEngine(dump: () => AsyncIterable<Buffer>): Engine {
     name: 'postgres',
     formats: ['custom', 'plain'],
     extension: (f) => (f === 'custom' ? 'dump' : 'sql'),
-    restoreCapabilities: () => ({ overwrite: true, parallel: false, destination: 'database' }),
+    restoreCapabilities: () => ({ overwrite: true, parallel: false, tables: false, destination: 'database' }),
     preflight: async () => ({ serverVersion: '15.18', toolVersion: 'pg_dump 15.18' }),
     facts: async () => ({ exact: false, tables: [{ name: 'public.t', rows: 3 }] }),
     dump: () => dump(),
