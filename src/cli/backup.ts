@@ -92,7 +92,7 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
   try {
     await backupTargets();
   } finally {
-    await notifier.flush(ctx.signal.aborted ? 1000 : 30_000, ctx.signal);
+    await notifier.flush(30_000, ctx.signal);
   }
   if (opts.json) printJson(ctx.stdout, { backups: done, copies, pruned, failures });
   return failures[0]?.exitCode ?? ExitCode.ok;

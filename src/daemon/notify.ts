@@ -169,17 +169,18 @@ export class Notifier {
   }
 
   /**
-   * Waits for deliveries in flight, at most `timeoutMs`, or 1 s more once `signal` aborts (a second
-   * Ctrl-C or SIGTERM must not wait the whole bound); then gives up on the rest.
+   * Waits for deliveries in flight, at most `timeoutMs`, or 1 s more once `signal` aborts (1 s if it
+   * already has: a Ctrl-C or SIGTERM must not wait the whole bound); then gives up on the rest.
    */
   async flush(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.#pending.size === 0) return;
     const done = new AbortController();
     const bound = sleep(timeoutMs, undefined, { ref: false, signal: done.signal });
-    const cut = signal
-      ? once(signal, 'abort', { signal: done.signal }).then(() =>
-          sleep(1000, undefined, { ref: false, signal: done.signal }),
-        )
+    const aborted = signal?.aborted
+      ? Promise.resolve()
+      : signal && once(signal, 'abort', { signal: done.signal });
+    const cut = aborted
+      ? aborted.then(() => sleep(1000, undefined, { ref: false, signal: done.signal }))
       : new Promise<never>(() => {});
     await Promise.race([Promise.allSettled([...this.#pending]), bound, cut]).catch(() => {});
     done.abort();

@@ -151,7 +151,7 @@ export class S3Storage implements StorageBackend {
     const minPart = this.#config.partSizeMb * MIB;
     // The whole object's digest: MD5, what ETags hold; sha256, the manifest's own, when always reading back.
     const algorithm = { etag: 'md5', 'read-back': 'sha256', size: undefined }[this.#config.verifyUpload];
-    const whole = algorithm ? createHash(algorithm) : undefined;
+    const whole = algorithm ? { algorithm, hash: createHash(algorithm) } : undefined;
     /** Each part's MD5 by part number: what a multipart ETag is made of. */
     const partDigests = new Map<number, Buffer>();
     let etag: string | undefined;
@@ -213,7 +213,7 @@ export class S3Storage implements StorageBackend {
       for await (const chunk of body) {
         signal?.throwIfAborted();
         if (failure) throw failure;
-        whole?.update(chunk);
+        whole?.hash.update(chunk);
         total += chunk.length;
         for (let off = 0; off < chunk.length; ) {
           const n = Math.min(chunk.length - off, buffer.length - filled);
@@ -258,14 +258,11 @@ export class S3Storage implements StorageBackend {
         await publish('complete upload of', () => this.#complete(key, full, id, parts, options, signal));
       }
       completed = true;
-      const sent =
-        whole && algorithm
-          ? {
-              algorithm,
-              digest: whole.digest(),
-              parts: [...partDigests].sort(([a], [b]) => a - b).map(([, d]) => d),
-            }
-          : undefined;
+      const sent = whole && {
+        algorithm: whole.algorithm,
+        digest: whole.hash.digest(),
+        parts: [...partDigests].sort(([a], [b]) => a - b).map(([, d]) => d),
+      };
       await this.#checkStored(key, total, sent, etag, signal);
       return { size: total };
     } catch (err) {
