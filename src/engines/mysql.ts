@@ -37,6 +37,7 @@ import {
   toolMissing,
 } from '../util/process.ts';
 import { redact, type Secret } from '../util/secret.ts';
+import { MYSQL_ENV, type ToolEnv, toolEnv } from '../util/tool-env.ts';
 import type {
   DatabaseFacts,
   DumpEntry,
@@ -652,8 +653,10 @@ export class MysqlEngine implements Engine {
     return redact(text, [this.#target.connection.password]);
   }
 
-  #env(): NodeJS.ProcessEnv {
-    return { ...process.env };
+  /** The password is in the option file; MYSQL_PWD passes only for a target that has none. */
+  #env(): ToolEnv {
+    const own = this.#target.connection.password !== undefined;
+    return toolEnv(process.env, { pass: own ? MYSQL_ENV : [...MYSQL_ENV, 'MYSQL_PWD'] });
   }
 }
 

@@ -48,6 +48,7 @@ import {
   toolMissing,
 } from '../util/process.ts';
 import { redact } from '../util/secret.ts';
+import { type ToolEnv, toolEnv } from '../util/tool-env.ts';
 import type {
   DatabaseFacts,
   DumpInspection,
@@ -325,12 +326,9 @@ export class RedisEngine implements Engine {
     }
   }
 
-  #cliEnv(): NodeJS.ProcessEnv {
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    delete env.REDISCLI_AUTH;
-    const password = this.#target.connection.password;
-    if (password) env.REDISCLI_AUTH = password.reveal();
-    return env;
+  /** The target's password alone, in REDISCLI_AUTH; a REDISCLI_AUTH of the parent's never passes (ioredis would not use it). */
+  #cliEnv(): ToolEnv {
+    return toolEnv(process.env, { set: { REDISCLI_AUTH: this.#target.connection.password?.reveal() } });
   }
 
   #redact(text: string): string {
@@ -625,7 +623,11 @@ async function startLoader(
     '--logfile',
     '',
   ];
-  const child: ChildProcess = spawn(tool.command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The loader reads a file from storage: it gets no secret at all, not even the target's password.
+  const child: ChildProcess = spawn(tool.command, args, {
+    env: toolEnv(process.env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const log = new Tail();
   let text = '';
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
