@@ -341,7 +341,8 @@ export class MysqlEngine implements Engine {
     const { signal } = options;
     const args = [
       '--connect-timeout=10',
-      // Binary mode: no client commands (\! and friends) from the script, NUL bytes and \r pass as they are.
+      // Binary mode: no client commands from the script (storage is untrusted: `\!`, `system` and `source`
+      // would reach the shell and the file system), NUL bytes and \r pass as they are.
       '--binary-mode',
       '--default-character-set=utf8mb4',
       '--max-allowed-packet=1G',
@@ -612,7 +613,7 @@ export class MysqlEngine implements Engine {
         const command = join(dir, name);
         if (!(await isExecutable(command))) continue;
         const tool = { command, packageName: PACKAGE };
-        const res = await runTool(tool, ['--version'], this.#env());
+        const res = await runTool(tool, ['--version'], toolEnv(process.env)); // no connection, no secret;
         const info = res.code === 0 ? parseToolVersion(name, res.stdout) : undefined;
         if (!info) {
           throw new BackupError(

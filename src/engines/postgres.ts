@@ -266,7 +266,7 @@ export class PostgresEngine implements Engine {
   async #inspectCustom(source: AsyncIterable<Buffer>, options: Signal): Promise<DumpInspection> {
     // --list reads only the table of contents; --file=/dev/null walks every data block, so a truncated or
     // damaged archive fails even where its TOC is intact. Both read the same bytes in one pass.
-    const env = this.#env(undefined);
+    const env = toolEnv(process.env); // reads the archive only: no connection, no secret
     const tool = this.#tool('pg_restore');
     const list = spawnTool(tool, ['--list'], { env, stdin: 'pipe' });
     const full = spawnTool(tool, ['--file=/dev/null'], { env, stdin: 'pipe', stdout: 'ignore' });
@@ -398,7 +398,7 @@ export class PostgresEngine implements Engine {
 
   async #toolVersion(name: string): Promise<{ version: string; major: number; minor: number }> {
     const tool = this.#tool(name);
-    const res = await runTool(tool, ['--version'], this.#env(undefined));
+    const res = await runTool(tool, ['--version'], toolEnv(process.env)); // no connection, no secret;
     const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(res.stdout);
     if (res.code !== 0 || !m) {
       throw new BackupError(
@@ -435,7 +435,7 @@ export class PostgresEngine implements Engine {
    * The user's own libpq variables (PGHOST, PGPASSWORD, PGSSLROOTCERT...) pass where the target leaves
    * a setting open, as node-postgres reads them for the control connection too.
    */
-  #env(database: string | undefined): ToolEnv {
+  #env(database: string): ToolEnv {
     const c = this.#target.connection;
     return toolEnv(process.env, {
       pass: LIBPQ_ENV,
