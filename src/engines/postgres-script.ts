@@ -35,6 +35,9 @@ const PROLOGUE_MAX = 64 * 1024;
 const FORGED_HINT =
   'the backup may have been written by someone other than datasaver: restore a backup you trust. A genuine plain dump only holds this if its data contains the text "\\unrestrict"; restore such a backup by hand with psql after reading it, and back that database up in custom format';
 
+/** A dump refused before psql read the offending bytes; what else the restore did is the caller's to add. */
+export class RefusedScriptError extends RestoreError {}
+
 /** `\restrict KEY` for psql's first line: a random key, so nothing in a stored dump can carry it. */
 export function restrictLine(key: string): Buffer {
   if (!/^[A-Za-z0-9]+$/.test(key)) throw new Error('a \\restrict key is letters and digits');
@@ -113,7 +116,7 @@ export class PlainScriptFilter {
   #guard(bytes: Buffer, final: boolean): Buffer[] {
     const data = this.#tail.length > 0 ? Buffer.concat([this.#tail, bytes]) : bytes;
     if (data.includes(NUL)) {
-      throw new RestoreError(
+      throw new RefusedScriptError(
         'refusing to feed this plain SQL backup to psql: it holds a NUL byte, which pg_dump never writes',
         { hint: FORGED_HINT },
       );
@@ -144,8 +147,8 @@ export class PlainScriptFilter {
   }
 }
 
-function foreignUnrestrict(): RestoreError {
-  return new RestoreError(
+function foreignUnrestrict(): RefusedScriptError {
+  return new RefusedScriptError(
     "refusing to feed this plain SQL backup to psql: it holds a psql \\unrestrict command that is not the dump's own last line, so it could lift the restricted mode that keeps meta-commands such as \\! (shell commands) from running",
     { hint: FORGED_HINT },
   );

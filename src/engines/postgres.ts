@@ -47,7 +47,7 @@ import type {
   RestoreTargetState,
   ServerInfo,
 } from './engine.ts';
-import { restrictedScript } from './postgres-script.ts';
+import { RefusedScriptError, restrictedScript } from './postgres-script.ts';
 
 const FORMATS = ['custom', 'plain'] as const;
 const EXTENSIONS: Record<string, string> = { custom: 'dump', plain: 'sql' };
@@ -211,7 +211,14 @@ export class PostgresEngine implements Engine {
       ];
       // A fresh key per restore, known to this process alone: see postgres-script.ts.
       const script = restrictedScript(source, randomBytes(32).toString('hex'));
-      await this.#runWithInput(this.#tool('psql'), [...args, '-f', '-'], env, script, options.signal, hint);
+      try {
+        await this.#runWithInput(this.#tool('psql'), [...args, '-f', '-'], env, script, options.signal, hint);
+      } catch (err) {
+        if (err instanceof RefusedScriptError) {
+          throw new RestoreError(err.message, { hint: `${err.hint}. ${hint}`, cause: err });
+        }
+        throw err;
+      }
       return;
     }
     const args = ['--no-password', '--exit-on-error', '-d', conninfo];

@@ -145,10 +145,14 @@ describe('restoring a plain SQL backup from untrusted storage', () => {
       const s = await plainBackup();
       const marker = join(await tempDir('marker-'), 'ran');
       await forge(s, attack(s.dump, marker));
-      const res = await runCli(['restore', 'latest', '--target-db', uniqueName('forged')], s.env);
-      expect(res.code, res.output).not.toBe(0);
+      const into = uniqueName('forged');
+      const res = await runCli(['restore', 'latest', '--target-db', into], s.env);
+      expect(res.code, res.output).toBe(1);
       expect(res.stderr).toMatch(message);
+      expect(res.stderr).toMatch(new RegExp(`the new database ${into} was left empty`));
       expect(existsSync(marker)).toBe(false);
+      // One transaction: nothing of the forged script stayed, even what came before the refusal.
+      expect(await query(into, "SELECT to_regclass('public.notes') AS t")).toEqual([{ t: null }]);
     });
   }
 
