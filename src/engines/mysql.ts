@@ -613,7 +613,7 @@ export class MysqlEngine implements Engine {
         const command = join(dir, name);
         if (!(await isExecutable(command))) continue;
         const tool = { command, packageName: PACKAGE };
-        const res = await runTool(tool, ['--version'], toolEnv(process.env)); // no connection, no secret;
+        const res = await runTool(tool, ['--version'], toolEnv(process.env)); // no connection, no secret
         const info = res.code === 0 ? parseToolVersion(name, res.stdout) : undefined;
         if (!info) {
           throw new BackupError(

@@ -405,7 +405,7 @@ export class PostgresEngine implements Engine {
 
   async #toolVersion(name: string): Promise<{ version: string; major: number; minor: number }> {
     const tool = this.#tool(name);
-    const res = await runTool(tool, ['--version'], toolEnv(process.env)); // no connection, no secret;
+    const res = await runTool(tool, ['--version'], toolEnv(process.env)); // no connection, no secret
     const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(res.stdout);
     if (res.code !== 0 || !m) {
       throw new BackupError(

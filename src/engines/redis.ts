@@ -269,7 +269,7 @@ export class RedisEngine implements Engine {
   }
 
   async #toolVersion(tool: Tool): Promise<string> {
-    const res = await runTool(tool, ['--version'], toolEnv(process.env)); // no connection, no secret;
+    const res = await runTool(tool, ['--version'], toolEnv(process.env)); // no connection, no secret
     const m = /(?:redis-cli|v=)\s*(\d+\.\d+(?:\.\d+)?)/.exec(res.stdout);
     if (res.code !== 0 || !m) {
       throw new BackupError(
