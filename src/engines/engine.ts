@@ -10,8 +10,9 @@
  *   - ConnectionError (exit 3): server unreachable, authentication failed, database missing.
  *   - BackupError (exit 4): the dump tool is missing, too old for the server, or the dump failed.
  *   - UsageError (exit 1): the request cannot be done as asked (e.g. an option the format does not allow).
- * Messages never contain passwords: secrets reach child processes through their environment or a private
- * option file (mode 0600, removed after use), never their argv.
+ * Messages never contain passwords: secrets reach child processes through their environment (allow-listed,
+ * from util/tool-env.ts: a child never sees another's secret) or a private option file (mode 0600, removed
+ * after use), never their argv.
  */
 
 /** Facts that identify the server and tools, recorded in the manifest. */
@@ -154,6 +155,10 @@ export interface Engine {
    * (single transaction when `jobs` is 1). Checks the restore tool against `dumpToolVersion` before
    * creating or dropping anything (ToolMissingError). Throws RestoreError with the tool's stderr, and a
    * hint saying what state the destination was left in, when the restore fails.
+   *
+   * `source` comes from storage, which is untrusted: whatever it holds may change what is restored, but
+   * never runs anything on this host (no client-side commands of psql or the mysql client; PostgreSQL
+   * plain SQL that could lift psql's restricted mode is refused with a RestoreError before psql reads it).
    */
   restore(source: AsyncIterable<Buffer>, options: RestoreOptions): Promise<void>;
 }

@@ -37,6 +37,7 @@ import {
   toolMissing,
 } from '../util/process.ts';
 import { redact, type Secret } from '../util/secret.ts';
+import { MYSQL_ENV, type ToolEnv, toolEnv } from '../util/tool-env.ts';
 import type {
   DatabaseFacts,
   DumpEntry,
@@ -340,7 +341,8 @@ export class MysqlEngine implements Engine {
     const { signal } = options;
     const args = [
       '--connect-timeout=10',
-      // Binary mode: no client commands (\! and friends) from the script, NUL bytes and \r pass as they are.
+      // Binary mode: no client commands from the script (storage is untrusted: `\!`, `system` and `source`
+      // would reach the shell and the file system), NUL bytes and \r pass as they are.
       '--binary-mode',
       '--default-character-set=utf8mb4',
       '--max-allowed-packet=1G',
@@ -611,7 +613,7 @@ export class MysqlEngine implements Engine {
         const command = join(dir, name);
         if (!(await isExecutable(command))) continue;
         const tool = { command, packageName: PACKAGE };
-        const res = await runTool(tool, ['--version'], this.#env());
+        const res = await runTool(tool, ['--version'], toolEnv(process.env)); // no connection, no secret
         const info = res.code === 0 ? parseToolVersion(name, res.stdout) : undefined;
         if (!info) {
           throw new BackupError(
@@ -652,8 +654,10 @@ export class MysqlEngine implements Engine {
     return redact(text, [this.#target.connection.password]);
   }
 
-  #env(): NodeJS.ProcessEnv {
-    return { ...process.env };
+  /** The password is in the option file; MYSQL_PWD passes only for a target that has none. */
+  #env(): ToolEnv {
+    const own = this.#target.connection.password !== undefined;
+    return toolEnv(process.env, { pass: own ? MYSQL_ENV : [...MYSQL_ENV, 'MYSQL_PWD'] });
   }
 }
 

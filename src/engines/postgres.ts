@@ -6,6 +6,7 @@
  * Connection settings reach the tools as libpq environment variables (PGHOST, PGPASSWORD...), never argv.
  */
 
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -33,6 +34,7 @@ import {
   type Tool,
 } from '../util/process.ts';
 import { redact } from '../util/secret.ts';
+import { LIBPQ_ENV, type ToolEnv, toolEnv } from '../util/tool-env.ts';
 import type {
   DatabaseFacts,
   DumpEntry,
@@ -45,9 +47,13 @@ import type {
   RestoreTargetState,
   ServerInfo,
 } from './engine.ts';
+import { RefusedScriptError, restrictedScript } from './postgres-script.ts';
 
 const FORMATS = ['custom', 'plain'] as const;
 const EXTENSIONS: Record<string, string> = { custom: 'dump', plain: 'sql' };
+/** First minor release of each major whose psql has `\restrict`; every major from RESTRICT_ALWAYS has it. */
+const RESTRICT_SINCE: Readonly<Record<number, number>> = { 13: 22, 14: 19, 15: 14, 16: 10, 17: 6 };
+const RESTRICT_ALWAYS = 18;
 /** Plain dumps end with this comment; anything after it may only be blank, comments or \unrestrict. */
 const PLAIN_COMPLETE = '-- PostgreSQL database dump complete';
 
@@ -186,6 +192,7 @@ export class PostgresEngine implements Engine {
     const database = options.targetDatabase ?? this.#database();
     // Before anything is dropped or created: a restore tool too old for the dump would fail right after.
     await this.#checkReader(options.format === 'plain' ? 'psql' : 'pg_restore', options.dumpToolVersion);
+    if (options.format === 'plain') await this.#checkRestrictedMode();
     if (options.dropExisting || options.create) await this.#recreateDatabase(database, options);
     const hint = restoreFailureHint(database, options);
 
@@ -202,7 +209,16 @@ export class PostgresEngine implements Engine {
         '-d',
         conninfo,
       ];
-      await this.#runWithInput(this.#tool('psql'), [...args, '-f', '-'], env, source, options.signal, hint);
+      // A fresh key per restore, known to this process alone: see postgres-script.ts.
+      const script = restrictedScript(source, randomBytes(32).toString('hex'));
+      try {
+        await this.#runWithInput(this.#tool('psql'), [...args, '-f', '-'], env, script, options.signal, hint);
+      } catch (err) {
+        if (err instanceof RefusedScriptError) {
+          throw new RestoreError(err.message, { hint: `${err.hint}. ${hint}`, cause: err });
+        }
+        throw err;
+      }
       return;
     }
     const args = ['--no-password', '--exit-on-error', '-d', conninfo];
@@ -257,7 +273,7 @@ export class PostgresEngine implements Engine {
   async #inspectCustom(source: AsyncIterable<Buffer>, options: Signal): Promise<DumpInspection> {
     // --list reads only the table of contents; --file=/dev/null walks every data block, so a truncated or
     // damaged archive fails even where its TOC is intact. Both read the same bytes in one pass.
-    const env = this.#env(undefined);
+    const env = toolEnv(process.env); // reads the archive only: no connection, no secret
     const tool = this.#tool('pg_restore');
     const list = spawnTool(tool, ['--list'], { env, stdin: 'pipe' });
     const full = spawnTool(tool, ['--file=/dev/null'], { env, stdin: 'pipe', stdout: 'ignore' });
@@ -284,12 +300,7 @@ export class PostgresEngine implements Engine {
   }
 
   /** Spawns a tool that writes its product to stdout, as a stream that fails if the tool fails. */
-  async *#streamTool(
-    tool: Tool,
-    args: string[],
-    env: NodeJS.ProcessEnv,
-    signal?: AbortSignal,
-  ): AsyncGenerator<Buffer> {
+  async *#streamTool(tool: Tool, args: string[], env: ToolEnv, signal?: AbortSignal): AsyncGenerator<Buffer> {
     signal?.throwIfAborted();
     const p = spawnTool(tool, args, { env });
     const onAbort = () => killIfRunning(p.child);
@@ -316,7 +327,7 @@ export class PostgresEngine implements Engine {
   async #runWithInput(
     tool: Tool,
     args: string[],
-    env: NodeJS.ProcessEnv,
+    env: ToolEnv,
     source: AsyncIterable<Buffer> | undefined,
     signal: AbortSignal | undefined,
     hint: string,
@@ -375,16 +386,33 @@ export class PostgresEngine implements Engine {
     }
   }
 
-  async #toolVersion(name: string): Promise<{ version: string; major: number }> {
+  /**
+   * Plain SQL from storage only goes to a psql that has `\restrict` (see postgres-script.ts); an older one
+   * would run any meta-command a forged dump holds, so the restore is refused (exit 4) before it starts.
+   */
+  async #checkRestrictedMode(): Promise<void> {
+    const psql = await this.#toolVersion('psql');
+    const minor = RESTRICT_SINCE[psql.major];
+    if (psql.major >= RESTRICT_ALWAYS || (minor !== undefined && psql.minor >= minor)) return;
+    const wanted = minor !== undefined ? `${psql.major}.${minor}` : undefined;
+    throw new ToolMissingError(
+      `psql ${psql.version} cannot restore plain SQL backups safely: it lacks \\restrict, which keeps psql meta-commands in a backup (such as \\! shell commands) from running on this host`,
+      {
+        hint: `install ${wanted ? `postgresql-client-${psql.major} ${wanted} or newer` : 'postgresql-client-17 (or newer)'} (psql 13.22, 14.19, 15.14, 16.10, 17.6, 18 and later have it), or set DATASAVER_TOOL_DIR to its bin directory; custom-format backups restore with pg_restore and do not need it`,
+      },
+    );
+  }
+
+  async #toolVersion(name: string): Promise<{ version: string; major: number; minor: number }> {
     const tool = this.#tool(name);
-    const res = await runTool(tool, ['--version'], this.#env(undefined));
+    const res = await runTool(tool, ['--version'], toolEnv(process.env)); // no connection, no secret
     const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(res.stdout);
     if (res.code !== 0 || !m) {
       throw new BackupError(
         `cannot tell the version of ${tool.command}: ${res.stderr || res.stdout || describeExit(res)}`,
       );
     }
-    return { version: m[2] ? `${m[1]}.${m[2]}` : m[1]!, major: Number(m[1]) };
+    return { version: m[2] ? `${m[1]}.${m[2]}` : m[1]!, major: Number(m[1]), minor: Number(m[2] ?? 0) };
   }
 
   #tool(name: string): Tool {
@@ -409,24 +437,26 @@ export class PostgresEngine implements Engine {
     return redact(text, [this.#target.connection.password]);
   }
 
-  /** libpq environment for the tools: connection settings and the password, never on the command line. */
-  #env(database: string | undefined): NodeJS.ProcessEnv {
+  /**
+   * libpq environment for the tools: connection settings and the password, never on the command line.
+   * The user's own libpq variables (PGHOST, PGPASSWORD, PGSSLROOTCERT...) pass where the target leaves
+   * a setting open, as node-postgres reads them for the control connection too.
+   */
+  #env(database: string): ToolEnv {
     const c = this.#target.connection;
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      PGAPPNAME: 'datasaver',
-      PGCONNECT_TIMEOUT: process.env.PGCONNECT_TIMEOUT ?? '10',
-    };
-    const set = (k: string, v: string | number | undefined) => {
-      if (v !== undefined) env[k] = String(v);
-    };
-    set('PGHOST', c.host);
-    set('PGPORT', c.port);
-    set('PGUSER', c.user);
-    set('PGDATABASE', database);
-    set('PGSSLMODE', c.sslmode);
-    if (c.password) env.PGPASSWORD = c.password.reveal();
-    return env;
+    return toolEnv(process.env, {
+      pass: LIBPQ_ENV,
+      set: {
+        PGAPPNAME: 'datasaver',
+        PGCONNECT_TIMEOUT: process.env.PGCONNECT_TIMEOUT ?? '10',
+        PGHOST: c.host,
+        PGPORT: c.port === undefined ? undefined : String(c.port),
+        PGUSER: c.user,
+        PGDATABASE: database,
+        PGSSLMODE: c.sslmode,
+        PGPASSWORD: c.password?.reveal(),
+      },
+    });
   }
 
   /**

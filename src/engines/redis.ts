@@ -48,6 +48,7 @@ import {
   toolMissing,
 } from '../util/process.ts';
 import { redact } from '../util/secret.ts';
+import { type ToolEnv, toolEnv } from '../util/tool-env.ts';
 import type {
   DatabaseFacts,
   DumpInspection,
@@ -144,7 +145,7 @@ export class RedisEngine implements Engine {
     const { signal } = options;
     // Before anything is read or changed: the loader must exist.
     const serverTool = this.#tool('redis-server', 'redis-server');
-    await this.#toolVersion(serverTool);
+    const [major = 0, minor = 0] = (await this.#toolVersion(serverTool)).split('.').map(Number);
     const dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'datasaver-redis-restore-'));
     try {
       // Spool the RDB for the loader, checking it on the way: a damaged file stops here, before the
@@ -153,7 +154,8 @@ export class RedisEngine implements Engine {
       const summary = await spoolAndCheck(source, file, signal);
       // The loader needs as many logical databases as the file uses (all it may use, if not all read).
       const maxDb = Math.max(summary.partial ? 1023 : 15, ...summary.databases.map((d) => d.db));
-      const loader = await startLoader(serverTool, dir, maxDb + 1, summary, signal);
+      const sanitize = major > 6 || (major === 6 && minor >= 2);
+      const loader = await startLoader(serverTool, dir, { databases: maxDb + 1, sanitize }, summary, signal);
       try {
         await this.#copyAll(loader.socket, options);
       } finally {
@@ -267,7 +269,7 @@ export class RedisEngine implements Engine {
   }
 
   async #toolVersion(tool: Tool): Promise<string> {
-    const res = await runTool(tool, ['--version'], this.#cliEnv());
+    const res = await runTool(tool, ['--version'], toolEnv(process.env)); // no connection, no secret
     const m = /(?:redis-cli|v=)\s*(\d+\.\d+(?:\.\d+)?)/.exec(res.stdout);
     if (res.code !== 0 || !m) {
       throw new BackupError(
@@ -325,12 +327,9 @@ export class RedisEngine implements Engine {
     }
   }
 
-  #cliEnv(): NodeJS.ProcessEnv {
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    delete env.REDISCLI_AUTH;
-    const password = this.#target.connection.password;
-    if (password) env.REDISCLI_AUTH = password.reveal();
-    return env;
+  /** The target's password alone, in REDISCLI_AUTH; a REDISCLI_AUTH of the parent's never passes (ioredis would not use it). */
+  #cliEnv(): ToolEnv {
+    return toolEnv(process.env, { set: { REDISCLI_AUTH: this.#target.connection.password?.reveal() } });
   }
 
   #redact(text: string): string {
@@ -588,11 +587,16 @@ interface Loader {
   stop(): Promise<void>;
 }
 
-/** Starts a private redis-server on `dir/dump.rdb` (unix socket only, no persistence) and waits until loaded. */
+/**
+ * Starts a private redis-server on `dir/dump.rdb` (unix socket only, no persistence) and waits until loaded.
+ * The file comes from storage, which is untrusted: with `sanitize` (Redis 6.2 and later) the loader checks
+ * every encoded value in full before it uses it, so a crafted ziplist or listpack fails the load instead of
+ * corrupting the loader's memory. It runs with no secret in its environment (see tool-env.ts).
+ */
 async function startLoader(
   tool: Tool,
   dir: string,
-  databases: number,
+  { databases, sanitize }: { databases: number; sanitize: boolean },
   summary: RdbSummary,
   signal: AbortSignal | undefined,
 ): Promise<Loader> {
@@ -624,8 +628,12 @@ async function startLoader(
     String(databases),
     '--logfile',
     '',
+    ...(sanitize ? ['--sanitize-dump-payload', 'yes'] : []),
   ];
-  const child: ChildProcess = spawn(tool.command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(tool.command, args, {
+    env: toolEnv(process.env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const log = new Tail();
   let text = '';
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));

@@ -11,6 +11,10 @@
  * another process has open for writing is refused unless forced, because that process would go on
  * writing into a file that is no longer the database.
  *
+ * A database file from storage (untrusted) runs no code on the restore host: no tool is started, node:sqlite
+ * keeps extension loading off (`load_extension()` is refused), and datasaver only runs `PRAGMA
+ * integrity_check` and reads `sqlite_schema` on it, so no trigger fires.
+ *
  * Failure modes: ConnectionError when the database file does not exist or cannot be opened (exit 3);
  * BackupError when the file is not a SQLite database or the copy fails (exit 4); BackupError from inspect
  * when a dump fails `PRAGMA integrity_check` (verify: `structure`); UsageError for a relative path or a

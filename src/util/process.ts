@@ -1,11 +1,13 @@
 /**
  * Child processes for database tools. Arguments are always argv arrays (never a shell string) and secrets
- * travel in the child's environment, so nothing sensitive shows in `ps`. A tool that is not installed
- * fails with a message naming the package that provides it.
+ * travel in the child's environment, so nothing sensitive shows in `ps`. That environment is always an
+ * allow-listed one from `toolEnv` (tool-env.ts), never the parent's. A tool that is not installed fails
+ * with a message naming the package that provides it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
 import { ToolMissingError } from '../errors.ts';
+import type { ToolEnv } from './tool-env.ts';
 
 export interface Tool {
   /** Executable name or path. */
@@ -58,7 +60,7 @@ export function toolMissing(tool: Tool, err: unknown): ToolMissingError {
 export function spawnTool(
   tool: Tool,
   args: string[],
-  options: { env: NodeJS.ProcessEnv; stdin?: 'pipe' | 'ignore'; stdout?: 'pipe' | 'ignore' },
+  options: { env: ToolEnv; stdin?: 'pipe' | 'ignore'; stdout?: 'pipe' | 'ignore' },
 ): Spawned {
   const child = spawn(tool.command, args, {
     env: options.env,
@@ -80,7 +82,7 @@ export function spawnTool(
 export async function runTool(
   tool: Tool,
   args: string[],
-  env: NodeJS.ProcessEnv,
+  env: ToolEnv,
 ): Promise<Exit & { stdout: string; stderr: string }> {
   const p = spawnTool(tool, args, { env });
   const out: Buffer[] = [];

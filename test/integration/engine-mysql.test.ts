@@ -271,7 +271,7 @@ describe('mysql engine', () => {
     expect(entries.filter((e) => e.type === 'DATABASE')).toEqual([]);
   });
 
-  it('passes the password through a private option file only, never argv or the environment', async () => {
+  it('passes the password through a private option file only, never argv or the environment; no other secret reaches the tools', async () => {
     const db = uniqueName('secret');
     await seedDatabase(server, db);
     const logDir = await tempDir('mysql-argv-');
@@ -290,9 +290,24 @@ exec /usr/bin/${tool} "$@"`;
       mariadb: wrapper('mariadb'),
     });
     const t = { ...target(server, db), toolDir };
-    const { storage, manifest } = await backUp(t);
+    // Secrets of datasaver's own and of the parent process: no tool may see them.
+    const parentSecrets = {
+      AWS_SECRET_ACCESS_KEY: 'aws-secret-0002',
+      DATASAVER_S3_SECRET_KEY: 's3-secret-0002',
+      DATASAVER_WEBHOOK_URL: 'http://127.0.0.1:9/hooks/token-0002',
+      SECRET_X: 'unrelated-0002',
+      MYSQL_PWD: 'parent-mysql-password-0002',
+    };
+    Object.assign(process.env, parentSecrets);
+    let storage: LocalStorage;
+    let manifest: Manifest;
     const to = uniqueName('secret_restored');
-    await restore(t, storage, manifest, { targetDatabase: to });
+    try {
+      ({ storage, manifest } = await backUp(t));
+      await restore(t, storage, manifest, { targetDatabase: to });
+    } finally {
+      for (const name of Object.keys(parentSecrets)) delete process.env[name];
+    }
     expect(await snapshot(server, to)).toEqual(await snapshot(server, db));
 
     const runs = await readdir(logDir);
@@ -306,6 +321,8 @@ exec /usr/bin/${tool} "$@"`;
       expect(argv.join(' ')).not.toContain(secretPart);
       expect(environ).not.toContain(secretPart);
       expect(environ).not.toMatch(/^MYSQL_PWD=/m);
+      for (const value of Object.values(parentSecrets)) expect(environ).not.toContain(value);
+      expect(environ).not.toMatch(/^(AWS_|DATASAVER_|SECRET_)/m);
       // argv[0] is the shell, argv[1] this wrapper: the tool's own first argument is the option file.
       expect(argv[2]).toMatch(/^--defaults-extra-file=\//);
       expect((await readFile(join(dir, 'mode'), 'utf8')).trim()).toBe('600');
@@ -447,6 +464,36 @@ exec /usr/bin/${tool} "$@"`;
       `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '${into}'`,
     );
     expect(tables).toEqual([['reached']]);
+  });
+
+  it('a forged script cannot run client commands (\\!, system, source): binary mode refuses them', async () => {
+    const t = target(server, undefined);
+    const dir = await tempDir('mysql-forged-');
+    const forged: string[] = [
+      `\\! touch ${dir}/bang`,
+      `system touch ${dir}/system`,
+      `SELECT 1;\n\\! touch ${dir}/after`,
+      `/*M!999999\\- enable the sandbox mode */\n\\! touch ${dir}/sandboxline`,
+      `\\. ${dir}/sourced.sql`,
+    ];
+    await writeFile(join(dir, 'sourced.sql'), `\\! touch ${dir}/via-source\n`);
+    for (const line of forged) {
+      const script = `-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB\n${line}\n-- Dump completed on 2026-01-01  0:00:00\n`;
+      const err = await failure(() =>
+        new MysqlEngine(t).restore(Readable.from([Buffer.from(script)]), {
+          format: 'sql',
+          targetDatabase: uniqueName('forged'),
+          create: true,
+          dropExisting: false,
+          overwrite: false,
+          jobs: 1,
+        }),
+      );
+      expect(err, line).toBeInstanceOf(RestoreError);
+      // The client refuses a command it knows (`Unknown command '\!'`); the server rejects the rest as SQL.
+      expect(err.message, line).toMatch(/Unknown command '\\[!.]'|ERROR 1064/);
+    }
+    expect(await readdir(dir)).toEqual(['sourced.sql']);
   });
 
   it('connection failures: wrong password and missing database are permanent, a closed port is not', async () => {

@@ -452,6 +452,59 @@ describe('redis engine', () => {
     expect(text).not.toContain(source.password);
   });
 
+  it("redis-cli gets the target's password alone, the loading redis-server no secret; the parent's never pass", async () => {
+    const logDir = await tempDir('redis-env-');
+    const wrap = (tool: string) =>
+      `d="${logDir}/${tool}.$$"\ntr '\\0' '\\n' < /proc/$$/environ > "$d.env"\nprintf '%s\\n' "$@" > "$d.argv"\nexec /usr/bin/${tool} "$@"`;
+    const toolDir = await fakeToolDir({
+      'redis-cli': wrap('redis-cli'),
+      'redis-server': wrap('redis-server'),
+    });
+    const secrets = {
+      AWS_SECRET_ACCESS_KEY: 'aws-secret-0003',
+      DATASAVER_WEBHOOK_URL: 'http://127.0.0.1:9/hooks/token-0003',
+      SECRET_X: 'unrelated-0003',
+      REDISCLI_AUTH: 'parent-redis-password-0003',
+    };
+    const from = { ...(await freshSource()), toolDir };
+    const to = { ...dest.target('redis_dst'), toolDir };
+    await dest.flushAll();
+    Object.assign(process.env, secrets);
+    try {
+      const { storage, manifest } = await backUp(from);
+      const request = {
+        manifest,
+        targetDatabase: undefined,
+        dryRun: false,
+        force: false,
+        dropExisting: false,
+        jobs: 1,
+      };
+      await runRestore(request, { engine: createEngine(to), storage });
+    } finally {
+      for (const name of Object.keys(secrets)) delete process.env[name];
+    }
+    expect(await snapshot(to)).toEqual(await snapshot(from));
+
+    const files = await readdir(logDir);
+    const envs = files.filter((f) => f.endsWith('.env'));
+    expect(envs.some((f) => f.startsWith('redis-cli.'))).toBe(true);
+    expect(envs.some((f) => f.startsWith('redis-server.'))).toBe(true);
+    for (const file of envs) {
+      const env = await readFile(join(logDir, file), 'utf8');
+      for (const value of Object.values(secrets)) expect(env, file).not.toContain(value);
+      expect(env, file).not.toMatch(/^(AWS_|DATASAVER_|SECRET_)/m);
+      // Only the run that connects (the dump) gets a password; `--version` and the loader get none.
+      const argv = await readFile(join(logDir, file.replace(/\.env$/, '.argv')), 'utf8');
+      if (argv.includes('--rdb\n')) expect(env, file).toContain(`REDISCLI_AUTH=${source.password}\n`);
+      else expect(env, file).not.toContain('REDISCLI_AUTH');
+    }
+    // The loader reads bytes from storage with every encoded value checked in full.
+    const loads = files.filter((f) => f.startsWith('redis-server.') && f.endsWith('.argv'));
+    const argv = await Promise.all(loads.map((f) => readFile(join(logDir, f), 'utf8')));
+    expect(argv.some((a) => a.includes('--sanitize-dump-payload\nyes\n'))).toBe(true);
+  });
+
   it('a wrong password is a permanent connection error', async () => {
     const target = source.target('redis_src', { password: 'not-the-password' });
     const err = await createEngine(target)
