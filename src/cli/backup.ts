@@ -6,6 +6,7 @@ import type { BackupResult } from '../jobs/backup.ts';
 import { type CycleProblem, type CycleResult, resumeTarget, runCycle } from '../jobs/cycle.ts';
 import type { PruneResult } from '../jobs/prune.ts';
 import type { CopyResult } from '../jobs/resume.ts';
+import { LABEL_PATTERN } from '../manifest.ts';
 import { redact } from '../util/secret.ts';
 import { DATASAVER_VERSION } from '../version.ts';
 import { type CliContext, openDestinations, readConfig, selectTargets } from './context.ts';
@@ -23,8 +24,6 @@ export interface BackupOptions {
   resumeUploads?: boolean;
   json?: boolean;
 }
-
-const LABEL = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
 interface Failure {
   target: string;
@@ -47,7 +46,7 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
   const targets = selectTargets(config, opts.target, opts.all);
   const labels = [...new Set(opts.label ?? [])];
   for (const l of labels) {
-    if (!LABEL.test(l))
+    if (!LABEL_PATTERN.test(l))
       throw new UsageError(`invalid label '${l}'`, {
         hint: 'labels are lowercase letters, digits, `_` and `-`, e.g. daily, manual',
       });

@@ -231,19 +231,22 @@ export class PostgresEngine implements Engine {
       );
       args.push(`--schema=${schema}`, ...tables.map((t) => `--table=${t.name}`));
     }
-    if (options.jobs <= 1) {
+    if (options.jobs <= 1 && tables.length === 0) {
       args.push('--single-transaction');
       await this.#runWithInput(this.#tool('pg_restore'), args, env, source, options.signal, hint);
       return;
     }
-    // Parallel restore needs a seekable archive: spool the decompressed dump to a private temp file.
+    // Parallel restore needs a seekable archive, and a restore of some tables may commit before reading
+    // its input to the end (where the source's checksum is proven): spool the decompressed dump to a
+    // private temp file first.
+    if (options.jobs <= 1) args.push('--single-transaction');
     const dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'datasaver-restore-'));
     try {
       const file = join(dir, 'dump');
       await pipeline(source, createWriteStream(file, { mode: 0o600 }), { signal: options.signal });
       await this.#runWithInput(
         this.#tool('pg_restore'),
-        [...args, `--jobs=${options.jobs}`, file],
+        [...args, ...(options.jobs > 1 ? [`--jobs=${options.jobs}`] : []), file],
         env,
         undefined,
         options.signal,
