@@ -114,7 +114,12 @@ export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<n
   }
   const code = unreadable.length > 0 ? ExitCode.storage : ExitCode.ok;
   if (rows.length === 0) {
-    ctx.stdout.write(`no backups${opts.target ? ` of ${opts.target}` : ''} found\n`);
+    // Files that were there but could not be read are not "nothing".
+    ctx.stdout.write(
+      warnings.length > 0
+        ? `no readable backups${opts.target ? ` of ${opts.target}` : ''} found: ${warnings.length} file(s) skipped, see the warnings above\n`
+        : `no backups${opts.target ? ` of ${opts.target}` : ''} found\n`,
+    );
     return code;
   }
   const header = ['TARGET', 'ID', 'CREATED (UTC)', 'STORED', 'RAW', 'FORMAT', 'COMPRESSION', 'LABELS'];
