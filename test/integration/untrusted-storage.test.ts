@@ -8,8 +8,6 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { offlineTarget } from '../../src/config/target.ts';
-import type { TargetConfig } from '../../src/config/types.ts';
 import { createEngine } from '../../src/engines/index.ts';
 import { VerifyError } from '../../src/errors.ts';
 import { readCatalog } from '../../src/jobs/catalog.ts';
@@ -17,10 +15,9 @@ import { runRestore } from '../../src/jobs/restore.ts';
 import type { Manifest } from '../../src/manifest.ts';
 import type { GetOptions } from '../../src/storage/backend.ts';
 import { LocalStorage } from '../../src/storage/local.ts';
-import { Secret } from '../../src/util/secret.ts';
 import { runCli } from '../support/cli.ts';
 import { storeBackup } from '../support/manifests.ts';
-import { createDatabase, query, server, targetEnv, tempDir, uniqueName } from '../support/pg.ts';
+import { createDatabase, pgTarget, query, targetEnv, tempDir, uniqueName } from '../support/pg.ts';
 import { s3Env } from '../support/s3.ts';
 
 const DAY = 86_400_000;
@@ -132,23 +129,6 @@ describe('a storage that cannot be read', () => {
     expect(res.stdout).toMatch(/^cannot tell which backups exist/);
   });
 });
-
-/** A real PostgreSQL target for in-process restores. */
-function pgTarget(database: string): TargetConfig {
-  const s = server();
-  const t = offlineTarget(database, undefined, 'postgres');
-  return {
-    ...t,
-    connection: {
-      ...t.connection,
-      host: s.host,
-      port: s.port,
-      user: s.user,
-      password: new Secret(s.password),
-      database,
-    },
-  };
-}
 
 /** `data` in 64 KB pieces, as a file is read. */
 function* inChunks(data: Buffer): Generator<Buffer> {
