@@ -4,9 +4,10 @@
  * an object swapped between restore's checksum pass and its restore commits nothing; a storage that
  * cannot be read is never reported as empty.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engines/index.ts';
 import { VerifyError } from '../../src/errors.ts';
@@ -111,10 +112,43 @@ describe('forged future-dated manifests, through the CLI', () => {
   });
 });
 
+describe('hostile bytes, through the CLI', () => {
+  it('a decompression bomb fails verify with exit 5 and a size reason, read only to sizeBytes + 1', async () => {
+    const dir = await tempDir();
+    const bomb = await storeBackup(new LocalStorage(dir), new Date(), {
+      data: gzipSync(Buffer.alloc(32 * 1024 * 1024)),
+      overrides: { compression: 'gzip', compressionLevel: 6, sizeBytes: 1000 },
+    });
+    const res = await runCli(['verify', bomb.id], targetEnv('shop', dir));
+    expect(res.code, res.output).toBe(5);
+    expect(res.stdout).toMatch(
+      /failed verification \(size\): .* decompresses past the 1000 bytes its manifest records/,
+    );
+  });
+
+  it('terminal escapes in storage never reach the terminal: a forged label is refused, a key is escaped', async () => {
+    const dir = await tempDir();
+    const storage = new LocalStorage(dir);
+    const real = await storeBackup(storage, new Date(Date.now() - DAY));
+    const forged = await storeBackup(storage, new Date(), { overrides: { labels: ['x\u001b[2J\u001b[H'] } });
+    await writeFile(join(dir, 'shop', 'notes-\u001b]0;pwned\u0007.txt'), 'x');
+    const res = await runCli(['list'], { DATASAVER_STORAGE_PATH: dir });
+    expect(res.code, res.output).toBe(0);
+    expect(res.output).not.toContain('\u001b');
+    expect(res.output).not.toContain('\u0007');
+    expect(res.stdout).toContain(real.id);
+    expect(res.stdout).not.toContain(forged.id);
+    expect(res.stderr).toContain(
+      `skipping shop/${forged.id}.manifest.json: unreadable manifest: field labels.0`,
+    );
+    expect(res.stderr).toContain('skipping shop/notes-\\x1b]0;pwned\\x07.txt: not a datasaver backup file');
+  });
+});
+
 describe('a storage that cannot be read', () => {
   it('is an error, never "no backups found": a path that is a file', async () => {
     const file = join(await tempDir(), 'not-a-directory');
-    await import('node:fs/promises').then((fs) => fs.writeFile(file, 'x'));
+    await writeFile(file, 'x');
     const res = await runCli(['list'], { DATASAVER_STORAGE_PATH: file });
     expect(res.code).toBe(6);
     expect(res.output).not.toMatch(/no backups/i);
