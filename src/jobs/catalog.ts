@@ -47,8 +47,10 @@ export async function readRecord(
 ): Promise<string> {
   const tooLarge = (size?: number) =>
     new StorageError(
-      `${storage.description}: ${printable(key)} ${size === undefined ? 'holds more than' : `is ${size} bytes, more than`} the ${MAX_RECORD_BYTES} bytes a datasaver record can be; it was not read`,
-      { hint: 'datasaver did not write it this large: inspect it, and remove it if it is not yours' },
+      size === undefined
+        ? `${storage.description}: ${printable(key)} holds more than the ${MAX_RECORD_BYTES} bytes a datasaver record can be; reading stopped there`
+        : `${storage.description}: ${printable(key)} is ${size} bytes, more than the ${MAX_RECORD_BYTES} bytes a datasaver record can be; it was not read`,
+      { hint: 'datasaver never writes one this large: inspect it, and remove it if it is not yours' },
     );
   if (options.size !== undefined && options.size > MAX_RECORD_BYTES) throw tooLarge(options.size);
   const body = await readCapped(await storage.get(key, { signal: options.signal }), MAX_RECORD_BYTES, () =>
