@@ -154,6 +154,12 @@ export interface Engine {
    * (single transaction when `jobs` is 1). Checks the restore tool against `dumpToolVersion` before
    * creating or dropping anything (ToolMissingError). Throws RestoreError with the tool's stderr, and a
    * hint saying what state the destination was left in, when the restore fails.
+   *
+   * `source` is checked against the manifest as it flows and may fail anywhere up to its very end (a
+   * VerifyError: the stored bytes differ, or decompress past `sizeBytes`); its last bytes arrive only
+   * once it matched. So nothing may be committed before `source` has ended cleanly: a tool that commits
+   * before reading its input to the end is fed from a spooled copy instead. A source error is rethrown
+   * as it is. (MySQL commits as it goes, so there what ran before the failure stays.)
    */
   restore(source: AsyncIterable<Buffer>, options: RestoreOptions): Promise<void>;
 }
