@@ -7,6 +7,7 @@ import { type CycleProblem, type CycleResult, resumeTarget, runCycle } from '../
 import type { PruneResult } from '../jobs/prune.ts';
 import type { CopyResult } from '../jobs/resume.ts';
 import { LABEL_PATTERN } from '../manifest.ts';
+import { printable } from '../util/printable.ts';
 import { redact } from '../util/secret.ts';
 import { DATASAVER_VERSION } from '../version.ts';
 import { type CliContext, openDestinations, readConfig, selectTargets } from './context.ts';
@@ -59,7 +60,8 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
   // Errors are redacted where they are made; this also hides a password a tool printed in some other form.
   const passwords = targets.map((t) => t.connection.password);
   const fail = (target: string, problem: Omit<Failure, 'target'>) => {
-    const message = redact(problem.message, passwords);
+    // Storage's and tools' own words can carry terminal escapes: shown escaped.
+    const message = printable(redact(problem.message, passwords), { multiline: true });
     failures.push({ target, ...problem, message });
     ctx.stderr.write(`Error: ${target}: ${message}\n`);
     if (problem.hint) ctx.stderr.write(`Try: ${problem.hint}\n`);
