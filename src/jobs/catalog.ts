@@ -161,7 +161,7 @@ export async function findBackup(
   const now = options.now ?? new Date();
   let best: { manifest: Manifest; storage: StorageBackend } | undefined;
   let unreadable: unknown;
-  let skipped = 0;
+  const skipped = new Set<string>();
   for (const storage of storages) {
     let backups: Manifest[];
     try {
@@ -176,7 +176,7 @@ export async function findBackup(
     let found: Manifest | undefined;
     if (ref === 'latest') {
       const trusted = backups.filter((b) => manifestDistrust(b, now) === undefined);
-      skipped += backups.length - trusted.length;
+      for (const b of backups) if (!trusted.includes(b)) skipped.add(b.id);
       found = trusted.at(-1);
     } else found = backups.find((b) => b.id === ref);
     // `latest` is the newest anywhere; an id is taken from the first storage that has it.
@@ -188,11 +188,11 @@ export async function findBackup(
     const where = storages.map((s) => s.description).join(', ');
     throw new UsageError(
       ref === 'latest'
-        ? `no ${skipped > 0 ? 'trusted ' : ''}backups of target ${backupTarget} in ${where}${skipped > 0 ? ` (${skipped} suspect backup(s) are never \`latest\`)` : ''}`
+        ? `no ${skipped.size > 0 ? 'trusted ' : ''}backups of target ${backupTarget} in ${where}${skipped.size > 0 ? ` (${skipped.size} suspect backup(s) are never \`latest\`)` : ''}`
         : `no committed backup ${ref} in ${where}`,
       {
         hint:
-          skipped > 0
+          skipped.size > 0
             ? 'run `datasaver list` to see why they are suspect; restore one by its id if you trust it'
             : 'run `datasaver list --all` to see what storage holds',
       },
