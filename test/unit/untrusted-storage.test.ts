@@ -12,6 +12,7 @@ import { UsageError, VerifyError } from '../../src/errors.ts';
 import { findBackup, MAX_RECORD_BYTES, readCatalog, readTargetUsage } from '../../src/jobs/catalog.ts';
 import { type PruneTarget, planPrune, prune } from '../../src/jobs/prune.ts';
 import { runRestore } from '../../src/jobs/restore.ts';
+import { resumeUploads } from '../../src/jobs/resume.ts';
 import { verifyBackup } from '../../src/jobs/verify.ts';
 import type { Manifest } from '../../src/manifest.ts';
 import { DEFAULT_RULES } from '../../src/retention/policy.ts';
@@ -104,6 +105,14 @@ describe('forged dates', () => {
     const err = await findBackup([storage], 'latest', 'shop', { now: NOW }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UsageError);
     expect((err as Error).message).toMatch(/no trusted backups of target shop .*1 suspect backup/);
+  });
+
+  it('resuming uploads copies the real backups a destination lacks, never the forgeries', async () => {
+    const { storage, real } = await forgedStorage();
+    const other = new MemoryStorage();
+    const copies = await resumeUploads(target, { destinations: [storage, other], now: NOW });
+    expect(copies.map((c) => [c.id, c.error])).toEqual(real.map((m) => [m.id, undefined]));
+    expect((await readCatalog(other)).backups.map((m) => m.id)).toEqual(real.map((m) => m.id));
   });
 
   it("the daemon's storage reader never takes a future backup for the newest success", async () => {
