@@ -65,7 +65,8 @@ export async function verifyCommand(ctx: CliContext, ref: string, opts: VerifyOp
       ctx.stdout.write(
         result.ok
           ? `ok      ${result.id} (${result.entries} entries)\n`
-          : `FAILED  ${printable(result.message ?? '')}\n`,
+          : // A tool's message may run over several lines: indented, none can pass for a result line.
+            `FAILED  ${printable(result.message ?? '', { multiline: true }).replaceAll('\n', '\n        ')}\n`,
       );
     }
   }
