@@ -88,7 +88,7 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     )
     .option(
       '--temp-dir <dir>',
-      'where a parallel restore spools the decompressed dump (default: the system temp dir)',
+      'where a restore spools the decompressed dump (PostgreSQL custom format, Redis; default: the system temp dir)',
     )
     .addOption(json)
     .action(async (ref: string, opts) => {
