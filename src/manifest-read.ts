@@ -1,22 +1,33 @@
-/** Reading manifests back from storage, validated: anything malformed is reported, never trusted. */
+/**
+ * Reading manifests back from storage, validated: anything malformed is reported, never trusted. Storage
+ * is untrusted, so the fields datasaver prints are held to what datasaver writes: labels and formats to
+ * their known shapes, and every other printed string to text without control characters, so no manifest
+ * can send a terminal escape or fake a row of `list`. (Table names in the facts may be any identifier
+ * the database allows; they are made printable where they are shown.)
+ */
 import { z } from 'zod';
 import { COMPRESSION_ALGORITHMS } from './config/types.ts';
-import type { Manifest } from './manifest.ts';
+import { LABEL_PATTERN, type Manifest } from './manifest.ts';
+import { isPrintable } from './util/printable.ts';
 
 const tableFacts = z.object({ name: z.string(), rows: z.number() });
+
+/** Engine names and dump formats: short lowercase words (`postgres`, `custom`, `rdb`). */
+const WORD = /^[a-z][a-z0-9_-]{0,31}$/;
+const printableText = z.string().refine(isPrintable, { message: 'holds control characters' });
 
 /** Unknown fields are kept (manifests written by newer datasaver versions). */
 const manifestSchema = z.looseObject({
   version: z.number().int().min(1),
   id: z.string().min(1),
   target: z.string().min(1),
-  engine: z.string().min(1),
+  engine: z.string().regex(WORD, 'is not an engine name'),
   status: z.literal('success'),
   createdAt: z.iso.datetime(),
   finishedAt: z.iso.datetime(),
   durationMs: z.number().nonnegative(),
-  labels: z.array(z.string()),
-  format: z.string().min(1),
+  labels: z.array(z.string().regex(LABEL_PATTERN, 'is not a label (lowercase letters, digits, _ and -)')),
+  format: z.string().regex(WORD, 'is not a format name'),
   schemaOnly: z.boolean(),
   compression: z.enum(COMPRESSION_ALGORITHMS),
   compressionLevel: z.number().int().nullable(),
@@ -25,10 +36,10 @@ const manifestSchema = z.looseObject({
   storedBytes: z.number().int().positive(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   object: z.string().min(1),
-  database: z.string().nullable(),
-  serverVersion: z.string(),
-  toolVersion: z.string(),
-  datasaverVersion: z.string(),
+  database: printableText.nullable(),
+  serverVersion: printableText,
+  toolVersion: printableText,
+  datasaverVersion: printableText,
   facts: z.object({ exact: z.boolean(), tables: z.array(tableFacts) }),
 }) satisfies z.ZodType<Manifest>;
 

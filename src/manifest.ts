@@ -9,6 +9,9 @@ import type { CompressionAlgorithm } from './config/types.ts';
 
 export const MANIFEST_VERSION = 1;
 
+/** What a backup label may be (`datasaver backup --label`; the daemon's `scheduled` is one). */
+export const LABEL_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
 export interface Manifest {
   /** Manifest format version; readers keep fields they do not know. */
   version: number;

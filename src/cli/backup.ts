@@ -6,6 +6,8 @@ import type { BackupResult } from '../jobs/backup.ts';
 import { type CycleProblem, type CycleResult, resumeTarget, runCycle } from '../jobs/cycle.ts';
 import type { PruneResult } from '../jobs/prune.ts';
 import type { CopyResult } from '../jobs/resume.ts';
+import { LABEL_PATTERN } from '../manifest.ts';
+import { printable } from '../util/printable.ts';
 import { redact } from '../util/secret.ts';
 import { DATASAVER_VERSION } from '../version.ts';
 import { type CliContext, openDestinations, readConfig, selectTargets } from './context.ts';
@@ -23,8 +25,6 @@ export interface BackupOptions {
   resumeUploads?: boolean;
   json?: boolean;
 }
-
-const LABEL = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
 interface Failure {
   target: string;
@@ -47,7 +47,7 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
   const targets = selectTargets(config, opts.target, opts.all);
   const labels = [...new Set(opts.label ?? [])];
   for (const l of labels) {
-    if (!LABEL.test(l))
+    if (!LABEL_PATTERN.test(l))
       throw new UsageError(`invalid label '${l}'`, {
         hint: 'labels are lowercase letters, digits, `_` and `-`, e.g. daily, manual',
       });
@@ -60,7 +60,8 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
   // Errors are redacted where they are made; this also hides a password a tool printed in some other form.
   const passwords = targets.map((t) => t.connection.password);
   const fail = (target: string, problem: Omit<Failure, 'target'>) => {
-    const message = redact(problem.message, passwords);
+    // Storage's and tools' own words can carry terminal escapes: shown escaped.
+    const message = printable(redact(problem.message, passwords), { multiline: true });
     failures.push({ target, ...problem, message });
     ctx.stderr.write(`Error: ${target}: ${message}\n`);
     if (problem.hint) ctx.stderr.write(`Try: ${problem.hint}\n`);

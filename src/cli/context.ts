@@ -12,6 +12,7 @@ import { findBackup } from '../jobs/catalog.ts';
 import type { Manifest } from '../manifest.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { openStorage } from '../storage/index.ts';
+import { printable } from '../util/printable.ts';
 import type { Out } from './output.ts';
 
 export interface CliContext {
@@ -55,7 +56,7 @@ export function open(ctx: CliContext, config: StorageConfig): Promise<StorageBac
   return openStorage(config, {
     onRetry: (r) =>
       ctx.stderr.write(
-        `warning: ${r.error.message}; retrying ${r.operation} (attempt ${r.attempt + 1}) in ${r.delayMs} ms\n`,
+        `warning: ${printable(r.error.message)}; retrying ${printable(r.operation)} (attempt ${r.attempt + 1}) in ${r.delayMs} ms\n`,
       ),
   });
 }
@@ -112,7 +113,8 @@ export async function storagesForBackups(
 
 /**
  * Finds backup `ref` (an id, or `latest`) of `backupTarget` in the storages that may hold it, in order;
- * a storage that cannot be read is warned about and the others are tried.
+ * a storage that cannot be read is warned about and the others are tried. `latest` is the newest trusted
+ * backup; a suspect one named by its id is returned with a warning (manifest-trust.ts).
  */
 export async function findStoredBackup(
   ctx: CliContext,
@@ -121,13 +123,22 @@ export async function findStoredBackup(
   backupTarget: string,
 ): Promise<{ manifest: Manifest; storage: StorageBackend }> {
   const storages = await storagesForBackups(ctx, config, backupTarget);
-  return findBackup(storages, ref, backupTarget, {
+  const found = await findBackup(storages, ref, backupTarget, {
     signal: ctx.signal,
+    now: new Date(),
     onUnreadable: (storage, err) =>
       ctx.stderr.write(
-        `warning: cannot read ${storage.description}: ${errorMessage(err)}; trying the others\n`,
+        `warning: cannot read ${storage.description}: ${printable(errorMessage(err))}; trying the others\n`,
       ),
   });
+  // Named by its id, a suspect backup is still used (a backup taken while a clock ran ahead is real),
+  // but never silently.
+  if (found.suspect !== undefined) {
+    ctx.stderr.write(
+      `warning: backup ${found.manifest.id} is suspect: ${found.suspect}; using it only because it was named by its id\n`,
+    );
+  }
+  return found;
 }
 
 /**

@@ -4,14 +4,13 @@
  */
 import type { Server } from 'node:http';
 import type { TargetConfig } from '../config/types.ts';
-import { Daemon, type ReadUsage, type RunTarget } from '../daemon/daemon.ts';
+import { Daemon, type RunTarget, readStorageUsage } from '../daemon/daemon.ts';
 import { close, serve } from '../daemon/http.ts';
 import { createLogger } from '../daemon/log.ts';
 import { DaemonMetrics } from '../daemon/metrics.ts';
 import { Notifier } from '../daemon/notify.ts';
 import { createEngine } from '../engines/index.ts';
 import { ConfigError, ExitCode, errorMessage } from '../errors.ts';
-import { readCatalog } from '../jobs/catalog.ts';
 import { runCycle } from '../jobs/cycle.ts';
 import { openStorage } from '../storage/index.ts';
 import { DATASAVER_VERSION } from '../version.ts';
@@ -47,21 +46,6 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
       { target, labels: [SCHEDULED_LABEL], verify: false, prune: true },
       { engine: createEngine(target), destinations, signal },
     );
-  const readUsage: ReadUsage = async (storage, target, signal) => {
-    const catalog = await readCatalog(storage, { target, signal });
-    const own = catalog.backups.filter((m) => m.target === target);
-    const newest = own.at(-1);
-    return {
-      backups: own.length,
-      bytes: own.reduce((n, m) => n + m.storedBytes, 0),
-      newest: newest && {
-        time: newest.finishedAt,
-        backupId: newest.id,
-        sizeBytes: newest.sizeBytes,
-        durationMs: newest.durationMs,
-      },
-    };
-  };
   const openDestinations = (target: TargetConfig) =>
     Promise.all(
       target.destinations.map(async (d) => {
@@ -99,7 +83,7 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
     notifier,
     openDestinations,
     runTarget,
-    readUsage,
+    readUsage: readStorageUsage,
   });
   let server: Server;
   try {

@@ -1,6 +1,8 @@
 import { ExitCode, errorMessage } from '../errors.ts';
 import { readCatalog } from '../jobs/catalog.ts';
 import type { Manifest } from '../manifest.ts';
+import { manifestDistrust } from '../manifest-trust.ts';
+import { printable } from '../util/printable.ts';
 import { allStorages, type CliContext, readConfig } from './context.ts';
 import { formatBytes, formatTime, printJson, renderTable } from './output.ts';
 
@@ -10,10 +12,15 @@ export interface ListOptions {
   json?: boolean;
 }
 
-/** `datasaver list`: committed backups from storage (and incomplete ones with --all). */
+/**
+ * `datasaver list`: committed backups from storage (and incomplete ones with --all). A suspect backup
+ * (manifest-trust.ts) is listed with its reason (`suspect` in JSON, the STATUS column in text) and a
+ * warning. A storage that cannot be read is an error (exit 6), never "no backups found".
+ */
 export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<number> {
   const config = await readConfig(ctx);
-  const backups: (Manifest & { storage: string })[] = [];
+  const now = new Date();
+  const backups: (Manifest & { storage: string; suspect: string | null })[] = [];
   const incomplete: {
     storage: string;
     target: string;
@@ -33,11 +40,20 @@ export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<n
     } catch (err) {
       // One storage down never hides what the others hold; the exit code says something was missing.
       if (ctx.signal.aborted) throw err;
-      unreadable.push({ storage: storage.description, error: errorMessage(err) });
-      ctx.stderr.write(`Error: cannot list ${storage.description}: ${errorMessage(err)}\n`);
+      const error = printable(errorMessage(err));
+      unreadable.push({ storage: storage.description, error });
+      ctx.stderr.write(`Error: cannot list ${storage.description}: ${error}\n`);
       continue;
     }
-    backups.push(...catalog.backups.map((m) => ({ ...m, storage: storage.description })));
+    for (const m of catalog.backups) {
+      const suspect = manifestDistrust(m, now) ?? null;
+      if (suspect !== null) {
+        warnings.push(
+          `${storage.description}: backup ${m.id} is suspect: ${suspect}; it is never latest and retention never counts it`,
+        );
+      }
+      backups.push({ ...m, storage: storage.description, suspect });
+    }
     incomplete.push(
       ...catalog.incomplete.map((o) => ({
         storage: storage.description,
@@ -61,6 +77,7 @@ export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<n
     return unreadable.length > 0 ? ExitCode.storage : ExitCode.ok;
   }
   const several = storages.length > 1;
+  const status = opts.all || backups.some((m) => m.suspect !== null);
   const rows = backups.map((m) => [
     ...(several ? [m.storage] : []),
     m.target,
@@ -71,7 +88,7 @@ export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<n
     m.schemaOnly ? `${m.format} (schema)` : m.format,
     m.compression,
     m.labels.join(',') || '-',
-    ...(opts.all ? ['committed'] : []),
+    ...(status ? [m.suspect === null ? 'committed' : `suspect: ${m.suspect}`] : []),
   ]);
   if (opts.all) {
     for (const o of incomplete)
@@ -88,13 +105,25 @@ export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<n
         o.kind === 'data' ? 'incomplete' : 'orphan verify record',
       ]);
   }
+  if (unreadable.length > 0 && rows.length === 0) {
+    // Nothing readable is not the same as nothing stored: the errors above say what could not be read.
+    ctx.stdout.write(
+      `cannot tell which backups exist: ${unreadable.length} of ${storages.length} storage(s) could not be read\n`,
+    );
+    return ExitCode.storage;
+  }
   const code = unreadable.length > 0 ? ExitCode.storage : ExitCode.ok;
   if (rows.length === 0) {
-    ctx.stdout.write(`no backups${opts.target ? ` of ${opts.target}` : ''} found\n`);
+    // Files that were there but could not be read are not "nothing".
+    ctx.stdout.write(
+      warnings.length > 0
+        ? `no readable backups${opts.target ? ` of ${opts.target}` : ''} found: ${warnings.length} file(s) skipped, see the warnings above\n`
+        : `no backups${opts.target ? ` of ${opts.target}` : ''} found\n`,
+    );
     return code;
   }
   const header = ['TARGET', 'ID', 'CREATED (UTC)', 'STORED', 'RAW', 'FORMAT', 'COMPRESSION', 'LABELS'];
-  const columns = [...(several ? ['DESTINATION'] : []), ...header, ...(opts.all ? ['STATUS'] : [])];
+  const columns = [...(several ? ['DESTINATION'] : []), ...header, ...(status ? ['STATUS'] : [])];
   ctx.stdout.write(renderTable(columns, rows));
   return code;
 }

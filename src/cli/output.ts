@@ -1,4 +1,5 @@
 /** Human output: byte sizes, tables, and a progress line on terminals. */
+import { printable } from '../util/printable.ts';
 
 export interface Out {
   write(text: string): unknown;
@@ -32,8 +33,12 @@ export function formatTime(iso: string): string {
     .replace(/Z$/, '');
 }
 
-/** A left-aligned table with a header row, columns two spaces apart. */
-export function renderTable(header: string[], rows: string[][]): string {
+/**
+ * A left-aligned table with a header row, columns two spaces apart. Cells are made printable: a value
+ * read from storage can never move the cursor or start a row of its own.
+ */
+export function renderTable(header: string[], cells: string[][]): string {
+  const rows = cells.map((r) => r.map((c) => printable(c)));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells

@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { DatasaverError, ExitCode, errorMessage, isAbortError } from '../errors.ts';
+import { printable } from '../util/printable.ts';
 import { redact } from '../util/secret.ts';
 import { DATASAVER_VERSION } from '../version.ts';
 import type { CliContext } from './context.ts';
@@ -87,7 +88,7 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     )
     .option(
       '--temp-dir <dir>',
-      'where a parallel restore spools the decompressed dump (default: the system temp dir)',
+      'where a restore spools the decompressed dump (PostgreSQL custom format, Redis; default: the system temp dir)',
     )
     .addOption(json)
     .action(async (ref: string, opts) => {
@@ -149,11 +150,11 @@ function reportError(err: unknown, ctx: Omit<CliContext, 'configFile'>): number 
     return ExitCode.general;
   }
   if (err instanceof DatasaverError) {
-    ctx.stderr.write(`Error: ${redact(err.message)}\n`);
-    if (err.hint) ctx.stderr.write(`Try: ${err.hint}\n`);
+    ctx.stderr.write(`Error: ${printable(redact(err.message), { multiline: true })}\n`);
+    if (err.hint) ctx.stderr.write(`Try: ${printable(err.hint, { multiline: true })}\n`);
     return err.exitCode;
   }
-  ctx.stderr.write(`Error: ${redact(errorMessage(err))}\n`);
+  ctx.stderr.write(`Error: ${printable(redact(errorMessage(err)), { multiline: true })}\n`);
   if (ctx.env.DATASAVER_DEBUG && err instanceof Error && err.stack)
     ctx.stderr.write(`${redact(err.stack)}\n`);
   return ExitCode.general;

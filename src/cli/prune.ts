@@ -1,5 +1,6 @@
 import { CleanupError, errorMessage, UsageError } from '../errors.ts';
 import { type PruneResult, prune, throwIfPruneFailed } from '../jobs/prune.ts';
+import { printable } from '../util/printable.ts';
 import { type CliContext, openDestinations, readConfig, selectTargets } from './context.ts';
 import { formatBytes, formatTime, printJson, renderTable } from './output.ts';
 
@@ -36,8 +37,9 @@ export async function pruneCommand(ctx: CliContext, opts: PruneOptions): Promise
       } catch (err) {
         if (ctx.signal.aborted) throw err;
         // One target or destination failing never stops the others.
-        errors.push({ target: target.name, storage: storage.description, message: errorMessage(err) });
-        ctx.stderr.write(`Error: prune of ${target.name} in ${storage.description}: ${errorMessage(err)}\n`);
+        const message = printable(errorMessage(err));
+        errors.push({ target: target.name, storage: storage.description, message });
+        ctx.stderr.write(`Error: prune of ${target.name} in ${storage.description}: ${message}\n`);
       }
     }
   }

@@ -6,6 +6,7 @@ import { createEngine } from '../engines/index.ts';
 import { UsageError } from '../errors.ts';
 import { restoreToFile, runRestore } from '../jobs/restore.ts';
 import { parseBackupId } from '../storage/layout.ts';
+import { printable } from '../util/printable.ts';
 import { type CliContext, findStoredBackup, readConfig, selectTargets } from './context.ts';
 import { formatBytes, Progress, printJson } from './output.ts';
 
@@ -86,8 +87,9 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
     ctx.stdout.write(
       `backup ${manifest.id} (${manifest.format}, ${formatBytes(manifest.sizeBytes)}) contains ${plan.entries?.length ?? 0} entries:\n`,
     );
+    // Names come from the stored dump itself: made printable, one entry per line.
     for (const e of plan.entries ?? [])
-      ctx.stdout.write(`  ${e.type.padEnd(18)} ${e.schema ? `${e.schema}.` : ''}${e.name}\n`);
+      ctx.stdout.write(`  ${printable(`${e.type.padEnd(18)} ${e.schema ? `${e.schema}.` : ''}${e.name}`)}\n`);
     return 0;
   }
   ctx.stdout.write(

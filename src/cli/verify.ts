@@ -4,6 +4,7 @@ import { type VerifyResult, verifyBackup } from '../jobs/verify.ts';
 import type { Manifest } from '../manifest.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { parseBackupId } from '../storage/layout.ts';
+import { printable } from '../util/printable.ts';
 import {
   allStorages,
   type CliContext,
@@ -57,10 +58,15 @@ export async function verifyCommand(ctx: CliContext, ref: string, opts: VerifyOp
     progress.done();
     results.push(result);
     if (result.recordError)
-      ctx.stderr.write(`warning: could not record the result of ${result.id}: ${result.recordError}\n`);
+      ctx.stderr.write(
+        `warning: could not record the result of ${result.id}: ${printable(result.recordError)}\n`,
+      );
     if (!opts.json) {
       ctx.stdout.write(
-        result.ok ? `ok      ${result.id} (${result.entries} entries)\n` : `FAILED  ${result.message}\n`,
+        result.ok
+          ? `ok      ${result.id} (${result.entries} entries)\n`
+          : // A tool's message may run over several lines: indented, none can pass for a result line.
+            `FAILED  ${printable(result.message ?? '', { multiline: true }).replaceAll('\n', '\n        ')}\n`,
       );
     }
   }

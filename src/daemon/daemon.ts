@@ -19,6 +19,7 @@
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { TargetConfig } from '../config/types.ts';
 import { ConnectionError, DatasaverError, ExitCode, errorMessage } from '../errors.ts';
+import { readTargetUsage } from '../jobs/catalog.ts';
 import type { CycleResult } from '../jobs/cycle.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { redact } from '../util/secret.ts';
@@ -69,12 +70,32 @@ export type RunTarget = (
   signal: AbortSignal,
 ) => Promise<CycleResult>;
 
-/** Committed backups of a target in one destination, and the newest of them. */
+/**
+ * Committed backups of a target in one destination, and the newest of them that can be trusted at `now`
+ * (the daemon's clock): a backup dated in the future must never stand for a recent success.
+ */
 export type ReadUsage = (
   storage: StorageBackend,
   target: string,
   signal: AbortSignal,
+  now: Date,
 ) => Promise<{ backups: number; bytes: number; newest: SuccessRecord | undefined }>;
+
+/** The production ReadUsage: storage's catalog, with suspect backups never counted as the newest. */
+export const readStorageUsage: ReadUsage = async (storage, target, signal, now) => {
+  const usage = await readTargetUsage(storage, target, { now, signal });
+  const newest = usage.newest;
+  return {
+    backups: usage.backups,
+    bytes: usage.bytes,
+    newest: newest && {
+      time: newest.finishedAt,
+      backupId: newest.id,
+      sizeBytes: newest.sizeBytes,
+      durationMs: newest.durationMs,
+    },
+  };
+};
 
 export interface DaemonOptions {
   targets: TargetConfig[];
@@ -494,7 +515,7 @@ export class Daemon {
     const usage: DestinationUsage[] = await Promise.all(
       slot.destinations.map(async (d) => {
         try {
-          const u = await readUsage(d, name, this.#stop.signal);
+          const u = await readUsage(d, name, this.#stop.signal, this.#clock.now());
           if (u.newest && (!newest || u.newest.time > newest.time)) newest = u.newest;
           return { destination: d.description, backups: u.backups, bytes: u.bytes, error: null };
         } catch (err) {

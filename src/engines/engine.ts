@@ -159,6 +159,12 @@ export interface Engine {
    * `source` comes from storage, which is untrusted: whatever it holds may change what is restored, but
    * never runs anything on this host (no client-side commands of psql or the mysql client; PostgreSQL
    * plain SQL that could lift psql's restricted mode is refused with a RestoreError before psql reads it).
+   *
+   * `source` is checked against the manifest as it flows and may fail anywhere up to its very end (a
+   * VerifyError: the stored bytes differ, or decompress past `sizeBytes`); its last bytes arrive only
+   * once it matched. So nothing may be committed before `source` has ended cleanly: a tool that commits
+   * before reading its input to the end is fed from a spooled copy instead. A source error is rethrown
+   * as it is. (MySQL commits as it goes, so there what ran before the failure stays.)
    */
   restore(source: AsyncIterable<Buffer>, options: RestoreOptions): Promise<void>;
 }

@@ -192,36 +192,57 @@ export class PostgresEngine implements Engine {
     const database = options.targetDatabase ?? this.#database();
     // Before anything is dropped or created: a restore tool too old for the dump would fail right after.
     await this.#checkReader(options.format === 'plain' ? 'psql' : 'pg_restore', options.dumpToolVersion);
-    if (options.format === 'plain') await this.#checkRestrictedMode();
+    if (options.format !== 'plain') {
+      // pg_restore commits as soon as it has read the archive it needs, never waiting for the end of its
+      // input, where the source's sha256 is proven (bytes after a planted archive are never read). So
+      // the whole dump is spooled to a private temp file first, checked to its end before anything is
+      // dropped or created; a parallel restore needs that seekable file anyway.
+      const dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'datasaver-restore-'));
+      try {
+        const file = join(dir, 'dump');
+        await pipeline(source, createWriteStream(file, { mode: 0o600 }), { signal: options.signal });
+        await this.#restoreArchive(file, database, options);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+      return;
+    }
+    await this.#checkRestrictedMode();
     if (options.dropExisting || options.create) await this.#recreateDatabase(database, options);
     const hint = restoreFailureHint(database, options);
 
     const env = this.#env(database);
     const conninfo = `dbname=${quoteConninfo(database)}`;
-    if (options.format === 'plain') {
-      const args = [
-        '-X',
-        '-q',
-        '--no-password',
-        '-v',
-        'ON_ERROR_STOP=1',
-        '--single-transaction',
-        '-d',
-        conninfo,
-      ];
-      // A fresh key per restore, known to this process alone: see postgres-script.ts.
-      const script = restrictedScript(source, randomBytes(32).toString('hex'));
-      try {
-        await this.#runWithInput(this.#tool('psql'), [...args, '-f', '-'], env, script, options.signal, hint);
-      } catch (err) {
-        if (err instanceof RefusedScriptError) {
-          throw new RestoreError(err.message, { hint: `${err.hint}. ${hint}`, cause: err });
-        }
-        throw err;
+    // psql runs the script in one transaction and commits only at the end of its input, which the source
+    // holds back until its sha256 matched.
+    const args = [
+      '-X',
+      '-q',
+      '--no-password',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '--single-transaction',
+      '-d',
+      conninfo,
+    ];
+    // A fresh key per restore, known to this process alone: see postgres-script.ts.
+    const script = restrictedScript(source, randomBytes(32).toString('hex'));
+    try {
+      await this.#runWithInput(this.#tool('psql'), [...args, '-f', '-'], env, script, options.signal, hint);
+    } catch (err) {
+      if (err instanceof RefusedScriptError) {
+        throw new RestoreError(err.message, { hint: `${err.hint}. ${hint}`, cause: err });
       }
-      return;
+      throw err;
     }
-    const args = ['--no-password', '--exit-on-error', '-d', conninfo];
+  }
+
+  /** pg_restore of a spooled custom-format archive into `database`, creating or recreating it first. */
+  async #restoreArchive(file: string, database: string, options: RestoreOptions): Promise<void> {
+    if (options.dropExisting || options.create) await this.#recreateDatabase(database, options);
+    const hint = restoreFailureHint(database, options);
+    const env = this.#env(database);
+    const args = ['--no-password', '--exit-on-error', '-d', `dbname=${quoteConninfo(database)}`];
     if (options.overwrite) args.push('--clean', '--if-exists');
     const tables = options.tables ?? [];
     if (tables.length > 0) {
@@ -247,27 +268,8 @@ export class PostgresEngine implements Engine {
       );
       args.push(`--schema=${schema}`, ...tables.map((t) => `--table=${t.name}`));
     }
-    if (options.jobs <= 1) {
-      args.push('--single-transaction');
-      await this.#runWithInput(this.#tool('pg_restore'), args, env, source, options.signal, hint);
-      return;
-    }
-    // Parallel restore needs a seekable archive: spool the decompressed dump to a private temp file.
-    const dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'datasaver-restore-'));
-    try {
-      const file = join(dir, 'dump');
-      await pipeline(source, createWriteStream(file, { mode: 0o600 }), { signal: options.signal });
-      await this.#runWithInput(
-        this.#tool('pg_restore'),
-        [...args, `--jobs=${options.jobs}`, file],
-        env,
-        undefined,
-        options.signal,
-        hint,
-      );
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    args.push(options.jobs > 1 ? `--jobs=${options.jobs}` : '--single-transaction');
+    await this.#runWithInput(this.#tool('pg_restore'), [...args, file], env, undefined, options.signal, hint);
   }
 
   async #inspectCustom(source: AsyncIterable<Buffer>, options: Signal): Promise<DumpInspection> {

@@ -39,7 +39,14 @@ import { basename, dirname, isAbsolute, join } from 'node:path';
 import { backup, DatabaseSync } from 'node:sqlite';
 import { pipeline } from 'node:stream/promises';
 import type { TargetConfig } from '../config/types.ts';
-import { BackupError, ConnectionError, errorMessage, RestoreError, UsageError } from '../errors.ts';
+import {
+  BackupError,
+  ConnectionError,
+  errorMessage,
+  RestoreError,
+  UsageError,
+  VerifyError,
+} from '../errors.ts';
 import type {
   DatabaseFacts,
   DumpEntry,
@@ -213,7 +220,8 @@ export class SqliteEngine implements Engine {
     } catch (err) {
       await rm(temp, { force: true });
       for (const s of aside) await rename(`${temp}${s}.old`, `${path}${s}`).catch(() => {});
-      if (err instanceof UsageError || options.signal?.aborted) throw err;
+      // A source that differs from its manifest is the backup's fault (exit 5), not the restore's.
+      if (err instanceof UsageError || err instanceof VerifyError || options.signal?.aborted) throw err;
       const why = err instanceof BackupError ? err.message : errorMessage(err);
       throw new RestoreError(`restoring to ${path} failed: ${why}`, {
         hint: `${path} was not changed`,

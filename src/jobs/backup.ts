@@ -12,7 +12,6 @@
  *   - anything that fails on the way leaves no manifest, so nothing half-done is ever listed or restored.
  */
 import { PassThrough, Readable } from 'node:stream';
-import { text } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import type { TargetConfig } from '../config/types.ts';
 import type { Engine } from '../engines/engine.ts';
@@ -265,8 +264,11 @@ async function sameManifest(
 ): Promise<boolean> {
   try {
     // Only on this rare path: the validator stays out of every backup's start-up.
-    const { parseManifest } = await import('../manifest-read.ts');
-    const found = parseManifest(await text(await storage.get(key, { signal })));
+    const [{ parseManifest }, { readRecord }] = await Promise.all([
+      import('../manifest-read.ts'),
+      import('./catalog.ts'),
+    ]);
+    const found = parseManifest(await readRecord(storage, key, { signal }));
     return (
       'manifest' in found &&
       found.manifest.id === manifest.id &&

@@ -2,13 +2,15 @@
  * Reading backups back from storage: manifests are the source of truth. Objects that datasaver did not
  * write, or manifests it cannot read, are skipped with a warning; they never break listing.
  */
-import { text } from 'node:stream/consumers';
-import { UsageError } from '../errors.ts';
+import { errorMessage, StorageError, UsageError } from '../errors.ts';
 import type { Manifest } from '../manifest.ts';
 import { parseManifest } from '../manifest-read.ts';
+import { manifestDistrust } from '../manifest-trust.ts';
+import { readCapped } from '../pipeline/read.ts';
 import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
 import { compareIds, parseBackupId, parseKey } from '../storage/layout.ts';
 import { mapLimit } from '../util/concurrency.ts';
+import { printable } from '../util/printable.ts';
 
 export interface Catalog {
   /** Committed backups, oldest first. */
@@ -20,11 +22,42 @@ export interface Catalog {
   incomplete: (ObjectInfo & { target: string; id: string; kind: 'data' | 'verify' })[];
   /** Every datasaver object listed, by key (to check that a manifest's data object is there). */
   objects: Map<string, ObjectInfo>;
-  /** Files that were skipped, and why. */
+  /** Files that were skipped, and why (storage's own text made printable). */
   warnings: string[];
 }
 
 export const READ_CONCURRENCY = 16;
+
+/**
+ * The largest manifest or verify record datasaver reads. Real ones are a few KB (a manifest lists its
+ * tables' row counts); a bigger object in storage is refused without being read whole, so a planted
+ * gigabyte cannot exhaust memory.
+ */
+export const MAX_RECORD_BYTES = 1_000_000;
+
+/**
+ * Reads a manifest or verify record whole, refusing it without reading when its listed `size` is over
+ * MAX_RECORD_BYTES, and stopping the read there in any case (a listing can be stale, an object replaced).
+ * Throws StorageError naming the key; storage's errors pass through.
+ */
+export async function readRecord(
+  storage: StorageBackend,
+  key: string,
+  options: { size?: number | undefined; signal?: AbortSignal | undefined } = {},
+): Promise<string> {
+  const tooLarge = (size?: number) =>
+    new StorageError(
+      size === undefined
+        ? `${storage.description}: ${printable(key)} holds more than the ${MAX_RECORD_BYTES} bytes a datasaver record can be; reading stopped there`
+        : `${storage.description}: ${printable(key)} is ${size} bytes, more than the ${MAX_RECORD_BYTES} bytes a datasaver record can be; it was not read`,
+      { hint: 'datasaver never writes one this large: inspect it, and remove it if it is not yours' },
+    );
+  if (options.size !== undefined && options.size > MAX_RECORD_BYTES) throw tooLarge(options.size);
+  const body = await readCapped(await storage.get(key, { signal: options.signal }), MAX_RECORD_BYTES, () =>
+    tooLarge(),
+  );
+  return body.toString('utf8');
+}
 
 export async function readCatalog(
   storage: StorageBackend,
@@ -39,7 +72,7 @@ export async function readCatalog(
   for (const obj of objects) {
     const parsed = parseKey(obj.key);
     if (!parsed) {
-      warnings.push(`${storage.description}: skipping ${obj.key}: not a datasaver backup file`);
+      warnings.push(`${storage.description}: skipping ${printable(obj.key)}: not a datasaver backup file`);
       continue;
     }
     byKey.set(obj.key, obj);
@@ -53,11 +86,13 @@ export async function readCatalog(
 
   const backups: Manifest[] = [];
   const read = await mapLimit(manifestKeys, READ_CONCURRENCY, (key) =>
-    readManifest(storage, key, options.signal),
+    readManifest(storage, key, byKey.get(key)?.size, options.signal),
   );
   read.forEach((result, i) => {
     if ('error' in result)
-      warnings.push(`${storage.description}: skipping ${manifestKeys[i]}: ${result.error}`);
+      warnings.push(
+        `${storage.description}: skipping ${printable(manifestKeys[i]!)}: ${printable(result.error)}`,
+      );
     else backups.push(result.manifest);
   });
 
@@ -71,13 +106,15 @@ export async function readCatalog(
 async function readManifest(
   storage: StorageBackend,
   key: string,
+  size: number | undefined,
   signal?: AbortSignal,
 ): Promise<{ manifest: Manifest } | { error: string }> {
   let body: string;
   try {
-    body = await text(await storage.get(key, { signal }));
+    body = await readRecord(storage, key, { size, signal });
   } catch (err) {
-    return { error: (err as Error).message };
+    signal?.throwIfAborted();
+    return { error: errorMessage(err) };
   }
   const result = parseManifest(body);
   if ('error' in result) return { error: `unreadable manifest: ${result.error}` };
@@ -94,8 +131,11 @@ async function readManifest(
 }
 
 /**
- * Finds one committed backup: an id, or `latest` for the newest backup of `target`, in the first of
- * `storages` that holds it. Throws UsageError naming what was looked for and where when none does.
+ * Finds one committed backup: an id, or `latest` for the newest trusted backup of `target`, in the first
+ * of `storages` that holds it. `latest` never picks a suspect backup (manifest-trust.ts: dated after
+ * `now`, or dated unlike its id); an id names its backup whatever its dates, and the answer carries
+ * `suspect` with the reason, for the caller to warn. Throws UsageError naming what was looked for and
+ * where when none is found.
  */
 export async function findBackup(
   storages: StorageBackend[],
@@ -105,10 +145,12 @@ export async function findBackup(
     signal?: AbortSignal | undefined;
     /** Told about a storage that could not be read while another may still answer. */
     onUnreadable?: ((storage: StorageBackend, err: unknown) => void) | undefined;
+    /** The time suspect dates are judged against. */
+    now?: Date | undefined;
   } = {},
-): Promise<{ manifest: Manifest; storage: StorageBackend }> {
+): Promise<{ manifest: Manifest; storage: StorageBackend; suspect?: string }> {
   if (ref !== 'latest' && !parseBackupId(ref)) {
-    throw new UsageError(`'${ref}' is not a backup id`, {
+    throw new UsageError(`'${printable(ref)}' is not a backup id`, {
       hint: 'ids look like shop-20260111T020015Z; run `datasaver list` to see them, or use `latest`',
     });
   }
@@ -116,8 +158,10 @@ export async function findBackup(
   if (!backupTarget) {
     throw new UsageError('`latest` needs a target', { hint: 'pass --target NAME, or give a backup id' });
   }
+  const now = options.now ?? new Date();
   let best: { manifest: Manifest; storage: StorageBackend } | undefined;
   let unreadable: unknown;
+  const skipped = new Set<string>();
   for (const storage of storages) {
     let backups: Manifest[];
     try {
@@ -129,7 +173,12 @@ export async function findBackup(
       unreadable ??= err;
       continue;
     }
-    const found = ref === 'latest' ? backups.at(-1) : backups.find((b) => b.id === ref);
+    let found: Manifest | undefined;
+    if (ref === 'latest') {
+      const trusted = backups.filter((b) => manifestDistrust(b, now) === undefined);
+      for (const b of backups) if (!trusted.includes(b)) skipped.add(b.id);
+      found = trusted.at(-1);
+    } else found = backups.find((b) => b.id === ref);
     // `latest` is the newest anywhere; an id is taken from the first storage that has it.
     if (found && (!best || compareIds(found.id, best.manifest.id) > 0)) best = { manifest: found, storage };
     if (best && ref !== 'latest') break;
@@ -139,10 +188,39 @@ export async function findBackup(
     const where = storages.map((s) => s.description).join(', ');
     throw new UsageError(
       ref === 'latest'
-        ? `no backups of target ${backupTarget} in ${where}`
+        ? `no ${skipped.size > 0 ? 'trusted ' : ''}backups of target ${backupTarget} in ${where}${skipped.size > 0 ? ` (${skipped.size} suspect backup(s) are never \`latest\`)` : ''}`
         : `no committed backup ${ref} in ${where}`,
-      { hint: 'run `datasaver list --all` to see what storage holds' },
+      {
+        hint:
+          skipped.size > 0
+            ? 'run `datasaver list` to see why they are suspect; restore one by its id if you trust it'
+            : 'run `datasaver list --all` to see what storage holds',
+      },
     );
   }
-  return best;
+  const suspect = manifestDistrust(best.manifest, now);
+  return suspect === undefined ? best : { ...best, suspect };
+}
+
+/** What the daemon reads from one destination at start: committed backups of `target`, and the newest. */
+export interface TargetUsage {
+  backups: number;
+  bytes: number;
+  /** The newest trusted backup: a suspect one (dated after `now`) never counts as a success. */
+  newest: Manifest | undefined;
+}
+
+/** Counts the committed backups of `target` in one storage and finds its newest trusted one at `now`. */
+export async function readTargetUsage(
+  storage: StorageBackend,
+  target: string,
+  options: { now: Date; signal?: AbortSignal | undefined },
+): Promise<TargetUsage> {
+  const catalog = await readCatalog(storage, { target, signal: options.signal });
+  const own = catalog.backups.filter((m) => m.target === target);
+  return {
+    backups: own.length,
+    bytes: own.reduce((n, m) => n + m.storedBytes, 0),
+    newest: own.filter((m) => manifestDistrust(m, options.now) === undefined).at(-1),
+  };
 }

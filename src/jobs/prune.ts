@@ -11,15 +11,16 @@
  *   is never touched.
  */
 
-import { text } from 'node:stream/consumers';
 import type { RetentionConfig } from '../config/types.ts';
 import { CleanupError, errorMessage } from '../errors.ts';
 import type { Manifest } from '../manifest.ts';
+import { manifestDistrust, retentionTime } from '../manifest-trust.ts';
 import { planRetention, type RetentionCandidate } from '../retention/policy.ts';
 import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
 import { manifestKey, parseKey, verifyKey } from '../storage/layout.ts';
 import { mapLimit } from '../util/concurrency.ts';
-import { READ_CONCURRENCY, readCatalog } from './catalog.ts';
+import { printable } from '../util/printable.ts';
+import { READ_CONCURRENCY, readCatalog, readRecord } from './catalog.ts';
 
 export interface PruneTarget {
   name: string;
@@ -76,12 +77,18 @@ export async function planPrune(target: PruneTarget, deps: PruneDeps): Promise<P
   const catalog = await readCatalog(storage, { target: target.name, signal });
   const warnings = [...catalog.warnings];
   const backups = catalog.backups.filter((m) => m.target === target.name);
-  const problems = await mapLimit(backups, READ_CONCURRENCY, (m) =>
-    backupProblem(m, catalog.objects, storage, signal, warnings),
-  );
+  // A suspect backup (dated in the future, or unlike its id) never fills a rule or the min-keep floor:
+  // as a backup with a problem, retention keeps it inert inside the retention window (rule 5), placed at
+  // the earlier of its two claimed times, and it counts again once the clock has passed its dates.
+  const suspect = new Map(backups.map((m) => [m.id, manifestDistrust(m, now)]));
+  const problems = await mapLimit(backups, READ_CONCURRENCY, async (m) => {
+    const distrust = suspect.get(m.id);
+    if (distrust !== undefined) return `suspect: ${distrust}`;
+    return backupProblem(m, catalog.objects, storage, signal, warnings);
+  });
   const candidates: RetentionCandidate[] = backups.map((m, i) => ({
     id: m.id,
-    time: new Date(m.createdAt),
+    time: suspect.get(m.id) === undefined ? new Date(m.createdAt) : retentionTime(m),
     problem: problems[i],
     series: m.schemaOnly ? 'schema-only' : 'full',
   }));
@@ -194,17 +201,18 @@ async function backupProblem(
   if (!data) return 'data object missing';
   if (data.size !== m.storedBytes) return `data object is ${data.size} bytes, manifest says ${m.storedBytes}`;
   const key = verifyKey(m.target, m.id);
-  if (!objects.has(key)) return undefined;
+  const listed = objects.get(key);
+  if (!listed) return undefined;
   try {
-    const record = JSON.parse(await text(await storage.get(key, { signal }))) as {
+    const record = JSON.parse(await readRecord(storage, key, { size: listed.size, signal })) as {
       ok?: unknown;
       reason?: unknown;
     };
-    if (record.ok === false) return `verify failed (${String(record.reason)})`;
+    if (record.ok === false) return `verify failed (${printable(String(record.reason))})`;
   } catch (err) {
     signal?.throwIfAborted();
     // An unreadable record says nothing either way: the backup is judged as if never verified.
-    warnings.push(`${storage.description}: ignoring ${key}: ${errorMessage(err)}`);
+    warnings.push(`${storage.description}: ignoring ${key}: ${printable(errorMessage(err))}`);
   }
   return undefined;
 }

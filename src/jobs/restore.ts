@@ -1,6 +1,7 @@
 /**
  * restore: checksum first (a damaged backup never touches the database), then stream the stored object
- * through the decompressor into the engine. Writing into a database that already holds objects needs an
+ * through the decompressor into the engine, hashing it again on the way and holding its end back until
+ * the hash matched (pipeline/read.ts checkedDumpStream). Writing into a database that already holds objects needs an
  * explicit choice: overwrite (--force, or a typed confirmation on a terminal) or drop and recreate
  * (--drop-existing). A missing database is created.
  */
@@ -9,11 +10,10 @@ import { open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { DumpEntry, Engine, RestoreTargetState } from '../engines/engine.ts';
-import { UsageError, VerifyError } from '../errors.ts';
+import { UsageError } from '../errors.ts';
 import type { Manifest } from '../manifest.ts';
 import { MemoryGovernor } from '../pipeline/memory.ts';
-import { Meter } from '../pipeline/meter.ts';
-import { rawDumpStream } from '../pipeline/read.ts';
+import { checkedDumpStream } from '../pipeline/read.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { checkStoredObject } from './verify.ts';
 
@@ -89,7 +89,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
 
   if (request.dryRun) {
     const source = await storage.get(manifest.object, { signal });
-    const inspection = await engine.inspect(rawDumpStream(source, manifest.compression), manifest.format, {
+    const inspection = await engine.inspect(checkedDumpStream(source, manifest), manifest.format, {
       signal,
       dumpToolVersion: manifest.toolVersion,
     });
@@ -114,9 +114,16 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
     }
   }
 
-  const meter = new Meter({ memory: new MemoryGovernor(), onBytes: (n) => deps.onProgress?.('restore', n) });
+  // The bytes restored are the bytes checked: storage may have changed since the checksum pass above
+  // (anyone who can write it can swap the object), so this read is hashed again, and its end reaches the
+  // engine only once the hash matched. A restore that commits at the end of its input (PostgreSQL in one
+  // transaction, Redis and SQLite from a checked spool) then commits nothing that differs from the manifest.
   const source = await storage.get(manifest.object, { signal });
-  await engine.restore(rawDumpStream(source, manifest.compression, { stored: meter }), {
+  const checked = checkedDumpStream(source, manifest, {
+    memory: new MemoryGovernor(),
+    onStoredBytes: (n) => deps.onProgress?.('restore', n),
+  });
+  await engine.restore(checked, {
     format: manifest.format,
     dumpToolVersion: manifest.toolVersion,
     targetDatabase: request.targetDatabase,
@@ -228,23 +235,16 @@ export async function restoreToFile(
       });
     }
   }
-  const stored = new Meter({ hash: true, memory: new MemoryGovernor(), onBytes: deps.onProgress });
-  const raw = new Meter({});
   const temp = join(dir, `.${basename(path)}.datasaver-${process.pid}-${Date.now()}`);
   try {
     const source = await storage.get(manifest.object, { signal });
+    // Checked on the way (size, sha256, no decompression past sizeBytes): a mismatch fails the write of
+    // the temp file, which is removed, so nothing reaches `path`.
     await pipeline(
-      rawDumpStream(source, manifest.compression, { stored, raw }),
+      checkedDumpStream(source, manifest, { memory: new MemoryGovernor(), onStoredBytes: deps.onProgress }),
       createWriteStream(temp, { mode: 0o600, flags: 'wx' }),
       { signal },
     );
-    if (stored.bytes !== manifest.storedBytes || stored.digest() !== manifest.sha256) {
-      throw new VerifyError(
-        manifest.id,
-        stored.bytes !== manifest.storedBytes ? 'size' : 'checksum',
-        `${manifest.object} does not match its manifest (${stored.bytes} bytes, sha256 ${stored.digest()}); nothing was written to ${path}`,
-      );
-    }
     const handle = await open(temp, 'r');
     try {
       await handle.sync();
@@ -267,5 +267,5 @@ export async function restoreToFile(
     await rm(temp, { force: true });
     throw err;
   }
-  return { backup: manifest.id, file: path, bytes: raw.bytes };
+  return { backup: manifest.id, file: path, bytes: manifest.sizeBytes };
 }

@@ -9,6 +9,7 @@
  */
 import { errorMessage, StorageError } from '../errors.ts';
 import type { Manifest } from '../manifest.ts';
+import { manifestDistrust } from '../manifest-trust.ts';
 import { Meter } from '../pipeline/meter.ts';
 import { chain } from '../pipeline/read.ts';
 import { planRetention } from '../retention/policy.ts';
@@ -58,6 +59,8 @@ export async function resumeUploads(target: PruneTarget, deps: ResumeDeps): Prom
     const candidates = [...catalogs[i]!, ...missing.map((h) => h.manifest)].map((m) => ({
       id: m.id,
       time: new Date(m.createdAt),
+      // Suspect backups (manifest-trust.ts) never take a real one's place, and are never spread further.
+      problem: manifestDistrust(m, deps.now),
       series: m.schemaOnly ? 'schema-only' : 'full',
     }));
     const kept = new Set(
@@ -66,7 +69,7 @@ export async function resumeUploads(target: PruneTarget, deps: ResumeDeps): Prom
         .map((d) => d.id),
     );
     for (const { manifest, at } of missing) {
-      if (!kept.has(manifest.id)) continue;
+      if (!kept.has(manifest.id) || manifestDistrust(manifest, deps.now) !== undefined) continue;
       const result: CopyResult = { id: manifest.id, from: '', to: to.description, bytes: 0 };
       // Each holder in turn: one damaged or unreachable copy does not stop the others from serving.
       for (const from of at) {

@@ -1,7 +1,8 @@
 /**
  * verify: proves a stored backup is intact and usable, and names the reason when it is not:
  *   missing    - the data object is gone
- *   size       - stored size, or decompressed size, differs from the manifest
+ *   size       - stored size, or decompressed size, differs from the manifest (a stored object that
+ *                decompresses past the manifest's size is stopped there: a decompression bomb)
  *   checksum   - sha256 of the stored bytes differs from the manifest
  *   decompress - the compressed stream is damaged
  *   structure  - the dump itself is truncated or malformed (pg_restore / completion marker)
@@ -14,7 +15,7 @@ import { errorMessage, StorageError, ToolMissingError, VerifyError, type VerifyR
 import type { Manifest, VerifyRecord } from '../manifest.ts';
 import { MemoryGovernor } from '../pipeline/memory.ts';
 import { Meter } from '../pipeline/meter.ts';
-import { rawDumpStream } from '../pipeline/read.ts';
+import { ByteLimit, chain, decompressesPast, rawDumpStream, StoredCheck } from '../pipeline/read.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { verifyKey } from '../storage/layout.ts';
 import { DATASAVER_VERSION } from '../version.ts';
@@ -56,35 +57,21 @@ export async function checkStoredObject(manifest: Manifest, deps: VerifyDeps): P
       `${manifest.object} holds ${info.size} bytes, the manifest says ${manifest.storedBytes}`,
     );
   }
-  const meter = new Meter({
-    hash: true,
+  const check = new StoredCheck(manifest, {
     memory: new MemoryGovernor(),
-    onBytes: (n) => deps.onProgress?.('checksum', n),
+    onStoredBytes: (n) => deps.onProgress?.('checksum', n),
   });
   const source = await storage.get(manifest.object, { signal });
-  const chain = rawDumpStream(source, 'none', { stored: meter });
-  chain.resume();
+  const checked = chain(source, check);
+  checked.resume();
   try {
-    await finished(chain);
+    await finished(checked);
   } catch (err) {
+    // The object's bytes differ from the manifest (more of them than it records, or another hash).
+    if (err instanceof VerifyError || signal?.aborted) throw err;
     throw new StorageError(
       `cannot read ${manifest.object} from ${storage.description}: ${errorMessage(err)}`,
       { cause: err },
-    );
-  }
-  const sha = meter.digest();
-  if (meter.bytes !== manifest.storedBytes) {
-    throw new VerifyError(
-      manifest.id,
-      'size',
-      `read ${meter.bytes} bytes of ${manifest.object}, the manifest says ${manifest.storedBytes}`,
-    );
-  }
-  if (sha !== manifest.sha256) {
-    throw new VerifyError(
-      manifest.id,
-      'checksum',
-      `sha256 of ${manifest.object} is ${sha}, the manifest says ${manifest.sha256}`,
     );
   }
 }
@@ -96,7 +83,8 @@ export async function checkDumpStructure(manifest: Manifest, deps: VerifyDeps): 
     memory: new MemoryGovernor(),
     onBytes: (n) => deps.onProgress?.('structure', n),
   });
-  const raw = new Meter();
+  // A decompression bomb stops at sizeBytes + 1, long before it could fill memory or a disk.
+  const raw = new ByteLimit(manifest.sizeBytes, { tooMany: () => decompressesPast(manifest) });
   const source = await storage.get(manifest.object, { signal });
   const chain = rawDumpStream(source, manifest.compression, { stored, raw });
   let decompressFailed: unknown;
@@ -111,6 +99,7 @@ export async function checkDumpStructure(manifest: Manifest, deps: VerifyDeps): 
   } catch (err) {
     chain.destroy(); // a reader that refused to start read nothing: release the object
     if (err instanceof ToolMissingError || signal?.aborted) throw err;
+    if (decompressFailed instanceof VerifyError) throw decompressFailed;
     if (decompressFailed) {
       throw new VerifyError(
         manifest.id,

@@ -4,8 +4,9 @@
  *
  * Rules, applied to each series (full and schema-only backups of a target are separate series) on its own:
  *
- * 1. Only good backups count: committed, data object present, last verification not failed. Backups that
- *    are not good never satisfy a rule and never count towards min-keep.
+ * 1. Only good backups count: committed, data object present, last verification not failed, dates
+ *    believable (not in the future, matching the id: manifest-trust.ts). Backups that are not good never
+ *    satisfy a rule and never count towards min-keep.
  * 2. Good backups are walked newest first. keep-last keeps the N newest. Each period rule (daily, weekly =
  *    ISO week Monday-Sunday, monthly, yearly, in `timeZone`) keeps the newest backup of each period until
  *    it has used N periods; only periods that hold a backup count. Each rule walks the list on its own, so

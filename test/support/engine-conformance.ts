@@ -155,11 +155,15 @@ export async function storeRaw(
   raw: Buffer,
   offset = 1,
 ): Promise<Manifest> {
-  const id = backupId(like.target, new Date(Date.parse(like.createdAt) + offset * 1000));
+  const at = new Date(Date.parse(like.createdAt) + offset * 1000);
+  const id = backupId(like.target, at);
   const ext = like.object.slice(like.object.indexOf('.') + 1).replace(/\.zst$/, '');
   const manifest: Manifest = {
     ...like,
     id,
+    // Dated like its id, as the backup job dates it: anything else is a suspect manifest.
+    createdAt: at.toISOString(),
+    finishedAt: new Date(Date.parse(like.finishedAt) + offset * 1000).toISOString(),
     compression: 'none',
     compressionLevel: null,
     sizeBytes: raw.length,

@@ -4,14 +4,17 @@ import { type Manifest, serializeManifest } from '../../src/manifest.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
 import { backupId, dataKey, manifestKey, verifyKey } from '../../src/storage/layout.ts';
 
-/** Stores a committed backup of target `shop` taken at `time`, as the backup job would. */
+/**
+ * Stores a committed backup of target `shop` taken at `time`, as the backup job would; `data` replaces
+ * the stored bytes, and `overrides` forge manifest fields (its keys follow the forged id).
+ */
 export async function storeBackup(
   storage: StorageBackend,
   time: Date,
-  options: { schemaOnly?: boolean; verified?: boolean } = {},
+  options: { schemaOnly?: boolean; verified?: boolean; data?: Buffer; overrides?: Partial<Manifest> } = {},
 ): Promise<Manifest> {
-  const id = backupId('shop', time);
-  const data = Buffer.from(`dump of ${id}`);
+  const id = options.overrides?.id ?? backupId('shop', time);
+  const data = options.data ?? Buffer.from(`dump of ${id}`);
   const manifest: Manifest = {
     version: 1,
     id,
@@ -36,6 +39,7 @@ export async function storeBackup(
     toolVersion: 'pg_dump 15',
     datasaverVersion: 'test',
     facts: { exact: true, tables: [] },
+    ...options.overrides,
   };
   await storage.put(manifest.object, [data]);
   await storage.put(manifestKey('shop', id), [serializeManifest(manifest)]);

@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { offlineTarget } from '../../src/config/target.ts';
+import type { TargetConfig } from '../../src/config/types.ts';
+import { Secret } from '../../src/util/secret.ts';
 
 const execFile = promisify(execFileCb);
 
@@ -82,4 +85,21 @@ export function targetEnv(
   extra: Record<string, string> = {},
 ): Record<string, string> {
   return { DATASAVER_DATABASE_URL: dbUrl(database), DATASAVER_STORAGE_PATH: storage, ...extra };
+}
+
+/** A PostgreSQL target on the suite's server, for jobs and engines run in-process. */
+export function pgTarget(database: string, password = server().password): TargetConfig {
+  const s = server();
+  const t = offlineTarget(database, undefined, 'postgres');
+  return {
+    ...t,
+    connection: {
+      ...t.connection,
+      host: s.host,
+      port: s.port,
+      user: s.user,
+      password: new Secret(password),
+      database,
+    },
+  };
 }

@@ -12,6 +12,7 @@ import {
   MAX_TIMER_MS,
   type ReadUsage,
   type RunTarget,
+  readStorageUsage,
   type Timer,
 } from '../../src/daemon/daemon.ts';
 import { DaemonMetrics } from '../../src/daemon/metrics.ts';
@@ -21,6 +22,7 @@ import type { CycleResult } from '../../src/jobs/cycle.ts';
 import type { Manifest } from '../../src/manifest.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
 import { Secret } from '../../src/util/secret.ts';
+import { storeBackup } from '../support/manifests.ts';
 
 class FakeClock implements Clock {
   #t: number;
@@ -99,7 +101,7 @@ class Runs {
 
 function setup(
   overrides: Partial<TargetConfig> = {},
-  options: { readUsage?: ReadUsage; start?: string; random?: () => number } = {},
+  options: { readUsage?: ReadUsage; start?: string; random?: () => number; storage?: MemoryStorage } = {},
 ) {
   const clock = new FakeClock(options.start ?? '2026-11-22T00:00:00Z');
   const runs = new Runs();
@@ -126,7 +128,7 @@ function setup(
     log: pino({ level: 'silent' }),
     metrics,
     notifier,
-    openDestinations: async () => [new MemoryStorage()],
+    openDestinations: async () => [options.storage ?? new MemoryStorage()],
     runTarget: runs.run,
     readUsage: options.readUsage ?? (async () => ({ backups: 0, bytes: 0, newest: undefined })),
     clock,
@@ -326,6 +328,32 @@ describe("dead man's switch", () => {
     expect(t.destinations).toEqual([{ destination: 'memory', backups: 4, bytes: 400, error: null }]);
     expect(daemon.health().httpStatus).toBe(503);
     expect(events()).toEqual(['stale']);
+  });
+});
+
+describe('what storage says at start', () => {
+  it("a backup dated in the future never counts as the last success: the dead man's switch stays armed", async () => {
+    const storage = new MemoryStorage();
+    const real = await storeBackup(storage, new Date('2026-11-20T02:00:00Z'));
+    // Forged (or written while a clock ran a year ahead): without the check it would be the last success.
+    await storeBackup(storage, new Date('2027-11-20T02:00:00Z'));
+    const { clock, daemon, events } = setup(
+      {
+        alertAfterHours: 26,
+        schedule: { cron: '0 2 * * *', jitterSeconds: 0, retryAttempts: 1, retryDelaySeconds: 1 },
+      },
+      { start: '2026-11-22T00:00:00Z', storage, readUsage: readStorageUsage },
+    );
+    await daemon.start();
+    await clock.advance(1000);
+    const t = daemon.health().report.targets[0]!;
+    expect(t.lastSuccess?.backupId).toBe(real.id);
+    expect(t.destinations).toEqual([
+      { destination: 'memory', backups: 2, bytes: real.storedBytes * 2, error: null },
+    ]);
+    expect(daemon.health().httpStatus).toBe(503);
+    expect(events()).toEqual(['stale']);
+    await daemon.stop(1000);
   });
 });
 
