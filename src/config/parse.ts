@@ -227,6 +227,11 @@ function daemonYaml(body: unknown, input: ParseInput, problems: Problems): RawDa
       problems.add(origin, `unknown setting; expected one of ${[...byYaml.keys()].join(', ')}`);
       continue;
     }
+    const shape = yamlShapeProblem(value, TEXT_DAEMON_FIELDS.has(field), false, false);
+    if (shape) {
+      problems.add(origin, shape);
+      continue;
+    }
     const expanded = typeof value === 'string' ? expand(value, origin, input, problems) : value;
     if (expanded !== undefined) layer[field] = { value: expanded, origin };
   }
@@ -249,6 +254,11 @@ function yamlLayer(body: unknown, at: string, input: ParseInput, problems: Probl
     const secretField = fileKey !== undefined ? YAML_KEYS.get(fileKey) : undefined;
     if (secretField && FIELDS[secretField].secret) {
       if (layer[secretField]) problems.add(origin, `both ${fileKey} and ${key} are set; set only one`);
+      const shape = yamlShapeProblem(value, true, false, false);
+      if (shape) {
+        problems.add(origin, shape);
+        continue;
+      }
       const path = expand(String(value), origin, input, problems);
       const secret = path === undefined ? undefined : readSecretFile(input, path, origin, problems);
       if (secret !== undefined)
@@ -261,10 +271,83 @@ function yamlLayer(body: unknown, at: string, input: ParseInput, problems: Probl
       continue;
     }
     if (layer[field]) problems.add(origin, `both ${key} and ${key}_file are set; set only one`);
+    const shape = yamlShapeProblem(
+      value,
+      TEXT_FIELDS.has(field),
+      field === 'storageBackend',
+      FIELDS[field].secret === true,
+    );
+    if (shape) {
+      problems.add(origin, shape);
+      continue;
+    }
     const expanded = typeof value === 'string' ? expand(value, origin, input, problems) : value;
     if (expanded !== undefined) layer[field] = { value: expanded, origin, secret: FIELDS[field].secret };
   }
   return layer;
+}
+
+/**
+ * Settings whose YAML value must be text. A YAML number or boolean in their place has lost its form
+ * before datasaver sees it (a password `0123` reads as 123, `1e3` as 1000), and a list or a mapping would
+ * turn into `a` or `[object Object]`: both are refused, naming the field, instead of being guessed at.
+ * Every other setting takes a single scalar (text, number or boolean); only `storage.backend` a list.
+ */
+const TEXT_FIELDS: ReadonlySet<FieldName> = new Set<FieldName>([
+  'engine',
+  'url',
+  'host',
+  'database',
+  'user',
+  'password',
+  'sslmode',
+  'tlsCa',
+  'format',
+  'compression',
+  'storagePath',
+  's3Endpoint',
+  's3Region',
+  's3Bucket',
+  's3Prefix',
+  's3AccessKey',
+  's3SecretKey',
+  's3Sse',
+  's3SseKmsKeyId',
+  's3StorageClass',
+  'toolDir',
+  'timeZone',
+  'schedule',
+  'webhookUrl',
+  'slackWebhookUrl',
+  'discordWebhookUrl',
+  'ntfyUrl',
+  'ntfyToken',
+  'telegramBotToken',
+  'telegramApiUrl',
+  'healthchecksUrl',
+]);
+const TEXT_DAEMON_FIELDS: ReadonlySet<DaemonFieldName> = new Set<DaemonFieldName>([
+  'metricsHost',
+  'logLevel',
+  'logFormat',
+]);
+
+/** Why a YAML value cannot be the setting it is given for, or undefined when its shape fits. */
+function yamlShapeProblem(value: unknown, text: boolean, list: boolean, secret: boolean): string | undefined {
+  if (value === null || value === undefined) return 'has no value; give one, or remove the key';
+  const kind = typeof value;
+  if (list && (Array.isArray(value) || kind === 'object')) {
+    const names = Array.isArray(value) && value.every((v) => typeof v === 'string');
+    return names ? undefined : 'expected a name or a list of names, e.g. [local, s3]';
+  }
+  if (Array.isArray(value)) return 'is a list; expected a single value';
+  if (kind === 'object') return 'is a mapping; expected a single value';
+  if (text && kind !== 'string') {
+    const shown = secret ? '' : ` (${String(value)})`;
+    return `is a ${kind}${shown}; expected text: put the value in quotes`;
+  }
+  if (kind !== 'string' && kind !== 'number' && kind !== 'boolean') return 'expected a single value';
+  return undefined;
 }
 
 const NESTED = new Set(['storage', 'retention', 's3', 'notify']);
