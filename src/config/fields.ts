@@ -101,6 +101,7 @@ const daemonFields = {
   },
   logLevel: { env: 'DATASAVER_LOG_LEVEL', yaml: 'log_level' },
   logFormat: { env: 'DATASAVER_LOG_FORMAT', yaml: 'log_format' },
+  healthDetails: { env: 'DATASAVER_HEALTH_DETAILS', yaml: 'health_details' },
 } as const satisfies Record<string, Omit<FieldSpec, 'secret' | 'connection'>>;
 
 export type DaemonFieldName = keyof typeof daemonFields;

@@ -136,13 +136,17 @@ function readDaemonEnv(input: ParseInput): RawDaemon {
 function buildDaemon(raw: RawDaemon, problems: Problems): DaemonConfig {
   return {
     metricsPort: check(raw.metricsPort, intIn(1, 65535, 'a port number 1-65535'), problems) ?? 9090,
-    metricsHost: raw.metricsHost ? String(raw.metricsHost.value) : undefined,
+    metricsHost: raw.metricsHost ? String(raw.metricsHost.value) : DEFAULT_METRICS_HOST,
     shutdownTimeoutSeconds:
       check(raw.shutdownTimeoutSeconds, intIn(1, 3600, 'a number of seconds, 1-3600'), problems) ?? 30,
     logLevel: check(raw.logLevel, oneOf(LOG_LEVELS), problems) ?? 'info',
     logFormat: check(raw.logFormat, oneOf(LOG_FORMATS), problems) ?? 'auto',
+    healthDetails: check(raw.healthDetails, BOOLEAN, problems) ?? false,
   };
 }
+
+/** Loopback: the port serves health and metrics to the host's own probes unless told otherwise. */
+const DEFAULT_METRICS_HOST = '127.0.0.1';
 
 const DEFAULT_S3_REGION = 'us-east-1';
 

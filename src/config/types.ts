@@ -150,8 +150,13 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
 export interface DaemonConfig {
   /** The one HTTP port for /health, /ready and /metrics. */
   metricsPort: number;
-  /** Address to listen on; undefined listens on every interface (what a container needs). */
-  metricsHost: string | undefined;
+  /**
+   * Address to listen on: loopback unless set, so the port is no one else's to reach by accident. An
+   * image or manifest that publishes the port sets `0.0.0.0` (or `::`) explicitly.
+   */
+  metricsHost: string;
+  /** `/health` shows error texts and destinations in full (they name hosts, users, paths, endpoints). */
+  healthDetails: boolean;
   /** After SIGTERM/SIGINT, how long running backups get to stop before the process exits anyway. */
   shutdownTimeoutSeconds: number;
   logLevel: LogLevel;

@@ -88,6 +88,8 @@ export interface DaemonOptions {
   random?: () => number;
   /** Waits between connection retries; rejects when `signal` aborts. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** `/health` shows error texts and destinations in full (they name hosts, users, paths, endpoints). */
+  healthDetails?: boolean;
 }
 
 interface Slot {
@@ -197,6 +199,7 @@ export class Daemon {
       this.#clock.now(),
       this.#startedAt,
       DATASAVER_VERSION,
+      { details: this.#options.healthDetails ?? false },
     );
     if (this.#started) return health;
     return { httpStatus: 503, report: { ...health.report, status: 'starting' } };

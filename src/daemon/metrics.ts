@@ -117,6 +117,13 @@ export class DaemonMetrics {
     ['channel'],
   );
 
+  readonly httpDropped = counter(
+    this.registry,
+    'datasaver_http_connections_dropped_total',
+    'Connections to the HTTP port closed unserved because the connection limit was reached',
+    [],
+  );
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }

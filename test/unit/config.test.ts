@@ -674,10 +674,11 @@ describe('daemon settings: schedules, alerts, notifications, the process', () =>
     expect(t.notify.webhookUrl).toBeUndefined();
     expect(cfg.daemon).toEqual({
       metricsPort: 9090,
-      metricsHost: undefined,
+      metricsHost: '127.0.0.1',
       shutdownTimeoutSeconds: 30,
       logLevel: 'info',
       logFormat: 'auto',
+      healthDetails: false,
     });
     expect(cfg.warnings).toEqual([]);
   });
