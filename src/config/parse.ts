@@ -13,6 +13,7 @@ import { isTimeZone } from '../retention/calendar.ts';
 import { DEFAULT_RULES, policyProblem, type RetentionRules } from '../retention/policy.ts';
 import { redact, Secret } from '../util/secret.ts';
 import { DAEMON_FIELDS, type DaemonFieldName, FIELD_NAMES, FIELDS, type FieldName } from './fields.ts';
+import { DEFAULT_SIZE_CHANGE_ALERT } from './target.ts';
 import {
   COMPRESSION_ALGORITHMS,
   type Config,
@@ -460,6 +461,7 @@ function buildTarget(
   const retention = buildRetention(raw, name, problems);
   const schedule = buildSchedule(raw, timeZone, problems);
   const alertAfterHours = check(raw.alertAfterHours, ALERT_HOURS, problems) ?? 26;
+  const sizeChangeAlert = check(raw.sizeChangeAlert, PERCENT_OR_OFF, problems) ?? DEFAULT_SIZE_CHANGE_ALERT;
   const notify = buildNotify(raw, problems);
   if (schedule && name) scheduleWarning(raw, name, schedule, timeZone, alertAfterHours, warnings);
 
@@ -486,6 +488,7 @@ function buildTarget(
     retention,
     schedule,
     alertAfterHours,
+    sizeChangeAlert,
     notify,
   };
 }
@@ -906,6 +909,16 @@ const POSITIVE_NUMBER = (unit: string): Validator<number> => ({
   expected: `a number of ${unit} greater than 0 (fractions allowed)`,
 });
 const ALERT_HOURS = POSITIVE_NUMBER('hours');
+/** `50%` as the fraction 0.5; `off` (or 0, 0%) as 0. Only the percent form: a bare 50 is ambiguous. */
+const PERCENT_OR_OFF: Validator<number> = {
+  parse: (v) => {
+    const text = String(v).trim().toLowerCase();
+    if (text === 'off' || text === '0' || text === 'false') return 0;
+    const m = /^(\d+(?:\.\d+)?)\s*%$/.exec(text);
+    return m ? Number(m[1]) / 100 : undefined;
+  },
+  expected: 'a percentage such as 50%, or off',
+};
 const BOOLEAN: Validator<boolean> = {
   parse: (v) => {
     if (typeof v === 'boolean') return v;

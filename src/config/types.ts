@@ -112,6 +112,11 @@ export interface TargetConfig {
   schedule: ScheduleConfig;
   /** Dead man's switch: no successful backup for this long makes the target unhealthy and sends `stale`. */
   alertAfterHours: number;
+  /**
+   * A committed backup whose raw size differs from the median of the target's last good backups by more
+   * than this fraction (0.5 = 50%) raises a warning; 0 turns the check off.
+   */
+  sizeChangeAlert: number;
   notify: NotifyConfig;
 }
 

@@ -20,6 +20,7 @@ import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { TargetConfig } from '../config/types.ts';
 import { ConnectionError, DatasaverError, ExitCode, errorMessage } from '../errors.ts';
 import type { CycleResult } from '../jobs/cycle.ts';
+import { describeSizeChange } from '../jobs/size-change.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { redact } from '../util/secret.ts';
 import { DATASAVER_VERSION } from '../version.ts';
@@ -365,9 +366,17 @@ export class Daemon {
       metrics.lastSize.set(labels, manifest.sizeBytes);
       metrics.lastStored.set(labels, manifest.storedBytes);
     }
-    for (const p of result?.pruned ?? []) {
+    for (const p of [...(result?.prunedFirst ? [result.prunedFirst] : []), ...(result?.pruned ?? [])]) {
       metrics.pruneDeleted.inc({ target: target.name, destination: p.storage }, p.removed);
     }
+    if (result?.prunedFirst) {
+      log.warn(
+        { removed: result.prunedFirst.removed, removedBytes: result.prunedFirst.removedBytes },
+        `the disk was full: pruned what retention removes from ${result.prunedFirst.storage}, then the backup was tried again`,
+      );
+    }
+    const size = result?.size;
+    if (size) metrics.sizeChange.set(labels, size.change);
     for (const w of result?.warnings ?? []) log.warn(w);
     if (result?.interrupted) {
       log.warn({ backupId: manifest?.id }, 'interrupted by shutdown after the backup was committed');
@@ -422,6 +431,12 @@ export class Daemon {
         { message: record.error ?? '', exitCode: record.exitCode },
         previousSuccess,
       );
+    }
+    if (size?.alert) {
+      metrics.sizeAlerts.inc(labels);
+      const what = describeSizeChange(size);
+      log.warn({ backupId: size.backupId, change: size.change, medianBytes: size.medianBytes }, what);
+      this.#notify(slot, 'size-change', what, result ?? null, null);
     }
     this.#updateHealthGauge(slot);
   }

@@ -367,6 +367,29 @@ targets:
   });
 });
 
+describe('size change alert', () => {
+  const base = { DATASAVER_DATABASE_URL: 'postgres://db/shop', DATASAVER_STORAGE_PATH: '/b' };
+  it('is 50% by default; takes a percentage, or off', () => {
+    expect(parse(base).targets[0]!.sizeChangeAlert).toBe(0.5);
+    expect(parse({ ...base, DATASAVER_SIZE_CHANGE_ALERT: '30%' }).targets[0]!.sizeChangeAlert).toBe(0.3);
+    expect(parse({ ...base, DATASAVER_SIZE_CHANGE_ALERT: '150 %' }).targets[0]!.sizeChangeAlert).toBe(1.5);
+    for (const off of ['off', '0', '0%'])
+      expect(parse({ ...base, DATASAVER_SIZE_CHANGE_ALERT: off }).targets[0]!.sizeChangeAlert).toBe(0);
+    const yaml = parse(
+      {},
+      'targets:\n  shop:\n    host: db\n    database: shop\n    size_change_alert: 80%\n    storage: {path: /b}\n',
+    );
+    expect(yaml.targets[0]!.sizeChangeAlert).toBe(0.8);
+  });
+
+  it('a bare number is refused: 50 could mean 50% or 5000%', () => {
+    for (const bad of ['50', '0.5', 'half'])
+      expect(configError(() => parse({ ...base, DATASAVER_SIZE_CHANGE_ALERT: bad })).message).toContain(
+        `DATASAVER_SIZE_CHANGE_ALERT: '${bad}' is not valid; expected a percentage such as 50%, or off`,
+      );
+  });
+});
+
 describe('retention and time zone', () => {
   const base = { DATASAVER_DATABASE_URL: 'postgres://app@db/shop', DATASAVER_STORAGE_PATH: '/backups' };
 
