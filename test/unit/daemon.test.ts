@@ -292,6 +292,54 @@ describe('daemon scheduling', () => {
   });
 });
 
+describe('a backup out of line with the recent ones', () => {
+  it('sends size-change with the figures, counts it, and keeps the ratio as a gauge', async () => {
+    const { clock, runs, daemon, sent, metric } = setup();
+    await daemon.start();
+    await clock.advance(10_000);
+    const size = {
+      backupId: 'shop-1',
+      series: 'full' as const,
+      sizeBytes: 400,
+      medianBytes: 1000,
+      basis: 5,
+      change: -0.6,
+      threshold: 0.5,
+      alert: true,
+    };
+    runs.calls[0]!.resolve({
+      backup: {
+        manifest: manifest('shop-1', '2026-11-22T00:00:11Z'),
+        verified: false,
+        committed: [],
+        failures: [],
+      },
+      copies: [],
+      pruned: [],
+      problems: [],
+      warnings: [],
+      interrupted: false,
+      size,
+    });
+    await settle();
+    await daemon.stop(1000);
+    expect(sent.map((n) => n.event)).toEqual(['success', 'size-change']);
+    expect(sent[1]).toMatchObject({
+      target: 'shop',
+      backup: { id: 'shop-1' },
+      error: null,
+      sizeChange: { sizeBytes: 400, medianBytes: 1000, change: -0.6, basis: 5, threshold: 0.5 },
+      message: expect.stringMatching(
+        /^datasaver: shop: backup shop-1 is 60% smaller than the median of the last 5 full backups/,
+      ),
+    });
+    expect(await metric('datasaver_backup_size_alerts_total')).toBe(1);
+    expect(await metric('datasaver_backup_size_change_ratio')).toBe(-0.6);
+    // A size change is a warning: the run itself succeeded.
+    expect(daemon.health().httpStatus).toBe(200);
+  });
+});
+
 describe("dead man's switch", () => {
   it('turns stale once per alert window, even while a run hangs, and recovers on success', async () => {
     const { clock, runs, daemon, events } = setup({
