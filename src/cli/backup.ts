@@ -179,8 +179,7 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
         ctx.stderr.write(`warning: ${target.name}: ${what}\n`);
         announce(target, 'size-change', what, cycle, null);
       }
-      if (cycle.prunedFirst) {
-        const p = cycle.prunedFirst;
+      for (const p of cycle.prunedFirst ?? []) {
         ctx.stderr.write(
           `note: ${p.storage} was full: pruned ${p.removed} item(s) (${formatBytes(p.removedBytes)}) that retention removes, then backed up again\n`,
         );
@@ -215,7 +214,7 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
         [],
         cycle.problems.filter((p) => p.stage === 'prune'),
       );
-      pruned.push(...(cycle.prunedFirst ? [cycle.prunedFirst] : []), ...cycle.pruned);
+      pruned.push(...(cycle.prunedFirst ?? []), ...cycle.pruned);
       if (!opts.json) {
         for (const result of cycle.pruned.filter((r) => r.removed > 0)) {
           ctx.stdout.write(

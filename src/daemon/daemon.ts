@@ -366,13 +366,13 @@ export class Daemon {
       metrics.lastSize.set(labels, manifest.sizeBytes);
       metrics.lastStored.set(labels, manifest.storedBytes);
     }
-    for (const p of [...(result?.prunedFirst ? [result.prunedFirst] : []), ...(result?.pruned ?? [])]) {
+    for (const p of [...(result?.prunedFirst ?? []), ...(result?.pruned ?? [])]) {
       metrics.pruneDeleted.inc({ target: target.name, destination: p.storage }, p.removed);
     }
-    if (result?.prunedFirst) {
+    for (const p of result?.prunedFirst ?? []) {
       log.warn(
-        { removed: result.prunedFirst.removed, removedBytes: result.prunedFirst.removedBytes },
-        `the disk was full: pruned what retention removes from ${result.prunedFirst.storage}, then the backup was tried again`,
+        { destination: p.storage, removed: p.removed, removedBytes: p.removedBytes },
+        'the disk was full: pruned what retention removes there, then tried again',
       );
     }
     const size = result?.size;

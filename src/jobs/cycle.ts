@@ -50,8 +50,8 @@ export interface CycleResult {
    * line); undefined when the check is off or there is too little history.
    */
   size?: SizeAssessment | undefined;
-  /** The prune that made room on a full disk before the backup's one retry (see full-disk.ts). */
-  prunedFirst?: PruneResult | undefined;
+  /** Prunes that made room on a full disk before the backup's one retry (see full-disk.ts). */
+  prunedFirst?: PruneResult[] | undefined;
 }
 
 export async function runCycle(

@@ -96,11 +96,11 @@ describe('a full disk where retention would prune anyway', () => {
     const { disk, before, run } = await fullDisk({ keepLast: 2, minKeep: 2 }, 4);
     const cycle = await run();
     // Before the retry: the two oldest, which keep_last 2 removes; the two newest stay.
-    expect(cycle.prunedFirst?.items.filter((i) => i.action === 'remove').map((i) => i.id)).toEqual([
+    expect(cycle.prunedFirst?.[0]?.items.filter((i) => i.action === 'remove').map((i) => i.id)).toEqual([
       before[1],
       before[0],
     ]);
-    expect(cycle.prunedFirst?.removed).toBe(2);
+    expect(cycle.prunedFirst?.[0]?.removed).toBe(2);
     // After it, the ordinary prune counts the new backup: keep_last 2 keeps it and the newest old one.
     expect(await ids(disk)).toEqual([before[3], cycle.backup.manifest.id]);
     expect(cycle.problems).toEqual([]);
@@ -147,6 +147,57 @@ describe('a full disk where retention would prune anyway', () => {
     };
     await expect(run(true, dumpOf(100))).rejects.toThrow(/^memory: access denied$/);
     expect(await ids(disk)).toEqual(before);
+  });
+});
+
+describe('a full disk beside another destination', () => {
+  /** A small disk and a roomy store, both holding `count` 10 KB backups; the disk has 5 KB left. */
+  async function twoDestinations(retention: Partial<TargetConfig['retention']>, count: number) {
+    const disk = new SmallDisk();
+    const remote = new MemoryStorage();
+    const now = minutes();
+    const target = targetWith(retention);
+    for (let i = 0; i < count; i++) {
+      await runCycle(
+        { target, labels: [], verify: false, prune: false },
+        { engine: dumpOf(10_000), destinations: [disk, remote], now },
+      );
+    }
+    disk.quota = disk.used() + 5_000;
+    const run = () =>
+      runCycle(
+        { target, labels: [], verify: false, prune: true },
+        { engine: dumpOf(10_000), destinations: [disk, remote], now },
+      );
+    return { disk, remote, before: await ids(disk), run };
+  }
+
+  it('the others take the backup; the full one is pruned as retention says and gets a checked copy', async () => {
+    const { disk, remote, before, run } = await twoDestinations({ keepLast: 2, minKeep: 2 }, 3);
+    const cycle = await run();
+    expect(cycle.problems).toEqual([]);
+    expect(cycle.backup.committed).toEqual([disk, remote]);
+    expect(cycle.prunedFirst?.map((p) => p.removed)).toEqual([1]);
+    const id = cycle.backup.manifest.id;
+    expect(await ids(disk)).toEqual([before[2], id]);
+    expect(await ids(remote)).toEqual([before[2], id]);
+    const stored = (await readCatalog(disk)).objects.get(cycle.backup.manifest.object);
+    expect(stored?.size).toBe(cycle.backup.manifest.storedBytes);
+  });
+
+  it('retention keeps everything on the full one: an upload problem saying so, the backup kept on the other', async () => {
+    const { disk, remote, before, run } = await twoDestinations({ keepLast: 10, minKeep: 1 }, 3);
+    const cycle = await run();
+    expect(cycle.backup.committed).toEqual([remote]);
+    expect(cycle.problems).toEqual([
+      expect.objectContaining({
+        stage: 'upload',
+        exitCode: 6,
+        message: expect.stringMatching(/no space left on device.*retention keeps every backup there/),
+      }),
+    ]);
+    expect(await ids(disk)).toEqual(before);
+    expect(await ids(remote)).toEqual([...before, cycle.backup.manifest.id]);
   });
 });
 
