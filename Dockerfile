@@ -26,10 +26,13 @@ RUN set -eux; \
       "postgresql-client-${PG_MAJOR}" mariadb-client redis-tools redis-server sqlite3; \
     apt-get purge -y --auto-remove curl gnupg; \
     rm -rf /var/lib/apt/lists/*
+# The port is published and probed from outside the container, so the image listens on every address
+# (datasaver alone listens on loopback only).
 ENV PATH="/usr/lib/postgresql/${PG_MAJOR}/bin:${PATH}" \
     NODE_ENV=production \
     DATASAVER_STORAGE_PATH=/backups \
-    DATASAVER_METRICS_PORT=9090
+    DATASAVER_METRICS_PORT=9090 \
+    DATASAVER_METRICS_HOST=0.0.0.0
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules

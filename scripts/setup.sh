@@ -57,6 +57,8 @@ fi
 log "postgresql server binaries in $(pg_server_bindir)"
 # The crash tests find pg_dump's pid with pgrep.
 command -v pgrep >/dev/null 2>&1 || apt_install procps
+# The daemon's port test runs it under a low open-file limit.
+command -v prlimit >/dev/null 2>&1 || apt_install util-linux
 # The other engines' servers and client tools: the tests start throwaway MariaDB and Redis servers.
 missing=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)

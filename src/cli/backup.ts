@@ -6,6 +6,7 @@ import type { BackupResult } from '../jobs/backup.ts';
 import { type CycleProblem, type CycleResult, resumeTarget, runCycle } from '../jobs/cycle.ts';
 import type { PruneResult } from '../jobs/prune.ts';
 import type { CopyResult } from '../jobs/resume.ts';
+import { describeSizeChange, type SizeAssessment } from '../jobs/size-change.ts';
 import { LABEL_PATTERN } from '../manifest.ts';
 import { printable } from '../util/printable.ts';
 import { redact } from '../util/secret.ts';
@@ -38,8 +39,8 @@ interface Failure {
  * destinations; then missed uploads are resumed and each destination is pruned. With --resume-uploads,
  * only the resuming is done.
  *
- * Notifications go to the channels the daemon uses: start (pings), failure, and success (with on_success,
- * and pings). A one-shot run remembers no earlier run, so it never sends recovery or stale. Deliveries are
+ * Notifications go to the channels the daemon uses: start (pings), failure, success (with on_success,
+ * and pings), and size-change when the backup's size is out of line. A one-shot run remembers no earlier run, so it never sends recovery or stale. Deliveries are
  * awaited before the command returns, at most 30 s.
  */
 export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promise<number> {
@@ -53,7 +54,11 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
       });
   }
 
-  const done: (BackupResult['manifest'] & { verified: boolean; destinations: string[] })[] = [];
+  const done: (BackupResult['manifest'] & {
+    verified: boolean;
+    destinations: string[];
+    sizeChange: SizeAssessment | null;
+  })[] = [];
   const failures: Failure[] = [];
   const copies: CopyResult[] = [];
   const pruned: PruneResult[] = [];
@@ -170,9 +175,24 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
           exitCode: problems[0]!.exitCode,
         });
       }
+      if (cycle.size?.alert) {
+        const what = describeSizeChange(cycle.size);
+        ctx.stderr.write(`warning: ${target.name}: ${what}\n`);
+        announce(target, 'size-change', what, cycle, null);
+      }
+      for (const p of cycle.prunedFirst ?? []) {
+        ctx.stderr.write(
+          `note: ${p.storage} was full: pruned ${p.removed} item(s) (${formatBytes(p.removedBytes)}) that retention removes, then backed up again\n`,
+        );
+      }
       const { backup } = cycle;
       const where = backup.committed.map((d) => d.description);
-      done.push({ ...backup.manifest, verified: backup.verified, destinations: where });
+      done.push({
+        ...backup.manifest,
+        verified: backup.verified,
+        destinations: where,
+        sizeChange: cycle.size ?? null,
+      });
       if (!opts.json) {
         const m = backup.manifest;
         ctx.stdout.write(
@@ -195,7 +215,7 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
         [],
         cycle.problems.filter((p) => p.stage === 'prune'),
       );
-      pruned.push(...cycle.pruned);
+      pruned.push(...(cycle.prunedFirst ?? []), ...cycle.pruned);
       if (!opts.json) {
         for (const result of cycle.pruned.filter((r) => r.removed > 0)) {
           ctx.stdout.write(

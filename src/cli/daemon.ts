@@ -84,6 +84,7 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
     openDestinations,
     runTarget,
     readUsage: readStorageUsage,
+    healthDetails: config.daemon.healthDetails,
   });
   let server: Server;
   try {
@@ -91,11 +92,15 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
       { health: () => daemon.health(), ready: () => daemon.ready, metrics: () => metrics.render() },
       config.daemon.metricsPort,
       config.daemon.metricsHost,
+      () => metrics.httpDropped.inc(),
     );
   } catch (err) {
     throw new ConfigError(
-      `cannot listen on port ${config.daemon.metricsPort}${config.daemon.metricsHost ? ` of ${config.daemon.metricsHost}` : ''}: ${errorMessage(err)}`,
-      { hint: 'set DATASAVER_METRICS_PORT to a free port', cause: err },
+      `cannot listen on port ${config.daemon.metricsPort} of ${config.daemon.metricsHost}: ${errorMessage(err)}`,
+      {
+        hint: 'set DATASAVER_METRICS_PORT to a free port, and DATASAVER_METRICS_HOST to an address of this host',
+        cause: err,
+      },
     );
   }
   log.info(
@@ -103,6 +108,7 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
       version: DATASAVER_VERSION,
       targets: config.targets.map((t) => t.name),
       port: config.daemon.metricsPort,
+      host: config.daemon.metricsHost,
       config: config.file ?? 'environment',
     },
     'datasaver daemon starting',

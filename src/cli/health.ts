@@ -71,7 +71,7 @@ async function defaultUrl(ctx: CliContext): Promise<string> {
     const { daemon } = await loadConfig({ configFile: ctx.configFile, env: ctx.env });
     port = String(daemon.metricsPort);
     // A daemon listening on every interface answers on loopback; one bound to an address, there.
-    if (daemon.metricsHost && !['0.0.0.0', '::', ''].includes(daemon.metricsHost)) host = daemon.metricsHost;
+    if (!['0.0.0.0', '::', ''].includes(daemon.metricsHost)) host = daemon.metricsHost;
   } catch {
     // The daemon reports config problems itself; the port from the environment is the best guess.
   }

@@ -1,20 +1,13 @@
 /** Human output: byte sizes, tables, and a progress line on terminals. */
+
+import { formatBytes } from '../util/format.ts';
 import { printable } from '../util/printable.ts';
+
+export { formatBytes };
 
 export interface Out {
   write(text: string): unknown;
   isTTY?: boolean | undefined;
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
 
 export function formatDuration(ms: number): string {

@@ -62,6 +62,7 @@ const fields = {
   retryAttempts: { env: 'DATASAVER_RETRY_ATTEMPTS', yaml: 'retry_attempts' },
   retryDelaySeconds: { env: 'DATASAVER_RETRY_DELAY_SECONDS', yaml: 'retry_delay_seconds' },
   alertAfterHours: { env: 'DATASAVER_ALERT_AFTER_HOURS', yaml: 'alert_after_hours' },
+  sizeChangeAlert: { env: 'DATASAVER_SIZE_CHANGE_ALERT', yaml: 'size_change_alert' },
   // Notification URLs carry tokens (Slack, Discord, Telegram, healthchecks.io ping ids): all secrets.
   webhookUrl: { env: 'DATASAVER_WEBHOOK_URL', yaml: 'notify.webhook_url', secret: true },
   slackWebhookUrl: { env: 'DATASAVER_SLACK_WEBHOOK_URL', yaml: 'notify.slack_webhook_url', secret: true },
@@ -101,6 +102,7 @@ const daemonFields = {
   },
   logLevel: { env: 'DATASAVER_LOG_LEVEL', yaml: 'log_level' },
   logFormat: { env: 'DATASAVER_LOG_FORMAT', yaml: 'log_format' },
+  healthDetails: { env: 'DATASAVER_HEALTH_DETAILS', yaml: 'health_details' },
 } as const satisfies Record<string, Omit<FieldSpec, 'secret' | 'connection'>>;
 
 export type DaemonFieldName = keyof typeof daemonFields;

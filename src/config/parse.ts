@@ -13,6 +13,7 @@ import { isTimeZone } from '../retention/calendar.ts';
 import { DEFAULT_RULES, policyProblem, type RetentionRules } from '../retention/policy.ts';
 import { redact, Secret } from '../util/secret.ts';
 import { DAEMON_FIELDS, type DaemonFieldName, FIELD_NAMES, FIELDS, type FieldName } from './fields.ts';
+import { DEFAULT_SIZE_CHANGE_ALERT } from './target.ts';
 import {
   COMPRESSION_ALGORITHMS,
   type Config,
@@ -136,13 +137,17 @@ function readDaemonEnv(input: ParseInput): RawDaemon {
 function buildDaemon(raw: RawDaemon, problems: Problems): DaemonConfig {
   return {
     metricsPort: check(raw.metricsPort, intIn(1, 65535, 'a port number 1-65535'), problems) ?? 9090,
-    metricsHost: raw.metricsHost ? String(raw.metricsHost.value) : undefined,
+    metricsHost: raw.metricsHost ? String(raw.metricsHost.value) : DEFAULT_METRICS_HOST,
     shutdownTimeoutSeconds:
       check(raw.shutdownTimeoutSeconds, intIn(1, 3600, 'a number of seconds, 1-3600'), problems) ?? 30,
     logLevel: check(raw.logLevel, oneOf(LOG_LEVELS), problems) ?? 'info',
     logFormat: check(raw.logFormat, oneOf(LOG_FORMATS), problems) ?? 'auto',
+    healthDetails: check(raw.healthDetails, BOOLEAN, problems) ?? false,
   };
 }
+
+/** Loopback: the port serves health and metrics to the host's own probes unless told otherwise. */
+const DEFAULT_METRICS_HOST = '127.0.0.1';
 
 const DEFAULT_S3_REGION = 'us-east-1';
 
@@ -227,6 +232,11 @@ function daemonYaml(body: unknown, input: ParseInput, problems: Problems): RawDa
       problems.add(origin, `unknown setting; expected one of ${[...byYaml.keys()].join(', ')}`);
       continue;
     }
+    const shape = yamlShapeProblem(value, TEXT_DAEMON_FIELDS.has(field), false, false);
+    if (shape) {
+      problems.add(origin, shape);
+      continue;
+    }
     const expanded = typeof value === 'string' ? expand(value, origin, input, problems) : value;
     if (expanded !== undefined) layer[field] = { value: expanded, origin };
   }
@@ -249,6 +259,11 @@ function yamlLayer(body: unknown, at: string, input: ParseInput, problems: Probl
     const secretField = fileKey !== undefined ? YAML_KEYS.get(fileKey) : undefined;
     if (secretField && FIELDS[secretField].secret) {
       if (layer[secretField]) problems.add(origin, `both ${fileKey} and ${key} are set; set only one`);
+      const shape = yamlShapeProblem(value, true, false, false);
+      if (shape) {
+        problems.add(origin, shape);
+        continue;
+      }
       const path = expand(String(value), origin, input, problems);
       const secret = path === undefined ? undefined : readSecretFile(input, path, origin, problems);
       if (secret !== undefined)
@@ -261,10 +276,83 @@ function yamlLayer(body: unknown, at: string, input: ParseInput, problems: Probl
       continue;
     }
     if (layer[field]) problems.add(origin, `both ${key} and ${key}_file are set; set only one`);
+    const shape = yamlShapeProblem(
+      value,
+      TEXT_FIELDS.has(field),
+      field === 'storageBackend',
+      FIELDS[field].secret === true,
+    );
+    if (shape) {
+      problems.add(origin, shape);
+      continue;
+    }
     const expanded = typeof value === 'string' ? expand(value, origin, input, problems) : value;
     if (expanded !== undefined) layer[field] = { value: expanded, origin, secret: FIELDS[field].secret };
   }
   return layer;
+}
+
+/**
+ * Settings whose YAML value must be text. A YAML number or boolean in their place has lost its form
+ * before datasaver sees it (a password `0123` reads as 123, `1e3` as 1000), and a list or a mapping would
+ * turn into `a` or `[object Object]`: both are refused, naming the field, instead of being guessed at.
+ * Every other setting takes a single scalar (text, number or boolean); only `storage.backend` a list.
+ */
+const TEXT_FIELDS: ReadonlySet<FieldName> = new Set<FieldName>([
+  'engine',
+  'url',
+  'host',
+  'database',
+  'user',
+  'password',
+  'sslmode',
+  'tlsCa',
+  'format',
+  'compression',
+  'storagePath',
+  's3Endpoint',
+  's3Region',
+  's3Bucket',
+  's3Prefix',
+  's3AccessKey',
+  's3SecretKey',
+  's3Sse',
+  's3SseKmsKeyId',
+  's3StorageClass',
+  'toolDir',
+  'timeZone',
+  'schedule',
+  'webhookUrl',
+  'slackWebhookUrl',
+  'discordWebhookUrl',
+  'ntfyUrl',
+  'ntfyToken',
+  'telegramBotToken',
+  'telegramApiUrl',
+  'healthchecksUrl',
+]);
+const TEXT_DAEMON_FIELDS: ReadonlySet<DaemonFieldName> = new Set<DaemonFieldName>([
+  'metricsHost',
+  'logLevel',
+  'logFormat',
+]);
+
+/** Why a YAML value cannot be the setting it is given for, or undefined when its shape fits. */
+function yamlShapeProblem(value: unknown, text: boolean, list: boolean, secret: boolean): string | undefined {
+  if (value === null || value === undefined) return 'has no value; give one, or remove the key';
+  const kind = typeof value;
+  if (list && (Array.isArray(value) || kind === 'object')) {
+    const names = Array.isArray(value) && value.every((v) => typeof v === 'string');
+    return names ? undefined : 'expected a name or a list of names, e.g. [local, s3]';
+  }
+  if (Array.isArray(value)) return 'is a list; expected a single value';
+  if (kind === 'object') return 'is a mapping; expected a single value';
+  if (text && kind !== 'string') {
+    const shown = secret ? '' : ` (${String(value)})`;
+    return `is a ${kind}${shown}; expected text: put the value in quotes`;
+  }
+  if (kind !== 'string' && kind !== 'number' && kind !== 'boolean') return 'expected a single value';
+  return undefined;
 }
 
 const NESTED = new Set(['storage', 'retention', 's3', 'notify']);
@@ -373,6 +461,7 @@ function buildTarget(
   const retention = buildRetention(raw, name, problems);
   const schedule = buildSchedule(raw, timeZone, problems);
   const alertAfterHours = check(raw.alertAfterHours, ALERT_HOURS, problems) ?? 26;
+  const sizeChangeAlert = check(raw.sizeChangeAlert, PERCENT_OR_OFF, problems) ?? DEFAULT_SIZE_CHANGE_ALERT;
   const notify = buildNotify(raw, problems);
   if (schedule && name) scheduleWarning(raw, name, schedule, timeZone, alertAfterHours, warnings);
 
@@ -399,6 +488,7 @@ function buildTarget(
     retention,
     schedule,
     alertAfterHours,
+    sizeChangeAlert,
     notify,
   };
 }
@@ -819,6 +909,16 @@ const POSITIVE_NUMBER = (unit: string): Validator<number> => ({
   expected: `a number of ${unit} greater than 0 (fractions allowed)`,
 });
 const ALERT_HOURS = POSITIVE_NUMBER('hours');
+/** `50%` as the fraction 0.5; `off` (or 0, 0%) as 0. Only the percent form: a bare 50 is ambiguous. */
+const PERCENT_OR_OFF: Validator<number> = {
+  parse: (v) => {
+    const text = String(v).trim().toLowerCase();
+    if (text === 'off' || text === '0' || text === 'false') return 0;
+    const m = /^(\d+(?:\.\d+)?)\s*%$/.exec(text);
+    return m ? Number(m[1]) / 100 : undefined;
+  },
+  expected: 'a percentage such as 50%, or off',
+};
 const BOOLEAN: Validator<boolean> = {
   parse: (v) => {
     if (typeof v === 'boolean') return v;

@@ -13,6 +13,9 @@ export function isEngineName(name: string): name is EngineName {
   return (ENGINE_NAMES as readonly string[]).includes(name);
 }
 
+/** A backup half or one and a half times the usual size is worth a look (a dropped table looks like this). */
+export const DEFAULT_SIZE_CHANGE_ALERT = 0.5;
+
 export const NO_NOTIFICATIONS: NotifyConfig = {
   webhookUrl: undefined,
   slackWebhookUrl: undefined,
@@ -54,6 +57,7 @@ export function offlineTarget(
     retention: { ...DEFAULT_RULES, incompleteGraceHours: 24 },
     schedule: { cron: DEFAULT_SCHEDULE, jitterSeconds: 0, retryAttempts: 3, retryDelaySeconds: 30 },
     alertAfterHours: 26,
+    sizeChangeAlert: DEFAULT_SIZE_CHANGE_ALERT,
     notify: NO_NOTIFICATIONS,
   };
 }

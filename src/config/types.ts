@@ -112,6 +112,11 @@ export interface TargetConfig {
   schedule: ScheduleConfig;
   /** Dead man's switch: no successful backup for this long makes the target unhealthy and sends `stale`. */
   alertAfterHours: number;
+  /**
+   * A committed backup whose raw size differs from the median of the target's last good backups by more
+   * than this fraction (0.5 = 50%) raises a warning; 0 turns the check off.
+   */
+  sizeChangeAlert: number;
   notify: NotifyConfig;
 }
 
@@ -150,8 +155,13 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
 export interface DaemonConfig {
   /** The one HTTP port for /health, /ready and /metrics. */
   metricsPort: number;
-  /** Address to listen on; undefined listens on every interface (what a container needs). */
-  metricsHost: string | undefined;
+  /**
+   * Address to listen on: loopback unless set, so the port is no one else's to reach by accident. An
+   * image or manifest that publishes the port sets `0.0.0.0` (or `::`) explicitly.
+   */
+  metricsHost: string;
+  /** `/health` shows error texts and destinations in full (they name hosts, users, paths, endpoints). */
+  healthDetails: boolean;
   /** After SIGTERM/SIGINT, how long running backups get to stop before the process exits anyway. */
   shutdownTimeoutSeconds: number;
   logLevel: LogLevel;

@@ -16,5 +16,16 @@ export function parseYamlText(text: string, path: string): unknown {
       hint: 'check indentation and quoting on that line',
     });
   }
-  return doc.toJS();
+  try {
+    // Aliases that expand to millions of nodes (a "billion laughs" file) are refused, not expanded.
+    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    throw new ConfigError(`${path} cannot be read as configuration: ${(err as Error).message}`, {
+      hint: 'a config file needs few YAML aliases (&name / *name), if any; write the settings out',
+      cause: err,
+    });
+  }
 }
+
+/** How far aliases may multiply the document (the yaml package's measure); a real config needs little. */
+const MAX_ALIAS_COUNT = 100;

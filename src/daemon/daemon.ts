@@ -21,6 +21,7 @@ import type { TargetConfig } from '../config/types.ts';
 import { ConnectionError, DatasaverError, ExitCode, errorMessage } from '../errors.ts';
 import { readTargetUsage } from '../jobs/catalog.ts';
 import type { CycleResult } from '../jobs/cycle.ts';
+import { describeSizeChange } from '../jobs/size-change.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { redact } from '../util/secret.ts';
 import { DATASAVER_VERSION } from '../version.ts';
@@ -109,6 +110,8 @@ export interface DaemonOptions {
   random?: () => number;
   /** Waits between connection retries; rejects when `signal` aborts. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** `/health` shows error texts and destinations in full (they name hosts, users, paths, endpoints). */
+  healthDetails?: boolean;
 }
 
 interface Slot {
@@ -218,6 +221,7 @@ export class Daemon {
       this.#clock.now(),
       this.#startedAt,
       DATASAVER_VERSION,
+      { details: this.#options.healthDetails ?? false },
     );
     if (this.#started) return health;
     return { httpStatus: 503, report: { ...health.report, status: 'starting' } };
@@ -383,9 +387,17 @@ export class Daemon {
       metrics.lastSize.set(labels, manifest.sizeBytes);
       metrics.lastStored.set(labels, manifest.storedBytes);
     }
-    for (const p of result?.pruned ?? []) {
+    for (const p of [...(result?.prunedFirst ?? []), ...(result?.pruned ?? [])]) {
       metrics.pruneDeleted.inc({ target: target.name, destination: p.storage }, p.removed);
     }
+    for (const p of result?.prunedFirst ?? []) {
+      log.warn(
+        { destination: p.storage, removed: p.removed, removedBytes: p.removedBytes },
+        'the disk was full: pruned what retention removes there, then tried again',
+      );
+    }
+    const size = result?.size;
+    if (size) metrics.sizeChange.set(labels, size.change);
     for (const w of result?.warnings ?? []) log.warn(w);
     if (result?.interrupted) {
       log.warn({ backupId: manifest?.id }, 'interrupted by shutdown after the backup was committed');
@@ -440,6 +452,12 @@ export class Daemon {
         { message: record.error ?? '', exitCode: record.exitCode },
         previousSuccess,
       );
+    }
+    if (size?.alert) {
+      metrics.sizeAlerts.inc(labels);
+      const what = describeSizeChange(size);
+      log.warn({ backupId: size.backupId, change: size.change, medianBytes: size.medianBytes }, what);
+      this.#notify(slot, 'size-change', what, result ?? null, null);
     }
     this.#updateHealthGauge(slot);
   }

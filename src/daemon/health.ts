@@ -92,14 +92,19 @@ export interface HealthReport {
   targets: (TargetStatus & TargetHealth)[];
 }
 
-/** The `/health` document and its HTTP status: 200 when every target is healthy, else 503. */
+/**
+ * The `/health` document and its HTTP status: 200 when every target is healthy, else 503. Without
+ * `details`, the report holds no error text and no destination beyond its kind (see `withoutDetails`).
+ */
 export function healthReport(
   statuses: TargetStatus[],
   now: Date,
   since: Date,
   version: string,
+  options: { details: boolean } = { details: false },
 ): { httpStatus: 200 | 503; report: HealthReport } {
-  const targets = statuses.map((s) => ({ ...s, ...targetHealth(s, now, since) }));
+  const shown = options.details ? statuses : statuses.map(withoutDetails);
+  const targets = shown.map((s) => ({ ...s, ...targetHealth(s, now, since) }));
   const healthy = targets.every((t) => t.healthy);
   return {
     httpStatus: healthy ? 200 : 503,
@@ -116,4 +121,39 @@ export function healthReport(
 function hours(ms: number): string {
   const h = ms / 3_600_000;
   return h >= 10 ? `${Math.round(h)} h` : h >= 0.1 ? `${h.toFixed(1)} h` : `${Math.round(ms / 1000)} s`;
+}
+
+const FAILURE_KIND: Record<number, string> = {
+  1: 'the run failed',
+  2: 'the configuration is invalid',
+  3: 'the database could not be reached',
+  4: 'the dump failed',
+  5: 'verification failed',
+  6: 'storage failed',
+  7: 'prune failed',
+};
+
+/**
+ * A status fit for anyone who can reach the port. Error texts name database hosts, users, paths and
+ * endpoints, and a destination's description names its directory or bucket and endpoint: they are
+ * replaced by what kind of failure it was (the exit code) and the destination's kind. The log has the
+ * full text; DATASAVER_HEALTH_DETAILS=true puts it back in the report.
+ */
+export function withoutDetails(status: TargetStatus): TargetStatus {
+  const last = status.lastAttempt;
+  return {
+    ...status,
+    lastAttempt:
+      last && !last.ok
+        ? {
+            ...last,
+            error: `${FAILURE_KIND[last.exitCode] ?? 'the run failed'} (exit ${last.exitCode}); the log has the details`,
+          }
+        : last,
+    destinations: status.destinations.map((d) => ({
+      ...d,
+      destination: d.destination.split(':')[0] ?? 'storage',
+      error: d.error === null ? null : 'cannot be listed; the log has the details',
+    })),
+  };
 }

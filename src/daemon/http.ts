@@ -61,22 +61,61 @@ export async function handle(method: string, url: string, endpoints: Endpoints):
   }
 }
 
-/** Listens on `port` (all interfaces unless `host` is given); resolves once bound. */
-export async function serve(endpoints: Endpoints, port: number, host: string | undefined): Promise<Server> {
-  const server = createServer((req, res) => {
-    handle(req.method ?? 'GET', req.url ?? '/', endpoints).then(
-      (r) => {
-        res.writeHead(r.status, { ...r.headers, 'cache-control': 'no-store' });
-        res.end(req.method === 'HEAD' ? undefined : r.body);
-      },
-      (err: unknown) => {
-        res.writeHead(500, { 'content-type': JSON_TYPE });
-        res.end(`${JSON.stringify({ error: errorMessage(err) })}\n`);
-      },
-    );
-  });
+/**
+ * What the port allows. Its clients are a few probes and a scraper, each with one short request; anyone
+ * else who can reach it must not be able to hold it, or hold the process's file descriptors (a backup
+ * needs them to spawn its dump tool and open files). Beyond `maxConnections`, new connections are closed
+ * at once; a connection that sends nothing for `idleTimeoutMs` is closed; headers must arrive within
+ * `headersTimeoutMs` and the whole request within `requestTimeoutMs`.
+ */
+export const HTTP_LIMITS = {
+  maxConnections: 32,
+  headersTimeoutMs: 5_000,
+  requestTimeoutMs: 10_000,
   // A scraper holding a keep-alive connection must not keep the daemon from exiting.
-  server.keepAliveTimeout = 5000;
+  keepAliveTimeoutMs: 5_000,
+  idleTimeoutMs: 10_000,
+} as const;
+
+/**
+ * Listens on `host`:`port` with HTTP_LIMITS; resolves once bound. `onDrop` is told of every connection
+ * closed unserved because `maxConnections` were open.
+ */
+export async function serve(
+  endpoints: Endpoints,
+  port: number,
+  host: string,
+  onDrop: () => void = () => {},
+): Promise<Server> {
+  const server = createServer(
+    {
+      headersTimeout: HTTP_LIMITS.headersTimeoutMs,
+      requestTimeout: HTTP_LIMITS.requestTimeoutMs,
+      keepAliveTimeout: HTTP_LIMITS.keepAliveTimeoutMs,
+      // How often the two timeouts above are enforced (30 s by default, longer than they are).
+      connectionsCheckingInterval: 1000,
+    },
+    (req, res) => {
+      handle(req.method ?? 'GET', req.url ?? '/', endpoints).then(
+        (r) => {
+          res.writeHead(r.status, { ...r.headers, 'cache-control': 'no-store' });
+          res.end(req.method === 'HEAD' ? undefined : r.body);
+        },
+        (err: unknown) => {
+          res.writeHead(500, { 'content-type': JSON_TYPE });
+          res.end(`${JSON.stringify({ error: errorMessage(err) })}\n`);
+        },
+      );
+    },
+  );
+  server.maxConnections = HTTP_LIMITS.maxConnections;
+  server.on('drop', onDrop);
+  // With no 'timeout' listener, Node destroys a socket that has been idle this long.
+  server.timeout = HTTP_LIMITS.idleTimeoutMs;
+  // A connection past its header or request timeout (or sending garbage) is closed at once. Node's own
+  // default answers it instead, and a connection that never sent a byte then stays open, idle timer and
+  // all, for as long as the client likes.
+  server.on('clientError', (_err, socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

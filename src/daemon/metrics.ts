@@ -117,13 +117,33 @@ export class DaemonMetrics {
     ['channel'],
   );
 
+  readonly sizeChange = gauge(
+    this.registry,
+    'datasaver_backup_size_change_ratio',
+    'Raw size of the last committed backup against the median of the earlier ones, as a fraction (-0.6 is 60% smaller)',
+    ['target'],
+  );
+  readonly sizeAlerts = counter(
+    this.registry,
+    'datasaver_backup_size_alerts_total',
+    'Committed backups whose size differed from the median of the earlier ones by more than DATASAVER_SIZE_CHANGE_ALERT',
+    ['target'],
+  );
+  readonly httpDropped = counter(
+    this.registry,
+    'datasaver_http_connections_dropped_total',
+    'Connections to the HTTP port closed unserved because the connection limit was reached',
+    [],
+  );
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
   /** Makes every per-target series exist at 0 from the start, so dashboards and alerts see them. */
   registerTarget(target: string, destinations: string[]): void {
-    for (const c of [this.succeeded, this.failed, this.skipped, this.connectionRetries]) c.inc({ target }, 0);
+    for (const c of [this.succeeded, this.failed, this.skipped, this.connectionRetries, this.sizeAlerts])
+      c.inc({ target }, 0);
     for (const destination of destinations) this.pruneDeleted.inc({ target, destination }, 0);
   }
 

@@ -4,7 +4,8 @@
  * delays a backup (callers do not await `notify`).
  *
  * Which events each channel gets:
- *   - webhook, Slack, Discord, ntfy, Telegram: failure, recovery, stale; success only with `on_success`;
+ *   - webhook, Slack, Discord, ntfy, Telegram: failure, recovery, stale, size-change; success only with
+ *     `on_success`;
  *   - healthchecks.io-style ping URL: `<url>/start` when a run starts, `<url>` on success or recovery,
  *     `<url>/fail` on failure (it runs its own dead man's switch, so stale is not sent there).
  *
@@ -20,7 +21,7 @@ import { errorMessage } from '../errors.ts';
 import type { CycleResult } from '../jobs/cycle.ts';
 import { redact, type Secret } from '../util/secret.ts';
 
-export type NotifyEvent = 'start' | 'success' | 'failure' | 'recovery' | 'stale';
+export type NotifyEvent = 'start' | 'success' | 'failure' | 'recovery' | 'stale' | 'size-change';
 
 /** The generic webhook payload (docs/notifications.md). */
 export interface Notification {
@@ -41,6 +42,17 @@ export interface Notification {
   error: { message: string; exitCode: number } | null;
   /** The last successful backup before this event. */
   lastSuccess: { time: string; backupId: string } | null;
+  /**
+   * On `size-change`: the new backup's raw size against the median of the earlier ones, and the change
+   * as a fraction (-0.6 is 60% smaller); null on other events.
+   */
+  sizeChange: {
+    sizeBytes: number;
+    medianBytes: number;
+    change: number;
+    basis: number;
+    threshold: number;
+  } | null;
   host: string;
   datasaver: string;
 }
@@ -54,7 +66,8 @@ export interface Delivery {
   secrets: (Secret | string)[];
 }
 
-const CHAT_EVENTS = new Set<NotifyEvent>(['failure', 'recovery', 'stale']);
+const CHAT_EVENTS = new Set<NotifyEvent>(['failure', 'recovery', 'stale', 'size-change']);
+const WARNING_EVENTS = new Set<NotifyEvent>(['failure', 'stale', 'size-change']);
 
 /** The requests that announce `n` on every channel of `config` that takes this event. Pure. */
 export function deliveries(config: NotifyConfig, n: Notification): Delivery[] {
@@ -71,7 +84,7 @@ export function deliveries(config: NotifyConfig, n: Notification): Delivery[] {
   if (chat && config.discordWebhookUrl)
     out.push(json('discord', config.discordWebhookUrl, { content: n.message }));
   if (chat && config.ntfy) {
-    const bad = n.event === 'failure' || n.event === 'stale';
+    const bad = WARNING_EVENTS.has(n.event);
     const headers: Record<string, string> = {
       'content-type': 'text/plain; charset=utf-8',
       Title: `datasaver: ${n.target} ${n.event}`,
@@ -100,7 +113,8 @@ export function deliveries(config: NotifyConfig, n: Notification): Delivery[] {
       secrets: [url, botToken],
     });
   }
-  if (config.healthchecksUrl && n.event !== 'stale') {
+  // A ping service hears of runs only: a stale target is its own alarm, a size change is no run result.
+  if (config.healthchecksUrl && n.event !== 'stale' && n.event !== 'size-change') {
     const base = config.healthchecksUrl.reveal().replace(/\/+$/, '');
     const suffix = n.event === 'start' ? '/start' : n.event === 'failure' ? '/fail' : '';
     out.push({
@@ -266,7 +280,15 @@ export function notification(report: RunReport, version: string): Notification {
       : null,
     error: report.error,
     lastSuccess: report.lastSuccess,
+    sizeChange: sizeChangeOf(report),
     host: hostname(),
     datasaver: version,
   };
+}
+
+function sizeChangeOf(report: RunReport): Notification['sizeChange'] {
+  const size = report.result?.size;
+  if (report.event !== 'size-change' || !size) return null;
+  const { sizeBytes, medianBytes, change, basis, threshold } = size;
+  return { sizeBytes, medianBytes, change, basis, threshold };
 }

@@ -9,9 +9,11 @@ import type { TargetConfig } from '../config/types.ts';
 import type { Engine } from '../engines/engine.ts';
 import { CleanupError, DatasaverError, ExitCode, errorMessage } from '../errors.ts';
 import type { StorageBackend } from '../storage/backend.ts';
-import { type BackupRequest, type BackupResult, runBackup } from './backup.ts';
+import type { BackupRequest, BackupResult } from './backup.ts';
+import { backupMakingRoom } from './full-disk.ts';
 import { type PruneResult, prune, throwIfPruneFailed } from './prune.ts';
 import { type CopyResult, resumeUploads } from './resume.ts';
+import { checkBackupSize, type SizeAssessment } from './size-change.ts';
 
 export interface CycleDeps {
   engine: Engine;
@@ -43,6 +45,13 @@ export interface CycleResult {
    * stands; the caller reports the interruption without calling the backup failed.
    */
   interrupted: boolean;
+  /**
+   * How the new backup's raw size compares with the target's recent backups (`alert` when it is out of
+   * line); undefined when the check is off or there is too little history.
+   */
+  size?: SizeAssessment | undefined;
+  /** Prunes that made room on a full disk before the backup's one retry (see full-disk.ts). */
+  prunedFirst?: PruneResult[] | undefined;
 }
 
 export async function runCycle(
@@ -52,7 +61,9 @@ export async function runCycle(
   const { target } = request;
   const { destinations, signal } = deps;
   const now = deps.now ?? (() => new Date());
-  const backup = await runBackup(request, deps);
+  const { backup, prunedFirst } = await backupMakingRoom(request, { ...deps, now });
+  const warnings: string[] = [];
+  const size = await checkBackupSize(target, backup.manifest, backup.committed[0]!, now(), signal, warnings);
   const problems: CycleProblem[] = backup.failures.map((f) =>
     problem('upload', f.error, `${f.destination.description}: `),
   );
@@ -64,7 +75,6 @@ export async function runCycle(
   problems.push(...resumed.problems);
 
   const pruned: PruneResult[] = [];
-  const warnings: string[] = [];
   if (request.prune) {
     for (const storage of backup.committed) {
       if (signal?.aborted) break;
@@ -94,6 +104,8 @@ export async function runCycle(
     problems,
     warnings,
     interrupted: signal?.aborted ?? false,
+    size,
+    prunedFirst,
   };
 }
 

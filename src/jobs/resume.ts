@@ -90,7 +90,7 @@ export async function resumeUploads(target: PruneTarget, deps: ResumeDeps): Prom
 }
 
 /** Copies one committed backup: data (checked against the manifest), then the manifest. */
-async function copyBackup(
+export async function copyBackup(
   manifest: Manifest,
   from: StorageBackend,
   to: StorageBackend,

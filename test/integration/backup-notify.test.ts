@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.ts';
 import { type Receiver, startReceiver } from '../support/daemon.ts';
 import { createRichDatabase } from '../support/fixtures.ts';
-import { server, targetEnv, tempDir, uniqueName } from '../support/pg.ts';
+import { createDatabase, query, server, targetEnv, tempDir, uniqueName } from '../support/pg.ts';
 
 let db: string;
 let hook: Receiver;
@@ -85,5 +85,47 @@ describe('one-shot backup notifications', () => {
     const res = await runCli(['backup'], env);
     expect(res.code, res.output).toBe(0);
     expect(res.stderr).toMatch(/warning: webhook notification failed/);
+  });
+
+  it('a dropped table after a few backups: the smaller dump sends a size-change warning, the backup exits 0', async () => {
+    const shop = uniqueName('sizes');
+    await createDatabase(shop);
+    await query(
+      shop,
+      `CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 20000) g;
+       CREATE TABLE customers AS SELECT g AS id, 'customer ' || g AS name FROM generate_series(1, 50) g;`,
+    );
+    const env = targetEnv(shop, await tempDir(), channels());
+    for (let i = 0; i < 3; i++) {
+      const res = await runCli(['backup'], env);
+      expect(res.code, res.output).toBe(0);
+      expect(res.stderr).not.toContain('warning');
+    }
+    expect(hook.received).toEqual([]);
+
+    await query(shop, 'DROP TABLE orders');
+    const res = await runCli(['backup', '--json'], env);
+    expect(res.code, res.output).toBe(0);
+    expect(res.stderr).toMatch(
+      new RegExp(
+        `^warning: ${shop}: backup ${shop}-\\S+ is \\d+% smaller than the median of the last 3 full backups`,
+        'm',
+      ),
+    );
+    const backup = (JSON.parse(res.stdout) as { backups: { id: string; sizeBytes: number }[] }).backups[0]!;
+    expect(hook.received).toEqual([
+      expect.objectContaining({
+        event: 'size-change',
+        target: shop,
+        error: null,
+        backup: expect.objectContaining({ id: backup.id, sizeBytes: backup.sizeBytes }),
+        sizeChange: expect.objectContaining({ sizeBytes: backup.sizeBytes, basis: 3, threshold: 0.5 }),
+        message: expect.stringMatching(/smaller than the median of the last 3 full backups/),
+      }),
+    ]);
+    const change = (hook.received[0]!.sizeChange as { change: number }).change;
+    expect(change).toBeLessThan(-0.5);
+    // A size change is no run result: the ping URL heard start and success of each run only.
+    expect(pingPaths()).toEqual(Array(4).fill(['/hook/start', '/hook']).flat());
   });
 });

@@ -81,6 +81,43 @@ describe('YAML config with several targets', () => {
     expect(check.output).not.toContain(server().password);
   });
 
+  it('hostile config files exit 2 at once, naming the file and the field', async () => {
+    const dir = await tempDir();
+    const write = async (name: string, text: string) => {
+      const file = join(dir, name);
+      await writeFile(file, text);
+      return file;
+    };
+    // Nine levels of nine aliases: 387 million strings if expanded.
+    const levels = ['l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
+    for (let i = 1; i < 9; i++)
+      levels.push(
+        `l${i}: &l${i} [${Array(9)
+          .fill(`*l${i - 1}`)
+          .join(', ')}]`,
+      );
+    const bomb = await write('bomb.yaml', `${levels.join('\n')}\ntargets: {x: {password: *l8}}\n`);
+    const res = await runCli(['config', 'check', '--config', bomb], {});
+    expect(res.code, res.output).toBe(2);
+    expect(res.stderr).toContain(`${bomb} cannot be read as configuration`);
+
+    const shapes = await write(
+      'shapes.yaml',
+      'targets:\n  shop:\n    host: {x: 1}\n    password: [a]\n    schedule: 5\n    database: shop\n    storage: {path: /b}\n',
+    );
+    const bad = await runCli(['backup', '--config', shapes], {});
+    expect(bad.code, bad.output).toBe(2);
+    expect(bad.stderr).toContain(`invalid configuration in ${shapes}`);
+    expect(bad.stderr).toContain('targets.shop.host: is a mapping; expected a single value');
+    expect(bad.stderr).toContain('targets.shop.password: is a list; expected a single value');
+    expect(bad.stderr).toContain('targets.shop.schedule: is a number (5); expected text');
+
+    const huge = await write('huge.yaml', `# ${'x'.repeat(2 * 1024 * 1024)}\n`);
+    const big = await runCli(['list', '--config', huge], {});
+    expect(big.code, big.output).toBe(2);
+    expect(big.stderr).toContain(`${huge} is larger than 1 MiB; it is not read`);
+  });
+
   it('a missing config file exits 2 naming it', async () => {
     const res = await runCli(['list', '--config', '/nonexistent/datasaver.yaml'], {});
     expect(res.code).toBe(2);

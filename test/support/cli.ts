@@ -13,10 +13,19 @@ export interface CliResult {
   output: string;
 }
 
-export function startCli(args: string[], env: Record<string, string | undefined>): ChildProcess {
+/**
+ * Starts the CLI. `prefix` runs it through another command that execs it (e.g. `prlimit --nofile=N:N`),
+ * so the child's pid is still datasaver's.
+ */
+export function startCli(
+  args: string[],
+  env: Record<string, string | undefined>,
+  prefix: string[] = [],
+): ChildProcess {
   // A clean environment: nothing from the developer's shell (PG*, DATASAVER_*) leaks into a test.
   const base = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8' };
-  return spawn(process.execPath, [MAIN, ...args], {
+  const [command, ...before] = [...prefix, process.execPath];
+  return spawn(command!, [...before, MAIN, ...args], {
     env: { ...base, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

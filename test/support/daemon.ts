@@ -15,6 +15,8 @@ export interface RunningDaemon {
   health(): Promise<{ status: number; body: HealthBody }>;
   /** The value of one Prometheus series (`name{labels}`), or undefined. */
   metric(series: string): Promise<number | undefined>;
+  /** What the daemon has printed to stdout so far (its JSON log lines). */
+  stdout(): string;
 }
 
 export interface HealthBody {
@@ -33,14 +35,23 @@ export interface HealthBody {
   }[];
 }
 
-export async function startDaemon(env: Record<string, string>, args: string[] = []): Promise<RunningDaemon> {
+export async function startDaemon(
+  env: Record<string, string>,
+  args: string[] = [],
+  options: { prefix?: string[] } = {},
+): Promise<RunningDaemon> {
   const port = await freePort();
-  const child = startCli(['daemon', ...args], {
-    DATASAVER_METRICS_PORT: String(port),
-    DATASAVER_METRICS_HOST: '127.0.0.1',
-    DATASAVER_LOG_FORMAT: 'json',
-    ...env,
-  });
+  const child = startCli(
+    ['daemon', ...args],
+    {
+      DATASAVER_METRICS_PORT: String(port),
+      DATASAVER_LOG_FORMAT: 'json',
+      ...env,
+    },
+    options.prefix,
+  );
+  let stdout = '';
+  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
   const exited = collect(child);
   const url = (path: string) => `http://127.0.0.1:${port}${path}`;
   const get = async (path: string) => {
@@ -53,6 +64,7 @@ export async function startDaemon(env: Record<string, string>, args: string[] = 
     url,
     exited,
     get,
+    stdout: () => stdout,
     health: async () => {
       const r = await get('/health');
       return { status: r.status, body: JSON.parse(r.text) as HealthBody };

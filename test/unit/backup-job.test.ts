@@ -7,7 +7,6 @@ import { zstdDecompressSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { offlineTarget } from '../../src/config/target.ts';
 import type { TargetConfig } from '../../src/config/types.ts';
-import type { DumpInspection, Engine } from '../../src/engines/engine.ts';
 import { BackupError, StorageError } from '../../src/errors.ts';
 import { runBackup } from '../../src/jobs/backup.ts';
 import { findBackup, readCatalog } from '../../src/jobs/catalog.ts';
@@ -19,6 +18,7 @@ import {
   StorageConflictError,
 } from '../../src/storage/backend.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
+import { fakeEngine } from '../support/fake-engine.ts';
 
 const target: TargetConfig = {
   ...offlineTarget('shop', undefined),
@@ -33,26 +33,6 @@ const target: TargetConfig = {
     tls: false,
   },
 };
-
-function fakeEngine(dump: () => AsyncIterable<Buffer>): Engine {
-  return {
-    name: 'postgres',
-    formats: ['custom', 'plain'],
-    extension: (f) => (f === 'custom' ? 'dump' : 'sql'),
-    restoreCapabilities: () => ({ overwrite: true, parallel: false, tables: false, destination: 'database' }),
-    preflight: async () => ({ serverVersion: '15.18', toolVersion: 'pg_dump 15.18' }),
-    facts: async () => ({ exact: false, tables: [{ name: 'public.t', rows: 3 }] }),
-    dump: () => dump(),
-    inspect: async (source): Promise<DumpInspection> => {
-      for await (const _ of source) {
-        // consume, as the contract requires
-      }
-      return { entries: [{ type: 'TABLE', schema: 'public', name: 't' }] };
-    },
-    restoreTargetState: async () => ({ description: 'x', exists: false, empty: true }),
-    restore: async () => {},
-  };
-}
 
 async function* data(parts: (string | Error)[]): AsyncGenerator<Buffer> {
   for (const p of parts) {

@@ -279,6 +279,117 @@ targets:
   });
 });
 
+describe('hostile YAML: aliases, wrong shapes', () => {
+  it('an alias bomb (billion laughs) is refused at once, naming the file', () => {
+    const levels = ['a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
+    for (let i = 1; i < 9; i++) {
+      const prev = String.fromCharCode(96 + i);
+      levels.push(
+        `${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${prev}`).join(', ')}]`,
+      );
+    }
+    const bomb = `${levels.join('\n')}\ntargets: {shop: {password: *i}}\n`;
+    const err = configError(() => parse({}, bomb));
+    expect(err.message).toMatch(/^\/etc\/datasaver\.yaml cannot be read as configuration: .*alias/);
+  });
+
+  it('a list, a mapping, a number or a boolean where text belongs names the file and the field', () => {
+    const bad = `
+daemon:
+  metrics_host: [a]
+targets:
+  shop:
+    url: postgres://db/shop
+    password: [a]
+    host: {x: 1}
+    schedule: 5
+    user: 0123
+    storage:
+      path: true
+      backend: {local: 1}
+  blog:
+    database: blog
+    password: 12345
+    port: [5432]
+    password_file: 7
+    storage: { path: /b }
+`;
+    const err = configError(() => parse({}, bad));
+    expect(err.message).toContain('in /etc/datasaver.yaml');
+    for (const line of [
+      'daemon.metrics_host: is a list; expected a single value',
+      'targets.shop.password: is a list; expected a single value',
+      'targets.shop.host: is a mapping; expected a single value',
+      'targets.shop.schedule: is a number (5); expected text: put the value in quotes',
+      // YAML has already read 0123 as the number 123: the user's text is gone, so it is refused.
+      'targets.shop.user: is a number (123); expected text',
+      'targets.shop.storage.path: is a boolean (true); expected text',
+      'targets.shop.storage.backend: expected a name or a list of names, e.g. [local, s3]',
+      // A secret's value is never shown, even when it has the wrong shape.
+      'targets.blog.password: is a number; expected text',
+      'targets.blog.port: is a list; expected a single value',
+      'targets.blog.password_file: is a number (7); expected text',
+    ]) {
+      expect(err.message).toContain(line);
+    }
+    expect(err.message).not.toContain('12345');
+  });
+
+  it('numbers and booleans stay fine where they belong, and quoted text where text belongs', () => {
+    const cfg = parse(
+      {},
+      `
+targets:
+  shop:
+    host: db
+    database: "2024"
+    password: "0123"
+    port: 5433
+    schema_only: true
+    schedule: "0 3 * * *"
+    retention: { keep_last: 3 }
+    storage: { path: /b, backend: [local] }
+    notify: { telegram_bot_token: "t", telegram_chat_id: -1001234 }
+`,
+    );
+    const t = cfg.targets[0]!;
+    expect(t.connection).toMatchObject({ database: '2024', port: 5433 });
+    expect(t.connection.password?.reveal()).toBe('0123');
+    expect(t.schemaOnly).toBe(true);
+    expect(t.notify.telegram?.chatId).toBe('-1001234');
+  });
+
+  it('a key without a value is refused rather than read as the text "null"', () => {
+    const err = configError(() =>
+      parse({}, 'targets:\n  shop:\n    host:\n    database: x\n    storage: {path: /b}\n'),
+    );
+    expect(err.message).toContain('targets.shop.host: has no value; give one, or remove the key');
+  });
+});
+
+describe('size change alert', () => {
+  const base = { DATASAVER_DATABASE_URL: 'postgres://db/shop', DATASAVER_STORAGE_PATH: '/b' };
+  it('is 50% by default; takes a percentage, or off', () => {
+    expect(parse(base).targets[0]!.sizeChangeAlert).toBe(0.5);
+    expect(parse({ ...base, DATASAVER_SIZE_CHANGE_ALERT: '30%' }).targets[0]!.sizeChangeAlert).toBe(0.3);
+    expect(parse({ ...base, DATASAVER_SIZE_CHANGE_ALERT: '150 %' }).targets[0]!.sizeChangeAlert).toBe(1.5);
+    for (const off of ['off', '0', '0%'])
+      expect(parse({ ...base, DATASAVER_SIZE_CHANGE_ALERT: off }).targets[0]!.sizeChangeAlert).toBe(0);
+    const yaml = parse(
+      {},
+      'targets:\n  shop:\n    host: db\n    database: shop\n    size_change_alert: 80%\n    storage: {path: /b}\n',
+    );
+    expect(yaml.targets[0]!.sizeChangeAlert).toBe(0.8);
+  });
+
+  it('a bare number is refused: 50 could mean 50% or 5000%', () => {
+    for (const bad of ['50', '0.5', 'half'])
+      expect(configError(() => parse({ ...base, DATASAVER_SIZE_CHANGE_ALERT: bad })).message).toContain(
+        `DATASAVER_SIZE_CHANGE_ALERT: '${bad}' is not valid; expected a percentage such as 50%, or off`,
+      );
+  });
+});
+
 describe('retention and time zone', () => {
   const base = { DATASAVER_DATABASE_URL: 'postgres://app@db/shop', DATASAVER_STORAGE_PATH: '/backups' };
 
@@ -586,10 +697,11 @@ describe('daemon settings: schedules, alerts, notifications, the process', () =>
     expect(t.notify.webhookUrl).toBeUndefined();
     expect(cfg.daemon).toEqual({
       metricsPort: 9090,
-      metricsHost: undefined,
+      metricsHost: '127.0.0.1',
       shutdownTimeoutSeconds: 30,
       logLevel: 'info',
       logFormat: 'auto',
+      healthDetails: false,
     });
     expect(cfg.warnings).toEqual([]);
   });

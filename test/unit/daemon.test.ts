@@ -15,11 +15,14 @@ import {
   readStorageUsage,
   type Timer,
 } from '../../src/daemon/daemon.ts';
+import type { HealthReport } from '../../src/daemon/health.ts';
+import { handle } from '../../src/daemon/http.ts';
 import { DaemonMetrics } from '../../src/daemon/metrics.ts';
 import { type Notification, Notifier } from '../../src/daemon/notify.ts';
 import { BackupError, ConnectionError } from '../../src/errors.ts';
 import type { CycleResult } from '../../src/jobs/cycle.ts';
 import type { Manifest } from '../../src/manifest.ts';
+import type { StorageBackend } from '../../src/storage/backend.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
 import { Secret } from '../../src/util/secret.ts';
 import { storeBackup } from '../support/manifests.ts';
@@ -101,7 +104,14 @@ class Runs {
 
 function setup(
   overrides: Partial<TargetConfig> = {},
-  options: { readUsage?: ReadUsage; start?: string; random?: () => number; storage?: MemoryStorage } = {},
+  options: {
+    readUsage?: ReadUsage;
+    start?: string;
+    random?: () => number;
+    healthDetails?: boolean;
+    destinations?: () => StorageBackend[];
+    storage?: MemoryStorage;
+  } = {},
 ) {
   const clock = new FakeClock(options.start ?? '2026-11-22T00:00:00Z');
   const runs = new Runs();
@@ -128,12 +138,13 @@ function setup(
     log: pino({ level: 'silent' }),
     metrics,
     notifier,
-    openDestinations: async () => [options.storage ?? new MemoryStorage()],
+    openDestinations: async () => options.destinations?.() ?? [options.storage ?? new MemoryStorage()],
     runTarget: runs.run,
     readUsage: options.readUsage ?? (async () => ({ backups: 0, bytes: 0, newest: undefined })),
     clock,
     random: options.random ?? (() => 0),
     sleep: async (ms) => void sleeps.push(ms),
+    healthDetails: options.healthDetails ?? false,
   });
   const metric = async (name: string) => {
     const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === name);
@@ -253,7 +264,7 @@ describe('daemon scheduling', () => {
   });
 
   it('a run that commits but fails to upload or prune counts as failed, with the backup named', async () => {
-    const { clock, runs, daemon, sent } = setup();
+    const { clock, runs, daemon, sent } = setup({}, { healthDetails: true });
     await daemon.start();
     await clock.advance(10_000);
     runs.calls[0]!.resolve({
@@ -281,6 +292,54 @@ describe('daemon scheduling', () => {
     expect(t.lastSuccess?.backupId).toBe('shop-1');
     expect(daemon.health().httpStatus).toBe(503);
     expect(sent.map((n) => [n.event, n.backup?.id])).toEqual([['failure', 'shop-1']]);
+  });
+});
+
+describe('a backup out of line with the recent ones', () => {
+  it('sends size-change with the figures, counts it, and keeps the ratio as a gauge', async () => {
+    const { clock, runs, daemon, sent, metric } = setup();
+    await daemon.start();
+    await clock.advance(10_000);
+    const size = {
+      backupId: 'shop-1',
+      series: 'full' as const,
+      sizeBytes: 400,
+      medianBytes: 1000,
+      basis: 5,
+      change: -0.6,
+      threshold: 0.5,
+      alert: true,
+    };
+    runs.calls[0]!.resolve({
+      backup: {
+        manifest: manifest('shop-1', '2026-11-22T00:00:11Z'),
+        verified: false,
+        committed: [],
+        failures: [],
+      },
+      copies: [],
+      pruned: [],
+      problems: [],
+      warnings: [],
+      interrupted: false,
+      size,
+    });
+    await settle();
+    await daemon.stop(1000);
+    expect(sent.map((n) => n.event)).toEqual(['success', 'size-change']);
+    expect(sent[1]).toMatchObject({
+      target: 'shop',
+      backup: { id: 'shop-1' },
+      error: null,
+      sizeChange: { sizeBytes: 400, medianBytes: 1000, change: -0.6, basis: 5, threshold: 0.5 },
+      message: expect.stringMatching(
+        /^datasaver: shop: backup shop-1 is 60% smaller than the median of the last 5 full backups/,
+      ),
+    });
+    expect(await metric('datasaver_backup_size_alerts_total')).toBe(1);
+    expect(await metric('datasaver_backup_size_change_ratio')).toBe(-0.6);
+    // A size change is a warning: the run itself succeeded.
+    expect(daemon.health().httpStatus).toBe(200);
   });
 });
 
@@ -392,5 +451,75 @@ describe('shutdown', () => {
     const t0 = Date.now();
     expect(await daemon.stop(100)).toBe(false);
     expect(Date.now() - t0).toBeLessThan(2000);
+  });
+});
+
+describe('/health shows no host, user, path or endpoint unless DATASAVER_HEALTH_DETAILS is on', () => {
+  /** A failed run whose error names host, port and user, and a destination that cannot be listed. */
+  async function failedTarget(healthDetails: boolean) {
+    const at = (description: string) =>
+      Object.defineProperty(new MemoryStorage(), 'description', { value: description });
+    const { clock, runs, daemon, metrics } = setup(
+      {},
+      {
+        healthDetails,
+        destinations: () => [at('local:/srv/backups'), at('s3://bucket/prod at https://minio.internal:9000')],
+        readUsage: async (storage) => {
+          if (storage.description.startsWith('s3'))
+            throw new Error('s3://bucket/prod at https://minio.internal:9000: access denied');
+          return { backups: 2, bytes: 10, newest: undefined };
+        },
+      },
+    );
+    await daemon.start();
+    await clock.advance(10_000);
+    runs.calls[0]!.reject(
+      new ConnectionError(
+        'cannot connect to PostgreSQL at db.internal:5432 as backup_user: no pg_hba entry',
+        {
+          transient: false,
+        },
+      ),
+    );
+    await settle();
+    const res = await handle('GET', '/health', {
+      health: () => daemon.health(),
+      ready: () => daemon.ready,
+      metrics: () => metrics.render(),
+    });
+    return { status: res.status, body: res.body, report: JSON.parse(res.body) as HealthReport };
+  }
+
+  it('by default: the kind of failure and of destination only', async () => {
+    const { status, body, report } = await failedTarget(false);
+    expect(status).toBe(503);
+    for (const detail of ['db.internal', '5432', 'backup_user', '/srv/backups', 'minio.internal', 'bucket'])
+      expect(body).not.toContain(detail);
+    const t = report.targets[0]!;
+    expect(t.lastAttempt).toMatchObject({
+      ok: false,
+      exitCode: 3,
+      error: 'the database could not be reached (exit 3); the log has the details',
+    });
+    expect(t.reasons).toEqual([
+      expect.stringMatching(/^last run failed at .*: the database could not be reached \(exit 3\)/),
+    ]);
+    expect(t.destinations).toEqual([
+      { destination: 'local', backups: 2, bytes: 10, error: null },
+      { destination: 's3', backups: 0, bytes: 0, error: 'cannot be listed; the log has the details' },
+    ]);
+  });
+
+  it('with DATASAVER_HEALTH_DETAILS=true: the error texts and destinations in full', async () => {
+    const { status, report } = await failedTarget(true);
+    expect(status).toBe(503);
+    const t = report.targets[0]!;
+    expect(t.lastAttempt?.error).toMatch(/at db\.internal:5432 as backup_user/);
+    expect(t.reasons[0]).toMatch(/db\.internal:5432/);
+    expect(t.destinations.map((d) => d.destination)).toEqual([
+      'local:/srv/backups',
+      's3://bucket/prod at https://minio.internal:9000',
+    ]);
+    expect(t.destinations[1]!.error).toMatch(/access denied/);
   });
 });

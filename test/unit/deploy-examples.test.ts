@@ -24,6 +24,13 @@ function namesIn(text: string): string[] {
   return [...new Set(text.match(/\bDATASAVER_[A-Z0-9_]+/g) ?? [])];
 }
 
+/** The DATASAVER_* variables of the Dockerfile's ENV instructions. */
+function imageEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const m of read('Dockerfile').matchAll(/\b(DATASAVER_[A-Z0-9_]+)=(\S+)/g)) env[m[1]!] = m[2]!;
+  return env;
+}
+
 describe('deployment examples', () => {
   it.each([
     'Dockerfile',
@@ -59,9 +66,11 @@ describe('deployment examples', () => {
     );
     // The image's ENV, then .env (env_file), then the service's environment.
     const config = parseConfig({
-      env: { DATASAVER_STORAGE_PATH: '/backups', DATASAVER_METRICS_PORT: '9090', ...env, ...substituted },
+      env: { ...imageEnv(), ...env, ...substituted },
       readFile: () => '',
     });
+    // The published port reaches the container's address, not its loopback.
+    expect(config.daemon).toMatchObject({ metricsHost: '0.0.0.0', metricsPort: 9090 });
     expect(config.targets).toHaveLength(1);
     expect(config.targets[0]).toMatchObject({
       name: 'app',
@@ -79,6 +88,8 @@ describe('deployment examples', () => {
     expect(dockerfile).toMatch(/^HEALTHCHECK .*CMD \["datasaver", "health"\]$/m);
     expect(dockerfile).toMatch(/^ENTRYPOINT \["tini", "--", "datasaver"\]$/m);
     expect(dockerfile).toMatch(/^FROM .* AS build$/m);
+    // The image EXPOSEs its port for publishing: datasaver's loopback default is overridden explicitly.
+    expect(imageEnv()).toMatchObject({ DATASAVER_METRICS_HOST: '0.0.0.0', DATASAVER_METRICS_PORT: '9090' });
   });
 
   it('the Kubernetes manifests are a CronJob running backup and a Deployment running the daemon', () => {
@@ -92,7 +103,15 @@ describe('deployment examples', () => {
         jobTemplate: { spec: { template: { spec: { containers: [{ args: ['backup'] }] } } } },
       },
     });
-    const [deployment] = kinds('deploy/kubernetes/deployment.yaml');
+    const [deployment] = kinds('deploy/kubernetes/deployment.yaml') as {
+      kind: string;
+      spec: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } };
+    }[];
+    // The kubelet's probes and Prometheus reach the pod's address: the daemon must listen there too.
+    expect(deployment!.spec.template.spec.containers[0]!.env).toContainEqual({
+      name: 'DATASAVER_METRICS_HOST',
+      value: '0.0.0.0',
+    });
     expect(deployment).toMatchObject({
       kind: 'Deployment',
       spec: {

@@ -24,6 +24,7 @@ const n = (event: Notification['event']): Notification => ({
   backup: null,
   error: event === 'failure' ? { message: 'connection refused', exitCode: 3 } : null,
   lastSuccess: null,
+  sizeChange: null,
   host: 'h',
   datasaver: '0.1.0',
 });
@@ -44,6 +45,18 @@ describe('which channels get which events', () => {
     expect(channels(all, 'recovery').at(-1)).toBe('healthchecks https://hc.example/ping/0000-uuid');
     expect(channels(all, 'stale')).toHaveLength(5);
     expect(channels(all, 'start')).toEqual(['healthchecks https://hc.example/ping/0000-uuid/start']);
+  });
+
+  it('a size change is a warning on every chat channel; it is no run result, so it never pings', () => {
+    expect(channels(all, 'size-change')).toEqual([
+      'webhook https://hooks.example/datasaver',
+      'slack https://hooks.slack.example/services/T0/B0/slacksecret',
+      'discord https://discord.example/api/webhooks/1/discordsecret',
+      'ntfy https://ntfy.example/secret-topic',
+      'telegram https://tg.example/bot123:telegramsecret/sendMessage',
+    ]);
+    const ntfy = deliveries(all, n('size-change')).find((d) => d.channel === 'ntfy')!;
+    expect(ntfy.init.headers).toMatchObject({ Priority: 'high', Tags: 'warning' });
   });
 
   it('success reaches chat channels only with on_success; healthchecks always', () => {
