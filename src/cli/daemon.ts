@@ -86,6 +86,7 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
               'storage operation failed; retrying',
             );
           },
+          onWarning: (message) => log.warn({ target: target.name, destination: description }, message),
         });
         description = storage.description;
         return storage;
