@@ -45,7 +45,8 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
   const runTarget: RunTarget = (target, destinations, signal) =>
     runCycle(
       { target, labels: [SCHEDULED_LABEL], verify: false, prune: true },
-      { engine: createEngine(target), destinations, signal },
+      // A second daemon (or a CronJob) on the same target holds its lease: this run is skipped, not waited.
+      { engine: createEngine(target), destinations, signal, lease: { waitMs: 0 } },
     );
   const readUsage: ReadUsage = async (storage, target, signal) => {
     const catalog = await readCatalog(storage, { target, signal });

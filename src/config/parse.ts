@@ -373,6 +373,7 @@ function buildTarget(
   const retention = buildRetention(raw, name, problems);
   const schedule = buildSchedule(raw, timeZone, problems);
   const alertAfterHours = check(raw.alertAfterHours, ALERT_HOURS, problems) ?? 26;
+  const leaseTtlSeconds = check(raw.leaseTtlSeconds, POSITIVE_NUMBER('seconds'), problems) ?? 300;
   const notify = buildNotify(raw, problems);
   if (schedule && name) scheduleWarning(raw, name, schedule, timeZone, alertAfterHours, warnings);
 
@@ -399,6 +400,7 @@ function buildTarget(
     retention,
     schedule,
     alertAfterHours,
+    leaseTtlSeconds,
     notify,
   };
 }

@@ -112,6 +112,11 @@ export interface TargetConfig {
   schedule: ScheduleConfig;
   /** Dead man's switch: no successful backup for this long makes the target unhealthy and sends `stale`. */
   alertAfterHours: number;
+  /**
+   * How long the target's lease (one writer per target, jobs/lease.ts) lasts without renewal: a run
+   * killed without releasing it holds the target that long. Absent: DEFAULT_LEASE_TTL_SECONDS.
+   */
+  leaseTtlSeconds?: number | undefined;
   notify: NotifyConfig;
 }
 

@@ -5,6 +5,9 @@
  * Rules:
  *   - a target never runs twice at once: a scheduled time that arrives while the previous run is still
  *     going is skipped, logged and counted (`datasaver_runs_skipped_total`); missed times are not caught up;
+ *   - nor by two processes: a run that finds the target's lease held by another datasaver (a second
+ *     daemon, a CronJob; see jobs/lease.ts) is skipped at once, logged and counted
+ *     (`datasaver_runs_lease_held_total`), and is neither a failure nor a success;
  *   - a run that cannot reach the database is tried again (`retry_attempts`, delay doubling from
  *     `retry_delay_seconds`); other failures are not retried, the next scheduled run is the retry;
  *   - prune follows every successful backup (inside the run, see jobs/cycle.ts), never a failed one;
@@ -20,6 +23,7 @@ import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { TargetConfig } from '../config/types.ts';
 import { ConnectionError, DatasaverError, ExitCode, errorMessage } from '../errors.ts';
 import type { CycleResult } from '../jobs/cycle.ts';
+import { LeaseHeldError } from '../jobs/lease.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { redact } from '../util/secret.ts';
 import { DATASAVER_VERSION } from '../version.ts';
@@ -307,6 +311,15 @@ export class Daemon {
           log.warn(
             { error: clean(errorMessage(err)) },
             'backup interrupted by shutdown; no partial backup was committed',
+          );
+          return;
+        }
+        if (err instanceof LeaseHeldError) {
+          slot.status.skippedRuns++;
+          metrics.leaseHeld.inc({ target: target.name });
+          log.warn(
+            { holder: err.lease.holder, expiresAt: err.lease.expiresAt, error: clean(err.message) },
+            'skipped this run: another datasaver process holds the lease of this target',
           );
           return;
         }

@@ -7,7 +7,7 @@ import { UsageError } from '../errors.ts';
 import type { Manifest } from '../manifest.ts';
 import { parseManifest } from '../manifest-read.ts';
 import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
-import { compareIds, parseBackupId, parseKey } from '../storage/layout.ts';
+import { compareIds, isLeaseKey, parseBackupId, parseKey } from '../storage/layout.ts';
 import { mapLimit } from '../util/concurrency.ts';
 
 export interface Catalog {
@@ -37,6 +37,7 @@ export async function readCatalog(
   const byKey = new Map<string, ObjectInfo>();
   const others: Catalog['incomplete'] = [];
   for (const obj of objects) {
+    if (isLeaseKey(obj.key)) continue; // a run's lease, not a backup: never listed, never pruned
     const parsed = parseKey(obj.key);
     if (!parsed) {
       warnings.push(`${storage.description}: skipping ${obj.key}: not a datasaver backup file`);

@@ -10,6 +10,7 @@ import type { Engine } from '../engines/engine.ts';
 import { CleanupError, DatasaverError, ExitCode, errorMessage } from '../errors.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { type BackupRequest, type BackupResult, runBackup } from './backup.ts';
+import { type LeasePolicy, targetLeaseOptions, withLeases } from './lease.ts';
 import { type PruneResult, prune, throwIfPruneFailed } from './prune.ts';
 import { type CopyResult, resumeUploads } from './resume.ts';
 
@@ -17,13 +18,16 @@ export interface CycleDeps {
   engine: Engine;
   destinations: StorageBackend[];
   signal?: AbortSignal | undefined;
+  /** How to meet another run's lease on the target (default: wait a little over its TTL). */
+  lease?: LeasePolicy | undefined;
   onProgress?: ((raw: number, stored: number) => void) | undefined;
   now?: () => Date;
 }
 
 /** Something that failed after the backup was committed somewhere. */
 export interface CycleProblem {
-  stage: 'upload' | 'copy' | 'resume' | 'prune';
+  /** `lease`: the run lost the target's lease and was stopped (see jobs/lease.ts). */
+  stage: 'upload' | 'copy' | 'resume' | 'prune' | 'lease';
   /** What failed and why, starting with where (a destination, a backup id). */
   message: string;
   /** What `datasaver backup` exits with for it: 6 (storage) or 7 (prune). */
@@ -45,7 +49,31 @@ export interface CycleResult {
   interrupted: boolean;
 }
 
+/**
+ * The run, holding the target's lease in every destination (jobs/lease.ts): another run's lease is waited
+ * for (LeaseHeldError when it stays); a destination whose lease cannot be written is left out and
+ * reported like a failed upload.
+ */
 export async function runCycle(
+  request: BackupRequest & { prune: boolean },
+  deps: CycleDeps,
+): Promise<CycleResult> {
+  const leased = await withLeases(
+    request.target.name,
+    deps.destinations,
+    targetLeaseOptions(request.target, 'backup', deps.lease, deps.signal),
+    (destinations, signal) => runLeasedCycle(request, { ...deps, destinations, signal }),
+  );
+  const { result } = leased;
+  result.problems.unshift(
+    ...leased.unavailable.map((u) => problem('upload', u.error, `${u.storage.description}: `)),
+  );
+  if (leased.lost) result.problems.push(problem('lease', leased.lost));
+  result.warnings.push(...leased.warnings);
+  return result;
+}
+
+async function runLeasedCycle(
   request: BackupRequest & { prune: boolean },
   deps: CycleDeps,
 ): Promise<CycleResult> {
