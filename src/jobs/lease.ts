@@ -338,6 +338,8 @@ export async function acquireLease(
       await clock.sleep(Math.min(poll, options.waitMs - waited), signal);
       continue;
     }
+    // Our own write whose answer was lost (the retry met it as "already exists"): it is ours.
+    if (state === 'ours' && current) return new HeldLease(storage, current, { ...options, clock });
     if (state === 'expired' || state === 'orphaned') await storage.delete(leaseKey(target), { signal });
     const record: LeaseRecord = {
       target,

@@ -17,7 +17,7 @@ import {
   type LeaseRecord,
   withLeases,
 } from '../../src/jobs/lease.ts';
-import type { PutOptions, StorageBackend } from '../../src/storage/backend.ts';
+import { type PutOptions, type StorageBackend, StorageConflictError } from '../../src/storage/backend.ts';
 import { leaseKey } from '../../src/storage/layout.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
 
@@ -215,6 +215,20 @@ describe('acquireLease', () => {
     const taking = acquireLease(storage, 'shop', options(clock));
     await clock.advance(1000);
     await (await taking).release();
+  });
+  it('a lease whose creation answer was lost (the retry met it as existing) is recognised as ours', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    const put = storage.put.bind(storage);
+    storage.put = async (key, body, opts) => {
+      await put(key, body, opts);
+      if (opts?.ifAbsent) throw new StorageConflictError('memory', key);
+      return { size: 0 };
+    };
+    const held = await acquireLease(storage, 'shop', options(clock));
+    expect((await stored(storage))!.holder.pid).toBe(100);
+    await held.release();
+    expect(await stored(storage)).toBeUndefined();
   });
 });
 
