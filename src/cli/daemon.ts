@@ -42,11 +42,11 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
     log,
     onFailure: (channel) => metrics.notificationFailures.inc({ channel }),
   });
-  const runTarget: RunTarget = (target, destinations, signal) =>
+  const runTarget: RunTarget = (target, destinations, signal, onStarted) =>
     runCycle(
       { target, labels: [SCHEDULED_LABEL], verify: false, prune: true },
       // A second daemon (or a CronJob) on the same target holds its lease: this run is skipped, not waited.
-      { engine: createEngine(target), destinations, signal, lease: { waitMs: 0 } },
+      { engine: createEngine(target), destinations, signal, lease: { waitMs: 0 }, onLeased: onStarted },
     );
   const readUsage: ReadUsage = async (storage, target, signal) => {
     const catalog = await readCatalog(storage, { target, signal });

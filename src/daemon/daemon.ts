@@ -66,11 +66,15 @@ export const systemClock: Clock = {
   },
 };
 
-/** One run of a target: backup, resume, prune. Throws when the backup itself fails. */
+/**
+ * One run of a target: backup, resume, prune. Throws when the backup itself fails. Calls `onStarted` once
+ * it holds the target's lease, before it writes anything (a run skipped for another holder never starts).
+ */
 export type RunTarget = (
   target: TargetConfig,
   destinations: StorageBackend[],
   signal: AbortSignal,
+  onStarted: () => void,
 ) => Promise<CycleResult>;
 
 /** Committed backups of a target in one destination, and the newest of them. */
@@ -297,14 +301,20 @@ export class Daemon {
     // printed it in some form the engine did not catch.
     const clean = (text: string) => redact(text, [target.connection.password]);
     const startedAt = this.#clock.now();
-    log.info({ reason }, 'backup started');
-    this.#notify(slot, 'start', 'started', null, null);
+    let announced = false;
+    // After the lease is taken: a standby daemon that skips must not ping `start` with no end to it.
+    const onStarted = () => {
+      if (announced) return;
+      announced = true;
+      log.info({ reason }, 'backup started');
+      this.#notify(slot, 'start', 'started', null, null);
+    };
 
     let result: CycleResult | undefined;
     let error: unknown;
     for (let attempt = 1; ; attempt++) {
       try {
-        result = await this.#options.runTarget(target, slot.destinations, signal);
+        result = await this.#options.runTarget(target, slot.destinations, signal, onStarted);
         break;
       } catch (err) {
         if (signal.aborted) {

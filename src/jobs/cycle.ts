@@ -20,6 +20,8 @@ export interface CycleDeps {
   signal?: AbortSignal | undefined;
   /** How to meet another run's lease on the target (default: wait a little over its TTL). */
   lease?: LeasePolicy | undefined;
+  /** Called once the run holds the target's leases, before it writes anything. */
+  onLeased?: (() => void) | undefined;
   onProgress?: ((raw: number, stored: number) => void) | undefined;
   now?: () => Date;
 }
@@ -62,7 +64,10 @@ export async function runCycle(
     request.target.name,
     deps.destinations,
     targetLeaseOptions(request.target, 'backup', deps.lease, deps.signal),
-    (destinations, signal) => runLeasedCycle(request, { ...deps, destinations, signal }),
+    (destinations, signal) => {
+      deps.onLeased?.();
+      return runLeasedCycle(request, { ...deps, destinations, signal });
+    },
   );
   const { result } = leased;
   result.problems.unshift(

@@ -11,6 +11,7 @@ import { leaseKey } from '../../src/storage/layout.ts';
 import { LocalStorage } from '../../src/storage/local.ts';
 import { S3Storage } from '../../src/storage/s3.ts';
 import { type CliResult, collect, runCli, startCli } from '../support/cli.ts';
+import { startDaemon, startReceiver, terminate, waitFor } from '../support/daemon.ts';
 import { createRichDatabase } from '../support/fixtures.ts';
 import { targetEnv, tempDir, uniqueName } from '../support/pg.ts';
 import { s3Config, s3EndpointOf, s3Env, s3Prefix } from '../support/s3.ts';
@@ -137,6 +138,31 @@ describe.concurrent('one writer per target: prune and crashes', () => {
     expect(await new LocalStorage(dir).stat(leaseKey(name))).toBeDefined();
     first.child.kill('SIGCONT');
     expect((await first.done).code).toBe(0);
+  });
+
+  it('a daemon on a target another process holds skips the run: a log line and a metric, no failure', async () => {
+    const name = await database();
+    const dir = await tempDir();
+    const hc = await startReceiver();
+    const env = { ...targetEnv(name, dir), DATASAVER_SCHEDULE: '0 0 1 1 *' };
+    const holder = await startHolding(['backup'], env);
+    const daemon = await startDaemon({ ...env, DATASAVER_HEALTHCHECKS_URL: hc.url }, ['--run-now']);
+    const series = `datasaver_runs_lease_held_total{target="${name}"}`;
+    await waitFor('the daemon to skip the run', async () => (await daemon.metric(series)) === 1);
+    expect(await daemon.metric(`datasaver_backups_failed_total{target="${name}"}`)).toBe(0);
+    const { result } = await terminate(daemon);
+    await hc.close();
+    const skipped = result.stdout
+      .split('\n')
+      .filter((l) =>
+        l.includes('skipped this run: another datasaver process holds the lease of this target'),
+      );
+    expect(skipped).toHaveLength(1);
+    expect(JSON.parse(skipped[0]!).holder).toMatchObject({ pid: holder.child.pid, operation: 'backup' });
+    expect(result.stdout).not.toMatch(/"backup started"|"backup failed"/);
+    expect(hc.paths).toEqual([]); // no healthchecks `start` ping left without an end
+    holder.child.kill('SIGCONT');
+    expect((await holder.done).code).toBe(0);
   });
 
   it.each(PLACES)(

@@ -78,8 +78,11 @@ function manifest(id: string, finishedAt: string): Manifest {
 class Runs {
   readonly calls: { resolve: (r: CycleResult) => void; reject: (e: unknown) => void; signal: AbortSignal }[] =
     [];
-  readonly run: RunTarget = (_target, destinations, signal) =>
+  /** Whether a run says it started (took its lease) as soon as it is called. */
+  startsAtOnce = true;
+  readonly run: RunTarget = (_target, destinations, signal, onStarted) =>
     new Promise((resolve, reject) => {
+      if (this.startsAtOnce) onStarted();
       this.calls.push({
         resolve: (r) => resolve({ ...r, backup: { ...r.backup, committed: destinations } }),
         reject,
@@ -164,6 +167,7 @@ describe('daemon scheduling', () => {
 
   it("skips a run whose target's lease another process holds: a log line and a metric, neither failure nor success", async () => {
     const { clock, runs, daemon, metric, events, logs } = setup();
+    runs.startsAtOnce = false; // it never gets the lease
     await daemon.start();
     await clock.advance(10_000);
     const holder = { host: 'db-2', pid: 7, pidNamespace: '', token: 't', operation: 'backup' };
@@ -185,6 +189,8 @@ describe('daemon scheduling', () => {
       }),
     );
     expect(events()).not.toContain('failure');
+    // Not started at all: no `backup started` line, and no healthchecks `start` ping left without an end.
+    expect(logs.map((l) => l.msg)).not.toContain('backup started');
     expect(daemon.health().report.targets[0]).toMatchObject({ lastAttempt: null, skippedRuns: 1 });
     await clock.advance(10_000); // the next scheduled run goes ahead as usual
     expect(runs.calls).toHaveLength(2);
