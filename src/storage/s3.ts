@@ -674,7 +674,9 @@ export class S3Storage implements StorageBackend {
   #conditionalWrites(signal: AbortSignal | undefined): Promise<boolean> {
     const known = this.#known();
     if (!known.conditionalWrites) {
-      const probe = this.#probeConditionalWrites(signal);
+      const probe = retryOperation('probe conditional writes', this.#retry, signal, () =>
+        this.#probeConditionalWrites(signal),
+      );
       known.conditionalWrites = probe;
       // A probe that could not finish (service down, interrupted) is tried again next time.
       probe.then(
@@ -723,8 +725,11 @@ export class S3Storage implements StorageBackend {
       if (first !== 'written') return first === 'refused';
       return (await write('2')) === 'refused';
     } finally {
+      // Best effort: a probe left behind is one byte under a name `list` never shows.
       await retryOperation('delete the probe object', this.#retry, undefined, () =>
-        this.#client.send(new DeleteObjectCommand({ Bucket: this.#config.bucket, Key: key })),
+        this.#send('delete', 'a probe object', undefined, () =>
+          this.#client.send(new DeleteObjectCommand({ Bucket: this.#config.bucket, Key: key })),
+        ),
       ).catch(() => {});
     }
   }
