@@ -6,7 +6,7 @@
  *
  * - **Taking it.** An absent lease is created with `put(ifAbsent)`: where the service enforces that (local
  *   disk, S3 with conditional writes), exactly one of two processes gets it. Where it cannot
- *   (`capabilities().conditionalWrites` false), the creator also waits `settleMs` and reads the lease
+ *   (`put` says `ifAbsentEnforced: false`), the creator also waits `settleMs` and reads the lease
  *   back: whoever's write landed last holds it, the other sees that and waits. Best effort: two creators
  *   whose check and write overlap, and whose read-backs both come before the later write, would both run.
  * - **Someone else's lease** is waited for, polling, up to `waitMs` (the CLI waits a TTL, so that the lease
@@ -30,12 +30,7 @@ import { hostname } from 'node:os';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { z } from 'zod';
 import { errorMessage, StorageError } from '../errors.ts';
-import {
-  capabilitiesOf,
-  type StorageBackend,
-  StorageConflictError,
-  StorageNotFoundError,
-} from '../storage/backend.ts';
+import { type StorageBackend, StorageConflictError, StorageNotFoundError } from '../storage/backend.ts';
 import { leaseKey } from '../storage/layout.ts';
 import { failpoint } from '../util/failpoint.ts';
 
@@ -347,13 +342,14 @@ export async function acquireLease(
       acquiredAt: now.toISOString(),
       expiresAt: new Date(now.getTime() + ttlMs).toISOString(),
     };
+    let enforced: boolean;
     try {
-      await storage.put(leaseKey(target), leaseBody(record), { ifAbsent: true, signal });
+      const put = await storage.put(leaseKey(target), leaseBody(record), { ifAbsent: true, signal });
+      enforced = put.ifAbsentEnforced !== false;
     } catch (err) {
       if (err instanceof StorageConflictError) continue; // someone was quicker: judge theirs
       throw err;
     }
-    const enforced = (await capabilitiesOf(storage, { signal })).conditionalWrites;
     if (state !== 'free' || !enforced) {
       await clock.sleep(settleMs, signal);
       const back = await readLease(storage, target, ttlMs, signal);
@@ -430,7 +426,7 @@ export async function withLeases<T>(
     await releaseAll();
     throw err;
   }
-  if (held.length === 0) throw unavailable[0]!.error;
+  if (held.length === 0 && unavailable.length > 0) throw unavailable[0]!.error;
   const lostSignals = held.map((l) => l.lost);
   const signal = AbortSignal.any(options.signal ? [options.signal, ...lostSignals] : lostSignals);
   const lostError = () => lostSignals.find((s) => s.aborted)?.reason as LeaseLostError | undefined;

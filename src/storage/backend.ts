@@ -28,6 +28,11 @@ export interface ObjectInfo {
 export interface PutResult {
   /** Bytes that reached storage, as the backend counted them. */
   size: number;
+  /**
+   * With `ifAbsent`: false when the service does not enforce it and the backend only checked just before
+   * writing (see StorageCapabilities.conditionalWrites); absent or true, it was enforced.
+   */
+  ifAbsentEnforced?: boolean | undefined;
 }
 
 export interface OpOptions {
@@ -74,9 +79,6 @@ export interface StorageCapabilities {
   listTemporary: boolean;
 }
 
-/** What a backend without `capabilities` has: everything. */
-export const ALL_CAPABILITIES: StorageCapabilities = { conditionalWrites: true, listTemporary: true };
-
 export interface StorageBackend {
   /** Human description for messages and `list` output, e.g. `local:/backups`. Never holds secrets. */
   readonly description: string;
@@ -121,18 +123,13 @@ export interface StorageBackend {
   deleteTemporary?(key: string, options?: OpOptions): Promise<void>;
 
   /**
-   * Which optional features the service has. Optional: a backend without it has all of them
-   * (`ALL_CAPABILITIES`). The first call may probe the service (S3 writes a probe object under a reserved
+   * Which optional features the service has, for `config check`. Optional: a backend without it has all
+   * of them. The first call may probe the service (S3 writes a probe object under a reserved
    * name twice and deletes it, and asks for unfinished uploads); the answer is kept for the process, per
    * destination, and a missing feature is reported once through the backend's warning callback. Fails like
    * any other operation when the service cannot be reached (and is asked again next time).
    */
   capabilities?(options?: OpOptions): Promise<StorageCapabilities>;
-}
-
-/** The capabilities of `storage` (everything, for a backend that does not say). */
-export function capabilitiesOf(storage: StorageBackend, options?: OpOptions): Promise<StorageCapabilities> {
-  return storage.capabilities ? storage.capabilities(options) : Promise.resolve(ALL_CAPABILITIES);
 }
 
 export class StorageNotFoundError extends StorageError {

@@ -198,7 +198,7 @@ export class S3Storage implements StorageBackend {
         // manifest in an archive class could not be read back to list or restore).
         await assertAbsent();
         await this.#putSingle(key, full, data, options, false);
-        return { size: data.length };
+        return { size: data.length, ifAbsentEnforced: !checkFirst };
       }
     }
     const minPart = this.#config.partSizeMb * MIB;
@@ -318,7 +318,7 @@ export class S3Storage implements StorageBackend {
         parts: [...partDigests].sort(([a], [b]) => a - b).map(([, d]) => d),
       };
       await this.#checkStored(key, total, sent, etag, signal);
-      return { size: total };
+      return { size: total, ifAbsentEnforced: !checkFirst };
     } catch (err) {
       await Promise.allSettled(inflight);
       if (uploadId !== undefined && !completed) {

@@ -155,7 +155,9 @@ describe('partial S3 services: optional features are found, warned about once, a
       // A second instance for the same destination (another target on the same bucket) asks nothing new.
       const again = new S3Storage(config, { onWarning: (m) => warnings.push(m) });
       expect(await again.capabilities()).toEqual(expected);
-      await again.put('t/x', [Buffer.from('x')], { ifAbsent: true });
+      // `put` says whether the service enforced ifAbsent, or it was only checked first.
+      const put = await again.put('t/x', [Buffer.from('x')], { ifAbsent: true });
+      expect(put.ifAbsentEnforced).toBe(expected.conditionalWrites);
       await again.listTemporary('t/').catch(() => []);
       expect(warnings).toHaveLength(nWarnings);
       expect(await rawKeys(s3EndpointOf(kind), prefix)).toEqual([`${prefix}/t/x`]);

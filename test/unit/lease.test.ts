@@ -277,11 +277,9 @@ describe('renewal', () => {
 
 /** In-memory storage that, like an unmodified s3rver, ignores `ifAbsent` and says so. */
 class UnconditionalStorage extends MemoryStorage {
-  override put(key: string, body: Parameters<MemoryStorage['put']>[1], options: PutOptions = {}) {
-    return super.put(key, body, { ...options, ifAbsent: false });
-  }
-  async capabilities() {
-    return { conditionalWrites: false, listTemporary: true };
+  override async put(key: string, body: Parameters<MemoryStorage['put']>[1], options: PutOptions = {}) {
+    const result = await super.put(key, body, { ...options, ifAbsent: false });
+    return { ...result, ifAbsentEnforced: !options.ifAbsent };
   }
 }
 
