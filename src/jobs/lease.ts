@@ -56,14 +56,15 @@ export interface LeaseRecord {
   expiresAt: string;
 }
 
+/** Storage is untrusted: what is printed from a lease (host, operation) holds no terminal escapes. */
 const leaseSchema = z.looseObject({
   target: z.string(),
   holder: z.looseObject({
-    host: z.string(),
-    pid: z.number().int(),
-    pidNamespace: z.string(),
-    token: z.string().min(1),
-    operation: z.string(),
+    host: z.string().regex(/^[A-Za-z0-9_.:-]{1,253}$/),
+    pid: z.number().int().nonnegative(),
+    pidNamespace: z.string().regex(/^[A-Za-z0-9_:[\]-]{0,64}$/),
+    token: z.string().regex(/^[A-Za-z0-9_:-]{1,128}$/),
+    operation: z.string().regex(/^[a-z-]{1,32}$/),
   }),
   acquiredAt: z.iso.datetime(),
   expiresAt: z.iso.datetime(),
@@ -79,7 +80,16 @@ export function processIdentity(): LeaseIdentity {
   } catch {
     // Not Linux, or no /proc: a dead pid cannot be told from a live one elsewhere; leases just expire.
   }
-  return { host: hostname(), pid: process.pid, pidNamespace };
+  // Kept to what a lease may hold (leaseSchema), or this process could not read its own lease back.
+  const host =
+    hostname()
+      .replace(/[^A-Za-z0-9_.:-]/g, '_')
+      .slice(0, 253) || 'unknown';
+  return {
+    host,
+    pid: process.pid,
+    pidNamespace: /^[A-Za-z0-9_:[\]-]{0,64}$/.test(pidNamespace) ? pidNamespace : '',
+  };
 }
 
 /** Whether `pid` is a running process here (one we may not signal is running too). */

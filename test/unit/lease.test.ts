@@ -15,6 +15,7 @@ import {
   LeaseLostError,
   type LeaseOptions,
   type LeaseRecord,
+  processIdentity,
   withLeases,
 } from '../../src/jobs/lease.ts';
 import { type PutOptions, type StorageBackend, StorageConflictError } from '../../src/storage/backend.ts';
@@ -204,10 +205,16 @@ describe('acquireLease', () => {
     await held.release();
   });
 
-  it('an unreadable lease object holds the target until it is a TTL old', async () => {
+  it.each([
+    ['not JSON', 'not json'],
+    [
+      'a holder with a terminal escape',
+      JSON.stringify(lease({ host: 'db\u001b[2J' }, '2026-12-01T03:00:00.000Z')),
+    ],
+  ])('an unreadable lease object (%s) holds the target until it is a TTL old', async (_, body) => {
     const clock = new FakeClock();
     const storage = new MemoryStorage();
-    await storage.put(leaseKey('shop'), [Buffer.from('not json')]);
+    await storage.put(leaseKey('shop'), [Buffer.from(body)]);
     clock.t = storage.objects.get(leaseKey('shop'))!.modified.getTime();
     const err = await acquireLease(storage, 'shop', options(clock)).catch((e: unknown) => e);
     expect((err as LeaseHeldError).message).toMatch(/host unknown/);
@@ -241,6 +248,19 @@ describe('renewal', () => {
     expect((await stored(storage))!.expiresAt).toBe(new Date(clock.t + TTL).toISOString());
     await clock.advance(TTL);
     expect((await stored(storage))!.expiresAt).toBe(new Date(clock.t + TTL).toISOString());
+    expect(held.lost.aborted).toBe(false);
+    await held.release();
+  });
+
+  it("this process's own identity (host name, pid, PID namespace) is one its renewals read back as its own", async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    const held = await acquireLease(storage, 'shop', options(clock, { self: processIdentity() }));
+    expect((await stored(storage))!.holder).toMatchObject({
+      pid: process.pid,
+      pidNamespace: expect.stringMatching(/^pid:\[\d+\]$/),
+    });
+    await clock.advance(TTL);
     expect(held.lost.aborted).toBe(false);
     await held.release();
   });
