@@ -141,6 +141,19 @@ describe.concurrent('one writer per target: prune and crashes', () => {
     expect((await first.done).code).toBe(0);
   });
 
+  it('backup --resume-uploads takes the lease too: it meets the held one and exits 6', async () => {
+    const name = await database();
+    const env = targetEnv(name, await tempDir());
+    const first = await startHolding(['backup'], env);
+    const resume = await runCli(['backup', '--resume-uploads'], { ...env, DATASAVER_LEASE_TTL_SECONDS: '1' });
+    expect(resume.code, resume.output).toBe(6);
+    expect(resume.stderr).toMatch(
+      new RegExp(`held by another datasaver run \\(host \\S+, pid ${first.child.pid}, backup since`),
+    );
+    first.child.kill('SIGCONT');
+    expect((await first.done).code).toBe(0);
+  });
+
   it('a daemon on a target another process holds skips the run: a log line and a metric, no failure', async () => {
     const name = await database();
     const dir = await tempDir();
