@@ -4,10 +4,12 @@ import { createEngine } from '../engines/index.ts';
 import { DatasaverError, ExitCode, errorMessage, UsageError } from '../errors.ts';
 import type { BackupResult } from '../jobs/backup.ts';
 import { type CycleProblem, type CycleResult, resumeTarget, runCycle } from '../jobs/cycle.ts';
+import { type LeaseRecord, targetLeaseOptions, waitingMessage, withLeases } from '../jobs/lease.ts';
 import type { PruneResult } from '../jobs/prune.ts';
 import type { CopyResult } from '../jobs/resume.ts';
 import { describeSizeChange, type SizeAssessment } from '../jobs/size-change.ts';
 import { LABEL_PATTERN } from '../manifest.ts';
+import type { StorageBackend } from '../storage/backend.ts';
 import { printable } from '../util/printable.ts';
 import { redact } from '../util/secret.ts';
 import { DATASAVER_VERSION } from '../version.ts';
@@ -103,6 +105,35 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
   if (opts.json) printJson(ctx.stdout, { backups: done, copies, pruned, failures });
   return failures[0]?.exitCode ?? ExitCode.ok;
 
+  function onWait(storage: StorageBackend, lease: LeaseRecord) {
+    ctx.stderr.write(`${waitingMessage(storage, lease)}\n`);
+  }
+
+  /** Resuming writes to the destinations: it holds the target's lease there, as a backup does. */
+  async function resumeLeased(target: TargetConfig, destinations: StorageBackend[]) {
+    const leased = await withLeases(
+      target.name,
+      destinations,
+      targetLeaseOptions(target, 'resume', { onWait }, ctx.signal),
+      (held, signal) => resumeTarget(target, held, new Date(), signal),
+    );
+    for (const w of leased.warnings) ctx.stderr.write(`warning: ${w}\n`);
+    const problems: CycleProblem[] = leased.unavailable.map((u) => ({
+      stage: 'resume',
+      message: `${u.storage.description}: ${errorMessage(u.error)}`,
+      exitCode: ExitCode.storage,
+      hint: u.error instanceof DatasaverError ? u.error.hint : undefined,
+    }));
+    if (leased.lost)
+      problems.push({
+        stage: 'lease',
+        message: leased.lost.message,
+        exitCode: ExitCode.storage,
+        hint: leased.lost.hint,
+      });
+    return { copies: leased.result.copies, problems: [...problems, ...leased.result.problems] };
+  }
+
   async function backupTargets(): Promise<void> {
     for (const target of targets) {
       const destinations = await openDestinations(ctx, target);
@@ -110,7 +141,7 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
         // Resuming takes no backup, so it prunes nothing.
         if (destinations.length < 2 && !opts.json)
           ctx.stdout.write(`${target.name} has one destination; nothing to resume\n`);
-        const resumed = await resumeTarget(target, destinations, new Date(), ctx.signal);
+        const resumed = await resumeLeased(target, destinations);
         report(resumed.copies, resumed.problems);
         ctx.signal.throwIfAborted();
         const clean = resumed.copies.length === 0 && resumed.problems.length === 0;
@@ -136,6 +167,7 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
             engine: createEngine(target),
             destinations,
             signal: ctx.signal,
+            lease: { onWait },
             onProgress: (raw, stored) =>
               progress.update(
                 `backup ${target.name}: ${formatBytes(raw)} dumped, ${formatBytes(stored)} stored`,

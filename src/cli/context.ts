@@ -51,13 +51,14 @@ export function selectTargets(config: Config, name: string | undefined, all = fa
   });
 }
 
-/** Opens storage, warning on stderr about every retried operation. */
+/** Opens storage, warning on stderr about every retried operation and every feature the service lacks. */
 export function open(ctx: CliContext, config: StorageConfig): Promise<StorageBackend> {
   return openStorage(config, {
     onRetry: (r) =>
       ctx.stderr.write(
         `warning: ${printable(r.error.message)}; retrying ${printable(r.operation)} (attempt ${r.attempt + 1}) in ${r.delayMs} ms\n`,
       ),
+    onWarning: (message) => ctx.stderr.write(`warning: ${message}\n`),
   });
 }
 

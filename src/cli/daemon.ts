@@ -41,10 +41,11 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
     log,
     onFailure: (channel) => metrics.notificationFailures.inc({ channel }),
   });
-  const runTarget: RunTarget = (target, destinations, signal) =>
+  const runTarget: RunTarget = (target, destinations, signal, onStarted) =>
     runCycle(
       { target, labels: [SCHEDULED_LABEL], verify: false, prune: true },
-      { engine: createEngine(target), destinations, signal },
+      // A second daemon (or a CronJob) on the same target holds its lease: this run is skipped, not waited.
+      { engine: createEngine(target), destinations, signal, lease: { waitMs: 0 }, onLeased: onStarted },
     );
   const openDestinations = (target: TargetConfig) =>
     Promise.all(
@@ -70,6 +71,7 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
               'storage operation failed; retrying',
             );
           },
+          onWarning: (message) => log.warn({ target: target.name, destination: description }, message),
         });
         description = storage.description;
         return storage;

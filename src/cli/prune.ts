@@ -1,5 +1,14 @@
-import { CleanupError, errorMessage, UsageError } from '../errors.ts';
+import type { TargetConfig } from '../config/types.ts';
+import { CleanupError, errorMessage, StorageError, UsageError } from '../errors.ts';
+import {
+  LeaseHeldError,
+  type LeaseRecord,
+  targetLeaseOptions,
+  waitingMessage,
+  withLeases,
+} from '../jobs/lease.ts';
 import { type PruneResult, prune, throwIfPruneFailed } from '../jobs/prune.ts';
+import type { StorageBackend } from '../storage/backend.ts';
 import { printable } from '../util/printable.ts';
 import { type CliContext, openDestinations, readConfig, selectTargets } from './context.ts';
 import { formatBytes, formatTime, printJson, renderTable } from './output.ts';
@@ -24,12 +33,12 @@ export async function pruneCommand(ctx: CliContext, opts: PruneOptions): Promise
   const config = await readConfig(ctx);
   const targets = selectTargets(config, opts.target, opts.all);
   const results: PruneResult[] = [];
-  const errors: { target: string; storage: string; message: string }[] = [];
+  const errors: { target: string; storage: string; message: string; held: boolean }[] = [];
   for (const target of targets) {
     // Each destination is thinned on its own: they may hold different backups after a failed upload.
     for (const storage of await openDestinations(ctx, target)) {
       try {
-        const result = await prune(target, { storage, now, signal: ctx.signal }, { dryRun: opts.dryRun });
+        const result = await pruneLeased(ctx, target, storage, now, opts.dryRun);
         results.push(result);
         for (const w of result.warnings) ctx.stderr.write(`warning: ${w}\n`);
         if (!opts.json) ctx.stdout.write(renderPrune(result));
@@ -37,19 +46,49 @@ export async function pruneCommand(ctx: CliContext, opts: PruneOptions): Promise
       } catch (err) {
         if (ctx.signal.aborted) throw err;
         // One target or destination failing never stops the others.
+        const held = err instanceof LeaseHeldError;
         const message = printable(errorMessage(err));
-        errors.push({ target: target.name, storage: storage.description, message });
+        errors.push({ target: target.name, storage: storage.description, message, held });
         ctx.stderr.write(`Error: prune of ${target.name} in ${storage.description}: ${message}\n`);
       }
     }
   }
   if (opts.json) printJson(ctx.stdout, { results, errors });
+  if (errors.length > 0 && errors.every((e) => e.held)) {
+    throw new StorageError(
+      `prune skipped ${errors.length} destination(s): another datasaver run holds them`,
+      {
+        hint: 'run one writer per target; prune runs after every backup anyway',
+      },
+    );
+  }
   if (errors.length > 0) {
     throw new CleanupError(`prune failed for ${errors.length} destination(s); see the errors above`, {
       hint: 'nothing kept was touched; fix the storage problem and run `datasaver prune` again',
     });
   }
   return 0;
+}
+
+/** A prune that deletes holds the target's lease in that destination; a dry run only reads. */
+async function pruneLeased(
+  ctx: CliContext,
+  target: TargetConfig,
+  storage: StorageBackend,
+  now: Date,
+  dryRun: boolean | undefined,
+): Promise<PruneResult> {
+  if (dryRun) return prune(target, { storage, now, signal: ctx.signal }, { dryRun });
+  const onWait = (s: StorageBackend, lease: LeaseRecord) => ctx.stderr.write(`${waitingMessage(s, lease)}\n`);
+  const leased = await withLeases(
+    target.name,
+    [storage],
+    targetLeaseOptions(target, 'prune', { onWait }, ctx.signal),
+    ([held], signal) => prune(target, { storage: held!, now, signal }),
+  );
+  for (const w of leased.warnings) ctx.stderr.write(`warning: ${w}\n`);
+  if (leased.lost) throw leased.lost;
+  return leased.result;
 }
 
 function parseNow(text: string): Date {

@@ -462,6 +462,7 @@ function buildTarget(
   const schedule = buildSchedule(raw, timeZone, problems);
   const alertAfterHours = check(raw.alertAfterHours, ALERT_HOURS, problems) ?? 26;
   const sizeChangeAlert = check(raw.sizeChangeAlert, PERCENT_OR_OFF, problems) ?? DEFAULT_SIZE_CHANGE_ALERT;
+  const leaseTtlSeconds = check(raw.leaseTtlSeconds, POSITIVE_NUMBER('seconds'), problems) ?? 300;
   const notify = buildNotify(raw, problems);
   if (schedule && name) scheduleWarning(raw, name, schedule, timeZone, alertAfterHours, warnings);
 
@@ -489,6 +490,7 @@ function buildTarget(
     schedule,
     alertAfterHours,
     sizeChangeAlert,
+    leaseTtlSeconds,
     notify,
   };
 }

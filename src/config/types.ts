@@ -117,6 +117,11 @@ export interface TargetConfig {
    * than this fraction (0.5 = 50%) raises a warning; 0 turns the check off.
    */
   sizeChangeAlert: number;
+  /**
+   * How long the target's lease (one writer per target, jobs/lease.ts) lasts without renewal: a run
+   * killed without releasing it holds the target that long. Absent: DEFAULT_LEASE_TTL_SECONDS.
+   */
+  leaseTtlSeconds?: number | undefined;
   notify: NotifyConfig;
 }
 

@@ -5,6 +5,9 @@
  * Rules:
  *   - a target never runs twice at once: a scheduled time that arrives while the previous run is still
  *     going is skipped, logged and counted (`datasaver_runs_skipped_total`); missed times are not caught up;
+ *   - nor by two processes: a run that finds the target's lease held by another datasaver (a second
+ *     daemon, a CronJob; see jobs/lease.ts) is skipped at once, logged and counted
+ *     (`datasaver_runs_lease_held_total`), and is neither a failure nor a success;
  *   - a run that cannot reach the database is tried again (`retry_attempts`, delay doubling from
  *     `retry_delay_seconds`); other failures are not retried, the next scheduled run is the retry;
  *   - prune follows every successful backup (inside the run, see jobs/cycle.ts), never a failed one;
@@ -21,6 +24,7 @@ import type { TargetConfig } from '../config/types.ts';
 import { ConnectionError, DatasaverError, ExitCode, errorMessage } from '../errors.ts';
 import { readTargetUsage } from '../jobs/catalog.ts';
 import type { CycleResult } from '../jobs/cycle.ts';
+import { LeaseHeldError } from '../jobs/lease.ts';
 import { describeSizeChange } from '../jobs/size-change.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { redact } from '../util/secret.ts';
@@ -64,11 +68,15 @@ export const systemClock: Clock = {
   },
 };
 
-/** One run of a target: backup, resume, prune. Throws when the backup itself fails. */
+/**
+ * One run of a target: backup, resume, prune. Throws when the backup itself fails. Calls `onStarted` once
+ * it holds the target's lease, before it writes anything (a run skipped for another holder never starts).
+ */
 export type RunTarget = (
   target: TargetConfig,
   destinations: StorageBackend[],
   signal: AbortSignal,
+  onStarted: () => void,
 ) => Promise<CycleResult>;
 
 /**
@@ -318,20 +326,35 @@ export class Daemon {
     // printed it in some form the engine did not catch.
     const clean = (text: string) => redact(text, [target.connection.password]);
     const startedAt = this.#clock.now();
-    log.info({ reason }, 'backup started');
-    this.#notify(slot, 'start', 'started', null, null);
+    let announced = false;
+    // After the lease is taken: a standby daemon that skips must not ping `start` with no end to it.
+    const onStarted = () => {
+      if (announced) return;
+      announced = true;
+      log.info({ reason }, 'backup started');
+      this.#notify(slot, 'start', 'started', null, null);
+    };
 
     let result: CycleResult | undefined;
     let error: unknown;
     for (let attempt = 1; ; attempt++) {
       try {
-        result = await this.#options.runTarget(target, slot.destinations, signal);
+        result = await this.#options.runTarget(target, slot.destinations, signal, onStarted);
         break;
       } catch (err) {
         if (signal.aborted) {
           log.warn(
             { error: clean(errorMessage(err)) },
             'backup interrupted by shutdown; no partial backup was committed',
+          );
+          return;
+        }
+        if (err instanceof LeaseHeldError) {
+          slot.status.skippedRuns++;
+          metrics.leaseHeld.inc({ target: target.name });
+          log.warn(
+            { holder: err.lease.holder, expiresAt: err.lease.expiresAt, error: clean(err.message) },
+            'skipped this run: another datasaver process holds the lease of this target',
           );
           return;
         }

@@ -74,6 +74,12 @@ export class DaemonMetrics {
     'Scheduled runs skipped because the previous run of the target was still going',
     ['target'],
   );
+  readonly leaseHeld = counter(
+    this.registry,
+    'datasaver_runs_lease_held_total',
+    "Scheduled runs skipped because another datasaver process held the target's lease (one writer per target)",
+    ['target'],
+  );
   readonly connectionRetries = counter(
     this.registry,
     'datasaver_connection_retries_total',
@@ -142,8 +148,16 @@ export class DaemonMetrics {
 
   /** Makes every per-target series exist at 0 from the start, so dashboards and alerts see them. */
   registerTarget(target: string, destinations: string[]): void {
-    for (const c of [this.succeeded, this.failed, this.skipped, this.connectionRetries, this.sizeAlerts])
+    for (const c of [
+      this.succeeded,
+      this.failed,
+      this.skipped,
+      this.leaseHeld,
+      this.connectionRetries,
+      this.sizeAlerts,
+    ]) {
       c.inc({ target }, 0);
+    }
     for (const destination of destinations) this.pruneDeleted.inc({ target, destination }, 0);
   }
 

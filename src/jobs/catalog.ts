@@ -8,7 +8,7 @@ import { parseManifest } from '../manifest-read.ts';
 import { manifestDistrust } from '../manifest-trust.ts';
 import { readCapped } from '../pipeline/read.ts';
 import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
-import { compareIds, parseBackupId, parseKey } from '../storage/layout.ts';
+import { compareIds, isLeaseKey, parseBackupId, parseKey } from '../storage/layout.ts';
 import { mapLimit } from '../util/concurrency.ts';
 import { printable } from '../util/printable.ts';
 
@@ -70,6 +70,7 @@ export async function readCatalog(
   const byKey = new Map<string, ObjectInfo>();
   const others: Catalog['incomplete'] = [];
   for (const obj of objects) {
+    if (isLeaseKey(obj.key)) continue; // a run's lease, not a backup: never listed, never pruned
     const parsed = parseKey(obj.key);
     if (!parsed) {
       warnings.push(`${storage.description}: skipping ${printable(obj.key)}: not a datasaver backup file`);

@@ -11,6 +11,7 @@ import { CleanupError, DatasaverError, ExitCode, errorMessage } from '../errors.
 import type { StorageBackend } from '../storage/backend.ts';
 import type { BackupRequest, BackupResult } from './backup.ts';
 import { backupMakingRoom } from './full-disk.ts';
+import { type LeasePolicy, targetLeaseOptions, withLeases } from './lease.ts';
 import { type PruneResult, prune, throwIfPruneFailed } from './prune.ts';
 import { type CopyResult, resumeUploads } from './resume.ts';
 import { checkBackupSize, type SizeAssessment } from './size-change.ts';
@@ -19,13 +20,18 @@ export interface CycleDeps {
   engine: Engine;
   destinations: StorageBackend[];
   signal?: AbortSignal | undefined;
+  /** How to meet another run's lease on the target (default: wait a little over its TTL). */
+  lease?: LeasePolicy | undefined;
+  /** Called once the run holds the target's leases, before it writes anything. */
+  onLeased?: (() => void) | undefined;
   onProgress?: ((raw: number, stored: number) => void) | undefined;
   now?: () => Date;
 }
 
 /** Something that failed after the backup was committed somewhere. */
 export interface CycleProblem {
-  stage: 'upload' | 'copy' | 'resume' | 'prune';
+  /** `lease`: the run lost the target's lease and was stopped (see jobs/lease.ts). */
+  stage: 'upload' | 'copy' | 'resume' | 'prune' | 'lease';
   /** What failed and why, starting with where (a destination, a backup id). */
   message: string;
   /** What `datasaver backup` exits with for it: 6 (storage) or 7 (prune). */
@@ -54,7 +60,34 @@ export interface CycleResult {
   prunedFirst?: PruneResult[] | undefined;
 }
 
+/**
+ * The run, holding the target's lease in every destination (jobs/lease.ts): another run's lease is waited
+ * for (LeaseHeldError when it stays); a destination whose lease cannot be written is left out and
+ * reported like a failed upload.
+ */
 export async function runCycle(
+  request: BackupRequest & { prune: boolean },
+  deps: CycleDeps,
+): Promise<CycleResult> {
+  const leased = await withLeases(
+    request.target.name,
+    deps.destinations,
+    targetLeaseOptions(request.target, 'backup', deps.lease, deps.signal),
+    (destinations, signal) => {
+      deps.onLeased?.();
+      return runLeasedCycle(request, { ...deps, destinations, signal });
+    },
+  );
+  const { result } = leased;
+  result.problems.unshift(
+    ...leased.unavailable.map((u) => problem('upload', u.error, `${u.storage.description}: `)),
+  );
+  if (leased.lost) result.problems.push(problem('lease', leased.lost));
+  result.warnings.push(...leased.warnings);
+  return result;
+}
+
+async function runLeasedCycle(
   request: BackupRequest & { prune: boolean },
   deps: CycleDeps,
 ): Promise<CycleResult> {

@@ -16,7 +16,7 @@ import { CleanupError, errorMessage } from '../errors.ts';
 import type { Manifest } from '../manifest.ts';
 import { manifestDistrust, retentionTime } from '../manifest-trust.ts';
 import { planRetention, type RetentionCandidate } from '../retention/policy.ts';
-import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
+import { type ObjectInfo, type StorageBackend, StorageUnsupportedError } from '../storage/backend.ts';
 import { manifestKey, parseKey, verifyKey } from '../storage/layout.ts';
 import { mapLimit } from '../util/concurrency.ts';
 import { printable } from '../util/printable.ts';
@@ -135,13 +135,26 @@ export async function planPrune(target: PruneTarget, deps: PruneDeps): Promise<P
         : leftover(o, 'verify-record', o.id, 'verify record of a removed backup'),
     );
   }
-  const temporary = (await storage.listTemporary?.(`${target.name}/`, { signal })) ?? [];
+  const temporary = await listTemporary(storage, `${target.name}/`, signal);
   for (const t of temporary) {
     // Only leftovers of writes datasaver makes: the name it was going to have must be this target's.
     const final = parseKey(t.finalKey);
     if (final?.target === target.name) items.push(leftover(t, 'temporary', final.id, 'unfinished write'));
   }
   return { target: target.name, storage: storage.description, now: now.toISOString(), items, warnings };
+}
+
+/**
+ * Unfinished writes under `prefix`; none for a service that cannot list them (the backend has warned once,
+ * with what to do instead).
+ */
+async function listTemporary(storage: StorageBackend, prefix: string, signal: AbortSignal | undefined) {
+  try {
+    return (await storage.listTemporary?.(prefix, { signal })) ?? [];
+  } catch (err) {
+    if (err instanceof StorageUnsupportedError) return [];
+    throw err;
+  }
 }
 
 /**

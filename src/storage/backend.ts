@@ -28,6 +28,11 @@ export interface ObjectInfo {
 export interface PutResult {
   /** Bytes that reached storage, as the backend counted them. */
   size: number;
+  /**
+   * With `ifAbsent`: false when the service does not enforce it and the backend only checked just before
+   * writing (see StorageCapabilities.conditionalWrites); absent or true, it was enforced.
+   */
+  ifAbsentEnforced?: boolean | undefined;
 }
 
 export interface OpOptions {
@@ -52,6 +57,26 @@ export interface PutOptions extends OpOptions {
    * pick the same id can never overwrite (or later delete) each other's files.
    */
   ifAbsent?: boolean | undefined;
+}
+
+/**
+ * Optional features of the service behind a backend. Local disk and memory have all of them; S3-compatible
+ * services vary (an unmodified s3rver has neither).
+ */
+export interface StorageCapabilities {
+  /**
+   * The service itself refuses to replace an object on `put` with `ifAbsent` (S3 `If-None-Match: *`),
+   * atomically. Without it the backend checks with a `stat` just before publishing: a second writer that
+   * publishes between the check and the write is not stopped (best effort; one writer per target, held by
+   * its lease, keeps that from happening in practice).
+   */
+  conditionalWrites: boolean;
+  /**
+   * `listTemporary` can find unfinished writes (S3 ListMultipartUploads). Without it prune cannot collect
+   * what a crashed upload left behind; the service's own expiry (an S3 lifecycle rule
+   * AbortIncompleteMultipartUpload) has to.
+   */
+  listTemporary: boolean;
 }
 
 export interface StorageBackend {
@@ -89,12 +114,22 @@ export interface StorageBackend {
    * Hidden temporary data left by writes that never finished (a crash mid-`put`) under `prefix`, with the
    * time it was last written, so that prune can remove it after a grace period. Optional: a backend whose
    * failed writes leave nothing behind has neither this nor `deleteTemporary`. The keys returned are only
-   * meaningful to `deleteTemporary`; `get` and `delete` reject them.
+   * meaningful to `deleteTemporary`; `get` and `delete` reject them. A service that cannot list them
+   * fails with StorageUnsupportedError (reported once as a warning, like `capabilities`).
    */
   listTemporary?(prefix: string, options?: OpOptions): Promise<TemporaryInfo[]>;
 
   /** Removes temporary data that `listTemporary` returned. Idempotent. */
   deleteTemporary?(key: string, options?: OpOptions): Promise<void>;
+
+  /**
+   * Which optional features the service has, for `config check`. Optional: a backend without it has all
+   * of them. The first call may probe the service (S3 writes a probe object under a reserved
+   * name twice and deletes it, and asks for unfinished uploads); the answer is kept for the process, per
+   * destination, and a missing feature is reported once through the backend's warning callback. Fails like
+   * any other operation when the service cannot be reached (and is asked again next time).
+   */
+  capabilities?(options?: OpOptions): Promise<StorageCapabilities>;
 }
 
 export class StorageNotFoundError extends StorageError {
@@ -115,6 +150,12 @@ export class StorageConflictError extends StorageError {
     this.key = key;
   }
 }
+
+/**
+ * The service lacks an optional feature this operation needs (`listTemporary` on an S3-compatible service
+ * without ListMultipartUploads). Callers that can do without it skip that work; see `capabilities`.
+ */
+export class StorageUnsupportedError extends StorageError {}
 
 /** False for keys that could escape the backend's root or collide with its temporary files. */
 export function isValidKey(key: string): boolean {

@@ -6,6 +6,8 @@ import { DEFAULT_RETRY, type RetryInfo, RetryingStorage } from './retry.ts';
 export interface OpenOptions {
   /** Told of every retried storage operation (for warnings, logs and metrics). */
   onRetry?: ((info: RetryInfo) => void) | undefined;
+  /** Told once per process and destination of an optional feature the service lacks (see capabilities). */
+  onWarning?: ((message: string) => void) | undefined;
 }
 
 /**
@@ -19,7 +21,7 @@ export async function openStorage(config: StorageConfig, options: OpenOptions = 
     case 's3': {
       const { S3Storage } = await import('./s3.ts');
       const retry = { ...DEFAULT_RETRY, onRetry: options.onRetry };
-      return new RetryingStorage(new S3Storage(config, { retry }), retry);
+      return new RetryingStorage(new S3Storage(config, { retry, onWarning: options.onWarning }), retry);
     }
   }
 }

@@ -20,6 +20,7 @@ import type {
   PutOptions,
   PutResult,
   StorageBackend,
+  StorageCapabilities,
   TemporaryInfo,
 } from './backend.ts';
 
@@ -73,6 +74,7 @@ export class RetryingStorage implements StorageBackend {
   readonly #policy: RetryPolicy;
   readonly listTemporary?: (prefix: string, options?: OpOptions) => Promise<TemporaryInfo[]>;
   readonly deleteTemporary?: (key: string, options?: OpOptions) => Promise<void>;
+  readonly capabilities?: (options?: OpOptions) => Promise<StorageCapabilities>;
 
   constructor(inner: StorageBackend, policy: RetryPolicy) {
     this.#inner = inner;
@@ -82,6 +84,8 @@ export class RetryingStorage implements StorageBackend {
     const del = inner.deleteTemporary?.bind(inner);
     if (list) this.listTemporary = (p, o) => this.#retry(`list uploads ${p}`, o, () => list(p, o));
     if (del) this.deleteTemporary = (k, o) => this.#retry(`abort ${k}`, o, () => del(k, o));
+    const caps = inner.capabilities?.bind(inner);
+    if (caps) this.capabilities = (o) => this.#retry('probe the service', o, () => caps(o));
   }
 
   #retry<T>(operation: string, options: OpOptions | undefined, fn: () => Promise<T>): Promise<T> {

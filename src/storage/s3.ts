@@ -19,8 +19,16 @@
  *
  * Errors name the bucket and endpoint, never credentials. 403 and missing buckets are permanent; 5xx, 429
  * and network failures are marked transient.
+ *
+ * Partial services: conditional writes (`If-None-Match: *`) and ListMultipartUploads are optional. Whether
+ * the service enforces `If-None-Match` is probed before the first `ifAbsent` put (a probe object under a
+ * reserved name, written twice and deleted; an unmodified s3rver accepts the header and overwrites), and
+ * where it does not, `ifAbsent` puts check with a HEAD just before publishing instead. A service that
+ * answers ListMultipartUploads with NotImplemented (s3rver) or MethodNotAllowed makes `listTemporary`
+ * fail with StorageUnsupportedError from then on. Each is found once per process and destination and
+ * reported through `onWarning`.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -31,6 +39,7 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  type ListMultipartUploadsCommandOutput,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -53,8 +62,10 @@ import {
   type PutOptions,
   type PutResult,
   type StorageBackend,
+  type StorageCapabilities,
   StorageConflictError,
   StorageNotFoundError,
+  StorageUnsupportedError,
   type TemporaryInfo,
 } from './backend.ts';
 import { DEFAULT_RETRY, type RetryPolicy, retryOperation } from './retry.ts';
@@ -63,6 +74,30 @@ const MIB = 1024 * 1024;
 const MAX_PARTS = 10_000;
 const MAX_PART_BYTES = 5 * 1024 * MIB;
 const UPLOAD_ID = '?uploadId=';
+/** Name of the conditional-write probe object: its leading `.` keeps it out of `list` (see isValidKey). */
+const PROBE_NAME = '.datasaver-probe-';
+
+/**
+ * What is known of each destination's optional features, for the whole process (several targets may
+ * share one destination; the daemon runs for days): found once, warned about once.
+ */
+interface Known {
+  conditionalWrites?: Promise<boolean> | undefined;
+  listTemporary?: boolean | undefined;
+}
+const KNOWN = new Map<string, Known>();
+
+/** A service answer that means "this is not implemented here", as opposed to a failure. */
+function isUnsupportedAnswer(err: unknown): boolean {
+  const e = err as SdkError;
+  const status = e.$metadata?.httpStatusCode;
+  return e.name === 'NotImplemented' || e.name === 'MethodNotAllowed' || status === 501 || status === 405;
+}
+
+function isPreconditionFailed(err: unknown): boolean {
+  const e = err as SdkError;
+  return e.name === 'PreconditionFailed' || e.$metadata?.httpStatusCode === 412;
+}
 
 /**
  * Does `etag`, as the service returned it, hold the MD5 of the bytes that were sent? Either the object's
@@ -104,15 +139,24 @@ const TRANSIENT_CODES = new Set([
   'ERR_STREAM_PREMATURE_CLOSE',
 ]);
 
+export interface S3StorageOptions {
+  retry?: RetryPolicy | undefined;
+  client?: S3Client | undefined;
+  /** Told, once per process and destination, about an optional feature the service lacks. */
+  onWarning?: ((message: string) => void) | undefined;
+}
+
 export class S3Storage implements StorageBackend {
   readonly description: string;
   readonly #config: S3StorageConfig;
   readonly #client: S3Client;
   readonly #retry: RetryPolicy;
+  readonly #onWarning: (message: string) => void;
 
-  constructor(config: S3StorageConfig, options: { retry?: RetryPolicy; client?: S3Client } = {}) {
+  constructor(config: S3StorageConfig, options: S3StorageOptions = {}) {
     this.#config = config;
     this.#retry = options.retry ?? DEFAULT_RETRY;
+    this.#onWarning = options.onWarning ?? (() => {});
     const where = `s3://${config.bucket}${config.prefix ? `/${config.prefix}` : ''}`;
     this.description = config.endpoint ? `${where} at ${redact(config.endpoint)}` : where;
     this.#client =
@@ -134,9 +178,17 @@ export class S3Storage implements StorageBackend {
       });
   }
 
-  async put(key: string, body: Body, options: PutOptions = {}): Promise<PutResult> {
+  async put(key: string, body: Body, putOptions: PutOptions = {}): Promise<PutResult> {
     const full = this.#full(key);
-    const { signal } = options;
+    const { signal } = putOptions;
+    // Without conditional writes, `ifAbsent` is a HEAD just before publishing (racy; see backend.ts).
+    const checkFirst = putOptions.ifAbsent === true && !(await this.#conditionalWrites(signal));
+    const options = checkFirst ? { ...putOptions, ifAbsent: false } : putOptions;
+    const assertAbsent = async () => {
+      if (checkFirst && (await this.stat(key, { signal })) !== undefined) {
+        throw new StorageConflictError(this.description, key);
+      }
+    };
     if (Array.isArray(body)) {
       // Small objects held in memory (manifests, verify records): one request, no part buffers, and
       // Content-MD5 is all the checking they need.
@@ -144,8 +196,9 @@ export class S3Storage implements StorageBackend {
       if (data.length <= this.#config.partSizeMb * MIB) {
         // The retry wrapper repeats in-memory puts; the storage class is for data objects only (a
         // manifest in an archive class could not be read back to list or restore).
+        await assertAbsent();
         await this.#putSingle(key, full, data, options, false);
-        return { size: data.length };
+        return { size: data.length, ifAbsentEnforced: !checkFirst };
       }
     }
     const minPart = this.#config.partSizeMb * MIB;
@@ -235,6 +288,7 @@ export class S3Storage implements StorageBackend {
         await retryOperation(`${what} ${key}`, this.#retry, signal, async () => {
           tries++;
           try {
+            await assertAbsent();
             etag = await once();
           } catch (err) {
             const lost = err instanceof StorageConflictError || err instanceof StorageNotFoundError;
@@ -264,7 +318,7 @@ export class S3Storage implements StorageBackend {
         parts: [...partDigests].sort(([a], [b]) => a - b).map(([, d]) => d),
       };
       await this.#checkStored(key, total, sent, etag, signal);
-      return { size: total };
+      return { size: total, ifAbsentEnforced: !checkFirst };
     } catch (err) {
       await Promise.allSettled(inflight);
       if (uploadId !== undefined && !completed) {
@@ -536,9 +590,12 @@ export class S3Storage implements StorageBackend {
     const out: TemporaryInfo[] = [];
     let keyMarker: string | undefined;
     let idMarker: string | undefined;
+    const known = this.#known();
     do {
-      const res = await this.#send('list uploads under', prefix || '/', options.signal, () =>
-        this.#client.send(
+      if (known.listTemporary === false) throw this.#lacksUploadListing();
+      let res: ListMultipartUploadsCommandOutput;
+      try {
+        res = await this.#client.send(
           new ListMultipartUploadsCommand({
             Bucket: this.#config.bucket,
             Prefix: this.#base() + prefix,
@@ -546,8 +603,13 @@ export class S3Storage implements StorageBackend {
             UploadIdMarker: idMarker,
           }),
           { abortSignal: options.signal },
-        ),
-      );
+        );
+      } catch (err) {
+        if (options.signal?.aborted) throw options.signal.reason;
+        if (!isUnsupportedAnswer(err)) throw this.#wrap(err, 'list uploads under', prefix || '/');
+        throw this.#lacksUploadListing();
+      }
+      known.listTemporary = true;
       for (const u of res.Uploads ?? []) {
         const finalKey = u.Key?.slice(this.#base().length);
         if (!finalKey || !u.UploadId || !isValidKey(finalKey)) continue;
@@ -582,6 +644,110 @@ export class S3Storage implements StorageBackend {
     } catch (err) {
       if (!(err instanceof StorageNotFoundError)) throw err; // NoSuchUpload: already gone
     }
+  }
+
+  /**
+   * Both optional features, probing what is not known yet: conditional writes as `put` does, and
+   * ListMultipartUploads with a listing that can match nothing but the probe's name.
+   */
+  async capabilities(options: OpOptions = {}): Promise<StorageCapabilities> {
+    const conditionalWrites = await this.#conditionalWrites(options.signal);
+    const known = this.#known();
+    if (known.listTemporary === undefined) {
+      await this.listTemporary(PROBE_NAME, options).catch((err: unknown) => {
+        if (!(err instanceof StorageUnsupportedError)) throw err;
+      });
+    }
+    return { conditionalWrites, listTemporary: known.listTemporary !== false };
+  }
+
+  #known(): Known {
+    let known = KNOWN.get(this.description);
+    if (!known) {
+      known = {};
+      KNOWN.set(this.description, known);
+    }
+    return known;
+  }
+
+  /** Whether the service enforces `If-None-Match: *`: probed once per process and destination. */
+  #conditionalWrites(signal: AbortSignal | undefined): Promise<boolean> {
+    const known = this.#known();
+    if (!known.conditionalWrites) {
+      const probe = retryOperation('probe conditional writes', this.#retry, signal, () =>
+        this.#probeConditionalWrites(signal),
+      );
+      known.conditionalWrites = probe;
+      // A probe that could not finish (service down, interrupted) is tried again next time.
+      probe.then(
+        (ok) => {
+          if (ok) return;
+          this.#onWarning(
+            `${this.description} does not enforce conditional writes (If-None-Match: *): datasaver checks that a backup's files and the target's lease do not exist just before writing them, and reads the lease back after writing it; two writers starting at the same moment could both pass (best effort)`,
+          );
+        },
+        () => {
+          if (known.conditionalWrites === probe) known.conditionalWrites = undefined;
+        },
+      );
+    }
+    return known.conditionalWrites;
+  }
+
+  /**
+   * Writes a probe object under a reserved name with `If-None-Match: *`, then again: a service that
+   * enforces the header refuses the second write (412). The probe is deleted either way.
+   */
+  async #probeConditionalWrites(signal: AbortSignal | undefined): Promise<boolean> {
+    const key = `${this.#base()}${PROBE_NAME}${randomBytes(8).toString('hex')}`;
+    const write = async (body: string): Promise<'written' | 'refused' | 'unsupported'> => {
+      try {
+        await this.#client.send(
+          new PutObjectCommand({
+            Bucket: this.#config.bucket,
+            Key: key,
+            Body: body,
+            IfNoneMatch: '*',
+            ...this.#writeParams(false),
+          }),
+          { abortSignal: signal },
+        );
+        return 'written';
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason;
+        if (isPreconditionFailed(err)) return 'refused';
+        if (isUnsupportedAnswer(err)) return 'unsupported';
+        throw this.#wrap(err, 'write', 'a probe object');
+      }
+    };
+    try {
+      const first = await write('1');
+      if (first !== 'written') return first === 'refused';
+      return (await write('2')) === 'refused';
+    } finally {
+      // Best effort: a probe left behind is one byte under a name `list` never shows.
+      await retryOperation('delete the probe object', this.#retry, undefined, () =>
+        this.#send('delete', 'a probe object', undefined, () =>
+          this.#client.send(new DeleteObjectCommand({ Bucket: this.#config.bucket, Key: key })),
+        ),
+      ).catch(() => {});
+    }
+  }
+
+  /** The service lacks ListMultipartUploads: recorded, and warned about once per process and destination. */
+  #lacksUploadListing(): StorageUnsupportedError {
+    const err = new StorageUnsupportedError(
+      `${this.description} cannot list unfinished multipart uploads (ListMultipartUploads): prune cannot remove uploads that a crash left behind`,
+      {
+        hint: 'add a lifecycle rule AbortIncompleteMultipartUpload (e.g. after 7 days) to the bucket, so that the service removes them',
+      },
+    );
+    const known = this.#known();
+    if (known.listTemporary !== false) {
+      known.listTemporary = false;
+      this.#onWarning(`${err.message}; ${err.hint}`);
+    }
+    return err;
   }
 
   #base(): string {
@@ -645,7 +811,7 @@ export class S3Storage implements StorageBackend {
       return new StorageError(
         `${this.description}: the service does not support what datasaver needed to ${op} ${key}`,
         {
-          hint: 'datasaver needs multipart uploads and conditional writes (If-None-Match); check that the service supports them',
+          hint: 'datasaver needs PutObject, GetObject with ranges, HeadObject, ListObjectsV2, DeleteObject and multipart uploads; check that the service supports them',
         },
       );
     }

@@ -57,8 +57,9 @@ describe('killed backups never become backups', () => {
     const res = await done;
     expect(res.signal).toBe('SIGKILL');
     await expectNothingCommitted(env);
-    // Only the hidden temporary file remains (collected by prune); no file under a final name.
-    const files = await readdir(join(storage, db));
+    // Only the hidden temporary file remains (collected by prune), and the killed run's lease (taken over
+    // by the next run on this host); no backup file under a final name.
+    const files = (await readdir(join(storage, db))).filter((f) => f !== `${db}.lease.json`);
     expect(files.length).toBeGreaterThan(0);
     expect(files.every((f) => f.startsWith('.') && f.endsWith('.tmp'))).toBe(true);
 

@@ -2,7 +2,8 @@
  * S3 through the real CLI (RELIABILITY.md promises 1, 2, 11, 12): one dump written to local disk and S3;
  * a fresh process with nothing but the S3 settings lists, verifies and restores; a failed remote copy
  * keeps the local one, exits 6 and is uploaded later; bad credentials and a missing bucket exit 6 with
- * a message that names the bucket and hides the secret.
+ * a message that names the bucket and hides the secret. The round trip also runs against an unmodified
+ * s3rver, which degrades with warnings and exit 0 (RELIABILITY.md promise 15).
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -21,7 +22,7 @@ import {
 } from '../support/fault-proxy.ts';
 import { createBulkDatabase, createRichDatabase } from '../support/fixtures.ts';
 import { comparableDump, dbUrl, targetEnv, tempDir, uniqueName } from '../support/pg.ts';
-import { s3Config, s3Endpoint, s3Env, s3Prefix } from '../support/s3.ts';
+import { S3_SERVERS, s3Config, s3Endpoint, s3EndpointOf, s3Env, s3Prefix } from '../support/s3.ts';
 
 let db: string;
 let sourceDump: string;
@@ -39,11 +40,12 @@ function ids(stdout: string): { id: string; storage: string }[] {
   }));
 }
 
-describe('S3 as a destination', () => {
+describe.each(S3_SERVERS)('S3 as a destination (%s server)', (kind) => {
   it('one dump goes to local disk and S3; a fresh process with only S3 settings lists, verifies and restores', async () => {
     const storage = await tempDir();
     const prefix = s3Prefix('rt');
-    const backup = await runCli(['backup', '--json'], targetEnv(db, storage, s3Env(prefix)));
+    const endpoint = s3EndpointOf(kind);
+    const backup = await runCli(['backup', '--json'], targetEnv(db, storage, s3Env(prefix, endpoint)));
     expect(backup.code, backup.output).toBe(0);
     const result = JSON.parse(backup.stdout);
     const id: string = result.backups[0].id;
@@ -54,7 +56,7 @@ describe('S3 as a destination', () => {
     expect(result.failures).toEqual([]);
 
     // A new machine: no local files, no database of the old target, only the bucket.
-    const onlyS3 = s3Env(prefix);
+    const onlyS3 = s3Env(prefix, endpoint);
     const list = await runCli(['list', '--json'], onlyS3);
     expect(list.code, list.output).toBe(0);
     expect(ids(list.stdout)).toEqual([{ id, storage: expect.stringMatching(/^s3:\/\//) }]);
@@ -69,6 +71,46 @@ describe('S3 as a destination', () => {
     });
     expect(restore.code, restore.output).toBe(0);
     expect(await comparableDump(restored)).toBe(sourceDump);
+  });
+});
+
+describe('S3 as a destination', () => {
+  it('an unmodified s3rver: backup and prune exit 0; each missing feature is a warning, once, saying what to do', async () => {
+    const prefix = s3Prefix('plain');
+    const env = targetEnv(db, await tempDir(), {
+      ...s3Env(prefix, s3EndpointOf('plain')),
+      DATASAVER_STORAGE_BACKEND: 's3',
+      DATASAVER_KEEP_DAILY: '0',
+      DATASAVER_KEEP_WEEKLY: '0',
+      DATASAVER_KEEP_MONTHLY: '0',
+      DATASAVER_MIN_KEEP: '1',
+    });
+    const count = (text: string, re: RegExp) => text.split('\n').filter((l) => re.test(l)).length;
+    const noConditional = /^warning: s3:\/\/.* does not enforce conditional writes \(If-None-Match: \*\)/;
+    const noListing =
+      /^warning: s3:\/\/.* cannot list unfinished multipart uploads \(ListMultipartUploads\).*lifecycle rule AbortIncompleteMultipartUpload/;
+    const first = await runCli(['backup'], env);
+    expect(first.code, first.output).toBe(0);
+    expect(count(first.stderr, noConditional)).toBe(1);
+    expect(count(first.stderr, noListing)).toBe(1);
+    // The second backup's prune removes the first: prune works, without the upload listing.
+    const second = await runCli(['backup'], env);
+    expect(second.code, second.output).toBe(0);
+    expect(second.stdout).toMatch(/pruned 1 old item\(s\)/);
+    const prune = await runCli(['prune'], env);
+    expect(prune.code, prune.output).toBe(0);
+    expect(count(prune.stderr, noListing)).toBe(1);
+    const list = await runCli(['list', '--json'], env);
+    expect(ids(list.stdout)).toEqual([
+      { id: /^backup (\S+) committed/m.exec(second.stdout)![1], storage: expect.any(String) },
+    ]);
+    const check = await runCli(['config', 'check'], env);
+    expect(check.code, check.output).toBe(0);
+    expect(check.stdout).toMatch(/# s3:\/\/.*: conditional writes no, lists unfinished uploads no/);
+    const extended = await runCli(['config', 'check', '--json'], { ...env, ...s3Env(prefix) });
+    expect(JSON.parse(extended.stdout).storage).toEqual([
+      { destination: expect.stringMatching(/^s3:/), conditionalWrites: true, listTemporary: true },
+    ]);
   });
 
   it('a failed remote copy keeps the local one, exits 6, and --resume-uploads uploads it later', async () => {

@@ -2,14 +2,16 @@
  * The S3 backend against a real S3-compatible server (RELIABILITY.md promises 10 and 11): streaming
  * multipart uploads and their abort, part sizing, permanent errors that name bucket and endpoint, and
  * transient faults (503, 429, dropped connections, cut downloads) injected by a proxy and survived by the
- * retry wrapper, or failing cleanly with nothing left behind.
+ * retry wrapper, or failing cleanly with nothing left behind. Uploads also run against an unmodified s3rver
+ * (RELIABILITY.md promise 15): its missing features are found, warned about once, and done without.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { buffer } from 'node:stream/consumers';
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3VerifyMode } from '../../src/config/types.ts';
 import { StorageError } from '../../src/errors.ts';
-import { StorageConflictError } from '../../src/storage/backend.ts';
+import { StorageConflictError, StorageUnsupportedError } from '../../src/storage/backend.ts';
 import { type RetryInfo, RetryingStorage, type RetryPolicy } from '../../src/storage/retry.ts';
 import { etagMatches, partSize, S3Storage } from '../../src/storage/s3.ts';
 import { Secret } from '../../src/util/secret.ts';
@@ -23,7 +25,8 @@ import {
   type ProxiedRequest,
   startFaultProxy,
 } from '../support/fault-proxy.ts';
-import { s3Config, s3Endpoint, s3Prefix } from '../support/s3.ts';
+import { S3_SERVERS, s3Config, s3Endpoint, s3EndpointOf, s3Prefix } from '../support/s3.ts';
+import { S3_ACCESS_KEY, S3_BUCKET, S3_REGION, S3_SECRET_KEY } from '../support/s3-server.ts';
 
 const MIB = 1024 * 1024;
 
@@ -41,48 +44,62 @@ function retrying(storage: S3Storage, retries: RetryInfo[]): RetryingStorage {
   return new RetryingStorage(storage, { ...FAST_RETRY, onRetry: (r) => retries.push(r) });
 }
 
-describe('S3 multipart uploads', () => {
-  it('part sizes grow so that 10,000 parts hold the largest S3 object (5 TiB), never above 5 GiB a part', () => {
-    expect(partSize(16 * MIB, 1)).toBe(16 * MIB);
-    expect(partSize(16 * MIB, 1000)).toBe(16 * MIB);
-    expect(partSize(16 * MIB, 1001)).toBe(32 * MIB);
-    expect(partSize(8 * MIB, 10_000)).toBe(8 * MIB * 512);
-    // The smallest part size the config accepts (8 MiB) is the worst case.
-    let total = 0;
-    for (let n = 1; n <= 10_000; n++) {
-      expect(partSize(8 * MIB, n)).toBeLessThanOrEqual(5 * 1024 * MIB);
-      total += partSize(8 * MIB, n);
-    }
-    expect(total).toBeGreaterThan(5 * 1024 ** 4);
-  });
+it('part sizes grow so that 10,000 parts hold the largest S3 object (5 TiB), never above 5 GiB a part', () => {
+  expect(partSize(16 * MIB, 1)).toBe(16 * MIB);
+  expect(partSize(16 * MIB, 1000)).toBe(16 * MIB);
+  expect(partSize(16 * MIB, 1001)).toBe(32 * MIB);
+  expect(partSize(8 * MIB, 10_000)).toBe(8 * MIB * 512);
+  // The smallest part size the config accepts (8 MiB) is the worst case.
+  let total = 0;
+  for (let n = 1; n <= 10_000; n++) {
+    expect(partSize(8 * MIB, n)).toBeLessThanOrEqual(5 * 1024 * MIB);
+    total += partSize(8 * MIB, n);
+  }
+  expect(total).toBeGreaterThan(5 * 1024 ** 4);
+});
+
+describe.each(S3_SERVERS)('S3 multipart uploads (%s server)', (kind) => {
+  const storage = () => new S3Storage(s3Config(s3Prefix(), { endpoint: s3EndpointOf(kind) }));
+  /** No upload is left open: the extended server lists them; the plain one cannot (and says so). */
+  async function expectNoUploadOpen(s: S3Storage) {
+    if (kind === 'extended') expect(await s.listTemporary('')).toEqual([]);
+    else await expect(s.listTemporary('')).rejects.toBeInstanceOf(StorageUnsupportedError);
+  }
 
   it('streams a large object in parts, reads it back equal, and leaves no upload open', async () => {
-    const s = new S3Storage(s3Config(s3Prefix()));
+    const s = storage();
     const data = randomBytes(12 * MIB + 12345);
     expect((await s.put('t/big.dump.zst', body(data))).size).toBe(data.length);
     expect((await buffer(await s.get('t/big.dump.zst'))).equals(data)).toBe(true);
     expect(await s.stat('t/big.dump.zst')).toMatchObject({ size: data.length });
-    expect(await s.listTemporary('t/')).toEqual([]);
+    await expectNoUploadOpen(s);
   });
 
   it('a body that fails mid-upload leaves no object and aborts the multipart upload', async () => {
-    const s = new S3Storage(s3Config(s3Prefix()));
+    const s = storage();
     const data = randomBytes(12 * MIB);
     await expect(s.put('t/broken', body(data, 11 * MIB))).rejects.toThrow('the dump died');
     expect(await s.stat('t/broken')).toBeUndefined();
-    expect(await s.listTemporary('')).toEqual([]);
+    expect(await s.list('')).toEqual([]);
+    await expectNoUploadOpen(s);
   });
 
-  it('ifAbsent refuses to replace an object, also for multipart uploads, and aborts the upload', async () => {
-    const s = new S3Storage(s3Config(s3Prefix()));
+  it('ifAbsent refuses to replace an object, also for multipart uploads', async () => {
+    const s = storage();
     await s.put('t/once', [Buffer.from('first')], { ifAbsent: true });
+    await expect(s.put('t/once', [Buffer.from('second')], { ifAbsent: true })).rejects.toBeInstanceOf(
+      StorageConflictError,
+    );
     await expect(s.put('t/once', body(randomBytes(11 * MIB)), { ifAbsent: true })).rejects.toBeInstanceOf(
       StorageConflictError,
     );
     expect((await buffer(await s.get('t/once'))).toString()).toBe('first');
-    expect(await s.listTemporary('')).toEqual([]);
+    expect((await s.list('')).map((o) => o.key)).toEqual(['t/once']);
+    await expectNoUploadOpen(s);
   });
+});
 
+describe('S3 unfinished uploads (extended server: the plain one cannot list them)', () => {
   it('an unfinished upload is visible to listTemporary and removable with deleteTemporary', async () => {
     const s = new S3Storage(s3Config(s3Prefix()));
     let release!: () => void;
@@ -108,6 +125,61 @@ describe('S3 multipart uploads', () => {
     expect(await s.listTemporary('t/')).toEqual([]);
     release();
     await expect(writing).rejects.toThrow('crash');
+  });
+});
+
+describe('partial S3 services: optional features are found, warned about once, and done without', () => {
+  /** Every key under `prefix`, straight from the service (S3Storage.list hides reserved names). */
+  async function rawKeys(endpoint: string, prefix: string): Promise<string[]> {
+    const client = new S3Client({
+      region: S3_REGION,
+      endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: S3_ACCESS_KEY, secretAccessKey: S3_SECRET_KEY },
+    });
+    const res = await client.send(new ListObjectsV2Command({ Bucket: S3_BUCKET, Prefix: `${prefix}/` }));
+    return (res.Contents ?? []).map((o) => o.Key!);
+  }
+
+  it.each([
+    ['extended', { conditionalWrites: true, listTemporary: true }, 0],
+    ['plain', { conditionalWrites: false, listTemporary: false }, 2],
+  ] as const)(
+    'the %s server: capabilities are probed once, leaving nothing behind',
+    async (kind, expected, nWarnings) => {
+      const prefix = s3Prefix();
+      const warnings: string[] = [];
+      const config = s3Config(prefix, { endpoint: s3EndpointOf(kind) });
+      const s = new S3Storage(config, { onWarning: (m) => warnings.push(m) });
+      expect(await s.capabilities()).toEqual(expected);
+      // A second instance for the same destination (another target on the same bucket) asks nothing new.
+      const again = new S3Storage(config, { onWarning: (m) => warnings.push(m) });
+      expect(await again.capabilities()).toEqual(expected);
+      // `put` says whether the service enforced ifAbsent, or it was only checked first.
+      const put = await again.put('t/x', [Buffer.from('x')], { ifAbsent: true });
+      expect(put.ifAbsentEnforced).toBe(expected.conditionalWrites);
+      await again.listTemporary('t/').catch(() => []);
+      expect(warnings).toHaveLength(nWarnings);
+      expect(await rawKeys(s3EndpointOf(kind), prefix)).toEqual([`${prefix}/t/x`]);
+    },
+  );
+
+  it('the plain server: the warnings say what is done without, and what to do', async () => {
+    const warnings: string[] = [];
+    const s = new S3Storage(s3Config(s3Prefix(), { endpoint: s3EndpointOf('plain') }), {
+      onWarning: (m) => warnings.push(m),
+    });
+    await s.put('t/a', [Buffer.from('a')], { ifAbsent: true });
+    const err = (await s.listTemporary('t/').catch((e: unknown) => e)) as StorageUnsupportedError;
+    expect(err).toBeInstanceOf(StorageUnsupportedError);
+    expect(err.exitCode).toBe(6);
+    await expect(s.listTemporary('t/')).rejects.toBeInstanceOf(StorageUnsupportedError);
+    expect(warnings).toEqual([
+      expect.stringMatching(/does not enforce conditional writes \(If-None-Match: \*\).*best effort/),
+      expect.stringMatching(
+        /cannot list unfinished multipart uploads \(ListMultipartUploads\).*lifecycle rule AbortIncompleteMultipartUpload/,
+      ),
+    ]);
   });
 });
 

@@ -8,7 +8,12 @@
  * - ListMultipartUploads (`GET /bucket?uploads`),
  * - conditional writes: `If-None-Match: *` on PutObject and CompleteMultipartUpload fails with 412.
  *
- * Usage: node s3-server-main.ts <directory> <bucket>...; prints `{"port": N}` on stdout once listening.
+ * With `--plain` it is s3rver unmodified, as a partial S3-compatible service: ListMultipartUploads answers
+ * 501 NotImplemented, an abort 405 MethodNotAllowed, and `If-None-Match: *` is ignored (a second PutObject
+ * silently replaces the first).
+ *
+ * Usage: node s3-server-main.ts [--plain] <directory> <bucket>...; prints `{"port": N}` on stdout once
+ * listening.
  */
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
@@ -16,6 +21,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 interface Ctx {
+  req: NodeJS.ReadableStream;
   method: string;
   path: string;
   query: Record<string, string | undefined>;
@@ -36,8 +42,10 @@ interface S3rverApp {
 const require = createRequire(import.meta.url);
 const S3rver = require('s3rver') as new (options: Record<string, unknown>) => S3rverApp;
 
-const [directory, ...buckets] = process.argv.slice(2);
-if (!directory) throw new Error('usage: s3-server-main.ts <directory> <bucket>...');
+const args = process.argv.slice(2);
+const plain = args[0] === '--plain';
+const [directory, ...buckets] = plain ? args.slice(1) : args;
+if (!directory) throw new Error('usage: s3-server-main.ts [--plain] <directory> <bucket>...');
 
 const app = new S3rver({
   address: '127.0.0.1',
@@ -55,7 +63,7 @@ function xmlError(ctx: Ctx, status: number, code: string, message: string): void
 
 const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-app.middleware.unshift(async (ctx, next) => {
+const extensions = async (ctx: Ctx, next: () => Promise<void>): Promise<void> => {
   const [, bucket, ...rest] = ctx.path.split('/');
   const key = decodeURIComponent(rest.join('/'));
   if (!bucket) return next();
@@ -98,6 +106,9 @@ app.middleware.unshift(async (ctx, next) => {
       target = await readFile(join(uploads, ctx.query.uploadId!, 'key'), 'utf8').catch(() => key);
     }
     if (existsSync(app.store.getResourcePath(bucket, target, 'object'))) {
+      // Read the body the client is sending, as S3 does: an answer before it would leave the client's
+      // keep-alive connection broken for its next request.
+      for await (const _ of ctx.req);
       return xmlError(
         ctx,
         412,
@@ -107,7 +118,8 @@ app.middleware.unshift(async (ctx, next) => {
     }
   }
   return next();
-});
+};
+if (!plain) app.middleware.unshift(extensions);
 
 const address = await app.run();
 process.stdout.write(`${JSON.stringify({ port: address.port })}\n`);

@@ -1,4 +1,4 @@
-/** Starts the test S3 server (s3-server-main.ts) in a child process on loopback, and stops it. */
+/** Starts a test S3 server (s3-server-main.ts) in a child process on loopback, and stops it. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -16,8 +16,14 @@ export interface S3Server {
 
 const MAIN = fileURLToPath(new URL('./s3-server-main.ts', import.meta.url));
 
-export async function startS3Server(directory: string, buckets: string[]): Promise<S3Server> {
-  const child: ChildProcess = spawn(process.execPath, [MAIN, directory, ...buckets], {
+/** With `plain`, s3rver unmodified: no ListMultipartUploads, no abort, `If-None-Match` ignored. */
+export async function startS3Server(
+  directory: string,
+  buckets: string[],
+  options: { plain?: boolean } = {},
+): Promise<S3Server> {
+  const args = [...(options.plain ? ['--plain'] : []), directory, ...buckets];
+  const child: ChildProcess = spawn(process.execPath, [MAIN, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const port = await new Promise<number>((resolve, reject) => {

@@ -9,6 +9,17 @@ export function s3Endpoint(): string {
   return inject('s3Endpoint');
 }
 
+/**
+ * The suite's two S3 servers, for tests that run against both: `extended` has every feature datasaver
+ * uses; `plain` is s3rver unmodified (no ListMultipartUploads, `If-None-Match` ignored).
+ */
+export const S3_SERVERS = ['extended', 'plain'] as const;
+export type S3ServerKind = (typeof S3_SERVERS)[number];
+
+export function s3EndpointOf(kind: S3ServerKind): string {
+  return kind === 'plain' ? inject('s3PlainEndpoint') : inject('s3Endpoint');
+}
+
 /** A prefix no other test uses. */
 export function s3Prefix(label = 's3'): string {
   return uniqueName(label).replace(/_/g, '-');

@@ -706,6 +706,16 @@ describe('daemon settings: schedules, alerts, notifications, the process', () =>
     expect(cfg.warnings).toEqual([]);
   });
 
+  it('the lease TTL: 300 s by default, per target, a positive number of seconds', () => {
+    expect(parse(base).targets[0]!.leaseTtlSeconds).toBe(300);
+    expect(parse({ ...base, DATASAVER_LEASE_TTL_SECONDS: '2.5' }).targets[0]!.leaseTtlSeconds).toBe(2.5);
+    const yaml =
+      'targets:\n  shop:\n    url: postgres://u:p@h/shop\n    storage: { path: /b }\n    lease_ttl_seconds: 60\n';
+    expect(parse({}, yaml).targets[0]!.leaseTtlSeconds).toBe(60);
+    const err = configError(() => parse({ ...base, DATASAVER_LEASE_TTL_SECONDS: '0' }));
+    expect(err.message).toMatch(/DATASAVER_LEASE_TTL_SECONDS.*a number of seconds greater than 0/);
+  });
+
   it('reads every setting from the environment; notification URLs are secrets', () => {
     const cfg = parse({
       ...base,

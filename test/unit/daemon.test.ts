@@ -21,6 +21,7 @@ import { DaemonMetrics } from '../../src/daemon/metrics.ts';
 import { type Notification, Notifier } from '../../src/daemon/notify.ts';
 import { BackupError, ConnectionError } from '../../src/errors.ts';
 import type { CycleResult } from '../../src/jobs/cycle.ts';
+import { LeaseHeldError } from '../../src/jobs/lease.ts';
 import type { Manifest } from '../../src/manifest.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
@@ -82,8 +83,11 @@ function manifest(id: string, finishedAt: string): Manifest {
 class Runs {
   readonly calls: { resolve: (r: CycleResult) => void; reject: (e: unknown) => void; signal: AbortSignal }[] =
     [];
-  readonly run: RunTarget = (_target, destinations, signal) =>
+  /** Whether a run says it started (took its lease) as soon as it is called. */
+  startsAtOnce = true;
+  readonly run: RunTarget = (_target, destinations, signal, onStarted) =>
     new Promise((resolve, reject) => {
+      if (this.startsAtOnce) onStarted();
       this.calls.push({
         resolve: (r) => resolve({ ...r, backup: { ...r.backup, committed: destinations } }),
         reject,
@@ -125,6 +129,7 @@ function setup(
   });
   const metrics = new DaemonMetrics({ processMetrics: false });
   const sleeps: number[] = [];
+  const logs: Record<string, unknown>[] = [];
   const plain = offlineTarget('shop', undefined);
   const target: TargetConfig = {
     ...plain,
@@ -135,7 +140,7 @@ function setup(
   target.notify = { ...target.notify, webhookUrl: new Secret('http://hook.invalid/x'), onSuccess: true };
   const daemon = new Daemon({
     targets: [target],
-    log: pino({ level: 'silent' }),
+    log: pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line)) }),
     metrics,
     notifier,
     openDestinations: async () => options.destinations?.() ?? [options.storage ?? new MemoryStorage()],
@@ -151,7 +156,7 @@ function setup(
     return m?.values.find((v) => v.labels.target === 'shop')?.value;
   };
   const events = () => sent.map((n) => n.event);
-  return { clock, runs, sent, events, daemon, metrics, metric, sleeps };
+  return { clock, runs, sent, events, daemon, metrics, metric, sleeps, logs };
 }
 
 describe('daemon scheduling', () => {
@@ -171,6 +176,37 @@ describe('daemon scheduling', () => {
     expect(runs.calls).toHaveLength(2);
     expect(await metric('datasaver_backups_succeeded_total')).toBe(1);
     expect(await metric('datasaver_prune_deleted_total')).toBe(2);
+  });
+
+  it("skips a run whose target's lease another process holds: a log line and a metric, neither failure nor success", async () => {
+    const { clock, runs, daemon, metric, events, logs } = setup();
+    runs.startsAtOnce = false; // it never gets the lease
+    await daemon.start();
+    await clock.advance(10_000);
+    const holder = { host: 'db-2', pid: 7, pidNamespace: '', token: 't', operation: 'backup' };
+    const lease = {
+      target: 'shop',
+      holder,
+      acquiredAt: '2026-11-21T23:59:00.000Z',
+      expiresAt: '2026-11-22T00:05:00.000Z',
+    };
+    runs.calls[0]!.reject(new LeaseHeldError('memory', lease, 0));
+    await clock.advance(1);
+    expect(await metric('datasaver_runs_lease_held_total')).toBe(1);
+    expect(await metric('datasaver_backups_failed_total')).toBe(0);
+    expect(logs).toContainEqual(
+      expect.objectContaining({
+        msg: 'skipped this run: another datasaver process holds the lease of this target',
+        holder: expect.objectContaining({ host: 'db-2', pid: 7 }),
+        expiresAt: '2026-11-22T00:05:00.000Z',
+      }),
+    );
+    expect(events()).not.toContain('failure');
+    // Not started at all: no `backup started` line, and no healthchecks `start` ping left without an end.
+    expect(logs.map((l) => l.msg)).not.toContain('backup started');
+    expect(daemon.health().report.targets[0]).toMatchObject({ lastAttempt: null, skippedRuns: 1 });
+    await clock.advance(10_000); // the next scheduled run goes ahead as usual
+    expect(runs.calls).toHaveLength(2);
   });
 
   it('waits for a run months away in steps of at most an hour, and fires on time', async () => {

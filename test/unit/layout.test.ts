@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { isValidKey } from '../../src/storage/backend.ts';
 import {
   backupId,
   compareIds,
   dataExtension,
   dataKey,
+  isLeaseKey,
+  leaseKey,
   manifestKey,
   parseBackupId,
   parseKey,
@@ -39,6 +42,21 @@ describe('storage layout', () => {
       'shop/shop-2026.dump',
     ]) {
       expect(parseKey(foreign), foreign).toBeUndefined();
+    }
+  });
+
+  it("a target's lease key is its own, valid, and never a backup file", () => {
+    expect(leaseKey('shop')).toBe('shop/shop.lease.json');
+    expect(isValidKey(leaseKey('shop'))).toBe(true);
+    expect(parseKey(leaseKey('shop'))).toBeUndefined();
+    expect(isLeaseKey('shop/shop.lease.json')).toBe(true);
+    for (const other of [
+      'shop/other.lease.json',
+      'shop.lease.json',
+      'a/shop/shop.lease.json',
+      'shop/shop.lease',
+    ]) {
+      expect(isLeaseKey(other), other).toBe(false);
     }
   });
 

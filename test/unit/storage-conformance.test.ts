@@ -1,6 +1,7 @@
 /**
  * The storage contract (src/storage/backend.ts), held against every backend: in-memory, local, S3 (the
- * suite's S3-compatible server), and S3 behind the retry wrapper as datasaver uses it.
+ * suite's S3-compatible server), S3 behind the retry wrapper as datasaver uses it, and S3 on an unmodified
+ * s3rver, which ignores `If-None-Match` (the backend checks before publishing instead).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -16,7 +17,7 @@ import { MemoryStorage } from '../../src/storage/memory.ts';
 import { DEFAULT_RETRY, RetryingStorage } from '../../src/storage/retry.ts';
 import { S3Storage } from '../../src/storage/s3.ts';
 import { tempDir } from '../support/pg.ts';
-import { s3Config, s3Prefix } from '../support/s3.ts';
+import { s3Config, s3EndpointOf, s3Prefix } from '../support/s3.ts';
 
 async function* chunks(parts: (string | Error)[]): AsyncGenerator<Buffer> {
   for (const p of parts) {
@@ -31,6 +32,10 @@ const backends: [string, () => Promise<StorageBackend>][] = [
   ['local', async () => new LocalStorage(join(await tempDir(), 'root'))],
   ['s3', async () => new S3Storage(s3Config(s3Prefix()))],
   ['s3 with retries', async () => new RetryingStorage(new S3Storage(s3Config(s3Prefix())), DEFAULT_RETRY)],
+  [
+    's3 on plain s3rver',
+    async () => new S3Storage(s3Config(s3Prefix(), { endpoint: s3EndpointOf('plain') })),
+  ],
 ];
 
 describe.each(backends)('%s storage', (_name, make) => {

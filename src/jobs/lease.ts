@@ -1,0 +1,455 @@
+/**
+ * One writer per target (RELIABILITY.md promise 8). Before a run writes or deletes anything of a target in
+ * a destination (backup, prune, resuming uploads), it takes the target's lease there: the object
+ * `<target>/<target>.lease.json` (storage/layout.ts) naming its holder (host, pid, PID namespace, a random
+ * token, what it is doing), when it was taken and when it expires.
+ *
+ * - **Taking it.** An absent lease is created with `put(ifAbsent)`: where the service enforces that (local
+ *   disk, S3 with conditional writes), exactly one of two processes gets it. Where it cannot
+ *   (`put` says `ifAbsentEnforced: false`), the creator also waits `settleMs` and reads the lease
+ *   back: whoever's write landed last holds it, the other sees that and waits. Best effort: two creators
+ *   whose check and write overlap, and whose read-backs both come before the later write, would both run.
+ * - **Someone else's lease** is waited for, polling, up to `waitMs` (the CLI waits a TTL, so that the lease
+ *   of a holder that died elsewhere expires meanwhile); then the run fails with LeaseHeldError (exit 6).
+ *   The daemon waits 0 and skips the run.
+ * - **Taken over** when it expired (its holder stopped renewing: killed, cut off), or at once when its
+ *   holder ran on this host in this PID namespace and that pid is gone (kill -9, OOM kill): the next run
+ *   after a crash does not wait. Taking over deletes the old lease and creates ours as above, then always
+ *   reads it back after `settleMs`, since two processes may be taking over the same old lease.
+ * - **Renewed** every third of the TTL while the run goes on. A renewal that finds another holder, or that
+ *   cannot write before the lease would expire, aborts the run (its `lost` signal) rather than let two
+ *   writers run.
+ * - **Released** at the end: deleted if it is still ours.
+ *
+ * Expiry compares the clocks of different hosts: with renewals every third of the TTL, clocks that differ
+ * by less than two thirds of it are safe (S3 itself refuses requests from clocks 15 minutes off).
+ */
+import { randomBytes } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { setTimeout as sleepFor } from 'node:timers/promises';
+import { z } from 'zod';
+import { errorMessage, StorageError } from '../errors.ts';
+import { type StorageBackend, StorageConflictError, StorageNotFoundError } from '../storage/backend.ts';
+import { leaseKey } from '../storage/layout.ts';
+import { failpoint } from '../util/failpoint.ts';
+
+export const DEFAULT_LEASE_TTL_SECONDS = 300;
+/** A lease is a few hundred bytes; anything much bigger is not one and is not read whole. */
+const MAX_LEASE_BYTES = 64 * 1024;
+
+export interface LeaseHolder {
+  host: string;
+  pid: number;
+  /** `readlink /proc/self/ns/pid` ('' where unknown): a pid names the same process only in one namespace. */
+  pidNamespace: string;
+  /** Random, per run: tells this run's lease from any other's. */
+  token: string;
+  /** What the holder is doing: backup, prune, resume. */
+  operation: string;
+}
+
+export interface LeaseRecord {
+  target: string;
+  holder: LeaseHolder;
+  acquiredAt: string;
+  expiresAt: string;
+}
+
+/** Storage is untrusted: what is printed from a lease (host, operation) holds no terminal escapes. */
+const leaseSchema = z.looseObject({
+  target: z.string(),
+  holder: z.looseObject({
+    host: z.string().regex(/^[A-Za-z0-9_.:-]{1,253}$/),
+    pid: z.number().int().nonnegative(),
+    pidNamespace: z.string().regex(/^[A-Za-z0-9_:[\]-]{0,64}$/),
+    token: z.string().regex(/^[A-Za-z0-9_:-]{1,128}$/),
+    operation: z.string().regex(/^[a-z-]{1,32}$/),
+  }),
+  acquiredAt: z.iso.datetime(),
+  expiresAt: z.iso.datetime(),
+}) satisfies z.ZodType<LeaseRecord>;
+
+/** Who this process is, for leases: the same for every run of the process. */
+export type LeaseIdentity = Pick<LeaseHolder, 'host' | 'pid' | 'pidNamespace'>;
+
+export function processIdentity(): LeaseIdentity {
+  let pidNamespace = '';
+  try {
+    pidNamespace = readlinkSync('/proc/self/ns/pid');
+  } catch {
+    // Not Linux, or no /proc: a dead pid cannot be told from a live one elsewhere; leases just expire.
+  }
+  // Kept to what a lease may hold (leaseSchema), or this process could not read its own lease back.
+  const host =
+    hostname()
+      .replace(/[^A-Za-z0-9_.:-]/g, '_')
+      .slice(0, 253) || 'unknown';
+  return {
+    host,
+    pid: process.pid,
+    pidNamespace: /^[A-Za-z0-9_:[\]-]{0,64}$/.test(pidNamespace) ? pidNamespace : '',
+  };
+}
+
+/** Whether `pid` is a running process here (one we may not signal is running too). */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * - `free`: no lease; `ours`: this run's own;
+ * - `expired`: its holder stopped renewing it;
+ * - `orphaned`: its holder ran on this host, in this PID namespace, and that pid is gone;
+ * - `held`: someone else holds it.
+ */
+export type LeaseState = 'free' | 'ours' | 'expired' | 'orphaned' | 'held';
+
+/** Judges a lease read from storage, at `now`. Pure: whether a pid is alive is asked of `isAlive`. */
+export function judgeLease(
+  lease: LeaseRecord | undefined,
+  self: LeaseIdentity & { token: string },
+  now: Date,
+  isAlive: (pid: number) => boolean,
+): LeaseState {
+  if (!lease) return 'free';
+  const h = lease.holder;
+  if (h.token === self.token) return 'ours';
+  if (now.getTime() >= Date.parse(lease.expiresAt)) return 'expired';
+  const here = h.host === self.host && h.pidNamespace !== '' && h.pidNamespace === self.pidNamespace;
+  if (here && h.pid !== self.pid && !isAlive(h.pid)) return 'orphaned';
+  return 'held';
+}
+
+/** Describes a holder for messages: `host db-1, pid 42, backup since 2026-...`. */
+export function describeHolder(lease: LeaseRecord): string {
+  const h = lease.holder;
+  return `host ${h.host}, pid ${h.pid}, ${h.operation} since ${lease.acquiredAt}`;
+}
+
+/** Another datasaver process held the target's lease for longer than this run would wait (exit 6). */
+export class LeaseHeldError extends StorageError {
+  readonly lease: LeaseRecord;
+  constructor(storage: string, lease: LeaseRecord, waitedMs: number) {
+    super(
+      `${storage}: target ${lease.target} is held by another datasaver run (${describeHolder(lease)}); its lease expires at ${lease.expiresAt}${waitedMs > 0 ? `; waited ${Math.round(waitedMs / 1000)} s` : ''}`,
+      {
+        hint: 'run one writer per target (one daemon or CronJob). A holder that was killed is taken over once its lease expires (DATASAVER_LEASE_TTL_SECONDS), at once when it ran on this host',
+      },
+    );
+    this.lease = lease;
+  }
+}
+
+/** The run lost its lease (taken over, or not renewed in time) and was stopped (exit 6). */
+export class LeaseLostError extends StorageError {
+  constructor(message: string) {
+    super(message, {
+      hint: 'another datasaver run took over this target; nothing this run had not committed was kept. Run one writer per target, and keep the clocks of the hosts in sync',
+    });
+  }
+}
+
+export interface LeaseClock {
+  now(): Date;
+  /** Waits `ms`; rejects when `signal` aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export const systemLeaseClock: LeaseClock = {
+  now: () => new Date(),
+  sleep: (ms, signal) => sleepFor(ms, undefined, { signal }),
+};
+
+export interface LeaseOptions {
+  /** What the run does (backup, prune, resume): shown to whoever meets the lease. */
+  operation: string;
+  ttlMs: number;
+  /** How long to wait for someone else's lease; 0 to fail at once. */
+  waitMs: number;
+  /** Pause before reading back a lease written without an enforced `ifAbsent`. Default 1 s. */
+  settleMs?: number | undefined;
+  /** Told once when the run starts waiting for someone else's lease. */
+  onWait?: ((storage: StorageBackend, lease: LeaseRecord) => void) | undefined;
+  signal?: AbortSignal | undefined;
+  clock?: LeaseClock | undefined;
+  self?: LeaseIdentity | undefined;
+  isAlive?: ((pid: number) => boolean) | undefined;
+}
+
+/** What a lease key holds: a lease, nothing, or something unreadable (judged by its age). */
+async function readLease(
+  storage: StorageBackend,
+  target: string,
+  ttlMs: number,
+  signal: AbortSignal | undefined,
+): Promise<LeaseRecord | undefined> {
+  const key = leaseKey(target);
+  const info = await storage.stat(key, { signal });
+  if (!info) return undefined;
+  let text: string | undefined;
+  if (info.size <= MAX_LEASE_BYTES) {
+    try {
+      const chunks: Buffer[] = [];
+      for await (const c of await storage.get(key, { signal })) chunks.push(c);
+      text = Buffer.concat(chunks).toString('utf8');
+    } catch (err) {
+      signal?.throwIfAborted();
+      if (err instanceof StorageNotFoundError) return undefined; // released meanwhile
+      throw err;
+    }
+  }
+  const parsed = text === undefined ? undefined : safeParse(text);
+  if (parsed && parsed.target === target) return parsed;
+  // Not a lease datasaver wrote: it holds the target until it is as old as a lease would live.
+  return {
+    target,
+    holder: {
+      host: 'unknown',
+      pid: 0,
+      pidNamespace: '',
+      token: `unreadable:${info.modified.getTime()}`,
+      operation: 'unknown',
+    },
+    acquiredAt: info.modified.toISOString(),
+    expiresAt: new Date(info.modified.getTime() + ttlMs).toISOString(),
+  };
+}
+
+function safeParse(text: string): LeaseRecord | undefined {
+  try {
+    const result = leaseSchema.safeParse(JSON.parse(text));
+    return result.success ? result.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function leaseBody(lease: LeaseRecord): Buffer[] {
+  return [Buffer.from(`${JSON.stringify(lease, null, 2)}\n`)];
+}
+
+/** A lease this run holds in one destination, renewed until released. */
+export class HeldLease {
+  readonly storage: StorageBackend;
+  readonly #record: LeaseRecord;
+  readonly #options: LeaseOptions & { clock: LeaseClock };
+  readonly #lost = new AbortController();
+  readonly #stop = new AbortController();
+  readonly #renewing: Promise<void>;
+  #expiresAt: number;
+
+  constructor(storage: StorageBackend, record: LeaseRecord, options: LeaseOptions & { clock: LeaseClock }) {
+    this.storage = storage;
+    this.#record = record;
+    this.#options = options;
+    this.#expiresAt = Date.parse(record.expiresAt);
+    this.#renewing = this.#renew();
+  }
+
+  /** Aborts (with a LeaseLostError) when the lease was taken over or could not be renewed in time. */
+  get lost(): AbortSignal {
+    return this.#lost.signal;
+  }
+
+  async #renew(): Promise<void> {
+    const { clock, ttlMs } = this.#options;
+    const every = ttlMs / 3;
+    const { storage } = this;
+    const target = this.#record.target;
+    for (;;) {
+      try {
+        await clock.sleep(every, this.#stop.signal);
+      } catch {
+        return; // released
+      }
+      try {
+        const current = await readLease(storage, target, ttlMs, this.#stop.signal);
+        if (current?.holder.token !== this.#record.holder.token) {
+          const who = current ? `taken over by ${describeHolder(current)}` : 'removed by someone else';
+          this.#lose(`${storage.description}: the lease of ${target} was ${who}; this run stopped`);
+          return;
+        }
+        const expiresAt = clock.now().getTime() + ttlMs;
+        const renewed = { ...this.#record, expiresAt: new Date(expiresAt).toISOString() };
+        await storage.put(leaseKey(target), leaseBody(renewed), { signal: this.#stop.signal });
+        this.#expiresAt = expiresAt;
+      } catch (err) {
+        if (this.#stop.signal.aborted) return;
+        // A storage hiccup is tried again at the next tick, as long as the lease is still ours by then.
+        if (clock.now().getTime() + every >= this.#expiresAt) {
+          this.#lose(
+            `${storage.description}: the lease of ${target} could not be renewed before it expires (${errorMessage(err)}); this run stopped`,
+          );
+          return;
+        }
+      }
+    }
+  }
+
+  #lose(message: string): void {
+    this.#lost.abort(new LeaseLostError(message));
+  }
+
+  /** Stops renewing and deletes the lease if it is still ours. Never throws: returns a warning instead. */
+  async release(): Promise<string | undefined> {
+    this.#stop.abort();
+    await this.#renewing;
+    const { storage } = this;
+    const target = this.#record.target;
+    try {
+      const current = await readLease(storage, target, this.#options.ttlMs, undefined);
+      if (current?.holder.token === this.#record.holder.token) await storage.delete(leaseKey(target));
+      return undefined;
+    } catch (err) {
+      return `${storage.description}: could not release the lease of ${target} (${errorMessage(err)}); it expires at ${new Date(this.#expiresAt).toISOString()}`;
+    }
+  }
+}
+
+/** Takes the lease of `target` in `storage`, waiting for another holder up to `options.waitMs`. */
+export async function acquireLease(
+  storage: StorageBackend,
+  target: string,
+  options: LeaseOptions,
+): Promise<HeldLease> {
+  const clock = options.clock ?? systemLeaseClock;
+  const isAlive = options.isAlive ?? isProcessAlive;
+  const { signal, ttlMs } = options;
+  const settleMs = options.settleMs ?? 1000;
+  const self = {
+    ...(options.self ?? processIdentity()),
+    token: randomBytes(12).toString('hex'),
+    operation: options.operation,
+  };
+  const started = clock.now().getTime();
+  const poll = Math.min(5000, Math.max(100, ttlMs / 10));
+  let announced = false;
+  for (;;) {
+    signal?.throwIfAborted();
+    const current = await readLease(storage, target, ttlMs, signal);
+    const now = clock.now();
+    const state = judgeLease(current, self, now, isAlive);
+    if (state === 'held' && current) {
+      const waited = now.getTime() - started;
+      if (waited >= options.waitMs) throw new LeaseHeldError(storage.description, current, waited);
+      if (!announced) options.onWait?.(storage, current);
+      announced = true;
+      await clock.sleep(Math.min(poll, options.waitMs - waited), signal);
+      continue;
+    }
+    // Our own write whose answer was lost (the retry met it as "already exists"): it is ours.
+    if (state === 'ours' && current) return new HeldLease(storage, current, { ...options, clock });
+    if (state === 'expired' || state === 'orphaned') await storage.delete(leaseKey(target), { signal });
+    const record: LeaseRecord = {
+      target,
+      holder: self,
+      acquiredAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + ttlMs).toISOString(),
+    };
+    let enforced: boolean;
+    try {
+      const put = await storage.put(leaseKey(target), leaseBody(record), { ifAbsent: true, signal });
+      enforced = put.ifAbsentEnforced !== false;
+    } catch (err) {
+      if (err instanceof StorageConflictError) continue; // someone was quicker: judge theirs
+      throw err;
+    }
+    if (state !== 'free' || !enforced) {
+      await clock.sleep(settleMs, signal);
+      const back = await readLease(storage, target, ttlMs, signal);
+      if (back?.holder.token !== self.token) continue; // a later write won
+    }
+    return new HeldLease(storage, record, { ...options, clock });
+  }
+}
+
+/** How a kind of run meets someone else's lease; the rest of LeaseOptions comes from the target. */
+export interface LeasePolicy {
+  /** Default: a little over the TTL, so that a lease whose holder died elsewhere expires meanwhile. */
+  waitMs?: number | undefined;
+  onWait?: LeaseOptions['onWait'];
+  settleMs?: number | undefined;
+  clock?: LeaseClock | undefined;
+}
+
+/** The lease options of a run of `target` doing `operation`. */
+export function targetLeaseOptions(
+  target: { leaseTtlSeconds?: number | undefined },
+  operation: string,
+  policy: LeasePolicy | undefined,
+  signal: AbortSignal | undefined,
+): LeaseOptions {
+  const ttlMs = (target.leaseTtlSeconds ?? DEFAULT_LEASE_TTL_SECONDS) * 1000;
+  return { ...policy, operation, ttlMs, waitMs: policy?.waitMs ?? Math.round(ttlMs * 1.25), signal };
+}
+
+/** What a run that waits for someone else's lease says. */
+export function waitingMessage(storage: StorageBackend, lease: LeaseRecord): string {
+  return `waiting for the lease of ${lease.target} in ${storage.description}: held by ${describeHolder(lease)}, expires at ${lease.expiresAt} unless renewed`;
+}
+
+export interface LeasedRun<T> {
+  result: T;
+  /** Destinations whose lease could not be taken for a storage error: left out of the run. */
+  unavailable: { storage: StorageBackend; error: unknown }[];
+  /** Set when a lease was lost during the run (which was then aborted through its signal). */
+  lost: LeaseLostError | undefined;
+  /** Leases that could not be released (they expire on their own). */
+  warnings: string[];
+}
+
+/**
+ * Runs `run` holding the lease of `target` in each destination it can reach. Another holder that stays
+ * past `waitMs` fails the whole run (LeaseHeldError) before anything is written; a destination whose lease
+ * cannot be written (unreachable, access denied) is left out and reported, as a failed upload would be;
+ * if no destination is left, that error is thrown. The run's signal also aborts when a lease is lost.
+ */
+export async function withLeases<T>(
+  target: string,
+  destinations: StorageBackend[],
+  options: LeaseOptions,
+  run: (destinations: StorageBackend[], signal: AbortSignal) => Promise<T>,
+): Promise<LeasedRun<T>> {
+  const held: HeldLease[] = [];
+  const unavailable: LeasedRun<T>['unavailable'] = [];
+  const releaseAll = async () =>
+    (await Promise.all(held.map((l) => l.release()))).filter((w): w is string => w !== undefined);
+  try {
+    // The same order in every process, so that two never each wait for a lease the other holds.
+    const ordered = [...destinations].sort((a, b) => (a.description < b.description ? -1 : 1));
+    for (const storage of ordered) {
+      try {
+        held.push(await acquireLease(storage, target, options));
+      } catch (err) {
+        if (err instanceof LeaseHeldError || options.signal?.aborted || !(err instanceof StorageError))
+          throw err;
+        unavailable.push({ storage, error: err });
+      }
+    }
+  } catch (err) {
+    await releaseAll();
+    throw err;
+  }
+  if (held.length === 0 && unavailable.length > 0) throw unavailable[0]!.error;
+  const lostSignals = held.map((l) => l.lost);
+  const signal = AbortSignal.any(options.signal ? [options.signal, ...lostSignals] : lostSignals);
+  const lostError = () => lostSignals.find((s) => s.aborted)?.reason as LeaseLostError | undefined;
+  let outcome: { result: T } | { error: unknown };
+  try {
+    // A test hook: a run stopped here holds the target (see util/failpoint.ts).
+    await failpoint('lease-taken');
+    const leased = destinations.filter((d) => held.some((l) => l.storage === d));
+    outcome = { result: await run(leased, signal) };
+  } catch (err) {
+    outcome = { error: lostError() ?? err };
+  }
+  const warnings = await releaseAll();
+  if ('error' in outcome) throw outcome.error;
+  return { result: outcome.result, unavailable, lost: lostError(), warnings };
+}

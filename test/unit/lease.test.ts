@@ -1,0 +1,371 @@
+/**
+ * The target lease (src/jobs/lease.ts, RELIABILITY.md promise 8) on in-memory storage with an injected
+ * clock: who may take it when, waiting and giving up, renewal and losing it, taking over from a crashed
+ * holder, and the best-effort path for a service without conditional writes.
+ */
+import { text } from 'node:stream/consumers';
+import { describe, expect, it } from 'vitest';
+import { StorageError } from '../../src/errors.ts';
+import {
+  acquireLease,
+  judgeLease,
+  type LeaseClock,
+  LeaseHeldError,
+  type LeaseIdentity,
+  LeaseLostError,
+  type LeaseOptions,
+  type LeaseRecord,
+  processIdentity,
+  withLeases,
+} from '../../src/jobs/lease.ts';
+import { type PutOptions, type StorageBackend, StorageConflictError } from '../../src/storage/backend.ts';
+import { leaseKey } from '../../src/storage/layout.ts';
+import { MemoryStorage } from '../../src/storage/memory.ts';
+
+/** Time stands still until the test moves it; sleepers wake in order as it passes them. */
+class FakeClock implements LeaseClock {
+  t = Date.parse('2026-12-01T02:00:00Z');
+  #sleepers: { at: number; wake: () => void }[] = [];
+
+  now(): Date {
+    return new Date(this.t);
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const sleeper = { at: this.t + ms, wake: resolve };
+      this.#sleepers.push(sleeper);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          this.#sleepers = this.#sleepers.filter((s) => s !== sleeper);
+          reject(signal.reason);
+        },
+        { once: true },
+      );
+    });
+  }
+
+  /** Moves time forward by `ms`, letting every sleeper due on the way run before the next. */
+  async advance(ms: number): Promise<void> {
+    const end = this.t + ms;
+    for (;;) {
+      await settle();
+      const next = this.#sleepers.filter((s) => s.at <= end).sort((a, b) => a.at - b.at)[0];
+      if (!next) break;
+      this.#sleepers = this.#sleepers.filter((s) => s !== next);
+      this.t = Math.max(this.t, next.at);
+      next.wake();
+    }
+    this.t = end;
+    await settle();
+  }
+}
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+}
+
+const TTL = 60_000;
+const HERE: LeaseIdentity = { host: 'db-1', pid: 100, pidNamespace: 'pid:[4026531836]' };
+
+function options(clock: FakeClock, overrides: Partial<LeaseOptions> = {}): LeaseOptions {
+  return {
+    operation: 'backup',
+    ttlMs: TTL,
+    waitMs: 0,
+    settleMs: 1000,
+    clock,
+    self: HERE,
+    isAlive: () => true,
+    ...overrides,
+  };
+}
+
+async function stored(storage: StorageBackend, target = 'shop'): Promise<LeaseRecord | undefined> {
+  if (!(await storage.stat(leaseKey(target)))) return undefined;
+  return JSON.parse(await text(await storage.get(leaseKey(target)))) as LeaseRecord;
+}
+
+function lease(holder: Partial<LeaseRecord['holder']>, expiresAt: string): LeaseRecord {
+  return {
+    target: 'shop',
+    holder: { ...HERE, token: 'theirs', operation: 'backup', ...holder },
+    acquiredAt: '2026-12-01T01:59:00.000Z',
+    expiresAt,
+  };
+}
+
+async function plant(storage: StorageBackend, record: LeaseRecord): Promise<void> {
+  await storage.put(leaseKey(record.target), [Buffer.from(JSON.stringify(record))]);
+}
+
+describe('judgeLease', () => {
+  const now = new Date('2026-12-01T02:00:00Z');
+  const self = { ...HERE, pid: 200, token: 'mine' };
+  const live = '2026-12-01T02:01:00.000Z';
+
+  it('no lease is free; our own token is ours; one past its expiry has expired', () => {
+    expect(judgeLease(undefined, self, now, () => true)).toBe('free');
+    expect(judgeLease(lease({ token: 'mine' }, live), self, now, () => true)).toBe('ours');
+    expect(judgeLease(lease({}, '2026-12-01T02:00:00.000Z'), self, now, () => true)).toBe('expired');
+  });
+
+  it('a live lease of a pid that is gone is orphaned only on this host and in this PID namespace', () => {
+    const dead = () => false;
+    expect(judgeLease(lease({}, live), self, now, dead)).toBe('orphaned');
+    expect(judgeLease(lease({}, live), self, now, () => true)).toBe('held');
+    expect(judgeLease(lease({ host: 'db-2' }, live), self, now, dead)).toBe('held');
+    expect(judgeLease(lease({ pidNamespace: 'pid:[4026532000]' }, live), self, now, dead)).toBe('held');
+    // Where the namespace is unknown, a pid says nothing: wait for the expiry.
+    expect(judgeLease(lease({ pidNamespace: '' }, live), { ...self, pidNamespace: '' }, now, dead)).toBe(
+      'held',
+    );
+  });
+});
+
+describe('acquireLease', () => {
+  it('takes a free lease, naming the holder; release deletes it', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    const held = await acquireLease(storage, 'shop', options(clock));
+    expect(await stored(storage)).toEqual({
+      target: 'shop',
+      holder: { ...HERE, token: expect.stringMatching(/^[0-9a-f]{24}$/), operation: 'backup' },
+      acquiredAt: '2026-12-01T02:00:00.000Z',
+      expiresAt: '2026-12-01T02:01:00.000Z',
+    });
+    expect(await held.release()).toBeUndefined();
+    expect(await stored(storage)).toBeUndefined();
+  });
+
+  it("another holder's live lease fails at once without a wait, naming the holder", async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    await plant(storage, lease({ host: 'db-2', pid: 7 }, '2026-12-01T02:00:30.000Z'));
+    const err = (await acquireLease(storage, 'shop', options(clock)).catch(
+      (e: unknown) => e,
+    )) as LeaseHeldError;
+    expect(err).toBeInstanceOf(LeaseHeldError);
+    expect(err.exitCode).toBe(6);
+    expect(err.message).toBe(
+      'memory: target shop is held by another datasaver run (host db-2, pid 7, backup since 2026-12-01T01:59:00.000Z); its lease expires at 2026-12-01T02:00:30.000Z',
+    );
+    expect(err.hint).toMatch(/one writer per target/);
+  });
+
+  it('a holder that keeps renewing outlasts the wait: the waiter gives up, told once it was waiting', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    const first = await acquireLease(storage, 'shop', options(clock));
+    const waits: LeaseRecord[] = [];
+    const second = acquireLease(
+      storage,
+      'shop',
+      options(clock, { self: { ...HERE, host: 'db-2' }, waitMs: 2 * TTL, onWait: (_, l) => waits.push(l) }),
+    ).catch((e: unknown) => e);
+    await clock.advance(2 * TTL + 1);
+    const err = await second;
+    expect(err).toBeInstanceOf(LeaseHeldError);
+    expect((err as LeaseHeldError).message).toMatch(/waited 120 s$/);
+    expect(waits).toHaveLength(1);
+    // The first holder renewed all along: its lease is still ours, and reaches past the waiter's give-up.
+    expect(Date.parse((await stored(storage))!.expiresAt)).toBeGreaterThan(clock.t);
+    expect(first.lost.aborted).toBe(false);
+    await first.release();
+  });
+
+  it('a foreign holder that stopped renewing (killed) is taken over once its lease expires', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    await plant(storage, lease({ host: 'db-2', pid: 7 }, '2026-12-01T02:00:45.000Z'));
+    let done = false;
+    const taking = acquireLease(storage, 'shop', options(clock, { waitMs: TTL })).then((l) => {
+      done = true;
+      return l;
+    });
+    await clock.advance(44_000);
+    expect(done).toBe(false);
+    await clock.advance(10_000); // past the expiry, and the read-back after a takeover
+    const held = await taking;
+    expect((await stored(storage))!.holder).toMatchObject({ host: 'db-1', pid: 100 });
+    await held.release();
+  });
+
+  it('a holder on this host whose pid is gone (kill -9) is taken over at once', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    await plant(storage, lease({ pid: 42 }, '2026-12-01T02:00:45.000Z'));
+    const alive = (pid: number) => pid !== 42;
+    const taking = acquireLease(storage, 'shop', options(clock, { isAlive: alive }));
+    await clock.advance(1000); // the read-back after a takeover; no waiting for the expiry
+    const held = await taking;
+    expect((await stored(storage))!.holder).toMatchObject({ pid: 100 });
+    await held.release();
+  });
+
+  it.each([
+    ['not JSON', 'not json'],
+    [
+      'a holder with a terminal escape',
+      JSON.stringify(lease({ host: 'db\u001b[2J' }, '2026-12-01T03:00:00.000Z')),
+    ],
+  ])('an unreadable lease object (%s) holds the target until it is a TTL old', async (_, body) => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    await storage.put(leaseKey('shop'), [Buffer.from(body)]);
+    clock.t = storage.objects.get(leaseKey('shop'))!.modified.getTime();
+    const err = await acquireLease(storage, 'shop', options(clock)).catch((e: unknown) => e);
+    expect((err as LeaseHeldError).message).toMatch(/host unknown/);
+    clock.t += TTL;
+    const taking = acquireLease(storage, 'shop', options(clock));
+    await clock.advance(1000);
+    await (await taking).release();
+  });
+  it('a lease whose creation answer was lost (the retry met it as existing) is recognised as ours', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    const put = storage.put.bind(storage);
+    storage.put = async (key, body, opts) => {
+      await put(key, body, opts);
+      if (opts?.ifAbsent) throw new StorageConflictError('memory', key);
+      return { size: 0 };
+    };
+    const held = await acquireLease(storage, 'shop', options(clock));
+    expect((await stored(storage))!.holder.pid).toBe(100);
+    await held.release();
+    expect(await stored(storage)).toBeUndefined();
+  });
+});
+
+describe('renewal', () => {
+  it('moves the expiry forward every third of the TTL', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    const held = await acquireLease(storage, 'shop', options(clock));
+    await clock.advance(TTL / 3);
+    expect((await stored(storage))!.expiresAt).toBe(new Date(clock.t + TTL).toISOString());
+    await clock.advance(TTL);
+    expect((await stored(storage))!.expiresAt).toBe(new Date(clock.t + TTL).toISOString());
+    expect(held.lost.aborted).toBe(false);
+    await held.release();
+  });
+
+  it("this process's own identity (host name, pid, PID namespace) is one its renewals read back as its own", async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    const held = await acquireLease(storage, 'shop', options(clock, { self: processIdentity() }));
+    expect((await stored(storage))!.holder).toMatchObject({
+      pid: process.pid,
+      pidNamespace: expect.stringMatching(/^pid:\[\d+\]$/),
+    });
+    await clock.advance(TTL);
+    expect(held.lost.aborted).toBe(false);
+    await held.release();
+  });
+
+  it('a lease taken over by someone else aborts the run and is not deleted on release', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    const held = await acquireLease(storage, 'shop', options(clock));
+    await plant(storage, lease({ host: 'db-2', token: 'usurper' }, '2026-12-01T03:00:00.000Z'));
+    await clock.advance(TTL / 3);
+    expect(held.lost.aborted).toBe(true);
+    expect(held.lost.reason).toBeInstanceOf(LeaseLostError);
+    expect((held.lost.reason as Error).message).toMatch(/was taken over by host db-2/);
+    await held.release();
+    expect((await stored(storage))!.holder.token).toBe('usurper');
+  });
+
+  it('a storage that keeps failing renewals aborts the run before the lease would expire', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    const held = await acquireLease(storage, 'shop', options(clock));
+    storage.put = async () => {
+      throw new StorageError('memory: the service is down', { transient: true });
+    };
+    await clock.advance(TTL / 3);
+    expect(held.lost.aborted).toBe(false); // one failure: tried again at the next tick
+    await clock.advance(TTL / 3);
+    expect(held.lost.aborted).toBe(true);
+    expect((held.lost.reason as Error).message).toMatch(/could not be renewed before it expires/);
+    expect(clock.t).toBeLessThan(Date.parse('2026-12-01T02:01:00.000Z'));
+    await held.release();
+  });
+});
+
+/** In-memory storage that, like an unmodified s3rver, ignores `ifAbsent` and says so. */
+class UnconditionalStorage extends MemoryStorage {
+  override async put(key: string, body: Parameters<MemoryStorage['put']>[1], options: PutOptions = {}) {
+    const result = await super.put(key, body, { ...options, ifAbsent: false });
+    return { ...result, ifAbsentEnforced: !options.ifAbsent };
+  }
+}
+
+describe('without conditional writes', () => {
+  it('two runs that create the lease at the same moment: the read-back lets only the later write hold it', async () => {
+    const clock = new FakeClock();
+    const storage = new UnconditionalStorage();
+    const a = acquireLease(storage, 'shop', options(clock, { self: { ...HERE, pid: 1 } })).catch(
+      (e: unknown) => e,
+    );
+    const b = acquireLease(storage, 'shop', options(clock, { self: { ...HERE, pid: 2 } })).catch(
+      (e: unknown) => e,
+    );
+    await clock.advance(1000);
+    const results = await Promise.all([a, b]);
+    const winners = results.filter((r) => !(r instanceof Error));
+    expect(winners).toHaveLength(1);
+    expect(results.filter((r) => r instanceof LeaseHeldError)).toHaveLength(1);
+    expect((await stored(storage))!.holder.pid).toBe(2);
+  });
+});
+
+describe('withLeases', () => {
+  it('holds the lease in every destination during the run and releases them after', async () => {
+    const clock = new FakeClock();
+    const [one, two] = [new MemoryStorage(), new MemoryStorage()];
+    const seen: (LeaseRecord | undefined)[] = [];
+    const run = await withLeases('shop', [one, two], options(clock), async (held) => {
+      expect(held).toEqual([one, two]);
+      seen.push(await stored(one), await stored(two));
+      return 'done';
+    });
+    expect(run).toMatchObject({ result: 'done', unavailable: [], lost: undefined, warnings: [] });
+    expect(seen.map((l) => l?.holder.pid)).toEqual([100, 100]);
+    expect([await stored(one), await stored(two)]).toEqual([undefined, undefined]);
+  });
+
+  it('a destination whose lease cannot be written is left out and reported; another holder stops everything', async () => {
+    const clock = new FakeClock();
+    const [good, down] = [new MemoryStorage(), new MemoryStorage()];
+    down.stat = async () => {
+      throw new StorageError('memory: unreachable');
+    };
+    const run = await withLeases('shop', [good, down], options(clock), async (held) => held.length);
+    expect(run.result).toBe(1);
+    expect(run.unavailable.map((u) => (u.error as Error).message)).toEqual(['memory: unreachable']);
+
+    const busy = new MemoryStorage();
+    await plant(busy, lease({ host: 'db-2' }, '2026-12-01T03:00:00.000Z'));
+    let ran = false;
+    const err = await withLeases('shop', [good, busy], options(clock), async () => {
+      ran = true;
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LeaseHeldError);
+    expect(ran).toBe(false);
+    expect(await stored(good)).toBeUndefined(); // the lease it had taken is given back
+  });
+
+  it('a lease lost during the run aborts its signal and fails it with LeaseLostError', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    const running = withLeases('shop', [storage], options(clock), async (_, signal) => {
+      await plant(storage, lease({ host: 'db-2', token: 'usurper' }, '2026-12-01T03:00:00.000Z'));
+      await new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
+    }).catch((e: unknown) => e);
+    await clock.advance(TTL / 3);
+    expect(await running).toBeInstanceOf(LeaseLostError);
+  });
+});
