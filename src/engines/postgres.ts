@@ -7,8 +7,7 @@
  */
 
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { StringDecoder } from 'node:string_decoder';
@@ -23,6 +22,8 @@ import {
   ToolMissingError,
   UsageError,
 } from '../errors.ts';
+import { failpoint } from '../util/failpoint.ts';
+import { makePrivateTempDir } from '../util/private-temp.ts';
 import {
   describeExit,
   feedStdin,
@@ -237,10 +238,11 @@ export class PostgresEngine implements Engine {
       return;
     }
     // Parallel restore needs a seekable archive: spool the decompressed dump to a private temp file.
-    const dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'datasaver-restore-'));
+    const dir = await makePrivateTempDir('restore', options.tempDir);
     try {
       const file = join(dir, 'dump');
       await pipeline(source, createWriteStream(file, { mode: 0o600 }), { signal: options.signal });
+      await failpoint('restore.spooled');
       await this.#runWithInput(
         this.#tool('pg_restore'),
         [...args, `--jobs=${options.jobs}`, file],

@@ -23,9 +23,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis, RedisOptions } from 'ioredis';
 import type { TargetConfig } from '../config/types.ts';
@@ -38,6 +37,7 @@ import {
   ToolMissingError,
   UsageError,
 } from '../errors.ts';
+import { makePrivateTempDir } from '../util/private-temp.ts';
 import {
   describeExit,
   killIfRunning,
@@ -145,7 +145,7 @@ export class RedisEngine implements Engine {
     // Before anything is read or changed: the loader must exist.
     const serverTool = this.#tool('redis-server', 'redis-server');
     await this.#toolVersion(serverTool);
-    const dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'datasaver-redis-restore-'));
+    const dir = await makePrivateTempDir('redis-restore', options.tempDir);
     try {
       // Spool the RDB for the loader, checking it on the way: a damaged file stops here, before the
       // target is touched.

@@ -20,7 +20,6 @@ import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import {
   chmod,
   chown,
-  mkdtemp,
   open,
   readdir,
   readFile,
@@ -30,12 +29,12 @@ import {
   rm,
   stat,
 } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { backup, DatabaseSync } from 'node:sqlite';
 import { pipeline } from 'node:stream/promises';
 import type { TargetConfig } from '../config/types.ts';
 import { BackupError, ConnectionError, errorMessage, RestoreError, UsageError } from '../errors.ts';
+import { makePrivateTempDir } from '../util/private-temp.ts';
 import type {
   DatabaseFacts,
   DumpEntry,
@@ -104,7 +103,7 @@ export class SqliteEngine implements Engine {
   }
 
   async *#dump(signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
-    const dir = await mkdtemp(join(tmpdir(), 'datasaver-sqlite-'));
+    const dir = await makePrivateTempDir('sqlite');
     try {
       const copy = join(dir, 'copy.sqlite');
       const source = this.#open();
@@ -132,7 +131,7 @@ export class SqliteEngine implements Engine {
     options: InspectOptions = {},
   ): Promise<DumpInspection> {
     this.extension(format);
-    const dir = await mkdtemp(join(tmpdir(), 'datasaver-sqlite-'));
+    const dir = await makePrivateTempDir('sqlite');
     try {
       const file = join(dir, 'check.sqlite');
       await pipeline(source, createWriteStream(file), { signal: options.signal });

@@ -1,0 +1,23 @@
+/**
+ * What a crashed run left on this host: every command starts by removing the private temporary
+ * directories (spooled dumps, MySQL option files, SQLite copies) of datasaver processes that are gone.
+ * A sweep never fails a command: what cannot be removed is reported and left for the next start.
+ */
+import { errorMessage } from '../errors.ts';
+import { sweepStaleTempDirs } from '../util/private-temp.ts';
+import type { Out } from './output.ts';
+
+/** Sweeps `parent` (default: the system temp dir) and says on `stderr` what was removed or stuck. */
+export async function sweepLeftovers(stderr: Out, parent?: string): Promise<void> {
+  const { removed, failed } = await sweepStaleTempDirs(parent);
+  for (const r of removed) {
+    stderr.write(
+      `note: removed ${r.path}, a temporary directory (${r.kind}) of datasaver process ${r.owner.pid}, which ended without removing it\n`,
+    );
+  }
+  for (const f of failed) {
+    stderr.write(
+      `warning: cannot remove ${f.path}, left by an interrupted datasaver run: ${errorMessage(f.error)}; remove it by hand\n`,
+    );
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * datasaver's private temporary directories (a spooled dump, a MySQL option file holding the password, a
+ * SQLite copy) and the sweep that removes those a crashed run left behind.
+ *
+ * A directory is made with mode 0700 and named `datasaver-<kind>-<boot>-<pid>-<start>-XXXXXX`: the owner
+ * is the process `<pid>` that started `<start>` clock ticks after the boot `<boot>` (the first 8 hex
+ * digits of the kernel's boot id). The pid alone would not do: in a container datasaver is PID 1 after
+ * every restart, so "pid 1 is alive" says nothing about the run that made the directory. A process is
+ * the owner only while that pid still runs with that start time, which no later process can have.
+ *
+ * The sweep removes a directory only when all of this holds: its name has that form, it is a directory
+ * (not a symlink) owned by our user, and its owner is gone (that pid runs no more or runs another
+ * process, or the machine has rebooted since). Everything else is left alone, including every directory
+ * of a datasaver still running on this host. It cannot judge processes of another PID namespace, so a
+ * temp directory shared by datasaver containers is not supported: give each container its own (the
+ * default, a container's own /tmp, is). Without /proc (not Linux) nothing is swept.
+ */
+import { type Dirent, promises as fs } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** Who made a directory: a process on one boot of one machine. */
+export interface TempOwner {
+  /** First 8 hex digits of the kernel's boot id; `00000000` when unknown. */
+  boot: string;
+  pid: number;
+  /** Start time of the process, in clock ticks after boot (/proc/<pid>/stat field 22). */
+  start: string;
+}
+
+const NAME = /^datasaver-([a-z]+(?:-[a-z]+)*)-([0-9a-f]{8})-(\d+)-(\d+)-[A-Za-z0-9]{6}$/;
+const UNKNOWN_BOOT = '00000000';
+
+/** The kind and owner a directory's name records, or undefined for any other name. */
+export function parseTempDirName(name: string): { kind: string; owner: TempOwner } | undefined {
+  const m = NAME.exec(name);
+  if (!m) return undefined;
+  return { kind: m[1]!, owner: { boot: m[2]!, pid: Number(m[3]), start: m[4]! } };
+}
+
+/**
+ * Whether the owner of a directory still runs. `self` is this process (undefined without /proc: nothing
+ * can be judged); `running` is the start time of whatever process holds the recorded pid now, if any.
+ */
+export function ownerState(
+  recorded: TempOwner,
+  self: TempOwner | undefined,
+  running: string | undefined,
+): 'alive' | 'gone' | 'unknown' {
+  if (!self || self.boot === UNKNOWN_BOOT || recorded.start === '0') return 'unknown';
+  // Every process of an earlier boot has ended (the start times of two boots are not comparable).
+  if (recorded.boot !== self.boot) return 'gone';
+  return running === recorded.start ? 'alive' : 'gone';
+}
+
+/** The start time of process `pid` (field 22 of /proc/<pid>/stat), or undefined if it is not running. */
+export async function processStartTime(pid: number): Promise<string | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may hold spaces and parentheses itself.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+let selfOwner: Promise<TempOwner | undefined> | undefined;
+
+/** This process as an owner; undefined where /proc is missing. */
+export function currentOwner(): Promise<TempOwner | undefined> {
+  selfOwner ??= (async () => {
+    const start = await processStartTime(process.pid);
+    if (start === undefined) return undefined;
+    const bootId = await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '');
+    const boot = bootId.replace(/-/g, '').slice(0, 8);
+    return { boot: /^[0-9a-f]{8}$/.test(boot) ? boot : UNKNOWN_BOOT, pid: process.pid, start };
+  })();
+  return selfOwner;
+}
+
+/**
+ * Makes a new directory only this user can enter (mode 0700), named for `kind` (lower-case words joined
+ * by `-`) and this process, under `parent` (default: the system temp dir). The caller removes it; if
+ * the process dies first, the next datasaver to start sweeps it.
+ */
+export async function makePrivateTempDir(kind: string, parent: string = tmpdir()): Promise<string> {
+  if (!/^[a-z]+(?:-[a-z]+)*$/.test(kind)) throw new Error(`invalid temp dir kind '${kind}'`);
+  const owner = (await currentOwner()) ?? { boot: UNKNOWN_BOOT, pid: process.pid, start: '0' };
+  return mkdtemp(join(parent, `datasaver-${kind}-${owner.boot}-${owner.pid}-${owner.start}-`));
+}
+
+export interface SweepResult {
+  /** Directories removed, with the owner that left them. */
+  removed: { path: string; kind: string; owner: TempOwner }[];
+  /** Directories that were stale but could not be removed. */
+  failed: { path: string; error: unknown }[];
+}
+
+/** Removes the private temp dirs under `parent` (default: the system temp dir) whose owner is gone. */
+export async function sweepStaleTempDirs(parent: string = tmpdir()): Promise<SweepResult> {
+  const result: SweepResult = { removed: [], failed: [] };
+  const self = await currentOwner();
+  if (!self) return result;
+  let entries: Dirent[];
+  try {
+    entries = await readdir(parent, { withFileTypes: true });
+  } catch {
+    return result; // no such directory, or not ours to read: nothing of ours to sweep
+  }
+  for (const entry of entries) {
+    const parsed = parseTempDirName(entry.name);
+    if (!parsed || !entry.isDirectory()) continue;
+    const path = join(parent, entry.name);
+    const info = await fs.lstat(path).catch(() => undefined);
+    if (!info?.isDirectory() || info.uid !== process.getuid?.()) continue;
+    const running = await processStartTime(parsed.owner.pid);
+    if (ownerState(parsed.owner, self, running) !== 'gone') continue;
+    try {
+      await rm(path, { recursive: true, force: true });
+      result.removed.push({ path, ...parsed });
+    } catch (error) {
+      result.failed.push({ path, error });
+    }
+  }
+  return result;
+}
