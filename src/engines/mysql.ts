@@ -24,6 +24,7 @@ import { basename, delimiter, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { ConnectionConfig, TargetConfig } from '../config/types.ts';
 import { BackupError, ConnectionError, RestoreError, UsageError } from '../errors.ts';
+import { failpoint } from '../util/failpoint.ts';
 import { makePrivateTempDir } from '../util/private-temp.ts';
 import {
   describeExit,
@@ -790,6 +791,7 @@ async function createOptionFile(
   try {
     const file = join(dir, 'client.cnf');
     await writeFile(file, optionFileText(password.reveal()), { mode: 0o600, flag: 'wx' });
+    await failpoint('mysql.option-file');
     return { args: [`--defaults-extra-file=${file}`], remove };
   } catch (err) {
     await remove();
