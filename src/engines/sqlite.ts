@@ -29,12 +29,12 @@ import {
   rm,
   stat,
 } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { backup, DatabaseSync } from 'node:sqlite';
 import { pipeline } from 'node:stream/promises';
 import type { TargetConfig } from '../config/types.ts';
 import { BackupError, ConnectionError, errorMessage, RestoreError, UsageError } from '../errors.ts';
-import { makePrivateTempDir } from '../util/private-temp.ts';
+import { makePrivateTempDir, sweepTempFilesBeside, tempFileBeside } from '../util/private-temp.ts';
 import type {
   DatabaseFacts,
   DumpEntry,
@@ -176,7 +176,8 @@ export class SqliteEngine implements Engine {
         });
       }
     }
-    const temp = join(dir, `.${basename(path)}.datasaver-restore-${process.pid}-${Date.now()}`);
+    await sweepTempFilesBeside(path); // the copy a restore to this path that was killed left
+    const temp = await tempFileBeside(path);
     const aside: string[] = [];
     try {
       await pipeline(source, createWriteStream(temp, { mode: 0o600, flags: 'wx' }), {

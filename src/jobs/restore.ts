@@ -6,7 +6,7 @@
  */
 import { createWriteStream } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { DumpEntry, Engine, RestoreTargetState } from '../engines/engine.ts';
 import { UsageError, VerifyError } from '../errors.ts';
@@ -15,6 +15,7 @@ import { MemoryGovernor } from '../pipeline/memory.ts';
 import { Meter } from '../pipeline/meter.ts';
 import { rawDumpStream } from '../pipeline/read.ts';
 import type { StorageBackend } from '../storage/backend.ts';
+import { sweepTempFilesBeside, tempFileBeside } from '../util/private-temp.ts';
 import { checkStoredObject } from './verify.ts';
 
 export interface RestoreRequest {
@@ -230,7 +231,8 @@ export async function restoreToFile(
   }
   const stored = new Meter({ hash: true, memory: new MemoryGovernor(), onBytes: deps.onProgress });
   const raw = new Meter({});
-  const temp = join(dir, `.${basename(path)}.datasaver-${process.pid}-${Date.now()}`);
+  await sweepTempFilesBeside(path); // what a restore to this path that was killed left
+  const temp = await tempFileBeside(path);
   try {
     const source = await storage.get(manifest.object, { signal });
     await pipeline(

@@ -15,10 +15,11 @@
  * temp directory shared by datasaver containers is not supported: give each container its own (the
  * default, a container's own /tmp, is). Without /proc (not Linux) nothing is swept.
  */
+import { randomBytes } from 'node:crypto';
 import { type Dirent, promises as fs } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 /** Who made a directory: a process on one boot of one machine. */
 export interface TempOwner {
@@ -88,6 +89,45 @@ export async function makePrivateTempDir(kind: string, parent: string = tmpdir()
   if (!/^[a-z]+(?:-[a-z]+)*$/.test(kind)) throw new Error(`invalid temp dir kind '${kind}'`);
   const owner = (await currentOwner()) ?? { boot: UNKNOWN_BOOT, pid: process.pid, start: '0' };
   return mkdtemp(join(parent, `datasaver-${kind}-${owner.boot}-${owner.pid}-${owner.start}-`));
+}
+
+const BESIDE = /^\.(.+)\.datasaver-([0-9a-f]{8})-(\d+)-(\d+)-[0-9a-f]{6}$/;
+
+/**
+ * A name for a hidden temp file beside `path` (written there so that a rename publishes it atomically),
+ * `.<name>.datasaver-<boot>-<pid>-<start>-<random>`: its owner is recorded as for a directory.
+ */
+export async function tempFileBeside(path: string): Promise<string> {
+  const owner = (await currentOwner()) ?? { boot: UNKNOWN_BOOT, pid: process.pid, start: '0' };
+  const random = randomBytes(3).toString('hex');
+  return join(
+    dirname(path),
+    `.${basename(path)}.datasaver-${owner.boot}-${owner.pid}-${owner.start}-${random}`,
+  );
+}
+
+/**
+ * Removes the temp files beside `path` (see `tempFileBeside`) whose owner is gone: what a run killed
+ * while writing `path` left. Returns their paths. A live process's files, and every other name (the
+ * WAL files a SQLite restore moves aside among them), are left alone.
+ */
+export async function sweepTempFilesBeside(path: string): Promise<string[]> {
+  const self = await currentOwner();
+  if (!self) return [];
+  const names = await readdir(dirname(path)).catch(() => [] as string[]);
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = BESIDE.exec(name);
+    if (!m || m[1] !== basename(path)) continue;
+    const owner = { boot: m[2]!, pid: Number(m[3]), start: m[4]! };
+    if (ownerState(owner, self, await processStartTime(owner.pid)) !== 'gone') continue;
+    const file = join(dirname(path), name);
+    const info = await fs.lstat(file).catch(() => undefined);
+    if (!info?.isFile() || info.uid !== process.getuid?.()) continue;
+    await rm(file, { force: true });
+    removed.push(file);
+  }
+  return removed;
 }
 
 export interface SweepResult {

@@ -17,7 +17,9 @@ import {
   parseTempDirName,
   processStartTime,
   sweepStaleTempDirs,
+  sweepTempFilesBeside,
   type TempOwner,
+  tempFileBeside,
 } from '../../src/util/private-temp.ts';
 
 let parent: string;
@@ -121,5 +123,26 @@ describe('sweepStaleTempDirs', () => {
 
   it('does nothing when the directory does not exist', async () => {
     expect(await sweepStaleTempDirs(join(parent, 'missing'))).toEqual({ removed: [], failed: [] });
+  });
+});
+
+describe('temp files beside a destination', () => {
+  it('removes the temp file a killed write to that path left, and nothing else', async () => {
+    const path = join(parent, 'app.db');
+    const mine = await tempFileBeside(path);
+    expect(mine.slice(parent.length + 1)).toMatch(
+      new RegExp(`^\\.app\\.db\\.datasaver-${self.boot}-${self.pid}-${self.start}-[0-9a-f]{6}$`),
+    );
+    const dead = { ...self, pid: await deadPid() };
+    const stale = join(parent, `.app.db.datasaver-${dead.boot}-${dead.pid}-${dead.start}-a1b2c3`);
+    const kept = [
+      mine,
+      `${stale}-wal.old`, // a SQLite restore's WAL moved aside: not a temp file to remove
+      join(parent, `.other.db.datasaver-${dead.boot}-${dead.pid}-${dead.start}-a1b2c3`), // another path
+      join(parent, 'app.db'),
+    ];
+    for (const f of [stale, ...kept]) await writeFile(f, 'x');
+    expect(await sweepTempFilesBeside(path)).toEqual([stale]);
+    expect((await readdir(parent)).sort()).toEqual(kept.map((f) => f.slice(parent.length + 1)).sort());
   });
 });
