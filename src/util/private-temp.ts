@@ -55,12 +55,16 @@ export function ownerState(
   return running === recorded.start ? 'alive' : 'gone';
 }
 
-/** The start time of process `pid` (field 22 of /proc/<pid>/stat), or undefined if it is not running. */
+/**
+ * The start time of process `pid` (field 22 of /proc/<pid>/stat), or undefined if it is not running
+ * (no such process, or a zombie: killed, not yet reaped by its parent).
+ */
 export async function processStartTime(pid: number): Promise<string | undefined> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) is in parentheses and may hold spaces and parentheses itself.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
   } catch {
     return undefined;
   }

@@ -1,12 +1,12 @@
 /**
  * Private temp dirs and the sweep at start (RELIABILITY.md promise 1): against this machine's real /proc,
- * a directory whose owner is gone (a pid that runs no more, or the same pid started again, as PID 1 is
+ * a directory whose owner is gone (a pid that runs no more or is a zombie, or the same pid started again, as PID 1 is
  * after every container restart, or an earlier boot) is removed; every directory of a live process, every
  * name that is not datasaver's, and anything that is not our own directory is kept.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chown, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -118,6 +118,24 @@ describe('sweepStaleTempDirs', () => {
       expect((await stat(target)).isDirectory()).toBe(true);
     } finally {
       await rm(target, { recursive: true, force: true });
+    }
+  });
+
+  it('a killed owner not yet reaped (a zombie) is gone', async () => {
+    // `sleep 0` runs in the background of a shell that then becomes `sleep 30`, which never reaps it.
+    const holder = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30']);
+    try {
+      const [line] = (await once(holder.stdout, 'data')) as [Buffer];
+      const pid = Number(line.toString().trim());
+      let state = '';
+      while (state !== 'Z') {
+        const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+        state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!;
+        if (state !== 'Z') await new Promise((r) => setImmediate(r));
+      }
+      expect(await processStartTime(pid)).toBeUndefined();
+    } finally {
+      holder.kill('SIGKILL');
     }
   });
 
