@@ -1,8 +1,8 @@
 /**
  * Private temp dirs and the sweep at start (RELIABILITY.md promise 1): against this machine's real /proc,
- * a directory whose owner is gone (a pid that runs no more or is a zombie, or the same pid started again, as PID 1 is
- * after every container restart, or an earlier boot) is removed; every directory of a live process, every
- * name that is not datasaver's, and anything that is not our own directory is kept.
+ * a directory whose owner is gone (a pid that runs no more or is a zombie, or the same pid started again,
+ * as PID 1 is after every container restart, or an earlier boot) is removed; every directory of a live
+ * process, every name that is not datasaver's, and anything that is not our own directory is kept.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
