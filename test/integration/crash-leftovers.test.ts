@@ -2,13 +2,15 @@
  * What a killed run leaves in the temp dir goes at the next start (RELIABILITY.md promise 1): a MySQL
  * option file holding the password (real MariaDB) and the copy of a SQLite database being dumped. Each
  * run holds at a failpoint while another command starts and must leave the live run's directory alone;
- * then it is SIGKILLed, and the next command removes what it left and the next backup works.
+ * then it is SIGKILLed, and the next command (or the daemon, as it starts) removes what it left and the
+ * next backup works.
  */
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startPausedAt } from '../support/cli.ts';
+import { startDaemon } from '../support/daemon.ts';
 import { ident, type MariadbServer, startMariadb } from '../support/mariadb-server.ts';
 import { tempDir, uniqueName } from '../support/pg.ts';
 
@@ -97,22 +99,51 @@ describe('MySQL option files', () => {
   });
 });
 
+/** A SQLite database of several MB (several 1 MB dump batches) in a new directory. */
+async function sqliteDatabase(): Promise<{ dir: string; path: string }> {
+  const dir = await tempDir('crash-sqlite-');
+  await mkdir(join(dir, 'db'));
+  const path = join(dir, 'db', 'notes.db');
+  const db = new DatabaseSync(path);
+  db.exec(`CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)
+    INSERT INTO notes SELECT i, hex(randomblob(64)) FROM n;`);
+  db.close();
+  return { dir, path };
+}
+
 describe('SQLite dump copies', () => {
   it('the database copy of a run killed mid-dump is removed at the next start, a running one is kept', async () => {
-    const dir = await tempDir('crash-sqlite-');
-    await mkdir(join(dir, 'db'));
-    const path = join(dir, 'db', 'notes.db');
-    const db = new DatabaseSync(path);
-    // Several 1 MB batches, so the dump is still reading its copy when the first batch is stored.
-    db.exec(`CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
-      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)
-      INSERT INTO notes SELECT i, hex(randomblob(64)) FROM n;`);
-    db.close();
+    const { dir, path } = await sqliteDatabase();
     const env = { DATASAVER_DATABASE_URL: `sqlite://${path}`, DATASAVER_STORAGE_PATH: join(dir, 'store') };
     await leftoverGoesAtNextStart('backup.dumping', 'sqlite', env, async (dirs) => {
       expect(dirs).toHaveLength(1);
       expect(await readdir(dirs[0]!)).toEqual(['copy.sqlite']);
       expect((await stat(join(dirs[0]!, 'copy.sqlite'))).size).toBeGreaterThan(2 * 1024 * 1024);
     });
+  });
+});
+
+describe('the daemon', () => {
+  it('removes what a killed run left as it starts', async () => {
+    const { dir, path } = await sqliteDatabase();
+    const tmp = await tempDir('crash-tmp-');
+    const env = {
+      DATASAVER_DATABASE_URL: `sqlite://${path}`,
+      DATASAVER_STORAGE_PATH: join(dir, 'store'),
+      TMPDIR: tmp,
+    };
+    const killed = await runCli(['backup'], { ...env, DATASAVER_FAILPOINT: 'backup.dumping=kill' });
+    expect(killed.signal).toBe('SIGKILL');
+    const left = await readdir(tmp);
+    expect(left).toEqual([expect.stringMatching(/^datasaver-sqlite-/)]);
+    const daemon = await startDaemon(env);
+    try {
+      expect(await readdir(tmp)).toEqual([]);
+    } finally {
+      daemon.child.kill('SIGTERM');
+    }
+    const result = await daemon.exited;
+    expect(result.stderr).toContain(`note: removed ${join(tmp, left[0]!)}`);
   });
 });
