@@ -12,7 +12,7 @@ export async function sweepLeftovers(stderr: Out, parent?: string): Promise<void
   const { removed, failed } = await sweepStaleTempDirs(parent);
   for (const r of removed) {
     stderr.write(
-      `note: removed ${r.path}, a temporary directory (${r.kind}) of datasaver process ${r.owner.pid}, which ended without removing it\n`,
+      `note: removed ${r.path}, a temporary directory (${r.kind}) of datasaver process ${r.owner.pid}, which ended without removing it${r.stopped.length > 0 ? `; stopped the tool process(es) it left running: ${r.stopped.join(', ')}` : ''}\n`,
     );
   }
   for (const f of failed) {

@@ -37,6 +37,7 @@ import {
   ToolMissingError,
   UsageError,
 } from '../errors.ts';
+import { failpoint } from '../util/failpoint.ts';
 import { makePrivateTempDir } from '../util/private-temp.ts';
 import {
   describeExit,
@@ -145,7 +146,7 @@ export class RedisEngine implements Engine {
     // Before anything is read or changed: the loader must exist.
     const serverTool = this.#tool('redis-server', 'redis-server');
     await this.#toolVersion(serverTool);
-    const dir = await makePrivateTempDir('redis-restore', options.tempDir);
+    const dir = await makePrivateTempDir('redis', options.tempDir);
     try {
       // Spool the RDB for the loader, checking it on the way: a damaged file stops here, before the
       // target is touched.
@@ -155,6 +156,7 @@ export class RedisEngine implements Engine {
       const maxDb = Math.max(summary.partial ? 1023 : 15, ...summary.databases.map((d) => d.db));
       const loader = await startLoader(serverTool, dir, maxDb + 1, summary, signal);
       try {
+        await failpoint('restore.loader-started');
         await this.#copyAll(loader.socket, options);
       } finally {
         await loader.stop();

@@ -3,7 +3,7 @@
  * SQLite copy) and the sweep that removes those a crashed run left behind.
  *
  * A directory is made with mode 0700 and named `datasaver-<kind>-<boot>-<pid>-<start>-XXXXXX`: the owner
- * is the process `<pid>` that started `<start>` clock ticks after the boot `<boot>` (the first 8 hex
+ * is the process `<pid>` that started `<start>` clock ticks (both in base 36) after the boot `<boot>` (the first 8 hex
  * digits of the kernel's boot id). The pid alone would not do: in a container datasaver is PID 1 after
  * every restart, so "pid 1 is alive" says nothing about the run that made the directory. A process is
  * the owner only while that pid still runs with that start time, which no later process can have.
@@ -30,14 +30,25 @@ export interface TempOwner {
   start: string;
 }
 
-const NAME = /^datasaver-([a-z]+(?:-[a-z]+)*)-([0-9a-f]{8})-(\d+)-(\d+)-[A-Za-z0-9]{6}$/;
+/** `<boot>-<pid>-<start>`, pid and start in base 36: names stay short (a Unix socket path in one must fit). */
+const OWNER = '([0-9a-f]{8})-([0-9a-z]+)-([0-9a-z]+)';
+const NAME = new RegExp(`^datasaver-([a-z]+(?:-[a-z]+)*)-${OWNER}-[A-Za-z0-9]{6}$`);
+const BESIDE = new RegExp(`^\\.(.+)\\.datasaver-${OWNER}-[0-9a-f]{6}$`);
+
+function ownerTag(o: TempOwner): string {
+  return `${o.boot}-${o.pid.toString(36)}-${BigInt(o.start).toString(36)}`;
+}
+
+function parseOwner(boot: string, pid: string, start: string): TempOwner {
+  return { boot, pid: Number.parseInt(pid, 36), start: String(Number.parseInt(start, 36)) };
+}
 const UNKNOWN_BOOT = '00000000';
 
 /** The kind and owner a directory's name records, or undefined for any other name. */
 export function parseTempDirName(name: string): { kind: string; owner: TempOwner } | undefined {
   const m = NAME.exec(name);
   if (!m) return undefined;
-  return { kind: m[1]!, owner: { boot: m[2]!, pid: Number(m[3]), start: m[4]! } };
+  return { kind: m[1]!, owner: parseOwner(m[2]!, m[3]!, m[4]!) };
 }
 
 /**
@@ -92,10 +103,8 @@ export function currentOwner(): Promise<TempOwner | undefined> {
 export async function makePrivateTempDir(kind: string, parent: string = tmpdir()): Promise<string> {
   if (!/^[a-z]+(?:-[a-z]+)*$/.test(kind)) throw new Error(`invalid temp dir kind '${kind}'`);
   const owner = (await currentOwner()) ?? { boot: UNKNOWN_BOOT, pid: process.pid, start: '0' };
-  return mkdtemp(join(parent, `datasaver-${kind}-${owner.boot}-${owner.pid}-${owner.start}-`));
+  return mkdtemp(join(parent, `datasaver-${kind}-${ownerTag(owner)}-`));
 }
-
-const BESIDE = /^\.(.+)\.datasaver-([0-9a-f]{8})-(\d+)-(\d+)-[0-9a-f]{6}$/;
 
 /**
  * A name for a hidden temp file beside `path` (written there so that a rename publishes it atomically),
@@ -104,10 +113,7 @@ const BESIDE = /^\.(.+)\.datasaver-([0-9a-f]{8})-(\d+)-(\d+)-[0-9a-f]{6}$/;
 export async function tempFileBeside(path: string): Promise<string> {
   const owner = (await currentOwner()) ?? { boot: UNKNOWN_BOOT, pid: process.pid, start: '0' };
   const random = randomBytes(3).toString('hex');
-  return join(
-    dirname(path),
-    `.${basename(path)}.datasaver-${owner.boot}-${owner.pid}-${owner.start}-${random}`,
-  );
+  return join(dirname(path), `.${basename(path)}.datasaver-${ownerTag(owner)}-${random}`);
 }
 
 /**
@@ -123,7 +129,7 @@ export async function sweepTempFilesBeside(path: string): Promise<string[]> {
   for (const name of names) {
     const m = BESIDE.exec(name);
     if (!m || m[1] !== basename(path)) continue;
-    const owner = { boot: m[2]!, pid: Number(m[3]), start: m[4]! };
+    const owner = parseOwner(m[2]!, m[3]!, m[4]!);
     if (ownerState(owner, self, await processStartTime(owner.pid)) !== 'gone') continue;
     const file = join(dirname(path), name);
     const info = await fs.lstat(file).catch(() => undefined);
@@ -135,8 +141,8 @@ export async function sweepTempFilesBeside(path: string): Promise<string[]> {
 }
 
 export interface SweepResult {
-  /** Directories removed, with the owner that left them. */
-  removed: { path: string; kind: string; owner: TempOwner }[];
+  /** Directories removed, with the owner that left them and the pids of its tools that were stopped. */
+  removed: { path: string; kind: string; owner: TempOwner; stopped: number[] }[];
   /** Directories that were stale but could not be removed. */
   failed: { path: string; error: unknown }[];
 }
@@ -161,11 +167,39 @@ export async function sweepStaleTempDirs(parent: string = tmpdir()): Promise<Swe
     const running = await processStartTime(parsed.owner.pid);
     if (ownerState(parsed.owner, self, running) !== 'gone') continue;
     try {
+      const stopped = await stopToolsUsing(path);
       await rm(path, { recursive: true, force: true });
-      result.removed.push({ path, ...parsed });
+      result.removed.push({ path, ...parsed, stopped });
     } catch (error) {
       result.failed.push({ path, error });
     }
   }
   return result;
+}
+
+/**
+ * SIGKILLs this user's processes whose command line names `dir` or a path in it (inside an argument too:
+ * redis-server retitles itself `redis-server unixsocket:<path>`): the tools a crashed run
+ * started on its files (a Redis restore's loader, a parallel `pg_restore`, a MySQL client reading the
+ * option file), which its death left running. Their owner is gone, so nothing waits for them.
+ */
+async function stopToolsUsing(dir: string): Promise<number[]> {
+  const stopped: number[] = [];
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    const pid = Number(name);
+    if (!/^\d+$/.test(name) || pid === process.pid) continue;
+    const [cmdline, info] = await Promise.all([
+      readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''),
+      fs.stat(`/proc/${pid}`).catch(() => undefined),
+    ]);
+    if (info?.uid !== process.getuid?.()) continue;
+    if (!cmdline.split('\0').some((arg) => arg === dir || arg.includes(`${dir}/`))) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+      stopped.push(pid);
+    } catch {
+      // it ended on its own meanwhile
+    }
+  }
+  return stopped;
 }

@@ -1,6 +1,7 @@
 /**
  * What a killed run leaves in the temp dir goes at the next start (RELIABILITY.md promise 1): a MySQL
- * option file holding the password (real MariaDB) and the copy of a SQLite database being dumped. Each
+ * option file holding the password (real MariaDB), the copy of a SQLite database being dumped, and a
+ * Redis restore's spooled RDB with the loader redis-server it left running (real Redis). Each
  * run holds at a failpoint while another command starts and must leave the live run's directory alone;
  * then it is SIGKILLed, and the next command (or the daemon, as it starts) removes what it left and the
  * next backup works.
@@ -13,6 +14,7 @@ import { runCli, startPausedAt } from '../support/cli.ts';
 import { startDaemon } from '../support/daemon.ts';
 import { ident, type MariadbServer, startMariadb } from '../support/mariadb-server.ts';
 import { tempDir, uniqueName } from '../support/pg.ts';
+import { type RedisServer, startRedis } from '../support/redis-server.ts';
 
 /**
  * Holds a backup at `failpoint` and checks the temp dirs it made (`inspect` gets their paths). Another
@@ -145,5 +147,80 @@ describe('the daemon', () => {
     }
     const result = await daemon.exited;
     expect(result.stderr).toContain(`note: removed ${join(tmp, left[0]!)}`);
+  });
+});
+
+describe('a Redis restore', () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await startRedis();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  /** Pids of processes whose arguments name a path in `dir`. */
+  async function processesUsing(dir: string): Promise<number[]> {
+    const pids: number[] = [];
+    for (const name of await readdir('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
+      // redis-server rewrites its title to `redis-server unixsocket:<path>`: look inside each argument.
+      if (cmdline.split('\0').some((a) => a.includes(`${dir}/`))) pids.push(Number(name));
+    }
+    return pids;
+  }
+
+  it('killed with its loader running: the next start stops the loader and removes the spooled RDB', async () => {
+    const c = await server.client(0);
+    try {
+      await c.flushall();
+      await c.mset({ a: '1', b: '2', c: '3' });
+    } finally {
+      c.disconnect();
+    }
+    const tmp = await tempDir('crash-tmp-');
+    const env = {
+      DATASAVER_ENGINE: 'redis',
+      DATASAVER_DB_HOST: server.host,
+      DATASAVER_DB_PORT: String(server.port),
+      DATASAVER_DB_PASSWORD: server.password,
+      DATASAVER_STORAGE_PATH: await tempDir(),
+      TMPDIR: tmp,
+    };
+    const backup = await runCli(['backup'], env);
+    expect(backup.code, backup.output).toBe(0);
+
+    const killed = await runCli(['restore', 'latest', '--force'], {
+      ...env,
+      DATASAVER_FAILPOINT: 'restore.loader-started=kill',
+    });
+    expect(killed.signal, killed.output).toBe('SIGKILL');
+    const left = await readdir(tmp);
+    expect(left).toEqual([expect.stringMatching(/^datasaver-redis-/)]);
+    const spool = join(tmp, left[0]!);
+    expect(await readdir(spool)).toContain('dump.rdb');
+    const loaders = await processesUsing(spool);
+    expect(loaders).toHaveLength(1);
+    try {
+      const next = await runCli(['list'], env);
+      expect(next.code, next.output).toBe(0);
+      expect(next.stderr).toContain(`note: removed ${spool}, a temporary directory (redis)`);
+      expect(next.stderr).toContain(`stopped the tool process(es) it left running: ${loaders[0]}`);
+      expect(await readdir(tmp)).toEqual([]);
+      expect(await processesUsing(spool)).toEqual([]);
+    } finally {
+      for (const pid of await processesUsing(spool)) process.kill(pid, 'SIGKILL');
+    }
+
+    const restored = await runCli(['restore', 'latest', '--drop-existing'], env);
+    expect(restored.code, restored.output).toBe(0);
+    const check = await server.client(0);
+    try {
+      expect(await check.mget('a', 'b', 'c')).toEqual(['1', '2', '3']);
+      expect(await check.dbsize()).toBe(3);
+    } finally {
+      check.disconnect();
+    }
   });
 });

@@ -40,14 +40,16 @@ async function deadPid(): Promise<number> {
   return child.pid!;
 }
 
-const dirName = (o: TempOwner, kind = 'restore') => `datasaver-${kind}-${o.boot}-${o.pid}-${o.start}-aB3dE9`;
+/** The owner as a name records it: pid and start time in base 36. */
+const tag = (o: TempOwner) => `${o.boot}-${o.pid.toString(36)}-${Number(o.start).toString(36)}`;
+const dirName = (o: TempOwner, kind = 'restore') => `datasaver-${kind}-${tag(o)}-aB3dE9`;
 
 describe('makePrivateTempDir', () => {
   it('makes a 0700 directory whose name records this process as its owner', async () => {
-    const dir = await makePrivateTempDir('redis-restore', parent);
+    const dir = await makePrivateTempDir('redis', parent);
     expect((await stat(dir)).mode & 0o777).toBe(0o700);
     const parsed = parseTempDirName(dir.slice(parent.length + 1));
-    expect(parsed).toEqual({ kind: 'redis-restore', owner: self });
+    expect(parsed).toEqual({ kind: 'redis', owner: self });
     expect(self.pid).toBe(process.pid);
     expect(self.start).toBe(await processStartTime(process.pid));
   });
@@ -103,7 +105,7 @@ describe('sweepStaleTempDirs', () => {
     const keep = [
       'datasaver-test-x1',
       `datasaver-restore-${dead.pid}-aB3dE9`, // an older datasaver's name: no owner recorded
-      `datasaver-${dead.boot}-${dead.pid}-${dead.start}-aB3dE9`, // no kind
+      `datasaver-${tag(dead)}-aB3dE9`, // no kind
     ];
     for (const name of keep) await mkdir(join(parent, name));
     await writeFile(join(parent, dirName(dead, 'restore')), 'a file');
@@ -118,6 +120,35 @@ describe('sweepStaleTempDirs', () => {
       expect((await stat(target)).isDirectory()).toBe(true);
     } finally {
       await rm(target, { recursive: true, force: true });
+    }
+  });
+
+  it('stops the tools a dead owner left running on its files, and no others', async () => {
+    const dead = { ...self, pid: await deadPid() };
+    const stale = join(parent, dirName(dead));
+    const live = await makePrivateTempDir('restore', parent);
+    await mkdir(stale);
+    // Stand-ins for a loader or pg_restore: processes whose arguments name a file in each directory.
+    const tool = (dir: string) =>
+      spawn(process.execPath, [
+        '-e',
+        'setInterval(() => {}, 1000)',
+        '--',
+        `--socket=${join(dir, 'redis.sock')}`,
+      ]);
+    const orphan = tool(stale);
+    const running = tool(live);
+    const orphanExit = once(orphan, 'exit');
+    try {
+      await Promise.all([once(orphan, 'spawn'), once(running, 'spawn')]);
+      const result = await sweepStaleTempDirs(parent);
+      expect(result.removed).toEqual([expect.objectContaining({ path: stale, stopped: [orphan.pid] })]);
+      expect(await orphanExit).toEqual([null, 'SIGKILL']);
+      expect(running.exitCode).toBeNull();
+      expect(running.signalCode).toBeNull();
+    } finally {
+      orphan.kill('SIGKILL');
+      running.kill('SIGKILL');
     }
   });
 
@@ -149,14 +180,14 @@ describe('temp files beside a destination', () => {
     const path = join(parent, 'app.db');
     const mine = await tempFileBeside(path);
     expect(mine.slice(parent.length + 1)).toMatch(
-      new RegExp(`^\\.app\\.db\\.datasaver-${self.boot}-${self.pid}-${self.start}-[0-9a-f]{6}$`),
+      new RegExp(`^\\.app\\.db\\.datasaver-${tag(self)}-[0-9a-f]{6}$`),
     );
     const dead = { ...self, pid: await deadPid() };
-    const stale = join(parent, `.app.db.datasaver-${dead.boot}-${dead.pid}-${dead.start}-a1b2c3`);
+    const stale = join(parent, `.app.db.datasaver-${tag(dead)}-a1b2c3`);
     const kept = [
       mine,
       `${stale}-wal.old`, // a SQLite restore's WAL moved aside: not a temp file to remove
-      join(parent, `.other.db.datasaver-${dead.boot}-${dead.pid}-${dead.start}-a1b2c3`), // another path
+      join(parent, `.other.db.datasaver-${tag(dead)}-a1b2c3`), // another path
       join(parent, 'app.db'),
     ];
     for (const f of [stale, ...kept]) await writeFile(f, 'x');
