@@ -3,10 +3,11 @@
  * SQLite copy) and the sweep that removes those a crashed run left behind.
  *
  * A directory is made with mode 0700 and named `datasaver-<kind>-<boot>-<pid>-<start>-XXXXXX`: the owner
- * is the process `<pid>` that started `<start>` clock ticks (both in base 36) after the boot `<boot>` (the first 8 hex
- * digits of the kernel's boot id). The pid alone would not do: in a container datasaver is PID 1 after
- * every restart, so "pid 1 is alive" says nothing about the run that made the directory. A process is
- * the owner only while that pid still runs with that start time, which no later process can have.
+ * is the process `<pid>` that started `<start>` clock ticks after the boot `<boot>` (pid and start in
+ * base 36; boot is the first 8 hex digits of the kernel's boot id). The pid alone would not do: in a
+ * container datasaver is PID 1 after every restart, so "pid 1 is alive" says nothing about the run that
+ * made the directory. A process is the owner only while that pid still runs with that start time, which
+ * no later process can have.
  *
  * The sweep removes a directory only when all of this holds: its name has that form, it is a directory
  * (not a symlink) owned by our user, and its owner is gone (that pid runs no more or runs another
@@ -30,19 +31,21 @@ export interface TempOwner {
   start: string;
 }
 
+const UNKNOWN_BOOT = '00000000';
 /** `<boot>-<pid>-<start>`, pid and start in base 36: names stay short (a Unix socket path in one must fit). */
 const OWNER = '([0-9a-f]{8})-([0-9a-z]+)-([0-9a-z]+)';
 const NAME = new RegExp(`^datasaver-([a-z]+(?:-[a-z]+)*)-${OWNER}-[A-Za-z0-9]{6}$`);
 const BESIDE = new RegExp(`^\\.(.+)\\.datasaver-${OWNER}-[0-9a-f]{6}$`);
 
-function ownerTag(o: TempOwner): string {
-  return `${o.boot}-${o.pid.toString(36)}-${BigInt(o.start).toString(36)}`;
-}
-
 function parseOwner(boot: string, pid: string, start: string): TempOwner {
   return { boot, pid: Number.parseInt(pid, 36), start: String(Number.parseInt(start, 36)) };
 }
-const UNKNOWN_BOOT = '00000000';
+
+/** This process's owner tag for a new name (pid only, no start time, where /proc is missing). */
+async function ownerTag(): Promise<string> {
+  const o = (await currentOwner()) ?? { boot: UNKNOWN_BOOT, pid: process.pid, start: '0' };
+  return `${o.boot}-${o.pid.toString(36)}-${BigInt(o.start).toString(36)}`;
+}
 
 /** The kind and owner a directory's name records, or undefined for any other name. */
 export function parseTempDirName(name: string): { kind: string; owner: TempOwner } | undefined {
@@ -102,8 +105,7 @@ export function currentOwner(): Promise<TempOwner | undefined> {
  */
 export async function makePrivateTempDir(kind: string, parent: string = tmpdir()): Promise<string> {
   if (!/^[a-z]+(?:-[a-z]+)*$/.test(kind)) throw new Error(`invalid temp dir kind '${kind}'`);
-  const owner = (await currentOwner()) ?? { boot: UNKNOWN_BOOT, pid: process.pid, start: '0' };
-  return mkdtemp(join(parent, `datasaver-${kind}-${ownerTag(owner)}-`));
+  return mkdtemp(join(parent, `datasaver-${kind}-${await ownerTag()}-`));
 }
 
 /**
@@ -111,9 +113,8 @@ export async function makePrivateTempDir(kind: string, parent: string = tmpdir()
  * `.<name>.datasaver-<boot>-<pid>-<start>-<random>`: its owner is recorded as for a directory.
  */
 export async function tempFileBeside(path: string): Promise<string> {
-  const owner = (await currentOwner()) ?? { boot: UNKNOWN_BOOT, pid: process.pid, start: '0' };
   const random = randomBytes(3).toString('hex');
-  return join(dirname(path), `.${basename(path)}.datasaver-${ownerTag(owner)}-${random}`);
+  return join(dirname(path), `.${basename(path)}.datasaver-${await ownerTag()}-${random}`);
 }
 
 /**
@@ -129,15 +130,25 @@ export async function sweepTempFilesBeside(path: string): Promise<string[]> {
   for (const name of names) {
     const m = BESIDE.exec(name);
     if (!m || m[1] !== basename(path)) continue;
-    const owner = parseOwner(m[2]!, m[3]!, m[4]!);
-    if (ownerState(owner, self, await processStartTime(owner.pid)) !== 'gone') continue;
     const file = join(dirname(path), name);
-    const info = await fs.lstat(file).catch(() => undefined);
-    if (!info?.isFile() || info.uid !== process.getuid?.()) continue;
+    if (!(await abandoned(file, 'file', parseOwner(m[2]!, m[3]!, m[4]!), self))) continue;
     await rm(file, { force: true });
     removed.push(file);
   }
   return removed;
+}
+
+/** Whether `path` is this user's file or directory (never a symlink) and its recorded owner is gone. */
+async function abandoned(
+  path: string,
+  type: 'file' | 'directory',
+  owner: TempOwner,
+  self: TempOwner,
+): Promise<boolean> {
+  if (ownerState(owner, self, await processStartTime(owner.pid)) !== 'gone') return false;
+  const info = await fs.lstat(path).catch(() => undefined);
+  if (!info || info.uid !== process.getuid?.()) return false;
+  return type === 'file' ? info.isFile() : info.isDirectory();
 }
 
 export interface SweepResult {
@@ -160,12 +171,9 @@ export async function sweepStaleTempDirs(parent: string = tmpdir()): Promise<Swe
   }
   for (const entry of entries) {
     const parsed = parseTempDirName(entry.name);
-    if (!parsed || !entry.isDirectory()) continue;
+    if (!parsed) continue;
     const path = join(parent, entry.name);
-    const info = await fs.lstat(path).catch(() => undefined);
-    if (!info?.isDirectory() || info.uid !== process.getuid?.()) continue;
-    const running = await processStartTime(parsed.owner.pid);
-    if (ownerState(parsed.owner, self, running) !== 'gone') continue;
+    if (!(await abandoned(path, 'directory', parsed.owner, self))) continue;
     try {
       const stopped = await stopToolsUsing(path);
       await rm(path, { recursive: true, force: true });
