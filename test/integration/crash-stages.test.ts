@@ -75,30 +75,42 @@ async function expectRoundTrip(env: Record<string, string>, ref: string, source:
 describe('a crash between the data object and the manifest', () => {
   it('leaves data that is never listed as a backup; prune collects it after the grace period', async () => {
     const storage = await tempDir();
-    const env = targetEnv(rich, storage);
+    const prefix = s3Prefix('crashbm');
+    const env = targetEnv(rich, storage, s3Env(prefix));
+    const local = `local:${storage}`;
     await killedAt('backup.before-manifest', ['backup'], env);
 
+    // Both destinations hold the data object, neither a manifest.
     const after = await consistentListing(env, storage);
     expect(after.backups).toEqual([]);
-    expect(after.incomplete).toEqual([expect.objectContaining({ kind: 'data' })]);
-    const orphan = after.incomplete[0]!;
+    expect(after.incomplete.map((o) => `${o.kind} ${o.storage.split(':')[0]}`).sort()).toEqual([
+      'data local',
+      'data s3',
+    ]);
+    const orphan = after.incomplete.find((o) => o.storage === local)!;
+    expect(after.incomplete.every((o) => o.key === orphan.key)).toBe(true);
     expect(await readdir(join(storage, rich))).toEqual([orphan.key.slice(rich.length + 1)]);
 
     const next = await runCli(['backup', '--json'], env);
     expect(next.code, next.output).toBe(0);
     const id = JSON.parse(next.stdout).backups[0].id as string;
-    // The orphan is young: it may be an upload in flight, so the prune after the backup leaves it.
+    // The orphans are young: they may be uploads in flight, so the prune after the backup leaves them.
     const listed = await consistentListing(env, storage);
-    expect(listed.backups.map((b) => b.id)).toEqual([id]);
-    expect(listed.incomplete.map((o) => o.id)).toEqual([orphan.id]);
+    expect(listed.backups.map((b) => `${b.id} ${b.storage.split(':')[0]}`).sort()).toEqual([
+      `${id} local`,
+      `${id} s3`,
+    ]);
+    expect(listed.incomplete.map((o) => o.id)).toEqual([orphan.id, orphan.id]);
 
     await age(join(storage, rich));
     const prune = await runCli(['prune'], env);
     expect(prune.code, prune.output).toBe(0);
     const pruned = await consistentListing(env, storage);
-    expect(pruned.backups.map((b) => b.id)).toEqual([id]);
-    expect(pruned.incomplete).toEqual([]);
+    expect(pruned.backups).toHaveLength(2);
+    // Local storage's orphan was aged past the grace period; the S3 one (S3 keeps its own clock) stays.
+    expect(pruned.incomplete.map((o) => o.storage)).toEqual([expect.stringMatching(/^s3:/)]);
     await expectRoundTrip(env, id, rich, richDump);
+    await expectRoundTrip(s3Env(prefix), id, rich, richDump);
   });
 });
 
