@@ -14,6 +14,7 @@ import { runCli, startPausedAt } from '../support/cli.ts';
 import { startDaemon } from '../support/daemon.ts';
 import { ident, type MariadbServer, startMariadb } from '../support/mariadb-server.ts';
 import { tempDir, uniqueName } from '../support/pg.ts';
+import { processesUsing } from '../support/processes.ts';
 import { type RedisServer, startRedis } from '../support/redis-server.ts';
 
 /**
@@ -158,18 +159,6 @@ describe('a Redis restore', () => {
   afterAll(async () => {
     await server?.stop();
   });
-
-  /** Pids of processes whose arguments name a path in `dir`. */
-  async function processesUsing(dir: string): Promise<number[]> {
-    const pids: number[] = [];
-    for (const name of await readdir('/proc')) {
-      if (!/^\d+$/.test(name)) continue;
-      const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
-      // redis-server rewrites its title to `redis-server unixsocket:<path>`: look inside each argument.
-      if (cmdline.split('\0').some((a) => a.includes(`${dir}/`))) pids.push(Number(name));
-    }
-    return pids;
-  }
 
   it('killed with its loader running: the next start stops the loader and removes the spooled RDB', async () => {
     const c = await server.client(0);

@@ -2,7 +2,7 @@
  * Crash at every stage boundary (RELIABILITY.md promise 1): datasaver is SIGKILLed at a failpoint
  * (src/util/failpoint.ts) after the data object and before the manifest, between a pruned backup's
  * manifest and its data, in the middle of a copy between destinations and before that copy's manifest,
- * and after a parallel restore spooled its dump. After each: the run died by SIGKILL, nothing it
+ * and after a parallel restore spooled its dump (and while its pg_restore runs). After each: the run died by SIGKILL, nothing it
  * half-wrote is listed as a backup, every listed backup's data is there with the size its manifest
  * records, the next run succeeds, leftovers in storage are collected by prune after the grace period,
  * leftover temp dirs go at the next start (a live process's stay), and a restore still round-trips.
@@ -11,9 +11,11 @@ import { mkdir, readdir, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/manifest.ts';
-import { type CliResult, runCli, startPausedAt } from '../support/cli.ts';
+import { type CliResult, collect, runCli, startCli, startPausedAt } from '../support/cli.ts';
+import { fakeToolDir } from '../support/fake-tools.ts';
 import { createBulkDatabase, createRichDatabase } from '../support/fixtures.ts';
-import { comparableDump, dbUrl, targetEnv, tempDir, uniqueName } from '../support/pg.ts';
+import { comparableDump, dbUrl, server, targetEnv, tempDir, uniqueName } from '../support/pg.ts';
+import { processesUsing, processRunning } from '../support/processes.ts';
 import { s3Env, s3Prefix } from '../support/s3.ts';
 
 let rich: string;
@@ -54,6 +56,23 @@ async function consistentListing(env: Record<string, string>, local?: string): P
     expect(verify.code, verify.output).toBe(0);
   }
   return listing;
+}
+
+/**
+ * Waits until a process whose arguments name a path in `dir` runs and returns its pid; fails if
+ * `run` (the datasaver that should start it) ends first.
+ */
+async function waitForProcessUsing(dir: string, run: Promise<CliResult>): Promise<number> {
+  let ended: CliResult | undefined;
+  void run.then((r) => {
+    ended = r;
+  });
+  for (;;) {
+    const [pid] = await processesUsing(dir);
+    if (pid !== undefined) return pid;
+    if (ended) throw new Error(`datasaver ended before starting a tool on ${dir}: ${ended.output}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 /** Makes every file in `dir` two days old: past the grace period after which prune collects leftovers. */
@@ -264,5 +283,36 @@ describe('a crash after a parallel restore spooled its dump', () => {
     expect(last.code, last.output).toBe(0);
     expect(last.stderr).toContain(`note: removed ${join(spool, held[0]!)}`);
     expect(await readdir(spool)).toEqual([]);
+  });
+
+  it('a pg_restore left running by a killed restore is stopped at the next start', async () => {
+    const storage = await tempDir();
+    const spool = join(await tempDir(), 'spool');
+    await mkdir(spool);
+    const env = targetEnv(rich, storage, { DATASAVER_FORMAT: 'custom' });
+    expect((await runCli(['backup'], env)).code).toBe(0);
+    // A pg_restore that reads the table of contents like the real one but never finishes restoring,
+    // so it is surely still running when datasaver dies.
+    const real = join(server().binDir, 'pg_restore');
+    const tools = await fakeToolDir({
+      pg_restore: `for a in "$@"; do case "$a" in --version|--list) exec "${real}" "$@";; esac; done\nwhile :; do sleep 1; done`,
+    });
+    const restore = startCli(
+      ['restore', 'latest', '--jobs', '2', '--temp-dir', spool, '--target-db', uniqueName('crorphan')],
+      { ...env, DATASAVER_TOOL_DIR: tools },
+    );
+    const done = collect(restore);
+    const orphan = await waitForProcessUsing(spool, done);
+    restore.kill('SIGKILL');
+    expect((await done).signal).toBe('SIGKILL');
+    try {
+      expect(processRunning(orphan)).toBe(true);
+      const next = await runCli(['restore', 'latest', '--dry-run', '--temp-dir', spool], env);
+      expect(next.code, next.output).toBe(0);
+      expect(next.stderr).toContain(`stopped the tool process(es) it left running: ${orphan}`);
+      expect(await readdir(spool)).toEqual([]);
+    } finally {
+      if (processRunning(orphan)) process.kill(orphan, 'SIGKILL');
+    }
   });
 });
