@@ -2,10 +2,11 @@
  * Crash at every stage boundary (RELIABILITY.md promise 1): datasaver is SIGKILLed at a failpoint
  * (src/util/failpoint.ts) after the data object and before the manifest, between a pruned backup's
  * manifest and its data, in the middle of a copy between destinations and before that copy's manifest,
- * and after a parallel restore spooled its dump (and while its pg_restore runs). After each: the run died by SIGKILL, nothing it
- * half-wrote is listed as a backup, every listed backup's data is there with the size its manifest
- * records, the next run succeeds, leftovers in storage are collected by prune after the grace period,
- * leftover temp dirs go at the next start (a live process's stay), and a restore still round-trips.
+ * after a parallel restore spooled its dump, and while its pg_restore runs. After each: the run died by
+ * SIGKILL, nothing it half-wrote is listed as a backup, every listed backup's data is there with the size
+ * its manifest records, the next run succeeds, leftovers in storage are collected by prune after the
+ * grace period, leftover temp dirs (and tools left running) go at the next start (a live process's
+ * stay), and a restore still round-trips.
  */
 import { mkdir, readdir, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
