@@ -4,12 +4,19 @@
  * A sweep never fails a command: what cannot be removed is reported and left for the next start.
  */
 import { errorMessage } from '../errors.ts';
-import { sweepStaleTempDirs } from '../util/private-temp.ts';
+import { type SweepResult, sweepStaleTempDirs } from '../util/private-temp.ts';
 import type { Out } from './output.ts';
 
 /** Sweeps `parent` (default: the system temp dir) and says on `stderr` what was removed or stuck. */
 export async function sweepLeftovers(stderr: Out, parent?: string): Promise<void> {
-  const { removed, failed } = await sweepStaleTempDirs(parent);
+  let result: SweepResult;
+  try {
+    result = await sweepStaleTempDirs(parent);
+  } catch (err) {
+    stderr.write(`warning: could not look for what interrupted datasaver runs left: ${errorMessage(err)}\n`);
+    return;
+  }
+  const { removed, failed } = result;
   for (const r of removed) {
     stderr.write(
       `note: removed ${r.path}, a temporary directory (${r.kind}) of datasaver process ${r.owner.pid}, which ended without removing it${r.stopped.length > 0 ? `; stopped the tool process(es) it left running: ${r.stopped.join(', ')}` : ''}\n`,
