@@ -91,7 +91,7 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     )
     .option(
       '--temp-dir <dir>',
-      'where a parallel restore spools the decompressed dump (default: the system temp dir)',
+      'where a parallel restore spools the decompressed dump (default: the system temp dir); what killed restores left there is removed first',
     )
     .addOption(json)
     .action(async (ref: string, opts) => {
