@@ -22,6 +22,10 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     .exitOverride()
     .configureOutput({ writeOut: (s) => base.stdout.write(s), writeErr: (s) => base.stderr.write(s) });
   const ctx = (): CliContext => ({ ...base, configFile: program.opts<{ config?: string }>().config });
+  // Before any command: what a crashed run left in the temp dir goes now (the daemon's too).
+  program.hook('preAction', async () => {
+    await (await import('./leftovers.ts')).sweepLeftovers(base.stderr);
+  });
   const json = new Option('--json', 'machine-readable JSON on stdout');
   const target = new Option('-t, --target <name>', 'target to work on (default: the only configured one)');
 
@@ -88,7 +92,7 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     )
     .option(
       '--temp-dir <dir>',
-      'where a restore spools the decompressed dump (PostgreSQL custom format, Redis; default: the system temp dir)',
+      'where a restore spools the decompressed dump (PostgreSQL custom format, Redis; default: the system temp dir); what killed restores left there is removed first',
     )
     .addOption(json)
     .action(async (ref: string, opts) => {

@@ -8,6 +8,7 @@ import { restoreToFile, runRestore } from '../jobs/restore.ts';
 import { parseBackupId } from '../storage/layout.ts';
 import { printable } from '../util/printable.ts';
 import { type CliContext, findStoredBackup, readConfig, selectTargets } from './context.ts';
+import { sweepLeftovers } from './leftovers.ts';
 import { formatBytes, Progress, printJson } from './output.ts';
 
 export interface RestoreOptions {
@@ -28,6 +29,8 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
   const config = await readConfig(ctx);
   if (opts.toFile !== undefined) return restoreToFileCommand(ctx, config, ref, opts);
   const [target] = selectTargets(config, opts.target);
+  // The system temp dir was swept at start; a restore's own spool directory is swept before it is used.
+  if (opts.tempDir !== undefined) await sweepLeftovers(ctx.stderr, resolve(opts.tempDir));
   const jobs = opts.jobs === undefined ? 1 : Number(opts.jobs);
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
     throw new UsageError(`--jobs '${opts.jobs}' is not valid`, {

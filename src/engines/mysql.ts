@@ -19,12 +19,13 @@
  */
 
 import { constants } from 'node:fs';
-import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { access, rm, writeFile } from 'node:fs/promises';
 import { basename, delimiter, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { ConnectionConfig, TargetConfig } from '../config/types.ts';
 import { BackupError, ConnectionError, RestoreError, UsageError } from '../errors.ts';
+import { failpoint } from '../util/failpoint.ts';
+import { makePrivateTempDir } from '../util/private-temp.ts';
 import {
   describeExit,
   type Exit,
@@ -789,11 +790,12 @@ async function createOptionFile(
   password: Secret | undefined,
 ): Promise<{ args: string[]; remove: () => Promise<void> }> {
   if (!password) return { args: [], remove: async () => {} };
-  const dir = await mkdtemp(join(tmpdir(), 'datasaver-mysql-')); // mode 0700
+  const dir = await makePrivateTempDir('mysql'); // mode 0700, swept at the next start if we crash
   const remove = () => rm(dir, { recursive: true, force: true });
   try {
     const file = join(dir, 'client.cnf');
     await writeFile(file, optionFileText(password.reveal()), { mode: 0o600, flag: 'wx' });
+    await failpoint('mysql.option-file');
     return { args: [`--defaults-extra-file=${file}`], remove };
   } catch (err) {
     await remove();

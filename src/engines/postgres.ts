@@ -8,8 +8,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { StringDecoder } from 'node:string_decoder';
@@ -24,6 +23,8 @@ import {
   ToolMissingError,
   UsageError,
 } from '../errors.ts';
+import { failpoint } from '../util/failpoint.ts';
+import { makePrivateTempDir } from '../util/private-temp.ts';
 import {
   describeExit,
   feedStdin,
@@ -197,10 +198,11 @@ export class PostgresEngine implements Engine {
       // input, where the source's sha256 is proven (bytes after a planted archive are never read). So
       // the whole dump is spooled to a private temp file first, checked to its end before anything is
       // dropped or created; a parallel restore needs that seekable file anyway.
-      const dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'datasaver-restore-'));
+      const dir = await makePrivateTempDir('restore', options.tempDir);
       try {
         const file = join(dir, 'dump');
         await pipeline(source, createWriteStream(file, { mode: 0o600 }), { signal: options.signal });
+        await failpoint('restore.spooled');
         await this.#restoreArchive(file, database, options);
       } finally {
         await rm(dir, { recursive: true, force: true });

@@ -23,9 +23,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis, RedisOptions } from 'ioredis';
 import type { TargetConfig } from '../config/types.ts';
@@ -38,6 +37,8 @@ import {
   ToolMissingError,
   UsageError,
 } from '../errors.ts';
+import { failpoint } from '../util/failpoint.ts';
+import { makePrivateTempDir } from '../util/private-temp.ts';
 import {
   describeExit,
   killIfRunning,
@@ -146,7 +147,7 @@ export class RedisEngine implements Engine {
     // Before anything is read or changed: the loader must exist.
     const serverTool = this.#tool('redis-server', 'redis-server');
     const [major = 0, minor = 0] = (await this.#toolVersion(serverTool)).split('.').map(Number);
-    const dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'datasaver-redis-restore-'));
+    const dir = await makePrivateTempDir('redis', options.tempDir);
     try {
       // Spool the RDB for the loader, checking it on the way: a damaged file stops here, before the
       // target is touched.
@@ -157,6 +158,7 @@ export class RedisEngine implements Engine {
       const sanitize = major > 6 || (major === 6 && minor >= 2);
       const loader = await startLoader(serverTool, dir, { databases: maxDb + 1, sanitize }, summary, signal);
       try {
+        await failpoint('restore.loader-started');
         await this.#copyAll(loader.socket, options);
       } finally {
         await loader.stop();

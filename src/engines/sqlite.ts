@@ -24,7 +24,6 @@ import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import {
   chmod,
   chown,
-  mkdtemp,
   open,
   readdir,
   readFile,
@@ -34,8 +33,7 @@ import {
   rm,
   stat,
 } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { basename, dirname, isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { backup, DatabaseSync } from 'node:sqlite';
 import { pipeline } from 'node:stream/promises';
 import type { TargetConfig } from '../config/types.ts';
@@ -47,6 +45,7 @@ import {
   UsageError,
   VerifyError,
 } from '../errors.ts';
+import { makePrivateTempDir, sweepTempFilesBeside, tempFileBeside } from '../util/private-temp.ts';
 import type {
   DatabaseFacts,
   DumpEntry,
@@ -115,7 +114,7 @@ export class SqliteEngine implements Engine {
   }
 
   async *#dump(signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
-    const dir = await mkdtemp(join(tmpdir(), 'datasaver-sqlite-'));
+    const dir = await makePrivateTempDir('sqlite');
     try {
       const copy = join(dir, 'copy.sqlite');
       const source = this.#open();
@@ -143,7 +142,7 @@ export class SqliteEngine implements Engine {
     options: InspectOptions = {},
   ): Promise<DumpInspection> {
     this.extension(format);
-    const dir = await mkdtemp(join(tmpdir(), 'datasaver-sqlite-'));
+    const dir = await makePrivateTempDir('sqlite');
     try {
       const file = join(dir, 'check.sqlite');
       await pipeline(source, createWriteStream(file), { signal: options.signal });
@@ -188,7 +187,8 @@ export class SqliteEngine implements Engine {
         });
       }
     }
-    const temp = join(dir, `.${basename(path)}.datasaver-restore-${process.pid}-${Date.now()}`);
+    await sweepTempFilesBeside(path); // the copy a restore to this path that was killed left
+    const temp = await tempFileBeside(path);
     const aside: string[] = [];
     try {
       await pipeline(source, createWriteStream(temp, { mode: 0o600, flags: 'wx' }), {

@@ -31,6 +31,7 @@ import { MemoryGovernor } from '../pipeline/memory.ts';
 import { Meter } from '../pipeline/meter.ts';
 import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
 import { backupId, dataExtension, dataKey, manifestKey } from '../storage/layout.ts';
+import { failpoint, failpointAfterFirst } from '../util/failpoint.ts';
 import { DATASAVER_VERSION } from '../version.ts';
 import { verifyBackup } from './verify.ts';
 
@@ -118,10 +119,13 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   try {
     await pipeline(
       // Two batches queued at most: when compression is the slow stage, memory stays at a few MB.
-      Readable.from(coalesce(engine.dump({ format, schemaOnly, signal: dumpSignal })), {
-        objectMode: true,
-        highWaterMark: 2,
-      }),
+      Readable.from(
+        failpointAfterFirst(
+          'backup.dumping',
+          coalesce(engine.dump({ format, schemaOnly, signal: dumpSignal })),
+        ),
+        { objectMode: true, highWaterMark: 2 },
+      ),
       raw,
       compressor,
       stored,
@@ -177,6 +181,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     datasaverVersion: DATASAVER_VERSION,
     facts,
   };
+  await failpoint('backup.before-manifest');
   const outcomes = await Promise.all(
     destinations.map(async (storage, i) => {
       if (!written[i]) return uploads[i] ?? new StorageError(`${storage.description}: upload did not finish`);

@@ -19,6 +19,7 @@ import { planRetention, type RetentionCandidate } from '../retention/policy.ts';
 import { type ObjectInfo, type StorageBackend, StorageUnsupportedError } from '../storage/backend.ts';
 import { manifestKey, parseKey, verifyKey } from '../storage/layout.ts';
 import { mapLimit } from '../util/concurrency.ts';
+import { failpoint } from '../util/failpoint.ts';
 import { printable } from '../util/printable.ts';
 import { READ_CONCURRENCY, readCatalog, readRecord } from './catalog.ts';
 
@@ -179,9 +180,10 @@ export async function executePrune(
   for (const item of plan.items) {
     if (item.action !== 'remove') continue;
     try {
-      for (const key of item.keys) {
+      for (const [step, key] of item.keys.entries()) {
         if (item.kind === 'temporary') await deps.storage.deleteTemporary!(key, { signal: deps.signal });
         else await deps.storage.delete(key, { signal: deps.signal });
+        if (item.kind === 'backup' && step === 0) await failpoint('prune.between-manifest-and-data');
       }
       result.removed++;
       result.removedBytes += item.bytes;

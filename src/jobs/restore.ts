@@ -7,7 +7,7 @@
  */
 import { createWriteStream } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { DumpEntry, Engine, RestoreTargetState } from '../engines/engine.ts';
 import { UsageError } from '../errors.ts';
@@ -15,6 +15,7 @@ import type { Manifest } from '../manifest.ts';
 import { MemoryGovernor } from '../pipeline/memory.ts';
 import { checkedDumpStream } from '../pipeline/read.ts';
 import type { StorageBackend } from '../storage/backend.ts';
+import { sweepTempFilesBeside, tempFileBeside } from '../util/private-temp.ts';
 import { checkStoredObject } from './verify.ts';
 
 export interface RestoreRequest {
@@ -235,7 +236,8 @@ export async function restoreToFile(
       });
     }
   }
-  const temp = join(dir, `.${basename(path)}.datasaver-${process.pid}-${Date.now()}`);
+  await sweepTempFilesBeside(path); // what a restore to this path that was killed left
+  const temp = await tempFileBeside(path);
   try {
     const source = await storage.get(manifest.object, { signal });
     // Checked on the way (size, sha256, no decompression past sizeBytes): a mismatch fails the write of

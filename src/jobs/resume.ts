@@ -14,6 +14,7 @@ import { Meter } from '../pipeline/meter.ts';
 import { chain } from '../pipeline/read.ts';
 import { planRetention } from '../retention/policy.ts';
 import { type StorageBackend, StorageConflictError } from '../storage/backend.ts';
+import { failpoint, failpointAfterFirst } from '../util/failpoint.ts';
 import { commit } from './backup.ts';
 import { readCatalog } from './catalog.ts';
 import type { PruneTarget } from './prune.ts';
@@ -99,7 +100,10 @@ export async function copyBackup(
   const meter = new Meter({ hash: true });
   const source = await from.get(manifest.object, { signal });
   try {
-    await to.put(manifest.object, chain(source, meter), { signal, ifAbsent: true });
+    await to.put(manifest.object, failpointAfterFirst('resume.copying', chain(source, meter)), {
+      signal,
+      ifAbsent: true,
+    });
   } catch (err) {
     if (!(err instanceof StorageConflictError)) throw err;
     // Data without a manifest is already there: an upload whose manifest write failed. Keep it only if
@@ -119,6 +123,7 @@ export async function copyBackup(
       { hint: `run \`datasaver verify ${manifest.id}\`` },
     );
   }
+  await failpoint('resume.before-manifest');
   await commit(to, manifest, signal);
   return meter.bytes;
 }

@@ -3,7 +3,7 @@
  * a backup; no run ever appears as a backup, and the next backup works.
  */
 import { execFileSync } from 'node:child_process';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -69,6 +69,21 @@ describe('killed backups never become backups', () => {
     const copy = uniqueName('copy');
     expect((await runCli(['restore', 'latest', '--target-db', copy], env)).code).toBe(0);
     expect(await comparableDump(copy)).toBe(await comparableDump(db));
+
+    // The killed run's temporary file may have been an upload in flight until the grace period is over;
+    // then prune removes it and only the committed backup remains.
+    const temporary = files.filter((f) => f.endsWith('.tmp'));
+    expect((await readdir(join(storage, db))).filter((f) => f.endsWith('.tmp'))).toEqual(temporary);
+    const old = new Date(Date.now() - 48 * 3_600_000);
+    for (const f of temporary) await utimes(join(storage, db, f), old, old);
+    const prune = await runCli(['prune', '--json'], env);
+    expect(prune.code, prune.output).toBe(0);
+    expect(JSON.parse(prune.stdout).results).toEqual([
+      expect.objectContaining({ removed: temporary.length }),
+    ]);
+    const left = await readdir(join(storage, db));
+    expect(left.filter((f) => f.startsWith('.'))).toEqual([]);
+    expect(left).toHaveLength(3); // the new backup's data, manifest and verify record
   });
 
   it('SIGKILL of pg_dump mid-stream: exit 4, nothing committed, no temporary file left', async () => {

@@ -47,3 +47,25 @@ export async function collect(child: ChildProcess): Promise<CliResult> {
 export async function runCli(args: string[], env: Record<string, string | undefined>): Promise<CliResult> {
   return collect(startCli(args, env));
 }
+
+/**
+ * Starts datasaver with the failpoint (src/util/failpoint.ts) `name` set to pause, and resolves once the
+ * process holds there, with the process and its eventual result.
+ */
+export async function startPausedAt(
+  name: string,
+  args: string[],
+  env: Record<string, string | undefined>,
+): Promise<{ child: ChildProcess; done: Promise<CliResult> }> {
+  const child = startCli(args, { ...env, DATASAVER_FAILPOINT: `${name}=pause` });
+  const done = collect(child);
+  let seen = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.on('data', (c: Buffer) => {
+      seen += c.toString();
+      if (seen.includes(`failpoint ${name}\n`)) resolve();
+    });
+    child.once('close', () => reject(new Error(`datasaver ended before failpoint ${name}: ${seen}`)));
+  });
+  return { child, done };
+}
