@@ -13,7 +13,7 @@ import { isTimeZone } from '../retention/calendar.ts';
 import { DEFAULT_RULES, policyProblem, type RetentionRules } from '../retention/policy.ts';
 import { redact, Secret } from '../util/secret.ts';
 import { DAEMON_FIELDS, type DaemonFieldName, FIELD_NAMES, FIELDS, type FieldName } from './fields.ts';
-import { DEFAULT_SIZE_CHANGE_ALERT } from './target.ts';
+import { DEFAULT_LEASE_TTL_SECONDS, DEFAULT_SIZE_CHANGE_ALERT, MAX_LEASE_TTL_SECONDS } from './target.ts';
 import {
   COMPRESSION_ALGORITHMS,
   type Config,
@@ -462,7 +462,7 @@ function buildTarget(
   const schedule = buildSchedule(raw, timeZone, problems);
   const alertAfterHours = check(raw.alertAfterHours, ALERT_HOURS, problems) ?? 26;
   const sizeChangeAlert = check(raw.sizeChangeAlert, PERCENT_OR_OFF, problems) ?? DEFAULT_SIZE_CHANGE_ALERT;
-  const leaseTtlSeconds = check(raw.leaseTtlSeconds, POSITIVE_NUMBER('seconds'), problems) ?? 300;
+  const leaseTtlSeconds = check(raw.leaseTtlSeconds, LEASE_TTL, problems) ?? DEFAULT_LEASE_TTL_SECONDS;
   const notify = buildNotify(raw, problems);
   if (schedule && name) scheduleWarning(raw, name, schedule, timeZone, alertAfterHours, warnings);
 
@@ -911,6 +911,14 @@ const POSITIVE_NUMBER = (unit: string): Validator<number> => ({
   expected: `a number of ${unit} greater than 0 (fractions allowed)`,
 });
 const ALERT_HOURS = POSITIVE_NUMBER('hours');
+/** No lease is believed past a day after its last write (jobs/lease.ts), so no TTL may be longer. */
+const LEASE_TTL: Validator<number> = {
+  parse: (v) => {
+    const n = POSITIVE_NUMBER('seconds').parse(v);
+    return n !== undefined && n <= MAX_LEASE_TTL_SECONDS ? n : undefined;
+  },
+  expected: `a number of seconds greater than 0, at most ${MAX_LEASE_TTL_SECONDS} (a day)`,
+};
 /** `50%` as the fraction 0.5; `off` (or 0, 0%) as 0. Only the percent form: a bare 50 is ambiguous. */
 const PERCENT_OR_OFF: Validator<number> = {
   parse: (v) => {

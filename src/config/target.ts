@@ -16,6 +16,15 @@ export function isEngineName(name: string): name is EngineName {
 /** A backup half or one and a half times the usual size is worth a look (a dropped table looks like this). */
 export const DEFAULT_SIZE_CHANGE_ALERT = 0.5;
 
+/** How long a target's lease (jobs/lease.ts) lasts without renewal. */
+export const DEFAULT_LEASE_TTL_SECONDS = 300;
+/**
+ * The longest lease TTL. A lease is never believed past its last write plus this, whatever `expiresAt` it
+ * claims: storage is untrusted, and a lease planted with an expiry in the year 3000 must not stop a
+ * target's backups for good.
+ */
+export const MAX_LEASE_TTL_SECONDS = 86_400;
+
 export const NO_NOTIFICATIONS: NotifyConfig = {
   webhookUrl: undefined,
   slackWebhookUrl: undefined,

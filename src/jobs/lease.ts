@@ -22,19 +22,20 @@
  * - **Released** at the end: deleted if it is still ours.
  *
  * Expiry compares the clocks of different hosts: with renewals every third of the TTL, clocks that differ
- * by less than two thirds of it are safe (S3 itself refuses requests from clocks 15 minutes off).
+ * by less than two thirds of it are safe (S3 itself refuses requests from clocks 15 minutes off). A lease
+ * claiming to last longer than MAX_LEASE_TTL_SECONDS after its object was last written expires then.
  */
 import { randomBytes } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { z } from 'zod';
+import { DEFAULT_LEASE_TTL_SECONDS, MAX_LEASE_TTL_SECONDS } from '../config/target.ts';
 import { errorMessage, StorageError } from '../errors.ts';
 import { type StorageBackend, StorageConflictError, StorageNotFoundError } from '../storage/backend.ts';
 import { leaseKey } from '../storage/layout.ts';
 import { failpoint } from '../util/failpoint.ts';
 
-export const DEFAULT_LEASE_TTL_SECONDS = 300;
 /** A lease is a few hundred bytes; anything much bigger is not one and is not read whole. */
 const MAX_LEASE_BYTES = 64 * 1024;
 
@@ -205,7 +206,12 @@ async function readLease(
     }
   }
   const parsed = text === undefined ? undefined : safeParse(text);
-  if (parsed && parsed.target === target) return parsed;
+  if (parsed && parsed.target === target) {
+    // Renewals rewrite the object, so a live holder's lease is never older than its TTL.
+    const latest = info.modified.getTime() + MAX_LEASE_TTL_SECONDS * 1000;
+    if (Date.parse(parsed.expiresAt) <= latest) return parsed;
+    return { ...parsed, expiresAt: new Date(latest).toISOString() };
+  }
   // Not a lease datasaver wrote: it holds the target until it is as old as a lease would live.
   return {
     target,

@@ -706,7 +706,7 @@ describe('daemon settings: schedules, alerts, notifications, the process', () =>
     expect(cfg.warnings).toEqual([]);
   });
 
-  it('the lease TTL: 300 s by default, per target, a positive number of seconds', () => {
+  it('the lease TTL: 300 s by default, per target, a positive number of seconds up to a day', () => {
     expect(parse(base).targets[0]!.leaseTtlSeconds).toBe(300);
     expect(parse({ ...base, DATASAVER_LEASE_TTL_SECONDS: '2.5' }).targets[0]!.leaseTtlSeconds).toBe(2.5);
     const yaml =
@@ -714,6 +714,9 @@ describe('daemon settings: schedules, alerts, notifications, the process', () =>
     expect(parse({}, yaml).targets[0]!.leaseTtlSeconds).toBe(60);
     const err = configError(() => parse({ ...base, DATASAVER_LEASE_TTL_SECONDS: '0' }));
     expect(err.message).toMatch(/DATASAVER_LEASE_TTL_SECONDS.*a number of seconds greater than 0/);
+    expect(parse({ ...base, DATASAVER_LEASE_TTL_SECONDS: '86400' }).targets[0]!.leaseTtlSeconds).toBe(86400);
+    const long = configError(() => parse({ ...base, DATASAVER_LEASE_TTL_SECONDS: '86401' }));
+    expect(long.message).toMatch(/DATASAVER_LEASE_TTL_SECONDS.*at most 86400 \(a day\)/);
   });
 
   it('reads every setting from the environment; notification URLs are secrets', () => {

@@ -223,6 +223,23 @@ describe('acquireLease', () => {
     await clock.advance(1000);
     await (await taking).release();
   });
+  it('a lease claiming an expiry far ahead holds the target at most a day past its last write', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    await plant(storage, lease({ host: 'db-2', pid: 7 }, '3000-01-01T00:00:00.000Z'));
+    const written = storage.objects.get(leaseKey('shop'))!.modified.getTime();
+    clock.t = written + 23 * 3_600_000;
+    const err = await acquireLease(storage, 'shop', options(clock)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LeaseHeldError);
+    expect((err as LeaseHeldError).lease.expiresAt).toBe(new Date(written + 86_400_000).toISOString());
+    clock.t = written + 86_400_000;
+    const taking = acquireLease(storage, 'shop', options(clock));
+    await clock.advance(1000); // the read-back after a takeover
+    const held = await taking;
+    expect((await stored(storage))!.holder).toMatchObject({ host: 'db-1', pid: 100 });
+    await held.release();
+  });
+
   it('a lease whose creation answer was lost (the retry met it as existing) is recognised as ours', async () => {
     const clock = new FakeClock();
     const storage = new MemoryStorage();
