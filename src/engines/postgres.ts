@@ -193,30 +193,44 @@ export class PostgresEngine implements Engine {
     const database = options.targetDatabase ?? this.#database();
     // Before anything is dropped or created: a restore tool too old for the dump would fail right after.
     await this.#checkReader(options.format === 'plain' ? 'psql' : 'pg_restore', options.dumpToolVersion);
-    if (options.format !== 'plain') {
-      // pg_restore commits as soon as it has read the archive it needs, never waiting for the end of its
-      // input, where the source's sha256 is proven (bytes after a planted archive are never read). So
-      // the whole dump is spooled to a private temp file first, checked to its end before anything is
-      // dropped or created; a parallel restore needs that seekable file anyway.
-      const dir = await makePrivateTempDir('restore', options.tempDir);
+    const plain = options.format === 'plain';
+    if (plain) await this.#checkRestrictedMode();
+    // The whole dump is spooled to a private temp file and proven before anything is dropped, created or
+    // restored: the source's size and sha256 are checked at its end (pipeline/read.ts), and a plain
+    // script is screened on the way (postgres-script.ts). Streaming into the tools cannot promise that:
+    // pg_restore commits once it has read the archive it needs, never waiting for the end of its input;
+    // psql takes the end of its stdin, when datasaver is killed mid-restore, as the end of the script and
+    // commits what it read; and --drop-existing would drop the database before a refused script showed.
+    // A parallel restore needs a seekable file anyway.
+    const dir = await makePrivateTempDir('restore', options.tempDir);
+    try {
+      const file = join(dir, 'dump');
+      // A fresh key per restore, known to this process alone: see postgres-script.ts.
+      const body = plain ? restrictedScript(source, randomBytes(32).toString('hex')) : source;
       try {
-        const file = join(dir, 'dump');
-        await pipeline(source, createWriteStream(file, { mode: 0o600 }), { signal: options.signal });
-        await failpoint('restore.spooled');
-        await this.#restoreArchive(file, database, options);
-      } finally {
-        await rm(dir, { recursive: true, force: true });
+        await pipeline(body, createWriteStream(file, { mode: 0o600 }), { signal: options.signal });
+      } catch (err) {
+        if (err instanceof RefusedScriptError) {
+          throw new RestoreError(err.message, {
+            hint: `${err.hint}. Nothing was restored: ${database} was not touched`,
+            cause: err,
+          });
+        }
+        throw err;
       }
-      return;
+      await failpoint('restore.spooled');
+      if (plain) await this.#restoreScript(file, database, options);
+      else await this.#restoreArchive(file, database, options);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
-    await this.#checkRestrictedMode();
+  }
+
+  /** psql of a spooled, screened plain-SQL script into `database`, creating or recreating it first. */
+  async #restoreScript(file: string, database: string, options: RestoreOptions): Promise<void> {
     if (options.dropExisting || options.create) await this.#recreateDatabase(database, options);
     const hint = restoreFailureHint(database, options);
-
     const env = this.#env(database);
-    const conninfo = `dbname=${quoteConninfo(database)}`;
-    // psql runs the script in one transaction and commits only at the end of its input, which the source
-    // holds back until its sha256 matched.
     const args = [
       '-X',
       '-q',
@@ -225,18 +239,11 @@ export class PostgresEngine implements Engine {
       'ON_ERROR_STOP=1',
       '--single-transaction',
       '-d',
-      conninfo,
+      `dbname=${quoteConninfo(database)}`,
+      '-f',
+      file,
     ];
-    // A fresh key per restore, known to this process alone: see postgres-script.ts.
-    const script = restrictedScript(source, randomBytes(32).toString('hex'));
-    try {
-      await this.#runWithInput(this.#tool('psql'), [...args, '-f', '-'], env, script, options.signal, hint);
-    } catch (err) {
-      if (err instanceof RefusedScriptError) {
-        throw new RestoreError(err.message, { hint: `${err.hint}. ${hint}`, cause: err });
-      }
-      throw err;
-    }
+    await this.#runWithInput(this.#tool('psql'), args, env, undefined, options.signal, hint);
   }
 
   /** pg_restore of a spooled custom-format archive into `database`, creating or recreating it first. */

@@ -75,6 +75,9 @@ async function forge(s: Stored, bytes: Buffer): Promise<void> {
   await writeFile(s.manifestPath, JSON.stringify(manifest));
 }
 
+/** Refusals of datasaver's own byte screen, made while the dump is spooled (postgres-script.ts). */
+const SCREENED = /holds a psql \\unrestrict|NUL byte/;
+
 describe('restoring a plain SQL backup from untrusted storage', () => {
   it('a genuine dump whose data looks like restrict lines restores identically', async () => {
     const s = await plainBackup();
@@ -149,12 +152,36 @@ describe('restoring a plain SQL backup from untrusted storage', () => {
       const res = await runCli(['restore', 'latest', '--target-db', into], s.env);
       expect(res.code, res.output).toBe(1);
       expect(res.stderr).toMatch(message);
-      expect(res.stderr).toMatch(new RegExp(`the new database ${into} was left empty`));
       expect(existsSync(marker)).toBe(false);
-      // One transaction: nothing of the forged script stayed, even what came before the refusal.
-      expect(await query(into, "SELECT to_regclass('public.notes') AS t")).toEqual([{ t: null }]);
+      if (SCREENED.test(res.stderr)) {
+        // Refused while the dump was spooled, before anything was created.
+        expect(res.stderr).toMatch(new RegExp(`Nothing was restored: ${into} was not touched`));
+        expect(await databaseExists(into)).toBe(false);
+      } else {
+        // psql refused it: one transaction, so nothing of the forged script stayed.
+        expect(res.stderr).toMatch(new RegExp(`the new database ${into} was left empty`));
+        expect(await query(into, "SELECT to_regclass('public.notes') AS t")).toEqual([{ t: null }]);
+      }
     });
   }
+
+  it('a refused dump restored with --drop-existing leaves the existing database as it was', async () => {
+    const s = await plainBackup();
+    const marker = join(await tempDir('marker-'), 'ran');
+    await forge(s, attacks[1]![1](s.dump, marker));
+    const live = uniqueName('live');
+    await createDatabase(live);
+    await query(
+      live,
+      'CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 5)',
+    );
+    const res = await runCli(['restore', 'latest', '--target-db', live, '--drop-existing'], s.env);
+    expect(res.code, res.output).toBe(1);
+    expect(res.stderr).toMatch(/holds a psql \\unrestrict/);
+    expect(res.stderr).toMatch(new RegExp(`Nothing was restored: ${live} was not touched`));
+    expect(existsSync(marker)).toBe(false);
+    expect(await query(live, 'SELECT count(*)::int AS n FROM orders')).toEqual([{ n: 5 }]);
+  });
 
   it('a psql without \\restrict is refused (exit 4) before any database is created', async () => {
     const s = await plainBackup();
