@@ -349,7 +349,9 @@ export class Daemon {
           );
           return;
         }
-        if (err instanceof LeaseHeldError) {
+        // A run that already announced its start (it held the lease, then lost the target to another
+        // process while it waited to retry) ends as a failure below: its `start` ping needs an end.
+        if (err instanceof LeaseHeldError && !announced) {
           slot.status.skippedRuns++;
           metrics.leaseHeld.inc({ target: target.name });
           log.warn(

@@ -209,6 +209,27 @@ describe('daemon scheduling', () => {
     expect(runs.calls).toHaveLength(2);
   });
 
+  it('a run that started, then meets another holder on its retry, ends as a failure: its start ping has an end', async () => {
+    const { clock, runs, daemon, metric, events, logs } = setup();
+    await daemon.start();
+    await clock.advance(10_000);
+    runs.calls[0]!.reject(new ConnectionError('connection refused'));
+    await settle();
+    const holder = { host: 'db-2', pid: 7, pidNamespace: '', token: 't', operation: 'backup' };
+    const lease = {
+      target: 'shop',
+      holder,
+      acquiredAt: '2026-11-22T00:00:20.000Z',
+      expiresAt: '2026-11-22T00:05:20.000Z',
+    };
+    runs.calls[1]!.reject(new LeaseHeldError('memory', lease, 0));
+    await settle();
+    expect(logs.map((l) => l.msg)).toContain('backup started');
+    expect(events()).toEqual(['failure']);
+    expect(await metric('datasaver_backups_failed_total')).toBe(1);
+    expect(await metric('datasaver_runs_lease_held_total')).toBe(0);
+  });
+
   it('waits for a run months away in steps of at most an hour, and fires on time', async () => {
     const { clock, runs, daemon } = setup({
       schedule: { cron: '0 0 1 1 *', jitterSeconds: 0, retryAttempts: 1, retryDelaySeconds: 1 },
