@@ -320,3 +320,16 @@ describe('a crash after a parallel restore spooled its dump', () => {
     }
   });
 });
+
+describe('a mistyped failpoint', () => {
+  it('fails the command as it starts, instead of a run where nothing was injected', async () => {
+    const storage = await tempDir();
+    const res = await runCli(['list'], {
+      DATASAVER_STORAGE_PATH: storage,
+      DATASAVER_FAILPOINT: 'backup.dumpign=kill',
+    });
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain("Error: DATASAVER_FAILPOINT: there is no failpoint 'backup.dumpign'");
+    expect(res.stdout).toBe('');
+  });
+});
