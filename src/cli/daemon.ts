@@ -15,6 +15,7 @@ import { runCycle } from '../jobs/cycle.ts';
 import { openStorage } from '../storage/index.ts';
 import { DATASAVER_VERSION } from '../version.ts';
 import { type CliContext, readConfig } from './context.ts';
+import { sweepLeftovers } from './leftovers.ts';
 
 export interface DaemonCommandOptions {
   /** Back every target up once at start, then follow the schedules. */
@@ -41,12 +42,16 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
     log,
     onFailure: (channel) => metrics.notificationFailures.inc({ channel }),
   });
-  const runTarget: RunTarget = (target, destinations, signal, onStarted) =>
-    runCycle(
+  const runTarget: RunTarget = async (target, destinations, signal, onStarted) => {
+    // What a run killed with the container before this daemon started left (and whose heartbeat has
+    // stopped since) goes now: a long-lived daemon does not wait for its next start.
+    await sweepLeftovers(ctx.stderr);
+    return runCycle(
       { target, labels: [SCHEDULED_LABEL], verify: false, prune: true },
       // A second daemon (or a CronJob) on the same target holds its lease: this run is skipped, not waited.
       { engine: createEngine(target), destinations, signal, lease: { waitMs: 0 }, onLeased: onStarted },
     );
+  };
   const openDestinations = (target: TargetConfig) =>
     Promise.all(
       target.destinations.map(async (d) => {

@@ -11,10 +11,13 @@
  *
  * The sweep removes a directory only when all of this holds: its name has that form, it is a directory
  * (not a symlink) owned by our user, it holds a readable record that agrees with its name, the record
- * places its owner on this machine in our PID namespace, and that owner is gone (its pid runs no more or
- * runs another process, or the machine has rebooted since). Everything else is left alone: every
- * directory of a datasaver still running on this host, and every directory of another machine or
- * container sharing the temp dir, whose processes cannot be seen from here. A directory without a
+ * places its owner on this machine, and that owner is gone. In our PID namespace, gone means its pid runs
+ * no more or runs another process, or the machine has rebooted since. In another PID namespace of this
+ * machine (the container this one replaced after a crash, whose processes all ended with it; or a live
+ * container sharing the temp dir, whose processes cannot be seen from here) it means the record's
+ * heartbeat stopped: a process touches the records of the directories it holds every minute, and one
+ * untouched for five minutes has no owner left. Everything else is left alone: every directory of a
+ * datasaver still running on this host, and every directory of another machine. A directory without a
  * readable record is left alone too: its name cannot tell which PID namespace made it (the containers
  * of one pod share a boot id, and each is PID 1), and a maker that has just created it may not have
  * written its record yet. Such a directory is what a datasaver killed in the instant between the two
@@ -30,6 +33,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import {
   currentOwner,
+  HEARTBEAT_MS,
   OWNER_RECORD,
   type OwnerPlace,
   ownerRecord,
@@ -86,7 +90,33 @@ export async function makePrivateTempDir(kind: string, parent: string = tmpdir()
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
+  keepAlive(join(dir, OWNER_RECORD));
   return dir;
+}
+
+/** Records of the temp dirs this process holds, touched every HEARTBEAT_MS until their dir is gone. */
+const heartbeats = new Set<string>();
+let heartbeat: NodeJS.Timeout | undefined;
+
+/**
+ * A live owner's heartbeat: a sweep in another PID namespace on this machine (a container sharing the
+ * temp dir) cannot see its pid, but sees the record's modification time move.
+ */
+function keepAlive(record: string): void {
+  heartbeats.add(record);
+  heartbeat ??= setInterval(() => void touchRecords(), HEARTBEAT_MS).unref();
+}
+
+/** One beat of the heartbeat (exported for tests): touches every record held, forgets removed ones. */
+export async function touchRecords(): Promise<void> {
+  const now = new Date();
+  await Promise.all(
+    [...heartbeats].map((file) => fs.utimes(file, now, now).catch(() => heartbeats.delete(file))),
+  );
+  if (heartbeats.size === 0 && heartbeat) {
+    clearInterval(heartbeat);
+    heartbeat = undefined;
+  }
 }
 
 /**
@@ -130,8 +160,8 @@ async function ownEntry(path: string, type: 'file' | 'directory'): Promise<boole
   return type === 'file' ? info.isFile() : info.isDirectory();
 }
 
-async function gone(owner: PlacedOwner, me: PlacedOwner): Promise<boolean> {
-  return ownerState(owner, me, await processStartTime(owner.pid)) === 'gone';
+async function gone(owner: PlacedOwner, me: PlacedOwner, recordAgeMs?: number): Promise<boolean> {
+  return ownerState(owner, me, await processStartTime(owner.pid), recordAgeMs) === 'gone';
 }
 
 /**
@@ -142,7 +172,8 @@ async function abandonedDir(path: string, named: TempOwner, me: PlacedOwner): Pr
   if (!(await ownEntry(path, 'directory'))) return false;
   const record = await readOwnerRecord(path);
   if (!record || ownerTag(record) !== ownerTag(named)) return false;
-  return gone(record, me);
+  const touched = await fs.lstat(join(path, OWNER_RECORD)).catch(() => undefined);
+  return gone(record, me, touched ? Date.now() - touched.mtimeMs : undefined);
 }
 
 export interface SweepResult {

@@ -34,6 +34,10 @@ export interface OwnerPlace {
 export type PlacedOwner = TempOwner & OwnerPlace;
 
 export const UNKNOWN_BOOT = '00000000';
+/** How often a process touches the records of the temp dirs it holds (private-temp.ts). */
+export const HEARTBEAT_MS = 60_000;
+/** A record untouched for this long has no owner left, whatever PID namespace made it. */
+export const HEARTBEAT_STALE_MS = 5 * HEARTBEAT_MS;
 
 /**
  * Whether the owner of a temp file or directory still runs. `self` is this process (undefined without
@@ -45,9 +49,17 @@ export function ownerState(
   recorded: PlacedOwner,
   self: PlacedOwner | undefined,
   running: string | undefined,
+  recordAgeMs?: number,
 ): 'alive' | 'gone' | 'unknown' {
   if (!self || self.boot === UNKNOWN_BOOT || self.pidns === '' || recorded.start === '0') return 'unknown';
-  if (recorded.host !== self.host || recorded.pidns !== self.pidns) return 'unknown';
+  if (recorded.host !== self.host) return 'unknown';
+  if (recorded.pidns !== self.pidns) {
+    // Another PID namespace on this machine: the container this one replaced (restarted after a crash:
+    // every process of it ended) or a live container sharing the temp dir. Its pids mean nothing here;
+    // the heartbeat its owner keeps on the record (private-temp.ts) tells them apart.
+    if (recorded.boot !== self.boot) return 'gone';
+    return recordAgeMs !== undefined && recordAgeMs > HEARTBEAT_STALE_MS ? 'gone' : 'unknown';
+  }
   // Same machine and namespace, another boot: this machine rebooted, and every process of that boot
   // has ended (the start times of two boots are not comparable).
   if (recorded.boot !== self.boot) return 'gone';

@@ -19,6 +19,7 @@ import {
   rm,
   stat,
   symlink,
+  utimes,
   writeFile,
 } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -30,9 +31,12 @@ import {
   sweepStaleTempDirs,
   sweepTempFilesBeside,
   tempFileBeside,
+  touchRecords,
 } from '../../src/util/private-temp.ts';
 import {
   currentOwner,
+  HEARTBEAT_MS,
+  HEARTBEAT_STALE_MS,
   OWNER_RECORD,
   ownerRecord,
   ownerState,
@@ -111,17 +115,21 @@ describe('ownerState', () => {
     expect(ownerState(owner, me, undefined)).toBe('gone');
     expect(ownerState(owner, { ...me, boot: '12345678' }, '500')).toBe('gone'); // this machine rebooted
   });
-  it('does not judge an owner of another PID namespace or machine, rebooted or not', () => {
-    for (const o of [
-      otherNs(owner),
-      otherHost(owner),
-      otherBoot(otherNs(owner)),
-      otherBoot(otherHost(owner)),
-    ]) {
-      expect(ownerState(o, me, undefined)).toBe('unknown');
+  it('does not judge an owner of another machine, rebooted or not', () => {
+    for (const o of [otherHost(owner), otherBoot(otherHost(owner))]) {
+      expect(ownerState(o, me, undefined, HEARTBEAT_STALE_MS + 1)).toBe('unknown');
       expect(ownerState(o, me, '600')).toBe('unknown');
     }
     expect(ownerState({ ...owner, pidns: '' }, me, undefined)).toBe('unknown');
+  });
+  it('judges an owner of another PID namespace of this machine by the heartbeat on its record', () => {
+    // Its pids mean nothing here: neither a running nor a missing pid decides.
+    expect(ownerState(otherNs(owner), me, '500', 1000)).toBe('unknown');
+    expect(ownerState(otherNs(owner), me, undefined, 1000)).toBe('unknown');
+    expect(ownerState(otherNs(owner), me, undefined)).toBe('unknown');
+    expect(ownerState(otherNs(owner), me, '500', HEARTBEAT_STALE_MS + 1)).toBe('gone');
+    // This machine rebooted since: every process of that boot has ended.
+    expect(ownerState(otherBoot(otherNs(owner)), me, '500', 1000)).toBe('gone');
   });
   it('judges nothing without /proc', () => {
     expect(ownerState(owner, undefined, undefined)).toBe('unknown');
@@ -153,23 +161,35 @@ describe('sweepStaleTempDirs', () => {
     }
   });
 
-  it('keeps the dirs of another PID namespace or machine, whose processes it cannot see', async () => {
+  it("keeps another machine's dirs, and another PID namespace's while their heartbeat goes on", async () => {
     const dead = { ...self, pid: await deadPid() };
     // A second container sharing this temp dir: PID 1 there, another start time than any process here.
     const container = otherNs({ ...self, pid: 1, start: String(Number(self.start) + 1) });
-    const kept = [
-      otherNs(dead),
-      container,
-      otherHost(dead),
-      otherBoot(otherHost(dead)),
-      otherBoot(otherNs(dead)),
-    ];
+    const kept = [otherNs(dead), container, otherHost(dead), otherBoot(otherHost(dead))];
     const keptDirs = [];
     for (const [i, o] of kept.entries()) keptDirs.push(await fakeDir(o, `kind-${'abcde'[i]}`));
+    // Another machine's record is not believed however old it is.
+    const long = new Date(Date.now() - 2 * HEARTBEAT_STALE_MS);
+    await utimes(join(keptDirs[2]!, OWNER_RECORD), long, long);
+    // The container this one replaced: its record's heartbeat stopped when it was killed.
+    const replaced = await fakeDir(otherNs({ ...self, pid: 1, start: '7' }), 'kind-f');
+    await utimes(join(replaced, OWNER_RECORD), long, long);
+    const rebooted = await fakeDir(otherBoot(otherNs(dead)), 'kind-g');
     const stale = await fakeDir(dead);
     const result = await sweepStaleTempDirs(parent);
-    expect(result).toEqual({ removed: [expect.objectContaining({ path: stale })], failed: [] });
+    expect(result.failed).toEqual([]);
+    expect(result.removed.map((r) => r.path).sort()).toEqual([stale, replaced, rebooted].sort());
     expect((await readdir(parent)).sort()).toEqual(keptDirs.map((d) => d.slice(parent.length + 1)).sort());
+  });
+
+  it('keeps the records of the dirs it holds fresh, so no other container takes them for abandoned', async () => {
+    const dir = await makePrivateTempDir('restore', parent);
+    const long = new Date(Date.now() - 2 * HEARTBEAT_STALE_MS);
+    await utimes(join(dir, OWNER_RECORD), long, long);
+    await touchRecords();
+    expect((await stat(join(dir, OWNER_RECORD))).mtimeMs).toBeGreaterThan(Date.now() - HEARTBEAT_MS);
+    await rm(dir, { recursive: true });
+    await touchRecords(); // a removed dir drops out of the heartbeat without an error
   });
 
   it('keeps a dead-looking dir without a record it can trust', async () => {
