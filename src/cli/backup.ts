@@ -115,7 +115,7 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
       target.name,
       destinations,
       targetLeaseOptions(target, 'resume', { onWait }, ctx.signal),
-      (held, signal) => resumeTarget(target, held, new Date(), signal),
+      (held, signal, confirmLease) => resumeTarget(target, held, new Date(), signal, confirmLease),
     );
     for (const w of leased.warnings) ctx.stderr.write(`warning: ${w}\n`);
     const problems: CycleProblem[] = leased.unavailable.map((u) => ({

@@ -19,6 +19,10 @@
  * - **Renewed** every third of the TTL while the run goes on. A renewal that finds another holder, or that
  *   cannot write before the lease would expire, aborts the run (its `lost` signal) rather than let two
  *   writers run.
+ * - **Confirmed** just before each irreversible step (a manifest written, a backup or leftover deleted):
+ *   jobs take a `ConfirmLease` that reads the lease back and throws LeaseLostError unless it is still
+ *   ours. Two runs taking over the same old lease may each delete what the other just created; the
+ *   renewal would find that only a third of a TTL later, the confirm finds it before anything commits.
  * - **Released** at the end: deleted if it is still ours.
  *
  * Expiry compares the clocks of different hosts: with renewals every third of the TTL, clocks that differ
@@ -263,6 +267,23 @@ export class HeldLease {
     return this.#lost.signal;
   }
 
+  /**
+   * Reads the lease back just before an irreversible step (a manifest written, a backup deleted): a
+   * takeover whose delete raced ours, or a renewal that came too late, is found here rather than at the
+   * next renewal. Throws LeaseLostError (and aborts `lost`) when the lease is no longer this run's.
+   */
+  async confirm(): Promise<void> {
+    this.#lost.signal.throwIfAborted();
+    const { storage } = this;
+    const target = this.#record.target;
+    const current = await readLease(storage, target, this.#options.ttlMs, this.#lost.signal);
+    if (current?.holder.token !== this.#record.holder.token) {
+      const who = current ? `taken over by ${describeHolder(current)}` : 'removed by someone else';
+      this.#lose(`${storage.description}: the lease of ${target} was ${who}; this run stopped`);
+    }
+    this.#lost.signal.throwIfAborted();
+  }
+
   async #renew(): Promise<void> {
     const { clock, ttlMs } = this.#options;
     const every = ttlMs / 3;
@@ -281,6 +302,7 @@ export class HeldLease {
           this.#lose(`${storage.description}: the lease of ${target} was ${who}; this run stopped`);
           return;
         }
+        if (this.#lost.signal.aborted) return; // found by a confirm meanwhile: never written again
         const expiresAt = clock.now().getTime() + ttlMs;
         const renewed = { ...this.#record, expiresAt: new Date(expiresAt).toISOString() };
         await storage.put(leaseKey(target), leaseBody(renewed), { signal: this.#stop.signal });
@@ -299,13 +321,14 @@ export class HeldLease {
   }
 
   #lose(message: string): void {
-    this.#lost.abort(new LeaseLostError(message));
+    if (!this.#lost.signal.aborted) this.#lost.abort(new LeaseLostError(message));
   }
 
   /** Stops renewing and deletes the lease if it is still ours. Never throws: returns a warning instead. */
   async release(): Promise<string | undefined> {
     this.#stop.abort();
     await this.#renewing;
+    if (this.#lost.signal.aborted) return undefined; // someone else's now, or about to be
     const { storage } = this;
     const target = this.#record.target;
     try {
@@ -400,6 +423,13 @@ export function waitingMessage(storage: StorageBackend, lease: LeaseRecord): str
   return `waiting for the lease of ${lease.target} in ${storage.description}: held by ${describeHolder(lease)}, expires at ${lease.expiresAt} unless renewed`;
 }
 
+/**
+ * Checks, just before an irreversible step in `storage`, that the run still holds the target's lease
+ * there; throws LeaseLostError when it does not. Jobs take it as an optional dependency: without one
+ * (tests, runs outside a lease) nothing is checked.
+ */
+export type ConfirmLease = (storage: StorageBackend) => Promise<void>;
+
 export interface LeasedRun<T> {
   result: T;
   /** Destinations whose lease could not be taken for a storage error: left out of the run. */
@@ -420,7 +450,7 @@ export async function withLeases<T>(
   target: string,
   destinations: StorageBackend[],
   options: LeaseOptions,
-  run: (destinations: StorageBackend[], signal: AbortSignal) => Promise<T>,
+  run: (destinations: StorageBackend[], signal: AbortSignal, confirmLease: ConfirmLease) => Promise<T>,
 ): Promise<LeasedRun<T>> {
   const held: HeldLease[] = [];
   const unavailable: LeasedRun<T>['unavailable'] = [];
@@ -451,7 +481,10 @@ export async function withLeases<T>(
     // A test hook: a run stopped here holds the target (see util/failpoint.ts).
     await failpoint('lease-taken');
     const leased = destinations.filter((d) => held.some((l) => l.storage === d));
-    outcome = { result: await run(leased, signal) };
+    const confirmLease = async (storage: StorageBackend) => {
+      await held.find((l) => l.storage === storage)?.confirm();
+    };
+    outcome = { result: await run(leased, signal, confirmLease) };
   } catch (err) {
     outcome = { error: lostError() ?? err };
   }

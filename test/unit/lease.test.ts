@@ -256,6 +256,40 @@ describe('acquireLease', () => {
   });
 });
 
+describe('confirming the lease before an irreversible step', () => {
+  it('two runs that took over the same expired lease: the one whose lease was deleted by the other finds out before it commits', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    await plant(storage, lease({ host: 'db-2', pid: 7 }, '2026-12-01T01:59:59.000Z'));
+    // B read the expired lease too; its delete arrives late, after A has settled and read its own back.
+    const a = acquireLease(storage, 'shop', options(clock));
+    await clock.advance(1000);
+    const held = await a;
+    await storage.delete(leaseKey('shop'));
+    await plant(storage, lease({ host: 'db-3', token: 'late-taker' }, '2026-12-01T02:01:01.000Z'));
+    const err = await held.confirm().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LeaseLostError);
+    expect((err as Error).message).toMatch(/taken over by host db-3/);
+    expect(held.lost.aborted).toBe(true);
+    await held.release();
+    expect((await stored(storage))!.holder.token).toBe('late-taker');
+  });
+
+  it('withLeases hands the run a check per destination that passes while the lease is its own', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    const outcome = await withLeases('shop', [storage], options(clock), async (_, signal, confirm) => {
+      await confirm(storage);
+      await plant(storage, lease({ host: 'db-2', token: 'usurper' }, '2026-12-01T03:00:00.000Z'));
+      await confirm(storage).catch(() => {});
+      return signal.aborted;
+    });
+    expect(outcome.result).toBe(true); // the run's signal aborted the moment the check failed
+    expect(outcome.lost).toBeInstanceOf(LeaseLostError);
+    expect((await stored(storage))!.holder.token).toBe('usurper'); // not released: not ours
+  });
+});
+
 describe('renewal', () => {
   it('moves the expiry forward every third of the TTL', async () => {
     const clock = new FakeClock();
