@@ -18,7 +18,13 @@ import {
   processIdentity,
   withLeases,
 } from '../../src/jobs/lease.ts';
-import { type PutOptions, type StorageBackend, StorageConflictError } from '../../src/storage/backend.ts';
+import {
+  type ObjectInfo,
+  type OpOptions,
+  type PutOptions,
+  type StorageBackend,
+  StorageConflictError,
+} from '../../src/storage/backend.ts';
 import { leaseKey } from '../../src/storage/layout.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
 
@@ -343,6 +349,77 @@ describe('renewal', () => {
     expect((held.lost.reason as Error).message).toMatch(/could not be renewed before it expires/);
     expect(clock.t).toBeLessThan(Date.parse('2026-12-01T02:01:00.000Z'));
     await held.release();
+  });
+});
+
+describe('a renewal that hangs', () => {
+  it('the watchdog fires lost a sixth of the TTL before the expiry, and aborts the hung read', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    const held = await acquireLease(storage, 'shop', options(clock));
+    let aborted = false;
+    storage.stat = (_key: string, opts?: OpOptions) =>
+      new Promise<ObjectInfo | undefined>((_, reject) =>
+        opts?.signal?.addEventListener('abort', () => {
+          aborted = true;
+          reject(opts.signal!.reason);
+        }),
+      );
+    await clock.advance(TTL / 3); // the renewal starts and hangs
+    await clock.advance(TTL / 2 - 1);
+    expect(held.lost.aborted).toBe(false);
+    await clock.advance(1); // 02:00:50, ten seconds before the lease expires
+    expect(held.lost.aborted).toBe(true);
+    expect((held.lost.reason as Error).message).toBe(
+      'memory: the lease of shop was not renewed in time (it expires at 2026-12-01T02:01:00.000Z); this run stopped',
+    );
+    expect(aborted).toBe(true);
+    await held.release();
+  });
+
+  it("a renewal whose read answers after the lease was lost never writes it: the new holder's lease stays", async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    const held = await acquireLease(storage, 'shop', options(clock));
+    const stat = storage.stat.bind(storage);
+    let answer: () => void = () => {};
+    storage.stat = (key: string) =>
+      new Promise<ObjectInfo | undefined>((resolve) => {
+        answer = () => resolve(stat(key));
+      });
+    const puts: string[] = [];
+    const put = storage.put.bind(storage);
+    storage.put = async (key, body, opts) => {
+      puts.push(key);
+      return put(key, body, opts);
+    };
+    await clock.advance(TTL / 3); // the renewal's read is sent, and stalls, ignoring its signal
+    await clock.advance(TTL / 2);
+    expect(held.lost.aborted).toBe(true);
+    await clock.advance(TTL / 6); // expired: another run takes it
+    storage.stat = stat;
+    await plant(storage, lease({ host: 'db-2', token: 'next' }, '2026-12-01T02:02:00.000Z'));
+    puts.length = 0;
+    answer();
+    await clock.advance(1000);
+    const released = held.release();
+    await clock.advance(1000);
+    expect(await released).toBeUndefined();
+    expect(puts).toEqual([]);
+    expect((await stored(storage))!.holder.token).toBe('next');
+  });
+
+  it('a process that wakes after its lease would have expired (SIGSTOP) stops before renewing or confirming', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    const held = await acquireLease(storage, 'shop', options(clock));
+    clock.t += TTL; // no timer ran meanwhile
+    const err = await held.confirm().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LeaseLostError);
+    expect((err as Error).message).toMatch(/not renewed in time/);
+    await held.release();
+    // Left to expire, not deleted: another run may already be taking it over.
+    expect((await stored(storage))!.holder.pid).toBe(100);
   });
 });
 
