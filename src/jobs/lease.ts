@@ -1,8 +1,8 @@
 /**
  * One writer per target (RELIABILITY.md promise 8). Before a run writes or deletes anything of a target in
  * a destination (backup, prune, resuming uploads), it takes the target's lease there: the object
- * `<target>/<target>.lease.json` (storage/layout.ts) naming its holder (host, pid, PID namespace, a random
- * token, what it is doing), when it was taken and when it expires.
+ * `<target>/<target>.lease.json` (storage/layout.ts) naming its holder (host, pid, PID namespace, boot id,
+ * process start time, a random token, what it is doing), when it was taken and when it expires.
  *
  * - **Taking it.** An absent lease is created with `put(ifAbsent)`: where the service enforces that (local
  *   disk, S3 with conditional writes), exactly one of two processes gets it. Where it cannot
@@ -13,8 +13,9 @@
  *   of a holder that died elsewhere expires meanwhile); then the run fails with LeaseHeldError (exit 6).
  *   The daemon waits 0 and skips the run.
  * - **Taken over** when it expired (its holder stopped renewing: killed, cut off), or at once when its
- *   holder ran on this host in this PID namespace and that pid is gone (kill -9, OOM kill): the next run
- *   after a crash does not wait. Taking over deletes the old lease and creates ours as above, then always
+ *   holder ran on this host (same host name and boot id: host names repeat, and the initial PID namespace
+ *   has the same id on every Linux host) in this PID namespace and that process is gone (kill -9, OOM
+ *   kill; a reused pid with another start time counts as gone): the next run after a crash does not wait. Taking over deletes the old lease and creates ours as above, then always
  *   reads it back after `settleMs`, since two processes may be taking over the same old lease.
  * - **Renewed** every third of the TTL while the run goes on. A renewal that finds another holder, or that
  *   cannot write before the lease would expire, aborts the run (its `lost` signal) rather than let two
@@ -32,7 +33,7 @@
  * claiming to last longer than MAX_LEASE_TTL_SECONDS after its object was last written expires then.
  */
 import { randomBytes } from 'node:crypto';
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { z } from 'zod';
@@ -50,6 +51,14 @@ export interface LeaseHolder {
   pid: number;
   /** `readlink /proc/self/ns/pid` ('' where unknown): a pid names the same process only in one namespace. */
   pidNamespace: string;
+  /**
+   * /proc/sys/kernel/random/boot_id ('' where unknown): the initial PID namespace has the same id on every
+   * Linux host, and host names repeat (cloned VMs, `localhost`), so only the boot id tells this machine's
+   * pids from another's. Absent in leases of older datasaver versions.
+   */
+  bootId?: string | undefined;
+  /** The holder's start time (/proc/<pid>/stat field 22, clock ticks since boot): a reused pid differs. */
+  startTime?: string | undefined;
   /** Random, per run: tells this run's lease from any other's. */
   token: string;
   /** What the holder is doing: backup, prune, resume. */
@@ -63,6 +72,9 @@ export interface LeaseRecord {
   expiresAt: string;
 }
 
+const BOOT_ID = /^[0-9a-f-]{0,64}$/;
+const START_TIME = /^\d{0,20}$/;
+
 /** Storage is untrusted: what is printed from a lease (host, operation) holds no terminal escapes. */
 const leaseSchema = z.looseObject({
   target: z.string(),
@@ -70,6 +82,8 @@ const leaseSchema = z.looseObject({
     host: z.string().regex(/^[A-Za-z0-9_.:-]{1,253}$/),
     pid: z.number().int().nonnegative(),
     pidNamespace: z.string().regex(/^[A-Za-z0-9_:[\]-]{0,64}$/),
+    bootId: z.string().regex(BOOT_ID).optional(),
+    startTime: z.string().regex(START_TIME).optional(),
     token: z.string().regex(/^[A-Za-z0-9_:-]{1,128}$/),
     operation: z.string().regex(/^[a-z-]{1,32}$/),
   }),
@@ -78,7 +92,30 @@ const leaseSchema = z.looseObject({
 }) satisfies z.ZodType<LeaseRecord>;
 
 /** Who this process is, for leases: the same for every run of the process. */
-export type LeaseIdentity = Pick<LeaseHolder, 'host' | 'pid' | 'pidNamespace'>;
+export type LeaseIdentity = Pick<LeaseHolder, 'host' | 'pid' | 'pidNamespace' | 'bootId' | 'startTime'>;
+
+/** This machine's boot id ('' where unknown): with the PID namespace, where a pid means this process. */
+export function bootId(): string {
+  try {
+    const id = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return BOOT_ID.test(id) ? id : '';
+  } catch {
+    return '';
+  }
+}
+
+/** When process `pid` started, in clock ticks since boot ('' where unknown). */
+export function processStartTime(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 2 (the command) may hold spaces and parentheses: count from the last ')'. Field 22 is the
+    // 20th after it.
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+    return /^\d{1,20}$/.test(start) ? start : '';
+  } catch {
+    return '';
+  }
+}
 
 export function processIdentity(): LeaseIdentity {
   let pidNamespace = '';
@@ -96,23 +133,31 @@ export function processIdentity(): LeaseIdentity {
     host,
     pid: process.pid,
     pidNamespace: /^[A-Za-z0-9_:[\]-]{0,64}$/.test(pidNamespace) ? pidNamespace : '',
+    bootId: bootId(),
+    startTime: processStartTime(process.pid),
   };
 }
 
-/** Whether `pid` is a running process here (one we may not signal is running too). */
-export function isProcessAlive(pid: number): boolean {
+/**
+ * Whether `pid` is a running process here (one we may not signal is running too), and, when the holder's
+ * start time is known, the same process rather than a later one given the same pid.
+ */
+export function isProcessAlive(pid: number, startTime?: string): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  if (!startTime) return true;
+  const now = processStartTime(pid);
+  return now === '' || now === startTime;
 }
 
 /**
  * - `free`: no lease; `ours`: this run's own;
  * - `expired`: its holder stopped renewing it;
- * - `orphaned`: its holder ran on this host, in this PID namespace, and that pid is gone;
+ * - `orphaned`: its holder ran on this host (same host name and boot id), in this PID namespace, and that
+ *   process is gone (its pid is not running, or now names a process started at another time);
  * - `held`: someone else holds it.
  */
 export type LeaseState = 'free' | 'ours' | 'expired' | 'orphaned' | 'held';
@@ -122,14 +167,16 @@ export function judgeLease(
   lease: LeaseRecord | undefined,
   self: LeaseIdentity & { token: string },
   now: Date,
-  isAlive: (pid: number) => boolean,
+  isAlive: (pid: number, startTime?: string) => boolean,
 ): LeaseState {
   if (!lease) return 'free';
   const h = lease.holder;
   if (h.token === self.token) return 'ours';
   if (now.getTime() >= Date.parse(lease.expiresAt)) return 'expired';
-  const here = h.host === self.host && h.pidNamespace !== '' && h.pidNamespace === self.pidNamespace;
-  if (here && h.pid !== self.pid && !isAlive(h.pid)) return 'orphaned';
+  const known = (a: string | undefined, b: string | undefined) => !!a && a === b;
+  const here =
+    h.host === self.host && known(h.pidNamespace, self.pidNamespace) && known(h.bootId, self.bootId);
+  if (here && h.pid !== self.pid && !isAlive(h.pid, h.startTime || undefined)) return 'orphaned';
   return 'held';
 }
 
@@ -186,7 +233,7 @@ export interface LeaseOptions {
   signal?: AbortSignal | undefined;
   clock?: LeaseClock | undefined;
   self?: LeaseIdentity | undefined;
-  isAlive?: ((pid: number) => boolean) | undefined;
+  isAlive?: ((pid: number, startTime?: string) => boolean) | undefined;
 }
 
 /** What a lease key holds: a lease, nothing, or something unreadable (judged by its age). */
@@ -225,6 +272,7 @@ async function readLease(
       host: 'unknown',
       pid: 0,
       pidNamespace: '',
+      bootId: '',
       token: `unreadable:${info.modified.getTime()}`,
       operation: 'unknown',
     },

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/errors.ts';
 import {
   acquireLease,
+  isProcessAlive,
   judgeLease,
   type LeaseClock,
   LeaseHeldError,
@@ -16,6 +17,7 @@ import {
   type LeaseOptions,
   type LeaseRecord,
   processIdentity,
+  processStartTime,
   withLeases,
 } from '../../src/jobs/lease.ts';
 import {
@@ -74,7 +76,12 @@ async function settle(): Promise<void> {
 }
 
 const TTL = 60_000;
-const HERE: LeaseIdentity = { host: 'db-1', pid: 100, pidNamespace: 'pid:[4026531836]' };
+const HERE: LeaseIdentity = {
+  host: 'db-1',
+  pid: 100,
+  pidNamespace: 'pid:[4026531836]',
+  bootId: '0f6e2a4c-3b1d-4e8a-9c5f-7d2b1a0e9f31',
+};
 
 function options(clock: FakeClock, overrides: Partial<LeaseOptions> = {}): LeaseOptions {
   return {
@@ -128,6 +135,39 @@ describe('judgeLease', () => {
     expect(judgeLease(lease({ pidNamespace: '' }, live), { ...self, pidNamespace: '' }, now, dead)).toBe(
       'held',
     );
+  });
+
+  it('a namesake host (a cloned VM, `localhost`) in the initial PID namespace is told apart by its boot id', () => {
+    const dead = () => false;
+    const other = '9a1b2c3d-0000-4000-8000-000000000000';
+    expect(judgeLease(lease({ bootId: other }, live), self, now, dead)).toBe('held');
+    // A lease of an older datasaver, without a boot id, is waited out.
+    expect(judgeLease(lease({ bootId: undefined }, live), self, now, dead)).toBe('held');
+    expect(judgeLease(lease({ bootId: '' }, live), { ...self, bootId: '' }, now, dead)).toBe('held');
+  });
+
+  it("the holder's start time is asked about with its pid: a reused pid is another process", () => {
+    const asked: [number, string | undefined][] = [];
+    const reused = (pid: number, startTime?: string) => {
+      asked.push([pid, startTime]);
+      return startTime !== '5000';
+    };
+    expect(judgeLease(lease({ pid: 42, startTime: '5000' }, live), self, now, reused)).toBe('orphaned');
+    expect(judgeLease(lease({ pid: 42, startTime: '7000' }, live), self, now, reused)).toBe('held');
+    expect(asked).toEqual([
+      [42, '5000'],
+      [42, '7000'],
+    ]);
+  });
+});
+
+describe('isProcessAlive', () => {
+  it('this process is alive with its own start time, and not with another (its pid reused)', () => {
+    const start = processStartTime(process.pid);
+    expect(start).toMatch(/^\d+$/);
+    expect(isProcessAlive(process.pid)).toBe(true);
+    expect(isProcessAlive(process.pid, start)).toBe(true);
+    expect(isProcessAlive(process.pid, `${Number(start) + 1}`)).toBe(false);
   });
 });
 
@@ -316,6 +356,8 @@ describe('renewal', () => {
     expect((await stored(storage))!.holder).toMatchObject({
       pid: process.pid,
       pidNamespace: expect.stringMatching(/^pid:\[\d+\]$/),
+      bootId: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f-]{27}$/),
+      startTime: expect.stringMatching(/^\d+$/),
     });
     await clock.advance(TTL);
     expect(held.lost.aborted).toBe(false);
