@@ -479,8 +479,21 @@ export async function acquireLease(
       const put = await storage.put(leaseKey(target), leaseBody(record), { ifAbsent: true, signal });
       enforced = put.ifAbsentEnforced !== false;
     } catch (err) {
-      if (err instanceof StorageConflictError) continue; // someone was quicker: judge theirs
-      throw err;
+      if (!(err instanceof StorageConflictError)) throw err;
+      // Someone was quicker: theirs is judged after a poll interval. Something at the key that reads as no
+      // lease (a directory or a dangling link on local disk) conflicts every time: it is waited for like a
+      // held lease, never retried at once.
+      const waited = clock.now().getTime() - started;
+      if (waited >= options.waitMs) {
+        const theirs = await readLease(storage, target, ttlMs, signal);
+        if (theirs) continue;
+        throw new StorageError(
+          `${storage.description}: cannot create the lease of ${target}: ${leaseKey(target)} is taken by something that is not a readable object (a directory, a dangling link?)`,
+          { hint: 'remove it; datasaver writes only a small JSON file there' },
+        );
+      }
+      await clock.sleep(Math.min(poll, options.waitMs - waited), signal);
+      continue;
     }
     if (state !== 'free' || !enforced) {
       await clock.sleep(settleMs, signal);

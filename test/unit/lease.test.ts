@@ -3,6 +3,8 @@
  * clock: who may take it when, waiting and giving up, renewal and losing it, taking over from a crashed
  * holder, and the best-effort path for a service without conditional writes.
  */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/errors.ts';
@@ -28,7 +30,9 @@ import {
   StorageConflictError,
 } from '../../src/storage/backend.ts';
 import { leaseKey } from '../../src/storage/layout.ts';
+import { LocalStorage } from '../../src/storage/local.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
+import { tempDir } from '../support/pg.ts';
 
 /** Time stands still until the test moves it; sleepers wake in order as it passes them. */
 class FakeClock implements LeaseClock {
@@ -333,6 +337,43 @@ describe('confirming the lease before an irreversible step', () => {
     expect(outcome.result).toBe(true); // the run's signal aborted the moment the check failed
     expect(outcome.lost).toBeInstanceOf(LeaseLostError);
     expect((await stored(storage))!.holder.token).toBe('usurper'); // not released: not ours
+  });
+});
+
+describe('a lease key that conflicts but reads as no lease', () => {
+  it('is polled like a held lease, counted against the wait, then fails naming the key', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    let attempts = 0;
+    storage.put = async (key) => {
+      // Without a pause between attempts this would spin for ever; stop it to fail the test instead.
+      if (++attempts > 100) throw new Error('retried without pausing');
+      throw new StorageConflictError('memory', key);
+    };
+    const taking = acquireLease(storage, 'shop', options(clock, { waitMs: TTL })).catch((e: unknown) => e);
+    await clock.advance(TTL);
+    const err = await taking;
+    expect(err).toBeInstanceOf(StorageError);
+    expect((err as Error).message).toBe(
+      'memory: cannot create the lease of shop: shop/shop.lease.json is taken by something that is not a readable object (a directory, a dangling link?)',
+    );
+    // One attempt per poll interval (5 s at this TTL) over the one-minute wait.
+    expect(attempts).toBe(13);
+  });
+
+  it('a directory at the key on local disk fails at once without a wait', async () => {
+    const root = await tempDir();
+    await mkdir(join(root, 'shop', 'shop.lease.json'), { recursive: true });
+    const storage = new LocalStorage(root);
+    const put = storage.put.bind(storage);
+    let attempts = 0;
+    storage.put = (key, body, opts) => {
+      if (++attempts > 100) throw new Error('retried without pausing');
+      return put(key, body, opts);
+    };
+    const err = await acquireLease(storage, 'shop', options(new FakeClock())).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageError);
+    expect((err as Error).message).toMatch(/is taken by something that is not a readable object/);
   });
 });
 
