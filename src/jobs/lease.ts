@@ -39,6 +39,7 @@ import { setTimeout as sleepFor } from 'node:timers/promises';
 import { z } from 'zod';
 import { DEFAULT_LEASE_TTL_SECONDS, MAX_LEASE_TTL_SECONDS } from '../config/target.ts';
 import { errorMessage, StorageError } from '../errors.ts';
+import { readCapped } from '../pipeline/read.ts';
 import { type StorageBackend, StorageConflictError, StorageNotFoundError } from '../storage/backend.ts';
 import { leaseKey } from '../storage/layout.ts';
 import { failpoint } from '../util/failpoint.ts';
@@ -248,14 +249,15 @@ async function readLease(
   if (!info) return undefined;
   let text: string | undefined;
   if (info.size <= MAX_LEASE_BYTES) {
+    // The object may have grown since the stat: reading stops at the cap whatever it says.
+    const tooLarge = new Error('larger than a lease');
     try {
-      const chunks: Buffer[] = [];
-      for await (const c of await storage.get(key, { signal })) chunks.push(c);
-      text = Buffer.concat(chunks).toString('utf8');
+      const body = await readCapped(await storage.get(key, { signal }), MAX_LEASE_BYTES, () => tooLarge);
+      text = body.toString('utf8');
     } catch (err) {
       signal?.throwIfAborted();
       if (err instanceof StorageNotFoundError) return undefined; // released meanwhile
-      throw err;
+      if (err !== tooLarge) throw err;
     }
   }
   const parsed = text === undefined ? undefined : safeParse(text);

@@ -5,6 +5,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/errors.ts';
@@ -273,6 +274,29 @@ describe('acquireLease', () => {
     await clock.advance(1000);
     await (await taking).release();
   });
+  it('a lease object that grows past 64 KB after its size was read is read no further, and is unreadable', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    await storage.put(leaseKey('shop'), [Buffer.from('{}')]);
+    clock.t = storage.objects.get(leaseKey('shop'))!.modified.getTime();
+    let served = 0;
+    storage.get = async () =>
+      Readable.from(
+        (async function* () {
+          for (;;) {
+            if (served >= 1024 * 1024) throw new Error('read a megabyte of a lease');
+            served += 16 * 1024;
+            yield Buffer.alloc(16 * 1024, 0x20);
+          }
+        })(),
+        { highWaterMark: 1 },
+      );
+    const err = await acquireLease(storage, 'shop', options(clock)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LeaseHeldError);
+    expect((err as LeaseHeldError).message).toMatch(/host unknown/);
+    expect(served).toBeLessThanOrEqual(128 * 1024);
+  });
+
   it('a lease claiming an expiry far ahead holds the target at most a day past its last write', async () => {
     const clock = new FakeClock();
     const storage = new MemoryStorage();
