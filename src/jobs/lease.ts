@@ -227,7 +227,7 @@ export interface LeaseOptions {
   ttlMs: number;
   /** How long to wait for someone else's lease; 0 to fail at once. */
   waitMs: number;
-  /** Pause before reading back a lease written without an enforced `ifAbsent`. Default 1 s. */
+  /** Pause before reading back a lease written without an enforced `ifAbsent`. Default 1 s, at most TTL/12. */
   settleMs?: number | undefined;
   /** Told once when the run starts waiting for someone else's lease. */
   onWait?: ((storage: StorageBackend, lease: LeaseRecord) => void) | undefined;
@@ -445,7 +445,8 @@ export async function acquireLease(
   const clock = options.clock ?? systemLeaseClock;
   const isAlive = options.isAlive ?? isProcessAlive;
   const { signal, ttlMs } = options;
-  const settleMs = options.settleMs ?? 1000;
+  // The lease must outlive its own read-back: past a sixth of the TTL its watchdog would count it lost.
+  const settleMs = Math.min(options.settleMs ?? 1000, ttlMs / 12);
   const self = {
     ...(options.self ?? processIdentity()),
     token: randomBytes(12).toString('hex'),

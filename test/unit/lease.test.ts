@@ -244,6 +244,19 @@ describe('acquireLease', () => {
     await held.release();
   });
 
+  it('the read-back after a takeover is kept short of the TTL, so the new lease is not lost at once', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    await plant(storage, lease({ host: 'db-2', pid: 7 }, '2026-12-01T01:59:00.000Z'));
+    const taking = acquireLease(storage, 'shop', options(clock, { settleMs: TTL }));
+    await clock.advance(TTL / 12); // the read-back waits at most a twelfth of the TTL
+    const held = await taking;
+    expect(held.lost.aborted).toBe(false);
+    await clock.advance(TTL);
+    expect(held.lost.aborted).toBe(false);
+    await held.release();
+  });
+
   it('a holder on this host whose pid is gone (kill -9) is taken over at once', async () => {
     const clock = new FakeClock();
     const storage = new MemoryStorage();
