@@ -5,8 +5,6 @@
  * second always meets a held lease: it waits, gives up, and never commits or prunes alongside.
  */
 import type { ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { StorageBackend } from '../../src/storage/backend.ts';
 import { leaseKey } from '../../src/storage/layout.ts';
@@ -15,7 +13,7 @@ import { S3Storage } from '../../src/storage/s3.ts';
 import { type CliResult, collect, runCli, startCli } from '../support/cli.ts';
 import { startDaemon, startReceiver, terminate, waitFor } from '../support/daemon.ts';
 import { createRichDatabase } from '../support/fixtures.ts';
-import { server, targetEnv, tempDir, uniqueName } from '../support/pg.ts';
+import { server, targetEnv, tempDir, uniqueName, yamlConfig } from '../support/pg.ts';
 import { s3Config, s3EndpointOf, s3Env, s3Prefix } from '../support/s3.ts';
 
 let db: string;
@@ -158,24 +156,12 @@ describe.concurrent('one writer per target: prune and crashes', () => {
 
   it('backup --resume-uploads --all reports a held target and goes on with the others', async () => {
     const dir = await tempDir();
-    const file = join(await tempDir(), 'datasaver.yaml');
-    await writeFile(
-      file,
-      `defaults:
-  host: 127.0.0.1
-  port: ${server().port}
-  user: postgres
-  password: \${PGTEST_PASSWORD}
-  lease_ttl_seconds: 1
-  storage:
-    path: ${dir}
-targets:
-  alpha:
+    const targets = `  alpha:
     database: ${db}
   beta:
     database: ${db}
-`,
-    );
+`;
+    const file = await yamlConfig(dir, targets, '  lease_ttl_seconds: 1\n');
     const lease = {
       target: 'alpha',
       holder: { host: 'another-host', pid: 4242, pidNamespace: '', token: 'busy', operation: 'backup' },
