@@ -34,7 +34,7 @@ export interface PruneDeps {
   storage: StorageBackend;
   now: Date;
   signal?: AbortSignal | undefined;
-  /** Checks the target's lease just before each deletion (jobs/lease.ts). */
+  /** Checks the target's lease just before each backup or leftover is deleted (jobs/lease.ts). */
   confirmLease?: ConfirmLease | undefined;
 }
 
@@ -183,8 +183,9 @@ export async function executePrune(
   for (const item of plan.items) {
     if (item.action !== 'remove') continue;
     try {
+      // Once per item: after its first key (a backup's manifest) is gone, the rest is an orphan anyway.
+      await deps.confirmLease?.(deps.storage);
       for (const [step, key] of item.keys.entries()) {
-        await deps.confirmLease?.(deps.storage);
         if (item.kind === 'temporary') await deps.storage.deleteTemporary!(key, { signal: deps.signal });
         else await deps.storage.delete(key, { signal: deps.signal });
         if (item.kind === 'backup' && step === 0) await failpoint('prune.between-manifest-and-data');

@@ -81,12 +81,12 @@ describe('prune job', () => {
     let confirmed = 0;
     const confirmLease = async (s: StorageBackend) => {
       expect(s).toBe(storage);
-      // Taken over after the first deletion (the newer old backup's manifest).
+      // Taken over after the first removal (the newer old backup).
       if (++confirmed > 1) throw new LeaseLostError('memory: the lease of shop was taken over');
     };
     const err = await prune(target, { storage, now: NOW, confirmLease }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LeaseLostError);
-    expect(storage.deleted).toEqual([manifestKey('shop', old.id)]);
+    expect(storage.deleted).toEqual([manifestKey('shop', old.id), old.object]);
   });
 
   it('a dry run decides the same and deletes nothing', async () => {
