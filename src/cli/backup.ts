@@ -115,7 +115,7 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
       target.name,
       destinations,
       targetLeaseOptions(target, 'resume', { onWait }, ctx.signal),
-      (held, signal) => resumeTarget(target, held, new Date(), signal),
+      (held, signal, confirmLease) => resumeTarget(target, held, new Date(), signal, confirmLease),
     );
     for (const w of leased.warnings) ctx.stderr.write(`warning: ${w}\n`);
     const problems: CycleProblem[] = leased.unavailable.map((u) => ({
@@ -141,7 +141,19 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
         // Resuming takes no backup, so it prunes nothing.
         if (destinations.length < 2 && !opts.json)
           ctx.stdout.write(`${target.name} has one destination; nothing to resume\n`);
-        const resumed = await resumeLeased(target, destinations);
+        let resumed: Awaited<ReturnType<typeof resumeLeased>>;
+        try {
+          resumed = await resumeLeased(target, destinations);
+        } catch (err) {
+          // Another run holds this target (or its storage failed): reported, and the others go on.
+          if (targets.length === 1 || ctx.signal.aborted) throw err;
+          fail(target.name, {
+            message: errorMessage(err),
+            exitCode: err instanceof DatasaverError ? err.exitCode : ExitCode.general,
+            hint: err instanceof DatasaverError ? err.hint : undefined,
+          });
+          continue;
+        }
         report(resumed.copies, resumed.problems);
         ctx.signal.throwIfAborted();
         const clean = resumed.copies.length === 0 && resumed.problems.length === 0;

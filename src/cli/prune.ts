@@ -84,7 +84,7 @@ async function pruneLeased(
     target.name,
     [storage],
     targetLeaseOptions(target, 'prune', { onWait }, ctx.signal),
-    ([held], signal) => prune(target, { storage: held!, now, signal }),
+    ([held], signal, confirmLease) => prune(target, { storage: held!, now, signal, confirmLease }),
   );
   for (const w of leased.warnings) ctx.stderr.write(`warning: ${w}\n`);
   if (leased.lost) throw leased.lost;

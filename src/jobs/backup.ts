@@ -33,6 +33,7 @@ import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
 import { backupId, dataExtension, dataKey, manifestKey } from '../storage/layout.ts';
 import { failpoint, failpointAfterFirst } from '../util/failpoint.ts';
 import { DATASAVER_VERSION } from '../version.ts';
+import { type ConfirmLease, LeaseLostError } from './lease.ts';
 import { verifyBackup } from './verify.ts';
 
 export interface BackupRequest {
@@ -53,6 +54,8 @@ export interface BackupDeps {
   /** Raw dump bytes and stored bytes so far. */
   onProgress?: ((raw: number, stored: number) => void) | undefined;
   now?: () => Date;
+  /** Checks the target's lease in a destination just before its manifest is written (jobs/lease.ts). */
+  confirmLease?: ConfirmLease | undefined;
 }
 
 export interface BackupResult {
@@ -186,7 +189,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     destinations.map(async (storage, i) => {
       if (!written[i]) return uploads[i] ?? new StorageError(`${storage.description}: upload did not finish`);
       try {
-        await commit(storage, manifest, signal);
+        await commit(storage, manifest, signal, deps.confirmLease);
         return undefined;
       } catch (err) {
         return err;
@@ -194,6 +197,9 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     }),
   );
   signal?.throwIfAborted();
+  // Another run holds the target now: this one stops, whatever it committed before it found out.
+  const lost = outcomes.find((o) => o instanceof LeaseLostError);
+  if (lost) throw lost;
   const committed = destinations.filter((_, i) => outcomes[i] === undefined);
   const failures = destinations
     .map((destination, i) => ({ destination, error: outcomes[i] }))
@@ -214,12 +220,14 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
 
 /**
  * Checks the data object in one destination and writes the manifest there: the commit. On failure the
- * data object is removed, so the destination holds nothing of this backup.
+ * data object is removed, so the destination holds nothing of this backup. With `confirmLease`, the
+ * manifest is written only after the run's lease there reads back as its own.
  */
 export async function commit(
   storage: StorageBackend,
   manifest: Manifest,
   signal: AbortSignal | undefined,
+  confirmLease?: ConfirmLease,
 ): Promise<void> {
   const objectKey = manifest.object;
   const info = await storage.stat(objectKey, { signal }).catch((err: unknown) => err);
@@ -231,6 +239,14 @@ export async function commit(
     );
   }
   const key = manifestKey(manifest.target, manifest.id);
+  try {
+    await confirmLease?.(storage);
+  } catch (err) {
+    // Not this run's target any more: its data is left for prune, as a crash would leave it.
+    if (err instanceof LeaseLostError) throw err;
+    await storage.delete(objectKey).catch(() => {});
+    throw err;
+  }
   try {
     await storage.put(key, [serializeManifest(manifest)], { signal, ifAbsent: true });
   } catch (err) {

@@ -11,7 +11,7 @@ import { CleanupError, DatasaverError, ExitCode, errorMessage } from '../errors.
 import type { StorageBackend } from '../storage/backend.ts';
 import type { BackupRequest, BackupResult } from './backup.ts';
 import { backupMakingRoom } from './full-disk.ts';
-import { type LeasePolicy, targetLeaseOptions, withLeases } from './lease.ts';
+import { type ConfirmLease, type LeasePolicy, targetLeaseOptions, withLeases } from './lease.ts';
 import { type PruneResult, prune, throwIfPruneFailed } from './prune.ts';
 import { type CopyResult, resumeUploads } from './resume.ts';
 import { checkBackupSize, type SizeAssessment } from './size-change.ts';
@@ -26,6 +26,8 @@ export interface CycleDeps {
   onLeased?: (() => void) | undefined;
   onProgress?: ((raw: number, stored: number) => void) | undefined;
   now?: () => Date;
+  /** Set by runCycle from the leases it holds: checked before each commit and deletion. */
+  confirmLease?: ConfirmLease | undefined;
 }
 
 /** Something that failed after the backup was committed somewhere. */
@@ -73,9 +75,9 @@ export async function runCycle(
     request.target.name,
     deps.destinations,
     targetLeaseOptions(request.target, 'backup', deps.lease, deps.signal),
-    (destinations, signal) => {
+    (destinations, signal, confirmLease) => {
       deps.onLeased?.();
-      return runLeasedCycle(request, { ...deps, destinations, signal });
+      return runLeasedCycle(request, { ...deps, destinations, signal, confirmLease });
     },
   );
   const { result } = leased;
@@ -103,7 +105,7 @@ async function runLeasedCycle(
   // A destination that has just failed is not tried again in the same run.
   const resumed =
     backup.committed.length === destinations.length && !signal?.aborted
-      ? await resumeTarget(target, destinations, now(), signal)
+      ? await resumeTarget(target, destinations, now(), signal, deps.confirmLease)
       : { copies: [], problems: [] };
   problems.push(...resumed.problems);
 
@@ -112,7 +114,7 @@ async function runLeasedCycle(
     for (const storage of backup.committed) {
       if (signal?.aborted) break;
       try {
-        const result = await prune(target, { storage, now: now(), signal });
+        const result = await prune(target, { storage, now: now(), signal, confirmLease: deps.confirmLease });
         pruned.push(result);
         warnings.push(...result.warnings);
         throwIfPruneFailed(result);
@@ -148,10 +150,11 @@ export async function resumeTarget(
   destinations: StorageBackend[],
   now: Date,
   signal: AbortSignal | undefined,
+  confirmLease?: ConfirmLease,
 ): Promise<{ copies: CopyResult[]; problems: CycleProblem[] }> {
   if (destinations.length < 2) return { copies: [], problems: [] };
   try {
-    const copies = await resumeUploads(target, { destinations, now, signal });
+    const copies = await resumeUploads(target, { destinations, now, signal, confirmLease });
     const problems = copies
       .filter((c) => c.error)
       .map((c) => problem('copy', new Error(c.error), `copying ${c.id} to ${c.to}: `));

@@ -79,10 +79,12 @@ async function copyWhereFull(
     try {
       const pruned = await makeRoom(failure.error, storage, request, deps);
       prunedFirst.push(pruned);
-      await copyBackup(backup.manifest, committed[0]!, storage, deps.signal).catch((err: unknown) => {
-        const why = `copying the backup there after ${prunedText(pruned)} failed: ${errorMessage(err)}`;
-        throw fullDisk(failure.error, storage, why);
-      });
+      await copyBackup(backup.manifest, committed[0]!, storage, deps.signal, deps.confirmLease).catch(
+        (err: unknown) => {
+          const why = `copying the backup there after ${prunedText(pruned)} failed: ${errorMessage(err)}`;
+          throw fullDisk(failure.error, storage, why);
+        },
+      );
       committed.push(storage);
     } catch (err) {
       failures.push({ destination: storage, error: err });
@@ -111,7 +113,7 @@ async function makeRoom(
   if (!plan.items.some((i) => i.action === 'remove')) {
     throw fullDisk(err, storage, 'retention keeps every backup there, so nothing was removed to make room');
   }
-  const pruned = await executePrune(plan, { storage, signal: deps.signal });
+  const pruned = await executePrune(plan, { storage, signal: deps.signal, confirmLease: deps.confirmLease });
   if (pruned.removed === 0) {
     throw fullDisk(err, storage, `pruning to make room removed nothing: ${pruned.failures[0] ?? 'unknown'}`);
   }

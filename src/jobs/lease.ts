@@ -1,8 +1,8 @@
 /**
  * One writer per target (RELIABILITY.md promise 8). Before a run writes or deletes anything of a target in
  * a destination (backup, prune, resuming uploads), it takes the target's lease there: the object
- * `<target>/<target>.lease.json` (storage/layout.ts) naming its holder (host, pid, PID namespace, a random
- * token, what it is doing), when it was taken and when it expires.
+ * `<target>/<target>.lease.json` (storage/layout.ts) naming its holder (host, pid, PID namespace, boot id,
+ * process start time, a random token, what it is doing), when it was taken and when it expires.
  *
  * - **Taking it.** An absent lease is created with `put(ifAbsent)`: where the service enforces that (local
  *   disk, S3 with conditional writes), exactly one of two processes gets it. Where it cannot
@@ -13,25 +13,33 @@
  *   of a holder that died elsewhere expires meanwhile); then the run fails with LeaseHeldError (exit 6).
  *   The daemon waits 0 and skips the run.
  * - **Taken over** when it expired (its holder stopped renewing: killed, cut off), or at once when its
- *   holder ran on this host in this PID namespace and that pid is gone (kill -9, OOM kill): the next run
- *   after a crash does not wait. Taking over deletes the old lease and creates ours as above, then always
+ *   holder ran on this host (same host name and boot id: host names repeat, and the initial PID namespace
+ *   has the same id on every Linux host) in this PID namespace and that process is gone (kill -9, OOM
+ *   kill; a reused pid with another start time counts as gone): the next run after a crash does not wait. Taking over deletes the old lease and creates ours as above, then always
  *   reads it back after `settleMs`, since two processes may be taking over the same old lease.
  * - **Renewed** every third of the TTL while the run goes on. A renewal that finds another holder, or that
  *   cannot write before the lease would expire, aborts the run (its `lost` signal) rather than let two
- *   writers run.
- * - **Released** at the end: deleted if it is still ours.
+ *   writers run. A watchdog fires `lost` a sixth of the TTL before the last good expiry whether or not a
+ *   renewal is still in flight (a hung request, a stopped process), and aborts that renewal's I/O; once
+ *   lost, the lease is never written or deleted by this run again.
+ * - **Confirmed** just before each irreversible step (a manifest written, a backup or leftover deleted):
+ *   jobs take a `ConfirmLease` that reads the lease back and throws LeaseLostError unless it is still
+ *   ours. Two runs taking over the same old lease may each delete what the other just created; the
+ *   renewal would find that only a third of a TTL later, the confirm finds it before anything commits.
+ * - **Released** at the end: deleted if it is still ours and not about to expire.
  *
  * Expiry compares the clocks of different hosts: with renewals every third of the TTL, clocks that differ
  * by less than two thirds of it are safe (S3 itself refuses requests from clocks 15 minutes off). A lease
  * claiming to last longer than MAX_LEASE_TTL_SECONDS after its object was last written expires then.
  */
 import { randomBytes } from 'node:crypto';
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { z } from 'zod';
 import { DEFAULT_LEASE_TTL_SECONDS, MAX_LEASE_TTL_SECONDS } from '../config/target.ts';
 import { errorMessage, StorageError } from '../errors.ts';
+import { readCapped } from '../pipeline/read.ts';
 import { type StorageBackend, StorageConflictError, StorageNotFoundError } from '../storage/backend.ts';
 import { leaseKey } from '../storage/layout.ts';
 import { failpoint } from '../util/failpoint.ts';
@@ -44,6 +52,14 @@ export interface LeaseHolder {
   pid: number;
   /** `readlink /proc/self/ns/pid` ('' where unknown): a pid names the same process only in one namespace. */
   pidNamespace: string;
+  /**
+   * /proc/sys/kernel/random/boot_id ('' where unknown): the initial PID namespace has the same id on every
+   * Linux host, and host names repeat (cloned VMs, `localhost`), so only the boot id tells this machine's
+   * pids from another's. Absent in leases of older datasaver versions.
+   */
+  bootId?: string | undefined;
+  /** The holder's start time (/proc/<pid>/stat field 22, clock ticks since boot): a reused pid differs. */
+  startTime?: string | undefined;
   /** Random, per run: tells this run's lease from any other's. */
   token: string;
   /** What the holder is doing: backup, prune, resume. */
@@ -57,6 +73,9 @@ export interface LeaseRecord {
   expiresAt: string;
 }
 
+const BOOT_ID = /^[0-9a-f-]{0,64}$/;
+const START_TIME = /^\d{0,20}$/;
+
 /** Storage is untrusted: what is printed from a lease (host, operation) holds no terminal escapes. */
 const leaseSchema = z.looseObject({
   target: z.string(),
@@ -64,6 +83,8 @@ const leaseSchema = z.looseObject({
     host: z.string().regex(/^[A-Za-z0-9_.:-]{1,253}$/),
     pid: z.number().int().nonnegative(),
     pidNamespace: z.string().regex(/^[A-Za-z0-9_:[\]-]{0,64}$/),
+    bootId: z.string().regex(BOOT_ID).optional(),
+    startTime: z.string().regex(START_TIME).optional(),
     token: z.string().regex(/^[A-Za-z0-9_:-]{1,128}$/),
     operation: z.string().regex(/^[a-z-]{1,32}$/),
   }),
@@ -72,7 +93,30 @@ const leaseSchema = z.looseObject({
 }) satisfies z.ZodType<LeaseRecord>;
 
 /** Who this process is, for leases: the same for every run of the process. */
-export type LeaseIdentity = Pick<LeaseHolder, 'host' | 'pid' | 'pidNamespace'>;
+export type LeaseIdentity = Pick<LeaseHolder, 'host' | 'pid' | 'pidNamespace' | 'bootId' | 'startTime'>;
+
+/** This machine's boot id ('' where unknown): with the PID namespace, where a pid means this process. */
+export function bootId(): string {
+  try {
+    const id = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return BOOT_ID.test(id) ? id : '';
+  } catch {
+    return '';
+  }
+}
+
+/** When process `pid` started, in clock ticks since boot ('' where unknown). */
+export function processStartTime(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 2 (the command) may hold spaces and parentheses: count from the last ')'. Field 22 is the
+    // 20th after it.
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+    return /^\d{1,20}$/.test(start) ? start : '';
+  } catch {
+    return '';
+  }
+}
 
 export function processIdentity(): LeaseIdentity {
   let pidNamespace = '';
@@ -90,23 +134,31 @@ export function processIdentity(): LeaseIdentity {
     host,
     pid: process.pid,
     pidNamespace: /^[A-Za-z0-9_:[\]-]{0,64}$/.test(pidNamespace) ? pidNamespace : '',
+    bootId: bootId(),
+    startTime: processStartTime(process.pid),
   };
 }
 
-/** Whether `pid` is a running process here (one we may not signal is running too). */
-export function isProcessAlive(pid: number): boolean {
+/**
+ * Whether `pid` is a running process here (one we may not signal is running too), and, when the holder's
+ * start time is known, the same process rather than a later one given the same pid.
+ */
+export function isProcessAlive(pid: number, startTime?: string): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  if (!startTime) return true;
+  const now = processStartTime(pid);
+  return now === '' || now === startTime;
 }
 
 /**
  * - `free`: no lease; `ours`: this run's own;
  * - `expired`: its holder stopped renewing it;
- * - `orphaned`: its holder ran on this host, in this PID namespace, and that pid is gone;
+ * - `orphaned`: its holder ran on this host (same host name and boot id), in this PID namespace, and that
+ *   process is gone (its pid is not running, or now names a process started at another time);
  * - `held`: someone else holds it.
  */
 export type LeaseState = 'free' | 'ours' | 'expired' | 'orphaned' | 'held';
@@ -116,14 +168,16 @@ export function judgeLease(
   lease: LeaseRecord | undefined,
   self: LeaseIdentity & { token: string },
   now: Date,
-  isAlive: (pid: number) => boolean,
+  isAlive: (pid: number, startTime?: string) => boolean,
 ): LeaseState {
   if (!lease) return 'free';
   const h = lease.holder;
   if (h.token === self.token) return 'ours';
   if (now.getTime() >= Date.parse(lease.expiresAt)) return 'expired';
-  const here = h.host === self.host && h.pidNamespace !== '' && h.pidNamespace === self.pidNamespace;
-  if (here && h.pid !== self.pid && !isAlive(h.pid)) return 'orphaned';
+  const known = (a: string | undefined, b: string | undefined) => !!a && a === b;
+  const here =
+    h.host === self.host && known(h.pidNamespace, self.pidNamespace) && known(h.bootId, self.bootId);
+  if (here && h.pid !== self.pid && !isAlive(h.pid, h.startTime || undefined)) return 'orphaned';
   return 'held';
 }
 
@@ -173,14 +227,14 @@ export interface LeaseOptions {
   ttlMs: number;
   /** How long to wait for someone else's lease; 0 to fail at once. */
   waitMs: number;
-  /** Pause before reading back a lease written without an enforced `ifAbsent`. Default 1 s. */
+  /** Pause before reading back a lease written without an enforced `ifAbsent`. Default 1 s, at most TTL/12. */
   settleMs?: number | undefined;
   /** Told once when the run starts waiting for someone else's lease. */
   onWait?: ((storage: StorageBackend, lease: LeaseRecord) => void) | undefined;
   signal?: AbortSignal | undefined;
   clock?: LeaseClock | undefined;
   self?: LeaseIdentity | undefined;
-  isAlive?: ((pid: number) => boolean) | undefined;
+  isAlive?: ((pid: number, startTime?: string) => boolean) | undefined;
 }
 
 /** What a lease key holds: a lease, nothing, or something unreadable (judged by its age). */
@@ -195,14 +249,15 @@ async function readLease(
   if (!info) return undefined;
   let text: string | undefined;
   if (info.size <= MAX_LEASE_BYTES) {
+    // The object may have grown since the stat: reading stops at the cap whatever it says.
+    const tooLarge = new Error('larger than a lease');
     try {
-      const chunks: Buffer[] = [];
-      for await (const c of await storage.get(key, { signal })) chunks.push(c);
-      text = Buffer.concat(chunks).toString('utf8');
+      const body = await readCapped(await storage.get(key, { signal }), MAX_LEASE_BYTES, () => tooLarge);
+      text = body.toString('utf8');
     } catch (err) {
       signal?.throwIfAborted();
       if (err instanceof StorageNotFoundError) return undefined; // released meanwhile
-      throw err;
+      if (err !== tooLarge) throw err;
     }
   }
   const parsed = text === undefined ? undefined : safeParse(text);
@@ -219,6 +274,7 @@ async function readLease(
       host: 'unknown',
       pid: 0,
       pidNamespace: '',
+      bootId: '',
       token: `unreadable:${info.modified.getTime()}`,
       operation: 'unknown',
     },
@@ -247,15 +303,23 @@ export class HeldLease {
   readonly #options: LeaseOptions & { clock: LeaseClock };
   readonly #lost = new AbortController();
   readonly #stop = new AbortController();
+  /** Aborts renewal I/O (and the watchdog) once the lease is lost or released. */
+  readonly #done: AbortSignal;
   readonly #renewing: Promise<void>;
+  readonly #watching: Promise<void>;
+  /** How long before its expiry a lease that was not renewed counts as lost: a sixth of the TTL. */
+  readonly #margin: number;
   #expiresAt: number;
 
   constructor(storage: StorageBackend, record: LeaseRecord, options: LeaseOptions & { clock: LeaseClock }) {
     this.storage = storage;
     this.#record = record;
     this.#options = options;
+    this.#margin = options.ttlMs / 6;
     this.#expiresAt = Date.parse(record.expiresAt);
+    this.#done = AbortSignal.any([this.#stop.signal, this.#lost.signal]);
     this.#renewing = this.#renew();
+    this.#watching = this.#watch();
   }
 
   /** Aborts (with a LeaseLostError) when the lease was taken over or could not be renewed in time. */
@@ -263,30 +327,80 @@ export class HeldLease {
     return this.#lost.signal;
   }
 
+  /**
+   * Reads the lease back just before an irreversible step (a manifest written, a backup deleted): a
+   * takeover whose delete raced ours, or a renewal that came too late, is found here rather than at the
+   * next renewal. Throws LeaseLostError (and aborts `lost`) when the lease is no longer this run's.
+   */
+  async confirm(): Promise<void> {
+    this.#lost.signal.throwIfAborted();
+    const current = await readLease(this.storage, this.#record.target, this.#options.ttlMs, this.#done);
+    if (this.#stillOurs(current)) this.#checkTime();
+    this.#lost.signal.throwIfAborted();
+  }
+
+  /** False (and the lease lost) when `current` is not this run's lease. */
+  #stillOurs(current: LeaseRecord | undefined): boolean {
+    if (current?.holder.token === this.#record.holder.token) return true;
+    const who = current ? `taken over by ${describeHolder(current)}` : 'removed by someone else';
+    this.#lose(
+      `${this.storage.description}: the lease of ${this.#record.target} was ${who}; this run stopped`,
+    );
+    return false;
+  }
+
+  /** Loses the lease once it is within the margin of its expiry: another run may take it any moment. */
+  #checkTime(why = ''): void {
+    if (this.#options.clock.now().getTime() < this.#expiresAt - this.#margin) return;
+    this.#lose(
+      `${this.storage.description}: the lease of ${this.#record.target} was not renewed in time (it expires at ${new Date(this.#expiresAt).toISOString()}${why}); this run stopped`,
+    );
+  }
+
+  /**
+   * Fires `lost` near the expiry whether or not a renewal is in flight: a renewal that hangs (a storage
+   * timeout retried, a process stopped with SIGSTOP) must not leave the run going past its lease.
+   */
+  async #watch(): Promise<void> {
+    const { clock } = this.#options;
+    for (;;) {
+      const left = this.#expiresAt - this.#margin - clock.now().getTime();
+      if (left <= 0) return this.#checkTime();
+      try {
+        await clock.sleep(left, this.#done);
+      } catch {
+        return; // released or lost
+      }
+    }
+  }
+
   async #renew(): Promise<void> {
     const { clock, ttlMs } = this.#options;
     const every = ttlMs / 3;
     const { storage } = this;
     const target = this.#record.target;
+    const done = this.#done;
     for (;;) {
       try {
-        await clock.sleep(every, this.#stop.signal);
+        await clock.sleep(every, done);
       } catch {
-        return; // released
+        return; // released or lost
       }
+      // Woken too late (a stopped process): the lease may be someone else's already.
+      this.#checkTime();
+      if (done.aborted) return;
       try {
-        const current = await readLease(storage, target, ttlMs, this.#stop.signal);
-        if (current?.holder.token !== this.#record.holder.token) {
-          const who = current ? `taken over by ${describeHolder(current)}` : 'removed by someone else';
-          this.#lose(`${storage.description}: the lease of ${target} was ${who}; this run stopped`);
-          return;
-        }
+        const current = await readLease(storage, target, ttlMs, done);
+        // Once lost, never written again: the lease may be another run's by now.
+        if (done.aborted || !this.#stillOurs(current)) return;
+        this.#checkTime();
+        if (done.aborted) return;
         const expiresAt = clock.now().getTime() + ttlMs;
         const renewed = { ...this.#record, expiresAt: new Date(expiresAt).toISOString() };
-        await storage.put(leaseKey(target), leaseBody(renewed), { signal: this.#stop.signal });
-        this.#expiresAt = expiresAt;
+        await storage.put(leaseKey(target), leaseBody(renewed), { signal: done });
+        if (!done.aborted) this.#expiresAt = expiresAt;
       } catch (err) {
-        if (this.#stop.signal.aborted) return;
+        if (done.aborted) return;
         // A storage hiccup is tried again at the next tick, as long as the lease is still ours by then.
         if (clock.now().getTime() + every >= this.#expiresAt) {
           this.#lose(
@@ -299,18 +413,22 @@ export class HeldLease {
   }
 
   #lose(message: string): void {
-    this.#lost.abort(new LeaseLostError(message));
+    if (!this.#lost.signal.aborted) this.#lost.abort(new LeaseLostError(message));
   }
 
   /** Stops renewing and deletes the lease if it is still ours. Never throws: returns a warning instead. */
   async release(): Promise<string | undefined> {
     this.#stop.abort();
-    await this.#renewing;
+    await Promise.all([this.#renewing, this.#watching]);
+    if (this.#lost.signal.aborted) return undefined; // someone else's now, or about to be
     const { storage } = this;
     const target = this.#record.target;
     try {
       const current = await readLease(storage, target, this.#options.ttlMs, undefined);
-      if (current?.holder.token === this.#record.holder.token) await storage.delete(leaseKey(target));
+      // Near its expiry another run may be taking it over: it is left to expire rather than deleted.
+      const inTime = this.#options.clock.now().getTime() < this.#expiresAt - this.#margin;
+      if (current?.holder.token === this.#record.holder.token && inTime)
+        await storage.delete(leaseKey(target));
       return undefined;
     } catch (err) {
       return `${storage.description}: could not release the lease of ${target} (${errorMessage(err)}); it expires at ${new Date(this.#expiresAt).toISOString()}`;
@@ -327,7 +445,8 @@ export async function acquireLease(
   const clock = options.clock ?? systemLeaseClock;
   const isAlive = options.isAlive ?? isProcessAlive;
   const { signal, ttlMs } = options;
-  const settleMs = options.settleMs ?? 1000;
+  // The lease must outlive its own read-back: past a sixth of the TTL its watchdog would count it lost.
+  const settleMs = Math.min(options.settleMs ?? 1000, ttlMs / 12);
   const self = {
     ...(options.self ?? processIdentity()),
     token: randomBytes(12).toString('hex'),
@@ -363,8 +482,21 @@ export async function acquireLease(
       const put = await storage.put(leaseKey(target), leaseBody(record), { ifAbsent: true, signal });
       enforced = put.ifAbsentEnforced !== false;
     } catch (err) {
-      if (err instanceof StorageConflictError) continue; // someone was quicker: judge theirs
-      throw err;
+      if (!(err instanceof StorageConflictError)) throw err;
+      // Someone was quicker: theirs is judged after a poll interval. Something at the key that reads as no
+      // lease (a directory or a dangling link on local disk) conflicts every time: it is waited for like a
+      // held lease, never retried at once.
+      const waited = clock.now().getTime() - started;
+      if (waited >= options.waitMs) {
+        const theirs = await readLease(storage, target, ttlMs, signal);
+        if (theirs) continue;
+        throw new StorageError(
+          `${storage.description}: cannot create the lease of ${target}: ${leaseKey(target)} is taken by something that is not a readable object (a directory, a dangling link?)`,
+          { hint: 'remove it; datasaver writes only a small JSON file there' },
+        );
+      }
+      await clock.sleep(Math.min(poll, options.waitMs - waited), signal);
+      continue;
     }
     if (state !== 'free' || !enforced) {
       await clock.sleep(settleMs, signal);
@@ -400,6 +532,13 @@ export function waitingMessage(storage: StorageBackend, lease: LeaseRecord): str
   return `waiting for the lease of ${lease.target} in ${storage.description}: held by ${describeHolder(lease)}, expires at ${lease.expiresAt} unless renewed`;
 }
 
+/**
+ * Checks, just before an irreversible step in `storage`, that the run still holds the target's lease
+ * there; throws LeaseLostError when it does not. Jobs take it as an optional dependency: without one
+ * (tests, runs outside a lease) nothing is checked.
+ */
+export type ConfirmLease = (storage: StorageBackend) => Promise<void>;
+
 export interface LeasedRun<T> {
   result: T;
   /** Destinations whose lease could not be taken for a storage error: left out of the run. */
@@ -420,7 +559,7 @@ export async function withLeases<T>(
   target: string,
   destinations: StorageBackend[],
   options: LeaseOptions,
-  run: (destinations: StorageBackend[], signal: AbortSignal) => Promise<T>,
+  run: (destinations: StorageBackend[], signal: AbortSignal, confirmLease: ConfirmLease) => Promise<T>,
 ): Promise<LeasedRun<T>> {
   const held: HeldLease[] = [];
   const unavailable: LeasedRun<T>['unavailable'] = [];
@@ -451,7 +590,10 @@ export async function withLeases<T>(
     // A test hook: a run stopped here holds the target (see util/failpoint.ts).
     await failpoint('lease-taken');
     const leased = destinations.filter((d) => held.some((l) => l.storage === d));
-    outcome = { result: await run(leased, signal) };
+    const confirmLease = async (storage: StorageBackend) => {
+      await held.find((l) => l.storage === storage)?.confirm();
+    };
+    outcome = { result: await run(leased, signal, confirmLease) };
   } catch (err) {
     outcome = { error: lostError() ?? err };
   }

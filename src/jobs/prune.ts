@@ -22,6 +22,7 @@ import { mapLimit } from '../util/concurrency.ts';
 import { failpoint } from '../util/failpoint.ts';
 import { printable } from '../util/printable.ts';
 import { READ_CONCURRENCY, readCatalog, readRecord } from './catalog.ts';
+import { type ConfirmLease, LeaseLostError } from './lease.ts';
 
 export interface PruneTarget {
   name: string;
@@ -33,6 +34,8 @@ export interface PruneDeps {
   storage: StorageBackend;
   now: Date;
   signal?: AbortSignal | undefined;
+  /** Checks the target's lease just before each backup or leftover is deleted (jobs/lease.ts). */
+  confirmLease?: ConfirmLease | undefined;
 }
 
 export type PruneItemKind = 'backup' | 'incomplete' | 'verify-record' | 'temporary';
@@ -180,6 +183,8 @@ export async function executePrune(
   for (const item of plan.items) {
     if (item.action !== 'remove') continue;
     try {
+      // Once per item: after its first key (a backup's manifest) is gone, the rest is an orphan anyway.
+      await deps.confirmLease?.(deps.storage);
       for (const [step, key] of item.keys.entries()) {
         if (item.kind === 'temporary') await deps.storage.deleteTemporary!(key, { signal: deps.signal });
         else await deps.storage.delete(key, { signal: deps.signal });
@@ -188,6 +193,8 @@ export async function executePrune(
       result.removed++;
       result.removedBytes += item.bytes;
     } catch (err) {
+      // Another run holds the target now: nothing more is deleted.
+      if (err instanceof LeaseLostError) throw err;
       deps.signal?.throwIfAborted();
       result.failures.push(`${item.keys[0]}: ${errorMessage(err)}`);
     }

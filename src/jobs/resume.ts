@@ -17,6 +17,7 @@ import { type StorageBackend, StorageConflictError } from '../storage/backend.ts
 import { failpoint, failpointAfterFirst } from '../util/failpoint.ts';
 import { commit } from './backup.ts';
 import { readCatalog } from './catalog.ts';
+import { type ConfirmLease, LeaseLostError } from './lease.ts';
 import type { PruneTarget } from './prune.ts';
 
 export interface CopyResult {
@@ -32,6 +33,8 @@ export interface ResumeDeps {
   destinations: StorageBackend[];
   now: Date;
   signal?: AbortSignal | undefined;
+  /** Checks the target's lease in a destination just before a copy's manifest is written there. */
+  confirmLease?: ConfirmLease | undefined;
 }
 
 /** Copies every backup that some destinations of `target` have and others lack, where retention keeps it. */
@@ -76,10 +79,11 @@ export async function resumeUploads(target: PruneTarget, deps: ResumeDeps): Prom
       for (const from of at) {
         result.from = from.description;
         try {
-          result.bytes = await copyBackup(manifest, from, to, signal);
+          result.bytes = await copyBackup(manifest, from, to, signal, deps.confirmLease);
           result.error = undefined;
           break;
         } catch (err) {
+          if (err instanceof LeaseLostError) throw err;
           signal?.throwIfAborted();
           result.error = errorMessage(err);
         }
@@ -96,6 +100,7 @@ export async function copyBackup(
   from: StorageBackend,
   to: StorageBackend,
   signal: AbortSignal | undefined,
+  confirmLease?: ConfirmLease,
 ): Promise<number> {
   const meter = new Meter({ hash: true });
   const source = await from.get(manifest.object, { signal });
@@ -113,7 +118,7 @@ export async function copyBackup(
         `${to.description}: ${manifest.object} exists and differs from the backup; it is left for prune to remove`,
       );
     }
-    await commit(to, manifest, signal);
+    await commit(to, manifest, signal, confirmLease);
     return manifest.storedBytes;
   }
   if (meter.bytes !== manifest.storedBytes || meter.digest() !== manifest.sha256) {
@@ -124,7 +129,7 @@ export async function copyBackup(
     );
   }
   await failpoint('resume.before-manifest');
-  await commit(to, manifest, signal);
+  await commit(to, manifest, signal, confirmLease);
   return meter.bytes;
 }
 

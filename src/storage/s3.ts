@@ -23,7 +23,8 @@
  * Partial services: conditional writes (`If-None-Match: *`) and ListMultipartUploads are optional. Whether
  * the service enforces `If-None-Match` is probed before the first `ifAbsent` put (a probe object under a
  * reserved name, written twice and deleted; an unmodified s3rver accepts the header and overwrites), and
- * where it does not, `ifAbsent` puts check with a HEAD just before publishing instead. A service that
+ * where it does not, `ifAbsent` puts check with a HEAD just before publishing instead. A probe refused for
+ * good (an access policy forbidding its key) leaves the answer unknown: puts then do both, header and HEAD. A service that
  * answers ListMultipartUploads with NotImplemented (s3rver) or MethodNotAllowed makes `listTemporary`
  * fail with StorageUnsupportedError from then on. Each is found once per process and destination and
  * reported through `onWarning`.
@@ -82,10 +83,16 @@ const PROBE_NAME = '.datasaver-probe-';
  * share one destination; the daemon runs for days): found once, warned about once.
  */
 interface Known {
-  conditionalWrites?: Promise<boolean> | undefined;
+  conditionalWrites?: Promise<ConditionalWrites> | undefined;
   listTemporary?: boolean | undefined;
 }
 const KNOWN = new Map<string, Known>();
+
+/**
+ * `unknown`: the probe itself was refused (an access policy that forbids writing its key): puts send
+ * If-None-Match anyway and also check with a HEAD first, so that neither kind of service is trusted blindly.
+ */
+type ConditionalWrites = 'enforced' | 'ignored' | 'unknown';
 
 /** A service answer that means "this is not implemented here", as opposed to a failure. */
 function isUnsupportedAnswer(err: unknown): boolean {
@@ -182,8 +189,9 @@ export class S3Storage implements StorageBackend {
     const full = this.#full(key);
     const { signal } = putOptions;
     // Without conditional writes, `ifAbsent` is a HEAD just before publishing (racy; see backend.ts).
-    const checkFirst = putOptions.ifAbsent === true && !(await this.#conditionalWrites(signal));
-    const options = checkFirst ? { ...putOptions, ifAbsent: false } : putOptions;
+    const conditional = putOptions.ifAbsent === true ? await this.#conditionalWrites(signal) : 'enforced';
+    const checkFirst = conditional !== 'enforced';
+    const options = conditional === 'ignored' ? { ...putOptions, ifAbsent: false } : putOptions;
     const assertAbsent = async () => {
       if (checkFirst && (await this.stat(key, { signal })) !== undefined) {
         throw new StorageConflictError(this.description, key);
@@ -658,7 +666,10 @@ export class S3Storage implements StorageBackend {
         if (!(err instanceof StorageUnsupportedError)) throw err;
       });
     }
-    return { conditionalWrites, listTemporary: known.listTemporary !== false };
+    return {
+      conditionalWrites: conditionalWrites === 'enforced',
+      listTemporary: known.listTemporary !== false,
+    };
   }
 
   #known(): Known {
@@ -671,17 +682,27 @@ export class S3Storage implements StorageBackend {
   }
 
   /** Whether the service enforces `If-None-Match: *`: probed once per process and destination. */
-  #conditionalWrites(signal: AbortSignal | undefined): Promise<boolean> {
+  #conditionalWrites(signal: AbortSignal | undefined): Promise<ConditionalWrites> {
     const known = this.#known();
     if (!known.conditionalWrites) {
       const probe = retryOperation('probe conditional writes', this.#retry, signal, () =>
         this.#probeConditionalWrites(signal),
+      ).then(
+        (ok): ConditionalWrites => (ok ? 'enforced' : 'ignored'),
+        (err: unknown): ConditionalWrites => {
+          // Refused for good (access denied to the probe's key): not a reason to refuse every write.
+          if (signal?.aborted || !(err instanceof StorageError) || err.transient) throw err;
+          this.#onWarning(
+            `${this.description}: could not probe whether the service enforces conditional writes (If-None-Match: *): ${err.message}; datasaver sends the header and also checks that a backup's files and the target's lease do not exist just before writing them`,
+          );
+          return 'unknown';
+        },
       );
       known.conditionalWrites = probe;
       // A probe that could not finish (service down, interrupted) is tried again next time.
       probe.then(
-        (ok) => {
-          if (ok) return;
+        (answer) => {
+          if (answer !== 'ignored') return;
           this.#onWarning(
             `${this.description} does not enforce conditional writes (If-None-Match: *): datasaver checks that a backup's files and the target's lease do not exist just before writing them, and reads the lease back after writing it; two writers starting at the same moment could both pass (best effort)`,
           );

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.ts';
-import { createDatabase, query, server, tempDir, uniqueName } from '../support/pg.ts';
+import { createDatabase, query, server, tempDir, uniqueName, yamlConfig } from '../support/pg.ts';
 
 let a: string;
 let b: string;
@@ -17,19 +17,10 @@ beforeAll(async () => {
   }
 });
 
-async function writeConfig(storage: string): Promise<string> {
-  const file = join(await tempDir(), 'datasaver.yaml');
-  await writeFile(
-    file,
-    `defaults:
-  host: 127.0.0.1
-  port: ${server().port}
-  user: postgres
-  password: \${PGTEST_PASSWORD}
-  storage:
-    path: ${storage}
-targets:
-  alpha:
+function writeConfig(storage: string): Promise<string> {
+  return yamlConfig(
+    storage,
+    `  alpha:
     database: ${a}
   beta:
     database: ${b}
@@ -37,7 +28,6 @@ targets:
     compression: gzip
 `,
   );
-  return file;
 }
 
 describe('YAML config with several targets', () => {

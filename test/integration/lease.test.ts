@@ -13,7 +13,7 @@ import { S3Storage } from '../../src/storage/s3.ts';
 import { type CliResult, collect, runCli, startCli } from '../support/cli.ts';
 import { startDaemon, startReceiver, terminate, waitFor } from '../support/daemon.ts';
 import { createRichDatabase } from '../support/fixtures.ts';
-import { targetEnv, tempDir, uniqueName } from '../support/pg.ts';
+import { server, targetEnv, tempDir, uniqueName, yamlConfig } from '../support/pg.ts';
 import { s3Config, s3EndpointOf, s3Env, s3Prefix } from '../support/s3.ts';
 
 let db: string;
@@ -152,6 +152,39 @@ describe.concurrent('one writer per target: prune and crashes', () => {
     );
     first.child.kill('SIGCONT');
     expect((await first.done).code).toBe(0);
+  });
+
+  it('backup --resume-uploads --all reports a held target and goes on with the others', async () => {
+    const dir = await tempDir();
+    const targets = `  alpha:
+    database: ${db}
+  beta:
+    database: ${db}
+`;
+    const file = await yamlConfig(dir, targets, '  lease_ttl_seconds: 1\n');
+    const lease = {
+      target: 'alpha',
+      holder: { host: 'another-host', pid: 4242, pidNamespace: '', token: 'busy', operation: 'backup' },
+      acquiredAt: new Date().toISOString(),
+      expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+    };
+    await new LocalStorage(dir).put(leaseKey('alpha'), [Buffer.from(JSON.stringify(lease))]);
+    // beta's lease expired long ago: the run on beta takes it over and releases it.
+    const stale = { ...lease, target: 'beta', expiresAt: new Date(Date.now() - 60_000).toISOString() };
+    await new LocalStorage(dir).put(leaseKey('beta'), [Buffer.from(JSON.stringify(stale))]);
+    const res = await runCli(['--config', file, 'backup', '--resume-uploads', '--all', '--json'], {
+      PGTEST_PASSWORD: server().password,
+    });
+    expect(res.code, res.output).toBe(6);
+    const out = JSON.parse(res.stdout) as { failures: { target: string; message: string }[] };
+    expect(
+      out.failures.map((f) => f.target),
+      res.stderr,
+    ).toEqual(['alpha']);
+    expect(out.failures[0]!.message).toMatch(/held by another datasaver run \(host another-host, pid 4242/);
+    // beta was still run after alpha failed: its stale lease was taken over and released.
+    expect(await new LocalStorage(dir).stat(leaseKey('beta'))).toBeUndefined();
+    expect(res.stderr).toMatch(/waiting for the lease of alpha/);
   });
 
   it('a daemon on a target another process holds skips the run: a log line and a metric, no failure', async () => {

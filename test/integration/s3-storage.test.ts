@@ -183,6 +183,63 @@ describe('partial S3 services: optional features are found, warned about once, a
   });
 });
 
+describe('a conditional-write probe that the service refuses (access denied to its key)', () => {
+  let proxy: FaultProxy;
+  beforeAll(async () => {
+    proxy = await startFaultProxy(s3EndpointOf('extended'));
+  });
+  afterAll(async () => {
+    await proxy.stop();
+  });
+
+  const path = (url: string) => url.split('?')[0]!;
+
+  it('writes still work: If-None-Match is sent and a HEAD checks first, with one warning', async () => {
+    const prefix = s3Prefix();
+    const warnings: string[] = [];
+    proxy.setRule((req) => {
+      if (req.method === 'PUT' && req.url.includes('.datasaver-probe-'))
+        return { status: 403, code: 'AccessDenied' };
+      // The HEAD before the write of an existing `t/hidden` says it is not there: only the
+      // header can then refuse the write.
+      if (req.method === 'HEAD' && path(req.url).endsWith('/t/hidden'))
+        return { status: 404, code: 'NotFound' };
+      return undefined;
+    });
+    const s = new S3Storage(s3Config(prefix, { endpoint: proxy.endpoint }), {
+      retry: FAST_RETRY,
+      onWarning: (m) => warnings.push(m),
+    });
+    const put = await s.put('t/x', [Buffer.from('x')], { ifAbsent: true });
+    expect(put.ifAbsentEnforced).toBe(false);
+    const head = proxy.log.findIndex((r) => r.method === 'HEAD' && path(r.url).endsWith('/t/x'));
+    const write = proxy.log.findIndex((r) => r.method === 'PUT' && path(r.url).endsWith('/t/x'));
+    expect(head).toBeGreaterThan(-1);
+    expect(head).toBeLessThan(write);
+    // The HEAD finds an existing object.
+    await expect(s.put('t/x', [Buffer.from('y')], { ifAbsent: true })).rejects.toBeInstanceOf(
+      StorageConflictError,
+    );
+    // When the HEAD misses it, the header refuses the write.
+    await s.put('t/hidden', [Buffer.from('1')]);
+    await expect(s.put('t/hidden', [Buffer.from('2')], { ifAbsent: true })).rejects.toBeInstanceOf(
+      StorageConflictError,
+    );
+    expect(await buffer(await s.get('t/hidden'))).toEqual(Buffer.from('1'));
+    expect(await buffer(await s.get('t/x'))).toEqual(Buffer.from('x'));
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /could not probe whether the service enforces conditional writes \(If-None-Match: \*\): .*denied.*; datasaver sends the header and also checks/i,
+      ),
+    ]);
+    expect(await s.capabilities()).toMatchObject({ conditionalWrites: false });
+    // The refusal is permanent: probed once, not retried.
+    expect(proxy.log.filter((r) => r.url.includes('.datasaver-probe-') && r.method === 'PUT')).toHaveLength(
+      1,
+    );
+  });
+});
+
 describe('S3 permanent errors name bucket and endpoint, never the secret', () => {
   it('an unknown access key', async () => {
     const s = new S3Storage(

@@ -1,6 +1,6 @@
 /** Helpers for test files: the suite's PostgreSQL server (from global setup), databases and dumps. */
 import { execFile as execFileCb } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -76,6 +76,27 @@ export async function comparableDump(database: string, extra: string[] = []): Pr
 /** A fresh directory under the run's scratch root (removed when the run ends). */
 export async function tempDir(prefix = 'datasaver-test-'): Promise<string> {
   return mkdtemp(join(inject('scratchDir'), prefix));
+}
+
+/**
+ * A YAML config file for the test server, storing under `storage`: `defaults` and `targets` are YAML lines
+ * added to those sections (indented as they appear there). The password comes from PGTEST_PASSWORD.
+ */
+export async function yamlConfig(storage: string, targets: string, defaults = ''): Promise<string> {
+  const file = join(await tempDir(), 'datasaver.yaml');
+  await writeFile(
+    file,
+    `defaults:
+  host: 127.0.0.1
+  port: ${server().port}
+  user: postgres
+  password: \${PGTEST_PASSWORD}
+${defaults}  storage:
+    path: ${storage}
+targets:
+${targets}`,
+  );
+  return file;
 }
 
 /** Environment for the CLI: one target (the given database) stored under `storage`. */

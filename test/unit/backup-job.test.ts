@@ -10,11 +10,13 @@ import type { TargetConfig } from '../../src/config/types.ts';
 import { BackupError, StorageError } from '../../src/errors.ts';
 import { runBackup } from '../../src/jobs/backup.ts';
 import { findBackup, readCatalog } from '../../src/jobs/catalog.ts';
+import { LeaseLostError } from '../../src/jobs/lease.ts';
 import { verifyBackup } from '../../src/jobs/verify.ts';
 import {
   type Body,
   type OpOptions,
   type PutOptions,
+  type StorageBackend,
   StorageConflictError,
 } from '../../src/storage/backend.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
@@ -152,6 +154,26 @@ describe('backup job', () => {
     expect(err).toBeInstanceOf(StorageError);
     expect(err.message).toMatch(/manifest .* not committed/);
     expect(storage.objects.size).toBe(0);
+  });
+
+  it("a destination whose lease is no longer the run's when it would commit gets no manifest; the run fails", async () => {
+    const [one, two] = [new MemoryStorage(), new MemoryStorage()];
+    const asked: StorageBackend[] = [];
+    const err = await runBackup(
+      { target, labels: [], verify: false },
+      {
+        engine: fakeEngine(() => data(['x'.repeat(100)])),
+        destinations: [one, two],
+        confirmLease: async (storage) => {
+          asked.push(storage);
+          if (storage === two) throw new LeaseLostError('memory: the lease of shop was taken over');
+        },
+      },
+    ).catch((e) => e);
+    expect(err).toBeInstanceOf(LeaseLostError);
+    expect(asked).toHaveLength(2);
+    expect(asked).toContain(two);
+    expect([...two.objects.keys()].some((k) => k.endsWith('.manifest.json'))).toBe(false);
   });
 
   it('verify still answers when its result cannot be recorded (read-only storage)', async () => {

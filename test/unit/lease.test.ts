@@ -3,11 +3,15 @@
  * clock: who may take it when, waiting and giving up, renewal and losing it, taking over from a crashed
  * holder, and the best-effort path for a service without conditional writes.
  */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/errors.ts';
 import {
   acquireLease,
+  isProcessAlive,
   judgeLease,
   type LeaseClock,
   LeaseHeldError,
@@ -16,11 +20,20 @@ import {
   type LeaseOptions,
   type LeaseRecord,
   processIdentity,
+  processStartTime,
   withLeases,
 } from '../../src/jobs/lease.ts';
-import { type PutOptions, type StorageBackend, StorageConflictError } from '../../src/storage/backend.ts';
+import {
+  type ObjectInfo,
+  type OpOptions,
+  type PutOptions,
+  type StorageBackend,
+  StorageConflictError,
+} from '../../src/storage/backend.ts';
 import { leaseKey } from '../../src/storage/layout.ts';
+import { LocalStorage } from '../../src/storage/local.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
+import { tempDir } from '../support/pg.ts';
 
 /** Time stands still until the test moves it; sleepers wake in order as it passes them. */
 class FakeClock implements LeaseClock {
@@ -68,7 +81,12 @@ async function settle(): Promise<void> {
 }
 
 const TTL = 60_000;
-const HERE: LeaseIdentity = { host: 'db-1', pid: 100, pidNamespace: 'pid:[4026531836]' };
+const HERE: LeaseIdentity = {
+  host: 'db-1',
+  pid: 100,
+  pidNamespace: 'pid:[4026531836]',
+  bootId: '0f6e2a4c-3b1d-4e8a-9c5f-7d2b1a0e9f31',
+};
 
 function options(clock: FakeClock, overrides: Partial<LeaseOptions> = {}): LeaseOptions {
   return {
@@ -122,6 +140,39 @@ describe('judgeLease', () => {
     expect(judgeLease(lease({ pidNamespace: '' }, live), { ...self, pidNamespace: '' }, now, dead)).toBe(
       'held',
     );
+  });
+
+  it('a namesake host (a cloned VM, `localhost`) in the initial PID namespace is told apart by its boot id', () => {
+    const dead = () => false;
+    const other = '9a1b2c3d-0000-4000-8000-000000000000';
+    expect(judgeLease(lease({ bootId: other }, live), self, now, dead)).toBe('held');
+    // A lease of an older datasaver, without a boot id, is waited out.
+    expect(judgeLease(lease({ bootId: undefined }, live), self, now, dead)).toBe('held');
+    expect(judgeLease(lease({ bootId: '' }, live), { ...self, bootId: '' }, now, dead)).toBe('held');
+  });
+
+  it("the holder's start time is asked about with its pid: a reused pid is another process", () => {
+    const asked: [number, string | undefined][] = [];
+    const reused = (pid: number, startTime?: string) => {
+      asked.push([pid, startTime]);
+      return startTime !== '5000';
+    };
+    expect(judgeLease(lease({ pid: 42, startTime: '5000' }, live), self, now, reused)).toBe('orphaned');
+    expect(judgeLease(lease({ pid: 42, startTime: '7000' }, live), self, now, reused)).toBe('held');
+    expect(asked).toEqual([
+      [42, '5000'],
+      [42, '7000'],
+    ]);
+  });
+});
+
+describe('isProcessAlive', () => {
+  it('this process is alive with its own start time, and not with another (its pid reused)', () => {
+    const start = processStartTime(process.pid);
+    expect(start).toMatch(/^\d+$/);
+    expect(isProcessAlive(process.pid)).toBe(true);
+    expect(isProcessAlive(process.pid, start)).toBe(true);
+    expect(isProcessAlive(process.pid, `${Number(start) + 1}`)).toBe(false);
   });
 });
 
@@ -193,6 +244,19 @@ describe('acquireLease', () => {
     await held.release();
   });
 
+  it('the read-back after a takeover is kept short of the TTL, so the new lease is not lost at once', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    await plant(storage, lease({ host: 'db-2', pid: 7 }, '2026-12-01T01:59:00.000Z'));
+    const taking = acquireLease(storage, 'shop', options(clock, { settleMs: TTL }));
+    await clock.advance(TTL / 12); // the read-back waits at most a twelfth of the TTL
+    const held = await taking;
+    expect(held.lost.aborted).toBe(false);
+    await clock.advance(TTL);
+    expect(held.lost.aborted).toBe(false);
+    await held.release();
+  });
+
   it('a holder on this host whose pid is gone (kill -9) is taken over at once', async () => {
     const clock = new FakeClock();
     const storage = new MemoryStorage();
@@ -223,6 +287,29 @@ describe('acquireLease', () => {
     await clock.advance(1000);
     await (await taking).release();
   });
+  it('a lease object that grows past 64 KB after its size was read is read no further, and is unreadable', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    await storage.put(leaseKey('shop'), [Buffer.from('{}')]);
+    clock.t = storage.objects.get(leaseKey('shop'))!.modified.getTime();
+    let served = 0;
+    storage.get = async () =>
+      Readable.from(
+        (async function* () {
+          for (;;) {
+            if (served >= 1024 * 1024) throw new Error('read a megabyte of a lease');
+            served += 16 * 1024;
+            yield Buffer.alloc(16 * 1024, 0x20);
+          }
+        })(),
+        { highWaterMark: 1 },
+      );
+    const err = await acquireLease(storage, 'shop', options(clock)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LeaseHeldError);
+    expect((err as LeaseHeldError).message).toMatch(/host unknown/);
+    expect(served).toBeLessThanOrEqual(128 * 1024);
+  });
+
   it('a lease claiming an expiry far ahead holds the target at most a day past its last write', async () => {
     const clock = new FakeClock();
     const storage = new MemoryStorage();
@@ -256,6 +343,77 @@ describe('acquireLease', () => {
   });
 });
 
+describe('confirming the lease before an irreversible step', () => {
+  it('two runs that took over the same expired lease: the one whose lease was deleted by the other finds out before it commits', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    await plant(storage, lease({ host: 'db-2', pid: 7 }, '2026-12-01T01:59:59.000Z'));
+    // B read the expired lease too; its delete arrives late, after A has settled and read its own back.
+    const a = acquireLease(storage, 'shop', options(clock));
+    await clock.advance(1000);
+    const held = await a;
+    await storage.delete(leaseKey('shop'));
+    await plant(storage, lease({ host: 'db-3', token: 'late-taker' }, '2026-12-01T02:01:01.000Z'));
+    const err = await held.confirm().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LeaseLostError);
+    expect((err as Error).message).toMatch(/taken over by host db-3/);
+    expect(held.lost.aborted).toBe(true);
+    await held.release();
+    expect((await stored(storage))!.holder.token).toBe('late-taker');
+  });
+
+  it('withLeases hands the run a check per destination that passes while the lease is its own', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    const outcome = await withLeases('shop', [storage], options(clock), async (_, signal, confirm) => {
+      await confirm(storage);
+      await plant(storage, lease({ host: 'db-2', token: 'usurper' }, '2026-12-01T03:00:00.000Z'));
+      await confirm(storage).catch(() => {});
+      return signal.aborted;
+    });
+    expect(outcome.result).toBe(true); // the run's signal aborted the moment the check failed
+    expect(outcome.lost).toBeInstanceOf(LeaseLostError);
+    expect((await stored(storage))!.holder.token).toBe('usurper'); // not released: not ours
+  });
+});
+
+describe('a lease key that conflicts but reads as no lease', () => {
+  it('is polled like a held lease, counted against the wait, then fails naming the key', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    let attempts = 0;
+    storage.put = async (key) => {
+      // Without a pause between attempts this would spin for ever; stop it to fail the test instead.
+      if (++attempts > 100) throw new Error('retried without pausing');
+      throw new StorageConflictError('memory', key);
+    };
+    const taking = acquireLease(storage, 'shop', options(clock, { waitMs: TTL })).catch((e: unknown) => e);
+    await clock.advance(TTL);
+    const err = await taking;
+    expect(err).toBeInstanceOf(StorageError);
+    expect((err as Error).message).toBe(
+      'memory: cannot create the lease of shop: shop/shop.lease.json is taken by something that is not a readable object (a directory, a dangling link?)',
+    );
+    // One attempt per poll interval (5 s at this TTL) over the one-minute wait.
+    expect(attempts).toBe(13);
+  });
+
+  it('a directory at the key on local disk fails at once without a wait', async () => {
+    const root = await tempDir();
+    await mkdir(join(root, 'shop', 'shop.lease.json'), { recursive: true });
+    const storage = new LocalStorage(root);
+    const put = storage.put.bind(storage);
+    let attempts = 0;
+    storage.put = (key, body, opts) => {
+      if (++attempts > 100) throw new Error('retried without pausing');
+      return put(key, body, opts);
+    };
+    const err = await acquireLease(storage, 'shop', options(new FakeClock())).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageError);
+    expect((err as Error).message).toMatch(/is taken by something that is not a readable object/);
+  });
+});
+
 describe('renewal', () => {
   it('moves the expiry forward every third of the TTL', async () => {
     const clock = new FakeClock();
@@ -276,6 +434,8 @@ describe('renewal', () => {
     expect((await stored(storage))!.holder).toMatchObject({
       pid: process.pid,
       pidNamespace: expect.stringMatching(/^pid:\[\d+\]$/),
+      bootId: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f-]{27}$/),
+      startTime: expect.stringMatching(/^\d+$/),
     });
     await clock.advance(TTL);
     expect(held.lost.aborted).toBe(false);
@@ -309,6 +469,77 @@ describe('renewal', () => {
     expect((held.lost.reason as Error).message).toMatch(/could not be renewed before it expires/);
     expect(clock.t).toBeLessThan(Date.parse('2026-12-01T02:01:00.000Z'));
     await held.release();
+  });
+});
+
+describe('a renewal that hangs', () => {
+  it('the watchdog fires lost a sixth of the TTL before the expiry, and aborts the hung read', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    const held = await acquireLease(storage, 'shop', options(clock));
+    let aborted = false;
+    storage.stat = (_key: string, opts?: OpOptions) =>
+      new Promise<ObjectInfo | undefined>((_, reject) =>
+        opts?.signal?.addEventListener('abort', () => {
+          aborted = true;
+          reject(opts.signal!.reason);
+        }),
+      );
+    await clock.advance(TTL / 3); // the renewal starts and hangs
+    await clock.advance(TTL / 2 - 1);
+    expect(held.lost.aborted).toBe(false);
+    await clock.advance(1); // 02:00:50, ten seconds before the lease expires
+    expect(held.lost.aborted).toBe(true);
+    expect((held.lost.reason as Error).message).toBe(
+      'memory: the lease of shop was not renewed in time (it expires at 2026-12-01T02:01:00.000Z); this run stopped',
+    );
+    expect(aborted).toBe(true);
+    await held.release();
+  });
+
+  it("a renewal whose read answers after the lease was lost never writes it: the new holder's lease stays", async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    const held = await acquireLease(storage, 'shop', options(clock));
+    const stat = storage.stat.bind(storage);
+    let answer: () => void = () => {};
+    storage.stat = (key: string) =>
+      new Promise<ObjectInfo | undefined>((resolve) => {
+        answer = () => resolve(stat(key));
+      });
+    const puts: string[] = [];
+    const put = storage.put.bind(storage);
+    storage.put = async (key, body, opts) => {
+      puts.push(key);
+      return put(key, body, opts);
+    };
+    await clock.advance(TTL / 3); // the renewal's read is sent, and stalls, ignoring its signal
+    await clock.advance(TTL / 2);
+    expect(held.lost.aborted).toBe(true);
+    await clock.advance(TTL / 6); // expired: another run takes it
+    storage.stat = stat;
+    await plant(storage, lease({ host: 'db-2', token: 'next' }, '2026-12-01T02:02:00.000Z'));
+    puts.length = 0;
+    answer();
+    await clock.advance(1000);
+    const released = held.release();
+    await clock.advance(1000);
+    expect(await released).toBeUndefined();
+    expect(puts).toEqual([]);
+    expect((await stored(storage))!.holder.token).toBe('next');
+  });
+
+  it('a process that wakes after its lease would have expired (SIGSTOP) stops before renewing or confirming', async () => {
+    const clock = new FakeClock();
+    const storage = new MemoryStorage();
+    const held = await acquireLease(storage, 'shop', options(clock));
+    clock.t += TTL; // no timer ran meanwhile
+    const err = await held.confirm().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LeaseLostError);
+    expect((err as Error).message).toMatch(/not renewed in time/);
+    await held.release();
+    // Left to expire, not deleted: another run may already be taking it over.
+    expect((await stored(storage))!.holder.pid).toBe(100);
   });
 });
 

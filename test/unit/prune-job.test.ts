@@ -6,6 +6,7 @@ import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CleanupError, StorageError } from '../../src/errors.ts';
+import { LeaseLostError } from '../../src/jobs/lease.ts';
 import {
   executePrune,
   type PruneTarget,
@@ -69,6 +70,23 @@ describe('prune job', () => {
     );
     // Pruning again removes nothing.
     expect((await prune(target, { storage, now: NOW })).removed).toBe(0);
+  });
+
+  it('a run that finds its lease gone before a deletion stops there: nothing more is deleted', async () => {
+    const storage = new RecordingStorage();
+    await storeBackup(storage, 6);
+    const old = await storeBackup(storage, 5);
+    await storeBackup(storage, 1);
+    await storeBackup(storage, 0);
+    let confirmed = 0;
+    const confirmLease = async (s: StorageBackend) => {
+      expect(s).toBe(storage);
+      // Taken over after the first removal (the newer old backup).
+      if (++confirmed > 1) throw new LeaseLostError('memory: the lease of shop was taken over');
+    };
+    const err = await prune(target, { storage, now: NOW, confirmLease }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LeaseLostError);
+    expect(storage.deleted).toEqual([manifestKey('shop', old.id), old.object]);
   });
 
   it('a dry run decides the same and deletes nothing', async () => {

@@ -4,9 +4,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { readCatalog } from '../../src/jobs/catalog.ts';
+import { LeaseLostError } from '../../src/jobs/lease.ts';
 import type { PruneTarget } from '../../src/jobs/prune.ts';
 import { resumeUploads } from '../../src/jobs/resume.ts';
 import { DEFAULT_RULES } from '../../src/retention/policy.ts';
+import type { StorageBackend } from '../../src/storage/backend.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
 import { storeBackup } from '../support/manifests.ts';
 
@@ -40,6 +42,23 @@ describe('resume uploads', () => {
       true,
     );
     expect(await resumeUploads(target, { destinations: [local, remote], now: NOW })).toEqual([]);
+  });
+
+  it('a copy whose destination lease is lost before its manifest is written stops the resume uncommitted', async () => {
+    const [local, remote] = [new MemoryStorage(), new MemoryStorage()];
+    await storeBackup(local, ago(2));
+    await storeBackup(local, ago(1));
+    const asked: StorageBackend[] = [];
+    const confirmLease = async (storage: StorageBackend) => {
+      asked.push(storage);
+      throw new LeaseLostError('memory: the lease of shop was taken over');
+    };
+    const err = await resumeUploads(target, { destinations: [local, remote], now: NOW, confirmLease }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(LeaseLostError);
+    expect(asked).toEqual([remote]); // the first copy, and no further
+    expect(await ids(remote)).toEqual([]);
   });
 
   it('does not bring back what the destination would prune anyway', async () => {
