@@ -2,7 +2,7 @@
  * Redis engine. One format, `rdb`: the server's own snapshot, taken over the network with
  * `redis-cli --rdb -` (the replication SYNC a replica would do: the server forks and streams an RDB, no
  * Docker socket, no file on the server's disk, no stop). The password reaches redis-cli through
- * REDISCLI_AUTH, never argv; ioredis makes the small control calls (ping, INFO, key counts).
+ * REDISCLI_AUTH, never argv; ioredis makes the small control calls (INFO, key counts).
  *
  * `verify` reads the RDB in-process (redis-rdb.ts): header, every record to the EOF opcode, and the
  * CRC-64 in the last 8 bytes.
@@ -70,6 +70,12 @@ const EOF_MARK = 40;
 /** Keys per DUMP/RESTORE round trip, at most; fewer when values are large (BATCH_BYTES). */
 const BATCH = 1000;
 const BATCH_BYTES = 16 * 1024 * 1024;
+/**
+ * The ACL rights each job uses, exactly (README.md, "Redis"): every command datasaver sends. Connections
+ * send no CLIENT SETINFO, so no right beyond these is ever tried.
+ */
+export const BACKUP_RIGHTS = '+info +sync +replconf';
+export const RESTORE_RIGHTS = '~* +info +select +restore +flushall +function';
 
 type Signal = { signal?: AbortSignal | undefined };
 type Fail = typeof BackupError | typeof RestoreError;
@@ -183,11 +189,16 @@ export class RedisEngine implements Engine {
         async (target) => {
           // Before anything changes on the target: one real payload must restore there (a target older
           // than the local redis-server rejects its DUMP format; ACLs may forbid RESTORE).
-          await probeRestore(source, target, where);
+          // Redis 7 function libraries travel as one FUNCTION DUMP payload (none before Redis 7).
+          const libraries = (await source.function('LIST').catch(() => [])) as unknown[];
+          await probeRestore(source, target, {
+            where,
+            user: this.#target.connection.user ?? 'default',
+            flush: options.dropExisting,
+            functions: libraries.length > 0,
+          });
           if (options.dropExisting) await target.flushall();
           try {
-            // Redis 7 function libraries travel as one FUNCTION DUMP payload (none before Redis 7).
-            const libraries = (await source.function('LIST').catch(() => [])) as unknown[];
             if (libraries.length) {
               const payload = await source.functionBuffer('DUMP');
               if (replace) await target.function('RESTORE', payload, 'REPLACE');
@@ -222,7 +233,7 @@ export class RedisEngine implements Engine {
       const stderr = this.#redact(p.stderr.text());
       return new BackupError(`${message}${stderr ? `: ${stderr}` : ''}`, {
         hint: /NOPERM/.test(stderr)
-          ? `the backup was not committed; the user needs the sync and replconf commands (ACL SETUSER ${this.#target.connection.user ?? 'default'} +sync +replconf +info +ping)`
+          ? `the backup was not committed; the user needs the sync and replconf commands (ACL SETUSER ${this.#target.connection.user ?? 'default'} ${BACKUP_RIGHTS})`
           : 'the backup was not committed; see the message above',
       });
     };
@@ -400,7 +411,7 @@ export class RedisEngine implements Engine {
     }
     if (/^NOPERM/.test(message)) {
       return new ConnectionError(`user ${user} on ${where} lacks a permission: ${message}`, {
-        hint: `grant it, e.g. ACL SETUSER ${user} +info +ping +sync +replconf (backups) or +@keyspace +@write +function +flushall (restores)`,
+        hint: `grant it: ACL SETUSER ${user} ${BACKUP_RIGHTS} (backups) or ${RESTORE_RIGHTS} (restores)`,
         cause: err,
         transient: false,
       });
@@ -450,6 +461,7 @@ async function connect(
     retryStrategy: () => null,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
+    disableClientInfo: true,
   });
   client.on('error', (err: unknown) => {
     lastError ??= err;
@@ -464,28 +476,62 @@ async function connect(
 }
 
 /**
- * Restores one key of the backup under a throwaway name on the target and deletes it again; throws
- * RestoreError saying nothing was changed when the target refuses.
+ * Checks, before anything changes on the target, that it takes this backup with the rights the restore
+ * will use: SELECT of every logical database the backup uses; a RESTORE of one real payload (a target
+ * older than the local redis-server rejects its DUMP format), with an absolute expiry in the past, so the
+ * server loads and checks the payload and then creates no key (nothing to delete afterwards; an old
+ * server that stores it anyway stores it expired, seen by no command and reclaimed by expiry); and, when
+ * the restore will run them, FLUSHALL and FUNCTION RESTORE with an argument they refuse: the ACL check
+ * comes first, so a missing right answers NOPERM and a granted one a syntax or payload error, and
+ * neither changes anything. Throws RestoreError saying nothing was changed when refused.
  */
-async function probeRestore(source: Redis, target: Redis, where: string): Promise<void> {
-  const [db] = parseKeyspace(await source.info('keyspace'));
-  if (!db) return;
-  await source.select(db.db);
-  const [, keys] = await source.scanBuffer('0', 'COUNT', 100);
-  const key = keys[0];
-  const payload = key ? await source.dumpBuffer(key) : null;
-  if (!payload) return;
-  const probe = `datasaver:restore-probe:${process.pid}:${Date.now()}`;
-  try {
-    await target.restore(probe, 60_000, payload);
-    await target.del(probe);
-  } catch (err) {
-    throw new RestoreError(`${where} cannot take this backup's keys: ${errorMessage(err)}`, {
-      hint: `nothing was changed on ${where}; a DUMP payload only restores into a Redis at least as new as the local redis-server that loads the backup, and the user needs +restore`,
-      cause: err,
-    });
-  } finally {
+async function probeRestore(
+  source: Redis,
+  target: Redis,
+  probe: { where: string; user: string; flush: boolean; functions: boolean },
+): Promise<void> {
+  const { where, user } = probe;
+  const dbs = parseKeyspace(await source.info('keyspace'));
+  let payload: Buffer | null = null;
+  if (dbs[0]) {
+    await source.select(dbs[0].db);
+    const [, keys] = await source.scanBuffer('0', 'COUNT', 100);
+    payload = keys[0] ? await source.dumpBuffer(keys[0]) : null;
     await source.select(0);
+  }
+  const unchanged = `nothing was changed on ${where}`;
+  const check = async (command: string, run: () => Promise<unknown>, allowed = /^$/) => {
+    try {
+      await run();
+    } catch (err) {
+      const message = errorMessage(err);
+      if (/^NOPERM/.test(message)) {
+        throw new RestoreError(`user ${user} on ${where} may not run ${command}: ${message}`, {
+          hint: `${unchanged}; grant it (ACL SETUSER ${user} ${RESTORE_RIGHTS}) and restore again`,
+          cause: err,
+        });
+      }
+      if (allowed.test(message)) return;
+      throw new RestoreError(`${where} cannot take this backup's keys: ${message}`, {
+        hint: `${unchanged}; a DUMP payload only restores into a Redis at least as new as the local redis-server that loads the backup`,
+        cause: err,
+      });
+    }
+  };
+  await check('SELECT', async () => {
+    for (const { db } of dbs) await target.select(db);
+    await target.select(0);
+  });
+  if (payload) {
+    const key = `datasaver:restore-probe:${process.pid}:${Date.now()}`;
+    await check('RESTORE', () => target.restore(key, 1, payload, 'ABSTTL'));
+  }
+  const refusedArgument = /^ERR/;
+  if (probe.flush) {
+    await check('FLUSHALL', () => target.call('FLUSHALL', 'datasaver-probe'), refusedArgument);
+  }
+  if (probe.functions) {
+    await check('FUNCTION RESTORE', () => target.call('FUNCTION', 'RESTORE', ''), refusedArgument);
   }
 }
 
@@ -536,10 +582,14 @@ async function copyDatabase(
         const { key, payload } = written[j]!;
         if (/^BUSYKEY/.test(err.message)) {
           // SCAN may return a key twice; the same value restored earlier is no conflict.
-          const existing = await target.dumpBuffer(key).catch(() => null);
-          if (existing?.equals(payload)) continue;
+          // Comparing needs +dump, which a restore does not otherwise need: without it, say so.
+          const existing = await target.dumpBuffer(key).catch((e: unknown) => e);
+          if (Buffer.isBuffer(existing) && existing.equals(payload)) continue;
+          const other = Buffer.isBuffer(existing)
+            ? 'with other data'
+            : `(it could not be compared: ${errorMessage(existing)})`;
           throw new RestoreError(
-            `key ${printable(key)} already exists in db${db} with other data; nothing was replaced`,
+            `key ${printable(key)} already exists in db${db} ${other}; nothing was replaced`,
           );
         }
         throw new RestoreError(`RESTORE of key ${printable(key)} in db${db} failed: ${err.message}`, {

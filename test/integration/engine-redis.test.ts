@@ -15,11 +15,12 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TargetConfig } from '../../src/config/types.ts';
 import { createEngine } from '../../src/engines/index.ts';
-import { RedisEngine } from '../../src/engines/redis.ts';
+import { BACKUP_RIGHTS, RESTORE_RIGHTS, RedisEngine } from '../../src/engines/redis.ts';
 import { crc64 } from '../../src/engines/redis-rdb.ts';
 import {
   BackupError,
   ConnectionError,
+  DatasaverError,
   RestoreError,
   ToolMissingError,
   UsageError,
@@ -201,6 +202,12 @@ describe('redis engine', () => {
     return source.target('redis_src');
   }
 
+  /** A restore of the whole backup onto the target (no --target-db), plain or with one of the flags. */
+  function restoreRequest(manifest: Manifest, flags: { force?: boolean; dropExisting?: boolean } = {}) {
+    const { force = false, dropExisting = false } = flags;
+    return { manifest, targetDatabase: undefined, dryRun: false, force, dropExisting, jobs: 1 };
+  }
+
   async function rawOf(storage: LocalStorage, manifest: Manifest): Promise<Buffer> {
     return buffer(rawDumpStream(await storage.get(manifest.object), manifest.compression));
   }
@@ -305,22 +312,141 @@ describe('redis engine', () => {
       const to = dest.target('redis_dst', { acl: true });
       to.connection.user = 'norestore';
       to.connection.password = new Secret('norestore-pw');
-      const request = {
-        manifest,
-        targetDatabase: undefined,
-        dryRun: false,
-        force: false,
-        dropExisting: true,
-        jobs: 1,
-      };
+      const request = restoreRequest(manifest, { dropExisting: true });
       const err = await runRestore(request, { engine: createEngine(to), storage }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(RestoreError);
-      expect((err as Error).message).toMatch(/cannot take this backup's keys: NOPERM/);
+      expect((err as Error).message).toMatch(/user norestore on .* may not run RESTORE: NOPERM/);
       expect((err as RestoreError).hint).toMatch(/nothing was changed/);
       expect(await d.get('dest:only')).toBe('keep me');
     } finally {
       await d.call('ACL', 'DELUSER', 'norestore').catch(() => {});
       d.disconnect();
+    }
+  });
+
+  describe('ACL users with exactly the rights README.md documents', () => {
+    const readme = readFile(join(import.meta.dirname, '../../README.md'), 'utf8');
+
+    /** (Re)creates `name` on `server` with exactly `rights`, returns a target for it, and clears the ACL log. */
+    async function aclUser(server: RedisServer, name: string, rights: string[]): Promise<TargetConfig> {
+      const c = await server.client(0);
+      try {
+        await c.call('ACL', 'SETUSER', name, 'reset', 'on', `>${name}-pw`, ...rights);
+        await c.call('ACL', 'LOG', 'RESET');
+      } finally {
+        c.disconnect();
+      }
+      const t = server.target(`${name}_target`, { acl: true });
+      return { ...t, connection: { ...t.connection, user: name, password: new Secret(`${name}-pw`) } };
+    }
+
+    /** Commands the server refused since the last aclUser(), as `user:command`. */
+    async function refused(server: RedisServer): Promise<string[]> {
+      const c = await server.client(0);
+      try {
+        const log = (await c.call('ACL', 'LOG')) as unknown[][];
+        return log.map((entry) => {
+          const fields = Object.fromEntries(
+            Array.from({ length: entry.length / 2 }, (_, i) => [entry[2 * i], entry[2 * i + 1]]),
+          );
+          return `${fields.username}:${fields.object}`;
+        });
+      } finally {
+        c.disconnect();
+      }
+    }
+
+    /** INFO keyspace of the destination and its function libraries: "nothing changed" is checked on these. */
+    async function destState(): Promise<unknown> {
+      const c = await dest.client(0);
+      try {
+        return { keyspace: await c.info('keyspace'), functions: await c.function('LIST') };
+      } finally {
+        c.disconnect();
+      }
+    }
+
+    it('the README names both lists verbatim', async () => {
+      expect(await readme).toContain(`\`${BACKUP_RIGHTS}\``);
+      expect(await readme).toContain(`\`${RESTORE_RIGHTS}\``);
+    });
+
+    it('restore rights: enough for --drop-existing and --force, every database, functions and TTLs equal; no command refused', async () => {
+      const { storage, manifest } = await backUp(await freshSource());
+      await dest.flushAll();
+      const d = await dest.client(0);
+      try {
+        await d.set('dest:only', 'flushed by --drop-existing');
+        const to = await aclUser(dest, 'ds-restore', RESTORE_RIGHTS.split(' '));
+        const deps = { engine: createEngine(to), storage };
+        await runRestore(restoreRequest(manifest, { dropExisting: true }), deps);
+        expect(await snapshot(dest.target('redis_dst'))).toEqual(await snapshot(source.target('redis_src')));
+        await d.set('str:plain', 'replaced by --force');
+        await runRestore(restoreRequest(manifest, { force: true }), deps);
+        expect(await d.get('str:plain')).toBe('hello');
+        expect(await snapshot(dest.target('redis_dst'))).toEqual(await snapshot(source.target('redis_src')));
+        expect(await refused(dest)).toEqual([]);
+      } finally {
+        d.disconnect();
+      }
+    });
+
+    const commandOf: Record<string, RegExp> = {
+      '+info': /'info'/,
+      '+select': /may not run SELECT: NOPERM .*'select'/,
+      '+restore': /may not run RESTORE: NOPERM .*'restore'/,
+      '+flushall': /may not run FLUSHALL: NOPERM .*'flushall'/,
+      '+function': /may not run FUNCTION RESTORE: NOPERM .*'function\|restore'/,
+    };
+    for (const missing of RESTORE_RIGHTS.split(' ').filter((r) => r.startsWith('+'))) {
+      it(`restore without ${missing}: fails naming it, changes nothing, leaves no probe key in any database`, async () => {
+        const { storage, manifest } = await backUp(await freshSource());
+        await dest.flushAll();
+        const d = await dest.client(0);
+        try {
+          await d.set('dest:only', 'keep me');
+          const before = await destState();
+          const rights = RESTORE_RIGHTS.split(' ').filter((r) => r !== missing);
+          const to = await aclUser(dest, 'ds-partial', rights);
+          const err = await runRestore(restoreRequest(manifest, { dropExisting: true }), {
+            engine: createEngine(to),
+            storage,
+          }).catch((e: unknown) => e);
+          expect(err).toBeInstanceOf(DatasaverError);
+          expect((err as Error).message).toMatch(commandOf[missing]!);
+          expect((err as DatasaverError).hint).toContain(RESTORE_RIGHTS);
+          if (err instanceof RestoreError) expect(err.hint).toMatch(/^nothing was changed/);
+          expect(await destState()).toEqual(before);
+          expect(await d.get('dest:only')).toBe('keep me');
+        } finally {
+          d.disconnect();
+        }
+      });
+    }
+
+    it('backup rights: enough to back up (the backup restores equal); no command refused', async () => {
+      await freshSource();
+      const from = await aclUser(source, 'ds-backup', BACKUP_RIGHTS.split(' '));
+      const { storage, manifest } = await backUp(from);
+      expect(await refused(source)).toEqual([]);
+      await dest.flushAll();
+      await runRestore(restoreRequest(manifest), { engine: createEngine(dest.target('redis_dst')), storage });
+      expect(await snapshot(dest.target('redis_dst'))).toEqual(await snapshot(source.target('redis_src')));
+    });
+
+    // Without +replconf redis-cli still backs up (it only warns that it cannot ask for the snapshot alone).
+    for (const missing of ['+info', '+sync']) {
+      it(`backup without ${missing}: fails naming the right to grant`, async () => {
+        await freshSource();
+        const from = await aclUser(
+          source,
+          'ds-partial-backup',
+          BACKUP_RIGHTS.split(' ').filter((r) => r !== missing),
+        );
+        const err = await backUp(from).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(DatasaverError);
+        expect(`${(err as Error).message} ${(err as DatasaverError).hint}`).toContain(BACKUP_RIGHTS);
+      });
     }
   });
 
