@@ -8,8 +8,8 @@
 
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { StringDecoder } from 'node:string_decoder';
 import pg from 'pg';
@@ -48,7 +48,10 @@ import type {
   RestoreTargetState,
   ServerInfo,
 } from './engine.ts';
+import { cleanSafeOrder, parseRestoreList } from './postgres-list.ts';
 import { RefusedScriptError, restrictedScript } from './postgres-script.ts';
+
+export { parseRestoreList };
 
 const FORMATS = ['custom', 'plain'] as const;
 const EXTENSIONS: Record<string, string> = { custom: 'dump', plain: 'sql' };
@@ -252,7 +255,8 @@ export class PostgresEngine implements Engine {
     const hint = restoreFailureHint(database, options);
     const env = this.#env(database);
     const args = ['--no-password', '--exit-on-error', '-d', `dbname=${quoteConninfo(database)}`];
-    if (options.overwrite) args.push('--clean', '--if-exists');
+    if (options.overwrite)
+      args.push('--clean', '--if-exists', `--use-list=${await this.#cleanSafeList(file, hint)}`);
     const tables = options.tables ?? [];
     if (tables.length > 0) {
       // pg_restore matches -t by name; -n keeps it to the one schema they are in, which it does not
@@ -279,6 +283,26 @@ export class PostgresEngine implements Engine {
     }
     args.push(options.jobs > 1 ? `--jobs=${options.jobs}` : '--single-transaction');
     await this.#runWithInput(this.#tool('pg_restore'), [...args, file], env, undefined, options.signal, hint);
+  }
+
+  /**
+   * The archive's TOC in an order `--clean` can drop (postgres-list.ts), written next to it for
+   * `--use-list`. The list reorders, never selects: pg_restore still restores every entry.
+   */
+  async #cleanSafeList(file: string, hint: string): Promise<string> {
+    const tool = this.#tool('pg_restore');
+    const toc = await runTool(tool, ['--list', file], toolEnv(process.env)); // reads the file only
+    if (toc.code !== 0) {
+      throw new RestoreError(
+        `${tool.command} --list ${describeExit(toc)}: ${this.#redact(toc.stderr) || 'no message'}`,
+        {
+          hint,
+        },
+      );
+    }
+    const list = join(dirname(file), 'list');
+    await writeFile(list, cleanSafeOrder(toc.stdout), { mode: 0o600 });
+    return list;
   }
 
   async #inspectCustom(source: AsyncIterable<Buffer>, options: Signal): Promise<DumpInspection> {
@@ -609,49 +633,6 @@ function quoteIdent(name: string): string {
 /** A libpq conninfo value, quoted, so database names with spaces or `=` stay one value. */
 function quoteConninfo(value: string): string {
   return `'${value.replace(/[\\']/g, (c) => `\\${c}`)}'`;
-}
-
-/** Multi-word TOC entry types, longest first, so `TABLE DATA` is not read as `TABLE`. */
-const MULTI_WORD_TYPES = [
-  'MATERIALIZED VIEW DATA',
-  'TEXT SEARCH CONFIGURATION',
-  'TEXT SEARCH DICTIONARY',
-  'TEXT SEARCH PARSER',
-  'TEXT SEARCH TEMPLATE',
-  'FOREIGN DATA WRAPPER',
-  'SEQUENCE OWNED BY',
-  'MATERIALIZED VIEW',
-  'PUBLICATION TABLE',
-  'ROW SECURITY',
-  'OPERATOR CLASS',
-  'OPERATOR FAMILY',
-  'EVENT TRIGGER',
-  'FOREIGN TABLE',
-  'ACCESS METHOD',
-  'BLOB METADATA',
-  'SEQUENCE SET',
-  'USER MAPPING',
-  'FK CONSTRAINT',
-  'DEFAULT ACL',
-  'TABLE DATA',
-  'LARGE OBJECT',
-];
-
-/** Parses `pg_restore --list` lines such as `214; 1259 16385 TABLE public t postgres`. */
-export function parseRestoreList(text: string): DumpEntry[] {
-  const entries: DumpEntry[] = [];
-  for (const line of text.split('\n')) {
-    const m = /^\d+;\s+\d+\s+\d+\s+(.*)$/.exec(line.trim());
-    if (!m) continue;
-    const rest = m[1]!;
-    const type = MULTI_WORD_TYPES.find((t) => rest.startsWith(`${t} `)) ?? rest.split(' ')[0]!;
-    const words = rest.slice(type.length).trim().split(' ');
-    const schema = words[0] ?? '-';
-    // The last word is the owner (absent for some entries); the name sits in between.
-    const name = words.length > 2 ? words.slice(1, -1).join(' ') : (words[1] ?? '');
-    entries.push({ type, schema: schema === '-' ? '' : schema, name });
-  }
-  return entries;
 }
 
 /**
