@@ -21,6 +21,8 @@ import { checkStoredObject } from './verify.ts';
 
 export interface RestoreRequest {
   manifest: Manifest;
+  /** The stored object already passed its checksum pass (chosen as `latest`, jobs/intact.ts). */
+  checked?: boolean | undefined;
   targetDatabase?: string | undefined;
   dryRun: boolean;
   force: boolean;
@@ -75,12 +77,13 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
   }
   const tables = request.tables?.length ? pickTables(manifest, request, engine) : undefined;
 
-  await checkStoredObject(manifest, {
-    storage,
-    engine,
-    signal,
-    onProgress: (_pass, n) => deps.onProgress?.('checksum', n),
-  });
+  if (!request.checked) {
+    await checkStoredObject(manifest, {
+      storage,
+      signal,
+      onProgress: (_pass, n) => deps.onProgress?.('checksum', n),
+    });
+  }
 
   const destination = await engine.restoreTargetState(request.targetDatabase, { signal });
   const can = engine.restoreCapabilities(manifest.format, manifest.database);
