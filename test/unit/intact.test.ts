@@ -12,8 +12,10 @@ const at = (hours: number) => new Date(NOW.getTime() - hours * 3_600_000);
 
 /** Storage whose reads of one key fail as a network error would. */
 class FailingReads extends MemoryStorage {
-  constructor(private readonly failing: string) {
+  readonly failing: string;
+  constructor(failing: string) {
     super();
+    this.failing = failing;
   }
   override async get(key: string, options: GetOptions = {}) {
     if (key === this.failing) throw new StorageError(`connection reset reading ${key}`);
