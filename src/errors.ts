@@ -73,11 +73,14 @@ export type VerifyReason = 'checksum' | 'size' | 'missing' | 'decompress' | 'str
 export class VerifyError extends DatasaverError {
   readonly backupId: string;
   readonly reason: VerifyReason;
+  /** What was found, without the backup and reason around it. */
+  readonly detail: string;
 
   constructor(backupId: string, reason: VerifyReason, message: string, details?: ErrorDetails) {
     super(ExitCode.verify, `backup ${backupId} failed verification (${reason}): ${message}`, details);
     this.backupId = backupId;
     this.reason = reason;
+    this.detail = message;
   }
 }
 

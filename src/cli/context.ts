@@ -127,10 +127,7 @@ export async function findStoredBackup(
   const found = await findBackup(storages, ref, backupTarget, {
     signal: ctx.signal,
     now: new Date(),
-    onUnreadable: (storage, err) =>
-      ctx.stderr.write(
-        `warning: cannot read ${storage.description}: ${printable(errorMessage(err))}; trying the others\n`,
-      ),
+    onUnreadable: (storage, err) => warnUnreadable(ctx, storage, err),
   });
   // Named by its id, a suspect backup is still used (a backup taken while a clock ran ahead is real),
   // but never silently.
@@ -140,6 +137,13 @@ export async function findStoredBackup(
     );
   }
   return found;
+}
+
+/** One storage holding backups cannot be read, and the others are tried. */
+export function warnUnreadable(ctx: CliContext, storage: StorageBackend, err: unknown): void {
+  ctx.stderr.write(
+    `warning: cannot read ${storage.description}: ${printable(errorMessage(err))}; trying the others\n`,
+  );
 }
 
 /**

@@ -3,13 +3,14 @@ import { createInterface } from 'node:readline/promises';
 import type { Config } from '../config/types.ts';
 import type { RestoreTargetState } from '../engines/engine.ts';
 import { createEngine } from '../engines/index.ts';
-import { UsageError } from '../errors.ts';
+import { UsageError, VerifyError } from '../errors.ts';
 import { restoreToFile, runRestore } from '../jobs/restore.ts';
 import { parseBackupId } from '../storage/layout.ts';
 import { printable } from '../util/printable.ts';
-import { type CliContext, findStoredBackup, readConfig, selectTargets } from './context.ts';
+import { type CliContext, readConfig, selectTargets } from './context.ts';
 import { sweepLeftovers } from './leftovers.ts';
 import { formatBytes, Progress, printJson } from './output.ts';
+import { backupToRestore, withOlderIntact } from './restore-pick.ts';
 
 export interface RestoreOptions {
   target?: string;
@@ -42,14 +43,21 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
     throw new UsageError(`'${ref}' is not a backup id`, {
       hint: 'use an id from `datasaver list`, or latest',
     });
-  const { manifest, storage } = await findStoredBackup(ctx, config, ref, backupTarget);
+  const progress = new Progress(ctx.stderr, !opts.json);
+  const { manifest, storage, passedOver, checked } = await backupToRestore(
+    ctx,
+    config,
+    ref,
+    backupTarget,
+    checksumProgress(progress),
+  );
   const engine = createEngine(target!);
 
-  const progress = new Progress(ctx.stderr, !opts.json);
   const interactive = !opts.json && ctx.stdin.isTTY === true && ctx.stderr.isTTY === true;
   const plan = await runRestore(
     {
       manifest,
+      checked,
       targetDatabase: opts.targetDb,
       dryRun: opts.dryRun ?? false,
       force: opts.force ?? false,
@@ -69,11 +77,11 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
           n,
         ),
     },
-  );
+  ).catch((err: unknown) => rethrow(ctx, config, err, opts));
   progress.done();
 
   if (opts.json) {
-    printJson(ctx.stdout, { ...plan, dryRun: opts.dryRun ?? false });
+    printJson(ctx.stdout, { ...plan, passedOver, dryRun: opts.dryRun ?? false });
     return 0;
   }
   if (jobs > 1 && plan.jobs === 1)
@@ -131,10 +139,18 @@ async function restoreToFileCommand(
     throw new UsageError(`'${ref}' is not a backup id`, {
       hint: 'use an id from `datasaver list`, or latest',
     });
-  const { manifest, storage } = await findStoredBackup(ctx, config, ref, backupTarget);
+  const progress = new Progress(ctx.stderr, !opts.json);
+  const { manifest, storage, passedOver } = await backupToRestore(
+    ctx,
+    config,
+    ref,
+    backupTarget,
+    checksumProgress(progress),
+  );
+  progress.done();
   const path = resolve(opts.toFile!);
   if (opts.dryRun) {
-    const plan = { backup: manifest.id, file: path, bytes: manifest.sizeBytes, dryRun: true };
+    const plan = { backup: manifest.id, file: path, bytes: manifest.sizeBytes, passedOver, dryRun: true };
     if (opts.json) printJson(ctx.stdout, plan);
     else
       ctx.stdout.write(
@@ -142,7 +158,6 @@ async function restoreToFileCommand(
       );
     return 0;
   }
-  const progress = new Progress(ctx.stderr, !opts.json);
   const result = await restoreToFile(
     { manifest, path, force: opts.force ?? false },
     {
@@ -154,14 +169,27 @@ async function restoreToFileCommand(
           n,
         ),
     },
-  );
+  ).catch((err: unknown) => rethrow(ctx, config, err, opts));
   progress.done();
-  if (opts.json) printJson(ctx.stdout, result);
+  if (opts.json) printJson(ctx.stdout, { ...result, passedOver });
   else
     ctx.stdout.write(
       `restored ${manifest.id} to file ${path} (${formatBytes(result.bytes)}, ${manifest.engine} ${manifest.format})\n`,
     );
   return 0;
+}
+
+function checksumProgress(progress: Progress) {
+  return (id: string, n: number, total: number) =>
+    progress.update(
+      `restore latest: checksum of ${id} ${Math.floor((100 * n) / total)}% of ${formatBytes(total)}`,
+      n,
+    );
+}
+
+/** A damaged backup's error gains the command that restores the newest older intact one. */
+async function rethrow(ctx: CliContext, config: Config, err: unknown, opts: RestoreOptions): Promise<never> {
+  throw err instanceof VerifyError ? await withOlderIntact(ctx, config, err, opts) : err;
 }
 
 async function confirm(ctx: CliContext, state: RestoreTargetState): Promise<boolean> {

@@ -103,6 +103,11 @@ export interface RestoreCapabilities {
   tables: boolean;
   /** What the restore destination is called in messages and hints: `database`, `server`, `file`. */
   destination: string;
+  /**
+   * `--target-db` restores the backup under another name. False where it is refused, so that no hint
+   * suggests it: a Redis server, a MySQL backup of several or all databases (its script names them).
+   */
+  renames: boolean;
 }
 
 export interface Engine {
@@ -117,7 +122,8 @@ export interface Engine {
    */
   extension(format: string): string;
 
-  restoreCapabilities(format: string): RestoreCapabilities;
+  /** What restoring a backup of `format`, made of `database` (the manifest's), can do. */
+  restoreCapabilities(format: string, database: string | null): RestoreCapabilities;
 
   /**
    * Connects, checks credentials and that the database exists, and checks that the dump tool can dump

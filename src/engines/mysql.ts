@@ -107,10 +107,12 @@ export class MysqlEngine implements Engine {
     return 'mysql.sql';
   }
 
-  restoreCapabilities(format: string): RestoreCapabilities {
+  restoreCapabilities(format: string, database: string | null): RestoreCapabilities {
     this.extension(format);
+    // A backup of several or all databases is a script that names them: it restores under no other name.
+    const renames = (database ?? '').split(',').filter((d) => d.trim()).length === 1;
     // Dumps carry DROP TABLE IF EXISTS before every table, so restoring over existing objects replaces them.
-    return { overwrite: true, parallel: false, tables: false, destination: 'database' };
+    return { overwrite: true, parallel: false, tables: false, destination: 'database', renames };
   }
 
   async preflight(options: Signal = {}): Promise<ServerInfo> {

@@ -75,7 +75,7 @@ export class PostgresEngine implements Engine {
   restoreCapabilities(format: string): RestoreCapabilities {
     this.extension(format);
     const custom = format === 'custom';
-    return { overwrite: custom, parallel: custom, tables: custom, destination: 'database' };
+    return { overwrite: custom, parallel: custom, tables: custom, destination: 'database', renames: true };
   }
 
   extension(format: string): string {

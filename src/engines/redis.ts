@@ -96,7 +96,7 @@ export class RedisEngine implements Engine {
 
   restoreCapabilities(format: string): RestoreCapabilities {
     this.extension(format);
-    return { overwrite: true, parallel: false, tables: false, destination: 'server' };
+    return { overwrite: true, parallel: false, tables: false, destination: 'server', renames: false };
   }
 
   async preflight(options: Signal = {}): Promise<ServerInfo> {

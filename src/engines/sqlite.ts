@@ -83,7 +83,7 @@ export class SqliteEngine implements Engine {
 
   restoreCapabilities(format: string): RestoreCapabilities {
     this.extension(format);
-    return { overwrite: true, parallel: false, tables: false, destination: 'file' };
+    return { overwrite: true, parallel: false, tables: false, destination: 'file', renames: true };
   }
 
   async preflight(): Promise<ServerInfo> {

@@ -131,25 +131,71 @@ async function readManifest(
   return result;
 }
 
+/** A committed backup and the storage it was found in. */
+export interface StoredBackup {
+  manifest: Manifest;
+  storage: StorageBackend;
+  /** Why its dates cannot be believed (manifest-trust.ts); only ever set for a backup named by its id. */
+  suspect?: string;
+}
+
+interface FindOptions {
+  signal?: AbortSignal | undefined;
+  /** Told about a storage that could not be read while another may still answer. */
+  onUnreadable?: ((storage: StorageBackend, err: unknown) => void) | undefined;
+  /** The time suspect dates are judged against. */
+  now?: Date | undefined;
+}
+
 /**
- * Finds one committed backup: an id, or `latest` for the newest trusted backup of `target`, in the first
- * of `storages` that holds it. `latest` never picks a suspect backup (manifest-trust.ts: dated after
- * `now`, or dated unlike its id); an id names its backup whatever its dates, and the answer carries
- * `suspect` with the reason, for the caller to warn. Throws UsageError naming what was looked for and
- * where when none is found.
+ * Every trusted committed backup of `target` in `storages`, newest first; a backup held by several
+ * storages comes once per storage, in the order of `storages` (a damaged copy in one may be intact in
+ * another). Suspect backups are never among them (manifest-trust.ts). Throws UsageError naming what was
+ * looked for and where when there is none.
+ */
+export async function trustedBackups(
+  storages: StorageBackend[],
+  target: string,
+  options: FindOptions = {},
+): Promise<StoredBackup[]> {
+  const now = options.now ?? new Date();
+  const found: StoredBackup[] = [];
+  const suspect = new Set<string>();
+  const unreadable = await eachCatalog(storages, target, options, (storage, backups) => {
+    for (const b of backups) {
+      if (manifestDistrust(b, now) === undefined) found.push({ manifest: b, storage });
+      else suspect.add(b.id);
+    }
+    return false;
+  });
+  if (found.length === 0) {
+    if (unreadable !== undefined) throw unreadable.err;
+    throw new UsageError(
+      `no ${suspect.size > 0 ? 'trusted ' : ''}backups of target ${target} in ${where(storages)}${suspect.size > 0 ? ` (${suspect.size} suspect backup(s) are never \`latest\`)` : ''}`,
+      {
+        hint:
+          suspect.size > 0
+            ? 'run `datasaver list` to see why they are suspect; restore one by its id if you trust it'
+            : 'run `datasaver list --all` to see what storage holds',
+      },
+    );
+  }
+  // Stable: within one id, the order of `storages` stays.
+  return found.sort((a, b) => compareIds(b.manifest.id, a.manifest.id));
+}
+
+/**
+ * Finds one committed backup: an id, or `latest` for the newest trusted backup of `target` (see
+ * trustedBackups), in the first of `storages` that holds it. An id names its backup whatever its dates,
+ * and the answer carries `suspect` with the reason, for the caller to warn. Throws UsageError naming what
+ * was looked for and where when none is found.
  */
 export async function findBackup(
   storages: StorageBackend[],
   ref: string,
   target: string | undefined,
-  options: {
-    signal?: AbortSignal | undefined;
-    /** Told about a storage that could not be read while another may still answer. */
-    onUnreadable?: ((storage: StorageBackend, err: unknown) => void) | undefined;
-    /** The time suspect dates are judged against. */
-    now?: Date | undefined;
-  } = {},
-): Promise<{ manifest: Manifest; storage: StorageBackend; suspect?: string }> {
+  options: FindOptions = {},
+): Promise<StoredBackup> {
   if (ref !== 'latest' && !parseBackupId(ref)) {
     throw new UsageError(`'${printable(ref)}' is not a backup id`, {
       hint: 'ids look like shop-20260111T020015Z; run `datasaver list` to see them, or use `latest`',
@@ -159,48 +205,52 @@ export async function findBackup(
   if (!backupTarget) {
     throw new UsageError('`latest` needs a target', { hint: 'pass --target NAME, or give a backup id' });
   }
-  const now = options.now ?? new Date();
-  let best: { manifest: Manifest; storage: StorageBackend } | undefined;
-  let unreadable: unknown;
-  const skipped = new Set<string>();
+  if (ref === 'latest') return (await trustedBackups(storages, backupTarget, options))[0]!;
+  let best: StoredBackup | undefined;
+  const unreadable = await eachCatalog(storages, backupTarget, options, (storage, backups) => {
+    const found = backups.find((b) => b.id === ref);
+    if (found) best = { manifest: found, storage };
+    return found !== undefined;
+  });
+  if (!best) {
+    if (unreadable !== undefined) throw unreadable.err;
+    throw new UsageError(`no committed backup ${ref} in ${where(storages)}`, {
+      hint: 'run `datasaver list --all` to see what storage holds',
+    });
+  }
+  const suspect = manifestDistrust(best.manifest, options.now ?? new Date());
+  return suspect === undefined ? best : { ...best, suspect };
+}
+
+/**
+ * Reads the committed backups of `target` in each storage in turn, until `visit` returns true. One
+ * destination down (S3 unreachable) must not keep a restore from the others: its error is passed to
+ * onUnreadable, and the first such error returned.
+ */
+async function eachCatalog(
+  storages: StorageBackend[],
+  target: string,
+  options: FindOptions,
+  visit: (storage: StorageBackend, backups: Manifest[]) => boolean,
+): Promise<{ err: unknown } | undefined> {
+  let unreadable: { err: unknown } | undefined;
   for (const storage of storages) {
     let backups: Manifest[];
     try {
-      ({ backups } = await readCatalog(storage, { target: backupTarget, signal: options.signal }));
+      ({ backups } = await readCatalog(storage, { target, signal: options.signal }));
     } catch (err) {
-      // One destination down (S3 unreachable) must not keep a restore from the others.
       options.signal?.throwIfAborted();
       options.onUnreadable?.(storage, err);
-      unreadable ??= err;
+      unreadable ??= { err };
       continue;
     }
-    let found: Manifest | undefined;
-    if (ref === 'latest') {
-      const trusted = backups.filter((b) => manifestDistrust(b, now) === undefined);
-      for (const b of backups) if (!trusted.includes(b)) skipped.add(b.id);
-      found = trusted.at(-1);
-    } else found = backups.find((b) => b.id === ref);
-    // `latest` is the newest anywhere; an id is taken from the first storage that has it.
-    if (found && (!best || compareIds(found.id, best.manifest.id) > 0)) best = { manifest: found, storage };
-    if (best && ref !== 'latest') break;
+    if (visit(storage, backups)) break;
   }
-  if (!best) {
-    if (unreadable !== undefined) throw unreadable;
-    const where = storages.map((s) => s.description).join(', ');
-    throw new UsageError(
-      ref === 'latest'
-        ? `no ${skipped.size > 0 ? 'trusted ' : ''}backups of target ${backupTarget} in ${where}${skipped.size > 0 ? ` (${skipped.size} suspect backup(s) are never \`latest\`)` : ''}`
-        : `no committed backup ${ref} in ${where}`,
-      {
-        hint:
-          skipped.size > 0
-            ? 'run `datasaver list` to see why they are suspect; restore one by its id if you trust it'
-            : 'run `datasaver list --all` to see what storage holds',
-      },
-    );
-  }
-  const suspect = manifestDistrust(best.manifest, now);
-  return suspect === undefined ? best : { ...best, suspect };
+  return unreadable;
+}
+
+function where(storages: StorageBackend[]): string {
+  return storages.map((s) => s.description).join(', ');
 }
 
 /** What the daemon reads from one destination at start: committed backups of `target`, and the newest. */

@@ -21,6 +21,8 @@ import { checkStoredObject } from './verify.ts';
 
 export interface RestoreRequest {
   manifest: Manifest;
+  /** The stored object already passed its checksum pass (chosen as `latest`, jobs/intact.ts). */
+  checked?: boolean | undefined;
   targetDatabase?: string | undefined;
   dryRun: boolean;
   force: boolean;
@@ -75,15 +77,16 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
   }
   const tables = request.tables?.length ? pickTables(manifest, request, engine) : undefined;
 
-  await checkStoredObject(manifest, {
-    storage,
-    engine,
-    signal,
-    onProgress: (_pass, n) => deps.onProgress?.('checksum', n),
-  });
+  if (!request.checked) {
+    await checkStoredObject(manifest, {
+      storage,
+      signal,
+      onProgress: (_pass, n) => deps.onProgress?.('checksum', n),
+    });
+  }
 
   const destination = await engine.restoreTargetState(request.targetDatabase, { signal });
-  const can = engine.restoreCapabilities(manifest.format);
+  const can = engine.restoreCapabilities(manifest.format, manifest.database);
   const jobs = can.parallel ? Math.max(1, request.jobs) : 1;
   const action = chooseAction(destination, request);
   const plan: RestorePlan = { backup: manifest.id, destination, action, jobs };
@@ -103,7 +106,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
     throw new UsageError(
       `cannot restore backup ${manifest.id} (${manifest.engine} ${manifest.format} format) over the objects in ${destination.description}: this format cannot replace what exists`,
       {
-        hint: `use --drop-existing to recreate the ${can.destination}, or --target-db NAME for a new one`,
+        hint: `use --drop-existing to recreate the ${can.destination}${can.renames ? ', or --target-db NAME for a new one' : ''}`,
       },
     );
   }
@@ -111,7 +114,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
     const confirmed = deps.confirmOverwrite ? await deps.confirmOverwrite(destination) : false;
     if (!confirmed) {
       throw new UsageError(`refusing to restore into ${destination.description}: it is not empty`, {
-        hint: 'pass --force to restore over the existing objects, --drop-existing to recreate the database, or --target-db NAME for a new database',
+        hint: `pass --force to restore over the existing objects${can.renames ? `, --drop-existing to recreate the ${can.destination}, or --target-db NAME for a new ${can.destination}` : ` or --drop-existing to recreate the ${can.destination}`}`,
       });
     }
   }
@@ -147,7 +150,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
  * selects by name within schemas) and --drop-existing (it would drop everything else).
  */
 function pickTables(manifest: Manifest, request: RestoreRequest, engine: Engine) {
-  if (!engine.restoreCapabilities(manifest.format).tables) {
+  if (!engine.restoreCapabilities(manifest.format, manifest.database).tables) {
     throw new UsageError(
       `--table cannot be used with backup ${manifest.id} (${manifest.engine} ${manifest.format} format): it restores whole`,
       { hint: 'PostgreSQL backups in custom format (the default) restore single tables' },

@@ -41,7 +41,10 @@ export interface VerifyResult {
 }
 
 /** Checks size and sha256 of the stored object against the manifest. Throws VerifyError. */
-export async function checkStoredObject(manifest: Manifest, deps: VerifyDeps): Promise<void> {
+export async function checkStoredObject(
+  manifest: Manifest,
+  deps: Pick<VerifyDeps, 'storage' | 'signal' | 'onProgress'>,
+): Promise<void> {
   const { storage, signal } = deps;
   const info = await storage.stat(manifest.object, { signal });
   if (!info)

@@ -636,6 +636,21 @@ ALTER DATABASE legacy CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;`);
       expect(await snapshot(fresh, 'shop')).toEqual(await snapshot(source, 'shop'));
       expect(await snapshot(fresh, 'billing 2')).toEqual(await snapshot(source, 'billing 2'));
       expect(await new MysqlEngine(to).restoreTargetState()).toMatchObject({ empty: false });
+
+      // Again, now over what it restored: refused, and the hint offers only what works for such a
+      // backup (--target-db is refused for it), each of which then does.
+      const refused = await failure(() => restore(to, storage, manifest));
+      expect(refused).toBeInstanceOf(UsageError);
+      expect(refused.message).toMatch(/not empty/);
+      const hint = (refused as UsageError).hint ?? '';
+      expect(hint).not.toMatch(/--target-db/);
+      expect(hint).toMatch(/--force/);
+      expect(hint).toMatch(/--drop-existing/);
+      await fresh.query('DELETE FROM shop.audit WHERE id > 1');
+      expect((await restore(to, storage, manifest, { force: true })).action).toBe('overwrite');
+      expect(await snapshot(fresh, 'shop')).toEqual(await snapshot(source, 'shop'));
+      expect((await restore(to, storage, manifest, { dropExisting: true })).action).toBe('drop-and-recreate');
+      expect(await snapshot(fresh, 'billing 2')).toEqual(await snapshot(source, 'billing 2'));
     });
 
     it('TLS: required, it works with a server that has it and fails with one that has not', async () => {

@@ -9,7 +9,7 @@ import { zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.ts';
 import { createRichDatabase } from '../support/fixtures.ts';
-import { databaseExists, targetEnv, tempDir, uniqueName } from '../support/pg.ts';
+import { comparableDump, databaseExists, query, targetEnv, tempDir, uniqueName } from '../support/pg.ts';
 
 let db: string;
 
@@ -135,6 +135,74 @@ describe('verify', () => {
     expect(res.code).toBe(5);
     expect(res.stderr).toContain(`backup ${id} failed verification (checksum)`);
     expect(await databaseExists(copy)).toBe(false);
+  });
+
+  it('restore latest passes over a damaged newest backup to the newest intact one; its id names that one as a command', async () => {
+    const s = await twoBackups();
+    const good = s.ids[1]!;
+    const atGood = await comparableDump(db);
+    // The newest backup holds a row the older ones lack, so the data shows which one was restored.
+    await query(db, 'CREATE TABLE after_good (id int); INSERT INTO after_good VALUES (1)');
+    let damaged: string;
+    try {
+      const res = await runCli(['backup', '--json'], s.env);
+      expect(res.code, res.output).toBe(0);
+      const m = JSON.parse(res.stdout).backups[0];
+      damaged = m.id;
+      await flipByte(join(s.storage, m.object), 300);
+    } finally {
+      await query(db, 'DROP TABLE after_good');
+    }
+
+    const copy = uniqueName('latestgood');
+    const res = await runCli(['restore', 'latest', '--target-db', copy, '--json'], s.env);
+    expect(res.code, res.output).toBe(0);
+    expect(res.stderr).toMatch(new RegExp(`passed over ${damaged} in .*: checksum: `));
+    expect(res.stderr).toContain(`latest is ${good}, the newest intact backup`);
+    const plan = JSON.parse(res.stdout);
+    expect(plan.backup).toBe(good);
+    expect(plan.passedOver).toEqual([
+      { id: damaged, storage: expect.any(String), reason: expect.stringMatching(/^checksum: /) },
+    ]);
+    expect(await comparableDump(copy)).toBe(atGood);
+
+    // Named by its id, the damaged backup is refused before any database is touched, and the error
+    // names the newest older intact backup as the command to run, which then works.
+    const other = uniqueName('named');
+    const named = await runCli(['restore', damaged, '--target-db', other], s.env);
+    expect(named.code).toBe(5);
+    expect(named.stderr).toContain(`backup ${damaged} failed verification (checksum)`);
+    expect(await databaseExists(other)).toBe(false);
+    const command = named.stderr.match(/run `(datasaver restore [^`]+)`/)?.[1];
+    expect(command).toBe(`datasaver restore ${good} --target-db ${other}`);
+    const again = await runCli(command!.split(' ').slice(1), s.env);
+    expect(again.code, again.output).toBe(0);
+    expect(await comparableDump(other)).toBe(atGood);
+  });
+
+  it('restore latest passes over a backup whose recorded verify failed, and fails when none is intact', async () => {
+    const s = await twoBackups();
+    const [older, newer] = s.ids as [string, string];
+    // Intact bytes that are not a valid dump: the checksum passes, the structure check fails.
+    await replaceDump(s, newer, Buffer.from('not a pg_dump archive'));
+    expect((await runCli(['verify', newer], s.env)).code).toBe(5);
+    const res = await runCli(
+      ['restore', 'latest', '--target-db', uniqueName('skipverify'), '--dry-run'],
+      s.env,
+    );
+    expect(res.code, res.output).toBe(0);
+    expect(res.stderr).toMatch(
+      new RegExp(`passed over ${newer} in .*: its verify at \\S+ failed \\(structure\\)`),
+    );
+    expect(res.stdout).toContain(`backup ${older} `);
+
+    await flipByte(s.object(older), 200);
+    const none = uniqueName('nonegood');
+    const fail = await runCli(['restore', 'latest', '--target-db', none], s.env);
+    expect(fail.code).toBe(5);
+    expect(fail.stderr).toMatch(/no intact backup of target .*: all 2 were passed over/);
+    expect(fail.stderr).toContain(`passed over ${older}`);
+    expect(await databaseExists(none)).toBe(false);
   });
 
   it('unknown backup id: exit 1 with a pointer to list', async () => {

@@ -19,6 +19,7 @@ import { DEFAULT_RULES } from '../../src/retention/policy.ts';
 import type { GetOptions } from '../../src/storage/backend.ts';
 import { backupId, manifestKey, verifyKey } from '../../src/storage/layout.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
+import { fakeCapabilities } from '../support/fake-engine.ts';
 import { storeBackup } from '../support/manifests.ts';
 
 const DAY = 86_400_000;
@@ -237,12 +238,7 @@ describe('printed fields', () => {
     const { engine } = recordingEngine();
     const tables: Engine = {
       ...engine,
-      restoreCapabilities: () => ({
-        overwrite: true,
-        parallel: false,
-        tables: true,
-        destination: 'database',
-      }),
+      restoreCapabilities: () => ({ ...fakeCapabilities, tables: true }),
     };
     for (const wanted of ['nosuch', 'a']) {
       const err = await runRestore(
@@ -273,7 +269,7 @@ function recordingEngine() {
     name: 'postgres',
     formats: ['custom'],
     extension: () => 'dump',
-    restoreCapabilities: () => ({ overwrite: true, parallel: false, tables: false, destination: 'database' }),
+    restoreCapabilities: () => fakeCapabilities,
     preflight: async () => ({ serverVersion: '15', toolVersion: 'pg_dump 15' }),
     facts: async () => ({ exact: true, tables: [] }),
     dump: () => {
