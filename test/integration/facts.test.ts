@@ -1,8 +1,8 @@
 /**
  * The manifest's facts are marked exact only when they are the backup's own counts. A writer commits
  * between the facts and the dump (the engine's `dump` writes first, then dumps: deterministic): SQLite
- * counts the copy it streams, so its exact counts equal the restored file's; Redis counts before its
- * snapshot, so its counts are marked not exact. PostgreSQL's planner estimates are not doubled for a
+ * counts the copy it streams, so its exact counts equal the restored file's; MySQL and Redis count
+ * before their snapshot, so their counts are marked not exact. PostgreSQL's planner estimates are not doubled for a
  * table analysed in the session that filled it.
  */
 import { join } from 'node:path';
@@ -16,6 +16,8 @@ import { createEngine } from '../../src/engines/index.ts';
 import { runBackup } from '../../src/jobs/backup.ts';
 import { runRestore } from '../../src/jobs/restore.ts';
 import { LocalStorage } from '../../src/storage/local.ts';
+import { Secret } from '../../src/util/secret.ts';
+import { type MariadbServer, startMariadb } from '../support/mariadb-server.ts';
 import { createDatabase, pgTarget, server, tempDir, uniqueName } from '../support/pg.ts';
 import { type RedisServer, startRedis } from '../support/redis-server.ts';
 
@@ -101,6 +103,52 @@ describe('facts marked exact are the backup’s', () => {
       } finally {
         client.disconnect();
       }
+    });
+  });
+
+  describe('mysql', () => {
+    let mariadb: MariadbServer;
+    beforeAll(async () => {
+      mariadb = await startMariadb();
+    });
+    afterAll(async () => {
+      await mariadb?.stop();
+    });
+
+    it('rows counted before the dump’s snapshot are marked not exact', async () => {
+      const db = uniqueName('facts_my');
+      await mariadb.query(`CREATE DATABASE ${db}`);
+      await mariadb.query(
+        'CREATE TABLE t (i INT) ENGINE=InnoDB; INSERT INTO t SELECT seq FROM seq_1_to_50',
+        db,
+      );
+      const base = offlineTarget('facts-mysql', undefined, 'mysql');
+      const target: TargetConfig = {
+        ...base,
+        connection: {
+          ...base.connection,
+          host: mariadb.host,
+          port: mariadb.port,
+          user: mariadb.user,
+          password: new Secret(mariadb.password),
+          database: db,
+        },
+      };
+      const engine = createEngine(target);
+      const { storage, manifest } = await backUp(
+        target,
+        writerBeforeDump(engine, async () => {
+          await mariadb.query('INSERT INTO t SELECT seq FROM seq_51_to_55', db);
+        }),
+      );
+      const copy = `${db}_copy`;
+      await runRestore(
+        { manifest, targetDatabase: copy, dryRun: false, force: false, dropExisting: false, jobs: 1 },
+        { engine, storage },
+      );
+      // The backup holds 55 rows; the count was taken at 50, so it must not claim to be exact.
+      expect(await mariadb.query(`SELECT count(*) FROM ${copy}.t`)).toEqual([['55']]);
+      expect(manifest.facts).toEqual({ exact: false, tables: [{ name: `${db}.t`, rows: 50 }] });
     });
   });
 
