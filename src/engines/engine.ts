@@ -25,8 +25,13 @@ export interface ServerInfo {
 
 /** Cheap facts about the database, recorded in the manifest for later verification. */
 export interface DatabaseFacts {
-  /** Per-table row counts. `exact: false` means planner estimates (cheap, close after ANALYZE). */
+  /** Per-table row counts (Redis: keys per logical database). */
   tables: { name: string; rows: number }[];
+  /**
+   * True only when every count is what the dump holds: read from the dump's own copy or snapshot. Counts
+   * taken from the live database around the dump (planner estimates, or counts before the dump's snapshot
+   * while writers commit) are `false`, however close they are.
+   */
   exact: boolean;
 }
 
@@ -35,6 +40,8 @@ export interface DumpOptions {
   format: string;
   schemaOnly: boolean;
   signal?: AbortSignal | undefined;
+  /** Called with exact facts read from what this dump holds, by engines that can count them cheaply. */
+  onFacts?: ((facts: DatabaseFacts) => void) | undefined;
 }
 
 /** One entry of a dump's table of contents, as `restore --dry-run` and `verify` show it. */

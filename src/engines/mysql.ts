@@ -66,10 +66,10 @@ const DEFAULTS_LINE = 'ALTER DATABASE';
 /** Every mysqldump/mariadb-dump script ends with this comment (`-- Dump completed on <date>`). */
 const DUMP_COMPLETE = '-- Dump completed';
 const DUMP_COMPLETE_LINE = /^-- Dump completed(?: on \d{4}-\d{2}-\d{2} [ \d]\d:\d{2}:\d{2})?\s*$/;
-/** InnoDB tables up to this many estimated rows get an exact count(*) for the manifest's facts. */
+/** InnoDB tables up to this many estimated rows get a count(*) for the manifest's facts. */
 const COUNT_MAX_ROWS = 100_000;
 const COUNT_MAX_TABLES = 1_000;
-/** Engines whose information_schema row count is exact. */
+/** Engines whose information_schema row count is a count, not an estimate. */
 const EXACT_ROW_ENGINES = ['MyISAM', 'Aria', 'MEMORY'];
 
 type Signal = { signal?: AbortSignal | undefined };
@@ -175,7 +175,7 @@ export class MysqlEngine implements Engine {
       .filter((r) => !databases || databases.includes(r[0]!))
       .map((r) => ({ schema: r[0]!, table: r[1]!, engine: r[2]!, rows: Number(r[3]), exact: false }));
     for (const t of tables) t.exact = EXACT_ROW_ENGINES.includes(t.engine);
-    // InnoDB only estimates its row count; counting small tables is cheap and makes the facts exact.
+    // InnoDB only estimates its row count; counting small tables is cheap and brings them closer.
     const toCount = tables
       .filter((t) => !t.exact && t.engine === 'InnoDB' && t.rows <= COUNT_MAX_ROWS)
       .slice(0, COUNT_MAX_TABLES);
@@ -194,8 +194,10 @@ export class MysqlEngine implements Engine {
         // A table dropped or locked meanwhile: its estimate will do.
       }
     }
+    // Counted before the dump's snapshot (--single-transaction) while writers go on: never the
+    // backup's exact counts.
     return {
-      exact: tables.every((t) => t.exact),
+      exact: false,
       tables: tables.map((t) => ({ name: `${t.schema}.${t.table}`, rows: t.rows })),
     };
   }

@@ -109,12 +109,14 @@ export class PostgresEngine implements Engine {
   }
 
   async facts(options: Signal = {}): Promise<DatabaseFacts> {
-    // Planner estimates, not count(*): cheap on any database size. n_live_tup is fresher than reltuples
-    // when autovacuum has not analyzed yet.
+    // Planner estimates, not count(*): cheap on any database size. reltuples is what the last ANALYZE or
+    // VACUUM saw; n_live_tup only for tables never analysed (reltuples -1). n_live_tup is not preferred:
+    // a session that inserts and analyses before its statistics are flushed has the inserts counted
+    // twice (ANALYZE sets n_live_tup, then the flush adds the session's inserts on top).
     const rows = await this.#withClient(this.#database(), options, async (c) => {
       const res = await c.query<{ schema: string; name: string; rows: string }>(`
         SELECT n.nspname AS schema, c.relname AS name,
-               COALESCE(s.n_live_tup, GREATEST(c.reltuples, 0))::bigint AS rows
+               (CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE COALESCE(s.n_live_tup, 0) END)::bigint AS rows
           FROM pg_class c
           JOIN pg_namespace n ON n.oid = c.relnamespace
           LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid

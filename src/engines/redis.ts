@@ -111,7 +111,11 @@ export class RedisEngine implements Engine {
 
   async facts(options: Signal = {}): Promise<DatabaseFacts> {
     const keyspace = await this.#withClient(options, (c) => c.info('keyspace'));
-    return { exact: true, tables: parseKeyspace(keyspace).map((d) => ({ name: `db${d.db}`, rows: d.keys })) };
+    // Read before the RDB snapshot, while writers go on: close to the backup's key counts, not exact.
+    return {
+      exact: false,
+      tables: parseKeyspace(keyspace).map((d) => ({ name: `db${d.db}`, rows: d.keys })),
+    };
   }
 
   dump(options: DumpOptions): AsyncIterable<Buffer> {

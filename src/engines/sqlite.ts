@@ -97,23 +97,21 @@ export class SqliteEngine implements Engine {
     };
   }
 
+  /**
+   * Counts of the live file, before the copy: writers may commit between them and the copy, so they are
+   * not exact. The dump replaces them (`onFacts`) with exact counts read from the copy it streams.
+   */
   async facts(): Promise<DatabaseFacts> {
-    return this.#withSource((db) => ({
-      exact: true,
-      tables: userTables(db).map((name) => ({
-        name,
-        rows: Number((db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(name)}`).get() as { n: number }).n),
-      })),
-    }));
+    return this.#withSource((db) => ({ exact: false, tables: countRows(db) }));
   }
 
   dump(options: DumpOptions): AsyncIterable<Buffer> {
     this.extension(options.format);
     if (options.schemaOnly) throw new UsageError('sqlite backups have no schema-only mode');
-    return this.#dump(options.signal);
+    return this.#dump(options.signal, options.onFacts);
   }
 
-  async *#dump(signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+  async *#dump(signal: AbortSignal | undefined, onFacts: DumpOptions['onFacts']): AsyncGenerator<Buffer> {
     const dir = await makePrivateTempDir('sqlite');
     try {
       const copy = join(dir, 'copy.sqlite');
@@ -128,6 +126,15 @@ export class SqliteEngine implements Engine {
         source.close();
       }
       signal?.throwIfAborted();
+      if (onFacts) {
+        // The copy is exactly the bytes streamed below: its counts are the backup's.
+        const db = new DatabaseSync(copy, { readOnly: true });
+        try {
+          onFacts({ exact: true, tables: countRows(db) });
+        } finally {
+          db.close();
+        }
+      }
       for await (const chunk of createReadStream(copy, { highWaterMark: 1024 * 1024, signal })) {
         yield chunk as Buffer;
       }
@@ -285,6 +292,13 @@ export class SqliteEngine implements Engine {
 
 export function createSqliteEngine(target: TargetConfig): Engine {
   return new SqliteEngine(target);
+}
+
+function countRows(db: DatabaseSync): { name: string; rows: number }[] {
+  return userTables(db).map((name) => ({
+    name,
+    rows: Number((db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(name)}`).get() as { n: number }).n),
+  }));
 }
 
 function userTables(db: DatabaseSync): string[] {

@@ -76,7 +76,9 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   const format = request.format ?? target.format;
   const schemaOnly = request.schemaOnly ?? target.schemaOnly;
 
-  const [server, facts] = await Promise.all([engine.preflight({ signal }), engine.facts({ signal })]);
+  const [server, liveFacts] = await Promise.all([engine.preflight({ signal }), engine.facts({ signal })]);
+  // Counts read from the dump's own copy replace those taken from the live database beforehand.
+  let facts = liveFacts;
 
   const startedAt = now();
   const extension = dataExtension(
@@ -125,7 +127,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
       Readable.from(
         failpointAfterFirst(
           'backup.dumping',
-          coalesce(engine.dump({ format, schemaOnly, signal: dumpSignal })),
+          coalesce(engine.dump({ format, schemaOnly, signal: dumpSignal, onFacts: (f) => (facts = f) })),
         ),
         { objectMode: true, highWaterMark: 2 },
       ),

@@ -1,0 +1,185 @@
+/**
+ * The manifest's facts are marked exact only when they are the backup's own counts. A writer commits
+ * between the facts and the dump (the engine's `dump` writes first, then dumps: deterministic): SQLite
+ * counts the copy it streams, so its exact counts equal the restored file's; MySQL and Redis count
+ * before their snapshot, so their counts are marked not exact. PostgreSQL's planner estimates are not doubled for a
+ * table analysed in the session that filled it.
+ */
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { offlineTarget } from '../../src/config/target.ts';
+import type { TargetConfig } from '../../src/config/types.ts';
+import type { Engine } from '../../src/engines/engine.ts';
+import { createEngine } from '../../src/engines/index.ts';
+import { runBackup } from '../../src/jobs/backup.ts';
+import { runRestore } from '../../src/jobs/restore.ts';
+import { LocalStorage } from '../../src/storage/local.ts';
+import { Secret } from '../../src/util/secret.ts';
+import { type MariadbServer, startMariadb } from '../support/mariadb-server.ts';
+import { createDatabase, pgTarget, server, tempDir, uniqueName } from '../support/pg.ts';
+import { type RedisServer, startRedis } from '../support/redis-server.ts';
+
+/** The real engine, with `write` run after its facts are taken and before its dump starts. */
+function writerBeforeDump(engine: Engine, write: () => Promise<void>): Engine {
+  const dump = engine.dump.bind(engine);
+  engine.dump = (options) =>
+    (async function* () {
+      await write();
+      yield* dump(options);
+    })();
+  return engine;
+}
+
+async function backUp(target: TargetConfig, engine: Engine) {
+  const storage = new LocalStorage(await tempDir('facts-store-'));
+  const { manifest } = await runBackup(
+    { target, labels: [], verify: false },
+    { engine, destinations: [storage] },
+  );
+  return { storage, manifest };
+}
+
+describe('facts marked exact are the backup’s', () => {
+  it('sqlite: counts come from the copy that is streamed, and equal the restored file’s', async () => {
+    const path = join(await tempDir('facts-sqlite-'), 'live.db');
+    const live = new DatabaseSync(path);
+    live.exec('PRAGMA journal_mode = WAL; CREATE TABLE t (i INTEGER)');
+    const insert = (n: number) => {
+      live.exec('BEGIN');
+      for (let i = 0; i < n; i++) live.prepare('INSERT INTO t VALUES (?)').run(i);
+      live.exec('COMMIT');
+    };
+    insert(100);
+    const base = offlineTarget('facts', undefined, 'sqlite');
+    const target = { ...base, connection: { ...base.connection, database: path } };
+    const engine = createEngine(target);
+    try {
+      expect(await engine.facts()).toEqual({ exact: false, tables: [{ name: 't', rows: 100 }] });
+      const { storage, manifest } = await backUp(
+        target,
+        writerBeforeDump(engine, async () => insert(7)),
+      );
+      const restored = join(await tempDir('facts-sqlite-copy-'), 'copy.db');
+      await runRestore(
+        { manifest, targetDatabase: restored, dryRun: false, force: false, dropExisting: false, jobs: 1 },
+        { engine, storage },
+      );
+      const copy = new DatabaseSync(restored, { readOnly: true });
+      const held = Number((copy.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n);
+      copy.close();
+      expect(held).toBe(107);
+      expect(manifest.facts).toEqual({ exact: true, tables: [{ name: 't', rows: held }] });
+    } finally {
+      live.close();
+    }
+  });
+
+  describe('redis', () => {
+    let redis: RedisServer;
+    beforeAll(async () => {
+      redis = await startRedis();
+    });
+    afterAll(async () => {
+      await redis?.stop();
+    });
+
+    it('keys counted before the snapshot are marked not exact', async () => {
+      const client = await redis.client(0);
+      try {
+        for (let i = 0; i < 20; i++) await client.set(`k${i}`, 'v');
+        const target = redis.target('facts_redis');
+        const engine = createEngine(target);
+        const { manifest } = await backUp(
+          target,
+          writerBeforeDump(engine, async () => {
+            for (let i = 20; i < 25; i++) await client.set(`k${i}`, 'v');
+          }),
+        );
+        // The snapshot holds 25 keys; the count was taken at 20, so it must not claim to be exact.
+        expect(manifest.facts).toEqual({ exact: false, tables: [{ name: 'db0', rows: 20 }] });
+        expect(await client.dbsize()).toBe(25);
+      } finally {
+        client.disconnect();
+      }
+    });
+  });
+
+  describe('mysql', () => {
+    let mariadb: MariadbServer;
+    beforeAll(async () => {
+      mariadb = await startMariadb();
+    });
+    afterAll(async () => {
+      await mariadb?.stop();
+    });
+
+    it('rows counted before the dump’s snapshot are marked not exact', async () => {
+      const db = uniqueName('facts_my');
+      await mariadb.query(`CREATE DATABASE ${db}`);
+      await mariadb.query(
+        'CREATE TABLE t (i INT) ENGINE=InnoDB; INSERT INTO t SELECT seq FROM seq_1_to_50',
+        db,
+      );
+      const base = offlineTarget('facts-mysql', undefined, 'mysql');
+      const target: TargetConfig = {
+        ...base,
+        connection: {
+          ...base.connection,
+          host: mariadb.host,
+          port: mariadb.port,
+          user: mariadb.user,
+          password: new Secret(mariadb.password),
+          database: db,
+        },
+      };
+      const engine = createEngine(target);
+      const { storage, manifest } = await backUp(
+        target,
+        writerBeforeDump(engine, async () => {
+          await mariadb.query('INSERT INTO t SELECT seq FROM seq_51_to_55', db);
+        }),
+      );
+      const copy = `${db}_copy`;
+      await runRestore(
+        { manifest, targetDatabase: copy, dryRun: false, force: false, dropExisting: false, jobs: 1 },
+        { engine, storage },
+      );
+      // The backup holds 55 rows; the count was taken at 50, so it must not claim to be exact.
+      expect(await mariadb.query(`SELECT count(*) FROM ${copy}.t`)).toEqual([['55']]);
+      expect(manifest.facts).toEqual({ exact: false, tables: [{ name: `${db}.t`, rows: 50 }] });
+    });
+  });
+
+  it('postgres: a table analysed in the session that filled it is estimated once, not twice', async () => {
+    const db = uniqueName('facts_pg');
+    await createDatabase(db);
+    const s = server();
+    const client = new pg.Client({
+      host: s.host,
+      port: s.port,
+      user: s.user,
+      password: s.password,
+      database: db,
+    });
+    await client.connect();
+    try {
+      // Separate statements (each its own transaction), so the inserts' statistics are still pending
+      // in this session when ANALYZE reports its own count.
+      await client.query('CREATE TABLE t (i int)');
+      await client.query('INSERT INTO t SELECT generate_series(1, 500)');
+      await client.query('ANALYZE t');
+      await client.query('CREATE TABLE never_analysed (i int)');
+      await client.query('INSERT INTO never_analysed SELECT generate_series(1, 30)');
+    } finally {
+      await client.end();
+    }
+    const facts = await createEngine(pgTarget(db)).facts();
+    expect(facts.exact).toBe(false);
+    expect(facts.tables).toContainEqual({ name: 'public.t', rows: 500 });
+    // Never analysed (reltuples -1): the statistics' live tuples, never a negative count.
+    const never = facts.tables.find((t) => t.name === 'public.never_analysed');
+    expect(never?.rows).toBeGreaterThanOrEqual(0);
+  });
+});
