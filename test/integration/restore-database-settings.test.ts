@@ -87,6 +87,29 @@ describe.each(['custom', 'plain'])('restore into a new database (%s format)', (f
   });
 });
 
+describe('restoring into a database that exists', () => {
+  it('--drop-existing gives the recreated database the recorded settings; --force leaves its own', async () => {
+    const source = await shop();
+    const env = targetEnv(source, await tempDir());
+    expect((await runCli(['backup'], env)).code).toBe(0);
+    const copy = uniqueName('shop_copy');
+    expect((await runCli(['restore', 'latest', '--target-db', copy], env)).code).toBe(0);
+    const changes = `ALTER DATABASE "${copy}" SET "TimeZone" = 'UTC'; COMMENT ON DATABASE "${copy}" IS 'changed'`;
+    await query('postgres', changes);
+    const changed = await databaseProperties(copy);
+
+    const forced = await runCli(['restore', 'latest', '--target-db', copy, '--force'], env);
+    expect(forced.code, forced.output).toBe(0);
+    expect(forced.stdout).not.toContain('database settings applied');
+    expect(await databaseProperties(copy)).toEqual(changed);
+
+    const dropped = await runCli(['restore', 'latest', '--target-db', copy, '--drop-existing'], env);
+    expect(dropped.code, dropped.output).toBe(0);
+    expect(await databaseProperties(copy)).toEqual(await databaseProperties(source));
+    expect(await asApp(copy, 'SELECT count(*)::int AS n FROM t')).toEqual([{ n: 1 }]);
+  });
+});
+
 describe('roles the backed-up database names are missing on the restore server', () => {
   let env: Record<string, string>;
   let ghost: string;
