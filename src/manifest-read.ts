@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { COMPRESSION_ALGORITHMS } from './config/types.ts';
+import { DATABASE_PRIVILEGES, SETTING_NAME } from './engines/postgres-dbsettings.ts';
 import { LABEL_PATTERN, type Manifest } from './manifest.ts';
 import { isPrintable } from './util/printable.ts';
 
@@ -15,6 +16,29 @@ const tableFacts = z.object({ name: z.string(), rows: z.number() });
 /** Engine names and dump formats: short lowercase words (`postgres`, `custom`, `rdb`). */
 const WORD = /^[a-z][a-z0-9_-]{0,31}$/;
 const printableText = z.string().refine(isPrintable, { message: 'holds control characters' });
+
+/** Role names are printed (restore's output) and quoted as identifiers when applied. */
+const roleName = printableText.pipe(z.string().min(1));
+const databaseSettings = z.object({
+  owner: roleName,
+  settings: z.array(
+    z.object({
+      role: roleName.nullable(),
+      name: z.string().regex(SETTING_NAME, 'is not a configuration parameter name'),
+      value: printableText,
+    }),
+  ),
+  grants: z
+    .array(
+      z.object({
+        grantee: roleName.nullable(),
+        privilege: z.enum(DATABASE_PRIVILEGES),
+        grantable: z.boolean(),
+      }),
+    )
+    .nullable(),
+  comment: z.string().nullable(),
+});
 
 /** Unknown fields are kept (manifests written by newer datasaver versions). */
 const manifestSchema = z.looseObject({
@@ -41,6 +65,7 @@ const manifestSchema = z.looseObject({
   toolVersion: printableText,
   datasaverVersion: printableText,
   facts: z.object({ exact: z.boolean(), tables: z.array(tableFacts) }),
+  databaseSettings: databaseSettings.optional(),
 }) satisfies z.ZodType<Manifest>;
 
 /** Parses manifest JSON, returning a reason instead of throwing, for `list` to skip bad files with a warning. */

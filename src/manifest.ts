@@ -6,6 +6,7 @@
  * Reading manifests back (validated) lives in manifest-read.ts, so writing a backup needs no validator.
  */
 import type { CompressionAlgorithm } from './config/types.ts';
+import type { DatabaseSettings } from './engines/engine.ts';
 
 export const MANIFEST_VERSION = 1;
 
@@ -44,6 +45,11 @@ export interface Manifest {
   object: string;
   /** Source database name (never credentials). */
   database: string | null;
+  /**
+   * PostgreSQL: what is set on the database itself (owner, settings, grants, comment), applied to the
+   * database a restore creates. Absent in other engines' manifests and in older ones.
+   */
+  databaseSettings?: DatabaseSettings | undefined;
   serverVersion: string;
   toolVersion: string;
   datasaverVersion: string;

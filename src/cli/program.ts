@@ -85,6 +85,10 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     .option('--drop-existing', 'drop and recreate the database first, ending its other connections')
     .option('-j, --jobs <n>', 'parallel restore workers (custom format)')
     .option(
+      '--skip-missing-roles',
+      "PostgreSQL: when the backed-up database's owner, grants or role settings name roles this server lacks, leave those out (and say so) instead of refusing the restore",
+    )
+    .option(
       '--table <name>',
       'restore only this table (table or schema.table; repeat for more; PostgreSQL custom format): its definition and rows, not its indexes or constraints',
       (value: string, previous: string[] = []) => [...previous, value],

@@ -22,6 +22,7 @@ export interface RestoreOptions {
   table?: string[];
   tempDir?: string;
   toFile?: string;
+  skipMissingRoles?: boolean;
   json?: boolean;
 }
 
@@ -65,6 +66,7 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
       jobs,
       tables: opts.table,
       tempDir: opts.tempDir,
+      skipMissingRoles: opts.skipMissingRoles ?? false,
     },
     {
       engine,
@@ -103,6 +105,15 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
       ctx.stdout.write(`  ${printable(`${e.type.padEnd(18)} ${e.schema ? `${e.schema}.` : ''}${e.name}`)}\n`);
     return 0;
   }
+  // Role and setting names come from the manifest: made printable.
+  const settings = plan.databaseSettings;
+  if (settings?.applied.length)
+    ctx.stdout.write(`${printable(`database settings applied: ${settings.applied.join('; ')}`)}\n`);
+  if (settings?.skipped.length)
+    ctx.stdout.write(
+      printable(`database settings skipped (role missing on this server): ${settings.skipped.join('; ')}`) +
+        '\n',
+    );
   ctx.stdout.write(
     `restored ${plan.tables ? `table${plan.tables.length > 1 ? 's' : ''} ${plan.tables.join(', ')} of ` : ''}${manifest.id} into ${plan.destination.description} (${plan.action}, ${plan.jobs} job${plan.jobs > 1 ? 's' : ''})\n`,
   );
@@ -124,6 +135,7 @@ async function restoreToFileCommand(
     ['--drop-existing', opts.dropExisting],
     ['--jobs', opts.jobs !== undefined],
     ['--table', opts.table !== undefined],
+    ['--skip-missing-roles', opts.skipMissingRoles],
   ] as const) {
     if (set) throw new UsageError(`${flag} does not apply to --to-file`, { hint: 'drop one of them' });
   }

@@ -21,6 +21,22 @@ export interface ServerInfo {
   serverVersion: string;
   /** Dump tool and its version, e.g. `pg_dump 15.18`. */
   toolVersion: string;
+  /** What is set on the database itself (PostgreSQL), to carry to the database a restore creates. */
+  databaseSettings?: DatabaseSettings | undefined;
+}
+
+/**
+ * A PostgreSQL database's own properties: owner, `ALTER DATABASE … SET` (role null) and
+ * `ALTER ROLE r IN DATABASE … SET` settings with their values as the server stores them, grants (null: the
+ * default privileges; grantee null: PUBLIC) and comment.
+ */
+export interface DatabaseSettings {
+  owner: string;
+  settings: { role: string | null; name: string; value: string }[];
+  grants:
+    | { grantee: string | null; privilege: 'CONNECT' | 'CREATE' | 'TEMPORARY'; grantable: boolean }[]
+    | null;
+  comment: string | null;
 }
 
 /** Cheap facts about the database, recorded in the manifest for later verification. */
@@ -94,7 +110,19 @@ export interface RestoreOptions {
    */
   tables?: { schema: string; name: string }[] | undefined;
   tempDir?: string | undefined;
+  /** The backup's database settings, applied to a database the restore creates or recreates. */
+  databaseSettings?: DatabaseSettings | undefined;
+  /** Leave out the owner, grants and settings that name roles missing on this server (instead of failing). */
+  skipMissingRoles?: boolean | undefined;
   signal?: AbortSignal | undefined;
+}
+
+/** What a restore did besides restoring the dump, for its output. */
+export interface RestoreReport {
+  /** Database settings applied (`owner app`, `setting TimeZone = UTC`, `grant CONNECT to app`...). */
+  applied: string[];
+  /** Database settings left out because a role they name does not exist here. */
+  skipped: string[];
 }
 
 /** What a restore of a dump in one format can do. */
@@ -178,6 +206,8 @@ export interface Engine {
    * once it matched. So nothing may be committed before `source` has ended cleanly: a tool that commits
    * before reading its input to the end is fed from a spooled copy instead. A source error is rethrown
    * as it is. (MySQL commits as it goes, so there what ran before the failure stays.)
+   * Returns what was done besides (PostgreSQL: the database settings applied and skipped).
    */
-  restore(source: AsyncIterable<Buffer>, options: RestoreOptions): Promise<void>;
+  // biome-ignore lint/suspicious/noConfusingVoidType: engines with nothing to report return nothing.
+  restore(source: AsyncIterable<Buffer>, options: RestoreOptions): Promise<RestoreReport | void>;
 }

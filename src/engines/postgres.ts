@@ -38,6 +38,7 @@ import { redact } from '../util/secret.ts';
 import { LIBPQ_ENV, type ToolEnv, toolEnv } from '../util/tool-env.ts';
 import type {
   DatabaseFacts,
+  DatabaseSettings,
   DumpEntry,
   DumpInspection,
   DumpOptions,
@@ -45,9 +46,20 @@ import type {
   InspectOptions,
   RestoreCapabilities,
   RestoreOptions,
+  RestoreReport,
   RestoreTargetState,
   ServerInfo,
 } from './engine.ts';
+import {
+  type DatabaseSettingsRow,
+  quoteIdent,
+  READ_DATABASE_SETTINGS,
+  rolesNamed,
+  type SettingsPlan,
+  type Step,
+  settingsPlan,
+  toDatabaseSettings,
+} from './postgres-dbsettings.ts';
 import { cleanSafeOrder, parseRestoreList } from './postgres-list.ts';
 import { RefusedScriptError, restrictedScript } from './postgres-script.ts';
 
@@ -91,7 +103,8 @@ export class PostgresEngine implements Engine {
         const res = await c.query<{ v: string; n: string }>(
           "SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n",
         );
-        return res.rows[0]!;
+        const settings = await c.query<DatabaseSettingsRow>(READ_DATABASE_SETTINGS);
+        return { ...res.rows[0]!, databaseSettings: toDatabaseSettings(settings.rows[0]!) };
       }),
       this.#toolVersion('pg_dump'),
     ]);
@@ -105,7 +118,11 @@ export class PostgresEngine implements Engine {
         },
       );
     }
-    return { serverVersion, toolVersion: `pg_dump ${tool.version}` };
+    return {
+      serverVersion,
+      toolVersion: `pg_dump ${tool.version}`,
+      databaseSettings: server.databaseSettings,
+    };
   }
 
   async facts(options: Signal = {}): Promise<DatabaseFacts> {
@@ -193,13 +210,18 @@ export class PostgresEngine implements Engine {
     return { description, exists, empty: objects === 0 };
   }
 
-  async restore(source: AsyncIterable<Buffer>, options: RestoreOptions): Promise<void> {
+  async restore(source: AsyncIterable<Buffer>, options: RestoreOptions): Promise<RestoreReport | undefined> {
     this.extension(options.format);
     const database = options.targetDatabase ?? this.#database();
     // Before anything is dropped or created: a restore tool too old for the dump would fail right after.
     await this.#checkReader(options.format === 'plain' ? 'psql' : 'pg_restore', options.dumpToolVersion);
     const plain = options.format === 'plain';
     if (plain) await this.#checkRestrictedMode();
+    // Database settings go only to a database this restore creates: one restored over keeps its own.
+    const settings =
+      (options.create || options.dropExisting) && options.databaseSettings
+        ? await this.#planSettings(database, options.databaseSettings, options)
+        : undefined;
     // The whole dump is spooled to a private temp file and proven before anything is dropped, created or
     // restored: the source's size and sha256 are checked at its end (pipeline/read.ts), and a plain
     // script is screened on the way (postgres-script.ts). Streaming into the tools cannot promise that:
@@ -229,6 +251,78 @@ export class PostgresEngine implements Engine {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+    if (!settings) return undefined;
+    // After the restore, so settings such as search_path do not change how the dump's SQL runs.
+    await this.#applySettings(settings.steps, database, options);
+    return {
+      applied: settings.steps.map((s) => s.describe).filter((d) => d !== ''),
+      skipped: settings.skipped,
+    };
+  }
+
+  /**
+   * The statements that carry the backup's database settings to `database`. Roles they name that do not
+   * exist here fail the restore before anything is created, unless `skipMissingRoles` leaves them out.
+   */
+  async #planSettings(
+    database: string,
+    recorded: DatabaseSettings,
+    options: RestoreOptions,
+  ): Promise<SettingsPlan> {
+    const named = rolesNamed(recorded);
+    const present = await this.#withClient(
+      this.#maintenanceDb(),
+      options,
+      async (c) => {
+        const res = await c.query<{ rolname: string }>(
+          'SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY($1)',
+          [named],
+        );
+        return new Set(res.rows.map((r) => r.rolname));
+      },
+      RestoreError,
+    );
+    const missing = new Set(named.filter((r) => !present.has(r)));
+    if (missing.size > 0 && !options.skipMissingRoles) {
+      const several = missing.size > 1;
+      throw new UsageError(
+        `the backed-up database's owner, grants or settings name role${several ? 's' : ''} ${[...missing].join(', ')}, which ${several ? 'do' : 'does'} not exist on ${this.#where()}; nothing was restored`,
+        {
+          hint: `create ${several ? 'them' : 'it'} first (CREATE ROLE), or pass --skip-missing-roles to restore without what names ${several ? 'them' : 'it'} (a missing owner leaves the database owned by the user restoring)`,
+        },
+      );
+    }
+    try {
+      return settingsPlan(database, recorded, missing);
+    } catch (err) {
+      throw new RestoreError(`the backup's database settings cannot be applied: ${errorMessage(err)}`, {
+        hint: 'the manifest was altered or is damaged; nothing was restored',
+      });
+    }
+  }
+
+  /** Applies the settings in one transaction: all of them or none. */
+  async #applySettings(steps: Step[], database: string, options: RestoreOptions): Promise<void> {
+    await this.#withClient(
+      this.#maintenanceDb(),
+      options,
+      async (c) => {
+        try {
+          await c.query('BEGIN');
+          for (const step of steps) await c.query(step.sql, step.params);
+          await c.query('COMMIT');
+        } catch (err) {
+          await c.query('ROLLBACK').catch(() => undefined);
+          throw new RestoreError(
+            `${database} was restored, but its database settings could not be applied: ${this.#redact(errorMessage(err))}`,
+            {
+              hint: `none of them were applied; fix the cause and restore again, or set them by hand (ALTER DATABASE ${database} ...)`,
+            },
+          );
+        }
+      },
+      RestoreError,
+    );
   }
 
   /** psql of a spooled, screened plain-SQL script into `database`, creating or recreating it first. */
@@ -610,7 +704,6 @@ export class PostgresEngine implements Engine {
   }
 }
 
-/** `"my ""db"""`: an SQL identifier, quoted. */
 /** What a failed restore left behind, for the error's hint. */
 function restoreFailureHint(database: string, options: RestoreOptions): string {
   if (options.tables?.length) {
@@ -626,10 +719,6 @@ function restoreFailureHint(database: string, options: RestoreOptions): string {
   return atomic
     ? `the restore ran in a single transaction: ${database} was left as it was`
     : `a parallel restore is not atomic: ${database} may be partially restored`;
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
 }
 
 /** A libpq conninfo value, quoted, so database names with spaces or `=` stay one value. */

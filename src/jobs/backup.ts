@@ -181,6 +181,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     sha256: stored.digest(),
     object: objectKey,
     database: target.connection.database ?? null,
+    ...(server.databaseSettings ? { databaseSettings: server.databaseSettings } : {}),
     serverVersion: server.serverVersion,
     toolVersion: server.toolVersion,
     datasaverVersion: DATASAVER_VERSION,

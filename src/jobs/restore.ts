@@ -9,7 +9,7 @@ import { createWriteStream } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { DumpEntry, Engine, RestoreTargetState } from '../engines/engine.ts';
+import type { DumpEntry, Engine, RestoreReport, RestoreTargetState } from '../engines/engine.ts';
 import { UsageError } from '../errors.ts';
 import type { Manifest } from '../manifest.ts';
 import { MemoryGovernor } from '../pipeline/memory.ts';
@@ -31,6 +31,8 @@ export interface RestoreRequest {
   /** Only these tables (`table` or `schema.table`), where the format allows it. */
   tables?: string[] | undefined;
   tempDir?: string | undefined;
+  /** Leave out the database owner, grants and settings naming roles this server lacks, instead of failing. */
+  skipMissingRoles?: boolean | undefined;
 }
 
 export interface RestoreDeps {
@@ -59,6 +61,8 @@ export interface RestorePlan {
   tables?: string[];
   /** Only for dry runs: what the backup contains. */
   entries?: DumpEntry[];
+  /** The database settings applied to a created database, and those skipped (roles missing). */
+  databaseSettings?: RestoreReport;
 }
 
 export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Promise<RestorePlan> {
@@ -128,7 +132,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
     memory: new MemoryGovernor(),
     onStoredBytes: (n) => deps.onProgress?.('restore', n),
   });
-  await engine.restore(checked, {
+  const report = await engine.restore(checked, {
     format: manifest.format,
     dumpToolVersion: manifest.toolVersion,
     targetDatabase: request.targetDatabase,
@@ -139,9 +143,11 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
     jobs,
     tables,
     tempDir: request.tempDir,
+    databaseSettings: manifest.databaseSettings,
+    skipMissingRoles: request.skipMissingRoles,
     signal,
   });
-  return plan;
+  return report ? { ...plan, databaseSettings: report } : plan;
 }
 
 /**
