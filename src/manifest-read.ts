@@ -25,7 +25,8 @@ const databaseSettings = z.object({
     z.object({
       role: roleName.nullable(),
       name: z.string().regex(SETTING_NAME, 'is not a configuration parameter name'),
-      value: printableText,
+      // Any text: it reaches the server only as a query parameter, and is escaped wherever it is printed.
+      value: z.string(),
     }),
   ),
   grants: z

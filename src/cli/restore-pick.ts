@@ -109,6 +109,7 @@ function restoreCommandLine(id: string, opts: RestoreOptions): string {
   if (opts.jobs !== undefined) add('--jobs', opts.jobs);
   for (const t of opts.table ?? []) add('--table', t);
   if (opts.tempDir !== undefined) add('--temp-dir', opts.tempDir);
+  if (opts.skipMissingRoles) add('--skip-missing-roles');
   if (opts.dryRun) add('--dry-run');
   if (opts.json) add('--json');
   return words.join(' ');

@@ -100,6 +100,17 @@ export function settingsPlan(
       continue;
     }
     const name = settingName(x.name);
+    const target = x.role === null ? `DATABASE ${db}` : `ROLE ${quoteIdent(x.role)} IN DATABASE ${db}`;
+    if (x.name.toLowerCase() === 'role') {
+      // set_config('role') would switch the role running the steps after it: a role name is one value,
+      // so it goes in as a quoted literal instead.
+      steps.push({
+        sql: `ALTER ${target} SET ${name} = ${quoteLiteral(x.value)}`,
+        params: [],
+        describe: `setting ${what}`,
+      });
+      continue;
+    }
     // set_config takes the value as the server stored it (a list such as `billing, public` stays a list);
     // FROM CURRENT then records it without the value ever being SQL text.
     steps.push({
@@ -108,10 +119,7 @@ export function settingsPlan(
       describe: '',
     });
     steps.push({
-      sql:
-        x.role === null
-          ? `ALTER DATABASE ${db} SET ${name} FROM CURRENT`
-          : `ALTER ROLE ${quoteIdent(x.role)} IN DATABASE ${db} SET ${name} FROM CURRENT`,
+      sql: `ALTER ${target} SET ${name} FROM CURRENT`,
       params: [],
       describe: `setting ${what}`,
     });

@@ -531,11 +531,13 @@ async function probeRestore(
     await check('RESTORE', () => target.restore(key, 1, payload, 'ABSTTL'));
   }
   const refusedArgument = /^ERR/;
-  if (probe.flush) {
-    await check('FLUSHALL', () => target.call('FLUSHALL', 'datasaver-probe'), refusedArgument);
-  }
   if (probe.functions) {
     await check('FUNCTION RESTORE', () => target.call('FUNCTION', 'RESTORE', ''), refusedArgument);
+  }
+  // Last: a Redis-compatible server that ignored the refused argument would flush, which --drop-existing
+  // (the only restore that probes it) does next anyway; no probe after it may then say nothing changed.
+  if (probe.flush) {
+    await check('FLUSHALL', () => target.call('FLUSHALL', 'datasaver-probe'), refusedArgument);
   }
 }
 

@@ -24,6 +24,7 @@ import {
   VerifyError,
 } from '../errors.ts';
 import { MANIFEST_VERSION, type Manifest, serializeManifest } from '../manifest.ts';
+import { parseManifest } from '../manifest-read.ts';
 import { coalesce } from '../pipeline/coalesce.ts';
 import { compressionExtension, createCompressor, effectiveLevel } from '../pipeline/compression.ts';
 import { fanOut } from '../pipeline/fanout.ts';
@@ -33,6 +34,7 @@ import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
 import { backupId, dataExtension, dataKey, manifestKey } from '../storage/layout.ts';
 import { failpoint, failpointAfterFirst } from '../util/failpoint.ts';
 import { DATASAVER_VERSION } from '../version.ts';
+import { MAX_RECORD_BYTES } from './catalog.ts';
 import { type ConfirmLease, LeaseLostError } from './lease.ts';
 import { verifyBackup } from './verify.ts';
 
@@ -187,6 +189,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     datasaverVersion: DATASAVER_VERSION,
     facts,
   };
+  assertReadsBack(manifest);
   await failpoint('backup.before-manifest');
   const outcomes = await Promise.all(
     destinations.map(async (storage, i) => {
@@ -345,4 +348,26 @@ function classifyPipelineError(err: unknown, target: string): unknown {
     return new BackupError(`compressing the dump of ${target} failed: ${errorMessage(err)}`, { cause: err });
   }
   return new BackupError(`backup of ${target} failed: ${errorMessage(err)}`, { cause: err });
+}
+
+/**
+ * A manifest that list, restore and prune would skip as unreadable must never be committed: that backup
+ * would count as a success nobody can use. Throws BackupError naming what would not read back.
+ */
+function assertReadsBack(manifest: Manifest): void {
+  const bytes = serializeManifest(manifest);
+  const problem =
+    bytes.length > MAX_RECORD_BYTES
+      ? `it is ${bytes.length} bytes, more than the ${MAX_RECORD_BYTES} a manifest may have`
+      : (() => {
+          const parsed = parseManifest(bytes.toString('utf8'));
+          return 'error' in parsed ? parsed.error : undefined;
+        })();
+  if (problem === undefined) return;
+  throw new BackupError(
+    `the manifest of ${manifest.id} would not read back (${problem}); nothing was committed`,
+    {
+      hint: 'a database comment, setting or role name datasaver cannot record is the likely cause: report it with this message',
+    },
+  );
 }

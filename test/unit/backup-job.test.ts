@@ -82,6 +82,27 @@ describe('backup job', () => {
     expect((await findBackup([storage], 'latest', 'shop')).manifest.id).toBe(manifest.id);
   });
 
+  it('a manifest that would not read back is never committed: the backup fails loudly', async () => {
+    const storage = new MemoryStorage();
+    const engine = fakeEngine(() => data(['x'.repeat(1000)]));
+    // What the server could hand over and a manifest cannot carry: a role name with a terminal escape.
+    const settings = { owner: 'app\u001b[2J', settings: [], grants: null, comment: null };
+    engine.preflight = async () => ({
+      serverVersion: '15.18',
+      toolVersion: 'pg_dump 15.18',
+      databaseSettings: settings,
+    });
+    const err = await runBackup(
+      { target, labels: [], verify: false },
+      { engine, destinations: [storage], now: clock('2026-01-11T02:00:15Z', '2026-01-11T02:00:20Z') },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BackupError);
+    expect((err as Error).message).toMatch(
+      /manifest of shop-20260111T020015Z would not read back \(field databaseSettings\.owner/,
+    );
+    expect([...storage.objects.keys()].filter((k) => k.endsWith('.manifest.json'))).toEqual([]);
+  });
+
   it('a second backup in the same second gets the next id', async () => {
     const storage = new MemoryStorage();
     const engine = fakeEngine(() => data(['x'.repeat(1000)]));

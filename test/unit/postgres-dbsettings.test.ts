@@ -23,6 +23,21 @@ const SHOP: DatabaseSettings = {
 };
 
 describe('settingsPlan', () => {
+  it('a role setting is a quoted literal, never set_config, which would switch the role running the rest', () => {
+    const withRole: DatabaseSettings = {
+      ...SHOP,
+      settings: [
+        { role: 'app_login', name: 'role', value: "app_owner'; DROP TABLE x; --" },
+        { role: null, name: 'work_mem', value: '8MB' },
+      ],
+    };
+    const sql = settingsPlan('c', withRole, new Set()).steps.map((s) => s.sql);
+    expect(sql).toContain(
+      `ALTER ROLE "app_login" IN DATABASE "c" SET "role" = ${quoteLiteral("app_owner'; DROP TABLE x; --")}`,
+    );
+    expect(sql.filter((q) => q.includes('set_config'))).toHaveLength(1);
+  });
+
   it('targets the new database name, values only as parameters', () => {
     const plan = settingsPlan('shop copy', SHOP, new Set());
     expect(plan.steps.map((s) => s.sql)).toEqual([
@@ -126,6 +141,10 @@ describe('manifest validation', () => {
     const badRole = structuredClone(base);
     badRole.databaseSettings.owner = 'app\u001b[2J';
     expect(parseManifest(JSON.stringify(badRole))).toHaveProperty('error');
+    // A value is only ever a query parameter: any text the server stored reads back (a tab, a newline).
+    const tabbed = structuredClone(base);
+    tabbed.databaseSettings.settings[0].value = 'a\tb\nc';
+    expect(parseManifest(JSON.stringify(tabbed))).toHaveProperty('manifest');
   });
 });
 
