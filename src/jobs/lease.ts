@@ -33,7 +33,6 @@
  * claiming to last longer than MAX_LEASE_TTL_SECONDS after its object was last written expires then.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { z } from 'zod';
@@ -43,6 +42,7 @@ import { readCapped } from '../pipeline/read.ts';
 import { type StorageBackend, StorageConflictError, StorageNotFoundError } from '../storage/backend.ts';
 import { leaseKey } from '../storage/layout.ts';
 import { failpoint } from '../util/failpoint.ts';
+import { bootId as procBootId, pidNamespace as procPidNamespace, procStat } from '../util/proc.ts';
 
 /** A lease is a few hundred bytes; anything much bigger is not one and is not read whole. */
 const MAX_LEASE_BYTES = 64 * 1024;
@@ -97,34 +97,19 @@ export type LeaseIdentity = Pick<LeaseHolder, 'host' | 'pid' | 'pidNamespace' | 
 
 /** This machine's boot id ('' where unknown): with the PID namespace, where a pid means this process. */
 export function bootId(): string {
-  try {
-    const id = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    return BOOT_ID.test(id) ? id : '';
-  } catch {
-    return '';
-  }
+  const id = procBootId();
+  return BOOT_ID.test(id) ? id : '';
 }
 
 /** When process `pid` started, in clock ticks since boot ('' where unknown). */
 export function processStartTime(pid: number): string {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Field 2 (the command) may hold spaces and parentheses: count from the last ')'. Field 22 is the
-    // 20th after it.
-    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
-    return /^\d{1,20}$/.test(start) ? start : '';
-  } catch {
-    return '';
-  }
+  const start = procStat(pid)?.start ?? '';
+  return /^\d{1,20}$/.test(start) ? start : '';
 }
 
 export function processIdentity(): LeaseIdentity {
-  let pidNamespace = '';
-  try {
-    pidNamespace = readlinkSync('/proc/self/ns/pid');
-  } catch {
-    // Not Linux, or no /proc: a dead pid cannot be told from a live one elsewhere; leases just expire.
-  }
+  // '' without /proc (not Linux): a dead pid cannot be told from a live one elsewhere; leases just expire.
+  const pidNamespace = procPidNamespace();
   // Kept to what a lease may hold (leaseSchema), or this process could not read its own lease back.
   const host =
     hostname()

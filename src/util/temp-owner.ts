@@ -11,8 +11,9 @@
  */
 import { createHash } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
-import { readFile, readlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { bootId, pidNamespace, procStat } from './proc.ts';
 
 /** A process on one boot of one machine, as a temp name records it. */
 export interface TempOwner {
@@ -71,14 +72,8 @@ export function ownerState(
  * (no such process, or a zombie: killed, not yet reaped by its parent).
  */
 export async function processStartTime(pid: number): Promise<string | undefined> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) is in parentheses and may hold spaces and parentheses itself.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
-  } catch {
-    return undefined;
-  }
+  const stat = procStat(pid);
+  return !stat || stat.state === 'Z' || stat.state === 'X' ? undefined : stat.start;
 }
 
 const digest = (...parts: string[]) => createHash('sha256').update(parts.join('\0')).digest('hex');
@@ -99,9 +94,8 @@ export function currentOwner(): Promise<PlacedOwner | undefined> {
   selfOwner ??= (async () => {
     const start = await processStartTime(process.pid);
     if (start === undefined) return undefined;
-    const bootId = await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '');
-    const boot = bootId.replace(/-/g, '').slice(0, 8);
-    const pidns = await readlink('/proc/self/ns/pid').catch(() => '');
+    const boot = bootId().replace(/-/g, '').slice(0, 8);
+    const pidns = pidNamespace();
     return {
       boot: /^[0-9a-f]{8}$/.test(boot) ? boot : UNKNOWN_BOOT,
       pid: process.pid,
