@@ -99,7 +99,7 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     )
     .option(
       '--temp-dir <dir>',
-      'where a restore spools the decompressed dump (PostgreSQL custom format, Redis; default: the system temp dir); what killed restores left there is removed first',
+      'where a restore spools the decompressed dump (PostgreSQL, Redis; default: the system temp dir); what killed restores left there is removed first',
     )
     .addOption(json)
     .action(async (ref: string, opts) => {
