@@ -1,18 +1,18 @@
+import { LABEL_PATTERN } from '../catalog/manifest.ts';
 import type { TargetConfig } from '../config/types.ts';
-import { Notifier, type NotifyEvent, notification } from '../daemon/notify.ts';
 import { createEngine } from '../engines/index.ts';
-import { DatasaverError, ExitCode, errorMessage, UsageError } from '../errors.ts';
 import type { BackupResult } from '../jobs/backup.ts';
 import { type CycleProblem, type CycleResult, resumeTarget, runCycle } from '../jobs/cycle.ts';
 import { type LeaseRecord, targetLeaseOptions, waitingMessage, withLeases } from '../jobs/lease.ts';
 import type { PruneResult } from '../jobs/prune.ts';
 import type { CopyResult } from '../jobs/resume.ts';
 import { describeSizeChange, type SizeAssessment } from '../jobs/size-change.ts';
-import { LABEL_PATTERN } from '../manifest.ts';
+import { Notifier, type NotifyEvent, notification } from '../notify/channels.ts';
 import type { StorageBackend } from '../storage/backend.ts';
+import { DatasaverError, ExitCode, errorMessage, UsageError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
 import { redact } from '../util/secret.ts';
-import { DATASAVER_VERSION } from '../version.ts';
+import { DATASAVER_VERSION } from '../util/version.ts';
 import { type CliContext, openDestinations, readConfig, selectTargets } from './context.ts';
 import { formatBytes, formatDuration, Progress, printJson } from './output.ts';
 

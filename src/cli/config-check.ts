@@ -1,6 +1,6 @@
 import type { Config, StorageConfig } from '../config/types.ts';
-import { errorMessage } from '../errors.ts';
 import type { StorageCapabilities } from '../storage/backend.ts';
+import { errorMessage } from '../util/errors.ts';
 import { type CliContext, open, readConfig } from './context.ts';
 import { printJson } from './output.ts';
 

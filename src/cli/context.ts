@@ -2,16 +2,17 @@
  * What every command gets: its streams, the environment, the abort signal, and config helpers that pick
  * targets and storage the same way for every command.
  */
+
+import { findBackup } from '../catalog/catalog.ts';
+import type { Manifest } from '../catalog/manifest.ts';
 import { loadConfig } from '../config/load.ts';
 import { isEngineName, offlineTarget } from '../config/target.ts';
 import type { Config, StorageConfig, TargetConfig } from '../config/types.ts';
 import type { Engine } from '../engines/engine.ts';
 import { createEngine } from '../engines/index.ts';
-import { ConfigError, errorMessage, UsageError } from '../errors.ts';
-import { findBackup } from '../jobs/catalog.ts';
-import type { Manifest } from '../manifest.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { openStorage } from '../storage/index.ts';
+import { ConfigError, errorMessage, UsageError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
 import type { Out } from './output.ts';
 

@@ -5,15 +5,15 @@
 import type { Server } from 'node:http';
 import type { TargetConfig } from '../config/types.ts';
 import { Daemon, type RunTarget, readStorageUsage } from '../daemon/daemon.ts';
-import { close, serve } from '../daemon/http.ts';
-import { createLogger } from '../daemon/log.ts';
-import { DaemonMetrics } from '../daemon/metrics.ts';
-import { Notifier } from '../daemon/notify.ts';
 import { createEngine } from '../engines/index.ts';
-import { ConfigError, ExitCode, errorMessage } from '../errors.ts';
 import { runCycle } from '../jobs/cycle.ts';
+import { Notifier } from '../notify/channels.ts';
+import { close, serve } from '../server/http.ts';
+import { DaemonMetrics } from '../server/metrics.ts';
 import { openStorage } from '../storage/index.ts';
-import { DATASAVER_VERSION } from '../version.ts';
+import { ConfigError, ExitCode, errorMessage } from '../util/errors.ts';
+import { createLogger } from '../util/log.ts';
+import { DATASAVER_VERSION } from '../util/version.ts';
 import { type CliContext, readConfig } from './context.ts';
 import { sweepLeftovers } from './leftovers.ts';
 

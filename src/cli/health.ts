@@ -4,7 +4,7 @@
  * the environment or the config file), and from DATASAVER_METRICS_PORT alone when the config does not load.
  */
 import { loadConfig } from '../config/load.ts';
-import { ExitCode, errorMessage } from '../errors.ts';
+import { ExitCode, errorMessage } from '../util/errors.ts';
 import { redact } from '../util/secret.ts';
 import type { CliContext } from './context.ts';
 import { printJson } from './output.ts';

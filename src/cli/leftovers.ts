@@ -3,7 +3,7 @@
  * directories (spooled dumps, MySQL option files, SQLite copies) of datasaver processes that are gone.
  * A sweep never fails a command: what cannot be removed is reported and left for the next start.
  */
-import { errorMessage } from '../errors.ts';
+import { errorMessage } from '../util/errors.ts';
 import { type SweepResult, sweepStaleTempDirs } from '../util/private-temp.ts';
 import type { Out } from './output.ts';
 

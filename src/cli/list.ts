@@ -1,7 +1,7 @@
-import { ExitCode, errorMessage } from '../errors.ts';
-import { readCatalog } from '../jobs/catalog.ts';
-import type { Manifest } from '../manifest.ts';
-import { manifestDistrust } from '../manifest-trust.ts';
+import { readCatalog } from '../catalog/catalog.ts';
+import type { Manifest } from '../catalog/manifest.ts';
+import { manifestDistrust } from '../catalog/manifest-trust.ts';
+import { ExitCode, errorMessage } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
 import { allStorages, type CliContext, readConfig } from './context.ts';
 import { formatBytes, formatTime, printJson, renderTable } from './output.ts';

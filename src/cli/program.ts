@@ -3,11 +3,11 @@
  * fast; only this module turns errors into messages and exit codes (PRODUCT.md section 8).
  */
 import { Command, CommanderError, Option } from 'commander';
-import { DatasaverError, ExitCode, errorMessage, isAbortError } from '../errors.ts';
+import { DatasaverError, ExitCode, errorMessage, isAbortError } from '../util/errors.ts';
 import { checkFailpoints } from '../util/failpoint.ts';
 import { printable } from '../util/printable.ts';
 import { redact } from '../util/secret.ts';
-import { DATASAVER_VERSION } from '../version.ts';
+import { DATASAVER_VERSION } from '../util/version.ts';
 import type { CliContext } from './context.ts';
 
 export async function run(argv: string[], base: Omit<CliContext, 'configFile'>): Promise<number> {

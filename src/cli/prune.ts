@@ -1,5 +1,4 @@
 import type { TargetConfig } from '../config/types.ts';
-import { CleanupError, errorMessage, StorageError, UsageError } from '../errors.ts';
 import {
   LeaseHeldError,
   type LeaseRecord,
@@ -9,6 +8,7 @@ import {
 } from '../jobs/lease.ts';
 import { type PruneResult, prune, throwIfPruneFailed } from '../jobs/prune.ts';
 import type { StorageBackend } from '../storage/backend.ts';
+import { CleanupError, errorMessage, StorageError, UsageError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
 import { type CliContext, openDestinations, readConfig, selectTargets } from './context.ts';
 import { formatBytes, formatTime, printJson, renderTable } from './output.ts';

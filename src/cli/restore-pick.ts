@@ -5,11 +5,12 @@
  * ones passed over are named on stderr with the reason. A backup named by its id is restored as named;
  * when it is damaged, the error names the newest older intact backup as a command to run.
  */
+
+import { type StoredBackup, trustedBackups } from '../catalog/catalog.ts';
+import { compareIds, parseBackupId } from '../catalog/layout.ts';
 import type { Config } from '../config/types.ts';
-import { DatasaverError, ExitCode, errorMessage, VerifyError } from '../errors.ts';
-import { type StoredBackup, trustedBackups } from '../jobs/catalog.ts';
 import { type PassedOver, pickIntact } from '../jobs/intact.ts';
-import { compareIds, parseBackupId } from '../storage/layout.ts';
+import { DatasaverError, ExitCode, errorMessage, VerifyError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
 import { type CliContext, findStoredBackup, storagesForBackups, warnUnreadable } from './context.ts';
 import type { RestoreOptions } from './restore.ts';

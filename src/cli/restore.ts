@@ -1,11 +1,11 @@
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
+import { parseBackupId } from '../catalog/layout.ts';
 import type { Config } from '../config/types.ts';
 import type { RestoreTargetState } from '../engines/engine.ts';
 import { createEngine } from '../engines/index.ts';
-import { UsageError, VerifyError } from '../errors.ts';
 import { restoreToFile, runRestore } from '../jobs/restore.ts';
-import { parseBackupId } from '../storage/layout.ts';
+import { UsageError, VerifyError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
 import { type CliContext, readConfig, selectTargets } from './context.ts';
 import { sweepLeftovers } from './leftovers.ts';

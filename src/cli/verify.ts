@@ -1,9 +1,9 @@
-import { ExitCode, UsageError } from '../errors.ts';
-import { readCatalog } from '../jobs/catalog.ts';
+import { readCatalog } from '../catalog/catalog.ts';
+import { parseBackupId } from '../catalog/layout.ts';
+import type { Manifest } from '../catalog/manifest.ts';
 import { type VerifyResult, verifyBackup } from '../jobs/verify.ts';
-import type { Manifest } from '../manifest.ts';
 import type { StorageBackend } from '../storage/backend.ts';
-import { parseBackupId } from '../storage/layout.ts';
+import { ExitCode, UsageError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
 import {
   allStorages,

@@ -7,10 +7,11 @@
  * environment only supplies shared settings (storage, compression, format...); connection variables are
  * ignored so that one sidecar's env cannot silently redirect every target of a file.
  */
-import { DEFAULT_SCHEDULE, longestInterval, parseSchedule } from '../daemon/schedule.ts';
-import { ConfigError } from '../errors.ts';
+
 import { isTimeZone } from '../retention/calendar.ts';
 import { DEFAULT_RULES, policyProblem, type RetentionRules } from '../retention/policy.ts';
+import { DEFAULT_SCHEDULE, longestInterval, parseSchedule } from '../schedule/cron.ts';
+import { ConfigError } from '../util/errors.ts';
 import { redact, Secret } from '../util/secret.ts';
 import { DAEMON_FIELDS, type DaemonFieldName, FIELD_NAMES, FIELDS, type FieldName } from './fields.ts';
 import { DEFAULT_LEASE_TTL_SECONDS, DEFAULT_SIZE_CHANGE_ALERT, MAX_LEASE_TTL_SECONDS } from './target.ts';

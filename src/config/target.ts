@@ -1,5 +1,5 @@
-import { DEFAULT_SCHEDULE } from '../daemon/schedule.ts';
 import { DEFAULT_RULES } from '../retention/policy.ts';
+import { DEFAULT_SCHEDULE } from '../schedule/cron.ts';
 import {
   ENGINE_FORMATS,
   ENGINE_NAMES,

@@ -1,5 +1,5 @@
 import { parseDocument } from 'yaml';
-import { ConfigError } from '../errors.ts';
+import { ConfigError } from '../util/errors.ts';
 
 /**
  * Parses a config file's YAML text to plain data. Kept apart from parse.ts so that the YAML library is

@@ -20,15 +20,13 @@
  * scheduling rules are tested with fake time and fake runs (test/unit/daemon.test.ts).
  */
 import { setTimeout as sleepFor } from 'node:timers/promises';
+import { readTargetUsage } from '../catalog/catalog.ts';
 import type { TargetConfig } from '../config/types.ts';
-import { ConnectionError, DatasaverError, ExitCode, errorMessage } from '../errors.ts';
-import { readTargetUsage } from '../jobs/catalog.ts';
 import type { CycleResult } from '../jobs/cycle.ts';
 import { LeaseHeldError } from '../jobs/lease.ts';
 import { describeSizeChange } from '../jobs/size-change.ts';
-import type { StorageBackend } from '../storage/backend.ts';
-import { redact } from '../util/secret.ts';
-import { DATASAVER_VERSION } from '../version.ts';
+import { type Notifier, type NotifyEvent, notification } from '../notify/channels.ts';
+import { type PlannedRun, parseSchedule, planNext, type Schedule } from '../schedule/cron.ts';
 import {
   type DestinationUsage,
   type HealthReport,
@@ -37,11 +35,13 @@ import {
   type SuccessRecord,
   type TargetStatus,
   targetHealth,
-} from './health.ts';
-import type { Logger } from './log.ts';
-import type { DaemonMetrics } from './metrics.ts';
-import { type Notifier, type NotifyEvent, notification } from './notify.ts';
-import { type PlannedRun, parseSchedule, planNext, type Schedule } from './schedule.ts';
+} from '../server/health.ts';
+import type { DaemonMetrics } from '../server/metrics.ts';
+import type { StorageBackend } from '../storage/backend.ts';
+import { ConnectionError, DatasaverError, ExitCode, errorMessage } from '../util/errors.ts';
+import type { Logger } from '../util/log.ts';
+import { redact } from '../util/secret.ts';
+import { DATASAVER_VERSION } from '../util/version.ts';
 
 export interface Timer {
   cancel(): void;

@@ -1,9 +1,9 @@
 import type { TargetConfig } from '../config/types.ts';
 import type { Engine } from './engine.ts';
-import { createMysqlEngine } from './mysql.ts';
-import { PostgresEngine } from './postgres.ts';
-import { createRedisEngine } from './redis.ts';
-import { createSqliteEngine } from './sqlite.ts';
+import { createMysqlEngine } from './mysql/engine.ts';
+import { PostgresEngine } from './postgres/engine.ts';
+import { createRedisEngine } from './redis/engine.ts';
+import { createSqliteEngine } from './sqlite/engine.ts';
 
 /** The engine for a target, bound to its connection settings. */
 export function createEngine(target: TargetConfig): Engine {

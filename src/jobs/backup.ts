@@ -13,8 +13,18 @@
  */
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { MAX_RECORD_BYTES } from '../catalog/catalog.ts';
+import { backupId, dataExtension, dataKey, manifestKey } from '../catalog/layout.ts';
+import { MANIFEST_VERSION, type Manifest, serializeManifest } from '../catalog/manifest.ts';
+import { parseManifest } from '../catalog/manifest-read.ts';
 import type { TargetConfig } from '../config/types.ts';
 import type { Engine } from '../engines/engine.ts';
+import { coalesce } from '../pipeline/coalesce.ts';
+import { compressionExtension, createCompressor, effectiveLevel } from '../pipeline/compression.ts';
+import { fanOut } from '../pipeline/fanout.ts';
+import { MemoryGovernor } from '../pipeline/memory.ts';
+import { Meter } from '../pipeline/meter.ts';
+import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
 import {
   BackupError,
   DatasaverError,
@@ -22,19 +32,9 @@ import {
   isAbortError,
   StorageError,
   VerifyError,
-} from '../errors.ts';
-import { MANIFEST_VERSION, type Manifest, serializeManifest } from '../manifest.ts';
-import { parseManifest } from '../manifest-read.ts';
-import { coalesce } from '../pipeline/coalesce.ts';
-import { compressionExtension, createCompressor, effectiveLevel } from '../pipeline/compression.ts';
-import { fanOut } from '../pipeline/fanout.ts';
-import { MemoryGovernor } from '../pipeline/memory.ts';
-import { Meter } from '../pipeline/meter.ts';
-import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
-import { backupId, dataExtension, dataKey, manifestKey } from '../storage/layout.ts';
+} from '../util/errors.ts';
 import { failpoint, failpointAfterFirst } from '../util/failpoint.ts';
-import { DATASAVER_VERSION } from '../version.ts';
-import { MAX_RECORD_BYTES } from './catalog.ts';
+import { DATASAVER_VERSION } from '../util/version.ts';
 import { type ConfirmLease, LeaseLostError } from './lease.ts';
 import { verifyBackup } from './verify.ts';
 
@@ -292,8 +292,8 @@ async function sameManifest(
   try {
     // Only on this rare path: the validator stays out of every backup's start-up.
     const [{ parseManifest }, { readRecord }] = await Promise.all([
-      import('../manifest-read.ts'),
-      import('./catalog.ts'),
+      import('../catalog/manifest-read.ts'),
+      import('../catalog/catalog.ts'),
     ]);
     const found = parseManifest(await readRecord(storage, key, { signal }));
     return (

@@ -7,8 +7,8 @@
  */
 import type { TargetConfig } from '../config/types.ts';
 import type { Engine } from '../engines/engine.ts';
-import { CleanupError, DatasaverError, ExitCode, errorMessage } from '../errors.ts';
 import type { StorageBackend } from '../storage/backend.ts';
+import { CleanupError, DatasaverError, ExitCode, errorMessage } from '../util/errors.ts';
 import type { BackupRequest, BackupResult } from './backup.ts';
 import { backupMakingRoom } from './full-disk.ts';
 import { type ConfirmLease, type LeasePolicy, targetLeaseOptions, withLeases } from './lease.ts';

@@ -14,8 +14,9 @@
  *     manifest, as every copy is);
  *   - when retention removes nothing there, or the retry fails again, the error says so.
  */
-import { errorMessage, StorageError } from '../errors.ts';
+
 import type { StorageBackend } from '../storage/backend.ts';
+import { errorMessage, StorageError } from '../util/errors.ts';
 import { formatBytes } from '../util/format.ts';
 import { type BackupDeps, type BackupRequest, type BackupResult, runBackup } from './backup.ts';
 import { executePrune, type PruneResult, planPrune } from './prune.ts';

@@ -4,11 +4,12 @@
  * size and sha256 (the checksum pass of verify.ts, which reads the stored bytes and writes nothing).
  * A candidate that is not is passed over with the reason; nothing here touches a database.
  */
-import { VerifyError } from '../errors.ts';
+
+import { readRecord, type StoredBackup } from '../catalog/catalog.ts';
+import { verifyKey } from '../catalog/layout.ts';
 import type { StorageBackend } from '../storage/backend.ts';
-import { verifyKey } from '../storage/layout.ts';
+import { VerifyError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
-import { readRecord, type StoredBackup } from './catalog.ts';
 import { checkStoredObject } from './verify.ts';
 
 export interface PassedOver {

@@ -36,11 +36,11 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { z } from 'zod';
+import { leaseKey } from '../catalog/layout.ts';
 import { DEFAULT_LEASE_TTL_SECONDS, MAX_LEASE_TTL_SECONDS } from '../config/target.ts';
-import { errorMessage, StorageError } from '../errors.ts';
 import { readCapped } from '../pipeline/read.ts';
 import { type StorageBackend, StorageConflictError, StorageNotFoundError } from '../storage/backend.ts';
-import { leaseKey } from '../storage/layout.ts';
+import { errorMessage, StorageError } from '../util/errors.ts';
 import { failpoint } from '../util/failpoint.ts';
 import { bootId as procBootId, pidNamespace as procPidNamespace, procStat } from '../util/proc.ts';
 

@@ -11,17 +11,17 @@
  *   is never touched.
  */
 
+import { READ_CONCURRENCY, readCatalog, readRecord } from '../catalog/catalog.ts';
+import { manifestKey, parseKey, verifyKey } from '../catalog/layout.ts';
+import type { Manifest } from '../catalog/manifest.ts';
+import { manifestDistrust, retentionTime } from '../catalog/manifest-trust.ts';
 import type { RetentionConfig } from '../config/types.ts';
-import { CleanupError, errorMessage } from '../errors.ts';
-import type { Manifest } from '../manifest.ts';
-import { manifestDistrust, retentionTime } from '../manifest-trust.ts';
 import { planRetention, type RetentionCandidate } from '../retention/policy.ts';
 import { type ObjectInfo, type StorageBackend, StorageUnsupportedError } from '../storage/backend.ts';
-import { manifestKey, parseKey, verifyKey } from '../storage/layout.ts';
 import { mapLimit } from '../util/concurrency.ts';
+import { CleanupError, errorMessage } from '../util/errors.ts';
 import { failpoint } from '../util/failpoint.ts';
 import { printable } from '../util/printable.ts';
-import { READ_CONCURRENCY, readCatalog, readRecord } from './catalog.ts';
 import { type ConfirmLease, LeaseLostError } from './lease.ts';
 
 export interface PruneTarget {

@@ -7,16 +7,17 @@
  * not pruned yet is not worth bringing back). Each copy is checked against the manifest (size and sha256
  * of the bytes that arrived) before its manifest is written, exactly as a new backup is.
  */
-import { errorMessage, StorageError } from '../errors.ts';
-import type { Manifest } from '../manifest.ts';
-import { manifestDistrust } from '../manifest-trust.ts';
+
+import { readCatalog } from '../catalog/catalog.ts';
+import type { Manifest } from '../catalog/manifest.ts';
+import { manifestDistrust } from '../catalog/manifest-trust.ts';
 import { Meter } from '../pipeline/meter.ts';
 import { chain } from '../pipeline/read.ts';
 import { planRetention } from '../retention/policy.ts';
 import { type StorageBackend, StorageConflictError } from '../storage/backend.ts';
+import { errorMessage, StorageError } from '../util/errors.ts';
 import { failpoint, failpointAfterFirst } from '../util/failpoint.ts';
 import { commit } from './backup.ts';
-import { readCatalog } from './catalog.ts';
 import { type ConfirmLease, LeaseLostError } from './lease.ts';
 import type { PruneTarget } from './prune.ts';
 

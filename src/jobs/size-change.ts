@@ -12,11 +12,11 @@
  * `assessSize` is the rule; `checkBackupSize` reads the history from storage for it.
  */
 
-import { errorMessage } from '../errors.ts';
-import { manifestDistrust } from '../manifest-trust.ts';
+import { readCatalog } from '../catalog/catalog.ts';
+import { manifestDistrust } from '../catalog/manifest-trust.ts';
 import type { StorageBackend } from '../storage/backend.ts';
+import { errorMessage } from '../util/errors.ts';
 import { formatBytes } from '../util/format.ts';
-import { readCatalog } from './catalog.ts';
 
 /** How many earlier backups make up the yardstick, at most. */
 export const SIZE_HISTORY = 7;

@@ -10,15 +10,21 @@
  * so a flipped byte is always reported as a checksum failure, the most precise reason.
  */
 import { finished } from 'node:stream/promises';
+import { verifyKey } from '../catalog/layout.ts';
+import type { Manifest, VerifyRecord } from '../catalog/manifest.ts';
 import type { Engine } from '../engines/engine.ts';
-import { errorMessage, StorageError, ToolMissingError, VerifyError, type VerifyReason } from '../errors.ts';
-import type { Manifest, VerifyRecord } from '../manifest.ts';
 import { MemoryGovernor } from '../pipeline/memory.ts';
 import { Meter } from '../pipeline/meter.ts';
 import { ByteLimit, chain, decompressesPast, rawDumpStream, StoredCheck } from '../pipeline/read.ts';
 import type { StorageBackend } from '../storage/backend.ts';
-import { verifyKey } from '../storage/layout.ts';
-import { DATASAVER_VERSION } from '../version.ts';
+import {
+  errorMessage,
+  StorageError,
+  ToolMissingError,
+  VerifyError,
+  type VerifyReason,
+} from '../util/errors.ts';
+import { DATASAVER_VERSION } from '../util/version.ts';
 
 export interface VerifyDeps {
   storage: StorageBackend;

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
+import type { Manifest } from '../catalog/manifest.ts';
 import type { CompressionAlgorithm } from '../config/types.ts';
-import { VerifyError } from '../errors.ts';
-import type { Manifest } from '../manifest.ts';
+import { VerifyError } from '../util/errors.ts';
 import { createDecompressor } from './compression.ts';
 import type { MemoryGovernor } from './memory.ts';
 

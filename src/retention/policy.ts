@@ -18,7 +18,7 @@
  *    inside the retention window), and removed once it falls out of it. So a bad verification (a tool
  *    mismatch failing every backup, say) never empties storage, and damaged backups age out.
  */
-import { compareIds } from '../storage/layout.ts';
+import { compareIds } from '../catalog/layout.ts';
 import { type PeriodUnit, periodOf } from './calendar.ts';
 
 /** Counts of each rule; 0 turns a rule off. */

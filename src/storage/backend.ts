@@ -13,7 +13,7 @@
  * not retry whole operations themselves: `retry.ts` wraps any backend with that policy. An aborted
  * `signal` rejects with an AbortError and leaves nothing new visible.
  */
-import { StorageError } from '../errors.ts';
+import { StorageError } from '../util/errors.ts';
 
 /** What `put` accepts: a stream, an async generator, or an array of buffers for small objects. */
 export type Body = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;

@@ -19,7 +19,7 @@ export async function openStorage(config: StorageConfig, options: OpenOptions = 
     case 'local':
       return new LocalStorage(config.path);
     case 's3': {
-      const { S3Storage } = await import('./s3.ts');
+      const { S3Storage } = await import('./s3/s3.ts');
       const retry = { ...DEFAULT_RETRY, onRetry: options.onRetry };
       return new RetryingStorage(new S3Storage(config, { retry, onWarning: options.onWarning }), retry);
     }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { StorageError } from '../errors.ts';
+import { StorageError } from '../util/errors.ts';
 import {
   assertValidKey,
   type Body,

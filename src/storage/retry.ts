@@ -11,7 +11,7 @@
 
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StorageError } from '../errors.ts';
+import { StorageError } from '../util/errors.ts';
 import type {
   Body,
   GetOptions,

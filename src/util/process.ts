@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
-import { ToolMissingError } from '../errors.ts';
+import { ToolMissingError } from './errors.ts';
 import type { ToolEnv } from './tool-env.ts';
 
 export interface Tool {

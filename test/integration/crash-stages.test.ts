@@ -11,7 +11,7 @@
 import { mkdir, readdir, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Manifest } from '../../src/manifest.ts';
+import type { Manifest } from '../../src/catalog/manifest.ts';
 import { type CliResult, collect, runCli, startCli, startPausedAt } from '../support/cli.ts';
 import { fakeToolDir } from '../support/fake-tools.ts';
 import { createBulkDatabase, createRichDatabase } from '../support/fixtures.ts';

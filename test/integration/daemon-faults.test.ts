@@ -7,7 +7,7 @@ import { readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { S3Storage } from '../../src/storage/s3.ts';
+import { S3Storage } from '../../src/storage/s3/s3.ts';
 import { runCli } from '../support/cli.ts';
 import { startDaemon, startReceiver, terminate, waitFor } from '../support/daemon.ts';
 import { fakePgDump, fakeToolDir } from '../support/fake-tools.ts';

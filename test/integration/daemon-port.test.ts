@@ -5,7 +5,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { HTTP_LIMITS } from '../../src/daemon/http.ts';
+import { HTTP_LIMITS } from '../../src/server/http.ts';
 import { type RunningDaemon, startDaemon, terminate, waitFor } from '../support/daemon.ts';
 import { createDatabase, targetEnv, tempDir, uniqueName } from '../support/pg.ts';
 

@@ -13,10 +13,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Manifest } from '../../src/catalog/manifest.ts';
 import type { TargetConfig } from '../../src/config/types.ts';
 import { createEngine } from '../../src/engines/index.ts';
-import { BACKUP_RIGHTS, RESTORE_RIGHTS, RedisEngine } from '../../src/engines/redis.ts';
-import { crc64 } from '../../src/engines/redis-rdb.ts';
+import { BACKUP_RIGHTS, RESTORE_RIGHTS, RedisEngine } from '../../src/engines/redis/engine.ts';
+import { crc64 } from '../../src/engines/redis/rdb.ts';
+import { runBackup } from '../../src/jobs/backup.ts';
+import { runRestore } from '../../src/jobs/restore.ts';
+import { verifyBackup } from '../../src/jobs/verify.ts';
+import { rawDumpStream } from '../../src/pipeline/read.ts';
+import { LocalStorage } from '../../src/storage/local.ts';
 import {
   BackupError,
   ConnectionError,
@@ -24,13 +30,7 @@ import {
   RestoreError,
   ToolMissingError,
   UsageError,
-} from '../../src/errors.ts';
-import { runBackup } from '../../src/jobs/backup.ts';
-import { runRestore } from '../../src/jobs/restore.ts';
-import { verifyBackup } from '../../src/jobs/verify.ts';
-import type { Manifest } from '../../src/manifest.ts';
-import { rawDumpStream } from '../../src/pipeline/read.ts';
-import { LocalStorage } from '../../src/storage/local.ts';
+} from '../../src/util/errors.ts';
 import { Secret } from '../../src/util/secret.ts';
 import { engineConformance, storeRaw } from '../support/engine-conformance.ts';
 import { fakeToolDir } from '../support/fake-tools.ts';

@@ -6,10 +6,10 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { leaseKey } from '../../src/catalog/layout.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
-import { leaseKey } from '../../src/storage/layout.ts';
 import { LocalStorage } from '../../src/storage/local.ts';
-import { S3Storage } from '../../src/storage/s3.ts';
+import { S3Storage } from '../../src/storage/s3/s3.ts';
 import { type CliResult, collect, runCli, startCli } from '../support/cli.ts';
 import { startDaemon, startReceiver, terminate, waitFor } from '../support/daemon.ts';
 import { createRichDatabase } from '../support/fixtures.ts';

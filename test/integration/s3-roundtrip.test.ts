@@ -8,7 +8,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3Storage } from '../../src/storage/s3.ts';
+import { S3Storage } from '../../src/storage/s3/s3.ts';
 import { runCli } from '../support/cli.ts';
 import {
   type Fault,

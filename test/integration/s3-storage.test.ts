@@ -10,10 +10,10 @@ import { buffer } from 'node:stream/consumers';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3VerifyMode } from '../../src/config/types.ts';
-import { StorageError } from '../../src/errors.ts';
 import { StorageConflictError, StorageUnsupportedError } from '../../src/storage/backend.ts';
 import { type RetryInfo, RetryingStorage, type RetryPolicy } from '../../src/storage/retry.ts';
-import { etagMatches, partSize, S3Storage } from '../../src/storage/s3.ts';
+import { etagMatches, partSize, S3Storage } from '../../src/storage/s3/s3.ts';
+import { StorageError } from '../../src/util/errors.ts';
 import { Secret } from '../../src/util/secret.ts';
 import {
   type Fault,

@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { readCatalog } from '../../src/catalog/catalog.ts';
+import type { Manifest } from '../../src/catalog/manifest.ts';
 import { createEngine } from '../../src/engines/index.ts';
-import { VerifyError } from '../../src/errors.ts';
-import { readCatalog } from '../../src/jobs/catalog.ts';
 import { runRestore } from '../../src/jobs/restore.ts';
-import type { Manifest } from '../../src/manifest.ts';
 import type { GetOptions } from '../../src/storage/backend.ts';
 import { LocalStorage } from '../../src/storage/local.ts';
+import { VerifyError } from '../../src/util/errors.ts';
 import { runCli } from '../support/cli.ts';
 import { storeBackup } from '../support/manifests.ts';
 import {

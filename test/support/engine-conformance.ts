@@ -7,16 +7,16 @@
 import { createHash } from 'node:crypto';
 import { buffer } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
+import { backupId, dataKey, manifestKey } from '../../src/catalog/layout.ts';
+import { type Manifest, serializeManifest } from '../../src/catalog/manifest.ts';
 import type { TargetConfig } from '../../src/config/types.ts';
 import { createEngine } from '../../src/engines/index.ts';
-import { ConnectionError, ExitCode, ToolMissingError } from '../../src/errors.ts';
 import { runBackup } from '../../src/jobs/backup.ts';
 import { runRestore } from '../../src/jobs/restore.ts';
 import { verifyBackup } from '../../src/jobs/verify.ts';
-import { type Manifest, serializeManifest } from '../../src/manifest.ts';
 import { rawDumpStream } from '../../src/pipeline/read.ts';
-import { backupId, dataKey, manifestKey } from '../../src/storage/layout.ts';
 import { LocalStorage } from '../../src/storage/local.ts';
+import { ConnectionError, ExitCode, ToolMissingError } from '../../src/util/errors.ts';
 import { fakeToolDir } from './fake-tools.ts';
 import { tempDir } from './pg.ts';
 

@@ -1,8 +1,8 @@
 /** Committed backups written straight into storage, for tests of jobs that read storage. */
 import { createHash } from 'node:crypto';
-import { type Manifest, serializeManifest } from '../../src/manifest.ts';
+import { backupId, dataKey, manifestKey, verifyKey } from '../../src/catalog/layout.ts';
+import { type Manifest, serializeManifest } from '../../src/catalog/manifest.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
-import { backupId, dataKey, manifestKey, verifyKey } from '../../src/storage/layout.ts';
 
 /**
  * Stores a committed backup of target `shop` taken at `time`, as the backup job would; `data` replaces

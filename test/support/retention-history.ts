@@ -3,8 +3,9 @@
  * `now`, with gaps (days with no backup), days with a second backup in the afternoon, and failed runs
  * mixed in (backups whose verification failed).
  */
+
+import { backupId } from '../../src/catalog/layout.ts';
 import type { RetentionCandidate } from '../../src/retention/policy.ts';
-import { backupId } from '../../src/storage/layout.ts';
 
 export const HISTORY_NOW = new Date('2026-11-22T12:00:00Z');
 

@@ -5,11 +5,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { zstdDecompressSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { findBackup, readCatalog } from '../../src/catalog/catalog.ts';
 import { offlineTarget } from '../../src/config/target.ts';
 import type { TargetConfig } from '../../src/config/types.ts';
-import { BackupError, StorageError } from '../../src/errors.ts';
 import { runBackup } from '../../src/jobs/backup.ts';
-import { findBackup, readCatalog } from '../../src/jobs/catalog.ts';
 import { LeaseLostError } from '../../src/jobs/lease.ts';
 import { verifyBackup } from '../../src/jobs/verify.ts';
 import {
@@ -20,6 +19,7 @@ import {
   StorageConflictError,
 } from '../../src/storage/backend.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
+import { BackupError, StorageError } from '../../src/util/errors.ts';
 import { fakeEngine } from '../support/fake-engine.ts';
 
 const target: TargetConfig = {

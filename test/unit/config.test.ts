@@ -2,7 +2,7 @@ import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/parse.ts';
 import { parseYamlText } from '../../src/config/yaml.ts';
-import { ConfigError } from '../../src/errors.ts';
+import { ConfigError } from '../../src/util/errors.ts';
 
 const files: Record<string, string> = {
   '/run/secrets/pw': 'from-file-secret\n',

@@ -4,14 +4,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { readCatalog } from '../../src/catalog/catalog.ts';
 import { offlineTarget } from '../../src/config/target.ts';
 import type { TargetConfig } from '../../src/config/types.ts';
-import { StorageError } from '../../src/errors.ts';
-import { readCatalog } from '../../src/jobs/catalog.ts';
 import { runCycle } from '../../src/jobs/cycle.ts';
 import { isDiskFull } from '../../src/jobs/full-disk.ts';
 import type { Body, PutOptions, PutResult } from '../../src/storage/backend.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
+import { StorageError } from '../../src/util/errors.ts';
 import { fakeEngine } from '../support/fake-engine.ts';
 
 /** In-memory storage on a disk of `quota` bytes: a write that would go past it fails as a full disk does. */

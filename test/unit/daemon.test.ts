@@ -4,6 +4,7 @@
  */
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import type { Manifest } from '../../src/catalog/manifest.ts';
 import { offlineTarget } from '../../src/config/target.ts';
 import type { TargetConfig } from '../../src/config/types.ts';
 import {
@@ -15,16 +16,15 @@ import {
   readStorageUsage,
   type Timer,
 } from '../../src/daemon/daemon.ts';
-import type { HealthReport } from '../../src/daemon/health.ts';
-import { handle } from '../../src/daemon/http.ts';
-import { DaemonMetrics } from '../../src/daemon/metrics.ts';
-import { type Notification, Notifier } from '../../src/daemon/notify.ts';
-import { BackupError, ConnectionError } from '../../src/errors.ts';
 import type { CycleResult } from '../../src/jobs/cycle.ts';
 import { LeaseHeldError } from '../../src/jobs/lease.ts';
-import type { Manifest } from '../../src/manifest.ts';
+import { type Notification, Notifier } from '../../src/notify/channels.ts';
+import type { HealthReport } from '../../src/server/health.ts';
+import { handle } from '../../src/server/http.ts';
+import { DaemonMetrics } from '../../src/server/metrics.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
+import { BackupError, ConnectionError } from '../../src/util/errors.ts';
 import { Secret } from '../../src/util/secret.ts';
 import { storeBackup } from '../support/manifests.ts';
 

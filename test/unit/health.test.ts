@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { healthReport, type TargetStatus, targetHealth } from '../../src/daemon/health.ts';
+import { healthReport, type TargetStatus, targetHealth } from '../../src/server/health.ts';
 
 const since = new Date('2026-11-22T00:00:00Z');
 const base: TargetStatus = {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type Endpoints, handle } from '../../src/daemon/http.ts';
-import { DaemonMetrics } from '../../src/daemon/metrics.ts';
+import { type Endpoints, handle } from '../../src/server/http.ts';
+import { DaemonMetrics } from '../../src/server/metrics.ts';
 
 function endpoints(healthy: boolean, ready = true): Endpoints {
   const metrics = new DaemonMetrics({ processMetrics: false });

@@ -1,10 +1,10 @@
 /** Which backup `restore latest` takes: the newest intact one, never a suspect one, never on a read error. */
 import { describe, expect, it } from 'vitest';
-import { StorageError } from '../../src/errors.ts';
-import { trustedBackups } from '../../src/jobs/catalog.ts';
+import { trustedBackups } from '../../src/catalog/catalog.ts';
 import { pickIntact } from '../../src/jobs/intact.ts';
 import type { GetOptions } from '../../src/storage/backend.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
+import { StorageError } from '../../src/util/errors.ts';
 import { storeBackup } from '../support/manifests.ts';
 
 const NOW = new Date('2026-03-01T12:00:00Z');

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { isValidKey } from '../../src/storage/backend.ts';
 import {
   backupId,
   compareIds,
@@ -10,7 +9,8 @@ import {
   manifestKey,
   parseBackupId,
   parseKey,
-} from '../../src/storage/layout.ts';
+} from '../../src/catalog/layout.ts';
+import { isValidKey } from '../../src/storage/backend.ts';
 
 describe('storage layout', () => {
   it('forms ids and keys as PRODUCT.md shows them', () => {

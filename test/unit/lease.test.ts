@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
-import { StorageError } from '../../src/errors.ts';
+import { leaseKey } from '../../src/catalog/layout.ts';
 import {
   acquireLease,
   isProcessAlive,
@@ -30,9 +30,9 @@ import {
   type StorageBackend,
   StorageConflictError,
 } from '../../src/storage/backend.ts';
-import { leaseKey } from '../../src/storage/layout.ts';
 import { LocalStorage } from '../../src/storage/local.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
+import { StorageError } from '../../src/util/errors.ts';
 import { tempDir } from '../support/pg.ts';
 
 /** Time stands still until the test moves it; sleepers wake in order as it passes them. */

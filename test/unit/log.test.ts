@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/daemon/log.ts';
+import { createLogger } from '../../src/util/log.ts';
 
 function capture(isTTY: boolean) {
   const lines: string[] = [];

@@ -1,6 +1,6 @@
 /** Which manifests' dates can be believed: golden cases of the one rule every reader uses. */
 import { describe, expect, it } from 'vitest';
-import { manifestDistrust, retentionTime } from '../../src/manifest-trust.ts';
+import { manifestDistrust, retentionTime } from '../../src/catalog/manifest-trust.ts';
 
 const NOW = new Date('2026-06-15T12:00:00.000Z');
 

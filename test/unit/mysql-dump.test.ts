@@ -12,8 +12,8 @@ import {
   parseBatchOutput,
   parseToolVersion,
   unnameAlterDatabase,
-} from '../../src/engines/mysql.ts';
-import { BackupError } from '../../src/errors.ts';
+} from '../../src/engines/mysql/engine.ts';
+import { BackupError } from '../../src/util/errors.ts';
 
 const MARIADB = { flavour: 'mariadb', version: 'mariadb-dump 10.19 (MariaDB 10.11.19)', major: 10 } as const;
 const MYSQL8 = { flavour: 'mysql', version: 'mysqldump 8.0.36 (MySQL)', major: 8 } as const;

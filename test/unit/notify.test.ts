@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NO_NOTIFICATIONS } from '../../src/config/target.ts';
 import type { NotifyConfig } from '../../src/config/types.ts';
-import { deliveries, type Notification, Notifier } from '../../src/daemon/notify.ts';
+import { deliveries, type Notification, Notifier } from '../../src/notify/channels.ts';
 import { Secret } from '../../src/util/secret.ts';
 import { freePort } from '../support/postgres-server.ts';
 

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import { type Manifest, serializeManifest } from '../../src/catalog/manifest.ts';
+import { parseManifest } from '../../src/catalog/manifest-read.ts';
 import type { DatabaseSettings } from '../../src/engines/engine.ts';
 import {
   quoteLiteral,
   rolesNamed,
   settingsPlan,
   toDatabaseSettings,
-} from '../../src/engines/postgres-dbsettings.ts';
-import { type Manifest, serializeManifest } from '../../src/manifest.ts';
-import { parseManifest } from '../../src/manifest-read.ts';
+} from '../../src/engines/postgres/dbsettings.ts';
 
 const SHOP: DatabaseSettings = {
   owner: 'app',

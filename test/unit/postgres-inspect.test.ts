@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { offlineTarget } from '../../src/config/target.ts';
-import { PostgresEngine, parseRestoreList } from '../../src/engines/postgres.ts';
-import { BackupError } from '../../src/errors.ts';
+import { PostgresEngine, parseRestoreList } from '../../src/engines/postgres/engine.ts';
+import { BackupError } from '../../src/util/errors.ts';
 
 describe('pg_restore --list parsing', () => {
   it('reads types (multi-word included), schemas and names', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cleanSafeOrder, parseRestoreList } from '../../src/engines/postgres-list.ts';
+import { cleanSafeOrder, parseRestoreList } from '../../src/engines/postgres/list.ts';
 
 /** Entry lines only, as `DumpEntry` ids: the order pg_restore restores (and reversed, drops) them in. */
 function ids(list: string): string[] {

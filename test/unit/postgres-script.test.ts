@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { PlainScriptFilter, restrictedScript } from '../../src/engines/postgres-script.ts';
-import { RestoreError } from '../../src/errors.ts';
+import { PlainScriptFilter, restrictedScript } from '../../src/engines/postgres/script.ts';
+import { RestoreError } from '../../src/util/errors.ts';
 
 const KEY = `${'Zk3'.repeat(21)}q`;
 const OURS = 'datasaverKey0123456789';

@@ -5,7 +5,8 @@
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CleanupError, StorageError } from '../../src/errors.ts';
+import { backupId, manifestKey, verifyKey } from '../../src/catalog/layout.ts';
+import { serializeManifest } from '../../src/catalog/manifest.ts';
 import { LeaseLostError } from '../../src/jobs/lease.ts';
 import {
   executePrune,
@@ -14,12 +15,11 @@ import {
   prune,
   throwIfPruneFailed,
 } from '../../src/jobs/prune.ts';
-import { serializeManifest } from '../../src/manifest.ts';
 import { DEFAULT_RULES } from '../../src/retention/policy.ts';
 import type { OpOptions, StorageBackend } from '../../src/storage/backend.ts';
-import { backupId, manifestKey, verifyKey } from '../../src/storage/layout.ts';
 import { LocalStorage } from '../../src/storage/local.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
+import { CleanupError, StorageError } from '../../src/util/errors.ts';
 import { storeBackup as store } from '../support/manifests.ts';
 import { tempDir } from '../support/pg.ts';
 

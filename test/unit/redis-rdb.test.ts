@@ -1,7 +1,7 @@
 /** The in-process RDB reader: CRC-64/Jones, the record walk, and what it accepts and refuses. */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { parseKeyspace, rdbLength } from '../../src/engines/redis.ts';
+import { parseKeyspace, rdbLength } from '../../src/engines/redis/engine.ts';
 import {
   Crc64,
   crc64,
@@ -9,7 +9,7 @@ import {
   RdbChecker,
   RdbError,
   type RdbSummary,
-} from '../../src/engines/redis-rdb.ts';
+} from '../../src/engines/redis/rdb.ts';
 
 /** Bit-at-a-time CRC-64/Jones (reflected 0xad93d23594c935a9), the textbook definition. */
 function referenceCrc64(data: Uint8Array): bigint {

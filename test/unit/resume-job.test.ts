@@ -3,7 +3,7 @@
  * checked against the manifest, and only where that destination's retention would keep it.
  */
 import { describe, expect, it } from 'vitest';
-import { readCatalog } from '../../src/jobs/catalog.ts';
+import { readCatalog } from '../../src/catalog/catalog.ts';
 import { LeaseLostError } from '../../src/jobs/lease.ts';
 import type { PruneTarget } from '../../src/jobs/prune.ts';
 import { resumeUploads } from '../../src/jobs/resume.ts';

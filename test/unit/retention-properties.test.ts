@@ -4,6 +4,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { backupId } from '../../src/catalog/layout.ts';
 import { periodOf } from '../../src/retention/calendar.ts';
 import {
   planRetention,
@@ -11,7 +12,6 @@ import {
   type RetentionCandidate,
   type RetentionDecision,
 } from '../../src/retention/policy.ts';
-import { backupId } from '../../src/storage/layout.ts';
 
 const NOW = new Date('2027-01-02T06:00:00Z');
 const ZONES = ['UTC', 'Europe/Berlin', 'America/New_York', 'Pacific/Auckland', 'Asia/Kolkata'];

@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { backupId } from '../../src/catalog/layout.ts';
 import { civilDate, isoWeek, isTimeZone, periodOf } from '../../src/retention/calendar.ts';
 import {
   DEFAULT_RULES,
@@ -13,7 +14,6 @@ import {
   type RetentionCandidate,
   type RetentionPolicy,
 } from '../../src/retention/policy.ts';
-import { backupId } from '../../src/storage/layout.ts';
 import { HISTORY_NOW, history400Days } from '../support/retention-history.ts';
 
 const GOLDEN = join(import.meta.dirname, '..', 'fixtures', 'retention');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { longestInterval, parseSchedule, planNext, type Schedule } from '../../src/daemon/schedule.ts';
+import { longestInterval, parseSchedule, planNext, type Schedule } from '../../src/schedule/cron.ts';
 
 function schedule(expr: string, tz = 'UTC'): Schedule {
   const s = parseSchedule(expr, tz);

@@ -1,12 +1,12 @@
 /** The size-change rule (jobs/size-change.ts): pure, with backups described by id, time, series and size. */
 import { describe, expect, it } from 'vitest';
+import { backupId } from '../../src/catalog/layout.ts';
 import {
   assessSize,
   checkBackupSize,
   describeSizeChange,
   type SizedBackup,
 } from '../../src/jobs/size-change.ts';
-import { backupId } from '../../src/storage/layout.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
 import { storeBackup } from '../support/manifests.ts';
 

@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer, text } from 'node:stream/consumers';
 import { afterAll, describe, expect, it } from 'vitest';
-import { StorageError } from '../../src/errors.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
 import { StorageConflictError, StorageNotFoundError } from '../../src/storage/backend.ts';
 import { LocalStorage } from '../../src/storage/local.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
 import { DEFAULT_RETRY, RetryingStorage } from '../../src/storage/retry.ts';
-import { S3Storage } from '../../src/storage/s3.ts';
+import { S3Storage } from '../../src/storage/s3/s3.ts';
+import { StorageError } from '../../src/util/errors.ts';
 import { tempDir } from '../support/pg.ts';
 import { s3Config, s3EndpointOf, s3Prefix } from '../support/s3.ts';
 

@@ -7,18 +7,18 @@
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { findBackup, MAX_RECORD_BYTES, readCatalog, readTargetUsage } from '../../src/catalog/catalog.ts';
+import { backupId, manifestKey, verifyKey } from '../../src/catalog/layout.ts';
+import type { Manifest } from '../../src/catalog/manifest.ts';
 import type { DumpInspection, Engine, RestoreOptions } from '../../src/engines/engine.ts';
-import { UsageError, VerifyError } from '../../src/errors.ts';
-import { findBackup, MAX_RECORD_BYTES, readCatalog, readTargetUsage } from '../../src/jobs/catalog.ts';
 import { type PruneTarget, planPrune, prune } from '../../src/jobs/prune.ts';
 import { runRestore } from '../../src/jobs/restore.ts';
 import { resumeUploads } from '../../src/jobs/resume.ts';
 import { verifyBackup } from '../../src/jobs/verify.ts';
-import type { Manifest } from '../../src/manifest.ts';
 import { DEFAULT_RULES } from '../../src/retention/policy.ts';
 import type { GetOptions } from '../../src/storage/backend.ts';
-import { backupId, manifestKey, verifyKey } from '../../src/storage/layout.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
+import { UsageError, VerifyError } from '../../src/util/errors.ts';
 import { fakeCapabilities } from '../support/fake-engine.ts';
 import { storeBackup } from '../support/manifests.ts';
 

@@ -2,7 +2,7 @@
  * pg_restore's table of contents (`pg_restore --list`): read for what a backup holds, and reordered so
  * that `--clean` can drop what a restore recreates.
  */
-import type { DumpEntry } from './engine.ts';
+import type { DumpEntry } from '../engine.ts';
 
 /** Multi-word TOC entry types, longest first, so `TABLE DATA` is not read as `TABLE`. */
 const MULTI_WORD_TYPES = [

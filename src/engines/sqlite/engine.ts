@@ -36,7 +36,7 @@ import {
 import { dirname, isAbsolute, join } from 'node:path';
 import { backup, DatabaseSync } from 'node:sqlite';
 import { pipeline } from 'node:stream/promises';
-import type { TargetConfig } from '../config/types.ts';
+import type { TargetConfig } from '../../config/types.ts';
 import {
   BackupError,
   ConnectionError,
@@ -44,8 +44,8 @@ import {
   RestoreError,
   UsageError,
   VerifyError,
-} from '../errors.ts';
-import { makePrivateTempDir, sweepTempFilesBeside, tempFileBeside } from '../util/private-temp.ts';
+} from '../../util/errors.ts';
+import { makePrivateTempDir, sweepTempFilesBeside, tempFileBeside } from '../../util/private-temp.ts';
 import type {
   DatabaseFacts,
   DumpEntry,
@@ -57,7 +57,7 @@ import type {
   RestoreOptions,
   RestoreTargetState,
   ServerInfo,
-} from './engine.ts';
+} from '../engine.ts';
 
 const FORMAT = 'sqlite';
 /** Files beside a database that belong to its current state. */

@@ -49,10 +49,10 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { S3StorageConfig } from '../config/types.ts';
-import { isAbortError, StorageError } from '../errors.ts';
-import { holdExternal } from '../pipeline/memory.ts';
-import { redact } from '../util/secret.ts';
+import type { S3StorageConfig } from '../../config/types.ts';
+import { holdExternal } from '../../pipeline/memory.ts';
+import { isAbortError, StorageError } from '../../util/errors.ts';
+import { redact } from '../../util/secret.ts';
 import {
   assertValidKey,
   type Body,
@@ -68,8 +68,8 @@ import {
   StorageNotFoundError,
   StorageUnsupportedError,
   type TemporaryInfo,
-} from './backend.ts';
-import { DEFAULT_RETRY, type RetryPolicy, retryOperation } from './retry.ts';
+} from '../backend.ts';
+import { DEFAULT_RETRY, type RetryPolicy, retryOperation } from '../retry.ts';
 
 const MIB = 1024 * 1024;
 const MAX_PARTS = 10_000;

@@ -22,10 +22,10 @@ import { constants } from 'node:fs';
 import { access, rm, writeFile } from 'node:fs/promises';
 import { basename, delimiter, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import type { ConnectionConfig, TargetConfig } from '../config/types.ts';
-import { BackupError, ConnectionError, RestoreError, UsageError } from '../errors.ts';
-import { failpoint } from '../util/failpoint.ts';
-import { makePrivateTempDir } from '../util/private-temp.ts';
+import type { ConnectionConfig, TargetConfig } from '../../config/types.ts';
+import { BackupError, ConnectionError, RestoreError, UsageError } from '../../util/errors.ts';
+import { failpoint } from '../../util/failpoint.ts';
+import { makePrivateTempDir } from '../../util/private-temp.ts';
 import {
   describeExit,
   type Exit,
@@ -36,9 +36,9 @@ import {
   spawnTool,
   type Tool,
   toolMissing,
-} from '../util/process.ts';
-import { redact, type Secret } from '../util/secret.ts';
-import { MYSQL_ENV, type ToolEnv, toolEnv } from '../util/tool-env.ts';
+} from '../../util/process.ts';
+import { redact, type Secret } from '../../util/secret.ts';
+import { MYSQL_ENV, type ToolEnv, toolEnv } from '../../util/tool-env.ts';
 import type {
   DatabaseFacts,
   DumpEntry,
@@ -50,7 +50,7 @@ import type {
   RestoreOptions,
   RestoreTargetState,
   ServerInfo,
-} from './engine.ts';
+} from '../engine.ts';
 
 const FORMATS = ['sql'] as const;
 const PACKAGE = 'mariadb-client';

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { type Logger, pino } from 'pino';
 import type { Out } from '../cli/output.ts';
 import type { LogFormat, LogLevel } from '../config/types.ts';
-import { redact } from '../util/secret.ts';
+import { redact } from './secret.ts';
 
 export type { Logger };
 

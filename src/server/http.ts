@@ -4,7 +4,7 @@
  * `serve` binds it to a port.
  */
 import { createServer, type Server } from 'node:http';
-import { errorMessage } from '../errors.ts';
+import { errorMessage } from '../util/errors.ts';
 
 export interface HttpResponse {
   status: number;

@@ -2,15 +2,16 @@
  * Reading backups back from storage: manifests are the source of truth. Objects that datasaver did not
  * write, or manifests it cannot read, are skipped with a warning; they never break listing.
  */
-import { errorMessage, StorageError, UsageError } from '../errors.ts';
-import type { Manifest } from '../manifest.ts';
-import { parseManifest } from '../manifest-read.ts';
-import { manifestDistrust } from '../manifest-trust.ts';
+
 import { readCapped } from '../pipeline/read.ts';
 import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
-import { compareIds, isLeaseKey, parseBackupId, parseKey } from '../storage/layout.ts';
 import { mapLimit } from '../util/concurrency.ts';
+import { errorMessage, StorageError, UsageError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
+import { compareIds, isLeaseKey, parseBackupId, parseKey } from './layout.ts';
+import type { Manifest } from './manifest.ts';
+import { parseManifest } from './manifest-read.ts';
+import { manifestDistrust } from './manifest-trust.ts';
 
 export interface Catalog {
   /** Committed backups, oldest first. */

@@ -6,10 +6,10 @@
  * the database allows; they are made printable where they are shown.)
  */
 import { z } from 'zod';
-import { COMPRESSION_ALGORITHMS } from './config/types.ts';
-import { DATABASE_PRIVILEGES, SETTING_NAME } from './engines/postgres-dbsettings.ts';
+import { COMPRESSION_ALGORITHMS } from '../config/types.ts';
+import { DATABASE_PRIVILEGES, SETTING_NAME } from '../engines/postgres/dbsettings.ts';
+import { isPrintable } from '../util/printable.ts';
 import { LABEL_PATTERN, type Manifest } from './manifest.ts';
-import { isPrintable } from './util/printable.ts';
 
 const tableFacts = z.object({ name: z.string(), rows: z.number() });
 

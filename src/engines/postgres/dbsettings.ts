@@ -8,7 +8,7 @@
  * literal, and setting values never enter SQL text (they go through set_config parameters and are stored
  * with `SET … FROM CURRENT`).
  */
-import type { DatabaseSettings } from './engine.ts';
+import type { DatabaseSettings } from '../engine.ts';
 
 export const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_.]*$/;
 export const DATABASE_PRIVILEGES = ['CONNECT', 'CREATE', 'TEMPORARY'] as const;

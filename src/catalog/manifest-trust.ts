@@ -10,8 +10,9 @@
  * Once the clock passes its dates it is an ordinary backup again: a backup taken while the clock ran
  * ahead is real data, and is never deleted for its dates alone.
  */
+
+import { parseBackupId } from './layout.ts';
 import type { Manifest } from './manifest.ts';
-import { parseBackupId } from './storage/layout.ts';
 
 /** How far ahead of `now` a backup's times may be: clocks of two hosts sharing storage drift a little. */
 export const FUTURE_TOLERANCE_MS = 5 * 60_000;

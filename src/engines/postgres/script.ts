@@ -22,7 +22,7 @@
  * header comments before the first statement (no COPY can have started there), and a line that is exactly
  * `\unrestrict` with that same key. Dropping cannot let anything through: psql stays restricted anyway.
  */
-import { RestoreError } from '../errors.ts';
+import { RestoreError } from '../../util/errors.ts';
 
 const NEWLINE = 0x0a;
 const NUL = 0x00;

@@ -17,8 +17,8 @@ import { once } from 'node:events';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NotifyConfig } from '../config/types.ts';
-import { errorMessage } from '../errors.ts';
 import type { CycleResult } from '../jobs/cycle.ts';
+import { errorMessage } from '../util/errors.ts';
 import { redact, type Secret } from '../util/secret.ts';
 
 export type NotifyEvent = 'start' | 'success' | 'failure' | 'recovery' | 'stale' | 'size-change';

@@ -27,7 +27,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Redis, RedisOptions } from 'ioredis';
-import type { TargetConfig } from '../config/types.ts';
+import type { TargetConfig } from '../../config/types.ts';
 import {
   BackupError,
   ConnectionError,
@@ -36,9 +36,9 @@ import {
   RestoreError,
   ToolMissingError,
   UsageError,
-} from '../errors.ts';
-import { failpoint } from '../util/failpoint.ts';
-import { makePrivateTempDir } from '../util/private-temp.ts';
+} from '../../util/errors.ts';
+import { failpoint } from '../../util/failpoint.ts';
+import { makePrivateTempDir } from '../../util/private-temp.ts';
 import {
   describeExit,
   killIfRunning,
@@ -47,9 +47,9 @@ import {
   Tail,
   type Tool,
   toolMissing,
-} from '../util/process.ts';
-import { redact } from '../util/secret.ts';
-import { type ToolEnv, toolEnv } from '../util/tool-env.ts';
+} from '../../util/process.ts';
+import { redact } from '../../util/secret.ts';
+import { type ToolEnv, toolEnv } from '../../util/tool-env.ts';
 import type {
   DatabaseFacts,
   DumpInspection,
@@ -60,8 +60,8 @@ import type {
   RestoreOptions,
   RestoreTargetState,
   ServerInfo,
-} from './engine.ts';
-import { checkRdb, RdbChecker, RdbError, type RdbSummary } from './redis-rdb.ts';
+} from '../engine.ts';
+import { checkRdb, RdbChecker, RdbError, type RdbSummary } from './rdb.ts';
 
 const FORMATS = ['rdb'] as const;
 const DEFAULT_PORT = 6379;

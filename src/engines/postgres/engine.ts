@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { StringDecoder } from 'node:string_decoder';
 import pg from 'pg';
-import type { TargetConfig } from '../config/types.ts';
+import type { TargetConfig } from '../../config/types.ts';
 import {
   BackupError,
   ConnectionError,
@@ -22,9 +22,9 @@ import {
   RestoreError,
   ToolMissingError,
   UsageError,
-} from '../errors.ts';
-import { failpoint } from '../util/failpoint.ts';
-import { makePrivateTempDir } from '../util/private-temp.ts';
+} from '../../util/errors.ts';
+import { failpoint } from '../../util/failpoint.ts';
+import { makePrivateTempDir } from '../../util/private-temp.ts';
 import {
   describeExit,
   feedStdin,
@@ -33,9 +33,9 @@ import {
   type Spawned,
   spawnTool,
   type Tool,
-} from '../util/process.ts';
-import { redact } from '../util/secret.ts';
-import { LIBPQ_ENV, type ToolEnv, toolEnv } from '../util/tool-env.ts';
+} from '../../util/process.ts';
+import { redact } from '../../util/secret.ts';
+import { LIBPQ_ENV, type ToolEnv, toolEnv } from '../../util/tool-env.ts';
 import type {
   DatabaseFacts,
   DatabaseSettings,
@@ -49,7 +49,7 @@ import type {
   RestoreReport,
   RestoreTargetState,
   ServerInfo,
-} from './engine.ts';
+} from '../engine.ts';
 import {
   type DatabaseSettingsRow,
   quoteIdent,
@@ -59,9 +59,9 @@ import {
   type Step,
   settingsPlan,
   toDatabaseSettings,
-} from './postgres-dbsettings.ts';
-import { cleanSafeOrder, parseRestoreList } from './postgres-list.ts';
-import { RefusedScriptError, restrictedScript } from './postgres-script.ts';
+} from './dbsettings.ts';
+import { cleanSafeOrder, parseRestoreList } from './list.ts';
+import { RefusedScriptError, restrictedScript } from './script.ts';
 
 export { parseRestoreList };
 
