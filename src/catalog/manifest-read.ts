@@ -6,8 +6,8 @@
  * the database allows; they are made printable where they are shown.)
  */
 import { z } from 'zod';
-import { COMPRESSION_ALGORITHMS } from '../config/types.ts';
 import { DATABASE_PRIVILEGES, SETTING_NAME } from '../engines/postgres/dbsettings.ts';
+import { COMPRESSION_ALGORITHMS } from '../pipeline/compression.ts';
 import { isPrintable } from '../util/printable.ts';
 import { LABEL_PATTERN, type Manifest } from './manifest.ts';
 

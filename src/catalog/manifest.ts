@@ -5,8 +5,9 @@
  *
  * Reading manifests back (validated) lives in manifest-read.ts, so writing a backup needs no validator.
  */
-import type { CompressionAlgorithm } from '../config/types.ts';
+
 import type { DatabaseSettings } from '../engines/engine.ts';
+import type { CompressionAlgorithm } from '../pipeline/compression.ts';
 
 export const MANIFEST_VERSION = 1;
 

@@ -1,5 +1,6 @@
-import type { Config, StorageConfig } from '../config/types.ts';
+import type { Config } from '../config/types.ts';
 import type { StorageCapabilities } from '../storage/backend.ts';
+import type { StorageConfig } from '../storage/config.ts';
 import { errorMessage } from '../util/errors.ts';
 import { type CliContext, open, readConfig } from './context.ts';
 import { printJson } from './output.ts';

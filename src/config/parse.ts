@@ -8,31 +8,30 @@
  * ignored so that one sidecar's env cannot silently redirect every target of a file.
  */
 
+import { ENGINE_FORMATS, ENGINE_NAMES, type EngineName } from '../engines/registry.ts';
+import { COMPRESSION_ALGORITHMS } from '../pipeline/compression.ts';
 import { isTimeZone } from '../retention/calendar.ts';
 import { DEFAULT_RULES, policyProblem, type RetentionRules } from '../retention/policy.ts';
 import { DEFAULT_SCHEDULE, longestInterval, parseSchedule } from '../schedule/cron.ts';
-import { ConfigError } from '../util/errors.ts';
-import { redact, Secret } from '../util/secret.ts';
-import { DAEMON_FIELDS, type DaemonFieldName, FIELD_NAMES, FIELDS, type FieldName } from './fields.ts';
-import { DEFAULT_LEASE_TTL_SECONDS, DEFAULT_SIZE_CHANGE_ALERT, MAX_LEASE_TTL_SECONDS } from './target.ts';
 import {
-  COMPRESSION_ALGORITHMS,
-  type Config,
-  type DaemonConfig,
-  ENGINE_FORMATS,
-  ENGINE_NAMES,
-  type EngineName,
-  LOG_FORMATS,
-  LOG_LEVELS,
-  type NotifyConfig,
-  type RetentionConfig,
   S3_SSE_MODES,
   S3_VERIFY_MODES,
   type S3StorageConfig,
   type S3VerifyMode,
-  type ScheduleConfig,
   type StorageConfig,
-  type TargetConfig,
+} from '../storage/config.ts';
+import { ConfigError } from '../util/errors.ts';
+import { LOG_FORMATS, LOG_LEVELS } from '../util/log.ts';
+import { redact, Secret } from '../util/secret.ts';
+import { DAEMON_FIELDS, type DaemonFieldName, FIELD_NAMES, FIELDS, type FieldName } from './fields.ts';
+import { DEFAULT_LEASE_TTL_SECONDS, DEFAULT_SIZE_CHANGE_ALERT, MAX_LEASE_TTL_SECONDS } from './target.ts';
+import type {
+  Config,
+  DaemonConfig,
+  NotifyConfig,
+  RetentionConfig,
+  ScheduleConfig,
+  TargetConfig,
 } from './types.ts';
 
 export interface ParseInput {

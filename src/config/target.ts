@@ -1,12 +1,7 @@
+import { ENGINE_FORMATS, ENGINE_NAMES, type EngineName } from '../engines/registry.ts';
 import { DEFAULT_RULES } from '../retention/policy.ts';
 import { DEFAULT_SCHEDULE } from '../schedule/cron.ts';
-import {
-  ENGINE_FORMATS,
-  ENGINE_NAMES,
-  type EngineName,
-  type NotifyConfig,
-  type TargetConfig,
-} from './types.ts';
+import type { NotifyConfig, TargetConfig } from './types.ts';
 
 /** Whether `name` is an engine this datasaver knows (a manifest's `engine` field is only a string). */
 export function isEngineName(name: string): name is EngineName {

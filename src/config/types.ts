@@ -1,95 +1,10 @@
+import type { ConnectionConfig } from '../engines/engine.ts';
+import type { EngineName } from '../engines/registry.ts';
+import type { CompressionConfig } from '../pipeline/compression.ts';
 import type { RetentionRules } from '../retention/policy.ts';
+import type { StorageConfig } from '../storage/config.ts';
+import type { LogFormat, LogLevel } from '../util/log.ts';
 import type { Secret } from '../util/secret.ts';
-
-/** Database engines datasaver knows (`mysql` covers MySQL and MariaDB). */
-export const ENGINE_NAMES = ['postgres', 'mysql', 'redis', 'sqlite'] as const;
-export type EngineName = (typeof ENGINE_NAMES)[number];
-
-/** Dump formats per engine; the first is the default. */
-export const ENGINE_FORMATS: Readonly<Record<EngineName, readonly string[]>> = {
-  postgres: ['custom', 'plain'],
-  mysql: ['sql'],
-  redis: ['rdb'],
-  sqlite: ['sqlite'],
-};
-
-export const COMPRESSION_ALGORITHMS = ['zstd', 'gzip', 'none'] as const;
-export type CompressionAlgorithm = (typeof COMPRESSION_ALGORITHMS)[number];
-
-export interface CompressionConfig {
-  algorithm: CompressionAlgorithm;
-  /** Algorithm-specific level; undefined means the algorithm's default (zstd 2 with a larger match table, gzip 6). */
-  level: number | undefined;
-}
-
-export interface LocalStorageConfig {
-  backend: 'local';
-  /** Absolute directory that holds `<target>/<backup-id>.*`. */
-  path: string;
-}
-
-export const S3_SSE_MODES = ['AES256', 'aws:kms'] as const;
-/**
- * How an upload is checked before its manifest is written: `etag` compares the MD5 the service reports
- * (reading the object back when the ETag is not the MD5 of what was sent, e.g. under SSE-KMS),
- * `read-back` always downloads it and compares its sha256, `size` checks only the size.
- */
-export const S3_VERIFY_MODES = ['etag', 'read-back', 'size'] as const;
-export type S3VerifyMode = (typeof S3_VERIFY_MODES)[number];
-
-/** An S3-compatible bucket (AWS, MinIO, Backblaze B2, Wasabi, Scaleway, R2...). */
-export interface S3StorageConfig {
-  backend: 's3';
-  bucket: string;
-  /** Key prefix inside the bucket, without leading or trailing `/`; '' for the bucket root. */
-  prefix: string;
-  /** Custom endpoint URL for S3-compatible services; undefined for AWS. */
-  endpoint: string | undefined;
-  region: string;
-  /** `https://endpoint/bucket/key` instead of `https://bucket.endpoint/key` (MinIO and most self-hosted). */
-  forcePathStyle: boolean;
-  /** Static credentials; when unset, the AWS SDK's default chain (env, profile, container/instance role). */
-  accessKey: Secret | undefined;
-  secretKey: Secret | undefined;
-  /** Server-side encryption: SSE-S3 (`AES256`) or SSE-KMS (`aws:kms`, optionally with a key id). */
-  sse: (typeof S3_SSE_MODES)[number] | undefined;
-  sseKmsKeyId: string | undefined;
-  storageClass: string | undefined;
-  /** First multipart part size, MiB (8-5120); parts double every 1,000 so 5 TiB fits in 10,000. */
-  partSizeMb: number;
-  /** Parts uploaded at once; memory is about (concurrency + 1) x part size. */
-  uploadConcurrency: number;
-  /** How each uploaded object is checked against what was sent before the manifest is written. */
-  verifyUpload: S3VerifyMode;
-}
-
-export type StorageConfig = LocalStorageConfig | S3StorageConfig;
-
-/**
- * How to reach the database. Every field is optional: the engine's defaults apply (libpq's for
- * PostgreSQL, localhost:3306 for MySQL, localhost:6379 for Redis).
- */
-export interface ConnectionConfig {
-  host: string | undefined;
-  port: number | undefined;
-  /**
-   * PostgreSQL: the database. MySQL: one database, or several separated by commas; unset for all.
-   * SQLite: the absolute path of the database file. Redis: unused (a backup holds every database).
-   */
-  database: string | undefined;
-  user: string | undefined;
-  password: Secret | undefined;
-  /** libpq sslmode (disable, allow, prefer, require, verify-ca, verify-full); PostgreSQL only. */
-  sslmode: string | undefined;
-  /** Connect with TLS (Redis: `rediss://` or DATASAVER_DB_TLS; MySQL: DATASAVER_DB_TLS). */
-  tls: boolean;
-  /**
-   * MySQL and Redis: a PEM file with the CA certificate(s) the server's certificate must chain to; with
-   * it, the certificate and the host name are verified (and TLS is on). Without it, MySQL's TLS encrypts
-   * without verifying, and Redis verifies against the system's CAs.
-   */
-  tlsCa: string | undefined;
-}
 
 /** One database that datasaver backs up: where it is, how to dump it and where backups go. */
 export interface TargetConfig {
@@ -150,11 +65,6 @@ export interface NotifyConfig {
   /** Also notify on every success (failures, recoveries and stale targets always notify). */
   onSuccess: boolean;
 }
-
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
-export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /** Settings of `datasaver daemon` as a process. */
 export interface DaemonConfig {

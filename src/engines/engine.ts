@@ -15,6 +15,42 @@
  * after use), never their argv.
  */
 
+import type { Secret } from '../util/secret.ts';
+
+/**
+ * How to reach the database. Every field is optional: the engine's defaults apply (libpq's for
+ * PostgreSQL, localhost:3306 for MySQL, localhost:6379 for Redis).
+ */
+export interface ConnectionConfig {
+  host: string | undefined;
+  port: number | undefined;
+  /**
+   * PostgreSQL: the database. MySQL: one database, or several separated by commas; unset for all.
+   * SQLite: the absolute path of the database file. Redis: unused (a backup holds every database).
+   */
+  database: string | undefined;
+  user: string | undefined;
+  password: Secret | undefined;
+  /** libpq sslmode (disable, allow, prefer, require, verify-ca, verify-full); PostgreSQL only. */
+  sslmode: string | undefined;
+  /** Connect with TLS (Redis: `rediss://` or DATASAVER_DB_TLS; MySQL: DATASAVER_DB_TLS). */
+  tls: boolean;
+  /**
+   * MySQL and Redis: a PEM file with the CA certificate(s) the server's certificate must chain to; with
+   * it, the certificate and the host name are verified (and TLS is on). Without it, MySQL's TLS encrypts
+   * without verifying, and Redis verifies against the system's CAs.
+   */
+  tlsCa: string | undefined;
+}
+
+/** What an engine is bound to: the target's name (for messages), connection and client tool directory. */
+export interface EngineTarget {
+  name: string;
+  connection: ConnectionConfig;
+  /** Directory holding the engine's client tools, when they are not the ones on PATH. */
+  toolDir: string | undefined;
+}
+
 /** Facts that identify the server and tools, recorded in the manifest. */
 export interface ServerInfo {
   /** Server version as the server reports it, e.g. `15.18`. */

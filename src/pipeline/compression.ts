@@ -1,6 +1,14 @@
 import type { Transform } from 'node:stream';
 import zlib from 'node:zlib';
-import type { CompressionAlgorithm, CompressionConfig } from '../config/types.ts';
+
+export const COMPRESSION_ALGORITHMS = ['zstd', 'gzip', 'none'] as const;
+export type CompressionAlgorithm = (typeof COMPRESSION_ALGORITHMS)[number];
+
+export interface CompressionConfig {
+  algorithm: CompressionAlgorithm;
+  /** Algorithm-specific level; undefined means the algorithm's default (zstd 2 with a larger match table, gzip 6). */
+  level: number | undefined;
+}
 
 /** Output chunk size of the codecs: larger chunks mean fewer hops through the stream machinery. */
 const CHUNK = 256 * 1024;

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
-import type { Manifest } from '../catalog/manifest.ts';
-import type { CompressionAlgorithm } from '../config/types.ts';
 import { VerifyError } from '../util/errors.ts';
+import type { CompressionAlgorithm } from './compression.ts';
 import { createDecompressor } from './compression.ts';
 import type { MemoryGovernor } from './memory.ts';
 
@@ -22,11 +21,18 @@ export function rawDumpStream(
   return chain(stored, ...stages);
 }
 
-/** What a checked read compares the stored object with: its manifest. */
-export type StoredExpectation = Pick<
-  Manifest,
-  'id' | 'object' | 'compression' | 'storedBytes' | 'sha256' | 'sizeBytes'
->;
+/** What a checked read compares the stored object with (a manifest holds all of it). */
+export interface StoredExpectation {
+  /** The backup's id and the object's key, for messages. */
+  id: string;
+  object: string;
+  compression: CompressionAlgorithm;
+  /** Size and sha256 of the stored (compressed) bytes. */
+  storedBytes: number;
+  sha256: string;
+  /** Size of the raw dump, after decompression. */
+  sizeBytes: number;
+}
 
 /**
  * The raw dump of a stored object, checked against its manifest on the way, for restore: the stored bytes

@@ -1,5 +1,5 @@
-import type { StorageConfig } from '../config/types.ts';
 import type { StorageBackend } from './backend.ts';
+import type { StorageConfig } from './config.ts';
 import { LocalStorage } from './local.ts';
 import { DEFAULT_RETRY, type RetryInfo, RetryingStorage } from './retry.ts';
 

@@ -5,17 +5,26 @@
  */
 import { Writable } from 'node:stream';
 import { type Logger, pino } from 'pino';
-import type { Out } from '../cli/output.ts';
-import type { LogFormat, LogLevel } from '../config/types.ts';
 import { redact } from './secret.ts';
 
 export type { Logger };
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** Where log lines go (stdout); `isTTY` decides the `auto` format. */
+export interface LogSink {
+  write(text: string): unknown;
+  isTTY?: boolean | undefined;
+}
 
 export interface LogOptions {
   level: LogLevel;
   format: LogFormat;
   /** Where lines go (stdout); `isTTY` decides the `auto` format. */
-  out: Out;
+  out: LogSink;
 }
 
 export function createLogger(options: LogOptions): Logger {

@@ -1,6 +1,6 @@
 /** Helpers for tests that use the suite's S3 server (from global setup). */
 import { inject } from 'vitest';
-import type { S3StorageConfig } from '../../src/config/types.ts';
+import type { S3StorageConfig } from '../../src/storage/config.ts';
 import { Secret } from '../../src/util/secret.ts';
 import { uniqueName } from './pg.ts';
 import { S3_ACCESS_KEY, S3_BUCKET, S3_SECRET_KEY } from './s3-server.ts';

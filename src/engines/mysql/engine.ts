@@ -22,7 +22,6 @@ import { constants } from 'node:fs';
 import { access, rm, writeFile } from 'node:fs/promises';
 import { basename, delimiter, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import type { ConnectionConfig, TargetConfig } from '../../config/types.ts';
 import { BackupError, ConnectionError, RestoreError, UsageError } from '../../util/errors.ts';
 import { failpoint } from '../../util/failpoint.ts';
 import { makePrivateTempDir } from '../../util/private-temp.ts';
@@ -40,11 +39,13 @@ import {
 import { redact, type Secret } from '../../util/secret.ts';
 import { MYSQL_ENV, type ToolEnv, toolEnv } from '../../util/tool-env.ts';
 import type {
+  ConnectionConfig,
   DatabaseFacts,
   DumpEntry,
   DumpInspection,
   DumpOptions,
   Engine,
+  EngineTarget,
   InspectOptions,
   RestoreCapabilities,
   RestoreOptions,
@@ -94,11 +95,11 @@ export type DumpKind = 'database' | 'databases';
 export class MysqlEngine implements Engine {
   readonly name = 'mysql';
   readonly formats = FORMATS;
-  readonly #target: TargetConfig;
+  readonly #target: EngineTarget;
   #dumpTool: Promise<ResolvedTool> | undefined;
   #clientTool: Promise<ResolvedTool> | undefined;
 
-  constructor(target: TargetConfig) {
+  constructor(target: EngineTarget) {
     this.#target = target;
   }
 
@@ -666,7 +667,7 @@ export class MysqlEngine implements Engine {
   }
 }
 
-export function createMysqlEngine(target: TargetConfig): Engine {
+export function createMysqlEngine(target: EngineTarget): Engine {
   return new MysqlEngine(target);
 }
 

@@ -13,7 +13,6 @@ import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { StringDecoder } from 'node:string_decoder';
 import pg from 'pg';
-import type { TargetConfig } from '../../config/types.ts';
 import {
   BackupError,
   ConnectionError,
@@ -43,6 +42,7 @@ import type {
   DumpInspection,
   DumpOptions,
   Engine,
+  EngineTarget,
   InspectOptions,
   RestoreCapabilities,
   RestoreOptions,
@@ -78,9 +78,9 @@ type Signal = { signal?: AbortSignal | undefined };
 export class PostgresEngine implements Engine {
   readonly name = 'postgres';
   readonly formats = FORMATS;
-  readonly #target: TargetConfig;
+  readonly #target: EngineTarget;
 
-  constructor(target: TargetConfig) {
+  constructor(target: EngineTarget) {
     this.#target = target;
   }
 

@@ -27,7 +27,6 @@ import { readFile, rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Redis, RedisOptions } from 'ioredis';
-import type { TargetConfig } from '../../config/types.ts';
 import {
   BackupError,
   ConnectionError,
@@ -55,6 +54,7 @@ import type {
   DumpInspection,
   DumpOptions,
   Engine,
+  EngineTarget,
   InspectOptions,
   RestoreCapabilities,
   RestoreOptions,
@@ -83,9 +83,9 @@ type Fail = typeof BackupError | typeof RestoreError;
 export class RedisEngine implements Engine {
   readonly name = 'redis';
   readonly formats = FORMATS;
-  readonly #target: TargetConfig;
+  readonly #target: EngineTarget;
 
-  constructor(target: TargetConfig) {
+  constructor(target: EngineTarget) {
     this.#target = target;
   }
 
@@ -434,7 +434,7 @@ export class RedisEngine implements Engine {
   }
 }
 
-export function createRedisEngine(target: TargetConfig): Engine {
+export function createRedisEngine(target: EngineTarget): Engine {
   return new RedisEngine(target);
 }
 

@@ -36,7 +36,6 @@ import {
 import { dirname, isAbsolute, join } from 'node:path';
 import { backup, DatabaseSync } from 'node:sqlite';
 import { pipeline } from 'node:stream/promises';
-import type { TargetConfig } from '../../config/types.ts';
 import {
   BackupError,
   ConnectionError,
@@ -52,6 +51,7 @@ import type {
   DumpInspection,
   DumpOptions,
   Engine,
+  EngineTarget,
   InspectOptions,
   RestoreCapabilities,
   RestoreOptions,
@@ -70,9 +70,9 @@ const ALL_PAGES = 2 ** 31 - 1;
 export class SqliteEngine implements Engine {
   readonly name = 'sqlite';
   readonly formats = [FORMAT] as const;
-  readonly #target: TargetConfig;
+  readonly #target: EngineTarget;
 
-  constructor(target: TargetConfig) {
+  constructor(target: EngineTarget) {
     this.#target = target;
   }
 
@@ -290,7 +290,7 @@ export class SqliteEngine implements Engine {
   }
 }
 
-export function createSqliteEngine(target: TargetConfig): Engine {
+export function createSqliteEngine(target: EngineTarget): Engine {
   return new SqliteEngine(target);
 }
 

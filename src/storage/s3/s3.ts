@@ -49,7 +49,6 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { S3StorageConfig } from '../../config/types.ts';
 import { holdExternal } from '../../pipeline/memory.ts';
 import { isAbortError, StorageError } from '../../util/errors.ts';
 import { redact } from '../../util/secret.ts';
@@ -69,6 +68,7 @@ import {
   StorageUnsupportedError,
   type TemporaryInfo,
 } from '../backend.ts';
+import type { S3StorageConfig } from '../config.ts';
 import { DEFAULT_RETRY, type RetryPolicy, retryOperation } from '../retry.ts';
 
 const MIB = 1024 * 1024;
