@@ -1,6 +1,6 @@
 /**
  * Whether a manifest's times can be believed, as a pure function of the manifest and the clock. Storage is
- * untrusted (RELIABILITY.md promise 14): anyone who can write it can forge a manifest dated next year, and
+ * untrusted: anyone who can write it can forge a manifest dated next year, and
  * a manifest written while the host's clock was wrong looks the same. Such a backup is *suspect*:
  *   - it never fills a keep rule or the min-keep floor (prune passes the reason as a retention problem,
  *     so rule 5 of retention/policy.ts keeps it, inert, inside the retention window);

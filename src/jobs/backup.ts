@@ -5,7 +5,7 @@
  * destination that took the whole object. A destination that fails does not stop the others: the backup
  * is committed where it could be, and the failures are returned for the caller to report and retry.
  *
- * Commit rules (RELIABILITY.md promises 1-3):
+ * Commit rules:
  *   - the data object is written atomically and only once the dump tool has exited 0 with data, because
  *     the dump stream errors before its end when the tool fails, and an empty dump errors in the meter;
  *   - the manifest is written only after the data object is complete and its size checked;

@@ -38,7 +38,7 @@ export interface RetentionPolicy extends RetentionRules {
   timeZone: string;
 }
 
-/** PRODUCT.md section 4: 7 daily, 4 weekly, 6 monthly, min-keep 3. */
+/** The defaults: 7 daily, 4 weekly, 6 monthly, min-keep 3. */
 export const DEFAULT_RULES: RetentionRules = {
   keepLast: 0,
   keepDaily: 7,

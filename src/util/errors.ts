@@ -4,7 +4,7 @@
  * says what to do next.
  */
 
-/** Exit codes, stable for cron, Kubernetes CronJobs and monitoring (PRODUCT.md section 8). */
+/** Exit codes, stable for cron, Kubernetes CronJobs and monitoring. */
 export const ExitCode = {
   ok: 0,
   general: 1,

@@ -1,6 +1,6 @@
 /**
  * Failpoints: named stage boundaries where a test can stop datasaver dead, to prove that a crash there
- * loses nothing (RELIABILITY.md promise 1). A test hook, not a feature: set by the environment variable
+ * loses nothing. A test hook, not a feature: set by the environment variable
  * `DATASAVER_FAILPOINT` as comma-separated `name=action` pairs; without it every call returns at once.
  *
  * Actions:

@@ -1,5 +1,5 @@
 /**
- * What a killed run leaves in the temp dir goes at the next start (RELIABILITY.md promise 1): a MySQL
+ * What a killed run leaves in the temp dir goes at the next start: a MySQL
  * option file holding the password (real MariaDB), the copy of a SQLite database being dumped, and a
  * Redis restore's spooled RDB with the loader redis-server it left running (real Redis). Each
  * run holds at a failpoint while another command starts and must leave the live run's directory alone;

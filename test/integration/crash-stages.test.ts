@@ -1,5 +1,5 @@
 /**
- * Crash at every stage boundary (RELIABILITY.md promise 1): datasaver is SIGKILLed at a failpoint
+ * Crash at every stage boundary: datasaver is SIGKILLed at a failpoint
  * (src/util/failpoint.ts) after the data object and before the manifest, between a pruned backup's
  * manifest and its data, in the middle of a copy between destinations and before that copy's manifest,
  * after a parallel restore spooled its dump, and while its pg_restore runs. After each: the run died by

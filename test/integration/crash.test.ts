@@ -1,5 +1,5 @@
 /**
- * Crash-atomic commit (RELIABILITY.md promise 1): SIGKILL datasaver, or the real pg_dump, in the middle of
+ * Crash-atomic commit: SIGKILL datasaver, or the real pg_dump, in the middle of
  * a backup; no run ever appears as a backup, and the next backup works.
  */
 import { execFileSync } from 'node:child_process';

@@ -1,5 +1,5 @@
 /**
- * One writer per target (RELIABILITY.md promise 8), with real processes on local disk and S3 (the
+ * One writer per target, with real processes on local disk and S3 (the
  * extended server, and an unmodified s3rver where the lease is written and read back). The first process
  * stops at the failpoint `lease-taken` (holding the target's lease, before writing anything), so the
  * second always meets a held lease: it waits, gives up, and never commits or prunes alongside.

@@ -1,5 +1,5 @@
 /**
- * Retention on real storage through the real CLI (RELIABILITY.md promise 7): prune follows each
+ * Retention on real storage through the real CLI: prune follows each
  * successful backup and never a failed one, a run of failures removes no good backup, stale incomplete
  * uploads go after the grace period and young ones stay.
  */

@@ -1,5 +1,5 @@
 /**
- * Storage is untrusted (RELIABILITY.md promise 14): a plain SQL backup that someone who can write the
+ * Storage is untrusted: a plain SQL backup that someone who can write the
  * storage replaced, with the manifest's size and checksum updated to match, cannot run a command on the
  * restore host, however it tries to get psql out of restricted mode. A genuine plain dump whose data looks
  * like restrict lines restores identically.

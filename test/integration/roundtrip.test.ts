@@ -1,5 +1,5 @@
 /**
- * Restores are proven (RELIABILITY.md promise 5): back up a rich database through the real CLI, restore it
+ * Restores are proven: back up a rich database through the real CLI, restore it
  * into a new database, and compare pg_dump of source and copy.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
@@ -61,7 +61,7 @@ describe('round trip through backup and restore', () => {
     expect(Date.parse(manifest.finishedAt)).toBeGreaterThanOrEqual(Date.parse(manifest.createdAt));
     expect(manifest.facts.tables.map((t: { name: string }) => t.name)).toContain('sales.orders');
 
-    // The layout of PRODUCT.md section 3, with private permissions.
+    // The storage layout the README documents, with private permissions.
     const dir = join(storage, source);
     expect((await readdir(dir)).sort()).toEqual([`${manifest.id}.dump.zst`, `${manifest.id}.manifest.json`]);
     expect((await stat(join(dir, `${manifest.id}.dump.zst`))).mode & 0o777).toBe(0o600);

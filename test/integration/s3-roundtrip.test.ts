@@ -1,9 +1,9 @@
 /**
- * S3 through the real CLI (RELIABILITY.md promises 1, 2, 11, 12): one dump written to local disk and S3;
+ * S3 through the real CLI: one dump written to local disk and S3;
  * a fresh process with nothing but the S3 settings lists, verifies and restores; a failed remote copy
  * keeps the local one, exits 6 and is uploaded later; bad credentials and a missing bucket exit 6 with
  * a message that names the bucket and hides the secret. The round trip also runs against an unmodified
- * s3rver, which degrades with warnings and exit 0 (RELIABILITY.md promise 15).
+ * s3rver, which degrades with warnings and exit 0.
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,5 +1,5 @@
 /**
- * Child tools never see secrets that are not theirs (RELIABILITY.md promise 15): pg_dump, pg_restore and
+ * Child tools never see secrets that are not theirs: pg_dump, pg_restore and
  * psql, wrapped by scripts that record the environment they were started with, run a backup and a
  * restore of each format under a parent environment full of secrets. None reach them; the database
  * password reaches them in PGPASSWORD alone; the round trip still works.

@@ -1,5 +1,5 @@
 /**
- * Storage is untrusted (RELIABILITY.md promise 14), through the real CLI and a real PostgreSQL: forged
+ * Storage is untrusted, through the real CLI and a real PostgreSQL: forged
  * future-dated manifests are marked by `list`, explained and kept inert by `prune`, and never `latest`;
  * an object swapped between restore's checksum pass and its restore commits nothing; a storage that
  * cannot be read is never reported as empty.

@@ -1,5 +1,5 @@
 /**
- * verify finds rot (RELIABILITY.md promise 4): damage a stored backup and `verify` names exactly that
+ * verify finds rot: damage a stored backup and `verify` names exactly that
  * backup and the reason; restore refuses a damaged backup before touching any database.
  */
 import { createHash } from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * Private temp dirs and the sweep at start (RELIABILITY.md promise 1): against this machine's real /proc,
+ * Private temp dirs and the sweep at start: against this machine's real /proc,
  * a directory whose owner is gone (a pid that runs no more or is a zombie, or the same pid started again,
  * as PID 1 is after every container restart, or an earlier boot of this machine) is removed; every
  * directory of a live process, of another machine or PID namespace, without a trustworthy owner record,

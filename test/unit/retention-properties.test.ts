@@ -1,6 +1,6 @@
 /**
- * Properties of retention that must hold for every history and every policy (fast-check): the promises
- * of RELIABILITY.md 7 that no list of golden cases can cover on its own.
+ * Properties of retention that must hold for every history and every policy (fast-check): what
+ * retention promises, which no list of golden cases can cover on its own.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * Storage is untrusted (RELIABILITY.md promise 14): each forgery someone who can write it could plant,
+ * Storage is untrusted: each forgery someone who can write it could plant,
  * reproduced against the jobs with in-memory storage. Forged dates never steer retention or `latest`;
  * oversized records are refused unread; printed fields are held to their shapes; a decompression bomb
  * stops at the manifest's size; restore checks the very bytes it restores before the engine sees their end.
