@@ -1,6 +1,6 @@
 /**
- * A failed dump is never a success, bad input gets a clear error, secrets stay secret
- *, through the real CLI against the real server.
+ * A failed dump is never a success, bad input gets a clear error, secrets stay secret, through the real
+ * CLI against the real server.
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -13,7 +13,7 @@ import {
 import { isValidKey } from '../../src/storage/backend.ts';
 
 describe('storage layout', () => {
-  it('forms ids and keys as the README's storage layout shows them', () => {
+  it('forms ids and keys as the README shows them', () => {
     const id = backupId('shop', new Date('2026-01-11T02:00:15.678Z'));
     expect(id).toBe('shop-20260111T020015Z');
     expect(dataKey('shop', id, dataExtension('dump', 'zst'))).toBe('shop/shop-20260111T020015Z.dump.zst');
