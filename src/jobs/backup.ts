@@ -13,18 +13,16 @@
  */
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { MAX_RECORD_BYTES } from '../catalog/catalog.ts';
 import { backupId, dataExtension, dataKey, manifestKey } from '../catalog/layout.ts';
-import { MANIFEST_VERSION, type Manifest, serializeManifest } from '../catalog/manifest.ts';
-import { parseManifest } from '../catalog/manifest-read.ts';
+import { MANIFEST_VERSION, type Manifest } from '../catalog/manifest.ts';
 import type { TargetConfig } from '../config/types.ts';
-import type { Engine } from '../engines/engine.ts';
+import type { DatabaseFacts, Engine } from '../engines/engine.ts';
 import { coalesce } from '../pipeline/coalesce.ts';
 import { compressionExtension, createCompressor, effectiveLevel } from '../pipeline/compression.ts';
 import { fanOut } from '../pipeline/fanout.ts';
 import { MemoryGovernor } from '../pipeline/memory.ts';
 import { Meter } from '../pipeline/meter.ts';
-import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
+import type { StorageBackend } from '../storage/backend.ts';
 import {
   BackupError,
   DatasaverError,
@@ -35,6 +33,7 @@ import {
 } from '../util/errors.ts';
 import { failpoint, failpointAfterFirst } from '../util/failpoint.ts';
 import { DATASAVER_VERSION } from '../util/version.ts';
+import { assertReadsBack, commit } from './commit.ts';
 import { type ConfirmLease, LeaseLostError } from './lease.ts';
 import { verifyBackup } from './verify.ts';
 
@@ -79,9 +78,6 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   const schemaOnly = request.schemaOnly ?? target.schemaOnly;
 
   const [server, liveFacts] = await Promise.all([engine.preflight({ signal }), engine.facts({ signal })]);
-  // Counts read from the dump's own copy replace those taken from the live database beforehand.
-  let facts = liveFacts;
-
   const startedAt = now();
   const extension = dataExtension(
     engine.extension(format),
@@ -89,12 +85,85 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   );
   const unreachable = new Map<StorageBackend, unknown>();
   const id = await freeId(destinations, unreachable, target.name, startedAt, extension, signal);
-  const live = destinations.filter((d) => !unreachable.has(d));
   const objectKey = dataKey(target.name, id, extension);
+  const dump = await streamDump({ ...deps, target, format, schemaOnly, objectKey, unreachable, liveFacts });
 
+  const finishedAt = now();
+  const manifest: Manifest = {
+    version: MANIFEST_VERSION,
+    id,
+    target: target.name,
+    engine: engine.name,
+    status: 'success',
+    createdAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    durationMs: finishedAt.getTime() - startedAt.getTime(),
+    labels: request.labels,
+    format,
+    schemaOnly,
+    compression: target.compression.algorithm,
+    compressionLevel: effectiveLevel(target.compression),
+    encryption: null,
+    sizeBytes: dump.rawBytes,
+    storedBytes: dump.storedBytes,
+    sha256: dump.sha256,
+    object: objectKey,
+    database: target.connection.database ?? null,
+    ...(server.databaseSettings ? { databaseSettings: server.databaseSettings } : {}),
+    serverVersion: server.serverVersion,
+    toolVersion: server.toolVersion,
+    datasaverVersion: DATASAVER_VERSION,
+    facts: dump.facts,
+  };
+  assertReadsBack(manifest);
+  await failpoint('backup.before-manifest');
+  const { committed, failures } = await commitEverywhere(manifest, dump.uploads, deps);
+
+  if (!request.verify) return { manifest, verified: false, committed, failures };
+  const result = await verifyBackup(manifest, { storage: committed[0]!, engine, signal });
+  if (!result.ok) {
+    throw new VerifyError(
+      manifest.id,
+      result.reason ?? 'structure',
+      `${result.message} (the backup is stored but failed verification)`,
+    );
+  }
+  return { manifest, verified: true, committed, failures };
+}
+
+interface StreamRequest extends BackupDeps {
+  target: TargetConfig;
+  format: string;
+  schemaOnly: boolean;
+  objectKey: string;
+  /** Destinations that could not be reached when the id was chosen, and why; they get no upload. */
+  unreachable: Map<StorageBackend, unknown>;
+  /** Facts read from the live database before the dump. */
+  liveFacts: DatabaseFacts;
+}
+
+interface StreamedDump {
+  rawBytes: number;
+  storedBytes: number;
+  sha256: string;
+  /** The live facts, or the counts the engine read from the dump's own copy, which replace them. */
+  facts: DatabaseFacts;
+  /** Per destination (in order): undefined when it holds the whole data object, else why not. */
+  uploads: (unknown | undefined)[];
+}
+
+/**
+ * The one streaming pipeline: dump -> batches -> raw meter -> compressor -> stored meter -> every
+ * reachable destination's `put` of `objectKey`. Throws when the dump fails or no destination took the
+ * object, after deleting what this run wrote; a destination failing alone is recorded in `uploads`.
+ */
+async function streamDump(request: StreamRequest): Promise<StreamedDump> {
+  const { engine, destinations, signal, target, objectKey, unreachable } = request;
+  const live = destinations.filter((d) => !unreachable.has(d));
+  let facts = request.liveFacts;
   const raw = new Meter({
     memory: new MemoryGovernor(),
-    onBytes: (n) => deps.onProgress?.(n, stored.bytes),
+    onBytes: (n) => request.onProgress?.(n, stored.bytes),
     onEmpty: () =>
       new BackupError(`${engine.name} dump of ${target.name} produced no data`, {
         hint: 'the backup was not committed; check the database and the dump tool',
@@ -124,15 +193,18 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     }
   });
   try {
+    const dump = engine.dump({
+      format: request.format,
+      schemaOnly: request.schemaOnly,
+      signal: dumpSignal,
+      onFacts: (f) => (facts = f),
+    });
     await pipeline(
       // Two batches queued at most: when compression is the slow stage, memory stays at a few MB.
-      Readable.from(
-        failpointAfterFirst(
-          'backup.dumping',
-          coalesce(engine.dump({ format, schemaOnly, signal: dumpSignal, onFacts: (f) => (facts = f) })),
-        ),
-        { objectMode: true, highWaterMark: 2 },
-      ),
+      Readable.from(failpointAfterFirst('backup.dumping', coalesce(dump)), {
+        objectMode: true,
+        highWaterMark: 2,
+      }),
       raw,
       compressor,
       stored,
@@ -161,39 +233,33 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
       !signal?.aborted;
     throw classifyPipelineError(storageFailure ? writerErrors[0] : err, target.name);
   }
-
-  const finishedAt = now();
-  const manifest: Manifest = {
-    version: MANIFEST_VERSION,
-    id,
-    target: target.name,
-    engine: engine.name,
-    status: 'success',
-    createdAt: startedAt.toISOString(),
-    finishedAt: finishedAt.toISOString(),
-    durationMs: finishedAt.getTime() - startedAt.getTime(),
-    labels: request.labels,
-    format,
-    schemaOnly,
-    compression: target.compression.algorithm,
-    compressionLevel: effectiveLevel(target.compression),
-    encryption: null,
-    sizeBytes: raw.bytes,
+  const notWritten = uploads.map((u, i) =>
+    written[i]
+      ? undefined
+      : (u ?? new StorageError(`${destinations[i]!.description}: upload did not finish`)),
+  );
+  return {
+    rawBytes: raw.bytes,
     storedBytes: stored.bytes,
     sha256: stored.digest(),
-    object: objectKey,
-    database: target.connection.database ?? null,
-    ...(server.databaseSettings ? { databaseSettings: server.databaseSettings } : {}),
-    serverVersion: server.serverVersion,
-    toolVersion: server.toolVersion,
-    datasaverVersion: DATASAVER_VERSION,
     facts,
+    uploads: notWritten,
   };
-  assertReadsBack(manifest);
-  await failpoint('backup.before-manifest');
+}
+
+/**
+ * Commits the manifest in every destination that holds the data object. Throws when the lease was lost
+ * anywhere, or when no destination committed; otherwise returns where it is committed and where not.
+ */
+async function commitEverywhere(
+  manifest: Manifest,
+  uploads: (unknown | undefined)[],
+  deps: BackupDeps,
+): Promise<Pick<BackupResult, 'committed' | 'failures'>> {
+  const { destinations, signal } = deps;
   const outcomes = await Promise.all(
     destinations.map(async (storage, i) => {
-      if (!written[i]) return uploads[i] ?? new StorageError(`${storage.description}: upload did not finish`);
+      if (uploads[i] !== undefined) return uploads[i];
       try {
         await commit(storage, manifest, signal, deps.confirmLease);
         return undefined;
@@ -211,100 +277,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     .map((destination, i) => ({ destination, error: outcomes[i] }))
     .filter((f) => f.error !== undefined);
   if (committed.length === 0) throw failures[0]!.error;
-
-  if (!request.verify) return { manifest, verified: false, committed, failures };
-  const result = await verifyBackup(manifest, { storage: committed[0]!, engine, signal });
-  if (!result.ok) {
-    throw new VerifyError(
-      manifest.id,
-      result.reason ?? 'structure',
-      `${result.message} (the backup is stored but failed verification)`,
-    );
-  }
-  return { manifest, verified: true, committed, failures };
-}
-
-/**
- * Checks the data object in one destination and writes the manifest there: the commit. On failure the
- * data object is removed, so the destination holds nothing of this backup. With `confirmLease`, the
- * manifest is written only after the run's lease there reads back as its own.
- */
-export async function commit(
-  storage: StorageBackend,
-  manifest: Manifest,
-  signal: AbortSignal | undefined,
-  confirmLease?: ConfirmLease,
-): Promise<void> {
-  const objectKey = manifest.object;
-  const info = await storage.stat(objectKey, { signal }).catch((err: unknown) => err);
-  if (info instanceof Error || (info as ObjectInfo | undefined)?.size !== manifest.storedBytes) {
-    await storage.delete(objectKey).catch(() => {});
-    if (info instanceof Error) throw info;
-    throw new StorageError(
-      `${storage.description}: ${objectKey} holds ${(info as ObjectInfo | undefined)?.size ?? 'no'} bytes after writing ${manifest.storedBytes}; the backup was not committed there`,
-    );
-  }
-  const key = manifestKey(manifest.target, manifest.id);
-  try {
-    await confirmLease?.(storage);
-  } catch (err) {
-    // Not this run's target any more: its data is left for prune, as a crash would leave it.
-    if (err instanceof LeaseLostError) throw err;
-    await storage.delete(objectKey).catch(() => {});
-    throw err;
-  }
-  try {
-    await storage.put(key, [serializeManifest(manifest)], { signal, ifAbsent: true });
-  } catch (err) {
-    // A write whose answer was lost may have landed (a retry then meets our own manifest), and a
-    // manifest that is there, ours or not, must never be left pointing at deleted data.
-    const there = await existingManifest(storage, key, signal);
-    if (there === 'present' && (await sameManifest(storage, key, manifest, signal))) return;
-    if (there === 'absent') await storage.delete(objectKey).catch(() => {});
-    if (isAbortError(err)) throw err;
-    throw new StorageError(
-      `${storage.description}: cannot write the manifest of ${manifest.id}: ${errorMessage(err)}; the backup was not committed there`,
-      { cause: err },
-    );
-  }
-}
-
-/** Whether a manifest is stored under `key`; 'unknown' when storage cannot say. */
-async function existingManifest(
-  storage: StorageBackend,
-  key: string,
-  signal: AbortSignal | undefined,
-): Promise<'present' | 'absent' | 'unknown'> {
-  try {
-    return (await storage.stat(key, { signal })) ? 'present' : 'absent';
-  } catch {
-    return 'unknown';
-  }
-}
-
-/** True when the manifest under `key` describes exactly this backup (same id, object and sha256). */
-async function sameManifest(
-  storage: StorageBackend,
-  key: string,
-  manifest: Manifest,
-  signal: AbortSignal | undefined,
-): Promise<boolean> {
-  try {
-    // Only on this rare path: the validator stays out of every backup's start-up.
-    const [{ parseManifest }, { readRecord }] = await Promise.all([
-      import('../catalog/manifest-read.ts'),
-      import('../catalog/catalog.ts'),
-    ]);
-    const found = parseManifest(await readRecord(storage, key, { signal }));
-    return (
-      'manifest' in found &&
-      found.manifest.id === manifest.id &&
-      found.manifest.object === manifest.object &&
-      found.manifest.sha256 === manifest.sha256
-    );
-  } catch {
-    return false;
-  }
+  return { committed, failures };
 }
 
 /** The id for a new backup, with a sequence suffix if a backup of this target started in the same second. */
@@ -348,26 +321,4 @@ function classifyPipelineError(err: unknown, target: string): unknown {
     return new BackupError(`compressing the dump of ${target} failed: ${errorMessage(err)}`, { cause: err });
   }
   return new BackupError(`backup of ${target} failed: ${errorMessage(err)}`, { cause: err });
-}
-
-/**
- * A manifest that list, restore and prune would skip as unreadable must never be committed: that backup
- * would count as a success nobody can use. Throws BackupError naming what would not read back.
- */
-function assertReadsBack(manifest: Manifest): void {
-  const bytes = serializeManifest(manifest);
-  const problem =
-    bytes.length > MAX_RECORD_BYTES
-      ? `it is ${bytes.length} bytes, more than the ${MAX_RECORD_BYTES} a manifest may have`
-      : (() => {
-          const parsed = parseManifest(bytes.toString('utf8'));
-          return 'error' in parsed ? parsed.error : undefined;
-        })();
-  if (problem === undefined) return;
-  throw new BackupError(
-    `the manifest of ${manifest.id} would not read back (${problem}); nothing was committed`,
-    {
-      hint: 'a database comment, setting or role name datasaver cannot record is the likely cause: report it with this message',
-    },
-  );
 }

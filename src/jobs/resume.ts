@@ -17,7 +17,7 @@ import { planRetention } from '../retention/policy.ts';
 import { type StorageBackend, StorageConflictError } from '../storage/backend.ts';
 import { errorMessage, StorageError } from '../util/errors.ts';
 import { failpoint, failpointAfterFirst } from '../util/failpoint.ts';
-import { commit } from './backup.ts';
+import { commit } from './commit.ts';
 import { type ConfirmLease, LeaseLostError } from './lease.ts';
 import type { PruneTarget } from './prune.ts';
 
