@@ -1,6 +1,7 @@
 import { readCatalog } from '../catalog/catalog.ts';
 import type { Manifest } from '../catalog/manifest.ts';
 import { manifestDistrust } from '../catalog/manifest-trust.ts';
+import type { StorageBackend } from '../storage/backend.ts';
 import { ExitCode, errorMessage } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
 import { allStorages, type CliContext, readConfig } from './context.ts';
@@ -12,6 +13,26 @@ export interface ListOptions {
   json?: boolean;
 }
 
+type ListedBackup = Manifest & { storage: string; suspect: string | null };
+
+interface IncompleteObject {
+  storage: string;
+  target: string;
+  id: string;
+  key: string;
+  kind: 'data' | 'verify';
+  size: number;
+  modified: string;
+}
+
+/** What every storage holds, and what could not be read. */
+interface Listing {
+  backups: ListedBackup[];
+  incomplete: IncompleteObject[];
+  warnings: string[];
+  unreadable: { storage: string; error: string }[];
+}
+
 /**
  * `datasaver list`: committed backups from storage (and incomplete ones with --all). A suspect backup
  * (manifest-trust.ts) is listed with its reason (`suspect` in JSON, the STATUS column in text) and a
@@ -19,42 +40,52 @@ export interface ListOptions {
  */
 export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<number> {
   const config = await readConfig(ctx);
-  const now = new Date();
-  const backups: (Manifest & { storage: string; suspect: string | null })[] = [];
-  const incomplete: {
-    storage: string;
-    target: string;
-    id: string;
-    key: string;
-    kind: 'data' | 'verify';
-    size: number;
-    modified: string;
-  }[] = [];
-  const warnings: string[] = [];
   const storages = await allStorages(ctx, config);
-  const unreadable: { storage: string; error: string }[] = [];
+  const listing = await readListing(ctx, storages, opts.target);
+  for (const w of listing.warnings) ctx.stderr.write(`warning: ${w}\n`);
+  const code = listing.unreadable.length > 0 ? ExitCode.storage : ExitCode.ok;
+  if (opts.json) {
+    const { backups, incomplete, warnings, unreadable } = listing;
+    printJson(
+      ctx.stdout,
+      opts.all ? { backups, incomplete, warnings, unreadable } : { backups, warnings, unreadable },
+    );
+    return code;
+  }
+  ctx.stdout.write(renderListing(listing, { ...opts, storages: storages.length }));
+  return code;
+}
+
+/** Reads each storage's catalog; one storage down is reported (on stderr, and in `unreadable`) and skipped. */
+async function readListing(
+  ctx: CliContext,
+  storages: StorageBackend[],
+  target: string | undefined,
+): Promise<Listing> {
+  const now = new Date();
+  const listing: Listing = { backups: [], incomplete: [], warnings: [], unreadable: [] };
   for (const storage of storages) {
     let catalog: Awaited<ReturnType<typeof readCatalog>>;
     try {
-      catalog = await readCatalog(storage, { target: opts.target, signal: ctx.signal });
+      catalog = await readCatalog(storage, { target, signal: ctx.signal });
     } catch (err) {
       // One storage down never hides what the others hold; the exit code says something was missing.
       if (ctx.signal.aborted) throw err;
       const error = printable(errorMessage(err));
-      unreadable.push({ storage: storage.description, error });
+      listing.unreadable.push({ storage: storage.description, error });
       ctx.stderr.write(`Error: cannot list ${storage.description}: ${error}\n`);
       continue;
     }
     for (const m of catalog.backups) {
       const suspect = manifestDistrust(m, now) ?? null;
       if (suspect !== null) {
-        warnings.push(
+        listing.warnings.push(
           `${storage.description}: backup ${m.id} is suspect: ${suspect}; it is never latest and retention never counts it`,
         );
       }
-      backups.push({ ...m, storage: storage.description, suspect });
+      listing.backups.push({ ...m, storage: storage.description, suspect });
     }
-    incomplete.push(
+    listing.incomplete.push(
       ...catalog.incomplete.map((o) => ({
         storage: storage.description,
         target: o.target,
@@ -65,18 +96,17 @@ export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<n
         modified: o.modified.toISOString(),
       })),
     );
-    warnings.push(...catalog.warnings);
+    listing.warnings.push(...catalog.warnings);
   }
-  for (const w of warnings) ctx.stderr.write(`warning: ${w}\n`);
+  return listing;
+}
 
-  if (opts.json) {
-    printJson(
-      ctx.stdout,
-      opts.all ? { backups, incomplete, warnings, unreadable } : { backups, warnings, unreadable },
-    );
-    return unreadable.length > 0 ? ExitCode.storage : ExitCode.ok;
-  }
-  const several = storages.length > 1;
+/** The listing as a table (a DESTINATION column with several storages), or a line saying why there is none. */
+function renderListing(
+  { backups, incomplete, warnings, unreadable }: Listing,
+  opts: ListOptions & { storages: number },
+): string {
+  const several = opts.storages > 1;
   const status = opts.all || backups.some((m) => m.suspect !== null);
   const rows = backups.map((m) => [
     ...(several ? [m.storage] : []),
@@ -107,23 +137,15 @@ export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<n
   }
   if (unreadable.length > 0 && rows.length === 0) {
     // Nothing readable is not the same as nothing stored: the errors above say what could not be read.
-    ctx.stdout.write(
-      `cannot tell which backups exist: ${unreadable.length} of ${storages.length} storage(s) could not be read\n`,
-    );
-    return ExitCode.storage;
+    return `cannot tell which backups exist: ${unreadable.length} of ${opts.storages} storage(s) could not be read\n`;
   }
-  const code = unreadable.length > 0 ? ExitCode.storage : ExitCode.ok;
   if (rows.length === 0) {
     // Files that were there but could not be read are not "nothing".
-    ctx.stdout.write(
-      warnings.length > 0
-        ? `no readable backups${opts.target ? ` of ${opts.target}` : ''} found: ${warnings.length} file(s) skipped, see the warnings above\n`
-        : `no backups${opts.target ? ` of ${opts.target}` : ''} found\n`,
-    );
-    return code;
+    return warnings.length > 0
+      ? `no readable backups${opts.target ? ` of ${opts.target}` : ''} found: ${warnings.length} file(s) skipped, see the warnings above\n`
+      : `no backups${opts.target ? ` of ${opts.target}` : ''} found\n`;
   }
   const header = ['TARGET', 'ID', 'CREATED (UTC)', 'STORED', 'RAW', 'FORMAT', 'COMPRESSION', 'LABELS'];
   const columns = [...(several ? ['DESTINATION'] : []), ...header, ...(status ? ['STATUS'] : [])];
-  ctx.stdout.write(renderTable(columns, rows));
-  return code;
+  return renderTable(columns, rows);
 }
