@@ -1,10 +1,12 @@
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { parseBackupId } from '../catalog/layout.ts';
+import type { Manifest } from '../catalog/manifest.ts';
 import type { Config } from '../config/types.ts';
 import type { RestoreTargetState } from '../engines/engine.ts';
 import { createEngine } from '../engines/index.ts';
-import { restoreToFile, runRestore } from '../jobs/restore.ts';
+import type { PassedOver } from '../jobs/intact.ts';
+import { type RestorePlan, restoreToFile, runRestore } from '../jobs/restore.ts';
 import { UsageError, VerifyError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
 import { type CliContext, readConfig, selectTargets } from './context.ts';
@@ -81,7 +83,18 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
     },
   ).catch((err: unknown) => rethrow(ctx, config, err, opts));
   progress.done();
+  return printRestore(ctx, plan, manifest, { ...opts, jobs }, passedOver);
+}
 
+/** What a restore (or its dry run) did, for people or (`--json`) for scripts. */
+function printRestore(
+  ctx: CliContext,
+  plan: RestorePlan,
+  manifest: Manifest,
+  opts: Omit<RestoreOptions, 'jobs'> & { jobs: number },
+  passedOver: PassedOver[],
+): number {
+  const { jobs } = opts;
   if (opts.json) {
     printJson(ctx.stdout, { ...plan, passedOver, dryRun: opts.dryRun ?? false });
     return 0;
