@@ -8,7 +8,15 @@
  * ignored so that one sidecar's env cannot silently redirect every target of a file.
  */
 
-import { ENGINE_FORMATS, ENGINE_NAMES, type EngineName } from '../engines/registry.ts';
+import type { EngineDescriptor, EngineSettings } from '../engines/descriptor.ts';
+import {
+  DEFAULT_ENGINE,
+  ENGINE_NAMES,
+  ENGINES,
+  type EngineName,
+  engineDescriptor,
+  engineForScheme,
+} from '../engines/registry.ts';
 import { COMPRESSION_ALGORITHMS } from '../pipeline/compression.ts';
 import { isTimeZone } from '../retention/calendar.ts';
 import { DEFAULT_RULES, policyProblem, type RetentionRules } from '../retention/policy.ts';
@@ -402,48 +410,50 @@ function buildTarget(
   if (declared && fromUrl.engine && declared !== fromUrl.engine) {
     problems.add(raw.engine!.origin, `says ${declared} but the database URL is for ${fromUrl.engine}`);
   }
-  const engine = declared ?? fromUrl.engine ?? 'postgres';
+  const engine = declared ?? fromUrl.engine ?? DEFAULT_ENGINE;
+  const descriptor = engineDescriptor(engine);
   const port = raw.port ? check(raw.port, intIn(1, 65535, 'a port number 1-65535'), problems) : fromUrl.port;
   const sslmode = raw.sslmode ? check(raw.sslmode, oneOf(SSL_MODES), problems) : fromUrl.sslmode;
-  if (raw.sslmode && engine !== 'postgres')
-    problems.add(raw.sslmode.origin, `applies to postgres only; for ${engine} use ${FIELDS.tls.env}`);
+  if (raw.sslmode && !descriptor.settings.sslmode)
+    problems.add(
+      raw.sslmode.origin,
+      `applies to ${enginesTaking('sslmode')} only; for ${engine} use ${FIELDS.tls.env}`,
+    );
   const tlsCa = raw.tlsCa ? check(raw.tlsCa, TLS_CA_FILE, problems) : undefined;
   // A CA to verify against only makes sense over TLS: it turns TLS on.
   const tls = (raw.tls ? check(raw.tls, BOOLEAN, problems) : fromUrl.tls) || tlsCa !== undefined;
-  if (tls && (engine === 'postgres' || engine === 'sqlite'))
+  if (tls && !descriptor.settings.tls)
     problems.add(
       raw.tls?.origin ?? raw.tlsCa?.origin ?? 'database URL',
-      `TLS applies to mysql and redis; postgres uses ${FIELDS.sslmode.env} (verify-full checks the server's certificate against libpq's root.crt)`,
+      `TLS applies to ${enginesTaking('tls')}; ${enginesTaking('sslmode')} uses ${FIELDS.sslmode.env} (verify-full checks the server's certificate against libpq's root.crt)`,
     );
   const password = raw.password ? new Secret(String(raw.password.value)) : fromUrl.password;
   const database = pickStr('database') ?? fromUrl.database;
   const databaseOrigin = raw.database?.origin ?? raw.url?.origin ?? FIELDS.database.env;
-  if (engine === 'sqlite' && !database?.startsWith('/')) {
+  if (descriptor.database === 'file' && !database?.startsWith('/')) {
     problems.add(
       databaseOrigin,
-      'a SQLite target needs the absolute path of its database file: sqlite:///var/lib/app/app.db, or DATASAVER_DB_NAME=/var/lib/app/app.db',
+      `a ${descriptor.label} target needs the absolute path of its database file: ${exampleFileUrl(descriptor)}, or ${FIELDS.database.env}=${EXAMPLE_FILE}`,
     );
   }
-  if (engine === 'redis' && raw.database) {
+  if (descriptor.database === 'server' && raw.database) {
     problems.add(
       raw.database.origin,
-      'a Redis backup holds every database of the server; remove this setting',
+      `a ${descriptor.label} backup holds every database of the server; remove this setting`,
     );
   }
 
+  const derived = descriptor.defaultTargetName(database);
   const nameSource =
-    raw.name ??
-    (database || engine === 'redis' || engine === 'mysql'
-      ? { value: derivedName(engine, database), origin: 'target name' }
-      : undefined);
+    raw.name ?? (derived === undefined ? undefined : { value: targetName(derived), origin: 'target name' });
   if (!nameSource) problems.add(FIELDS.name.env, 'no target name and no database name to derive one from');
   const name = check(nameSource, TARGET_NAME, problems);
 
-  const formats = ENGINE_FORMATS[engine];
+  const formats = descriptor.formatNames;
   const format =
     check(raw.format, oneOf(formats, `one of ${formats.join(', ')} for ${engine}`), problems) ?? formats[0]!;
   const schemaOnly = check(raw.schemaOnly, BOOLEAN, problems) ?? false;
-  if (schemaOnly && (engine === 'redis' || engine === 'sqlite'))
+  if (schemaOnly && !descriptor.settings.schemaOnly)
     problems.add(raw.schemaOnly!.origin, `${engine} backups have no schema-only mode`);
   const algorithm = check(raw.compression, oneOf(COMPRESSION_ALGORITHMS), problems) ?? 'zstd';
   const range = LEVELS[algorithm];
@@ -726,22 +736,26 @@ interface UrlParts {
   sslmode?: string;
 }
 
-const URL_EXAMPLES =
-  'postgres://user:password@host:5432/db, mysql://user:password@host:3306/db, redis://:password@host:6379, sqlite:///path/to/file.db';
+const URL_EXAMPLES = ENGINES.map((d) => d.urlExample).join(', ');
 
-const URL_ENGINES: Record<string, EngineName> = {
-  'postgres:': 'postgres',
-  'postgresql:': 'postgres',
-  'mysql:': 'mysql',
-  'mariadb:': 'mysql',
-  'redis:': 'redis',
-  'rediss:': 'redis',
-  'sqlite:': 'sqlite',
-};
+/** The database file that messages about a file engine's settings show. */
+const EXAMPLE_FILE = '/var/lib/app/app.db';
+
+function exampleFileUrl(descriptor: EngineDescriptor): string {
+  return `${descriptor.schemes[0]!.scheme}//${EXAMPLE_FILE}`;
+}
+
+/** The engines that take a setting, for messages: `mysql and redis`. */
+function enginesTaking(setting: keyof EngineSettings): string {
+  return ENGINES.filter((d) => d.settings[setting])
+    .map((d) => d.name)
+    .join(' and ');
+}
 
 /**
  * Splits `scheme://user:pass@host:port/db?sslmode=x`; the password becomes a Secret. The scheme names the
- * engine: postgres(ql), mysql or mariadb, redis or rediss (TLS), sqlite (`sqlite:///absolute/path.db`).
+ * engine (its descriptor's `schemes`; one may turn TLS on, as `rediss:` does), and the engine's database
+ * kind says what the path is: a database name after the host, or a file (`sqlite:///absolute/path.db`).
  */
 function parseDatabaseUrl(source: Sourced, problems: Problems): UrlParts {
   const text = String(source.value);
@@ -753,16 +767,17 @@ function parseDatabaseUrl(source: Sourced, problems: Problems): UrlParts {
     problems.add(source.origin, `'${shown}' is not a URL; expected one of ${URL_EXAMPLES}`);
     return {};
   }
-  const engine = URL_ENGINES[url.protocol];
-  if (!engine) {
+  const descriptor = engineForScheme(url.protocol);
+  if (!descriptor) {
     problems.add(
       source.origin,
       `'${shown}': unknown scheme ${url.protocol}; expected one of ${URL_EXAMPLES}`,
     );
     return {};
   }
+  const engine = descriptor.name;
   const parts: UrlParts = { engine };
-  if (url.protocol === 'rediss:') parts.tls = true;
+  if (descriptor.schemes.some((s) => s.scheme === url.protocol && s.tls)) parts.tls = true;
   if (url.hash) {
     problems.add(source.origin, `'${shown}' has a '#' part; encode '#' in a path or password as %23`);
     return {};
@@ -773,34 +788,27 @@ function parseDatabaseUrl(source: Sourced, problems: Problems): UrlParts {
     if (url.password) parts.password = new Secret(decodeURIComponent(url.password));
     const path = decodeURIComponent(url.pathname);
     // sqlite:///var/lib/app.db names a file; the others name a database after the host.
-    const db = engine === 'sqlite' ? path : path.replace(/^\//, '');
-    // redis://host/0 picks a database number for clients; a backup holds every database anyway.
-    if (engine === 'redis' && db && !/^\d+$/.test(db)) {
-      problems.add(
-        source.origin,
-        `'${shown}': a Redis URL is redis://user:password@host:port (optionally /N); unix socket paths are not supported`,
-      );
+    const db = descriptor.database === 'file' ? path : path.replace(/^\//, '');
+    const problem = urlPathProblem(descriptor, db);
+    if (problem) {
+      problems.add(source.origin, `'${shown}': ${problem}`);
       return {};
     }
-    if (engine === 'sqlite' && (db === '' || db.endsWith('/'))) {
-      problems.add(source.origin, `'${shown}': name the database file, e.g. sqlite:///var/lib/app/app.db`);
-      return {};
-    }
-    if (db && engine !== 'redis') parts.database = db;
+    if (db && descriptor.database !== 'server') parts.database = db;
   } catch {
     problems.add(source.origin, `'${shown}' has a malformed %-escape; encode special characters as %XX`);
     return {};
   }
-  if (engine === 'sqlite' && parts.host) {
+  if (descriptor.database === 'file' && parts.host) {
     problems.add(
       source.origin,
-      `'${shown}': a SQLite URL has no host; write sqlite:///absolute/path.db (three slashes)`,
+      `'${shown}': a ${descriptor.label} URL has no host; write ${descriptor.schemes[0]!.scheme}///absolute/path.db (three slashes)`,
     );
     return {};
   }
   if (url.port) parts.port = Number(url.port);
   for (const [key, value] of url.searchParams) {
-    if (engine !== 'postgres') {
+    if (!descriptor.settings.sslmode) {
       problems.add(source.origin, `URL parameter ${key} is not supported for ${engine}`);
       continue;
     }
@@ -815,6 +823,17 @@ function parseDatabaseUrl(source: Sourced, problems: Problems): UrlParts {
       );
   }
   return parts;
+}
+
+/** Why a database URL's (decoded) path cannot be what the engine's database kind needs. */
+function urlPathProblem(descriptor: EngineDescriptor, db: string): string | undefined {
+  const scheme = descriptor.schemes[0]!.scheme;
+  // redis://host/0 picks a database number for clients; a backup holds every database anyway.
+  if (descriptor.database === 'server' && db && !/^\d+$/.test(db))
+    return `a ${descriptor.label} URL is ${scheme}//user:password@host:port (optionally /N); unix socket paths are not supported`;
+  if (descriptor.database === 'file' && (db === '' || db.endsWith('/')))
+    return `name the database file, e.g. ${exampleFileUrl(descriptor)}`;
+  return undefined;
 }
 
 /** Turns a raw setting into a typed value, or undefined when it is not valid. */
@@ -968,15 +987,10 @@ function show(source: Sourced): string {
 }
 
 /**
- * A target name from the database: its name (`my.db` -> `my-db`), a SQLite file's base name without
- * extension, the first of several MySQL databases; `mysql` for all of a MySQL server, `redis` for Redis.
+ * A target name from the base the engine derives from its database (descriptor's `defaultTargetName`):
+ * what a name cannot hold becomes `-` (`my.db` -> `my-db`).
  */
-function derivedName(engine: EngineName, database: string | undefined): string {
-  let base: string;
-  if (engine === 'redis') base = 'redis';
-  else if (engine === 'sqlite') base = (database ?? '').replace(/^.*\//, '').replace(/\.[^.]*$/, '');
-  else if (engine === 'mysql') base = database?.split(',')[0]?.trim() || 'mysql';
-  else base = database ?? '';
+function targetName(base: string): string {
   return (
     base
       .replace(/[^A-Za-z0-9_-]+/g, '-')
