@@ -6,6 +6,10 @@
  * Without a file, the environment describes one target (when it names a database). With a file, the
  * environment only supplies shared settings (storage, compression, format...); connection variables are
  * ignored so that one sidecar's env cannot silently redirect every target of a file.
+ *
+ * The layers are read by env-layer.ts and yaml-layer.ts; build-target.ts turns a target's merged layers
+ * into a TargetConfig (with connection.ts, storage-, schedule-, retention- and notify-settings.ts), and
+ * daemon-settings.ts does the same for the daemon. Every problem is collected (raw.ts) and reported at once.
  */
 
 import { buildTarget } from './build-target.ts';
