@@ -11,6 +11,9 @@
  * first `.` of a file name is its extension.
  */
 
+import { DUMP_EXTENSIONS } from '../engines/registry.ts';
+import { COMPRESSION_ALGORITHMS, compressionExtension } from '../pipeline/compression.ts';
+
 const ID = /^([A-Za-z0-9][A-Za-z0-9_-]*)-(\d{8}T\d{6}Z)(?:-(\d+))?$/;
 
 export const MANIFEST_SUFFIX = '.manifest.json';
@@ -81,11 +84,15 @@ export function isLeaseKey(key: string): boolean {
 export type KeyKind = 'manifest' | 'verify' | 'data';
 
 /**
- * Extensions datasaver gives data objects: an engine's (`dump`, `sql` for PostgreSQL, `mysql.sql`, `rdb`,
- * `sqlite`) plus an optional compression's. Anything else beside a backup (`.sha256` files, notes) is not
- * datasaver's and is never touched.
+ * Extensions datasaver gives data objects: an engine's (its descriptor's, e.g. `dump`, `mysql.sql`) plus
+ * an optional compression's. Anything else beside a backup (`.sha256` files, notes) is not datasaver's
+ * and is never touched.
  */
-const DATA_EXTENSION = /^(dump|sql|mysql\.sql|rdb|sqlite)(\.(zst|gz))?$/;
+const DATA_EXTENSIONS: ReadonlySet<string> = new Set(
+  DUMP_EXTENSIONS.flatMap((engine) =>
+    COMPRESSION_ALGORITHMS.map((algorithm) => dataExtension(engine, compressionExtension(algorithm))),
+  ),
+);
 
 export interface ParsedKey {
   kind: KeyKind;
@@ -109,7 +116,7 @@ export function parseKey(key: string): ParsedKey | undefined {
   const extension = file.slice(dot + 1);
   const suffix = `.${extension}`;
   const kind = suffix === MANIFEST_SUFFIX ? 'manifest' : suffix === VERIFY_SUFFIX ? 'verify' : 'data';
-  if (kind === 'data' && !DATA_EXTENSION.test(extension)) return undefined;
+  if (kind === 'data' && !DATA_EXTENSIONS.has(extension)) return undefined;
   return { kind, target, id, extension };
 }
 

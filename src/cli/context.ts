@@ -6,10 +6,11 @@
 import { findBackup } from '../catalog/catalog.ts';
 import type { Manifest } from '../catalog/manifest.ts';
 import { loadConfig } from '../config/load.ts';
-import { isEngineName, offlineTarget } from '../config/target.ts';
+import { offlineTarget } from '../config/target.ts';
 import type { Config, TargetConfig } from '../config/types.ts';
 import type { Engine } from '../engines/engine.ts';
 import { createEngine } from '../engines/index.ts';
+import { isEngineName } from '../engines/registry.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import type { StorageConfig } from '../storage/config.ts';
 import { openStorage } from '../storage/index.ts';

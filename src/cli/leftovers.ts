@@ -3,6 +3,7 @@
  * directories (spooled dumps, MySQL option files, SQLite copies) of datasaver processes that are gone.
  * A sweep never fails a command: what cannot be removed is reported and left for the next start.
  */
+import { TEMP_DIR_TOOLS } from '../engines/registry.ts';
 import { errorMessage } from '../util/errors.ts';
 import { type SweepResult, sweepStaleTempDirs } from '../util/private-temp.ts';
 import type { Out } from './output.ts';
@@ -11,7 +12,7 @@ import type { Out } from './output.ts';
 export async function sweepLeftovers(stderr: Out, parent?: string): Promise<void> {
   let result: SweepResult;
   try {
-    result = await sweepStaleTempDirs(parent);
+    result = await sweepStaleTempDirs(TEMP_DIR_TOOLS, parent);
   } catch (err) {
     stderr.write(`warning: could not look for what interrupted datasaver runs left: ${errorMessage(err)}\n`);
     return;

@@ -3,6 +3,7 @@
  * fast; only this module turns errors into messages and exit codes (PRODUCT.md section 8).
  */
 import { Command, CommanderError, Option } from 'commander';
+import { DEFAULT_ENGINE, engineDescriptor } from '../engines/registry.ts';
 import { DatasaverError, ExitCode, errorMessage, isAbortError } from '../util/errors.ts';
 import { checkFailpoints } from '../util/failpoint.ts';
 import { printable } from '../util/printable.ts';
@@ -39,7 +40,7 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     .option('--all', 'back up every configured target')
     .option('-l, --label <label...>', 'labels to record (e.g. manual, daily); repeatable')
     .option('--schema-only', 'dump the schema without data')
-    .option('--format <format>', "dump format, one of the engine's (postgres: custom or plain)")
+    .option('--format <format>', `dump format, one of the engine's (${formatsExample()})`)
     .option('--verify', 'verify the backup right after it is committed')
     .option('--no-prune', 'skip the retention prune that follows a successful backup')
     .option(
@@ -169,4 +170,10 @@ export function reportError(err: unknown, ctx: Omit<CliContext, 'configFile'>): 
   if (ctx.env.DATASAVER_DEBUG && err instanceof Error && err.stack)
     ctx.stderr.write(`${printable(redact(err.stack), { multiline: true })}\n`);
   return ExitCode.general;
+}
+
+/** The default engine's formats, as an example in `backup --help`: `postgres: custom or plain`. */
+function formatsExample(): string {
+  const engine = engineDescriptor(DEFAULT_ENGINE);
+  return `${engine.name}: ${engine.formatNames.join(' or ')}`;
 }

@@ -1,12 +1,7 @@
-import { ENGINE_FORMATS, ENGINE_NAMES, type EngineName } from '../engines/registry.ts';
+import { DEFAULT_ENGINE, type EngineName, engineDescriptor } from '../engines/registry.ts';
 import { DEFAULT_RULES } from '../retention/policy.ts';
 import { DEFAULT_SCHEDULE } from '../schedule/cron.ts';
 import type { NotifyConfig, TargetConfig } from './types.ts';
-
-/** Whether `name` is an engine this datasaver knows (a manifest's `engine` field is only a string). */
-export function isEngineName(name: string): name is EngineName {
-  return (ENGINE_NAMES as readonly string[]).includes(name);
-}
 
 /** A backup half or one and a half times the usual size is worth a look (a dropped table looks like this). */
 export const DEFAULT_SIZE_CHANGE_ALERT = 0.5;
@@ -37,7 +32,7 @@ export const NO_NOTIFICATIONS: NotifyConfig = {
 export function offlineTarget(
   name: string,
   toolDir: string | undefined,
-  engine: EngineName = 'postgres',
+  engine: EngineName = DEFAULT_ENGINE,
 ): TargetConfig {
   return {
     name,
@@ -52,7 +47,7 @@ export function offlineTarget(
       tls: false,
       tlsCa: undefined,
     },
-    format: ENGINE_FORMATS[engine][0]!,
+    format: engineDescriptor(engine).formatNames[0]!,
     schemaOnly: false,
     compression: { algorithm: 'zstd', level: undefined },
     destinations: [],

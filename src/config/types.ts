@@ -12,7 +12,7 @@ export interface TargetConfig {
   name: string;
   engine: EngineName;
   connection: ConnectionConfig;
-  /** Engine-specific dump format (ENGINE_FORMATS: postgres custom or plain; mysql sql; redis rdb; sqlite). */
+  /** One of the engine's dump formats (its descriptor's `formats`: postgres custom or plain, mysql sql...). */
   format: string;
   schemaOnly: boolean;
   compression: CompressionConfig;

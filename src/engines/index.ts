@@ -5,16 +5,18 @@ import { createRedisEngine } from './redis/engine.ts';
 import type { EngineName } from './registry.ts';
 import { createSqliteEngine } from './sqlite/engine.ts';
 
+/**
+ * Each engine's implementation, by name: the one place that loads them, apart from the registry's pure
+ * descriptors. The type asks for an entry for every engine in the registry.
+ */
+const IMPLEMENTATIONS: { readonly [N in EngineName]: (target: EngineTarget) => Engine } = {
+  postgres: (target) => new PostgresEngine(target),
+  mysql: createMysqlEngine,
+  redis: createRedisEngine,
+  sqlite: createSqliteEngine,
+};
+
 /** The engine for a target, bound to its connection settings. */
 export function createEngine(target: EngineTarget & { engine: EngineName }): Engine {
-  switch (target.engine) {
-    case 'postgres':
-      return new PostgresEngine(target);
-    case 'mysql':
-      return createMysqlEngine(target);
-    case 'redis':
-      return createRedisEngine(target);
-    case 'sqlite':
-      return createSqliteEngine(target);
-  }
+  return IMPLEMENTATIONS[target.engine](target);
 }

@@ -11,6 +11,7 @@ import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Manifest } from '../catalog/manifest.ts';
 import type { DumpEntry, Engine, RestoreReport, RestoreTargetState } from '../engines/engine.ts';
+import { IN_USE_SIDE_FILES } from '../engines/registry.ts';
 import { MemoryGovernor } from '../pipeline/memory.ts';
 import { checkedDumpStream } from '../pipeline/read.ts';
 import type { StorageBackend } from '../storage/backend.ts';
@@ -242,7 +243,7 @@ export async function restoreToFile(
   // A SQLite database's WAL or journal beside the file would be applied to the replacement (bringing
   // the old data back, or corrupting it): a live database is replaced by `datasaver restore`, which
   // checks for writers and deals with them, never by overwriting the file.
-  for (const side of ['-wal', '-journal']) {
+  for (const side of IN_USE_SIDE_FILES) {
     if (await stat(`${path}${side}`).catch(() => undefined)) {
       throw new UsageError(`refusing to write ${path}: ${path}${side} exists, so it is a database in use`, {
         hint: 'restore a SQLite database in place with `datasaver restore` (without --to-file), or stop its app and remove the stale file first',

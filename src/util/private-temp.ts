@@ -183,8 +183,16 @@ export interface SweepResult {
   failed: { path: string; error: unknown }[];
 }
 
-/** Removes the private temp dirs under `parent` (default: the system temp dir) whose owner is gone. */
-export async function sweepStaleTempDirs(parent: string = tmpdir()): Promise<SweepResult> {
+/**
+ * Removes the private temp dirs under `parent` (default: the system temp dir) whose owner is gone, and
+ * first stops the processes of `tools` its owner left running on them (see stopToolsUsing). `tools` are
+ * the command names of the tools datasaver runs on temp-dir files (the engines' registry has them: this
+ * layer knows no engine).
+ */
+export async function sweepStaleTempDirs(
+  tools: ReadonlySet<string>,
+  parent: string = tmpdir(),
+): Promise<SweepResult> {
   const result: SweepResult = { removed: [], failed: [] };
   const me = await currentOwner();
   if (!me) return result;
@@ -200,7 +208,7 @@ export async function sweepStaleTempDirs(parent: string = tmpdir()): Promise<Swe
     const path = join(parent, entry.name);
     if (!(await abandonedDir(path, parsed.owner, me))) continue;
     try {
-      const stopped = await stopToolsUsing(path);
+      const stopped = await stopToolsUsing(path, tools);
       await rm(path, { recursive: true, force: true });
       result.removed.push({ path, ...parsed, stopped });
     } catch (error) {
@@ -211,35 +219,25 @@ export async function sweepStaleTempDirs(parent: string = tmpdir()): Promise<Swe
 }
 
 /**
- * The tools datasaver runs on the files of its temp dirs, by command name (`comm`, at most 15 bytes:
- * these fit) or executable name. Nothing else is ever stopped: an operator's `less`, `cp` or `rsync` of
- * a leftover spool names it too.
+ * Whether `pid` is one of `tools`, the tools datasaver runs on the files of its temp dirs, by command
+ * name (`comm`, at most 15 bytes: theirs fit) or executable name. Nothing else is ever stopped: an
+ * operator's `less`, `cp` or `rsync` of a leftover spool names it too.
  */
-const TOOLS = new Set([
-  'pg_restore',
-  'psql',
-  'redis-server',
-  'mariadb',
-  'mysql',
-  'mariadb-dump',
-  'mysqldump',
-]);
-
-async function isOurTool(pid: number): Promise<boolean> {
+async function isOurTool(pid: number, tools: ReadonlySet<string>): Promise<boolean> {
   const [comm, exe] = await Promise.all([
     readFile(`/proc/${pid}/comm`, 'utf8').catch(() => ''),
     readlink(`/proc/${pid}/exe`).catch(() => ''),
   ]);
-  return TOOLS.has(comm.trim()) || TOOLS.has(basename(exe.replace(/ \(deleted\)$/, '')));
+  return tools.has(comm.trim()) || tools.has(basename(exe.replace(/ \(deleted\)$/, '')));
 }
 
 /**
- * SIGKILLs this user's tool processes (`TOOLS`) whose command line names `dir` or a path in it (inside
+ * SIGKILLs this user's processes of `tools` whose command line names `dir` or a path in it (inside
  * an argument too: redis-server retitles itself `redis-server unixsocket:<path>`): the tools a crashed
  * run started on its files (a Redis restore's loader, a parallel `pg_restore`, a MySQL client reading
  * the option file), which its death left running. Their owner is gone, so nothing waits for them.
  */
-async function stopToolsUsing(dir: string): Promise<number[]> {
+async function stopToolsUsing(dir: string, tools: ReadonlySet<string>): Promise<number[]> {
   const stopped: number[] = [];
   for (const name of await readdir('/proc').catch(() => [] as string[])) {
     const pid = Number(name);
@@ -250,7 +248,7 @@ async function stopToolsUsing(dir: string): Promise<number[]> {
     ]);
     if (info?.uid !== process.getuid?.()) continue;
     if (!cmdline.split('\0').some((arg) => arg === dir || arg.includes(`${dir}/`))) continue;
-    if (!(await isOurTool(pid))) continue;
+    if (!(await isOurTool(pid, tools))) continue;
     try {
       process.kill(pid, 'SIGKILL');
       stopped.push(pid);

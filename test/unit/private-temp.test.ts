@@ -25,6 +25,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { TEMP_DIR_TOOLS } from '../../src/engines/registry.ts';
 import {
   makePrivateTempDir,
   parseTempDirName,
@@ -150,7 +151,7 @@ describe('sweepStaleTempDirs', () => {
       const mine = await makePrivateTempDir('mysql', parent);
       await writeFile(join(mine, 'client.cnf'), 'x');
       for (const o of [dead, restarted, earlierBoot, other]) await fakeDir(o);
-      const result = await sweepStaleTempDirs(parent);
+      const result = await sweepStaleTempDirs(TEMP_DIR_TOOLS, parent);
       expect(result.failed).toEqual([]);
       expect(result.removed.map((r) => r.path).sort()).toEqual(
         [dead, restarted, earlierBoot].map((o) => join(parent, dirName(o))).sort(),
@@ -176,7 +177,7 @@ describe('sweepStaleTempDirs', () => {
     await utimes(join(replaced, OWNER_RECORD), long, long);
     const rebooted = await fakeDir(otherBoot(otherNs(dead)), 'kind-g');
     const stale = await fakeDir(dead);
-    const result = await sweepStaleTempDirs(parent);
+    const result = await sweepStaleTempDirs(TEMP_DIR_TOOLS, parent);
     expect(result.failed).toEqual([]);
     expect(result.removed.map((r) => r.path).sort()).toEqual([stale, replaced, rebooted].sort());
     expect((await readdir(parent)).sort()).toEqual(keptDirs.map((d) => d.slice(parent.length + 1)).sort());
@@ -213,7 +214,7 @@ describe('sweepStaleTempDirs', () => {
         await mkdir(dir);
         await plant(dir);
       }
-      expect(await sweepStaleTempDirs(parent)).toEqual({ removed: [], failed: [] });
+      expect(await sweepStaleTempDirs(TEMP_DIR_TOOLS, parent)).toEqual({ removed: [], failed: [] });
       expect((await readdir(parent)).length).toBe(cases.length);
       expect(await readFile(join(target, 'record'), 'utf8')).toBe(ownerRecord(dead));
     } finally {
@@ -234,7 +235,7 @@ describe('sweepStaleTempDirs', () => {
     try {
       await symlink(target, join(parent, dirName(dead, 'sqlite')));
       await chown(await fakeDir(dead, 'mysql'), 65534, 65534);
-      const result = await sweepStaleTempDirs(parent);
+      const result = await sweepStaleTempDirs(TEMP_DIR_TOOLS, parent);
       expect(result.removed).toEqual([]);
       expect((await readdir(parent)).length).toBe(keep.length + 3);
       expect((await stat(target)).isDirectory()).toBe(true);
@@ -260,7 +261,7 @@ describe('sweepStaleTempDirs', () => {
     const orphanExit = once(orphan, 'exit');
     try {
       await Promise.all([once(orphan, 'spawn'), once(running, 'spawn'), once(reader.stdout, 'data')]);
-      const result = await sweepStaleTempDirs(parent);
+      const result = await sweepStaleTempDirs(TEMP_DIR_TOOLS, parent);
       expect(result.removed).toEqual([expect.objectContaining({ path: stale, stopped: [orphan.pid] })]);
       expect(await orphanExit).toEqual([null, 'SIGKILL']);
       for (const p of [running, reader]) {
@@ -293,7 +294,10 @@ describe('sweepStaleTempDirs', () => {
   });
 
   it('does nothing when the directory does not exist', async () => {
-    expect(await sweepStaleTempDirs(join(parent, 'missing'))).toEqual({ removed: [], failed: [] });
+    expect(await sweepStaleTempDirs(TEMP_DIR_TOOLS, join(parent, 'missing'))).toEqual({
+      removed: [],
+      failed: [],
+    });
   });
 });
 

@@ -52,8 +52,8 @@ import type {
   RestoreTargetState,
   ServerInfo,
 } from '../engine.ts';
+import { mysqlDescriptor } from './descriptor.ts';
 
-const FORMATS = ['sql'] as const;
 const PACKAGE = 'mariadb-client';
 const DUMP_TOOLS = ['mariadb-dump', 'mysqldump'];
 const CLIENT_TOOLS = ['mariadb', 'mysql'];
@@ -94,7 +94,7 @@ export type DumpKind = 'database' | 'databases';
 
 export class MysqlEngine implements Engine {
   readonly name = 'mysql';
-  readonly formats = FORMATS;
+  readonly formats = mysqlDescriptor.formatNames;
   readonly #target: EngineTarget;
   #dumpTool: Promise<ResolvedTool> | undefined;
   #clientTool: Promise<ResolvedTool> | undefined;
@@ -104,16 +104,11 @@ export class MysqlEngine implements Engine {
   }
 
   extension(format: string): string {
-    if (format !== 'sql') throw new UsageError(`mysql has no format '${format}'; expected sql`);
-    return 'mysql.sql';
+    return mysqlDescriptor.extension(format);
   }
 
   restoreCapabilities(format: string, database: string | null): RestoreCapabilities {
-    this.extension(format);
-    // A backup of several or all databases is a script that names them: it restores under no other name.
-    const renames = (database ?? '').split(',').filter((d) => d.trim()).length === 1;
-    // Dumps carry DROP TABLE IF EXISTS before every table, so restoring over existing objects replaces them.
-    return { overwrite: true, parallel: false, tables: false, destination: 'database', renames };
+    return mysqlDescriptor.restoreCapabilities(format, database);
   }
 
   async preflight(options: Signal = {}): Promise<ServerInfo> {

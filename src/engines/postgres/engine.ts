@@ -60,13 +60,12 @@ import {
   settingsPlan,
   toDatabaseSettings,
 } from './dbsettings.ts';
+import { postgresDescriptor } from './descriptor.ts';
 import { cleanSafeOrder, parseRestoreList } from './list.ts';
 import { RefusedScriptError, restrictedScript } from './script.ts';
 
 export { parseRestoreList };
 
-const FORMATS = ['custom', 'plain'] as const;
-const EXTENSIONS: Record<string, string> = { custom: 'dump', plain: 'sql' };
 /** First minor release of each major whose psql has `\restrict`; every major from RESTRICT_ALWAYS has it. */
 const RESTRICT_SINCE: Readonly<Record<number, number>> = { 13: 22, 14: 19, 15: 14, 16: 10, 17: 6 };
 const RESTRICT_ALWAYS = 18;
@@ -77,7 +76,7 @@ type Signal = { signal?: AbortSignal | undefined };
 
 export class PostgresEngine implements Engine {
   readonly name = 'postgres';
-  readonly formats = FORMATS;
+  readonly formats = postgresDescriptor.formatNames;
   readonly #target: EngineTarget;
 
   constructor(target: EngineTarget) {
@@ -85,16 +84,11 @@ export class PostgresEngine implements Engine {
   }
 
   restoreCapabilities(format: string): RestoreCapabilities {
-    this.extension(format);
-    const custom = format === 'custom';
-    return { overwrite: custom, parallel: custom, tables: custom, destination: 'database', renames: true };
+    return postgresDescriptor.restoreCapabilities(format, null);
   }
 
   extension(format: string): string {
-    const ext = EXTENSIONS[format];
-    if (!ext)
-      throw new UsageError(`postgres has no format '${format}'; expected one of ${FORMATS.join(', ')}`);
-    return ext;
+    return postgresDescriptor.extension(format);
   }
 
   async preflight(options: Signal = {}): Promise<ServerInfo> {

@@ -61,9 +61,9 @@ import type {
   RestoreTargetState,
   ServerInfo,
 } from '../engine.ts';
+import { redisDescriptor } from './descriptor.ts';
 import { checkRdb, RdbChecker, RdbError, type RdbSummary } from './rdb.ts';
 
-const FORMATS = ['rdb'] as const;
 const DEFAULT_PORT = 6379;
 /** redis-cli writes the 40-byte EOF mark of a diskless transfer to stdout after the RDB (7.0 and older). */
 const EOF_MARK = 40;
@@ -82,7 +82,7 @@ type Fail = typeof BackupError | typeof RestoreError;
 
 export class RedisEngine implements Engine {
   readonly name = 'redis';
-  readonly formats = FORMATS;
+  readonly formats = redisDescriptor.formatNames;
   readonly #target: EngineTarget;
 
   constructor(target: EngineTarget) {
@@ -90,13 +90,11 @@ export class RedisEngine implements Engine {
   }
 
   extension(format: string): string {
-    if (format !== 'rdb') throw new UsageError(`redis has no format '${format}'; expected rdb`);
-    return 'rdb';
+    return redisDescriptor.extension(format);
   }
 
   restoreCapabilities(format: string): RestoreCapabilities {
-    this.extension(format);
-    return { overwrite: true, parallel: false, tables: false, destination: 'server', renames: false };
+    return redisDescriptor.restoreCapabilities(format, null);
   }
 
   async preflight(options: Signal = {}): Promise<ServerInfo> {

@@ -58,8 +58,8 @@ import type {
   RestoreTargetState,
   ServerInfo,
 } from '../engine.ts';
+import { sqliteDescriptor } from './descriptor.ts';
 
-const FORMAT = 'sqlite';
 /** Files beside a database that belong to its current state. */
 export const SIDE_FILES = ['-wal', '-shm', '-journal'] as const;
 /** Waiting for a writer's lock before giving up (ms). */
@@ -69,7 +69,7 @@ const ALL_PAGES = 2 ** 31 - 1;
 
 export class SqliteEngine implements Engine {
   readonly name = 'sqlite';
-  readonly formats = [FORMAT] as const;
+  readonly formats = sqliteDescriptor.formatNames;
   readonly #target: EngineTarget;
 
   constructor(target: EngineTarget) {
@@ -77,13 +77,11 @@ export class SqliteEngine implements Engine {
   }
 
   extension(format: string): string {
-    if (format !== FORMAT) throw new UsageError(`sqlite has no format '${format}'; expected ${FORMAT}`);
-    return 'sqlite';
+    return sqliteDescriptor.extension(format);
   }
 
   restoreCapabilities(format: string): RestoreCapabilities {
-    this.extension(format);
-    return { overwrite: true, parallel: false, tables: false, destination: 'file', renames: true };
+    return sqliteDescriptor.restoreCapabilities(format, null);
   }
 
   async preflight(): Promise<ServerInfo> {
