@@ -35,7 +35,7 @@ import {
 } from '../util/errors.ts';
 import { failpoint, failpointAfterFirst } from '../util/failpoint.ts';
 import { DATASAVER_VERSION } from '../util/version.ts';
-import { type ConfirmLease, LeaseLostError } from './lease.ts';
+import { type ConfirmLease, LeaseLostError } from './lease-held.ts';
 import { verifyBackup } from './verify.ts';
 
 export interface BackupRequest {
