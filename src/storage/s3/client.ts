@@ -36,6 +36,7 @@ export function describeS3(config: S3StorageConfig): string {
   return config.endpoint ? `${where} at ${redact(config.endpoint)}` : where;
 }
 
+/** One destination: its settings, its client, and the retry policy of the steps the backend retries itself. */
 export class S3Bucket {
   readonly description: string;
   readonly config: S3StorageConfig;

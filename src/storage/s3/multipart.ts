@@ -7,8 +7,8 @@
  * 8 MiB). The upload is only started on the service once the first part is full: a smaller object stays
  * in the buffer, for a single PutObject.
  *
- * Each part is retried here under the backend's policy (retry.ts cannot: only this code holds the
- * part's bytes). Completing the upload is not retried here: the caller retries it with the adoption rule
+ * Starting the upload and each part are retried here under the backend's policy (retry.ts cannot: only
+ * this code holds the part's bytes). Completing the upload is not retried here: the caller retries it with the adoption rule
  * of upload.ts.
  */
 import { createHash } from 'node:crypto';

@@ -10,8 +10,9 @@
  *   multipart.ts (parts, their sizes, concurrency and retries; part-buffers.ts holds their memory) and
  *   upload-check.ts (the stored object against what was sent, as `verifyUpload` says).
  *
- * Whole operations are not retried here (see retry.ts, which wraps this backend); each part is retried
- * under the same policy, because only this code holds the part's bytes.
+ * Whole operations are not retried here (see retry.ts, which wraps this backend); the steps of a streamed
+ * upload, which cannot be replayed from outside, are retried where they happen, each part because only
+ * this code holds its bytes (see backend.ts).
  *
  * Errors name the bucket and endpoint, never credentials. 403 and missing buckets are permanent; 5xx, 429
  * and network failures are marked transient.
@@ -52,7 +53,9 @@ import { assertAbsent, putObject, S3Upload } from './upload.ts';
 const MIB = 1024 * 1024;
 
 export interface S3StorageOptions {
+  /** The policy for the steps this backend retries itself (see backend.ts); default DEFAULT_RETRY. */
   retry?: RetryPolicy | undefined;
+  /** An SDK client to use instead of one made from the config. */
   client?: S3Client | undefined;
   /** Told, once per process and destination, about an optional feature the service lacks. */
   onWarning?: ((message: string) => void) | undefined;
