@@ -56,6 +56,7 @@ export class LeaseHeldError extends StorageError {
 export interface LeaseOptions {
   /** What the run does (backup, prune, resume): shown to whoever meets the lease. */
   operation: string;
+  /** How long a lease lives unless renewed (renewed every third of it). */
   ttlMs: number;
   /** How long to wait for someone else's lease; 0 to fail at once. */
   waitMs: number;
@@ -63,13 +64,21 @@ export interface LeaseOptions {
   settleMs?: number | undefined;
   /** Told once when the run starts waiting for someone else's lease. */
   onWait?: ((storage: StorageBackend, lease: LeaseRecord) => void) | undefined;
+  /** Stops taking the lease (waiting included): rejects with the signal's reason. */
   signal?: AbortSignal | undefined;
+  /** Default: the system clock (tests move a fake one). */
   clock?: LeaseClock | undefined;
+  /** Who this process is; default processIdentity(). */
   self?: LeaseIdentity | undefined;
+  /** Whether a holder's pid still runs here; default isProcessAlive. */
   isAlive?: ((pid: number, startTime?: string) => boolean) | undefined;
 }
 
-/** Takes the lease of `target` in `storage`, waiting for another holder up to `options.waitMs`. */
+/**
+ * Takes the lease of `target` in `storage`, waiting for another holder up to `options.waitMs`. Rejects
+ * with LeaseHeldError when another holder keeps it longer; StorageError when storage fails or something
+ * that is not a lease blocks its key; the signal's reason when aborted.
+ */
 export async function acquireLease(
   storage: StorageBackend,
   target: string,
