@@ -1,11 +1,6 @@
 import type { TargetConfig } from '../config/types.ts';
-import {
-  LeaseHeldError,
-  type LeaseRecord,
-  targetLeaseOptions,
-  waitingMessage,
-  withLeases,
-} from '../jobs/lease.ts';
+import { LeaseHeldError, targetLeaseOptions, waitingMessage, withLeases } from '../jobs/lease.ts';
+import type { LeaseRecord } from '../jobs/lease-record.ts';
 import { type PruneResult, prune, throwIfPruneFailed } from '../jobs/prune.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { CleanupError, errorMessage, StorageError, UsageError } from '../util/errors.ts';

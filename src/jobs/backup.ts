@@ -34,7 +34,7 @@ import {
 import { failpoint, failpointAfterFirst } from '../util/failpoint.ts';
 import { DATASAVER_VERSION } from '../util/version.ts';
 import { assertReadsBack, commit } from './commit.ts';
-import { type ConfirmLease, LeaseLostError } from './lease.ts';
+import { type ConfirmLease, LeaseLostError } from './lease-held.ts';
 import { verifyBackup } from './verify.ts';
 
 export interface BackupRequest {

@@ -22,7 +22,7 @@ import { mapLimit } from '../util/concurrency.ts';
 import { CleanupError, errorMessage } from '../util/errors.ts';
 import { failpoint } from '../util/failpoint.ts';
 import { printable } from '../util/printable.ts';
-import { type ConfirmLease, LeaseLostError } from './lease.ts';
+import { type ConfirmLease, LeaseLostError } from './lease-held.ts';
 
 export interface PruneTarget {
   name: string;

@@ -18,7 +18,7 @@ import { type StorageBackend, StorageConflictError } from '../storage/backend.ts
 import { errorMessage, StorageError } from '../util/errors.ts';
 import { failpoint, failpointAfterFirst } from '../util/failpoint.ts';
 import { commit } from './commit.ts';
-import { type ConfirmLease, LeaseLostError } from './lease.ts';
+import { type ConfirmLease, LeaseLostError } from './lease-held.ts';
 import type { PruneTarget } from './prune.ts';
 
 export interface CopyResult {

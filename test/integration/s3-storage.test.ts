@@ -12,7 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StorageConflictError, StorageUnsupportedError } from '../../src/storage/backend.ts';
 import type { S3VerifyMode } from '../../src/storage/config.ts';
 import { type RetryInfo, RetryingStorage, type RetryPolicy } from '../../src/storage/retry.ts';
-import { etagMatches, partSize, S3Storage } from '../../src/storage/s3/s3.ts';
+import { partSize } from '../../src/storage/s3/multipart.ts';
+import { S3Storage } from '../../src/storage/s3/s3.ts';
+import { etagMatches } from '../../src/storage/s3/upload-check.ts';
 import { StorageError } from '../../src/util/errors.ts';
 import { Secret } from '../../src/util/secret.ts';
 import {

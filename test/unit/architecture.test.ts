@@ -34,9 +34,7 @@ const OVERSIZE = new Set<string>([
   'engines/postgres/engine.ts',
   'engines/redis/engine.ts',
   'engines/redis/rdb.ts',
-  'storage/s3/s3.ts',
   'daemon/daemon.ts',
-  'jobs/lease.ts',
 ]);
 const MAX_LINES = 500;
 

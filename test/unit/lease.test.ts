@@ -9,20 +9,16 @@ import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
 import { leaseKey } from '../../src/catalog/layout.ts';
+import { acquireLease, LeaseHeldError, type LeaseOptions, withLeases } from '../../src/jobs/lease.ts';
+import { type LeaseClock, LeaseLostError } from '../../src/jobs/lease-held.ts';
+import type { LeaseRecord } from '../../src/jobs/lease-record.ts';
 import {
-  acquireLease,
   isProcessAlive,
   judgeLease,
-  type LeaseClock,
-  LeaseHeldError,
   type LeaseIdentity,
-  LeaseLostError,
-  type LeaseOptions,
-  type LeaseRecord,
   processIdentity,
   processStartTime,
-  withLeases,
-} from '../../src/jobs/lease.ts';
+} from '../../src/jobs/lease-state.ts';
 import {
   type ObjectInfo,
   type OpOptions,

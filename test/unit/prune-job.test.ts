@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backupId, manifestKey, verifyKey } from '../../src/catalog/layout.ts';
 import { serializeManifest } from '../../src/catalog/manifest.ts';
-import { LeaseLostError } from '../../src/jobs/lease.ts';
+import { LeaseLostError } from '../../src/jobs/lease-held.ts';
 import {
   executePrune,
   type PruneTarget,

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { readCatalog } from '../../src/catalog/catalog.ts';
-import { LeaseLostError } from '../../src/jobs/lease.ts';
+import { LeaseLostError } from '../../src/jobs/lease-held.ts';
 import type { PruneTarget } from '../../src/jobs/prune.ts';
 import { resumeUploads } from '../../src/jobs/resume.ts';
 import { DEFAULT_RULES } from '../../src/retention/policy.ts';
