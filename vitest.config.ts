@@ -5,8 +5,6 @@ import { defineConfig } from 'vitest/config';
  * seconds (`npx vitest run --project unit`); `integration` starts one PostgreSQL and the S3 servers
  * (test/support/global-setup.ts), and each engine's file its own MariaDB or Redis. `npx vitest run` runs both.
  */
-const SERVER_TESTS = ['test/integration/**/*.test.ts', 'test/unit/storage-conformance.test.ts'];
-
 export default defineConfig({
   test: {
     pool: 'forks',
@@ -19,13 +17,16 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
-          exclude: ['test/unit/storage-conformance.test.ts'],
           globalSetup: ['test/support/scratch-setup.ts'],
         },
       },
       {
         extends: true,
-        test: { name: 'integration', include: SERVER_TESTS, globalSetup: ['test/support/global-setup.ts'] },
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          globalSetup: ['test/support/global-setup.ts'],
+        },
       },
     ],
   },

@@ -1,6 +1,6 @@
 /**
  * The storage contract. Every backend (local filesystem, in-memory, S3) implements exactly this, and one
- * conformance suite (test/unit/storage-conformance.test.ts) holds each of them to it.
+ * conformance suite (test/integration/storage-conformance.test.ts) holds each of them to it.
  *
  * Keys are `/`-separated relative paths such as `shop/shop-20260111T020015Z.dump.zst`; a backend maps
  * them below its own root (directory, bucket + prefix). Keys never start with `/`, never contain `..`

@@ -1,9 +1,9 @@
 /**
- * The S3 backend against a real S3-compatible server (RELIABILITY.md promises 10 and 11): streaming
+ * The S3 backend against a real S3-compatible server: streaming
  * multipart uploads and their abort, part sizing, permanent errors that name bucket and endpoint, and
  * transient faults (503, 429, dropped connections, cut downloads) injected by a proxy and survived by the
- * retry wrapper, or failing cleanly with nothing left behind. Uploads also run against an unmodified s3rver
- * (RELIABILITY.md promise 15): its missing features are found, warned about once, and done without.
+ * retry wrapper, or failing cleanly with nothing left behind. Uploads also run against an unmodified s3rver:
+ * its missing features are found, warned about once, and done without.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { buffer } from 'node:stream/consumers';

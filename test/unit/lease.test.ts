@@ -1,5 +1,5 @@
 /**
- * The target lease (src/jobs/lease.ts, RELIABILITY.md promise 8) on in-memory storage with an injected
+ * The target lease (src/jobs/lease.ts) on in-memory storage with an injected
  * clock: who may take it when, waiting and giving up, renewal and losing it, taking over from a crashed
  * holder, and the best-effort path for a service without conditional writes.
  */
