@@ -57,9 +57,15 @@ export interface Notification {
   datasaver: string;
 }
 
-/** One HTTP request a channel makes for a notification. */
+/**
+ * One HTTP request a channel makes for a notification. A channel is a few lines of `deliveries`: it maps
+ * a notification to this request and nothing more; timeouts, retries, ordering and logging are the
+ * Notifier's, the same for every channel.
+ */
 export interface Delivery {
+  /** The channel's name in logs and in the `channel` label of `datasaver_notification_failures_total`. */
   channel: string;
+  /** Where the request goes; a secret (it holds tokens): never logged, never in a metric. */
   url: string;
   init: { method: 'POST'; headers: Record<string, string>; body: string };
   /** Values to remove from any error message about this delivery (the URL and tokens). */
@@ -69,7 +75,11 @@ export interface Delivery {
 const CHAT_EVENTS = new Set<NotifyEvent>(['failure', 'recovery', 'stale', 'size-change']);
 const WARNING_EVENTS = new Set<NotifyEvent>(['failure', 'stale', 'size-change']);
 
-/** The requests that announce `n` on every channel of `config` that takes this event. Pure. */
+/**
+ * The requests that announce `n` on every channel of `config` that takes this event, in a fixed order
+ * (webhook, Slack, Discord, ntfy, Telegram, healthchecks). Pure; never throws; empty when no channel is
+ * configured or none takes this event.
+ */
 export function deliveries(config: NotifyConfig, n: Notification): Delivery[] {
   const out: Delivery[] = [];
   const chat = CHAT_EVENTS.has(n.event) || (n.event === 'success' && config.onSuccess);
@@ -131,25 +141,55 @@ export function deliveries(config: NotifyConfig, n: Notification): Delivery[] {
   return out;
 }
 
+/**
+ * What the daemon and `datasaver backup` send notifications through. Nothing a channel does (an HTTP
+ * error, a timeout, a receiver that is down or never answers) can fail, delay or change the exit code of
+ * a backup: `notify` returns at once and never throws, and `flush` never throws and is bounded.
+ */
+export interface NotificationSender {
+  /**
+   * Starts delivering `n` to every channel of `config` that takes its event, and returns at once; never
+   * throws. Deliveries to one channel for one target go out in the order of these calls (`/start` before
+   * `/fail`). A delivery that finally fails is logged (without its URL or tokens) and reported; one that
+   * shutdown cut short is logged only.
+   */
+  notify(config: NotifyConfig, n: Notification): void;
+  /**
+   * Waits for the deliveries in flight, at most `timeoutMs`, or 1 s more once `signal` aborts (1 s if it
+   * already has); then abandons the rest and sends nothing more. Never throws.
+   */
+  flush(timeoutMs: number, signal?: AbortSignal): Promise<void>;
+}
+
 export interface NotifierLog {
+  /** A delivery that finally failed, or was abandoned at shutdown: channel, event, target, error. */
   warn(fields: Record<string, unknown>, message: string): void;
+  /** A delivery that succeeded. */
   debug(fields: Record<string, unknown>, message: string): void;
 }
 
 export interface NotifierOptions {
   log: NotifierLog;
-  /** Told of every delivery that finally failed (for a metric). */
+  /** Told of every delivery that finally failed (for a metric); not of those abandoned at shutdown. */
   onFailure?: (channel: string) => void;
+  /** The HTTP client (tests replace it); a rejection counts as a network error. */
   fetch?: typeof fetch;
-  /** Per attempt. */
+  /** Per attempt (10 s by default); an attempt that takes longer is aborted and counts as failed. */
   timeoutMs?: number;
+  /** Tries per delivery (3 by default). */
   attempts?: number;
-  /** Before the second attempt; doubles after that. */
+  /**
+   * Before the second attempt (1 s by default); doubles after that. A `Retry-After` on the answer
+   * lengthens it, up to a minute.
+   */
   retryDelayMs?: number;
 }
 
-/** Sends notifications in the background; `flush` waits (boundedly) for the ones in flight at shutdown. */
-export class Notifier {
+/**
+ * The NotificationSender over HTTP. Each delivery is tried `attempts` times on a network error, a timeout,
+ * HTTP 408, 429 and 5xx; other answers that are not 2xx are final, as a retry will not change them.
+ */
+export class Notifier implements NotificationSender {
   readonly #options: Required<Omit<NotifierOptions, 'onFailure'>> & Pick<NotifierOptions, 'onFailure'>;
   readonly #pending = new Set<Promise<void>>();
   readonly #stop = new AbortController();
@@ -166,7 +206,6 @@ export class Notifier {
     };
   }
 
-  /** Starts delivering `n` to every channel of `config` that takes it; returns at once. */
   notify(config: NotifyConfig, n: Notification): void {
     for (const d of deliveries(config, n)) {
       const key = `${d.channel}\u0000${n.target}`;
@@ -182,10 +221,7 @@ export class Notifier {
     }
   }
 
-  /**
-   * Waits for deliveries in flight, at most `timeoutMs`, or 1 s more once `signal` aborts (1 s if it
-   * already has: a Ctrl-C or SIGTERM must not wait the whole bound); then gives up on the rest.
-   */
+  /** A Ctrl-C or SIGTERM (`signal`) must not wait the whole bound: 1 s more after it is enough. */
   async flush(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.#pending.size === 0) return;
     const done = new AbortController();
