@@ -36,7 +36,6 @@ const OVERSIZE = new Set<string>([
   'engines/redis/engine.ts',
   'engines/redis/rdb.ts',
   'storage/s3/s3.ts',
-  'daemon/daemon.ts',
   'jobs/lease.ts',
 ]);
 const MAX_LINES = 500;

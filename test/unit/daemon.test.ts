@@ -7,15 +7,10 @@ import { describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/catalog/manifest.ts';
 import { offlineTarget } from '../../src/config/target.ts';
 import type { TargetConfig } from '../../src/config/types.ts';
-import {
-  type Clock,
-  Daemon,
-  MAX_TIMER_MS,
-  type ReadUsage,
-  type RunTarget,
-  readStorageUsage,
-  type Timer,
-} from '../../src/daemon/daemon.ts';
+import { type Clock, MAX_TIMER_MS, type Timer } from '../../src/daemon/clock.ts';
+import { Daemon } from '../../src/daemon/daemon.ts';
+import type { RunTarget } from '../../src/daemon/run.ts';
+import { type ReadUsage, readStorageUsage } from '../../src/daemon/usage.ts';
 import type { CycleResult } from '../../src/jobs/cycle.ts';
 import { LeaseHeldError } from '../../src/jobs/lease.ts';
 import { type Notification, Notifier } from '../../src/notify/channels.ts';
