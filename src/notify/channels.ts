@@ -183,6 +183,11 @@ export interface NotifierOptions {
    * lengthens it, up to a minute.
    */
   retryDelayMs?: number;
+  /**
+   * Waits `ms`, and rejects once `signal` aborts; with `unref`, the wait does not keep the process
+   * alive. Timers by default; tests pass their own to observe the waits.
+   */
+  sleep?: (ms: number, signal: AbortSignal, options?: { unref: boolean }) => Promise<void>;
 }
 
 /**
@@ -202,6 +207,7 @@ export class Notifier implements NotificationSender {
       timeoutMs: 10_000,
       attempts: 3,
       retryDelayMs: 1000,
+      sleep: (ms, signal, o) => sleep(ms, undefined, { signal, ref: !o?.unref }),
       ...options,
     };
   }
@@ -225,13 +231,12 @@ export class Notifier implements NotificationSender {
   async flush(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.#pending.size === 0) return;
     const done = new AbortController();
-    const bound = sleep(timeoutMs, undefined, { ref: false, signal: done.signal });
+    const wait = (ms: number) => this.#options.sleep(ms, done.signal, { unref: true });
+    const bound = wait(timeoutMs);
     const aborted = signal?.aborted
       ? Promise.resolve()
       : signal && once(signal, 'abort', { signal: done.signal });
-    const cut = aborted
-      ? aborted.then(() => sleep(1000, undefined, { ref: false, signal: done.signal }))
-      : new Promise<never>(() => {});
+    const cut = aborted ? aborted.then(() => wait(1000)) : new Promise<never>(() => {});
     await Promise.race([Promise.allSettled([...this.#pending]), bound, cut]).catch(() => {});
     done.abort();
     this.#stop.abort();
@@ -264,7 +269,7 @@ export class Notifier implements NotificationSender {
       }
       if (!retry || attempt === attempts || this.#stop.signal.aborted) break;
       try {
-        await sleep(wait, undefined, { signal: this.#stop.signal });
+        await this.#options.sleep(wait, this.#stop.signal);
       } catch {
         break;
       }
