@@ -3,8 +3,15 @@ import type { TargetConfig } from '../config/types.ts';
 import { createEngine } from '../engines/index.ts';
 import { type CycleProblem, type CycleResult, resumeTarget, runCycle } from '../jobs/cycle.ts';
 import { type LeaseRecord, targetLeaseOptions, withLeases } from '../jobs/lease.ts';
-import { Notifier, notification } from '../notify/channels.ts';
-import { finishedRun, type RunEvent, type RunOutcome, runEvents, startEvent } from '../notify/events.ts';
+import { Notifier } from '../notify/channels.ts';
+import {
+  finishedRun,
+  notification,
+  type RunEvent,
+  type RunOutcome,
+  runEvents,
+  startEvent,
+} from '../notify/events.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { DatasaverError, ExitCode, errorMessage, UsageError } from '../util/errors.ts';
 import { redact } from '../util/secret.ts';

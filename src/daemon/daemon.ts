@@ -21,8 +21,7 @@
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { TargetConfig } from '../config/types.ts';
 import type { NotificationSender } from '../notify/channels.ts';
-import { notification } from '../notify/channels.ts';
-import { startEvent } from '../notify/events.ts';
+import { notification, startEvent } from '../notify/events.ts';
 import { type PlannedRun, parseSchedule, planNext } from '../schedule/cron.ts';
 import { type HealthReport, healthReport } from '../server/health.ts';
 import type { DaemonMetrics } from '../server/metrics.ts';

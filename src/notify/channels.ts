@@ -1,7 +1,9 @@
 /**
- * Notifications: what happened to a target, sent to every channel its config names. Delivery runs in the
- * background with a timeout and retries; a channel that fails is logged and counted, and never fails or
- * delays a backup (callers do not await `notify`).
+ * Notification channels and their delivery: an event of a target (events.ts says which a run produces)
+ * goes to every channel its config names. Delivery runs in the background with a timeout and retries; a
+ * channel that fails is logged and counted, and never fails or delays a backup (callers do not await
+ * `notify`). A new channel is a config field and a request built in `deliveries`; the Notifier delivers
+ * it like every other.
  *
  * Which events each channel gets:
  *   - webhook, Slack, Discord, ntfy, Telegram: failure, recovery, stale, size-change; success only with
@@ -14,10 +16,8 @@
  * docs/notifications.md and is stable.
  */
 import { once } from 'node:events';
-import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NotifyConfig } from '../config/types.ts';
-import type { CycleResult } from '../jobs/cycle.ts';
 import { errorMessage } from '../util/errors.ts';
 import { redact, type Secret } from '../util/secret.ts';
 
@@ -287,49 +287,4 @@ export class Notifier implements NotificationSender {
     this.#options.onFailure?.(d.channel);
     log.warn(fields, `${d.channel} notification failed`);
   }
-}
-
-/** What a run of a target reports: its committed backup, if any, and its error, if any. */
-export interface RunReport {
-  event: NotifyEvent;
-  target: string;
-  /** What happened, e.g. `backup failed: connection refused`; prefixed with datasaver and the target. */
-  what: string;
-  /** ISO time; now by default. */
-  time?: string;
-  result: CycleResult | null;
-  error: Notification['error'];
-  lastSuccess: Notification['lastSuccess'];
-}
-
-/** The notification for one run (or stale state) of a target, with the fields every notification has. */
-export function notification(report: RunReport, version: string): Notification {
-  const manifest = report.result?.backup.manifest;
-  return {
-    event: report.event,
-    target: report.target,
-    time: report.time ?? new Date().toISOString(),
-    message: `datasaver: ${report.target}: ${report.what}`,
-    backup: manifest
-      ? {
-          id: manifest.id,
-          sizeBytes: manifest.sizeBytes,
-          storedBytes: manifest.storedBytes,
-          durationMs: manifest.durationMs,
-          destinations: report.result?.backup.committed.map((d) => d.description) ?? [],
-        }
-      : null,
-    error: report.error,
-    lastSuccess: report.lastSuccess,
-    sizeChange: sizeChangeOf(report),
-    host: hostname(),
-    datasaver: version,
-  };
-}
-
-function sizeChangeOf(report: RunReport): Notification['sizeChange'] {
-  const size = report.result?.size;
-  if (report.event !== 'size-change' || !size) return null;
-  const { sizeBytes, medianBytes, change, basis, threshold } = size;
-  return { sizeBytes, medianBytes, change, basis, threshold };
 }

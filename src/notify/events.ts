@@ -1,7 +1,8 @@
 /**
- * Which notifications a run of a target produces: the one rule behind both the daemon and one-shot
- * `datasaver backup`. Pure: the caller says how the run ended and what it remembers of the target, and
- * gets the events to send, in order; delivering them is channels.ts's job.
+ * Which notifications a run of a target produces, and what each says: the one rule behind both the
+ * daemon and one-shot `datasaver backup`. Pure (but for the host name and the default time in the
+ * payload): the caller says how the run ended and what it remembers of the target, and gets the events to
+ * send, in order; which channels take an event, and delivering it, is channels.ts's job.
  *
  *   - a run announces `start` (see `startEvent`; the caller decides when: the daemon once the run holds
  *     the target's lease, the one-shot command before it asks for it);
@@ -14,10 +15,11 @@
  *     then failed on: someone has to look;
  *   - a committed backup whose size is out of line with the recent ones adds `size-change` after that.
  */
+import { hostname } from 'node:os';
 import type { CycleResult } from '../jobs/cycle.ts';
 import { describeSizeChange } from '../jobs/size-change.ts';
 import { DatasaverError, ExitCode, errorMessage } from '../util/errors.ts';
-import type { RunReport } from './channels.ts';
+import type { Notification, NotifyEvent } from './channels.ts';
 
 /** One notification to send for a run: the report without the target and the time, which the caller adds. */
 export type RunEvent = Omit<RunReport, 'target' | 'time'>;
@@ -127,4 +129,49 @@ export function runEvents(outcome: RunOutcome, history: TargetHistory | null): R
 /** The `stale` event of the dead man's switch; `reason` says since when no backup succeeded. */
 export function staleEvent(reason: string, history: TargetHistory): RunEvent {
   return { event: 'stale', what: reason, result: null, error: null, lastSuccess: history.lastSuccess };
+}
+
+/** What a run of a target reports: its committed backup, if any, and its error, if any. */
+export interface RunReport {
+  event: NotifyEvent;
+  target: string;
+  /** What happened, e.g. `backup failed: connection refused`; prefixed with datasaver and the target. */
+  what: string;
+  /** ISO time; now by default. */
+  time?: string;
+  result: CycleResult | null;
+  error: Notification['error'];
+  lastSuccess: Notification['lastSuccess'];
+}
+
+/** The notification for one run (or stale state) of a target, with the fields every notification has. */
+export function notification(report: RunReport, version: string): Notification {
+  const manifest = report.result?.backup.manifest;
+  return {
+    event: report.event,
+    target: report.target,
+    time: report.time ?? new Date().toISOString(),
+    message: `datasaver: ${report.target}: ${report.what}`,
+    backup: manifest
+      ? {
+          id: manifest.id,
+          sizeBytes: manifest.sizeBytes,
+          storedBytes: manifest.storedBytes,
+          durationMs: manifest.durationMs,
+          destinations: report.result?.backup.committed.map((d) => d.description) ?? [],
+        }
+      : null,
+    error: report.error,
+    lastSuccess: report.lastSuccess,
+    sizeChange: sizeChangeOf(report),
+    host: hostname(),
+    datasaver: version,
+  };
+}
+
+function sizeChangeOf(report: RunReport): Notification['sizeChange'] {
+  const size = report.result?.size;
+  if (report.event !== 'size-change' || !size) return null;
+  const { sizeBytes, medianBytes, change, basis, threshold } = size;
+  return { sizeBytes, medianBytes, change, basis, threshold };
 }
