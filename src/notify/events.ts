@@ -1,8 +1,8 @@
 /**
  * Which notifications a run of a target produces, and what each says: the one rule behind both the
- * daemon and one-shot `datasaver backup`. Pure (but for the host name and the default time in the
- * payload): the caller says how the run ended and what it remembers of the target, and gets the events to
- * send, in order; which channels take an event, and delivering it, is channels.ts's job.
+ * daemon and one-shot `datasaver backup`. The rule is pure: the caller says how the run ended and what
+ * it remembers of the target, and gets the events to send, in order; `notification` turns one into the
+ * payload. Which channels take an event, and delivering it, is channels.ts's job.
  *
  *   - a run announces `start` (see `startEvent`; the caller decides when: the daemon once the run holds
  *     the target's lease, the one-shot command before it asks for it);
