@@ -19,8 +19,11 @@ import { formatBytes, formatDuration, type Out, Progress, printJson } from './ou
 /** A target's failure, as --json lists it. */
 export interface Failure {
   target: string;
+  /** What the command exits with when this is its first failure. */
   exitCode: number;
+  /** Redacted, and escaped where it would move a terminal's cursor. */
   message: string;
+  /** What to try next, shown as `Try:`. */
   hint?: string | undefined;
 }
 

@@ -10,6 +10,7 @@ import type { Logger } from '../util/log.ts';
 import { type DaemonContext, historyOf, type Slot } from './slot.ts';
 import { updateHealthGauge } from './watchdog.ts';
 
+/** How a run ended, and when it started and ended (the daemon's clock; retries included). */
 export interface FinishedRun {
   outcome: RunOutcome;
   startedAt: Date;

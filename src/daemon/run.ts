@@ -25,6 +25,7 @@ export type RunTarget = (
 ) => Promise<CycleResult>;
 
 export interface RunDeps {
+  /** The backup itself (runCycle in production). */
   runTarget: RunTarget;
   /** Waits between connection retries; rejects when `signal` aborts. */
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;

@@ -15,9 +15,13 @@ import type { Clock, Timer } from './clock.ts';
 export interface Slot {
   target: TargetConfig;
   schedule: Schedule;
+  /** Opened once at start; every run of the target writes to these. */
   destinations: StorageBackend[];
+  /** What `/health` reports of the target, and what the dead man's switch reads. */
   status: TargetStatus;
+  /** The wait for the next scheduled run; undefined before start. */
   timer: Timer | undefined;
+  /** The run in progress (it never rejects); undefined when the target is idle. */
   running: Promise<void> | undefined;
   /** When the last `stale` notification went out; cleared by a success. */
   staleNotifiedAt: number | undefined;
@@ -27,8 +31,10 @@ export interface Slot {
 
 /** What the daemon's parts share. */
 export interface DaemonContext {
+  /** The daemon's logger (not a target's child). */
   readonly log: Logger;
   readonly metrics: DaemonMetrics;
+  /** Every time and timer of the daemon. */
   readonly clock: Clock;
   /** Aborts when the daemon stops. */
   readonly signal: AbortSignal;

@@ -26,7 +26,9 @@ export type RunEvent = Omit<RunReport, 'target' | 'time'>;
 
 /** Why a run failed: the text and the exit code `datasaver backup` exits with for it. */
 export interface RunFailure {
+  /** The error's message, or the run's problems joined by `; `. */
   message: string;
+  /** 3 connection, 4 dump, 6 storage, 7 prune... (util/errors.ts). */
   exitCode: number;
 }
 
