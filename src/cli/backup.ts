@@ -1,21 +1,24 @@
 import { LABEL_PATTERN } from '../catalog/manifest.ts';
 import type { TargetConfig } from '../config/types.ts';
 import { createEngine } from '../engines/index.ts';
-import type { BackupResult } from '../jobs/backup.ts';
 import { type CycleProblem, type CycleResult, resumeTarget, runCycle } from '../jobs/cycle.ts';
-import { targetLeaseOptions, waitingMessage, withLeases } from '../jobs/lease.ts';
+import { targetLeaseOptions, withLeases } from '../jobs/lease.ts';
 import type { LeaseRecord } from '../jobs/lease-record.ts';
-import type { PruneResult } from '../jobs/prune.ts';
-import type { CopyResult } from '../jobs/resume.ts';
-import { describeSizeChange, type SizeAssessment } from '../jobs/size-change.ts';
-import { Notifier, type NotifyEvent, notification } from '../notify/channels.ts';
+import { Notifier } from '../notify/channels.ts';
+import {
+  finishedRun,
+  notification,
+  type RunEvent,
+  type RunOutcome,
+  runEvents,
+  startEvent,
+} from '../notify/events.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { DatasaverError, ExitCode, errorMessage, UsageError } from '../util/errors.ts';
-import { printable } from '../util/printable.ts';
 import { redact } from '../util/secret.ts';
 import { DATASAVER_VERSION } from '../util/version.ts';
+import { BackupOutput } from './backup-output.ts';
 import { type CliContext, openDestinations, readConfig, selectTargets } from './context.ts';
-import { formatBytes, formatDuration, Progress, printJson } from './output.ts';
 
 export interface BackupOptions {
   target?: string;
@@ -30,21 +33,16 @@ export interface BackupOptions {
   json?: boolean;
 }
 
-interface Failure {
-  target: string;
-  exitCode: number;
-  message: string;
-  hint?: string | undefined;
-}
-
 /**
  * `datasaver backup`: one backup of each selected target, one after another, written to each of its
  * destinations; then missed uploads are resumed and each destination is pruned. With --resume-uploads,
  * only the resuming is done.
  *
- * Notifications go to the channels the daemon uses: start (pings), failure, success (with on_success,
- * and pings), and size-change when the backup's size is out of line. A one-shot run remembers no earlier run, so it never sends recovery or stale. Deliveries are
- * awaited before the command returns, at most 30 s.
+ * Notifications go to the channels the daemon uses, picked by the same rule (notify/events.ts): start
+ * (pings; sent before the run waits for the target's lease), failure, success (with on_success, and
+ * pings), and size-change when the backup's size is out of line. A one-shot run remembers no earlier run,
+ * so it never sends recovery or stale. Deliveries are awaited before the command returns, at most 30 s.
+ * What it prints is backup-output.ts's.
  */
 export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promise<number> {
   const config = await readConfig(ctx);
@@ -56,59 +54,33 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
         hint: 'labels are lowercase letters, digits, `_` and `-`, e.g. daily, manual',
       });
   }
-
-  const done: (BackupResult['manifest'] & {
-    verified: boolean;
-    destinations: string[];
-    sizeChange: SizeAssessment | null;
-  })[] = [];
-  const failures: Failure[] = [];
-  const copies: CopyResult[] = [];
-  const pruned: PruneResult[] = [];
   // Errors are redacted where they are made; this also hides a password a tool printed in some other form.
-  const passwords = targets.map((t) => t.connection.password);
-  const fail = (target: string, problem: Omit<Failure, 'target'>) => {
-    // Storage's and tools' own words can carry terminal escapes: shown escaped.
-    const message = printable(redact(problem.message, passwords), { multiline: true });
-    failures.push({ target, ...problem, message });
-    ctx.stderr.write(`Error: ${target}: ${message}\n`);
-    if (problem.hint) ctx.stderr.write(`Try: ${problem.hint}\n`);
-  };
-  const notifier = new Notifier({
-    log: {
-      warn: (fields, message) =>
-        ctx.stderr.write(`warning: ${message}${fields.error ? `: ${String(fields.error)}` : ''}\n`),
-      debug: () => {},
-    },
-  });
-  const announce = (
-    target: TargetConfig,
-    event: NotifyEvent,
-    what: string,
-    result: CycleResult | null,
-    error: { message: string; exitCode: number } | null,
-  ) => {
+  const out = new BackupOutput(
+    ctx,
+    opts.json ?? false,
+    targets.map((t) => t.connection.password),
+  );
+  const notifier = new Notifier({ log: out.notifierLog() });
+  const announce = (target: TargetConfig, event: RunEvent) => {
     const clean = (text: string) => redact(text, [target.connection.password]);
-    const e = error && { ...error, message: clean(error.message) };
+    const error = event.error && { ...event.error, message: clean(event.error.message) };
     notifier.notify(
       target.notify,
-      notification(
-        { event, target: target.name, what: clean(what), result, error: e, lastSuccess: null },
-        DATASAVER_VERSION,
-      ),
+      notification({ ...event, target: target.name, what: clean(event.what), error }, DATASAVER_VERSION),
     );
   };
+  // A one-shot run remembers no earlier run: it has no history to give the rule (never a recovery).
+  const announceEnd = (target: TargetConfig, outcome: RunOutcome) => {
+    for (const event of runEvents(outcome, null)) announce(target, event);
+  };
+  const onWait = (storage: StorageBackend, lease: LeaseRecord) => out.waiting(storage, lease);
   try {
     await backupTargets();
   } finally {
     await notifier.flush(30_000, ctx.signal);
   }
-  if (opts.json) printJson(ctx.stdout, { backups: done, copies, pruned, failures });
-  return failures[0]?.exitCode ?? ExitCode.ok;
-
-  function onWait(storage: StorageBackend, lease: LeaseRecord) {
-    ctx.stderr.write(`${waitingMessage(storage, lease)}\n`);
-  }
+  out.finish();
+  return out.exitCode;
 
   /** Resuming writes to the destinations: it holds the target's lease there, as a backup does. */
   async function resumeLeased(target: TargetConfig, destinations: StorageBackend[]) {
@@ -118,7 +90,7 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
       targetLeaseOptions(target, 'resume', { onWait }, ctx.signal),
       (held, signal, confirmLease) => resumeTarget(target, held, new Date(), signal, confirmLease),
     );
-    for (const w of leased.warnings) ctx.stderr.write(`warning: ${w}\n`);
+    for (const w of leased.warnings) out.warn(w);
     const problems: CycleProblem[] = leased.unavailable.map((u) => ({
       stage: 'resume',
       message: `${u.storage.description}: ${errorMessage(u.error)}`,
@@ -135,156 +107,83 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
     return { copies: leased.result.copies, problems: [...problems, ...leased.result.problems] };
   }
 
+  /** A failure of the target that does not stop the others; with one target, or once stopped, it throws. */
+  function failOrThrow(target: TargetConfig, err: unknown): void {
+    if (targets.length === 1 || ctx.signal.aborted) throw err;
+    out.fail(target.name, {
+      message: errorMessage(err),
+      exitCode: err instanceof DatasaverError ? err.exitCode : ExitCode.general,
+      hint: err instanceof DatasaverError ? err.hint : undefined,
+    });
+  }
+
+  /** Resumes missed uploads of `target`; takes no backup, so it prunes nothing. */
+  async function resumeOne(target: TargetConfig, destinations: StorageBackend[]): Promise<void> {
+    out.resuming(target.name, destinations.length);
+    let resumed: Awaited<ReturnType<typeof resumeLeased>>;
+    try {
+      resumed = await resumeLeased(target, destinations);
+    } catch (err) {
+      // Another run holds this target (or its storage failed): reported, and the others go on.
+      return failOrThrow(target, err);
+    }
+    out.copied(target.name, resumed.copies, resumed.problems);
+    ctx.signal.throwIfAborted();
+    if (resumed.copies.length === 0 && resumed.problems.length === 0) {
+      out.nothingToResume(target.name, destinations.length);
+    }
+  }
+
+  /** Backs `target` up; false when the run was interrupted and no further target should start. */
+  async function backupOne(target: TargetConfig, destinations: StorageBackend[]): Promise<boolean> {
+    const progress = out.progress(target.name);
+    announce(target, startEvent(null));
+    let cycle: CycleResult;
+    try {
+      cycle = await runCycle(
+        {
+          target,
+          labels,
+          format: opts.format,
+          schemaOnly: opts.schemaOnly ? true : undefined,
+          verify: opts.verify ?? false,
+          prune: opts.prune !== false,
+        },
+        {
+          engine: createEngine(target),
+          destinations,
+          signal: ctx.signal,
+          lease: { onWait },
+          onProgress: (raw, stored) => progress.update(raw, stored),
+        },
+      );
+      progress.done();
+    } catch (err) {
+      progress.done();
+      // Stopped on purpose (a signal): like the daemon, no failure is announced.
+      announceEnd(target, ctx.signal.aborted ? { kind: 'stopped' } : finishedRun(undefined, err));
+      // One target failing never stops the others; each failure is reported and sets the exit code.
+      failOrThrow(target, err);
+      return true;
+    }
+    // A committed backup whose other destinations or prune failed is announced as a failure, as the
+    // daemon does: someone has to look.
+    announceEnd(target, finishedRun(cycle, undefined));
+    out.committed(target.name, destinations.length, cycle);
+    if (!cycle.interrupted) return true;
+    out.fail(target.name, {
+      message: `interrupted after ${cycle.backup.manifest.id} was committed; resuming uploads and pruning stopped early`,
+      exitCode: ExitCode.general,
+      hint: 'the backup is kept; the next backup (or `datasaver prune`) finishes the rest',
+    });
+    return false;
+  }
+
   async function backupTargets(): Promise<void> {
     for (const target of targets) {
       const destinations = await openDestinations(ctx, target);
-      if (opts.resumeUploads) {
-        // Resuming takes no backup, so it prunes nothing.
-        if (destinations.length < 2 && !opts.json)
-          ctx.stdout.write(`${target.name} has one destination; nothing to resume\n`);
-        let resumed: Awaited<ReturnType<typeof resumeLeased>>;
-        try {
-          resumed = await resumeLeased(target, destinations);
-        } catch (err) {
-          // Another run holds this target (or its storage failed): reported, and the others go on.
-          if (targets.length === 1 || ctx.signal.aborted) throw err;
-          fail(target.name, {
-            message: errorMessage(err),
-            exitCode: err instanceof DatasaverError ? err.exitCode : ExitCode.general,
-            hint: err instanceof DatasaverError ? err.hint : undefined,
-          });
-          continue;
-        }
-        report(resumed.copies, resumed.problems);
-        ctx.signal.throwIfAborted();
-        const clean = resumed.copies.length === 0 && resumed.problems.length === 0;
-        if (destinations.length > 1 && clean && !opts.json) {
-          ctx.stdout.write(`${target.name}: every destination holds every backup retention keeps\n`);
-        }
-        continue;
-      }
-      const progress = new Progress(ctx.stderr, !opts.json);
-      announce(target, 'start', 'started', null, null);
-      let cycle: CycleResult;
-      try {
-        cycle = await runCycle(
-          {
-            target,
-            labels,
-            format: opts.format,
-            schemaOnly: opts.schemaOnly ? true : undefined,
-            verify: opts.verify ?? false,
-            prune: opts.prune !== false,
-          },
-          {
-            engine: createEngine(target),
-            destinations,
-            signal: ctx.signal,
-            lease: { onWait },
-            onProgress: (raw, stored) =>
-              progress.update(
-                `backup ${target.name}: ${formatBytes(raw)} dumped, ${formatBytes(stored)} stored`,
-                raw,
-              ),
-          },
-        );
-        progress.done();
-      } catch (err) {
-        progress.done();
-        const exitCode = err instanceof DatasaverError ? err.exitCode : ExitCode.general;
-        // Stopped on purpose (a signal): like the daemon, no failure is announced.
-        if (!ctx.signal.aborted) {
-          announce(target, 'failure', `backup failed: ${errorMessage(err)}`, null, {
-            message: errorMessage(err),
-            exitCode,
-          });
-        }
-        if (targets.length === 1 || ctx.signal.aborted) throw err;
-        // One target failing never stops the others; each failure is reported and sets the exit code.
-        fail(target.name, {
-          message: errorMessage(err),
-          exitCode,
-          hint: err instanceof DatasaverError ? err.hint : undefined,
-        });
-        continue;
-      }
-      // A committed backup whose other destinations or prune failed is announced as a failure, as the
-      // daemon does: someone has to look.
-      const problems = cycle.problems;
-      if (problems.length === 0) {
-        announce(target, 'success', `backup ${cycle.backup.manifest.id} succeeded`, cycle, null);
-      } else {
-        const message = problems.map((p) => p.message).join('; ');
-        announce(target, 'failure', `backup failed: ${message}`, cycle, {
-          message,
-          exitCode: problems[0]!.exitCode,
-        });
-      }
-      if (cycle.size?.alert) {
-        const what = describeSizeChange(cycle.size);
-        ctx.stderr.write(`warning: ${target.name}: ${what}\n`);
-        announce(target, 'size-change', what, cycle, null);
-      }
-      for (const p of cycle.prunedFirst ?? []) {
-        ctx.stderr.write(
-          `note: ${p.storage} was full: pruned ${p.removed} item(s) (${formatBytes(p.removedBytes)}) that retention removes, then backed up again\n`,
-        );
-      }
-      const { backup } = cycle;
-      const where = backup.committed.map((d) => d.description);
-      done.push({
-        ...backup.manifest,
-        verified: backup.verified,
-        destinations: where,
-        sizeChange: cycle.size ?? null,
-      });
-      if (!opts.json) {
-        const m = backup.manifest;
-        ctx.stdout.write(
-          `backup ${m.id} committed${destinations.length > 1 ? ` to ${where.join(', ')}` : ''}: ${formatBytes(m.sizeBytes)} dumped, ${formatBytes(m.storedBytes)} stored (${m.format}, ${m.compression}) in ${formatDuration(m.durationMs)}${backup.verified ? ', verified' : ''}\n`,
-        );
-      }
-      const uploads = cycle.problems.filter((p) => p.stage === 'upload');
-      report([], uploads);
-      if (uploads.length > 0) {
-        ctx.stderr.write(
-          `note: ${backup.manifest.id} is kept in ${where.join(', ')}; the next backup, or \`datasaver backup --resume-uploads\`, uploads it to the rest\n`,
-        );
-      }
-      report(
-        cycle.copies,
-        cycle.problems.filter((p) => p.stage !== 'upload' && p.stage !== 'prune'),
-      );
-      for (const w of cycle.warnings) ctx.stderr.write(`warning: ${w}\n`);
-      report(
-        [],
-        cycle.problems.filter((p) => p.stage === 'prune'),
-      );
-      pruned.push(...(cycle.prunedFirst ?? []), ...cycle.pruned);
-      if (!opts.json) {
-        for (const result of cycle.pruned.filter((r) => r.removed > 0)) {
-          ctx.stdout.write(
-            `pruned ${result.removed} old item(s) of ${target.name} from ${result.storage} (${formatBytes(result.removedBytes)}); \`datasaver prune --dry-run\` shows why\n`,
-          );
-        }
-      }
-      if (cycle.interrupted) {
-        fail(target.name, {
-          message: `interrupted after ${backup.manifest.id} was committed; resuming uploads and pruning stopped early`,
-          exitCode: ExitCode.general,
-          hint: 'the backup is kept; the next backup (or `datasaver prune`) finishes the rest',
-        });
-        break;
-      }
-
-      function report(newCopies: CopyResult[], problems: CycleProblem[]) {
-        copies.push(...newCopies);
-        if (!opts.json) {
-          for (const c of newCopies.filter((x) => !x.error))
-            ctx.stdout.write(`uploaded ${c.id} to ${c.to} (${formatBytes(c.bytes)}) from ${c.from}\n`);
-        }
-        for (const p of problems) fail(target.name, p);
-      }
+      if (opts.resumeUploads) await resumeOne(target, destinations);
+      else if (!(await backupOne(target, destinations))) break;
     }
   }
 }

@@ -4,7 +4,9 @@
  */
 import type { Server } from 'node:http';
 import type { TargetConfig } from '../config/types.ts';
-import { Daemon, type RunTarget, readStorageUsage } from '../daemon/daemon.ts';
+import { Daemon } from '../daemon/daemon.ts';
+import type { RunTarget } from '../daemon/run.ts';
+import { readStorageUsage } from '../daemon/usage.ts';
 import { createEngine } from '../engines/index.ts';
 import { runCycle } from '../jobs/cycle.ts';
 import { Notifier } from '../notify/channels.ts';

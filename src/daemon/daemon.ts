@@ -8,11 +8,10 @@
  *   - nor by two processes: a run that finds the target's lease held by another datasaver (a second
  *     daemon, a CronJob; see jobs/lease.ts) is skipped at once, logged and counted
  *     (`datasaver_runs_lease_held_total`), and is neither a failure nor a success;
- *   - a run that cannot reach the database is tried again (`retry_attempts`, delay doubling from
- *     `retry_delay_seconds`); other failures are not retried, the next scheduled run is the retry;
+ *   - a run that cannot reach the database is tried again (run.ts); other failures are not retried, the
+ *     next scheduled run is the retry;
  *   - prune follows every successful backup (inside the run, see jobs/cycle.ts), never a failed one;
- *   - the dead man's switch is a timer of its own that reads only the recorded results: a run that hangs
- *     forever still turns the target stale, and one `stale` notification goes out per alert window;
+ *   - the dead man's switch (watchdog.ts) is a timer of its own that reads only the recorded results;
  *   - `stop()` stops scheduling, aborts running backups through their AbortSignal (the dump is killed,
  *     multipart uploads are aborted, no manifest is written) and waits for them, at most the given time.
  *
@@ -20,97 +19,29 @@
  * scheduling rules are tested with fake time and fake runs (test/unit/daemon.test.ts).
  */
 import { setTimeout as sleepFor } from 'node:timers/promises';
-import { readTargetUsage } from '../catalog/catalog.ts';
 import type { TargetConfig } from '../config/types.ts';
-import type { CycleResult } from '../jobs/cycle.ts';
-import { LeaseHeldError } from '../jobs/lease.ts';
-import { describeSizeChange } from '../jobs/size-change.ts';
-import { type Notifier, type NotifyEvent, notification } from '../notify/channels.ts';
-import { type PlannedRun, parseSchedule, planNext, type Schedule } from '../schedule/cron.ts';
-import {
-  type DestinationUsage,
-  type HealthReport,
-  healthReport,
-  type RunRecord,
-  type SuccessRecord,
-  type TargetStatus,
-  targetHealth,
-} from '../server/health.ts';
+import type { NotificationSender } from '../notify/channels.ts';
+import { notification, startEvent } from '../notify/events.ts';
+import { type PlannedRun, parseSchedule, planNext } from '../schedule/cron.ts';
+import { type HealthReport, healthReport } from '../server/health.ts';
 import type { DaemonMetrics } from '../server/metrics.ts';
 import type { StorageBackend } from '../storage/backend.ts';
-import { ConnectionError, DatasaverError, ExitCode, errorMessage } from '../util/errors.ts';
+import { errorMessage } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import { redact } from '../util/secret.ts';
 import { DATASAVER_VERSION } from '../util/version.ts';
-
-export interface Timer {
-  cancel(): void;
-}
-
-export interface Clock {
-  now(): Date;
-  /** Calls `fn` after `ms` (never more than MAX_TIMER_MS). */
-  setTimer(fn: () => void, ms: number): Timer;
-}
-
-/**
- * The longest single timer: waits are done in steps of at most an hour, each re-reading the clock, so a
- * wall-clock change (NTP step, suspended VM) moves the run to the right time within the hour, and
- * setTimeout's 24.8-day limit is never reached.
- */
-export const MAX_TIMER_MS = 3_600_000;
-
-export const systemClock: Clock = {
-  now: () => new Date(),
-  setTimer: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    return { cancel: () => clearTimeout(t) };
-  },
-};
-
-/**
- * One run of a target: backup, resume, prune. Throws when the backup itself fails. Calls `onStarted` once
- * it holds the target's lease, before it writes anything (a run skipped for another holder never starts).
- */
-export type RunTarget = (
-  target: TargetConfig,
-  destinations: StorageBackend[],
-  signal: AbortSignal,
-  onStarted: () => void,
-) => Promise<CycleResult>;
-
-/**
- * Committed backups of a target in one destination, and the newest of them that can be trusted at `now`
- * (the daemon's clock): a backup dated in the future must never stand for a recent success.
- */
-export type ReadUsage = (
-  storage: StorageBackend,
-  target: string,
-  signal: AbortSignal,
-  now: Date,
-) => Promise<{ backups: number; bytes: number; newest: SuccessRecord | undefined }>;
-
-/** The production ReadUsage: storage's catalog, with suspect backups never counted as the newest. */
-export const readStorageUsage: ReadUsage = async (storage, target, signal, now) => {
-  const usage = await readTargetUsage(storage, target, { now, signal });
-  const newest = usage.newest;
-  return {
-    backups: usage.backups,
-    bytes: usage.bytes,
-    newest: newest && {
-      time: newest.finishedAt,
-      backupId: newest.id,
-      sizeBytes: newest.sizeBytes,
-      durationMs: newest.durationMs,
-    },
-  };
-};
+import { type Clock, MAX_TIMER_MS, systemClock } from './clock.ts';
+import { recordRun } from './record.ts';
+import { type RunTarget, runWithRetries } from './run.ts';
+import { type DaemonContext, historyOf, newSlot, type Slot } from './slot.ts';
+import { type ReadUsage, refreshUsage } from './usage.ts';
+import { StaleWatchdog } from './watchdog.ts';
 
 export interface DaemonOptions {
   targets: TargetConfig[];
   log: Logger;
   metrics: DaemonMetrics;
-  notifier: Notifier;
+  notifier: NotificationSender;
   openDestinations: (target: TargetConfig) => Promise<StorageBackend[]>;
   runTarget: RunTarget;
   readUsage: ReadUsage;
@@ -122,28 +53,16 @@ export interface DaemonOptions {
   healthDetails?: boolean;
 }
 
-interface Slot {
-  target: TargetConfig;
-  schedule: Schedule;
-  destinations: StorageBackend[];
-  status: TargetStatus;
-  timer: Timer | undefined;
-  running: Promise<void> | undefined;
-  /** When the last `stale` notification went out; cleared by a success. */
-  staleNotifiedAt: number | undefined;
-  /** Storage listings finish out of order; only the newest one started is kept. */
-  usageSeq: number;
-}
-
 export class Daemon {
   readonly #options: DaemonOptions;
   readonly #clock: Clock;
   readonly #random: () => number;
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   readonly #stop = new AbortController();
-  #slots: Slot[] = [];
+  readonly #ctx: DaemonContext;
+  readonly #slots: Slot[] = [];
+  readonly #watchdog: StaleWatchdog;
   #startedAt: Date;
-  #watchTimer: Timer | undefined;
   #ready = false;
   #started = false;
 
@@ -153,6 +72,22 @@ export class Daemon {
     this.#random = options.random ?? Math.random;
     this.#sleep = options.sleep ?? ((ms, signal) => sleepFor(ms, undefined, { signal }));
     this.#startedAt = this.#clock.now();
+    this.#ctx = {
+      log: options.log,
+      metrics: options.metrics,
+      clock: this.#clock,
+      signal: this.#stop.signal,
+      startedAt: () => this.#startedAt,
+      announce: (slot, event) =>
+        options.notifier.notify(
+          slot.target.notify,
+          notification(
+            { ...event, target: slot.target.name, time: this.#clock.now().toISOString() },
+            DATASAVER_VERSION,
+          ),
+        ),
+    };
+    this.#watchdog = new StaleWatchdog(this.#ctx, this.#slots);
   }
 
   /** Opens storage, arms every schedule and the stale watchdog; with `runNow`, every target runs at once. */
@@ -169,33 +104,7 @@ export class Daemon {
         target.name,
         destinations.map((d) => d.description),
       );
-      this.#slots.push({
-        target,
-        schedule,
-        destinations,
-        timer: undefined,
-        running: undefined,
-        staleNotifiedAt: undefined,
-        usageSeq: 0,
-        status: {
-          target: target.name,
-          schedule: target.schedule.cron,
-          timeZone: target.timeZone,
-          alertAfterHours: target.alertAfterHours,
-          running: false,
-          lastAttempt: null,
-          lastSuccess: null,
-          nextRun: null,
-          skippedRuns: 0,
-          consecutiveFailures: 0,
-          destinations: destinations.map((d) => ({
-            destination: d.description,
-            backups: 0,
-            bytes: 0,
-            error: null,
-          })),
-        },
-      });
+      this.#slots.push(newSlot(target, schedule, destinations));
     }
     if (this.#stop.signal.aborted) return;
     this.#started = true;
@@ -213,7 +122,7 @@ export class Daemon {
       // Storage tells what the last success was before this process started (a restart is not a reset).
       void this.#refreshUsage(slot);
     }
-    this.#watch();
+    this.#watchdog.start();
     this.#ready = true;
     if (options.runNow) for (const slot of this.#slots) this.#trigger(slot, 'start');
   }
@@ -243,7 +152,7 @@ export class Daemon {
     if (this.#stop.signal.aborted) return true;
     this.#ready = false;
     for (const slot of this.#slots) slot.timer?.cancel();
-    this.#watchTimer?.cancel();
+    this.#watchdog.stop();
     this.#stop.abort(new Error('datasaver is shutting down'));
     const running = this.#slots.flatMap((s) => (s.running ? [s.running] : []));
     const deadline = Date.now() + timeoutMs;
@@ -306,7 +215,7 @@ export class Daemon {
     slot.status.running = true;
     slot.running = this.#run(slot, reason)
       .catch((err: unknown) => {
-        // #run records its own failures; this only catches a bug in the bookkeeping itself.
+        // A run records its own failures; this only catches a bug in the bookkeeping itself.
         log.error({ target: slot.target.name, error: redact(errorMessage(err)) }, 'internal error in a run');
       })
       .finally(() => {
@@ -319,270 +228,23 @@ export class Daemon {
 
   async #run(slot: Slot, reason: 'schedule' | 'start'): Promise<void> {
     const { target } = slot;
-    const { metrics } = this.#options;
     const log = this.#options.log.child({ target: target.name });
-    const signal = this.#stop.signal;
-    // Errors are redacted before shown anywhere; this also hides the target's own password if a tool
-    // printed it in some form the engine did not catch.
-    const clean = (text: string) => redact(text, [target.connection.password]);
     const startedAt = this.#clock.now();
-    let announced = false;
-    // After the lease is taken: a standby daemon that skips must not ping `start` with no end to it.
-    const onStarted = () => {
-      if (announced) return;
-      announced = true;
-      log.info({ reason }, 'backup started');
-      this.#notify(slot, 'start', 'started', null, null);
-    };
-
-    let result: CycleResult | undefined;
-    let error: unknown;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        result = await this.#options.runTarget(target, slot.destinations, signal, onStarted);
-        break;
-      } catch (err) {
-        if (signal.aborted) {
-          log.warn(
-            { error: clean(errorMessage(err)) },
-            'backup interrupted by shutdown; no partial backup was committed',
-          );
-          return;
-        }
-        // A run that already announced its start (it held the lease, then lost the target to another
-        // process while it waited to retry) ends as a failure below: its `start` ping needs an end.
-        if (err instanceof LeaseHeldError && !announced) {
-          slot.status.skippedRuns++;
-          metrics.leaseHeld.inc({ target: target.name });
-          log.warn(
-            { holder: err.lease.holder, expiresAt: err.lease.expiresAt, error: clean(err.message) },
-            'skipped this run: another datasaver process holds the lease of this target',
-          );
-          return;
-        }
-        if (err instanceof ConnectionError && err.transient && attempt < target.schedule.retryAttempts) {
-          const delayMs = Math.round(target.schedule.retryDelaySeconds * 1000 * 2 ** (attempt - 1));
-          metrics.connectionRetries.inc({ target: target.name });
-          log.warn(
-            { attempt, retryInMs: delayMs, error: clean(errorMessage(err)) },
-            'cannot reach the database; retrying',
-          );
-          try {
-            await this.#sleep(delayMs, signal);
-          } catch {
-            log.warn('backup interrupted by shutdown while waiting to retry');
-            return;
-          }
-          continue;
-        }
-        error = err;
-        break;
-      }
-    }
-
-    const finishedAt = this.#clock.now();
-    const durationMs = finishedAt.getTime() - startedAt.getTime();
-    const manifest = result?.backup.manifest;
-    const problems = result?.problems ?? [];
-    const ok = result !== undefined && problems.length === 0;
-    const record: RunRecord = {
-      startedAt: startedAt.toISOString(),
-      finishedAt: finishedAt.toISOString(),
-      durationMs,
-      ok,
-      backupId: manifest?.id ?? null,
-      sizeBytes: manifest?.sizeBytes ?? null,
-      storedBytes: manifest?.storedBytes ?? null,
-      error: ok
-        ? null
-        : clean(error !== undefined ? errorMessage(error) : problems.map((p) => p.message).join('; ')),
-      exitCode: ok
-        ? ExitCode.ok
-        : error instanceof DatasaverError
-          ? error.exitCode
-          : (problems[0]?.exitCode ?? ExitCode.general),
-    };
-    const wasFailing = slot.status.consecutiveFailures > 0 || slot.staleNotifiedAt !== undefined;
-    const previousSuccess = slot.status.lastSuccess;
-    slot.status.lastAttempt = record;
-    const labels = { target: target.name };
-    metrics.duration.observe({ ...labels, result: ok ? 'success' : 'failure' }, durationMs / 1000);
-    metrics.lastAttempt.set(labels, finishedAt.getTime() / 1000);
-    if (manifest) {
-      metrics.lastSize.set(labels, manifest.sizeBytes);
-      metrics.lastStored.set(labels, manifest.storedBytes);
-    }
-    for (const p of [...(result?.prunedFirst ?? []), ...(result?.pruned ?? [])]) {
-      metrics.pruneDeleted.inc({ target: target.name, destination: p.storage }, p.removed);
-    }
-    for (const p of result?.prunedFirst ?? []) {
-      log.warn(
-        { destination: p.storage, removed: p.removed, removedBytes: p.removedBytes },
-        'the disk was full: pruned what retention removes there, then tried again',
-      );
-    }
-    const size = result?.size;
-    if (size) metrics.sizeChange.set(labels, size.change);
-    for (const w of result?.warnings ?? []) log.warn(w);
-    if (result?.interrupted) {
-      log.warn({ backupId: manifest?.id }, 'interrupted by shutdown after the backup was committed');
-    }
-    if (manifest) {
-      // A committed backup is what the dead man's switch waits for, even when an upload to another
-      // destination or the prune after it failed (that failure is reported on its own).
-      slot.status.lastSuccess = {
-        time: manifest.finishedAt,
-        backupId: manifest.id,
-        sizeBytes: manifest.sizeBytes,
-        durationMs,
-      };
-      metrics.lastSuccess.set(labels, Date.parse(manifest.finishedAt) / 1000);
-    }
-
-    if (ok && manifest) {
-      slot.status.consecutiveFailures = 0;
-      slot.staleNotifiedAt = undefined;
-      metrics.succeeded.inc(labels);
-      log.info(
-        {
-          backupId: manifest.id,
-          sizeBytes: manifest.sizeBytes,
-          storedBytes: manifest.storedBytes,
-          durationMs,
-          destinations: result?.backup.committed.map((d) => d.description),
-          pruned: result?.pruned.reduce((n, p) => n + p.removed, 0),
-        },
-        'backup succeeded',
-      );
-      this.#notify(
-        slot,
-        wasFailing ? 'recovery' : 'success',
-        wasFailing ? `recovered: backup ${manifest.id} succeeded` : `backup ${manifest.id} succeeded`,
-        result ?? null,
-        null,
-        previousSuccess,
-      );
-    } else {
-      slot.status.consecutiveFailures++;
-      metrics.failed.inc(labels);
-      log.error(
-        { backupId: record.backupId, exitCode: record.exitCode, durationMs, error: record.error },
-        'backup failed',
-      );
-      this.#notify(
-        slot,
-        'failure',
-        `backup failed: ${record.error}`,
-        result ?? null,
-        { message: record.error ?? '', exitCode: record.exitCode },
-        previousSuccess,
-      );
-    }
-    if (size?.alert) {
-      metrics.sizeAlerts.inc(labels);
-      const what = describeSizeChange(size);
-      log.warn({ backupId: size.backupId, change: size.change, medianBytes: size.medianBytes }, what);
-      this.#notify(slot, 'size-change', what, result ?? null, null);
-    }
-    this.#updateHealthGauge(slot);
+    const outcome = await runWithRetries(target, slot.destinations, {
+      runTarget: this.#options.runTarget,
+      sleep: this.#sleep,
+      log,
+      signal: this.#stop.signal,
+      onStarted: () => {
+        log.info({ reason }, 'backup started');
+        this.#ctx.announce(slot, startEvent(historyOf(slot)));
+      },
+      onRetry: () => this.#options.metrics.connectionRetries.inc({ target: target.name }),
+    });
+    recordRun(this.#ctx, slot, { outcome, startedAt, finishedAt: this.#clock.now() }, log);
   }
 
-  #notify(
-    slot: Slot,
-    event: NotifyEvent,
-    what: string,
-    result: CycleResult | null,
-    error: { message: string; exitCode: number } | null,
-    lastSuccess = slot.status.lastSuccess,
-  ): void {
-    this.#options.notifier.notify(
-      slot.target.notify,
-      notification(
-        {
-          event,
-          target: slot.target.name,
-          what,
-          time: this.#clock.now().toISOString(),
-          result,
-          error,
-          lastSuccess: lastSuccess ? { time: lastSuccess.time, backupId: lastSuccess.backupId } : null,
-        },
-        DATASAVER_VERSION,
-      ),
-    );
-  }
-
-  /** The dead man's switch: its own timer, reading only recorded results. */
-  #watch(): void {
-    this.#checkStale();
-    if (this.#stop.signal.aborted) return;
-    const shortest = Math.min(...this.#slots.map((s) => s.target.alertAfterHours * 3_600_000));
-    const every = Math.min(60_000, Math.max(1000, Math.floor(shortest / 10)));
-    this.#watchTimer = this.#clock.setTimer(() => this.#watch(), every);
-  }
-
-  /** Sends `stale` for every target without a success in its window, once per window. */
-  #checkStale(): void {
-    try {
-      const now = this.#clock.now();
-      for (const slot of this.#slots) {
-        const health = this.#updateHealthGauge(slot);
-        if (!health.stale) continue;
-        const windowMs = slot.target.alertAfterHours * 3_600_000;
-        if (slot.staleNotifiedAt !== undefined && now.getTime() - slot.staleNotifiedAt < windowMs) continue;
-        slot.staleNotifiedAt = now.getTime();
-        const reason = health.reasons.at(-1) ?? 'no recent successful backup';
-        this.#options.log.error({ target: slot.target.name, reason }, 'target is stale');
-        this.#notify(slot, 'stale', reason, null, null);
-      }
-    } catch (err) {
-      this.#options.log.error({ error: errorMessage(err) }, 'internal error in the stale check');
-    }
-  }
-
-  #updateHealthGauge(slot: Slot) {
-    const health = targetHealth(slot.status, this.#clock.now(), this.#startedAt);
-    this.#options.metrics.healthy.set({ target: slot.target.name }, health.healthy ? 1 : 0);
-    return health;
-  }
-
-  /**
-   * Counts what each destination holds. Until this process has seen a backup of the target, the newest
-   * one in storage is its last success (a restart is not a reset).
-   */
-  async #refreshUsage(slot: Slot): Promise<void> {
-    const { metrics, readUsage } = this.#options;
-    const name = slot.target.name;
-    const seq = ++slot.usageSeq;
-    let newest: SuccessRecord | undefined;
-    const usage: DestinationUsage[] = await Promise.all(
-      slot.destinations.map(async (d) => {
-        try {
-          const u = await readUsage(d, name, this.#stop.signal, this.#clock.now());
-          if (u.newest && (!newest || u.newest.time > newest.time)) newest = u.newest;
-          return { destination: d.description, backups: u.backups, bytes: u.bytes, error: null };
-        } catch (err) {
-          const error = redact(errorMessage(err));
-          if (!this.#stop.signal.aborted)
-            this.#options.log.warn(
-              { target: name, destination: d.description, error },
-              'cannot list storage',
-            );
-          return { destination: d.description, backups: 0, bytes: 0, error };
-        }
-      }),
-    );
-    if (seq !== slot.usageSeq) return; // a newer listing started meanwhile: its counts win
-    slot.status.destinations = usage;
-    for (const u of usage.filter((x) => x.error === null)) {
-      metrics.storedBackups.set({ target: name, destination: u.destination }, u.backups);
-      metrics.storedBytes.set({ target: name, destination: u.destination }, u.bytes);
-    }
-    if (newest && !slot.status.lastSuccess) {
-      slot.status.lastSuccess = newest;
-      metrics.lastSuccess.set({ target: name }, Date.parse(newest.time) / 1000);
-      // A sidecar restarted long after its last backup says so at once, not a minute later.
-      if (!this.#stop.signal.aborted) this.#checkStale();
-    }
+  #refreshUsage(slot: Slot): Promise<void> {
+    return refreshUsage(this.#ctx, slot, this.#options.readUsage, () => this.#watchdog.check());
   }
 }

@@ -1,7 +1,9 @@
 /**
- * Notifications: what happened to a target, sent to every channel its config names. Delivery runs in the
- * background with a timeout and retries; a channel that fails is logged and counted, and never fails or
- * delays a backup (callers do not await `notify`).
+ * Notification channels and their delivery: an event of a target (events.ts says which a run produces)
+ * goes to every channel its config names. Delivery runs in the background with a timeout and retries; a
+ * channel that fails is logged and counted, and never fails or delays a backup (callers do not await
+ * `notify`). A new channel is a config field and a request built in `deliveries`; the Notifier delivers
+ * it like every other.
  *
  * Which events each channel gets:
  *   - webhook, Slack, Discord, ntfy, Telegram: failure, recovery, stale, size-change; success only with
@@ -14,10 +16,8 @@
  * docs/notifications.md and is stable.
  */
 import { once } from 'node:events';
-import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NotifyConfig } from '../config/types.ts';
-import type { CycleResult } from '../jobs/cycle.ts';
 import { errorMessage } from '../util/errors.ts';
 import { redact, type Secret } from '../util/secret.ts';
 
@@ -57,9 +57,15 @@ export interface Notification {
   datasaver: string;
 }
 
-/** One HTTP request a channel makes for a notification. */
+/**
+ * One HTTP request a channel makes for a notification. A channel is a few lines of `deliveries`: it maps
+ * a notification to this request and nothing more; timeouts, retries, ordering and logging are the
+ * Notifier's, the same for every channel.
+ */
 export interface Delivery {
+  /** The channel's name in logs and in the `channel` label of `datasaver_notification_failures_total`. */
   channel: string;
+  /** Where the request goes; a secret (it holds tokens): never logged, never in a metric. */
   url: string;
   init: { method: 'POST'; headers: Record<string, string>; body: string };
   /** Values to remove from any error message about this delivery (the URL and tokens). */
@@ -69,7 +75,11 @@ export interface Delivery {
 const CHAT_EVENTS = new Set<NotifyEvent>(['failure', 'recovery', 'stale', 'size-change']);
 const WARNING_EVENTS = new Set<NotifyEvent>(['failure', 'stale', 'size-change']);
 
-/** The requests that announce `n` on every channel of `config` that takes this event. Pure. */
+/**
+ * The requests that announce `n` on every channel of `config` that takes this event, in a fixed order
+ * (webhook, Slack, Discord, ntfy, Telegram, healthchecks). Pure; never throws; empty when no channel is
+ * configured or none takes this event.
+ */
 export function deliveries(config: NotifyConfig, n: Notification): Delivery[] {
   const out: Delivery[] = [];
   const chat = CHAT_EVENTS.has(n.event) || (n.event === 'success' && config.onSuccess);
@@ -131,25 +141,60 @@ export function deliveries(config: NotifyConfig, n: Notification): Delivery[] {
   return out;
 }
 
+/**
+ * What the daemon and `datasaver backup` send notifications through. Nothing a channel does (an HTTP
+ * error, a timeout, a receiver that is down or never answers) can fail, delay or change the exit code of
+ * a backup: `notify` returns at once and never throws, and `flush` never throws and is bounded.
+ */
+export interface NotificationSender {
+  /**
+   * Starts delivering `n` to every channel of `config` that takes its event, and returns at once; never
+   * throws. Deliveries to one channel for one target go out in the order of these calls (`/start` before
+   * `/fail`). A delivery that finally fails is logged (without its URL or tokens) and reported; one that
+   * shutdown cut short is logged only.
+   */
+  notify(config: NotifyConfig, n: Notification): void;
+  /**
+   * Waits for the deliveries in flight, at most `timeoutMs`, or 1 s more once `signal` aborts (1 s if it
+   * already has); then abandons the rest and sends nothing more. Never throws.
+   */
+  flush(timeoutMs: number, signal?: AbortSignal): Promise<void>;
+}
+
 export interface NotifierLog {
+  /** A delivery that finally failed, or was abandoned at shutdown: channel, event, target, error. */
   warn(fields: Record<string, unknown>, message: string): void;
+  /** A delivery that succeeded. */
   debug(fields: Record<string, unknown>, message: string): void;
 }
 
 export interface NotifierOptions {
   log: NotifierLog;
-  /** Told of every delivery that finally failed (for a metric). */
+  /** Told of every delivery that finally failed (for a metric); not of those abandoned at shutdown. */
   onFailure?: (channel: string) => void;
+  /** The HTTP client (tests replace it); a rejection counts as a network error. */
   fetch?: typeof fetch;
-  /** Per attempt. */
+  /** Per attempt (10 s by default); an attempt that takes longer is aborted and counts as failed. */
   timeoutMs?: number;
+  /** Tries per delivery (3 by default). */
   attempts?: number;
-  /** Before the second attempt; doubles after that. */
+  /**
+   * Before the second attempt (1 s by default); doubles after that. A `Retry-After` on the answer
+   * lengthens it, up to a minute.
+   */
   retryDelayMs?: number;
+  /**
+   * Waits `ms`, and rejects once `signal` aborts; with `unref`, the wait does not keep the process
+   * alive. Timers by default; tests pass their own to observe the waits.
+   */
+  sleep?: (ms: number, signal: AbortSignal, options?: { unref: boolean }) => Promise<void>;
 }
 
-/** Sends notifications in the background; `flush` waits (boundedly) for the ones in flight at shutdown. */
-export class Notifier {
+/**
+ * The NotificationSender over HTTP. Each delivery is tried `attempts` times on a network error, a timeout,
+ * HTTP 408, 429 and 5xx; other answers that are not 2xx are final, as a retry will not change them.
+ */
+export class Notifier implements NotificationSender {
   readonly #options: Required<Omit<NotifierOptions, 'onFailure'>> & Pick<NotifierOptions, 'onFailure'>;
   readonly #pending = new Set<Promise<void>>();
   readonly #stop = new AbortController();
@@ -162,11 +207,11 @@ export class Notifier {
       timeoutMs: 10_000,
       attempts: 3,
       retryDelayMs: 1000,
+      sleep: (ms, signal, o) => sleep(ms, undefined, { signal, ref: !o?.unref }),
       ...options,
     };
   }
 
-  /** Starts delivering `n` to every channel of `config` that takes it; returns at once. */
   notify(config: NotifyConfig, n: Notification): void {
     for (const d of deliveries(config, n)) {
       const key = `${d.channel}\u0000${n.target}`;
@@ -182,20 +227,16 @@ export class Notifier {
     }
   }
 
-  /**
-   * Waits for deliveries in flight, at most `timeoutMs`, or 1 s more once `signal` aborts (1 s if it
-   * already has: a Ctrl-C or SIGTERM must not wait the whole bound); then gives up on the rest.
-   */
+  /** A Ctrl-C or SIGTERM (`signal`) must not wait the whole bound: 1 s more after it is enough. */
   async flush(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.#pending.size === 0) return;
     const done = new AbortController();
-    const bound = sleep(timeoutMs, undefined, { ref: false, signal: done.signal });
+    const wait = (ms: number) => this.#options.sleep(ms, done.signal, { unref: true });
+    const bound = wait(timeoutMs);
     const aborted = signal?.aborted
       ? Promise.resolve()
       : signal && once(signal, 'abort', { signal: done.signal });
-    const cut = aborted
-      ? aborted.then(() => sleep(1000, undefined, { ref: false, signal: done.signal }))
-      : new Promise<never>(() => {});
+    const cut = aborted ? aborted.then(() => wait(1000)) : new Promise<never>(() => {});
     await Promise.race([Promise.allSettled([...this.#pending]), bound, cut]).catch(() => {});
     done.abort();
     this.#stop.abort();
@@ -228,7 +269,7 @@ export class Notifier {
       }
       if (!retry || attempt === attempts || this.#stop.signal.aborted) break;
       try {
-        await sleep(wait, undefined, { signal: this.#stop.signal });
+        await this.#options.sleep(wait, this.#stop.signal);
       } catch {
         break;
       }
@@ -246,49 +287,4 @@ export class Notifier {
     this.#options.onFailure?.(d.channel);
     log.warn(fields, `${d.channel} notification failed`);
   }
-}
-
-/** What a run of a target reports: its committed backup, if any, and its error, if any. */
-export interface RunReport {
-  event: NotifyEvent;
-  target: string;
-  /** What happened, e.g. `backup failed: connection refused`; prefixed with datasaver and the target. */
-  what: string;
-  /** ISO time; now by default. */
-  time?: string;
-  result: CycleResult | null;
-  error: Notification['error'];
-  lastSuccess: Notification['lastSuccess'];
-}
-
-/** The notification for one run (or stale state) of a target, with the fields every notification has. */
-export function notification(report: RunReport, version: string): Notification {
-  const manifest = report.result?.backup.manifest;
-  return {
-    event: report.event,
-    target: report.target,
-    time: report.time ?? new Date().toISOString(),
-    message: `datasaver: ${report.target}: ${report.what}`,
-    backup: manifest
-      ? {
-          id: manifest.id,
-          sizeBytes: manifest.sizeBytes,
-          storedBytes: manifest.storedBytes,
-          durationMs: manifest.durationMs,
-          destinations: report.result?.backup.committed.map((d) => d.description) ?? [],
-        }
-      : null,
-    error: report.error,
-    lastSuccess: report.lastSuccess,
-    sizeChange: sizeChangeOf(report),
-    host: hostname(),
-    datasaver: version,
-  };
-}
-
-function sizeChangeOf(report: RunReport): Notification['sizeChange'] {
-  const size = report.result?.size;
-  if (report.event !== 'size-change' || !size) return null;
-  const { sizeBytes, medianBytes, change, basis, threshold } = size;
-  return { sizeBytes, medianBytes, change, basis, threshold };
 }

@@ -3,6 +3,7 @@
  * destination descriptions (`/backups`, `s3://bucket/prefix`): never URLs with credentials or secrets.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { CycleResult } from '../jobs/cycle.ts';
 
 function counter<L extends string>(registry: Registry, name: string, help: string, labelNames: L[]) {
   return new Counter<L>({ name, help, labelNames, registers: [registry] });
@@ -159,6 +160,34 @@ export class DaemonMetrics {
       c.inc({ target }, 0);
     }
     for (const destination of destinations) this.pruneDeleted.inc({ target, destination }, 0);
+  }
+
+  /**
+   * Records a run of `target` that finished (not one stopped by shutdown, nor one skipped for another
+   * lease holder): its duration and result, the committed backup's sizes and time, what retention
+   * removed, and how the backup's size compares with the recent ones.
+   */
+  observeRun(
+    target: string,
+    run: { ok: boolean; durationMs: number; finishedAt: Date; result: CycleResult | undefined },
+  ): void {
+    const labels = { target };
+    const { result } = run;
+    this.duration.observe({ ...labels, result: run.ok ? 'success' : 'failure' }, run.durationMs / 1000);
+    this.lastAttempt.set(labels, run.finishedAt.getTime() / 1000);
+    const manifest = result?.backup.manifest;
+    if (manifest) {
+      this.lastSize.set(labels, manifest.sizeBytes);
+      this.lastStored.set(labels, manifest.storedBytes);
+      // A committed backup is a success for the dead man's switch, even when its run failed later on.
+      this.lastSuccess.set(labels, Date.parse(manifest.finishedAt) / 1000);
+    }
+    for (const p of [...(result?.prunedFirst ?? []), ...(result?.pruned ?? [])]) {
+      this.pruneDeleted.inc({ target, destination: p.storage }, p.removed);
+    }
+    if (result?.size) this.sizeChange.set(labels, result.size.change);
+    if (result?.size?.alert) this.sizeAlerts.inc(labels);
+    (run.ok ? this.succeeded : this.failed).inc(labels);
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

@@ -34,7 +34,6 @@ const OVERSIZE = new Set<string>([
   'engines/postgres/engine.ts',
   'engines/redis/engine.ts',
   'engines/redis/rdb.ts',
-  'daemon/daemon.ts',
 ]);
 const MAX_LINES = 500;
 

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { NO_NOTIFICATIONS } from '../../src/config/target.ts';
 import type { NotifyConfig } from '../../src/config/types.ts';
 import { deliveries, type Notification, Notifier } from '../../src/notify/channels.ts';
@@ -140,32 +140,67 @@ describe('delivery', () => {
     expect(JSON.stringify(warnings)).not.toMatch(/slacksecret/);
   });
 
+  /** Waits for `check` to pass: an event, not a time (the bound only ends a test that would hang). */
+  const eventually = (check: () => void) => vi.waitFor(check, { timeout: 20_000, interval: 5 });
+
+  /** A sleep the test ends by hand, with every wait it was asked for. */
+  function manualSleep() {
+    const waits: { ms: number; end: () => void }[] = [];
+    const sleep = (ms: number, signal: AbortSignal) =>
+      new Promise<void>((resolve, reject) => {
+        waits.push({ ms, end: resolve });
+        signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+      });
+    return { waits, sleep };
+  }
+
   it('times out a receiver that never answers, and notify itself never waits', async () => {
     answer = () => 'hang';
     const { log, warnings } = logger();
-    const notifier = new Notifier({ log, timeoutMs: 200, attempts: 2, retryDelayMs: 10 });
-    const t0 = Date.now();
+    let requests = 0;
+    const notifier = new Notifier({
+      log,
+      timeoutMs: 200,
+      attempts: 2,
+      retryDelayMs: 10,
+      fetch: (url, init) => {
+        requests++;
+        return fetch(url, init);
+      },
+    });
     notifier.notify({ ...none, webhookUrl: new Secret(`${url}/hang`) }, n('stale'));
-    expect(Date.now() - t0).toBeLessThan(50);
-    await notifier.flush(5000);
+    // notify has returned before its delivery even started, let alone met the receiver that hangs.
+    expect(requests).toBe(0);
+    expect(warnings).toEqual([]);
+    // A bound far above the two 200 ms timeouts: flush returns as soon as the delivery has failed.
+    await notifier.flush(60_000);
+    expect(requests).toBe(2);
     expect(warnings[0]!.fields.error).toMatch(/timeout|aborted/i);
     answer = () => 200;
   });
 
   it('flush waits its bound, but only 1 s more once its signal aborts, and then gives up', async () => {
+    received.length = 0;
     answer = () => 'hang';
     const { log, warnings } = logger();
-    const notifier = new Notifier({ log, timeoutMs: 60_000, attempts: 1 });
+    const { waits, sleep } = manualSleep();
+    const notifier = new Notifier({ log, timeoutMs: 60_000, attempts: 1, sleep });
     notifier.notify({ ...none, webhookUrl: new Secret(`${url}/hang`) }, n('failure'));
     const stop = new AbortController();
-    setTimeout(() => stop.abort(), 100);
-    const t0 = Date.now();
-    await notifier.flush(30_000, stop.signal);
-    const waited = Date.now() - t0;
-    expect(waited).toBeGreaterThanOrEqual(1000);
-    expect(waited).toBeLessThan(5000);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(warnings.map((w) => w.message)).toEqual(['webhook notification abandoned at shutdown']);
+    let flushed = false;
+    const flushing = notifier.flush(30_000, stop.signal).then(() => {
+      flushed = true;
+    });
+    await eventually(() => expect(received.map((r) => r.path)).toEqual(['/hang']));
+    expect(waits.map((w) => w.ms)).toEqual([30_000]);
+    stop.abort();
+    await eventually(() => expect(waits.map((w) => w.ms)).toEqual([30_000, 1000]));
+    expect(flushed).toBe(false);
+    waits[1]!.end();
+    await flushing;
+    await eventually(() =>
+      expect(warnings.map((w) => w.message)).toEqual(['webhook notification abandoned at shutdown']),
+    );
     answer = () => 200;
   });
 
@@ -180,9 +215,11 @@ describe('delivery', () => {
       return 200;
     };
     const { log } = logger();
+    const { waits, sleep } = manualSleep();
     const notifier = new Notifier({
       log,
       retryDelayMs: 10,
+      sleep,
       fetch: async (url, init) => {
         const res = await fetch(url, init);
         // The test server cannot set headers per answer here; a wrapper adds Retry-After to the 429.
@@ -192,12 +229,15 @@ describe('delivery', () => {
       },
     });
     const hc = { ...none, healthchecksUrl: new Secret(`${url}/hc`) };
-    const t0 = Date.now();
     notifier.notify(hc, n('start'));
     notifier.notify(hc, n('failure'));
-    await notifier.flush(5000);
+    const flushing = notifier.flush(5000);
+    // Besides flush's bound, the retry waits what Retry-After asked (0.3 s), not its own 10 ms.
+    await eventually(() => expect(waits.map((w) => w.ms)).toEqual([5000, 300]));
+    expect(received.map((r) => r.path)).toEqual(['/hc/start']);
+    waits[1]!.end();
+    await flushing;
     expect(received.map((r) => r.path)).toEqual(['/hc/start', '/hc/start', '/hc/fail']);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
   });
 
   it('an unreachable receiver is a logged failure with the cause, never a throw', async () => {
