@@ -4,7 +4,7 @@
  *   <target>/<backup-id>.<ext>             data object, e.g. shop/shop-20260111T020015Z.dump.zst
  *   <target>/<backup-id>.manifest.json     written last: the commit marker
  *   <target>/<backup-id>.verify.json       result of the last `verify` of that backup
- *   <target>/<target>.lease.json           the target's lease while a run writes it (jobs/lease.ts)
+ *   <target>/<target>.lease.json           the target's lease while a run writes it (lease/lease.ts)
  *
  * A backup id is `<target>-<UTC timestamp>` with an optional `-<n>` when two backups of a target start in
  * the same second, so ids of one target sort by time. Target names hold no `.`, so everything after the
@@ -71,7 +71,7 @@ export function verifyKey(target: string, id: string): string {
   return `${target}/${id}${VERIFY_SUFFIX}`;
 }
 
-/** Where the lease of a target lives: one writer per target (jobs/lease.ts). Never a backup file. */
+/** Where the lease of a target lives: one writer per target (lease/lease.ts). Never a backup file. */
 export function leaseKey(target: string): string {
   return `${target}/${target}.lease.json`;
 }

@@ -5,11 +5,11 @@
  */
 import type { BackupResult } from '../jobs/backup.ts';
 import type { CycleProblem, CycleResult } from '../jobs/cycle.ts';
-import { waitingMessage } from '../jobs/lease.ts';
-import type { LeaseRecord } from '../jobs/lease-record.ts';
 import type { PruneResult } from '../jobs/prune.ts';
 import type { CopyResult } from '../jobs/resume.ts';
 import { describeSizeChange, type SizeAssessment } from '../jobs/size-change.ts';
+import { waitingMessage } from '../lease/lease.ts';
+import type { LeaseRecord } from '../lease/record.ts';
 import type { NotifierLog } from '../notify/channels.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { ExitCode } from '../util/errors.ts';

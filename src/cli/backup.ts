@@ -2,8 +2,8 @@ import { LABEL_PATTERN } from '../catalog/manifest.ts';
 import type { TargetConfig } from '../config/types.ts';
 import { createEngine } from '../engines/index.ts';
 import { type CycleProblem, type CycleResult, resumeTarget, runCycle } from '../jobs/cycle.ts';
-import { targetLeaseOptions, withLeases } from '../jobs/lease.ts';
-import type { LeaseRecord } from '../jobs/lease-record.ts';
+import { targetLeaseOptions, withLeases } from '../lease/lease.ts';
+import type { LeaseRecord } from '../lease/record.ts';
 import { Notifier } from '../notify/channels.ts';
 import {
   finishedRun,

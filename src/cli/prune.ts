@@ -1,7 +1,7 @@
 import type { TargetConfig } from '../config/types.ts';
-import { LeaseHeldError, targetLeaseOptions, waitingMessage, withLeases } from '../jobs/lease.ts';
-import type { LeaseRecord } from '../jobs/lease-record.ts';
 import { type PruneResult, prune, throwIfPruneFailed } from '../jobs/prune.ts';
+import { LeaseHeldError, targetLeaseOptions, waitingMessage, withLeases } from '../lease/lease.ts';
+import type { LeaseRecord } from '../lease/record.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { CleanupError, errorMessage, StorageError, UsageError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';

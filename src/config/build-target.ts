@@ -115,7 +115,7 @@ const TIME_ZONE: Validator<string> = {
 
 const ALERT_HOURS = POSITIVE_NUMBER('hours');
 
-/** No lease is believed past a day after its last write (jobs/lease.ts), so no TTL may be longer. */
+/** No lease is believed past a day after its last write (lease/lease.ts), so no TTL may be longer. */
 const LEASE_TTL: Validator<number> = {
   parse: (v) => {
     const n = POSITIVE_NUMBER('seconds').parse(v);

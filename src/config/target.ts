@@ -6,7 +6,7 @@ import type { NotifyConfig, TargetConfig } from './types.ts';
 /** A backup half or one and a half times the usual size is worth a look (a dropped table looks like this). */
 export const DEFAULT_SIZE_CHANGE_ALERT = 0.5;
 
-/** How long a target's lease (jobs/lease.ts) lasts without renewal. */
+/** How long a target's lease (lease/lease.ts) lasts without renewal. */
 export const DEFAULT_LEASE_TTL_SECONDS = 300;
 /**
  * The longest lease TTL. A lease is never believed past its last write plus this, whatever `expiresAt` it

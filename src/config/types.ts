@@ -33,7 +33,7 @@ export interface TargetConfig {
    */
   sizeChangeAlert: number;
   /**
-   * How long the target's lease (one writer per target, jobs/lease.ts) lasts without renewal: a run
+   * How long the target's lease (one writer per target, lease/lease.ts) lasts without renewal: a run
    * killed without releasing it holds the target that long. Absent: DEFAULT_LEASE_TTL_SECONDS.
    */
   leaseTtlSeconds?: number | undefined;

@@ -6,7 +6,7 @@
  *   - a target never runs twice at once: a scheduled time that arrives while the previous run is still
  *     going is skipped, logged and counted (`datasaver_runs_skipped_total`); missed times are not caught up;
  *   - nor by two processes: a run that finds the target's lease held by another datasaver (a second
- *     daemon, a CronJob; see jobs/lease.ts) is skipped at once, logged and counted
+ *     daemon, a CronJob; see lease/lease.ts) is skipped at once, logged and counted
  *     (`datasaver_runs_lease_held_total`), and is neither a failure nor a success;
  *   - a run that cannot reach the database is tried again (run.ts); other failures are not retried, the
  *     next scheduled run is the retry;

@@ -6,7 +6,7 @@
  */
 import type { TargetConfig } from '../config/types.ts';
 import type { CycleResult } from '../jobs/cycle.ts';
-import { LeaseHeldError } from '../jobs/lease.ts';
+import { LeaseHeldError } from '../lease/lease.ts';
 import { finishedRun, type RunOutcome } from '../notify/events.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { ConnectionError, errorMessage } from '../util/errors.ts';

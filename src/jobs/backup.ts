@@ -17,6 +17,7 @@ import { backupId, dataExtension, dataKey, manifestKey } from '../catalog/layout
 import { MANIFEST_VERSION, type Manifest } from '../catalog/manifest.ts';
 import type { TargetConfig } from '../config/types.ts';
 import type { DatabaseFacts, Engine } from '../engines/engine.ts';
+import { type ConfirmLease, LeaseLostError } from '../lease/held.ts';
 import { coalesce } from '../pipeline/coalesce.ts';
 import { compressionExtension, createCompressor, effectiveLevel } from '../pipeline/compression.ts';
 import { fanOut } from '../pipeline/fanout.ts';
@@ -34,7 +35,6 @@ import {
 import { failpoint, failpointAfterFirst } from '../util/failpoint.ts';
 import { DATASAVER_VERSION } from '../util/version.ts';
 import { assertReadsBack, commit } from './commit.ts';
-import { type ConfirmLease, LeaseLostError } from './lease-held.ts';
 import { verifyBackup } from './verify.ts';
 
 export interface BackupRequest {
@@ -55,7 +55,7 @@ export interface BackupDeps {
   /** Raw dump bytes and stored bytes so far. */
   onProgress?: ((raw: number, stored: number) => void) | undefined;
   now?: () => Date;
-  /** Checks the target's lease in a destination just before its manifest is written (jobs/lease.ts). */
+  /** Checks the target's lease in a destination just before its manifest is written (lease/lease.ts). */
   confirmLease?: ConfirmLease | undefined;
 }
 

@@ -7,9 +7,9 @@ import { MAX_RECORD_BYTES, readRecord } from '../catalog/catalog.ts';
 import { manifestKey } from '../catalog/layout.ts';
 import { type Manifest, serializeManifest } from '../catalog/manifest.ts';
 import { parseManifest } from '../catalog/manifest-read.ts';
+import { type ConfirmLease, LeaseLostError } from '../lease/held.ts';
 import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
 import { BackupError, errorMessage, isAbortError, StorageError } from '../util/errors.ts';
-import { type ConfirmLease, LeaseLostError } from './lease-held.ts';
 
 /**
  * Checks the data object in one destination and writes the manifest there: the commit. On failure the

@@ -7,12 +7,12 @@
  */
 import type { TargetConfig } from '../config/types.ts';
 import type { Engine } from '../engines/engine.ts';
+import type { ConfirmLease } from '../lease/held.ts';
+import { type LeasePolicy, targetLeaseOptions, withLeases } from '../lease/lease.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { CleanupError, DatasaverError, ExitCode, errorMessage } from '../util/errors.ts';
 import type { BackupRequest, BackupResult } from './backup.ts';
 import { backupMakingRoom } from './full-disk.ts';
-import { type LeasePolicy, targetLeaseOptions, withLeases } from './lease.ts';
-import type { ConfirmLease } from './lease-held.ts';
 import { type PruneResult, prune, throwIfPruneFailed } from './prune.ts';
 import { type CopyResult, resumeUploads } from './resume.ts';
 import { checkBackupSize, type SizeAssessment } from './size-change.ts';
@@ -33,7 +33,7 @@ export interface CycleDeps {
 
 /** Something that failed after the backup was committed somewhere. */
 export interface CycleProblem {
-  /** `lease`: the run lost the target's lease and was stopped (see jobs/lease.ts). */
+  /** `lease`: the run lost the target's lease and was stopped (see lease/lease.ts). */
   stage: 'upload' | 'copy' | 'resume' | 'prune' | 'lease';
   /** What failed and why, starting with where (a destination, a backup id). */
   message: string;
@@ -64,7 +64,7 @@ export interface CycleResult {
 }
 
 /**
- * The run, holding the target's lease in every destination (jobs/lease.ts): another run's lease is waited
+ * The run, holding the target's lease in every destination (lease/lease.ts): another run's lease is waited
  * for (LeaseHeldError when it stays); a destination whose lease cannot be written is left out and
  * reported like a failed upload.
  */

@@ -16,13 +16,13 @@ import { manifestKey, parseKey, verifyKey } from '../catalog/layout.ts';
 import type { Manifest } from '../catalog/manifest.ts';
 import { manifestDistrust, retentionTime } from '../catalog/manifest-trust.ts';
 import type { RetentionConfig } from '../config/types.ts';
+import { type ConfirmLease, LeaseLostError } from '../lease/held.ts';
 import { planRetention, type RetentionCandidate } from '../retention/policy.ts';
 import { type ObjectInfo, type StorageBackend, StorageUnsupportedError } from '../storage/backend.ts';
 import { mapLimit } from '../util/concurrency.ts';
 import { CleanupError, errorMessage } from '../util/errors.ts';
 import { failpoint } from '../util/failpoint.ts';
 import { printable } from '../util/printable.ts';
-import { type ConfirmLease, LeaseLostError } from './lease-held.ts';
 
 export interface PruneTarget {
   name: string;
@@ -34,7 +34,7 @@ export interface PruneDeps {
   storage: StorageBackend;
   now: Date;
   signal?: AbortSignal | undefined;
-  /** Checks the target's lease just before each backup or leftover is deleted (jobs/lease.ts). */
+  /** Checks the target's lease just before each backup or leftover is deleted (lease/lease.ts). */
   confirmLease?: ConfirmLease | undefined;
 }
 

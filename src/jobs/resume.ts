@@ -11,6 +11,7 @@
 import { readCatalog } from '../catalog/catalog.ts';
 import type { Manifest } from '../catalog/manifest.ts';
 import { manifestDistrust } from '../catalog/manifest-trust.ts';
+import { type ConfirmLease, LeaseLostError } from '../lease/held.ts';
 import { Meter } from '../pipeline/meter.ts';
 import { chain } from '../pipeline/read.ts';
 import { planRetention } from '../retention/policy.ts';
@@ -18,7 +19,6 @@ import { type StorageBackend, StorageConflictError } from '../storage/backend.ts
 import { errorMessage, StorageError } from '../util/errors.ts';
 import { failpoint, failpointAfterFirst } from '../util/failpoint.ts';
 import { commit } from './commit.ts';
-import { type ConfirmLease, LeaseLostError } from './lease-held.ts';
 import type { PruneTarget } from './prune.ts';
 
 export interface CopyResult {

@@ -1,6 +1,6 @@
 /**
  * What Linux's /proc says about processes and this machine, read in one place for the lease
- * (jobs/lease.ts) and the owners of temp dirs (util/temp-owner.ts). Where there is no /proc (not Linux),
+ * (lease/lease.ts) and the owners of temp dirs (util/temp-owner.ts). Where there is no /proc (not Linux),
  * each answer is empty and callers judge nothing by it.
  */
 import { readFileSync, readlinkSync } from 'node:fs';

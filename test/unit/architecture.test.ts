@@ -20,6 +20,7 @@ const LAYERS = [
   'retention',
   'schedule',
   'config',
+  'lease',
   'jobs',
   'notify',
   'server',

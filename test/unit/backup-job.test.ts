@@ -9,8 +9,8 @@ import { findBackup, readCatalog } from '../../src/catalog/catalog.ts';
 import { offlineTarget } from '../../src/config/target.ts';
 import type { TargetConfig } from '../../src/config/types.ts';
 import { runBackup } from '../../src/jobs/backup.ts';
-import { LeaseLostError } from '../../src/jobs/lease-held.ts';
 import { verifyBackup } from '../../src/jobs/verify.ts';
+import { LeaseLostError } from '../../src/lease/held.ts';
 import {
   type Body,
   type OpOptions,

@@ -12,7 +12,7 @@ import { Daemon } from '../../src/daemon/daemon.ts';
 import type { RunTarget } from '../../src/daemon/run.ts';
 import { type ReadUsage, readStorageUsage } from '../../src/daemon/usage.ts';
 import type { CycleResult } from '../../src/jobs/cycle.ts';
-import { LeaseHeldError } from '../../src/jobs/lease.ts';
+import { LeaseHeldError } from '../../src/lease/lease.ts';
 import { type Notification, Notifier } from '../../src/notify/channels.ts';
 import type { HealthReport } from '../../src/server/health.ts';
 import { handle } from '../../src/server/http.ts';

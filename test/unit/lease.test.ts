@@ -1,5 +1,5 @@
 /**
- * The target lease (src/jobs/lease.ts) on in-memory storage with an injected
+ * The target lease (src/lease/lease.ts) on in-memory storage with an injected
  * clock: who may take it when, waiting and giving up, renewal and losing it, taking over from a crashed
  * holder, and the best-effort path for a service without conditional writes.
  */
@@ -9,16 +9,16 @@ import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
 import { leaseKey } from '../../src/catalog/layout.ts';
-import { acquireLease, LeaseHeldError, type LeaseOptions, withLeases } from '../../src/jobs/lease.ts';
-import { type LeaseClock, LeaseLostError } from '../../src/jobs/lease-held.ts';
-import type { LeaseRecord } from '../../src/jobs/lease-record.ts';
+import { type LeaseClock, LeaseLostError } from '../../src/lease/held.ts';
+import { acquireLease, LeaseHeldError, type LeaseOptions, withLeases } from '../../src/lease/lease.ts';
+import type { LeaseRecord } from '../../src/lease/record.ts';
 import {
   isProcessAlive,
   judgeLease,
   type LeaseIdentity,
   processIdentity,
   processStartTime,
-} from '../../src/jobs/lease-state.ts';
+} from '../../src/lease/state.ts';
 import {
   type ObjectInfo,
   type OpOptions,

@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backupId, manifestKey, verifyKey } from '../../src/catalog/layout.ts';
 import { serializeManifest } from '../../src/catalog/manifest.ts';
-import { LeaseLostError } from '../../src/jobs/lease-held.ts';
 import {
   executePrune,
   type PruneTarget,
@@ -15,6 +14,7 @@ import {
   prune,
   throwIfPruneFailed,
 } from '../../src/jobs/prune.ts';
+import { LeaseLostError } from '../../src/lease/held.ts';
 import { DEFAULT_RULES } from '../../src/retention/policy.ts';
 import type { OpOptions, StorageBackend } from '../../src/storage/backend.ts';
 import { LocalStorage } from '../../src/storage/local.ts';

@@ -4,9 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { readCatalog } from '../../src/catalog/catalog.ts';
-import { LeaseLostError } from '../../src/jobs/lease-held.ts';
 import type { PruneTarget } from '../../src/jobs/prune.ts';
 import { resumeUploads } from '../../src/jobs/resume.ts';
+import { LeaseLostError } from '../../src/lease/held.ts';
 import { DEFAULT_RULES } from '../../src/retention/policy.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';

@@ -16,7 +16,7 @@ import { setTimeout as sleepFor } from 'node:timers/promises';
 import { leaseKey } from '../catalog/layout.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { errorMessage, StorageError } from '../util/errors.ts';
-import { describeHolder, type LeaseRecord, leaseBody, readLease } from './lease-record.ts';
+import { describeHolder, type LeaseRecord, leaseBody, readLease } from './record.ts';
 
 /** The run lost its lease (taken over, or not renewed in time) and was stopped (exit 6). */
 export class LeaseLostError extends StorageError {

@@ -35,9 +35,9 @@ import {
   type LeaseClock,
   type LeaseLostError,
   systemLeaseClock,
-} from './lease-held.ts';
-import { describeHolder, type LeaseRecord, leaseBody, readLease } from './lease-record.ts';
-import { isProcessAlive, judgeLease, type LeaseIdentity, processIdentity } from './lease-state.ts';
+} from './held.ts';
+import { describeHolder, type LeaseRecord, leaseBody, readLease } from './record.ts';
+import { isProcessAlive, judgeLease, type LeaseIdentity, processIdentity } from './state.ts';
 
 /** Another datasaver process held the target's lease for longer than this run would wait (exit 6). */
 export class LeaseHeldError extends StorageError {

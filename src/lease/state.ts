@@ -7,7 +7,7 @@
  */
 import { hostname } from 'node:os';
 import { bootId as procBootId, pidNamespace as procPidNamespace, procStat } from '../util/proc.ts';
-import { BOOT_ID, type LeaseHolder, type LeaseRecord, PID_NAMESPACE } from './lease-record.ts';
+import { BOOT_ID, type LeaseHolder, type LeaseRecord, PID_NAMESPACE } from './record.ts';
 
 /** Who this process is, for leases: the same for every run of the process. */
 export type LeaseIdentity = Pick<LeaseHolder, 'host' | 'pid' | 'pidNamespace' | 'bootId' | 'startTime'>;
