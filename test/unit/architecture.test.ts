@@ -32,7 +32,6 @@ const LAYERS = [
 const OVERSIZE = new Set<string>([
   'config/parse.ts',
   'engines/mysql/engine.ts',
-  'engines/postgres/engine.ts',
   'engines/redis/engine.ts',
   'engines/redis/rdb.ts',
   'storage/s3/s3.ts',
