@@ -184,7 +184,7 @@ export class PostgresEngine implements Engine {
         : undefined;
     // The whole dump is spooled to a private temp file and proven before anything is dropped, created or
     // restored: the source's size and sha256 are checked at its end (pipeline/read.ts), and a plain
-    // script is screened on the way (postgres-script.ts). Streaming into the tools cannot promise that:
+    // script is screened on the way (script.ts). Streaming into the tools cannot promise that:
     // pg_restore commits once it has read the archive it needs, never waiting for the end of its input;
     // psql takes the end of its stdin, when datasaver is killed mid-restore, as the end of the script and
     // commits what it read; and --drop-existing would drop the database before a refused script showed.
@@ -192,7 +192,7 @@ export class PostgresEngine implements Engine {
     const dir = await makePrivateTempDir('restore', options.tempDir);
     try {
       const file = join(dir, 'dump');
-      // A fresh key per restore, known to this process alone: see postgres-script.ts.
+      // A fresh key per restore, known to this process alone: see script.ts.
       const body = plain ? restrictedScript(source, randomBytes(32).toString('hex')) : source;
       try {
         await pipeline(body, createWriteStream(file, { mode: 0o600 }), { signal: options.signal });
@@ -350,7 +350,7 @@ export class PostgresEngine implements Engine {
   }
 
   /**
-   * The archive's TOC in an order `--clean` can drop (postgres-list.ts), written next to it for
+   * The archive's TOC in an order `--clean` can drop (list.ts), written next to it for
    * `--use-list`. The list reorders, never selects: pg_restore still restores every entry.
    */
   async #cleanSafeList(file: string, hint: string): Promise<string> {

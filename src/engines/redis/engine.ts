@@ -4,7 +4,7 @@
  * Docker socket, no file on the server's disk, no stop). The password reaches redis-cli through
  * REDISCLI_AUTH, never argv; ioredis makes the small control calls (INFO, key counts).
  *
- * `verify` reads the RDB in-process (redis-rdb.ts): header, every record to the EOF opcode, and the
+ * `verify` reads the RDB in-process (rdb.ts): header, every record to the EOF opcode, and the
  * CRC-64 in the last 8 bytes.
  *
  * Restoring, two ways:
@@ -245,7 +245,7 @@ export class RedisEngine implements Engine {
     return withRedisClient(this.#target.connection, options.signal, fn, FailAs);
   }
 
-  /** What a failed `redis-cli --rdb`: its message with redis-cli's redacted stderr, and a hint. */
+  /** The error for a failed `redis-cli --rdb`: its message, redis-cli's stderr (redacted) and a hint. */
   #rdbFailure(message: string, rawStderr: string): BackupError {
     const stderr = this.#redact(rawStderr);
     return new BackupError(`${message}${stderr ? `: ${stderr}` : ''}`, {

@@ -22,7 +22,7 @@ export function redisToolVersion(tool: Tool): Promise<ToolVersion> {
   return readToolVersion(tool, parseRedisVersion);
 }
 
-/** Whether a redis-server can check every value of a file it loads (`sanitize-dump-payload`, 6.2 and later). */
+/** Whether a redis-server can check every value of a file it loads (`sanitize-dump-payload`, 6.2+). */
 export function sanitizesPayloads(server: ToolVersion): boolean {
   return atLeast(server, 6, 2);
 }
