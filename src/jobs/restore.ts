@@ -252,12 +252,17 @@ export async function restoreToFile(
   const temp = await tempFileBeside(path);
   const source = await storage.get(manifest.object, { signal });
   // Checked on the way (size, sha256, no decompression past sizeBytes): a mismatch fails the write of
-  // the temp file, which is removed, so nothing reaches `path`. Replacing a file (an RDB in a Redis data
-  // dir): whoever read the old one must read the new one.
-  await writeFileDurably(
-    path,
-    checkedDumpStream(source, manifest, { memory: new MemoryGovernor(), onStoredBytes: deps.onProgress }),
-    { temp, signal, replacing: previous },
-  );
+  // the temp file, which is removed, so nothing reaches `path`.
+  const body = checkedDumpStream(source, manifest, {
+    memory: new MemoryGovernor(),
+    onStoredBytes: deps.onProgress,
+  });
+  try {
+    // Replacing a file (an RDB in a Redis data dir): whoever read the old one must read the new one.
+    await writeFileDurably(path, body, { temp, signal, replacing: previous });
+  } catch (err) {
+    body.destroy(); // a write that failed before reading it all leaves no storage read open
+    throw err;
+  }
   return { backup: manifest.id, file: path, bytes: manifest.sizeBytes };
 }
