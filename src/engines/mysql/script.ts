@@ -1,6 +1,6 @@
 /**
  * What a mysqldump/mariadb-dump script holds (one database without its name, or databases it creates and
- * selects itself), and the line edits a restore makes to it.
+ * selects itself), the line edits a restore makes to it, and what a failed restore of it leaves.
  */
 import { StringDecoder } from 'node:string_decoder';
 import type { RestoreOptions } from '../engine.ts';
