@@ -1,15 +1,24 @@
 /**
  * The engine contract: everything datasaver needs from a database, whatever the database. PostgreSQL,
- * MySQL/MariaDB, Redis and SQLite implement it (PRODUCT.md section 1).
+ * MySQL/MariaDB, Redis and SQLite implement it, one folder each under src/engines/.
  * Jobs (src/jobs) orchestrate engines, the pipeline and storage and never call a dump tool themselves.
  *
  * An engine is bound to one target's connection settings (`createEngine(target)`). Every method that can
- * take long accepts an AbortSignal; aborting kills child processes and rejects with an AbortError.
+ * take long accepts an AbortSignal; aborting kills child processes, closes connections and rejects with
+ * the signal's reason (an AbortError unless the caller gave another).
  *
- * Failure modes shared by all methods:
- *   - ConnectionError (exit 3): server unreachable, authentication failed, database missing.
- *   - BackupError (exit 4): the dump tool is missing, too old for the server, or the dump failed.
- *   - UsageError (exit 1): the request cannot be done as asked (e.g. an option the format does not allow).
+ * The error classes, and what each means coming from an engine:
+ *   - ConnectionError (exit 3): the server is unreachable, refuses the login, or the database (SQLite: the
+ *     file) is missing; `transient` is false where retrying cannot help (credentials, a missing database,
+ *     an unknown host).
+ *   - ToolMissingError (exit 4, a BackupError): a client tool is not installed, or is too old for a backup
+ *     it must read; its hint names the package to install.
+ *   - BackupError (exit 4): a tool's version cannot be read, the dump tool is too old for the server, a
+ *     control query or the dump failed, or a dump read back is broken.
+ *   - RestoreError (exit 1): a restore or a control query on the restore path failed; its hint says what
+ *     state the destination was left in.
+ *   - UsageError (exit 1): the request cannot be done as asked (a format the engine does not have, an
+ *     option the format or destination does not allow).
  * Messages never contain passwords: secrets reach child processes through their environment (allow-listed,
  * from util/tool-env.ts: a child never sees another's secret) or a private option file (mode 0600, removed
  * after use), never their argv.
@@ -182,46 +191,75 @@ export interface RestoreCapabilities {
 }
 
 export interface Engine {
-  /** Engine name as stored in manifests. */
+  /** Engine name as stored in manifests (`postgres`, `mysql`, `redis`, `sqlite`). Never fails. */
   readonly name: string;
-  /** Dump formats this engine writes; the first is the default. */
+  /** Dump formats this engine writes; the first is the default. Never fails. */
   readonly formats: readonly string[];
 
   /**
    * File extension of a dump in `format` before compression, unique to the engine and format so a
    * backup's kind shows in its name: `dump`/`sql` (PostgreSQL), `mysql.sql`, `rdb`, `sqlite`.
+   * Pure: no I/O. Throws UsageError when `format` is not one of `formats`.
    */
   extension(format: string): string;
 
-  /** What restoring a backup of `format`, made of `database` (the manifest's), can do. */
+  /**
+   * What restoring a backup of `format`, made of `database` (the manifest's: null when the backup names
+   * none, as with all of a server's databases), can do; restore and its hints read it before touching
+   * anything. Pure: no I/O. Throws UsageError when `format` is not one of `formats`.
+   */
   restoreCapabilities(format: string, database: string | null): RestoreCapabilities;
 
   /**
    * Connects, checks credentials and that the database exists, and checks that the dump tool can dump
-   * this server (e.g. pg_dump's major version >= the server's). Call before `dump`.
-   * Throws ConnectionError for anything about reaching the server, BackupError for tool problems.
+   * this server (e.g. pg_dump's major version >= the server's). Call before `dump`. Returns the server's
+   * and the dump tool's versions (and PostgreSQL's database settings) for the manifest.
+   * Throws ConnectionError for anything about reaching the server or finding the database (MySQL: also a
+   * TLS connection the server did not encrypt); ToolMissingError when the dump tool (or the client that
+   * runs the control queries) is not installed; BackupError when a tool's version cannot be read, the
+   * dump tool is too old for the server, or a control query fails; UsageError when the target cannot be
+   * dumped as configured (SQLite: no absolute path).
    */
   preflight(options?: { signal?: AbortSignal | undefined }): Promise<ServerInfo>;
 
-  /** Table row counts and the like, cheap enough to take before every backup. */
+  /**
+   * Table row counts and the like, cheap enough to take before every backup: planner estimates or counts
+   * of the live database, so `exact` is false (an engine with exact counts of the dump itself reports them
+   * through `DumpOptions.onFacts`). Throws ConnectionError when the server cannot be reached,
+   * ToolMissingError when the client tool is missing (MySQL), BackupError when a query fails or the
+   * SQLite file is not a readable database, UsageError as `preflight` does.
+   */
   facts(options?: { signal?: AbortSignal | undefined }): Promise<DatabaseFacts>;
 
   /**
-   * Starts a dump and returns its raw bytes as a stream. The stream errors with a BackupError (holding the
-   * tool's stderr, secrets redacted) if the tool exits non-zero or is killed; it errors before it ends, so a
-   * consumer that commits on end-of-stream never commits a failed dump. Destroying the stream kills the tool.
+   * Starts a dump and returns its raw bytes as a stream. Throws UsageError at once (before any stream)
+   * when `format` is not one of `formats` or the engine has no such dump (SQLite: `schemaOnly`).
+   * The stream errors with a BackupError (holding the tool's stderr, secrets redacted) if the tool exits
+   * non-zero or is killed, or its output is not what it announced (Redis: the RDB's length); with
+   * ToolMissingError when the tool is not installed; with ConnectionError when a query the dump needs
+   * first cannot reach the server (MySQL). It errors before it ends, so a consumer that commits on
+   * end-of-stream never commits a failed dump. Destroying the stream kills the tool.
    */
   dump(options: DumpOptions): AsyncIterable<Buffer>;
 
   /**
    * Reads a complete raw dump from `source` (consuming it to the end, even when the check itself needs
    * less) and checks its structure, returning its table of contents. Needs no database connection.
-   * Throws BackupError when the dump is structurally broken (truncated, wrong format), ToolMissingError
-   * when the reading tool is missing or older than `dumpToolVersion`.
+   * Throws BackupError when the dump is structurally broken (truncated, wrong format, a failed integrity
+   * or checksum check), ToolMissingError when the reading tool is missing or older than
+   * `dumpToolVersion`, UsageError when `format` is not one of `formats`; an error of `source` (a
+   * VerifyError: the stored bytes differ from the manifest) is rethrown as it is.
    */
   inspect(source: AsyncIterable<Buffer>, format: string, options?: InspectOptions): Promise<DumpInspection>;
 
-  /** Whether the restore destination exists and holds anything. */
+  /**
+   * Whether the restore destination (`targetDatabase`, else the target's own database) exists and holds
+   * anything; restore decides from it whether to create, refuse or overwrite. Changes nothing.
+   * Throws ConnectionError when the server cannot be reached, RestoreError when a query fails,
+   * ToolMissingError when the client tool is missing (MySQL), UsageError when `targetDatabase` cannot be
+   * a destination of this engine (Redis: any; SQLite: a relative path). A SQLite file that cannot be read
+   * as a database counts as not empty, so it is never replaced unasked.
+   */
   restoreTargetState(
     targetDatabase?: string | undefined,
     options?: { signal?: AbortSignal | undefined },
@@ -230,8 +268,12 @@ export interface Engine {
   /**
    * Restores a raw dump from `source` into the destination. All-or-nothing where the format allows
    * (single transaction when `jobs` is 1). Checks the restore tool against `dumpToolVersion` before
-   * creating or dropping anything (ToolMissingError). Throws RestoreError with the tool's stderr, and a
-   * hint saying what state the destination was left in, when the restore fails.
+   * creating or dropping anything (ToolMissingError, also when a tool is not installed). Throws
+   * RestoreError with the tool's stderr, and a hint saying what state the destination was left in, when
+   * the restore fails; ConnectionError when the server cannot be reached; UsageError, before anything is
+   * changed, when the request cannot be done as asked (PostgreSQL: settings naming roles this server
+   * lacks, without `skipMissingRoles`, or a `tables` entry that exists; MySQL: `targetDatabase` for a
+   * backup of several databases; SQLite: a destination another process writes, without `force`).
    *
    * `source` comes from storage, which is untrusted: whatever it holds may change what is restored, but
    * never runs anything on this host (no client-side commands of psql or the mysql client; PostgreSQL

@@ -5,16 +5,15 @@
  * explicit choice: overwrite (--force, or a typed confirmation on a terminal) or drop and recreate
  * (--drop-existing). A missing database is created.
  */
-import { createWriteStream } from 'node:fs';
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Manifest } from '../catalog/manifest.ts';
 import type { DumpEntry, Engine, RestoreReport, RestoreTargetState } from '../engines/engine.ts';
 import { IN_USE_SIDE_FILES } from '../engines/registry.ts';
 import { MemoryGovernor } from '../pipeline/memory.ts';
 import { checkedDumpStream } from '../pipeline/read.ts';
 import type { StorageBackend } from '../storage/backend.ts';
+import { writeFileDurably } from '../util/durable-file.ts';
 import { UsageError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
 import { sweepTempFilesBeside, tempFileBeside } from '../util/private-temp.ts';
@@ -252,35 +251,18 @@ export async function restoreToFile(
   }
   await sweepTempFilesBeside(path); // what a restore to this path that was killed left
   const temp = await tempFileBeside(path);
+  const source = await storage.get(manifest.object, { signal });
+  // Checked on the way (size, sha256, no decompression past sizeBytes): a mismatch fails the write of
+  // the temp file, which is removed, so nothing reaches `path`.
+  const body = checkedDumpStream(source, manifest, {
+    memory: new MemoryGovernor(),
+    onStoredBytes: deps.onProgress,
+  });
   try {
-    const source = await storage.get(manifest.object, { signal });
-    // Checked on the way (size, sha256, no decompression past sizeBytes): a mismatch fails the write of
-    // the temp file, which is removed, so nothing reaches `path`.
-    await pipeline(
-      checkedDumpStream(source, manifest, { memory: new MemoryGovernor(), onStoredBytes: deps.onProgress }),
-      createWriteStream(temp, { mode: 0o600, flags: 'wx' }),
-      { signal },
-    );
-    const handle = await open(temp, 'r');
-    try {
-      await handle.sync();
-      // Replacing a file (an RDB in a Redis data dir): whoever read the old one must read the new one.
-      if (previous) {
-        await handle.chmod(previous.mode & 0o7777);
-        if (process.getuid?.() === 0) await handle.chown(previous.uid, previous.gid);
-      }
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-    const dirHandle = await open(dir, 'r');
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
+    // Replacing a file (an RDB in a Redis data dir): whoever read the old one must read the new one.
+    await writeFileDurably(path, body, { temp, signal, replacing: previous });
   } catch (err) {
-    await rm(temp, { force: true });
+    body.destroy(); // a write that failed before reading it all leaves no storage read open
     throw err;
   }
   return { backup: manifest.id, file: path, bytes: manifest.sizeBytes };

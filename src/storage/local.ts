@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
+import { writeFileDurably } from '../util/durable-file.ts';
 import { StorageError } from '../util/errors.ts';
 import {
   assertValidKey,
@@ -36,25 +37,17 @@ export class LocalStorage implements StorageBackend {
     const path = this.pathOf(key);
     const dir = dirname(path);
     const temp = join(dir, `.${path.slice(dir.length + 1)}.${randomBytes(6).toString('hex')}.tmp`);
-    let published = false;
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
-      const size = await writeDurably(temp, body, options.signal);
-      if (options.ifAbsent) {
-        // link() fails with EEXIST where rename() would replace: publishing never clobbers an object.
-        await link(temp, path);
-        published = true;
-        await unlink(temp);
-      } else {
-        await rename(temp, path);
-        published = true;
-      }
-      await fsyncDir(dir);
+      const size = await writeFileDurably(path, body, {
+        temp,
+        signal: options.signal,
+        ifAbsent: options.ifAbsent,
+        // A failure after publishing (the directory fsync) must not leave the object visible either.
+        retractOnFailure: true,
+      });
       return { size };
     } catch (err) {
-      await unlink(temp).catch(() => {});
-      // A failure after publishing (the directory fsync) must not leave the object visible either.
-      if (published) await unlink(path).catch(() => {});
       if ((err as NodeJS.ErrnoException).code === 'EEXIST' && options.ifAbsent) {
         throw new StorageConflictError(this.description, key);
       }
@@ -175,53 +168,5 @@ export class LocalStorage implements StorageBackend {
     // Errors from upstream of the write (the dump, the compressor) pass through unchanged.
     if (op === 'write' && !e.code?.startsWith('E')) return e;
     return new StorageError(`${this.description}: cannot ${op} ${key}: ${e.message}`, { hint, cause: err });
-  }
-}
-
-/** Bytes written between background syncs. */
-const SYNC_EVERY = 16 * 1024 * 1024;
-
-/**
- * Writes `body` to a new file and fsyncs it, so that the rename that publishes it never points at data
- * that is not on disk yet. While streaming, one fdatasync at a time runs in the background every 16 MB:
- * the disk writes back during the dump instead of all at the end, and the final fsync has little left.
- */
-async function writeDurably(path: string, body: Body, signal: AbortSignal | undefined): Promise<number> {
-  const file = await open(path, 'wx', 0o600);
-  let size = 0;
-  let unsynced = 0;
-  let syncing: Promise<void> | undefined;
-  try {
-    for await (const chunk of body) {
-      signal?.throwIfAborted();
-      for (let off = 0; off < chunk.length; ) {
-        off += (await file.write(chunk, off, chunk.length - off)).bytesWritten;
-      }
-      size += chunk.length;
-      unsynced += chunk.length;
-      if (unsynced >= SYNC_EVERY) {
-        await syncing;
-        syncing = file.datasync();
-        syncing.catch(() => {}); // handled: its error is rethrown by the next `await syncing`
-        unsynced = 0;
-      }
-    }
-    signal?.throwIfAborted();
-    await syncing;
-    await file.sync();
-    return size;
-  } finally {
-    await syncing?.catch(() => {});
-    await file.close();
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  // A rename is only durable once the directory entry is: fsync the directory itself.
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

@@ -7,8 +7,8 @@
  * tool that misbehaves, or a dump that makes it misbehave, finds no secret that is not its own.
  *
  * A password reaches each tool only the way that tool is meant to take it: PGPASSWORD for libpq tools,
- * REDISCLI_AUTH for redis-cli, an option file for the MySQL/MariaDB tools (see mysql.ts); callers put it
- * in `set`.
+ * REDISCLI_AUTH for redis-cli, an option file for the MySQL/MariaDB tools (see engines/mysql/args.ts);
+ * callers put it in `set`.
  */
 
 declare const toolEnvBrand: unique symbol;

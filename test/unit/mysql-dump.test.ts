@@ -1,18 +1,12 @@
 /** The MySQL engine's pure parts: tool versions, options, option files, and reading dump scripts. */
 import { describe, expect, it } from 'vitest';
-import {
-  clientMessage,
-  connectionArgs,
-  dumpArgs,
-  dumpKindOfLine,
-  eachLine,
-  inspectMysqlDump,
-  mysqlErrorCode,
-  optionFileText,
-  parseBatchOutput,
-  parseToolVersion,
-  unnameAlterDatabase,
-} from '../../src/engines/mysql/engine.ts';
+import { connectionArgs, dumpArgs, optionFileText } from '../../src/engines/mysql/args.ts';
+import { clientMessage, mysqlErrorCode } from '../../src/engines/mysql/errors.ts';
+import { inspectMysqlDump } from '../../src/engines/mysql/inspect.ts';
+import { eachLine } from '../../src/engines/mysql/lines.ts';
+import { dumpKindOfLine, unnameAlterDatabase } from '../../src/engines/mysql/script.ts';
+import { parseBatchOutput } from '../../src/engines/mysql/sql.ts';
+import { parseToolVersion } from '../../src/engines/mysql/tools.ts';
 import { BackupError } from '../../src/util/errors.ts';
 
 const MARIADB = { flavour: 'mariadb', version: 'mariadb-dump 10.19 (MariaDB 10.11.19)', major: 10 } as const;

@@ -1,15 +1,12 @@
 /** The in-process RDB reader: CRC-64/Jones, the record walk, and what it accepts and refuses. */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { parseKeyspace, rdbLength } from '../../src/engines/redis/engine.ts';
-import {
-  Crc64,
-  crc64,
-  lzfDecompress,
-  RdbChecker,
-  RdbError,
-  type RdbSummary,
-} from '../../src/engines/redis/rdb.ts';
+import { Crc64, crc64 } from '../../src/engines/redis/crc64.ts';
+import { parseKeyspace } from '../../src/engines/redis/info.ts';
+import { lzfDecompress } from '../../src/engines/redis/lzf.ts';
+import { RdbChecker } from '../../src/engines/redis/rdb.ts';
+import { RdbError, type RdbSummary } from '../../src/engines/redis/rdb-format.ts';
+import { rdbLength } from '../../src/engines/redis/rdb-stream.ts';
 
 /** Bit-at-a-time CRC-64/Jones (reflected 0xad93d23594c935a9), the textbook definition. */
 function referenceCrc64(data: Uint8Array): bigint {

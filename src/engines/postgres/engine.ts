@@ -11,34 +11,16 @@ import { createWriteStream } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { StringDecoder } from 'node:string_decoder';
-import pg from 'pg';
-import {
-  BackupError,
-  ConnectionError,
-  DatasaverError,
-  errorMessage,
-  RestoreError,
-  ToolMissingError,
-  UsageError,
-} from '../../util/errors.ts';
+import type pg from 'pg';
+import { BackupError, errorMessage, RestoreError, UsageError } from '../../util/errors.ts';
 import { failpoint } from '../../util/failpoint.ts';
 import { makePrivateTempDir } from '../../util/private-temp.ts';
-import {
-  describeExit,
-  feedStdin,
-  killIfRunning,
-  runTool,
-  type Spawned,
-  spawnTool,
-  type Tool,
-} from '../../util/process.ts';
+import { describeExit, runTool, type Tool } from '../../util/process.ts';
 import { redact } from '../../util/secret.ts';
 import { LIBPQ_ENV, type ToolEnv, toolEnv } from '../../util/tool-env.ts';
 import type {
   DatabaseFacts,
   DatabaseSettings,
-  DumpEntry,
   DumpInspection,
   DumpOptions,
   Engine,
@@ -50,6 +32,8 @@ import type {
   RestoreTargetState,
   ServerInfo,
 } from '../engine.ts';
+import { runToEnd, streamTool, type ToolFailure } from '../tool-run.ts';
+import { postgresWhere, withPostgresClient } from './client.ts';
 import {
   type DatabaseSettingsRow,
   quoteIdent,
@@ -61,16 +45,21 @@ import {
   toDatabaseSettings,
 } from './dbsettings.ts';
 import { postgresDescriptor } from './descriptor.ts';
+import { inspectCustom, inspectPlain } from './inspect.ts';
 import { cleanSafeOrder, parseRestoreList } from './list.ts';
+import { TABLE_ROWS_SQL, USER_OBJECTS_SQL } from './queries.ts';
+import { quoteConninfo, restoreFailureHint } from './restore-hint.ts';
 import { RefusedScriptError, restrictedScript } from './script.ts';
+import {
+  dumpToolTooOld,
+  lacksRestrict,
+  postgresTool,
+  postgresToolVersion,
+  readerTooOld,
+  recordsDumpMajor,
+} from './tools.ts';
 
 export { parseRestoreList };
-
-/** First minor release of each major whose psql has `\restrict`; every major from RESTRICT_ALWAYS has it. */
-const RESTRICT_SINCE: Readonly<Record<number, number>> = { 13: 22, 14: 19, 15: 14, 16: 10, 17: 6 };
-const RESTRICT_ALWAYS = 18;
-/** Plain dumps end with this comment; anything after it may only be blank, comments or \unrestrict. */
-const PLAIN_COMPLETE = '-- PostgreSQL database dump complete';
 
 type Signal = { signal?: AbortSignal | undefined };
 
@@ -100,18 +89,12 @@ export class PostgresEngine implements Engine {
         const settings = await c.query<DatabaseSettingsRow>(READ_DATABASE_SETTINGS);
         return { ...res.rows[0]!, databaseSettings: toDatabaseSettings(settings.rows[0]!) };
       }),
-      this.#toolVersion('pg_dump'),
+      postgresToolVersion(this.#tool('pg_dump')),
     ]);
     const serverVersion = server.v.split(' ')[0]!;
     const serverMajor = Math.floor(Number(server.n) / 10000);
-    if (tool.major < serverMajor) {
-      throw new BackupError(
-        `pg_dump ${tool.version} cannot dump ${this.#where()}: the server runs PostgreSQL ${serverVersion}, and pg_dump must be the same major version or newer`,
-        {
-          hint: `install postgresql-client-${serverMajor} (or newer) and put it first on PATH, or set DATASAVER_TOOL_DIR to its bin directory`,
-        },
-      );
-    }
+    const tooOld = dumpToolTooOld(tool, { version: serverVersion, major: serverMajor }, this.#where());
+    if (tooOld) throw tooOld;
     return {
       serverVersion,
       toolVersion: `pg_dump ${tool.version}`,
@@ -125,16 +108,7 @@ export class PostgresEngine implements Engine {
     // a session that inserts and analyses before its statistics are flushed has the inserts counted
     // twice (ANALYZE sets n_live_tup, then the flush adds the session's inserts on top).
     const rows = await this.#withClient(this.#database(), options, async (c) => {
-      const res = await c.query<{ schema: string; name: string; rows: string }>(`
-        SELECT n.nspname AS schema, c.relname AS name,
-               (CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE COALESCE(s.n_live_tup, 0) END)::bigint AS rows
-          FROM pg_class c
-          JOIN pg_namespace n ON n.oid = c.relnamespace
-          LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-         WHERE c.relkind IN ('r', 'p')
-           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-           AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
-         ORDER BY 1, 2`);
+      const res = await c.query<{ schema: string; name: string; rows: string }>(TABLE_ROWS_SQL);
       return res.rows;
     });
     return {
@@ -148,7 +122,9 @@ export class PostgresEngine implements Engine {
     const args = ['--no-password', `--format=${options.format}`];
     if (options.format === 'custom') args.push('--compress=0');
     if (options.schemaOnly) args.push('--schema-only');
-    return this.#streamTool(this.#tool('pg_dump'), args, this.#env(this.#database()), options.signal);
+    const tool = this.#tool('pg_dump');
+    const failed = this.#toolFailed(tool, BackupError, 'the backup was not committed; see the message above');
+    return streamTool(tool, args, this.#env(this.#database()), options.signal, failed);
   }
 
   async inspect(
@@ -159,7 +135,7 @@ export class PostgresEngine implements Engine {
     this.extension(format);
     if (format === 'plain') return inspectPlain(source);
     await this.#checkReader('pg_restore', options.dumpToolVersion);
-    return this.#inspectCustom(source, options);
+    return inspectCustom(this.#tool('pg_restore'), source, options.signal, (t) => this.#redact(t));
   }
 
   async restoreTargetState(targetDatabase?: string, options: Signal = {}): Promise<RestoreTargetState> {
@@ -179,24 +155,7 @@ export class PostgresEngine implements Engine {
       database,
       options,
       async (c) => {
-        const res = await c.query<{ n: string }>(`
-        SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
-                   AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%')
-             + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))
-             + (SELECT count(*) FROM pg_namespace
-                 WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\\_%')
-             + (SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-                   AND t.typrelid = 0 AND t.typcategory <> 'A')
-             + (SELECT count(*) FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
-                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))
-             + (SELECT count(*) FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace
-                 WHERE n.nspname <> 'pg_catalog')
-             + (SELECT count(*) FROM pg_publication) + (SELECT count(*) FROM pg_foreign_server)
-             + (SELECT count(*) FROM pg_event_trigger)
-             + (SELECT count(*) FROM pg_largeobject_metadata) AS n`);
+        const res = await c.query<{ n: string }>(USER_OBJECTS_SQL);
         return Number(res.rows[0]?.n ?? 0);
       },
       RestoreError,
@@ -218,7 +177,7 @@ export class PostgresEngine implements Engine {
         : undefined;
     // The whole dump is spooled to a private temp file and proven before anything is dropped, created or
     // restored: the source's size and sha256 are checked at its end (pipeline/read.ts), and a plain
-    // script is screened on the way (postgres-script.ts). Streaming into the tools cannot promise that:
+    // script is screened on the way (script.ts). Streaming into the tools cannot promise that:
     // pg_restore commits once it has read the archive it needs, never waiting for the end of its input;
     // psql takes the end of its stdin, when datasaver is killed mid-restore, as the end of the script and
     // commits what it read; and --drop-existing would drop the database before a refused script showed.
@@ -226,7 +185,7 @@ export class PostgresEngine implements Engine {
     const dir = await makePrivateTempDir('restore', options.tempDir);
     try {
       const file = join(dir, 'dump');
-      // A fresh key per restore, known to this process alone: see postgres-script.ts.
+      // A fresh key per restore, known to this process alone: see script.ts.
       const body = plain ? restrictedScript(source, randomBytes(32).toString('hex')) : source;
       try {
         await pipeline(body, createWriteStream(file, { mode: 0o600 }), { signal: options.signal });
@@ -336,7 +295,8 @@ export class PostgresEngine implements Engine {
       '-f',
       file,
     ];
-    await this.#runWithInput(this.#tool('psql'), args, env, undefined, options.signal, hint);
+    const psql = this.#tool('psql');
+    await runToEnd(psql, args, env, options.signal, this.#toolFailed(psql, RestoreError, hint));
   }
 
   /** pg_restore of a spooled custom-format archive into `database`, creating or recreating it first. */
@@ -372,11 +332,18 @@ export class PostgresEngine implements Engine {
       args.push(`--schema=${schema}`, ...tables.map((t) => `--table=${t.name}`));
     }
     args.push(options.jobs > 1 ? `--jobs=${options.jobs}` : '--single-transaction');
-    await this.#runWithInput(this.#tool('pg_restore'), [...args, file], env, undefined, options.signal, hint);
+    const pgRestore = this.#tool('pg_restore');
+    await runToEnd(
+      pgRestore,
+      [...args, file],
+      env,
+      options.signal,
+      this.#toolFailed(pgRestore, RestoreError, hint),
+    );
   }
 
   /**
-   * The archive's TOC in an order `--clean` can drop (postgres-list.ts), written next to it for
+   * The archive's TOC in an order `--clean` can drop (list.ts), written next to it for
    * `--use-list`. The list reorders, never selects: pg_restore still restores every entry.
    */
   async #cleanSafeList(file: string, hint: string): Promise<string> {
@@ -395,85 +362,10 @@ export class PostgresEngine implements Engine {
     return list;
   }
 
-  async #inspectCustom(source: AsyncIterable<Buffer>, options: Signal): Promise<DumpInspection> {
-    // --list reads only the table of contents; --file=/dev/null walks every data block, so a truncated or
-    // damaged archive fails even where its TOC is intact. Both read the same bytes in one pass.
-    const env = toolEnv(process.env); // reads the archive only: no connection, no secret
-    const tool = this.#tool('pg_restore');
-    const list = spawnTool(tool, ['--list'], { env, stdin: 'pipe' });
-    const full = spawnTool(tool, ['--file=/dev/null'], { env, stdin: 'pipe', stdout: 'ignore' });
-    const out: Buffer[] = [];
-    list.child.stdout?.on('data', (c: Buffer) => out.push(c));
-    try {
-      await feedStdin([list.child, full.child], source, options.signal);
-      for (const [p, what] of [
-        [list, 'pg_restore --list'],
-        [full, 'pg_restore'],
-      ] as const) {
-        const exit = await p.exited;
-        if (exit.code !== 0) {
-          throw new BackupError(
-            `${what} ${describeExit(exit)}: ${this.#redact(p.stderr.text()) || 'no message'}`,
-          );
-        }
-      }
-    } finally {
-      killIfRunning(list.child);
-      killIfRunning(full.child);
-    }
-    return { entries: parseRestoreList(Buffer.concat(out).toString('utf8')) };
-  }
-
-  /** Spawns a tool that writes its product to stdout, as a stream that fails if the tool fails. */
-  async *#streamTool(tool: Tool, args: string[], env: ToolEnv, signal?: AbortSignal): AsyncGenerator<Buffer> {
-    signal?.throwIfAborted();
-    const p = spawnTool(tool, args, { env });
-    const onAbort = () => killIfRunning(p.child);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      for await (const chunk of p.child.stdout!) yield chunk as Buffer;
-      const exit = await p.exited;
-      signal?.throwIfAborted();
-      if (exit.code !== 0) {
-        throw new BackupError(
-          `${tool.command} ${describeExit(exit)}: ${this.#redact(p.stderr.text()) || 'no message'}`,
-          {
-            hint: 'the backup was not committed; see the message above',
-          },
-        );
-      }
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-      killIfRunning(p.child); // the consumer stopped early or failed: do not leave the dump running
-      await p.exited.catch(() => {});
-    }
-  }
-
-  async #runWithInput(
-    tool: Tool,
-    args: string[],
-    env: ToolEnv,
-    source: AsyncIterable<Buffer> | undefined,
-    signal: AbortSignal | undefined,
-    hint: string,
-  ): Promise<void> {
-    const p: Spawned = spawnTool(tool, args, { env, stdin: source ? 'pipe' : 'ignore', stdout: 'ignore' });
-    const onAbort = () => killIfRunning(p.child);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      if (source) await feedStdin([p.child], source, signal);
-      const exit = await p.exited;
-      signal?.throwIfAborted();
-      if (exit.code !== 0) {
-        throw new RestoreError(
-          `${tool.command} ${describeExit(exit)}: ${this.#redact(p.stderr.text()) || 'no message'}`,
-          { hint },
-        );
-      }
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-      killIfRunning(p.child);
-    }
+  /** What a tool's non-zero exit means: `FailAs` with its redacted stderr and `hint`. */
+  #toolFailed(tool: Tool, FailAs: typeof BackupError | typeof RestoreError, hint: string): ToolFailure {
+    return (exit, stderr) =>
+      new FailAs(`${tool.command} ${describeExit(exit)}: ${this.#redact(stderr) || 'no message'}`, { hint });
   }
 
   async #recreateDatabase(database: string, options: RestoreOptions): Promise<void> {
@@ -498,51 +390,22 @@ export class PostgresEngine implements Engine {
 
   /** Fails (exit 4) when the local `pg_restore`/`psql` is older than the pg_dump that wrote a backup. */
   async #checkReader(name: string, dumpToolVersion: string | undefined): Promise<void> {
-    const dumpMajor = Number(/(\d+)/.exec(dumpToolVersion ?? '')?.[1] ?? 0);
-    if (!dumpMajor) return;
-    const reader = await this.#toolVersion(name);
-    if (reader.major < dumpMajor) {
-      throw new ToolMissingError(
-        `${name} ${reader.version} cannot read this backup: it was written by ${dumpToolVersion}`,
-        {
-          hint: `install postgresql-client-${dumpMajor} (or newer) and put it first on PATH, or set DATASAVER_TOOL_DIR to its bin directory`,
-        },
-      );
-    }
+    if (!recordsDumpMajor(dumpToolVersion)) return;
+    const tooOld = readerTooOld(name, await postgresToolVersion(this.#tool(name)), dumpToolVersion);
+    if (tooOld) throw tooOld;
   }
 
   /**
-   * Plain SQL from storage only goes to a psql that has `\restrict` (see postgres-script.ts); an older one
-   * would run any meta-command a forged dump holds, so the restore is refused (exit 4) before it starts.
+   * Plain SQL from storage only goes to a psql that has `\restrict` (see script.ts); an older one would
+   * run any meta-command a forged dump holds, so the restore is refused (exit 4) before it starts.
    */
   async #checkRestrictedMode(): Promise<void> {
-    const psql = await this.#toolVersion('psql');
-    const minor = RESTRICT_SINCE[psql.major];
-    if (psql.major >= RESTRICT_ALWAYS || (minor !== undefined && psql.minor >= minor)) return;
-    const wanted = minor !== undefined ? `${psql.major}.${minor}` : undefined;
-    throw new ToolMissingError(
-      `psql ${psql.version} cannot restore plain SQL backups safely: it lacks \\restrict, which keeps psql meta-commands in a backup (such as \\! shell commands) from running on this host`,
-      {
-        hint: `install ${wanted ? `postgresql-client-${psql.major} ${wanted} or newer` : 'postgresql-client-17 (or newer)'} (psql 13.22, 14.19, 15.14, 16.10, 17.6, 18 and later have it), or set DATASAVER_TOOL_DIR to its bin directory; custom-format backups restore with pg_restore and do not need it`,
-      },
-    );
-  }
-
-  async #toolVersion(name: string): Promise<{ version: string; major: number; minor: number }> {
-    const tool = this.#tool(name);
-    const res = await runTool(tool, ['--version'], toolEnv(process.env)); // no connection, no secret
-    const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(res.stdout);
-    if (res.code !== 0 || !m) {
-      throw new BackupError(
-        `cannot tell the version of ${tool.command}: ${res.stderr || res.stdout || describeExit(res)}`,
-      );
-    }
-    return { version: m[2] ? `${m[1]}.${m[2]}` : m[1]!, major: Number(m[1]), minor: Number(m[2] ?? 0) };
+    const refused = lacksRestrict(await postgresToolVersion(this.#tool('psql')));
+    if (refused) throw refused;
   }
 
   #tool(name: string): Tool {
-    const dir = this.#target.toolDir;
-    return { command: dir ? join(dir, name) : name, packageName: 'postgresql-client' };
+    return postgresTool(this.#target.toolDir, name);
   }
 
   #database(): string {
@@ -554,8 +417,17 @@ export class PostgresEngine implements Engine {
   }
 
   #where(): string {
-    const c = this.#target.connection;
-    return `${c.host ?? 'localhost'}:${c.port ?? 5432}`;
+    return postgresWhere(this.#target.connection);
+  }
+
+  /** See withPostgresClient: SQL errors become `FailAs`, failing to connect a ConnectionError. */
+  #withClient<T>(
+    database: string,
+    options: Signal,
+    fn: (c: pg.Client) => Promise<T>,
+    FailAs: typeof BackupError | typeof RestoreError = BackupError,
+  ): Promise<T> {
+    return withPostgresClient(this.#target.connection, database, options.signal, fn, FailAs);
   }
 
   #redact(text: string): string {
@@ -583,180 +455,4 @@ export class PostgresEngine implements Engine {
       },
     });
   }
-
-  /**
-   * Runs `fn` on a fresh connection. Connection failures are ConnectionErrors; SQL errors become
-   * `FailAs` (BackupError on the backup path, RestoreError on the restore path).
-   */
-  async #withClient<T>(
-    database: string,
-    options: Signal,
-    fn: (c: pg.Client) => Promise<T>,
-    FailAs: typeof BackupError | typeof RestoreError = BackupError,
-  ): Promise<T> {
-    options.signal?.throwIfAborted();
-    const client = await this.#connect(database);
-    const onAbort = () => void client.end().catch(() => {});
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      return await fn(client);
-    } catch (err) {
-      if (options.signal?.aborted) throw options.signal.reason;
-      if (err instanceof pg.DatabaseError) {
-        throw new FailAs(`${this.#where()}/${database}: ${this.#redact(err.message)}`, { cause: err });
-      }
-      if (err instanceof DatasaverError) throw err;
-      // The connection dropped mid-query (server restart, network): a connection problem, exit 3.
-      throw new ConnectionError(
-        `lost the connection to ${this.#where()}/${database}: ${this.#redact(errorMessage(err))}`,
-        { cause: err },
-      );
-    } finally {
-      options.signal?.removeEventListener('abort', onAbort);
-      await client.end().catch(() => {});
-    }
-  }
-
-  /**
-   * Connects like libpq would for the configured sslmode (the dump tools use libpq itself): `prefer`, the
-   * default, tries TLS and falls back to a plain connection only when the server has no TLS; `allow` tries
-   * plain first and TLS if the server insists; `require` encrypts without checking the certificate;
-   * `verify-ca`/`verify-full` check it against the system's CA store.
-   */
-  async #connect(database: string): Promise<pg.Client> {
-    const c = this.#target.connection;
-    const mode = c.sslmode ?? process.env.PGSSLMODE ?? 'prefer';
-    const tls = { rejectUnauthorized: false };
-    const attempts: (false | { rejectUnauthorized: boolean })[] =
-      mode === 'disable'
-        ? [false]
-        : mode === 'allow'
-          ? [false, tls]
-          : mode === 'prefer'
-            ? [tls, false]
-            : mode === 'require'
-              ? [tls]
-              : [{ rejectUnauthorized: true }];
-    for (let i = 0; ; i++) {
-      const client = new pg.Client({
-        host: c.host,
-        port: c.port,
-        user: c.user,
-        database,
-        password: c.password?.reveal(),
-        application_name: 'datasaver',
-        connectionTimeoutMillis: 10_000,
-        ssl: attempts[i]!,
-      });
-      client.on('error', () => {}); // a dropped idle connection surfaces through the pending query instead
-      try {
-        await client.connect();
-        return client;
-      } catch (err) {
-        await client.end().catch(() => {});
-        const message = errorMessage(err);
-        const retry =
-          i + 1 < attempts.length &&
-          (attempts[i] ? /does not support SSL/i.test(message) : /no encryption|SSL/i.test(message));
-        if (!retry) throw this.#connectionError(err, database);
-      }
-    }
-  }
-
-  #connectionError(err: unknown, database: string): ConnectionError {
-    const e = err as Error & { code?: string };
-    const user = this.#target.connection.user ?? 'the default user';
-    const where = this.#where();
-    const byCode: Record<string, [string, string]> = {
-      '28P01': [
-        `authentication failed for user ${user} on ${where}`,
-        'check DATASAVER_DB_USER and DATASAVER_DB_PASSWORD',
-      ],
-      '28000': [
-        `${where} refused user ${user}: ${e.message}`,
-        "check the server's pg_hba.conf and the user name",
-      ],
-      '3D000': [
-        `database ${database} does not exist on ${where}`,
-        'check DATASAVER_DB_NAME (or the database in the URL)',
-      ],
-      ECONNREFUSED: [
-        `cannot connect to PostgreSQL at ${where}: connection refused`,
-        'check that the server runs and DATASAVER_DB_HOST/PORT',
-      ],
-      ENOTFOUND: [`cannot resolve host ${this.#target.connection.host}`, 'check DATASAVER_DB_HOST'],
-      EAI_AGAIN: [`cannot resolve host ${this.#target.connection.host}`, 'check DATASAVER_DB_HOST and DNS'],
-    };
-    const known = e.code ? byCode[e.code] : undefined;
-    const [message, hint] = known ?? [
-      `cannot connect to PostgreSQL at ${where}: ${this.#redact(e.message)}`,
-      'check the connection settings and that the server is reachable',
-    ];
-    // Retrying cannot fix credentials, a missing database or a host name that does not exist.
-    const transient = !['28P01', '28000', '3D000', 'ENOTFOUND'].includes(e.code ?? '');
-    return new ConnectionError(message, { hint, cause: err, transient });
-  }
-}
-
-/** What a failed restore left behind, for the error's hint. */
-function restoreFailureHint(database: string, options: RestoreOptions): string {
-  if (options.tables?.length) {
-    return `--table restores the tables alone: types, sequences and functions they use must already exist in ${database} (restore the whole backup into a new database, and copy from there)`;
-  }
-  const atomic = options.format === 'plain' || options.jobs <= 1;
-  const state = atomic ? 'empty' : 'partially restored';
-  if (options.dropExisting) {
-    return `${database} was dropped and recreated before the restore failed: it is now ${state}; fix the cause and restore again`;
-  }
-  if (options.create)
-    return `the new database ${database} was left ${state}; drop it, or fix the cause and restore again`;
-  return atomic
-    ? `the restore ran in a single transaction: ${database} was left as it was`
-    : `a parallel restore is not atomic: ${database} may be partially restored`;
-}
-
-/** A libpq conninfo value, quoted, so database names with spaces or `=` stay one value. */
-function quoteConninfo(value: string): string {
-  return `'${value.replace(/[\\']/g, (c) => `\\${c}`)}'`;
-}
-
-/**
- * Reads a plain-SQL dump to its end, collecting the `-- Name: x; Type: T; Schema: s` headers pg_dump
- * writes before each object, and requires pg_dump's completion marker at the end.
- */
-async function inspectPlain(source: AsyncIterable<Buffer>): Promise<DumpInspection> {
-  const entries: DumpEntry[] = [];
-  const decoder = new StringDecoder('utf8');
-  let carry = '';
-  let tail = '';
-  const header = /^-- (?:Data for )?Name: (.*); Type: (.*); Schema: (.*); Owner: .*$/;
-  for await (const chunk of source) {
-    const decoded = decoder.write(chunk);
-    const text = carry + decoded;
-    const lastNl = text.lastIndexOf('\n');
-    const complete = lastNl === -1 ? '' : text.slice(0, lastNl);
-    carry = lastNl === -1 ? text : text.slice(lastNl + 1);
-    // Only comment lines can be headers; jumping between "\n-- " hits avoids splitting COPY data.
-    let i = complete.startsWith('-- ') ? 0 : complete.indexOf('\n-- ');
-    while (i !== -1) {
-      const start = complete[i] === '\n' ? i + 1 : i;
-      const end = complete.indexOf('\n', start);
-      const line = complete.slice(start, end === -1 ? undefined : end);
-      const m = header.exec(line);
-      if (m) entries.push({ type: m[2]!, schema: m[3] === '-' ? '' : m[3]!, name: m[1]! });
-      i = end === -1 ? -1 : complete.indexOf('\n-- ', end);
-    }
-    tail = (tail + decoded).slice(-4096);
-  }
-  const at = tail.lastIndexOf(PLAIN_COMPLETE);
-  const after = at === -1 ? '' : tail.slice(at + PLAIN_COMPLETE.length);
-  const onlyTrailer = after
-    .split('\n')
-    .every((l) => l.trim() === '' || l.startsWith('--') || l.startsWith('\\unrestrict'));
-  if (at === -1 || !onlyTrailer) {
-    throw new BackupError(
-      `the plain SQL dump does not end with pg_dump's completion marker ("${PLAIN_COMPLETE}"): it is truncated`,
-    );
-  }
-  return { entries };
 }

@@ -11,140 +11,9 @@
  * Format reference: Redis's src/rdb.h and rdb.c (rdbLoadRio, rdbLoadObject).
  */
 
-/** The RDB versions this reader knows every record type of (RDB 11 is Redis 7.2). */
-const KNOWN_VERSION = 11;
-/** Strings read into memory (aux fields, function code); longer ones are skipped. */
-const MAX_READ = 1 << 20;
-
-// Opcodes (rdb.h).
-const OP_SLOT_INFO = 244;
-const OP_FUNCTION2 = 245;
-const OP_MODULE_AUX = 247;
-const OP_IDLE = 248;
-const OP_FREQ = 249;
-const OP_AUX = 250;
-const OP_RESIZEDB = 251;
-const OP_EXPIRETIME_MS = 252;
-const OP_EXPIRETIME = 253;
-const OP_SELECTDB = 254;
-const OP_EOF = 255;
-
-// ---------------------------------------------------------------------------------------------------
-// CRC-64/Jones, as Redis computes it (crc64.c: reflected, polynomial 0xad93d23594c935a9, init 0,
-// no final xor). 64-bit values are kept as two 32-bit halves so the hot loop stays in small integers;
-// eight tables (slicing-by-8) process 8 bytes per step.
-
-/** Slicing-by-8 tables, flat: entry i of table k is at k * 256 + i. */
-const LO = new Uint32Array(8 * 256);
-const HI = new Uint32Array(8 * 256);
-{
-  // The polynomial, bit-reversed (reflected): 0x95ac9329ac4bc9b5.
-  const POLY_HI = 0x95ac9329;
-  const POLY_LO = 0xac4bc9b5;
-  for (let i = 0; i < 256; i++) {
-    let lo = i;
-    let hi = 0;
-    for (let bit = 0; bit < 8; bit++) {
-      const lsb = lo & 1;
-      lo = ((lo >>> 1) | ((hi & 1) << 31)) >>> 0;
-      hi >>>= 1;
-      if (lsb) {
-        lo = (lo ^ POLY_LO) >>> 0;
-        hi = (hi ^ POLY_HI) >>> 0;
-      }
-    }
-    LO[i] = lo;
-    HI[i] = hi;
-  }
-  for (let k = 1; k < 8; k++) {
-    for (let i = 0; i < 256; i++) {
-      // T[k][i] = T[0][T[k-1][i] & 0xff] ^ (T[k-1][i] >>> 8)
-      const pl = LO[(k - 1) * 256 + i]!;
-      const ph = HI[(k - 1) * 256 + i]!;
-      LO[k * 256 + i] = (LO[pl & 0xff]! ^ ((pl >>> 8) | (ph << 24))) >>> 0;
-      HI[k * 256 + i] = (HI[pl & 0xff]! ^ (ph >>> 8)) >>> 0;
-    }
-  }
-}
-
-/** An incremental CRC-64/Jones. */
-export class Crc64 {
-  #lo = 0;
-  #hi = 0;
-
-  update(data: Uint8Array): this {
-    let lo = this.#lo;
-    let hi = this.#hi;
-    let i = 0;
-    const n = data.length;
-    const end8 = n - (n % 8);
-    for (; i < end8; i += 8) {
-      const a = (lo ^ (data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24))) >>> 0;
-      const b =
-        (hi ^ (data[i + 4]! | (data[i + 5]! << 8) | (data[i + 6]! << 16) | (data[i + 7]! << 24))) >>> 0;
-      const x0 = 1792 + (a & 0xff);
-      const x1 = 1536 + ((a >>> 8) & 0xff);
-      const x2 = 1280 + ((a >>> 16) & 0xff);
-      const x3 = 1024 + (a >>> 24);
-      const x4 = 768 + (b & 0xff);
-      const x5 = 512 + ((b >>> 8) & 0xff);
-      const x6 = 256 + ((b >>> 16) & 0xff);
-      const x7 = b >>> 24;
-      lo = (LO[x0]! ^ LO[x1]! ^ LO[x2]! ^ LO[x3]! ^ LO[x4]! ^ LO[x5]! ^ LO[x6]! ^ LO[x7]!) >>> 0;
-      hi = (HI[x0]! ^ HI[x1]! ^ HI[x2]! ^ HI[x3]! ^ HI[x4]! ^ HI[x5]! ^ HI[x6]! ^ HI[x7]!) >>> 0;
-    }
-    for (; i < n; i++) {
-      const idx = (lo ^ data[i]!) & 0xff;
-      lo = (LO[idx]! ^ ((lo >>> 8) | (hi << 24))) >>> 0;
-      hi = (HI[idx]! ^ (hi >>> 8)) >>> 0;
-    }
-    this.#lo = lo;
-    this.#hi = hi;
-    return this;
-  }
-
-  /** The CRC as a bigint. */
-  value(): bigint {
-    return (BigInt(this.#hi) << 32n) | BigInt(this.#lo);
-  }
-}
-
-/** CRC-64/Jones of `data` in one call. */
-export function crc64(data: Uint8Array): bigint {
-  return new Crc64().update(data).value();
-}
-
-// ---------------------------------------------------------------------------------------------------
-
-export interface RdbDatabase {
-  /** Logical database number (SELECT n). */
-  db: number;
-  keys: number;
-  /** Keys that carry a TTL. */
-  expires: number;
-}
-
-export interface RdbSummary {
-  /** RDB format version from the header (10 for Redis 7.0, 11 for 7.2). */
-  version: number;
-  /** Auxiliary fields (redis-ver, redis-bits, ctime...). */
-  aux: Record<string, string>;
-  /** Databases that hold keys, in file order. */
-  databases: RdbDatabase[];
-  /** Redis 7 function libraries. */
-  functions: string[];
-  /** `verified`: CRC-64 matched; `disabled`: written with rdbchecksum no; `absent`: RDB < 5 has none. */
-  checksum: 'verified' | 'disabled' | 'absent';
-  /** Set when the records could not all be walked; the checksum vouches for the file then. */
-  partial?: string | undefined;
-  /** Bytes read. */
-  bytes: number;
-}
-
-/** The file is not a complete, intact RDB file. */
-export class RdbError extends Error {
-  override name = 'RdbError';
-}
+import { Crc64 } from './crc64.ts';
+import { lzfDecompress } from './lzf.ts';
+import { KNOWN_VERSION, MAX_READ, OP, type RdbDatabase, RdbError, type RdbSummary } from './rdb-format.ts';
 
 /** Thrown inside the walk for record types this reader does not know (newer Redis). */
 class Unknown extends Error {}
@@ -387,55 +256,55 @@ export class RdbChecker {
       const type = yield* this.#byte();
       this.#record = this.#offset - 1;
       switch (type) {
-        case OP_EXPIRETIME:
+        case OP.EXPIRETIME:
           yield* this.#skip(4);
           expires = true;
           continue;
-        case OP_EXPIRETIME_MS:
+        case OP.EXPIRETIME_MS:
           yield* this.#skip(8);
           expires = true;
           continue;
-        case OP_FREQ:
+        case OP.FREQ:
           yield* this.#skip(1);
           continue;
-        case OP_IDLE:
+        case OP.IDLE:
           yield* this.#len();
           continue;
-        case OP_SELECTDB: {
+        case OP.SELECTDB: {
           const db = yield* this.#len();
           this.#db = this.#dbs.get(db) ?? { db, keys: 0, expires: 0 };
           this.#dbs.set(db, this.#db);
           continue;
         }
-        case OP_RESIZEDB:
+        case OP.RESIZEDB:
           yield* this.#len();
           yield* this.#len();
           continue;
-        case OP_SLOT_INFO:
+        case OP.SLOT_INFO:
           if (this.#version < 12) break;
           yield* this.#len();
           yield* this.#len();
           yield* this.#len();
           continue;
-        case OP_AUX: {
+        case OP.AUX: {
           const key = yield* this.#string(true);
           const value = yield* this.#string(true);
           if (key && value) this.#aux[key.toString('utf8')] = value.toString('utf8');
           continue;
         }
-        case OP_MODULE_AUX:
+        case OP.MODULE_AUX:
           yield* this.#len(); // module id
           yield* this.#len(); // when_opcode
           yield* this.#len(); // when
           yield* this.#moduleValue();
           continue;
-        case OP_FUNCTION2: {
+        case OP.FUNCTION2: {
           const code = yield* this.#string(true);
           const name = code ? /^#!\S+\s+(?:.*\s)?name=(\S+)/.exec(code.toString('utf8'))?.[1] : undefined;
           this.#functions.push(name ?? '(unnamed)');
           continue;
         }
-        case OP_EOF: {
+        case OP.EOF: {
           if (this.#version >= 5) yield* this.#skip(8);
           this.#end = this.#offset;
           return;
@@ -613,30 +482,4 @@ export async function checkRdb(source: AsyncIterable<Buffer>, signal?: AbortSign
     checker.push(chunk);
   }
   return checker.finish();
-}
-
-/** LZF decompression (lzf_d.c), for the few strings the reader needs to see. */
-export function lzfDecompress(input: Buffer, outLen: number): Buffer {
-  const out = Buffer.alloc(outLen);
-  let ip = 0;
-  let op = 0;
-  while (ip < input.length) {
-    const ctrl = input[ip++]!;
-    if (ctrl < 32) {
-      const run = ctrl + 1;
-      if (op + run > outLen || ip + run > input.length) throw new RdbError('damaged LZF-compressed string');
-      input.copy(out, op, ip, ip + run);
-      op += run;
-      ip += run;
-    } else {
-      let len = ctrl >> 5;
-      if (len === 7) len += input[ip++]!;
-      const ref = op - ((ctrl & 0x1f) << 8) - 1 - input[ip++]!;
-      len += 2;
-      if (ref < 0 || op + len > outLen) throw new RdbError('damaged LZF-compressed string');
-      for (let i = 0; i < len; i++) out[op++] = out[ref + i]!;
-    }
-  }
-  if (op !== outLen) throw new RdbError('damaged LZF-compressed string');
-  return out;
 }

@@ -21,21 +21,11 @@
  * destination in use; RestoreError when the restored file cannot be written.
  */
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import {
-  chmod,
-  chown,
-  open,
-  readdir,
-  readFile,
-  readlink,
-  realpath,
-  rename,
-  rm,
-  stat,
-} from 'node:fs/promises';
+import { readdir, readFile, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { backup, DatabaseSync } from 'node:sqlite';
 import { pipeline } from 'node:stream/promises';
+import { keepOwnership, publish, writeTemp } from '../../util/durable-file.ts';
 import {
   BackupError,
   ConnectionError,
@@ -196,17 +186,10 @@ export class SqliteEngine implements Engine {
     const temp = await tempFileBeside(path);
     const aside: string[] = [];
     try {
-      await pipeline(source, createWriteStream(temp, { mode: 0o600, flags: 'wx' }), {
-        signal: options.signal,
-      });
-      checkDatabase(temp);
-      await fsync(temp);
+      await writeTemp(temp, source, { signal: options.signal, check: checkDatabase });
       const previous = await stat(path).catch(() => undefined);
       // The app must be able to open the restored file as it could the old one.
-      if (previous) {
-        await chmod(temp, previous.mode & 0o7777);
-        if (process.getuid?.() === 0) await chown(temp, previous.uid, previous.gid);
-      }
+      if (previous) await keepOwnership(temp, previous);
       // Stale WAL or journal files of the old database would be applied to the new one. They are moved
       // aside first and only deleted once the new file is in place, so a failed rename loses nothing.
       for (const s of SIDE_FILES) {
@@ -218,8 +201,7 @@ export class SqliteEngine implements Engine {
         )
           aside.push(s);
       }
-      await rename(temp, path);
-      await fsync(dir);
+      await publish(temp, path);
       await Promise.all(aside.map((s) => rm(`${temp}${s}.old`, { force: true })));
       aside.length = 0;
     } catch (err) {
@@ -350,15 +332,6 @@ function checkDatabase(file: string): DumpEntry[] {
     throw new BackupError(`not a valid SQLite database: ${errorMessage(err)}`, { cause: err });
   } finally {
     db.close();
-  }
-}
-
-async function fsync(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 

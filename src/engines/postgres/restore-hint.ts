@@ -1,0 +1,24 @@
+/** Pure parts of a PostgreSQL restore: its conninfo quoting and what a failure left behind. */
+import type { RestoreOptions } from '../engine.ts';
+
+/** What a failed restore left behind, for the error's hint. */
+export function restoreFailureHint(database: string, options: RestoreOptions): string {
+  if (options.tables?.length) {
+    return `--table restores the tables alone: types, sequences and functions they use must already exist in ${database} (restore the whole backup into a new database, and copy from there)`;
+  }
+  const atomic = options.format === 'plain' || options.jobs <= 1;
+  const state = atomic ? 'empty' : 'partially restored';
+  if (options.dropExisting) {
+    return `${database} was dropped and recreated before the restore failed: it is now ${state}; fix the cause and restore again`;
+  }
+  if (options.create)
+    return `the new database ${database} was left ${state}; drop it, or fix the cause and restore again`;
+  return atomic
+    ? `the restore ran in a single transaction: ${database} was left as it was`
+    : `a parallel restore is not atomic: ${database} may be partially restored`;
+}
+
+/** A libpq conninfo value, quoted, so database names with spaces or `=` stay one value. */
+export function quoteConninfo(value: string): string {
+  return `'${value.replace(/[\\']/g, (c) => `\\${c}`)}'`;
+}
