@@ -1,6 +1,6 @@
 /**
  * The command line: argv -> command -> exit code. Commands are imported lazily so `datasaver --help` stays
- * fast; only this module turns errors into messages and exit codes (PRODUCT.md section 8).
+ * fast; only this module turns errors into messages and exit codes.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_ENGINE, engineDescriptor } from '../engines/registry.ts';
