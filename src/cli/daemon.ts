@@ -3,7 +3,7 @@
  * until SIGTERM/SIGINT; then stops scheduling, aborts running backups and exits within the shutdown bound.
  */
 import type { Server } from 'node:http';
-import type { TargetConfig } from '../config/types.ts';
+import type { DaemonConfig, TargetConfig } from '../config/types.ts';
 import { Daemon } from '../daemon/daemon.ts';
 import type { RunTarget } from '../daemon/run.ts';
 import { readStorageUsage } from '../daemon/usage.ts';
@@ -12,9 +12,10 @@ import { runCycle } from '../jobs/cycle.ts';
 import { Notifier } from '../notify/channels.ts';
 import { close, serve } from '../server/http.ts';
 import { DaemonMetrics } from '../server/metrics.ts';
+import type { StorageBackend } from '../storage/backend.ts';
 import { openStorage } from '../storage/index.ts';
 import { ConfigError, ExitCode, errorMessage } from '../util/errors.ts';
-import { createLogger } from '../util/log.ts';
+import { createLogger, type Logger } from '../util/log.ts';
 import { DATASAVER_VERSION } from '../util/version.ts';
 import { type CliContext, readConfig } from './context.ts';
 import { sweepLeftovers } from './leftovers.ts';
@@ -54,36 +55,7 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
       { engine: createEngine(target), destinations, signal, lease: { waitMs: 0 }, onLeased: onStarted },
     );
   };
-  const openDestinations = (target: TargetConfig) =>
-    Promise.all(
-      target.destinations.map(async (d) => {
-        let description = '';
-        const storage = await openStorage(d, {
-          onRetry: (r) => {
-            metrics.storageRetries.inc({
-              target: target.name,
-              destination: description,
-              // The verb only (put, get, list, upload...): keys in a label would grow without bound.
-              operation: r.operation.split(' ')[0] ?? 'other',
-            });
-            log.warn(
-              {
-                target: target.name,
-                destination: description,
-                operation: r.operation,
-                attempt: r.attempt + 1,
-                delayMs: r.delayMs,
-                error: r.error.message,
-              },
-              'storage operation failed; retrying',
-            );
-          },
-          onWarning: (message) => log.warn({ target: target.name, destination: description }, message),
-        });
-        description = storage.description;
-        return storage;
-      }),
-    );
+  const openDestinations = (target: TargetConfig) => openObserved(target, log, metrics);
 
   const daemon = new Daemon({
     targets: config.targets,
@@ -95,23 +67,7 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
     readUsage: readStorageUsage,
     healthDetails: config.daemon.healthDetails,
   });
-  let server: Server;
-  try {
-    server = await serve(
-      { health: () => daemon.health(), ready: () => daemon.ready, metrics: () => metrics.render() },
-      config.daemon.metricsPort,
-      config.daemon.metricsHost,
-      () => metrics.httpDropped.inc(),
-    );
-  } catch (err) {
-    throw new ConfigError(
-      `cannot listen on port ${config.daemon.metricsPort} of ${config.daemon.metricsHost}: ${errorMessage(err)}`,
-      {
-        hint: 'set DATASAVER_METRICS_PORT to a free port, and DATASAVER_METRICS_HOST to an address of this host',
-        cause: err,
-      },
-    );
-  }
+  const server = await listen(config.daemon, daemon, metrics);
   log.info(
     {
       version: DATASAVER_VERSION,
@@ -143,4 +99,57 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
     'running backups did not stop in time; exiting anyway (nothing partial is committed)',
   );
   return ExitCode.ok;
+}
+
+/** A target's destinations, each storage retry counted in the metrics and logged, each warning logged. */
+function openObserved(target: TargetConfig, log: Logger, metrics: DaemonMetrics): Promise<StorageBackend[]> {
+  return Promise.all(
+    target.destinations.map(async (d) => {
+      let description = '';
+      const storage = await openStorage(d, {
+        onRetry: (r) => {
+          metrics.storageRetries.inc({
+            target: target.name,
+            destination: description,
+            // The verb only (put, get, list, upload...): keys in a label would grow without bound.
+            operation: r.operation.split(' ')[0] ?? 'other',
+          });
+          log.warn(
+            {
+              target: target.name,
+              destination: description,
+              operation: r.operation,
+              attempt: r.attempt + 1,
+              delayMs: r.delayMs,
+              error: r.error.message,
+            },
+            'storage operation failed; retrying',
+          );
+        },
+        onWarning: (message) => log.warn({ target: target.name, destination: description }, message),
+      });
+      description = storage.description;
+      return storage;
+    }),
+  );
+}
+
+/** The daemon's one port (/health, /ready, /metrics); a port that cannot be had is a config error. */
+async function listen(settings: DaemonConfig, daemon: Daemon, metrics: DaemonMetrics): Promise<Server> {
+  try {
+    return await serve(
+      { health: () => daemon.health(), ready: () => daemon.ready, metrics: () => metrics.render() },
+      settings.metricsPort,
+      settings.metricsHost,
+      () => metrics.httpDropped.inc(),
+    );
+  } catch (err) {
+    throw new ConfigError(
+      `cannot listen on port ${settings.metricsPort} of ${settings.metricsHost}: ${errorMessage(err)}`,
+      {
+        hint: 'set DATASAVER_METRICS_PORT to a free port, and DATASAVER_METRICS_HOST to an address of this host',
+        cause: err,
+      },
+    );
+  }
 }
