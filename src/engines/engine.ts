@@ -25,6 +25,7 @@
  */
 
 import type { Secret } from '../util/secret.ts';
+import type { EngineDescriptor } from './descriptor.ts';
 
 /**
  * How to reach the database. Every field is optional: the engine's defaults apply (libpq's for
@@ -191,24 +192,12 @@ export interface RestoreCapabilities {
 }
 
 export interface Engine {
-  /** Engine name as stored in manifests (`postgres`, `mysql`, `redis`, `sqlite`). Never fails. */
-  readonly name: string;
-  /** Dump formats this engine writes; the first is the default. Never fails. */
-  readonly formats: readonly string[];
-
   /**
-   * File extension of a dump in `format` before compression, unique to the engine and format so a
-   * backup's kind shows in its name: `dump`/`sql` (PostgreSQL), `mysql.sql`, `rdb`, `sqlite`.
-   * Pure: no I/O. Throws UsageError when `format` is not one of `formats`.
+   * What the engine is, with no I/O (descriptor.ts): its name as stored in manifests, its formats, the
+   * extension of each (`extension` throws UsageError for a format it lacks) and what a restore of each
+   * can do (`restoreCapabilities`, read by restore and its hints before anything is touched).
    */
-  extension(format: string): string;
-
-  /**
-   * What restoring a backup of `format`, made of `database` (the manifest's: null when the backup names
-   * none, as with all of a server's databases), can do; restore and its hints read it before touching
-   * anything. Pure: no I/O. Throws UsageError when `format` is not one of `formats`.
-   */
-  restoreCapabilities(format: string, database: string | null): RestoreCapabilities;
+  readonly descriptor: EngineDescriptor;
 
   /**
    * Connects, checks credentials and that the database exists, and checks that the dump tool can dump

@@ -80,7 +80,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   const [server, liveFacts] = await Promise.all([engine.preflight({ signal }), engine.facts({ signal })]);
   const startedAt = now();
   const extension = dataExtension(
-    engine.extension(format),
+    engine.descriptor.extension(format),
     compressionExtension(target.compression.algorithm),
   );
   const unreachable = new Map<StorageBackend, unknown>();
@@ -93,7 +93,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     version: MANIFEST_VERSION,
     id,
     target: target.name,
-    engine: engine.name,
+    engine: engine.descriptor.name,
     status: 'success',
     createdAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
@@ -165,7 +165,7 @@ async function streamDump(request: StreamRequest): Promise<StreamedDump> {
     memory: new MemoryGovernor(),
     onBytes: (n) => request.onProgress?.(n, stored.bytes),
     onEmpty: () =>
-      new BackupError(`${engine.name} dump of ${target.name} produced no data`, {
+      new BackupError(`${engine.descriptor.name} dump of ${target.name} produced no data`, {
         hint: 'the backup was not committed; check the database and the dump tool',
       }),
   });

@@ -68,9 +68,9 @@ export interface RestorePlan {
 export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Promise<RestorePlan> {
   const { manifest } = request;
   const { engine, storage, signal } = deps;
-  if (manifest.engine !== engine.name) {
+  if (manifest.engine !== engine.descriptor.name) {
     throw new UsageError(
-      `backup ${manifest.id} is a ${manifest.engine} backup; the chosen target is ${engine.name}`,
+      `backup ${manifest.id} is a ${manifest.engine} backup; the chosen target is ${engine.descriptor.name}`,
       {
         hint: 'pick a target of the same engine with --target',
       },
@@ -90,7 +90,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
   }
 
   const destination = await engine.restoreTargetState(request.targetDatabase, { signal });
-  const can = engine.restoreCapabilities(manifest.format, manifest.database);
+  const can = engine.descriptor.restoreCapabilities(manifest.format, manifest.database);
   const jobs = can.parallel ? Math.max(1, request.jobs) : 1;
   const action = chooseAction(destination, request);
   const plan: RestorePlan = { backup: manifest.id, destination, action, jobs };
@@ -156,7 +156,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
  * selects by name within schemas) and --drop-existing (it would drop everything else).
  */
 function pickTables(manifest: Manifest, request: RestoreRequest, engine: Engine) {
-  if (!engine.restoreCapabilities(manifest.format, manifest.database).tables) {
+  if (!engine.descriptor.restoreCapabilities(manifest.format, manifest.database).tables) {
     throw new UsageError(
       `--table cannot be used with backup ${manifest.id} (${manifest.engine} ${manifest.format} format): it restores whole`,
       { hint: 'PostgreSQL backups in custom format (the default) restore single tables' },

@@ -19,7 +19,7 @@ import { DEFAULT_RULES } from '../../src/retention/policy.ts';
 import type { GetOptions } from '../../src/storage/backend.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
 import { UsageError, VerifyError } from '../../src/util/errors.ts';
-import { fakeCapabilities } from '../support/fake-engine.ts';
+import { fakeCapabilities, fakeDescriptor } from '../support/fake-engine.ts';
 import { storeBackup } from '../support/manifests.ts';
 
 const DAY = 86_400_000;
@@ -238,7 +238,7 @@ describe('printed fields', () => {
     const { engine } = recordingEngine();
     const tables: Engine = {
       ...engine,
-      restoreCapabilities: () => ({ ...fakeCapabilities, tables: true }),
+      descriptor: fakeDescriptor({ ...fakeCapabilities, tables: true }),
     };
     for (const wanted of ['nosuch', 'a']) {
       const err = await runRestore(
@@ -266,10 +266,7 @@ function recordingEngine() {
     }
   };
   const engine: Engine = {
-    name: 'postgres',
-    formats: ['custom'],
-    extension: () => 'dump',
-    restoreCapabilities: () => fakeCapabilities,
+    descriptor: fakeDescriptor(),
     preflight: async () => ({ serverVersion: '15', toolVersion: 'pg_dump 15' }),
     facts: async () => ({ exact: true, tables: [] }),
     dump: () => {

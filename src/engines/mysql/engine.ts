@@ -28,7 +28,6 @@ import type {
   Engine,
   EngineTarget,
   InspectOptions,
-  RestoreCapabilities,
   RestoreOptions,
   RestoreTargetState,
   ServerInfo,
@@ -58,8 +57,7 @@ const EXACT_ROW_ENGINES = ['MyISAM', 'Aria', 'MEMORY'];
 type Signal = { signal?: AbortSignal | undefined };
 
 export class MysqlEngine implements Engine {
-  readonly name = 'mysql';
-  readonly formats = mysqlDescriptor.formatNames;
+  readonly descriptor = mysqlDescriptor;
   readonly #target: EngineTarget;
   readonly #tools: MysqlTools;
   readonly #run: MysqlRunner;
@@ -68,14 +66,6 @@ export class MysqlEngine implements Engine {
     this.#target = target;
     this.#tools = new MysqlTools(target.toolDir);
     this.#run = new MysqlRunner(target);
-  }
-
-  extension(format: string): string {
-    return mysqlDescriptor.extension(format);
-  }
-
-  restoreCapabilities(format: string, database: string | null): RestoreCapabilities {
-    return mysqlDescriptor.restoreCapabilities(format, database);
   }
 
   async preflight(options: Signal = {}): Promise<ServerInfo> {
@@ -166,7 +156,7 @@ export class MysqlEngine implements Engine {
   }
 
   dump(options: DumpOptions): AsyncIterable<Buffer> {
-    this.extension(options.format);
+    this.descriptor.extension(options.format);
     return this.#streamDump(options);
   }
 
@@ -175,7 +165,7 @@ export class MysqlEngine implements Engine {
     format: string,
     _options: InspectOptions = {},
   ): Promise<DumpInspection> {
-    this.extension(format);
+    this.descriptor.extension(format);
     // A SQL script needs no tool to read: any client can replay what any dump tool wrote.
     return inspectMysqlDump(source);
   }
@@ -217,7 +207,7 @@ export class MysqlEngine implements Engine {
   }
 
   async restore(source: AsyncIterable<Buffer>, options: RestoreOptions): Promise<void> {
-    this.extension(options.format);
+    this.descriptor.extension(options.format);
     // Before anything is created or dropped: the client must be there.
     const client = await this.#tools.client();
     const it = source[Symbol.asyncIterator]();

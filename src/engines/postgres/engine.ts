@@ -26,7 +26,6 @@ import type {
   Engine,
   EngineTarget,
   InspectOptions,
-  RestoreCapabilities,
   RestoreOptions,
   RestoreReport,
   RestoreTargetState,
@@ -64,20 +63,11 @@ export { parseRestoreList };
 type Signal = { signal?: AbortSignal | undefined };
 
 export class PostgresEngine implements Engine {
-  readonly name = 'postgres';
-  readonly formats = postgresDescriptor.formatNames;
+  readonly descriptor = postgresDescriptor;
   readonly #target: EngineTarget;
 
   constructor(target: EngineTarget) {
     this.#target = target;
-  }
-
-  restoreCapabilities(format: string): RestoreCapabilities {
-    return postgresDescriptor.restoreCapabilities(format, null);
-  }
-
-  extension(format: string): string {
-    return postgresDescriptor.extension(format);
   }
 
   async preflight(options: Signal = {}): Promise<ServerInfo> {
@@ -118,7 +108,7 @@ export class PostgresEngine implements Engine {
   }
 
   dump(options: DumpOptions): AsyncIterable<Buffer> {
-    this.extension(options.format);
+    this.descriptor.extension(options.format);
     const args = ['--no-password', `--format=${options.format}`];
     if (options.format === 'custom') args.push('--compress=0');
     if (options.schemaOnly) args.push('--schema-only');
@@ -132,7 +122,7 @@ export class PostgresEngine implements Engine {
     format: string,
     options: InspectOptions = {},
   ): Promise<DumpInspection> {
-    this.extension(format);
+    this.descriptor.extension(format);
     if (format === 'plain') return inspectPlain(source);
     await this.#checkReader('pg_restore', options.dumpToolVersion);
     return inspectCustom(this.#tool('pg_restore'), source, options.signal, (t) => this.#redact(t));
@@ -164,7 +154,7 @@ export class PostgresEngine implements Engine {
   }
 
   async restore(source: AsyncIterable<Buffer>, options: RestoreOptions): Promise<RestoreReport | undefined> {
-    this.extension(options.format);
+    this.descriptor.extension(options.format);
     const database = options.targetDatabase ?? this.#database();
     // Before anything is dropped or created: a restore tool too old for the dump would fail right after.
     await this.#checkReader(options.format === 'plain' ? 'psql' : 'pg_restore', options.dumpToolVersion);

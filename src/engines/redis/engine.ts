@@ -36,7 +36,6 @@ import type {
   Engine,
   EngineTarget,
   InspectOptions,
-  RestoreCapabilities,
   RestoreOptions,
   RestoreTargetState,
   ServerInfo,
@@ -55,20 +54,11 @@ type Signal = { signal?: AbortSignal | undefined };
 type Fail = typeof BackupError | typeof RestoreError;
 
 export class RedisEngine implements Engine {
-  readonly name = 'redis';
-  readonly formats = redisDescriptor.formatNames;
+  readonly descriptor = redisDescriptor;
   readonly #target: EngineTarget;
 
   constructor(target: EngineTarget) {
     this.#target = target;
-  }
-
-  extension(format: string): string {
-    return redisDescriptor.extension(format);
-  }
-
-  restoreCapabilities(format: string): RestoreCapabilities {
-    return redisDescriptor.restoreCapabilities(format, null);
   }
 
   async preflight(options: Signal = {}): Promise<ServerInfo> {
@@ -91,7 +81,7 @@ export class RedisEngine implements Engine {
   }
 
   dump(options: DumpOptions): AsyncIterable<Buffer> {
-    this.extension(options.format);
+    this.descriptor.extension(options.format);
     const cli = redisCli(this.#target.toolDir);
     const failure = (message: string, stderr: string) => this.#rdbFailure(message, stderr);
     return streamRdb(cli, this.#cliArgs(), this.#cliEnv(), options.signal, failure);
@@ -102,7 +92,7 @@ export class RedisEngine implements Engine {
     format: string,
     options: InspectOptions = {},
   ): Promise<DumpInspection> {
-    this.extension(format);
+    this.descriptor.extension(format);
     let summary: RdbSummary;
     try {
       summary = await checkRdb(source, options.signal);
@@ -125,7 +115,7 @@ export class RedisEngine implements Engine {
   }
 
   async restore(source: AsyncIterable<Buffer>, options: RestoreOptions): Promise<void> {
-    this.extension(options.format);
+    this.descriptor.extension(options.format);
     this.#noTargetDatabase(options.targetDatabase);
     const { signal } = options;
     // Before anything is read or changed: the loader must exist.

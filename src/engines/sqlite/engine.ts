@@ -43,7 +43,6 @@ import type {
   Engine,
   EngineTarget,
   InspectOptions,
-  RestoreCapabilities,
   RestoreOptions,
   RestoreTargetState,
   ServerInfo,
@@ -58,20 +57,11 @@ const BUSY_TIMEOUT = 30_000;
 const ALL_PAGES = 2 ** 31 - 1;
 
 export class SqliteEngine implements Engine {
-  readonly name = 'sqlite';
-  readonly formats = sqliteDescriptor.formatNames;
+  readonly descriptor = sqliteDescriptor;
   readonly #target: EngineTarget;
 
   constructor(target: EngineTarget) {
     this.#target = target;
-  }
-
-  extension(format: string): string {
-    return sqliteDescriptor.extension(format);
-  }
-
-  restoreCapabilities(format: string): RestoreCapabilities {
-    return sqliteDescriptor.restoreCapabilities(format, null);
   }
 
   async preflight(): Promise<ServerInfo> {
@@ -94,7 +84,7 @@ export class SqliteEngine implements Engine {
   }
 
   dump(options: DumpOptions): AsyncIterable<Buffer> {
-    this.extension(options.format);
+    this.descriptor.extension(options.format);
     if (options.schemaOnly) throw new UsageError('sqlite backups have no schema-only mode');
     return this.#dump(options.signal, options.onFacts);
   }
@@ -136,7 +126,7 @@ export class SqliteEngine implements Engine {
     format: string,
     options: InspectOptions = {},
   ): Promise<DumpInspection> {
-    this.extension(format);
+    this.descriptor.extension(format);
     const dir = await makePrivateTempDir('sqlite');
     try {
       const file = join(dir, 'check.sqlite');
@@ -168,7 +158,7 @@ export class SqliteEngine implements Engine {
   }
 
   async restore(source: AsyncIterable<Buffer>, options: RestoreOptions): Promise<void> {
-    this.extension(options.format);
+    this.descriptor.extension(options.format);
     const path = this.#destination(options.targetDatabase);
     const dir = dirname(path);
     if (!(await stat(dir).catch(() => undefined))?.isDirectory()) {
