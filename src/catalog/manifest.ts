@@ -17,7 +17,7 @@ export const LABEL_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 export interface Manifest {
   /** Manifest format version; readers keep fields they do not know. */
   version: number;
-  /** `<target>-<UTC start>` (see storage/layout.ts); sorts by time within a target. */
+  /** `<target>-<UTC start>` (see catalog/layout.ts); sorts by time within a target. */
   id: string;
   target: string;
   /** Engine that wrote the dump (`postgres`). */

@@ -1,9 +1,9 @@
 /**
  * One writer per target. Before a run writes or deletes anything of a target in a destination (backup,
  * prune, resuming uploads), it takes the target's lease there: the object `<target>/<target>.lease.json`
- * (lease-record.ts) naming its holder (host, pid, PID namespace, boot id, process start time, a random
- * token, what it is doing), when it was taken and when it expires. This file takes leases; lease-held.ts
- * renews, confirms and releases one; lease-state.ts judges whose a lease is.
+ * (record.ts) naming its holder (host, pid, PID namespace, boot id, process start time, a random
+ * token, what it is doing), when it was taken and when it expires. This file takes leases; held.ts
+ * renews, confirms and releases one; state.ts judges whose a lease is.
  *
  * - **Taking it.** An absent lease is created with `put(ifAbsent)`: where the service enforces that (local
  *   disk, S3 with conditional writes), exactly one of two processes gets it. Where it cannot
@@ -14,10 +14,10 @@
  *   of a holder that died elsewhere expires meanwhile); then the run fails with LeaseHeldError (exit 6).
  *   The daemon waits 0 and skips the run.
  * - **Taken over** when it expired (its holder stopped renewing: killed, cut off), or at once when its
- *   holder ran on this host in this PID namespace and that process is gone (lease-state.ts): the next run
+ *   holder ran on this host in this PID namespace and that process is gone (state.ts): the next run
  *   after a crash does not wait. Taking over deletes the old lease and creates ours as above, then always
  *   reads it back after `settleMs`, since two processes may be taking over the same old lease.
- * - **Renewed, confirmed and released** by the HeldLease it gives (lease-held.ts).
+ * - **Renewed, confirmed and released** by the HeldLease it gives (held.ts).
  *
  * Expiry compares the clocks of different hosts: with renewals every third of the TTL, clocks that differ
  * by less than two thirds of it are safe (S3 itself refuses requests from clocks 15 minutes off). A lease

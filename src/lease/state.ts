@@ -28,7 +28,7 @@ export function processStartTime(pid: number): string {
 export function processIdentity(): LeaseIdentity {
   // '' without /proc (not Linux): a dead pid cannot be told from a live one elsewhere; leases just expire.
   const pidNamespace = procPidNamespace();
-  // Kept to what a lease may hold (lease-record.ts), or this process could not read its own lease back.
+  // Kept to what a lease may hold (record.ts), or this process could not read its own lease back.
   const host =
     hostname()
       .replace(/[^A-Za-z0-9_.:-]/g, '_')
