@@ -2,8 +2,8 @@
  * Reading manifests back from storage, validated: anything malformed is reported, never trusted. Storage
  * is untrusted, so the fields datasaver prints are held to what datasaver writes: labels and formats to
  * their known shapes, and every other printed string to text without control characters, so no manifest
- * can send a terminal escape or fake a row of `list`. (Table names in the facts may be any identifier
- * the database allows; they are made printable where they are shown.)
+ * can send a terminal escape or fake a row of `list`. (Table, object kind and sequence names in the facts
+ * may be any identifier the database allows; they are made printable where they are shown.)
  */
 import { z } from 'zod';
 import { DATABASE_PRIVILEGES, SETTING_NAME } from '../engines/postgres/dbsettings.ts';
@@ -12,6 +12,22 @@ import { isPrintable } from '../util/printable.ts';
 import { LABEL_PATTERN, type Manifest } from './manifest.ts';
 
 const tableFacts = z.object({ name: z.string(), rows: z.number() });
+const facts = z.object({
+  exact: z.boolean(),
+  tables: z.array(tableFacts),
+  objects: z.array(z.object({ kind: z.string(), count: z.number().int().nonnegative() })).optional(),
+  sequences: z
+    .array(
+      z.object({
+        name: z.string(),
+        value: z
+          .string()
+          .regex(/^-?\d{1,20}$/)
+          .nullable(),
+      }),
+    )
+    .optional(),
+});
 
 /** Engine names and dump formats: short lowercase words (`postgres`, `custom`, `rdb`). */
 const WORD = /^[a-z][a-z0-9_-]{0,31}$/;
@@ -65,7 +81,7 @@ const manifestSchema = z.looseObject({
   serverVersion: printableText,
   toolVersion: printableText,
   datasaverVersion: printableText,
-  facts: z.object({ exact: z.boolean(), tables: z.array(tableFacts) }),
+  facts,
   databaseSettings: databaseSettings.optional(),
 }) satisfies z.ZodType<Manifest>;
 

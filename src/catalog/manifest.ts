@@ -6,7 +6,7 @@
  * Reading manifests back (validated) lives in manifest-read.ts, so writing a backup needs no validator.
  */
 
-import type { DatabaseSettings } from '../engines/engine.ts';
+import type { DatabaseFacts, DatabaseSettings } from '../engines/engine.ts';
 import type { CompressionAlgorithm } from '../pipeline/compression.ts';
 
 export const MANIFEST_VERSION = 1;
@@ -54,8 +54,12 @@ export interface Manifest {
   serverVersion: string;
   toolVersion: string;
   datasaverVersion: string;
-  /** Row counts per table; `exact: false` for planner estimates. */
-  facts: { exact: boolean; tables: { name: string; rows: number }[] };
+  /**
+   * What the dump holds, in one place (a later encryption of the contents covers them whole): row counts
+   * per table, objects by kind and sequence values where the engine records them; `exact: false` for
+   * planner estimates and other counts taken from the live database.
+   */
+  facts: DatabaseFacts;
 }
 
 export function serializeManifest(manifest: Manifest): Buffer {

@@ -87,8 +87,19 @@ export interface DatabaseSettings {
 
 /** Cheap facts about the database, recorded in the manifest for later verification. */
 export interface DatabaseFacts {
-  /** Per-table row counts (Redis: keys per logical database). */
+  /** Per-table row counts (Redis: keys per logical database, named `db0`, `db1`...). */
   tables: { name: string; rows: number }[];
+  /**
+   * Objects counted by kind, for the kinds the engine records (PostgreSQL: `schemas`, `tables`, `views`,
+   * `materialized views`, `functions`, `sequences`; Redis: keys by type, `string`, `hash`...). Absent when
+   * the engine records none.
+   */
+  objects?: { kind: string; count: number }[] | undefined;
+  /**
+   * Sequence values (PostgreSQL: each sequence's `last_value`, or null before its first `nextval`), as text:
+   * a bigint may pass what a JSON number holds exactly.
+   */
+  sequences?: { name: string; value: string | null }[] | undefined;
   /**
    * True only when every count is what the dump holds: read from the dump's own copy or snapshot. Counts
    * taken from the live database around the dump (planner estimates, or counts before the dump's snapshot
