@@ -1,9 +1,10 @@
 /**
  * The manifest's facts are marked exact only when they are the backup's own counts. A writer commits
  * between the facts and the dump (the engine's `dump` writes first, then dumps: deterministic): SQLite
- * counts the copy it streams, so its exact counts equal the restored file's; MySQL and Redis count
- * before their snapshot, so their counts are marked not exact. PostgreSQL's planner estimates are not doubled for a
- * table analysed in the session that filled it.
+ * counts the copy it streams, so its exact counts equal the restored file's; PostgreSQL counts in the
+ * snapshot pg_dump reads, so a writer that commits while pg_dump runs changes neither; MySQL and Redis
+ * count before their snapshot, so their counts are marked not exact. PostgreSQL's planner estimates (for
+ * `facts()` and schema-only dumps) are not doubled for a table analysed in the session that filled it.
  */
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -13,6 +14,7 @@ import { offlineTarget } from '../../src/config/target.ts';
 import type { TargetConfig } from '../../src/config/types.ts';
 import type { Engine } from '../../src/engines/engine.ts';
 import { createEngine } from '../../src/engines/index.ts';
+import { countInSnapshot } from '../../src/engines/postgres/facts.ts';
 import { runBackup } from '../../src/jobs/backup.ts';
 import { runRestore } from '../../src/jobs/restore.ts';
 import { LocalStorage } from '../../src/storage/local.ts';
@@ -20,6 +22,21 @@ import { Secret } from '../../src/util/secret.ts';
 import { type MariadbServer, startMariadb } from '../support/mariadb-server.ts';
 import { createDatabase, pgTarget, server, tempDir, uniqueName } from '../support/pg.ts';
 import { type RedisServer, startRedis } from '../support/redis-server.ts';
+
+/** The real engine, with `write` run once the dump has produced its first bytes (its snapshot is taken). */
+function writerDuringDump(engine: Engine, write: () => Promise<void>): Engine {
+  const dump = engine.dump.bind(engine);
+  engine.dump = (options) =>
+    (async function* () {
+      let first = true;
+      for await (const chunk of dump(options)) {
+        yield chunk;
+        if (first) await write();
+        first = false;
+      }
+    })();
+  return engine;
+}
 
 /** The real engine, with `write` run after its facts are taken and before its dump starts. */
 function writerBeforeDump(engine: Engine, write: () => Promise<void>): Engine {
@@ -150,6 +167,70 @@ describe('facts marked exact are the backup’s', () => {
       expect(await mariadb.query(`SELECT count(*) FROM ${copy}.t`)).toEqual([['55']]);
       expect(manifest.facts).toEqual({ exact: false, tables: [{ name: `${db}.t`, rows: 50 }] });
     });
+  });
+
+  it('postgres: rows, schemas, tables, views and functions counted in the dump’s own snapshot', async () => {
+    const db = uniqueName('facts_pg_exact');
+    await createDatabase(db);
+    const s = server();
+    const connect = async (database: string) => {
+      const c = new pg.Client({ host: s.host, port: s.port, user: s.user, password: s.password, database });
+      await c.connect();
+      return c;
+    };
+    const live = await connect(db);
+    try {
+      await live.query(`
+        CREATE SCHEMA app;
+        CREATE TABLE app.parent (i int);
+        CREATE TABLE app.child () INHERITS (app.parent);
+        CREATE TABLE "Odd ""name""" (i int);
+        CREATE VIEW app.v AS SELECT i FROM app.parent;
+        CREATE MATERIALIZED VIEW app.mv AS SELECT count(*) AS n FROM app.parent;
+        CREATE SEQUENCE app.s;
+        CREATE FUNCTION app.f() RETURNS int LANGUAGE sql AS 'SELECT 1';
+        INSERT INTO app.parent SELECT generate_series(1, 30);
+        INSERT INTO app.child SELECT generate_series(1, 12);
+        INSERT INTO "Odd ""name""" SELECT generate_series(1, 5);`);
+      const target = pgTarget(db);
+      // Rows committed while pg_dump runs are in neither the dump nor its facts.
+      const { storage, manifest } = await backUp(
+        target,
+        writerDuringDump(createEngine(target), async () => {
+          await live.query('INSERT INTO app.parent SELECT generate_series(1, 1000)');
+        }),
+      );
+      expect(manifest.facts.exact).toBe(true);
+      expect(manifest.facts.tables).toEqual([
+        { name: 'app.child', rows: 12 },
+        { name: 'app.parent', rows: 30 },
+        { name: 'public.Odd "name"', rows: 5 },
+      ]);
+      expect(manifest.facts.objects).toEqual([
+        { kind: 'schemas', count: 2 },
+        { kind: 'tables', count: 3 },
+        { kind: 'views', count: 1 },
+        { kind: 'materialized views', count: 1 },
+        { kind: 'sequences', count: 1 },
+        { kind: 'functions', count: 1 },
+      ]);
+
+      // What a drill does: restore, then count the copy the same way.
+      const copyName = uniqueName('facts_pg_copy');
+      await runRestore(
+        { manifest, targetDatabase: copyName, dryRun: false, force: false, dropExisting: false, jobs: 1 },
+        { engine: createEngine(target), storage },
+      );
+      const copy = await connect(copyName);
+      try {
+        await copy.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        expect(await countInSnapshot(copy)).toEqual(manifest.facts);
+      } finally {
+        await copy.end();
+      }
+    } finally {
+      await live.end();
+    }
   });
 
   it('postgres: a table analysed in the session that filled it is estimated once, not twice', async () => {

@@ -44,6 +44,7 @@ import {
   toDatabaseSettings,
 } from './dbsettings.ts';
 import { postgresDescriptor } from './descriptor.ts';
+import { countInSnapshot } from './facts.ts';
 import { inspectCustom, inspectPlain } from './inspect.ts';
 import { cleanSafeOrder, parseRestoreList } from './list.ts';
 import { TABLE_ROWS_SQL, USER_OBJECTS_SQL } from './queries.ts';
@@ -114,7 +115,46 @@ export class PostgresEngine implements Engine {
     if (options.schemaOnly) args.push('--schema-only');
     const tool = this.#tool('pg_dump');
     const failed = this.#toolFailed(tool, BackupError, 'the backup was not committed; see the message above');
-    return streamTool(tool, args, this.#env(this.#database()), options.signal, failed);
+    const run = (extra: string[]) =>
+      streamTool(tool, [...args, ...extra], this.#env(this.#database()), options.signal, failed);
+    // A schema-only dump holds no rows: the live estimates stay, marked as such.
+    if (!options.onFacts || options.schemaOnly) return run([]);
+    return this.#dumpCounted(run, options.onFacts, options.signal);
+  }
+
+  /**
+   * The dump in a snapshot this engine exports, with the facts counted in that same snapshot (facts.ts)
+   * while pg_dump runs; they are reported once the dump ended cleanly. The exporting transaction stays
+   * open until then: the snapshot is valid only while it is, and pg_dump takes it as it starts.
+   */
+  async *#dumpCounted(
+    run: (extra: string[]) => AsyncIterable<Buffer>,
+    onFacts: (facts: DatabaseFacts) => void,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<Buffer> {
+    const exported = Promise.withResolvers<string>();
+    const dumped = Promise.withResolvers<boolean>();
+    const counted = this.#withClient(this.#database(), { signal }, async (c) => {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const res = await c.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
+      exported.resolve(res.rows[0]!.id);
+      const facts = await countInSnapshot(c);
+      const clean = await dumped.promise;
+      await c.query('COMMIT');
+      return clean ? facts : undefined;
+    });
+    // A connection that fails before the export fails the dump; a later failure is reported after it.
+    counted.catch((err: unknown) => exported.reject(err));
+    let clean = false;
+    try {
+      yield* run([`--snapshot=${await exported.promise}`]);
+      clean = true;
+    } finally {
+      dumped.resolve(clean);
+      if (!clean) await counted.catch(() => {});
+    }
+    const facts = await counted;
+    if (facts) onFacts(facts);
   }
 
   async inspect(

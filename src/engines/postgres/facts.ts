@@ -1,0 +1,65 @@
+/**
+ * Exact facts of what a pg_dump holds: read in the snapshot the dump itself reads. The engine opens a
+ * repeatable-read transaction, exports its snapshot (`pg_export_snapshot()`) for `pg_dump --snapshot`,
+ * and counts in that same transaction while the dump runs, so the counts are those of the rows the dump
+ * writes, whatever commits meanwhile. A drill reads the same facts from the restored copy.
+ *
+ * What is counted is what pg_dump writes: the rows of every ordinary table (its own rows, `FROM ONLY`:
+ * an inheritance or partition parent's children are tables of their own), and the number of user
+ * schemas, tables, views, materialized views, sequences and functions. Objects that belong to an
+ * extension are left out: the dump recreates them with `CREATE EXTENSION`, not one by one. Sequence
+ * values are not read here: they are not transactional, so a read in this snapshot may differ from the
+ * one pg_dump makes.
+ */
+import type pg from 'pg';
+import type { DatabaseFacts } from '../engine.ts';
+
+/** The user's relations and functions, not an extension's, outside the system schemas. */
+const USER_NAMESPACE = `n.nspname NOT IN ('pg_catalog', 'information_schema')
+           AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+const NOT_EXTENSION_MEMBER = (catalog: string, oid: string) => `NOT EXISTS (
+          SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;
+
+const TABLES_SQL = `
+        SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS ident, n.nspname AS schema,
+               c.relname AS name
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind = 'r' AND ${USER_NAMESPACE} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}
+         ORDER BY 2, 3`;
+
+const OBJECTS_SQL = `
+        SELECT (SELECT count(*) FROM pg_namespace n
+                 WHERE ${USER_NAMESPACE} AND ${NOT_EXTENSION_MEMBER('pg_namespace', 'n.oid')}) AS schemas,
+               count(*) FILTER (WHERE c.relkind IN ('r', 'p')) AS tables,
+               count(*) FILTER (WHERE c.relkind = 'v') AS views,
+               count(*) FILTER (WHERE c.relkind = 'm') AS matviews,
+               count(*) FILTER (WHERE c.relkind = 'S') AS sequences,
+               (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                 WHERE ${USER_NAMESPACE} AND ${NOT_EXTENSION_MEMBER('pg_proc', 'p.oid')}) AS functions
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE ${USER_NAMESPACE} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}`;
+
+/**
+ * Counts the facts on `c`, which must be in the transaction whose snapshot the dump reads. Throws what
+ * the queries throw (a table the user cannot read fails here as it fails pg_dump).
+ */
+export async function countInSnapshot(c: pg.Client): Promise<DatabaseFacts> {
+  // As pg_dump does: a row-level security policy must not hide rows from the count.
+  await c.query('SET LOCAL row_security = off');
+  const tables: DatabaseFacts['tables'] = [];
+  const list = await c.query<{ ident: string; schema: string; name: string }>(TABLES_SQL);
+  for (const t of list.rows) {
+    const res = await c.query<{ n: string }>(`SELECT count(*) AS n FROM ONLY ${t.ident}`);
+    tables.push({ name: `${t.schema}.${t.name}`, rows: Number(res.rows[0]?.n ?? 0) });
+  }
+  const counts = (await c.query<Record<string, string>>(OBJECTS_SQL)).rows[0] ?? {};
+  const objects = [
+    ['schemas', counts.schemas],
+    ['tables', counts.tables],
+    ['views', counts.views],
+    ['materialized views', counts.matviews],
+    ['sequences', counts.sequences],
+    ['functions', counts.functions],
+  ].map(([kind, n]) => ({ kind: kind as string, count: Number(n ?? 0) }));
+  return { exact: true, tables, objects };
+}
