@@ -45,9 +45,8 @@ import { copyDatabase, probeRestore } from './copy.ts';
 import { redisDescriptor } from './descriptor.ts';
 import { infoField, parseKeyspace, rdbEntries } from './info.ts';
 import { spoolAndCheck, startLoader } from './loader.ts';
-import { checkRdb } from './rdb.ts';
 import { RdbError, type RdbSummary } from './rdb-format.ts';
-import { streamRdb } from './rdb-stream.ts';
+import { checkRdb, streamRdb } from './rdb-stream.ts';
 import { redisCli, redisServer, redisToolVersion, sanitizesPayloads } from './tools.ts';
 
 type Signal = { signal?: AbortSignal | undefined };

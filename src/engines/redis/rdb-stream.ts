@@ -1,11 +1,14 @@
 /**
- * The backup stream: `redis-cli --rdb -` takes the server's snapshot over the replication protocol, and
- * its stdout is the RDB, checked against the length redis-cli reports.
+ * RDB streams: the backup stream (`redis-cli --rdb -` takes the server's snapshot over the replication
+ * protocol, and its stdout is the RDB, checked against the length redis-cli reports), and RDB streams
+ * read through the RdbChecker.
  */
 import type { BackupError } from '../../util/errors.ts';
 import { describeExit, spawnTool, type Tool } from '../../util/process.ts';
 import type { ToolEnv } from '../../util/tool-env.ts';
 import { killOnAbort } from '../tool-run.ts';
+import { RdbChecker } from './rdb.ts';
+import type { RdbSummary } from './rdb-format.ts';
 
 /** redis-cli writes the 40-byte EOF mark of a diskless transfer to stdout after the RDB (7.0 and older). */
 const EOF_MARK = 40;
@@ -73,4 +76,14 @@ export function rdbLength(stderr: string): number | undefined {
   const m =
     /Transfer finished with success after (\d+) bytes/.exec(stderr) ?? /writing (\d+) bytes to/.exec(stderr);
   return m ? Number(m[1]) : undefined;
+}
+
+/** Reads an RDB stream to its end and checks it (see RdbChecker). Throws RdbError. */
+export async function checkRdb(source: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<RdbSummary> {
+  const checker = new RdbChecker();
+  for await (const chunk of source) {
+    signal?.throwIfAborted();
+    checker.push(chunk);
+  }
+  return checker.finish();
 }

@@ -473,13 +473,3 @@ export class RdbChecker {
     }
   }
 }
-
-/** Reads an RDB stream to its end and checks it (see RdbChecker). Throws RdbError. */
-export async function checkRdb(source: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<RdbSummary> {
-  const checker = new RdbChecker();
-  for await (const chunk of source) {
-    signal?.throwIfAborted();
-    checker.push(chunk);
-  }
-  return checker.finish();
-}
