@@ -230,6 +230,27 @@ describe('redis engine', () => {
     expect(manifest.serverVersion).toBe(source.version);
   });
 
+  it("records the RDB's own facts, exact: keys per database and per type, as seeded", async () => {
+    const { manifest } = await backUp(await freshSource());
+    expect(manifest.facts).toEqual({
+      exact: true,
+      tables: [
+        { name: 'db0', rows: DB0_KEYS },
+        { name: 'db3', rows: DB3_KEYS },
+      ],
+      objects: [
+        { kind: 'hash', count: 3 },
+        { kind: 'list', count: 3 },
+        { kind: 'set', count: 3 },
+        { kind: 'stream', count: 1 },
+        { kind: 'string', count: 9 },
+        { kind: 'zset', count: 2 },
+        { kind: 'expiring keys', count: 3 },
+        { kind: 'function libraries', count: 1 },
+      ],
+    });
+  });
+
   it('a flipped byte inside a value, under a matching sha256, fails verify on the CRC-64', async () => {
     const { storage, manifest } = await backUp(await freshSource());
     const raw = await rawOf(storage, manifest);
@@ -805,6 +826,28 @@ describe('redis engine', () => {
     })().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BackupError);
     expect((err as Error).message).toMatch(/wrote \d+ bytes for an RDB of \d+ bytes/);
+  });
+
+  it('an RDB altered on its way fails the dump before it ends, and reports no facts', async () => {
+    // Byte 20 is in the first aux field's name: the records still read, the CRC-64 no longer matches.
+    const toolDir = await fakeToolDir({
+      'redis-cli': `case "$*" in *--rdb*) t=$(mktemp); /usr/bin/redis-cli "$@" > "$t" || exit 1; printf X | dd of="$t" bs=1 seek=20 conv=notrunc 2>/dev/null; cat "$t"; rm -f "$t"; exit 0;; esac\nexec /usr/bin/redis-cli "$@"`,
+    });
+    await freshSource();
+    const engine = new RedisEngine({ ...source.target('redis_src'), toolDir });
+    const facts: unknown[] = [];
+    const err = await (async () => {
+      for await (const _ of engine.dump({
+        format: 'rdb',
+        schemaOnly: false,
+        onFacts: (f) => facts.push(f),
+      })) {
+        // drain
+      }
+    })().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BackupError);
+    expect((err as Error).message).toMatch(/redis-cli --rdb wrote a damaged RDB: .*CRC-64 does not match/);
+    expect(facts).toEqual([]);
   });
 });
 
