@@ -20,7 +20,7 @@ export function parseKeyspace(info: string): { db: number; keys: number; expires
  * Exact facts of an RDB: keys per logical database (`db0`, `db1`..., as `facts()` names them) and keys by
  * type, plus `expiring keys` (with a TTL) and `function libraries` where there are any. They count what a
  * restore of the file produces: keys already expired when it was written are in the file, but a server
- * loading it drops them, so they are left out (and a database holding only those with them). Keys that
+ * loading it drops them, so they are left out, as is a database that holds only such keys. Keys that
  * expire between the backup and a restore are in the counts and missing from the restore. Undefined when
  * the reader could not walk every record (`partial`: a newer RDB, a module value of the first format).
  */
