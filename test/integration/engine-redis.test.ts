@@ -18,6 +18,8 @@ import { createEngine } from '../../src/engines/index.ts';
 import { BACKUP_RIGHTS, RESTORE_RIGHTS } from '../../src/engines/redis/client.ts';
 import { crc64 } from '../../src/engines/redis/crc64.ts';
 import { RedisEngine } from '../../src/engines/redis/engine.ts';
+import { rdbFacts } from '../../src/engines/redis/info.ts';
+import { checkRdb } from '../../src/engines/redis/rdb-stream.ts';
 import { runBackup } from '../../src/jobs/backup.ts';
 import { runRestore } from '../../src/jobs/restore.ts';
 import { verifyBackup } from '../../src/jobs/verify.ts';
@@ -228,6 +230,51 @@ describe('redis engine', () => {
     ]);
     expect(manifest.toolVersion).toMatch(/^redis-cli \d+\.\d+\.\d+$/);
     expect(manifest.serverVersion).toBe(source.version);
+  });
+
+  it("records the RDB's own facts, exact: keys per database and per type, as seeded", async () => {
+    const { manifest } = await backUp(await freshSource());
+    expect(manifest.facts).toEqual({
+      exact: true,
+      tables: [
+        { name: 'db0', rows: DB0_KEYS },
+        { name: 'db3', rows: DB3_KEYS },
+      ],
+      objects: [
+        { kind: 'hash', count: 3 },
+        { kind: 'list', count: 3 },
+        { kind: 'set', count: 3 },
+        { kind: 'stream', count: 1 },
+        { kind: 'string', count: 9 },
+        { kind: 'zset', count: 2 },
+        { kind: 'expiring keys', count: 3 },
+        { kind: 'function libraries', count: 1 },
+      ],
+    });
+  });
+
+  it('a key already expired when Redis wrote the RDB is in the file but not in the facts', async () => {
+    const { storage, manifest } = await backUp(await freshSource());
+    const raw = Buffer.from(await rawOf(storage, manifest));
+    const savedAt = Number((await checkRdb(chunks(raw))).aux.ctime) * 1000;
+    // ttl:str's absolute expiry (opcode 0xFC, 8 bytes of ms, its type byte and 1-byte name length) moved
+    // to before the RDB was written: the state of a key Redis had not yet reclaimed when it forked.
+    const at = raw.indexOf('ttl:str') - 2 - 8;
+    expect(raw[at - 1]).toBe(0xfc);
+    raw.writeBigUInt64LE(BigInt(savedAt - 1000), at);
+    raw.writeBigUInt64LE(crc64(raw.subarray(0, raw.length - 8)), raw.length - 8);
+    const summary = await checkRdb(chunks(raw));
+    expect(summary.databases[0]).toEqual({ db: 0, keys: DB0_KEYS, expires: 2, expired: 1 });
+    expect(rdbFacts(summary)).toEqual({
+      ...manifest.facts,
+      tables: [
+        { name: 'db0', rows: DB0_KEYS - 1 },
+        { name: 'db3', rows: DB3_KEYS },
+      ],
+      objects: manifest.facts.objects!.map((o) =>
+        o.kind === 'string' || o.kind === 'expiring keys' ? { ...o, count: o.count - 1 } : o,
+      ),
+    });
   });
 
   it('a flipped byte inside a value, under a matching sha256, fails verify on the CRC-64', async () => {
@@ -805,6 +852,28 @@ describe('redis engine', () => {
     })().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BackupError);
     expect((err as Error).message).toMatch(/wrote \d+ bytes for an RDB of \d+ bytes/);
+  });
+
+  it('an RDB altered on its way fails the dump before it ends, and reports no facts', async () => {
+    // Byte 20 is in the first aux field's name: the records still read, the CRC-64 no longer matches.
+    const toolDir = await fakeToolDir({
+      'redis-cli': `case "$*" in *--rdb*) t=$(mktemp); /usr/bin/redis-cli "$@" > "$t" || exit 1; printf X | dd of="$t" bs=1 seek=20 conv=notrunc 2>/dev/null; cat "$t"; rm -f "$t"; exit 0;; esac\nexec /usr/bin/redis-cli "$@"`,
+    });
+    await freshSource();
+    const engine = new RedisEngine({ ...source.target('redis_src'), toolDir });
+    const facts: unknown[] = [];
+    const err = await (async () => {
+      for await (const _ of engine.dump({
+        format: 'rdb',
+        schemaOnly: false,
+        onFacts: (f) => facts.push(f),
+      })) {
+        // drain
+      }
+    })().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BackupError);
+    expect((err as Error).message).toMatch(/redis-cli --rdb wrote a damaged RDB: .*CRC-64 does not match/);
+    expect(facts).toEqual([]);
   });
 });
 

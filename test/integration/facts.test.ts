@@ -2,9 +2,10 @@
  * The manifest's facts are marked exact only when they are the backup's own counts. A writer commits
  * between the facts and the dump (the engine's `dump` writes first, then dumps: deterministic): SQLite
  * counts the copy it streams, so its exact counts equal the restored file's; PostgreSQL counts in the
- * snapshot pg_dump reads, so a writer that commits while pg_dump runs changes neither; MySQL and Redis
- * count before their snapshot, so their counts are marked not exact. PostgreSQL's planner estimates (for
- * `facts()` and schema-only dumps) are not doubled for a table analysed in the session that filled it.
+ * snapshot pg_dump reads, so a writer that commits while pg_dump runs changes neither; Redis counts the
+ * RDB as it streams, so its exact counts include the late keys; MySQL counts before its snapshot, so its
+ * counts are marked not exact. PostgreSQL's planner estimates (for `facts()` and schema-only dumps) are
+ * not doubled for a table analysed in the session that filled it.
  */
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -102,21 +103,25 @@ describe('facts marked exact are the backup’s', () => {
       await redis?.stop();
     });
 
-    it('keys counted before the snapshot are marked not exact', async () => {
+    it('keys are counted from the RDB as it streams: exact, with the keys written after the live count', async () => {
       const client = await redis.client(0);
       try {
         for (let i = 0; i < 20; i++) await client.set(`k${i}`, 'v');
         const target = redis.target('facts_redis');
         const engine = createEngine(target);
+        expect(await engine.facts()).toEqual({ exact: false, tables: [{ name: 'db0', rows: 20 }] });
         const { manifest } = await backUp(
           target,
           writerBeforeDump(engine, async () => {
             for (let i = 20; i < 25; i++) await client.set(`k${i}`, 'v');
           }),
         );
-        // The snapshot holds 25 keys; the count was taken at 20, so it must not claim to be exact.
-        expect(manifest.facts).toEqual({ exact: false, tables: [{ name: 'db0', rows: 20 }] });
-        expect(await client.dbsize()).toBe(25);
+        // The live count was taken at 20; the snapshot, and so the facts, hold 25 keys.
+        expect(manifest.facts).toEqual({
+          exact: true,
+          tables: [{ name: 'db0', rows: 25 }],
+          objects: [{ kind: 'string', count: 25 }],
+        });
       } finally {
         client.disconnect();
       }

@@ -2,11 +2,11 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Crc64, crc64 } from '../../src/engines/redis/crc64.ts';
-import { parseKeyspace } from '../../src/engines/redis/info.ts';
+import { parseKeyspace, rdbEntries, rdbFacts } from '../../src/engines/redis/info.ts';
 import { lzfDecompress } from '../../src/engines/redis/lzf.ts';
 import { RdbChecker } from '../../src/engines/redis/rdb.ts';
 import { RdbError, type RdbSummary } from '../../src/engines/redis/rdb-format.ts';
-import { rdbLength } from '../../src/engines/redis/rdb-stream.ts';
+import { checkAsItPasses, rdbLength } from '../../src/engines/redis/rdb-stream.ts';
 
 /** Bit-at-a-time CRC-64/Jones (reflected 0xad93d23594c935a9), the textbook definition. */
 function referenceCrc64(data: Uint8Array): bigint {
@@ -133,9 +133,10 @@ const EXPECTED: Partial<RdbSummary> = {
   version: 10,
   aux: { 'redis-ver': '7.0.15', ctime: String(0x6b02d219) },
   databases: [
-    { db: 0, keys: 3, expires: 1 },
-    { db: 2, keys: 4, expires: 0 },
+    { db: 0, keys: 3, expires: 1, expired: 0 },
+    { db: 2, keys: 4, expires: 0, expired: 0 },
   ],
+  types: { string: 2, list: 1, hash: 1, zset: 1, stream: 1, module: 1 },
   functions: ['mylib'],
   checksum: 'verified',
   partial: undefined,
@@ -209,6 +210,21 @@ describe('RdbChecker', () => {
     expect(() => check(rdb(10, newer, 'zero'))).toThrow(/unknown value type 25/);
   });
 
+  it('reads a module id of 64 bits (the module name fills its top bits)', () => {
+    const id = Buffer.alloc(8);
+    id.writeBigUInt64BE(0x4a_53_4f_4e_2d_52_4c_00n); // past Number.MAX_SAFE_INTEGER
+    const body = [
+      bytes(0xfe, 0x00, 0x07),
+      str('json-key'),
+      bytes(0x81),
+      id,
+      bytes(0x05),
+      str('{}'),
+      bytes(0x00),
+    ];
+    expect(check(rdb(10, body))).toMatchObject({ partial: undefined, types: { module: 1 } });
+  });
+
   it('has no checksum to check before RDB 5', () => {
     const old = Buffer.concat([
       Buffer.from('REDIS0004'),
@@ -220,7 +236,7 @@ describe('RdbChecker', () => {
     expect(check(old)).toMatchObject({
       version: 4,
       checksum: 'absent',
-      databases: [{ db: 0, keys: 1, expires: 0 }],
+      databases: [{ db: 0, keys: 1, expires: 0, expired: 0 }],
     });
   });
 });
@@ -251,5 +267,125 @@ describe('redis helpers', () => {
       { db: 0, keys: 12, expires: 3 },
       { db: 15, keys: 1, expires: 0 },
     ]);
+  });
+});
+
+describe('facts of an RDB', () => {
+  /** Facts' `objects`, in the order given. */
+  const kinds = (counts: Record<string, number>) =>
+    Object.entries(counts).map(([kind, count]) => ({ kind, count }));
+  const CTIME = 1_800_000_000; // seconds: when the file was written
+  const seconds = (s: number) => {
+    const b = Buffer.alloc(4);
+    b.writeInt32LE(s);
+    return b;
+  };
+  /** db0: a live string, a hash expiring later, a set already expired (ms); db5: an expired list (s). */
+  const file = rdb(10, [
+    bytes(0xfa),
+    str('ctime'),
+    str(String(CTIME)),
+    bytes(0xf5),
+    str("#!lua name=lib\nredis.register_function('f', function() return 1 end)"),
+    bytes(0xfe, 0x00, 0x00),
+    str('live'),
+    str('v'),
+    bytes(0xfc),
+    u64le(BigInt(CTIME * 1000 + 60_000)),
+    bytes(0x04),
+    str('later'),
+    bytes(0x01),
+    str('f'),
+    str('v'),
+    bytes(0xfc),
+    u64le(BigInt(CTIME * 1000 - 1)),
+    bytes(0x02),
+    str('gone'),
+    bytes(0x01),
+    str('m'),
+    bytes(0xfe, 0x05, 0xfd),
+    seconds(CTIME - 10),
+    bytes(0x01),
+    str('gone-too'),
+    bytes(0x01),
+    str('a'),
+  ]);
+
+  it('counts keys per database and type as a restore loads them: expired ones are left out', () => {
+    const summary = check(file);
+    expect(summary.databases).toEqual([
+      { db: 0, keys: 3, expires: 2, expired: 1 },
+      { db: 5, keys: 1, expires: 1, expired: 1 },
+    ]);
+    expect(rdbEntries(summary)).toContainEqual({
+      type: 'DATABASE',
+      schema: '',
+      name: 'db0: 3 keys, 2 with a TTL, 1 expired when saved',
+    });
+    expect(rdbFacts(summary)).toEqual({
+      exact: true,
+      tables: [{ name: 'db0', rows: 2 }],
+      objects: kinds({ hash: 1, string: 1, 'expiring keys': 1, 'function libraries': 1 }),
+    });
+  });
+
+  it('the crafted file with every record type: keys by type', () => {
+    expect(rdbFacts(check(rdb(10, BODY)))).toEqual({
+      exact: true,
+      tables: [
+        { name: 'db0', rows: 3 },
+        { name: 'db2', rows: 4 },
+      ],
+      objects: kinds({
+        hash: 1,
+        list: 1,
+        module: 1,
+        stream: 1,
+        string: 2,
+        zset: 1,
+        'expiring keys': 1,
+        'function libraries': 1,
+      }),
+    });
+  });
+
+  it('none when the reader could not walk every record', () => {
+    const newer = [bytes(0xfe, 0x00), bytes(0x19), str('hash-with-field-ttls'), str('opaque')];
+    expect(rdbFacts(check(rdb(12, newer)))).toBeUndefined();
+  });
+
+  async function pass(chunks: AsyncIterable<Buffer>) {
+    const checked: RdbSummary[] = [];
+    const out: Buffer[] = [];
+    const damaged = (err: RdbError) => new Error(`damaged: ${err.message}`);
+    try {
+      for await (const c of checkAsItPasses(chunks, (s) => checked.push(s), damaged)) out.push(c);
+      return { out: Buffer.concat(out), checked };
+    } catch (err) {
+      return { out: Buffer.concat(out), checked, err };
+    }
+  }
+  async function* pieces(data: Buffer, fail?: Error) {
+    for (let i = 0; i < data.length; i += 7) yield data.subarray(i, i + 7);
+    if (fail) throw fail;
+  }
+
+  it('checked as it passes: the bytes unchanged, the summary once the stream ended clean', async () => {
+    const clean = await pass(pieces(file));
+    expect(clean.out.equals(file)).toBe(true);
+    expect(clean.checked).toHaveLength(1);
+    expect(clean.checked[0]).toMatchObject({ checksum: 'verified', types: { string: 1, hash: 1 } });
+
+    const bad = Buffer.from(file);
+    bad[bad.indexOf('later')]! ^= 1;
+    const damaged = await pass(pieces(bad));
+    expect(damaged.err).toMatchObject({
+      message: expect.stringMatching(/^damaged: .*CRC-64 does not match/),
+    });
+    expect(damaged.checked).toEqual([]);
+
+    const broken = await pass(pieces(file, new Error('redis-cli died')));
+    expect(broken.err).toMatchObject({ message: 'redis-cli died' });
+    expect(broken.checked).toEqual([]);
   });
 });

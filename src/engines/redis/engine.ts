@@ -5,7 +5,8 @@
  * REDISCLI_AUTH, never argv; ioredis makes the small control calls (INFO, key counts).
  *
  * `verify` reads the RDB in-process (rdb.ts): header, every record to the EOF opcode, and the
- * CRC-64 in the last 8 bytes.
+ * CRC-64 in the last 8 bytes. The dump reads it the same way as it streams past: a damaged RDB fails the
+ * dump, and a clean one's counts (keys per database and type, info.ts `rdbFacts`) are its exact facts.
  *
  * Restoring, two ways:
  *   1. `datasaver restore ID --to-file PATH` writes the RDB itself, for the data directory of a stopped
@@ -43,11 +44,10 @@ import type {
 import { BACKUP_RIGHTS, connect, DEFAULT_PORT, redisHost, redisWhere, withRedisClient } from './client.ts';
 import { copyDatabase, probeRestore } from './copy.ts';
 import { redisDescriptor } from './descriptor.ts';
-import { infoField, parseKeyspace, rdbEntries } from './info.ts';
+import { infoField, parseKeyspace, rdbEntries, rdbFacts } from './info.ts';
 import { spoolAndCheck, startLoader } from './loader.ts';
-import { checkRdb } from './rdb.ts';
 import { RdbError, type RdbSummary } from './rdb-format.ts';
-import { streamRdb } from './rdb-stream.ts';
+import { checkAsItPasses, checkRdb, streamRdb } from './rdb-stream.ts';
 import { redisCli, redisServer, redisToolVersion, sanitizesPayloads } from './tools.ts';
 
 type Signal = { signal?: AbortSignal | undefined };
@@ -74,6 +74,7 @@ export class RedisEngine implements Engine {
   async facts(options: Signal = {}): Promise<DatabaseFacts> {
     const keyspace = await this.#withClient(options, (c) => c.info('keyspace'));
     // Read before the RDB snapshot, while writers go on: close to the backup's key counts, not exact.
+    // The dump replaces them with the RDB's own counts where it can walk every record.
     return {
       exact: false,
       tables: parseKeyspace(keyspace).map((d) => ({ name: `db${d.db}`, rows: d.keys })),
@@ -84,7 +85,15 @@ export class RedisEngine implements Engine {
     this.descriptor.extension(options.format);
     const cli = redisCli(this.#target.toolDir);
     const failure = (message: string, stderr: string) => this.#rdbFailure(message, stderr);
-    return streamRdb(cli, this.#cliArgs(), this.#cliEnv(), options.signal, failure);
+    const rdb = streamRdb(cli, this.#cliArgs(), this.#cliEnv(), options.signal, failure);
+    // The RDB is read as it passes: a damaged one is not committed, and its counts are the backup's facts.
+    const onChecked = (summary: RdbSummary) => {
+      const facts = rdbFacts(summary);
+      if (facts) options.onFacts?.(facts);
+    };
+    return checkAsItPasses(rdb, onChecked, (err) =>
+      failure(`redis-cli --rdb wrote a damaged RDB: ${err.message}`, ''),
+    );
   }
 
   async inspect(

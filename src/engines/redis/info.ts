@@ -1,5 +1,5 @@
 /** Reading what Redis reports (INFO fields, the keyspace) and what an RDB holds, for facts and listings. */
-import type { DumpInspection } from '../engine.ts';
+import type { DatabaseFacts, DumpInspection } from '../engine.ts';
 import type { RdbSummary } from './rdb-format.ts';
 
 /** `field:value` from INFO output. */
@@ -16,6 +16,28 @@ export function parseKeyspace(info: string): { db: number; keys: number; expires
   return dbs;
 }
 
+/**
+ * Exact facts of an RDB: keys per logical database (`db0`, `db1`..., as `facts()` names them) and keys by
+ * type, plus `expiring keys` (with a TTL) and `function libraries` where there are any. They count what a
+ * restore of the file produces: keys already expired when it was written are in the file, but a server
+ * loading it drops them, so they are left out, as is a database that holds only such keys. Keys that
+ * expire between the backup and a restore are in the counts and missing from the restore. Undefined when
+ * the reader could not walk every record (`partial`: a newer RDB, a module value of the first format).
+ */
+export function rdbFacts(summary: RdbSummary): DatabaseFacts | undefined {
+  if (summary.partial !== undefined) return undefined;
+  const loaded = summary.databases.map((d) => ({ name: `db${d.db}`, rows: d.keys - d.expired }));
+  const expiring = summary.databases.reduce((n, d) => n + d.expires - d.expired, 0);
+  const objects = Object.entries(summary.types)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([kind, count]) => ({ kind, count }));
+  if (expiring > 0) objects.push({ kind: 'expiring keys', count: expiring });
+  if (summary.functions.length > 0) {
+    objects.push({ kind: 'function libraries', count: summary.functions.length });
+  }
+  return { exact: true, tables: loaded.filter((t) => t.rows > 0), objects };
+}
+
 export function rdbEntries(summary: RdbSummary): DumpInspection['entries'] {
   const writer = summary.aux['redis-ver'] ? `, written by Redis ${summary.aux['redis-ver']}` : '';
   const checksum = {
@@ -27,11 +49,9 @@ export function rdbEntries(summary: RdbSummary): DumpInspection['entries'] {
     { type: 'RDB', schema: '', name: `version ${summary.version}${writer}; ${checksum}` },
   ];
   for (const d of summary.databases) {
-    entries.push({
-      type: 'DATABASE',
-      schema: '',
-      name: `db${d.db}: ${d.keys} key${d.keys === 1 ? '' : 's'}, ${d.expires} with a TTL`,
-    });
+    const expired = d.expired > 0 ? `, ${d.expired} expired when saved` : '';
+    const keys = `${d.keys} key${d.keys === 1 ? '' : 's'}, ${d.expires} with a TTL${expired}`;
+    entries.push({ type: 'DATABASE', schema: '', name: `db${d.db}: ${keys}` });
   }
   for (const f of summary.functions) entries.push({ type: 'FUNCTION LIBRARY', schema: '', name: f });
   if (summary.partial)

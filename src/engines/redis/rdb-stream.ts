@@ -1,11 +1,14 @@
 /**
- * The backup stream: `redis-cli --rdb -` takes the server's snapshot over the replication protocol, and
- * its stdout is the RDB, checked against the length redis-cli reports.
+ * RDB streams: the backup stream (`redis-cli --rdb -` takes the server's snapshot over the replication
+ * protocol, and its stdout is the RDB, checked against the length redis-cli reports), and RDB streams
+ * read through the RdbChecker, whole or as they pass.
  */
 import type { BackupError } from '../../util/errors.ts';
 import { describeExit, spawnTool, type Tool } from '../../util/process.ts';
 import type { ToolEnv } from '../../util/tool-env.ts';
 import { killOnAbort } from '../tool-run.ts';
+import { RdbChecker } from './rdb.ts';
+import { RdbError, type RdbSummary } from './rdb-format.ts';
 
 /** redis-cli writes the 40-byte EOF mark of a diskless transfer to stdout after the RDB (7.0 and older). */
 const EOF_MARK = 40;
@@ -73,4 +76,39 @@ export function rdbLength(stderr: string): number | undefined {
   const m =
     /Transfer finished with success after (\d+) bytes/.exec(stderr) ?? /writing (\d+) bytes to/.exec(stderr);
   return m ? Number(m[1]) : undefined;
+}
+
+/** Reads an RDB stream to its end and checks it (see RdbChecker). Throws RdbError. */
+export async function checkRdb(source: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<RdbSummary> {
+  const checker = new RdbChecker();
+  for await (const chunk of source) {
+    signal?.throwIfAborted();
+    checker.push(chunk);
+  }
+  return checker.finish();
+}
+
+/**
+ * `rdb` passed on unchanged while an RdbChecker reads it, holding no more of it than the record being
+ * read. Once `rdb` has ended, the RDB is checked: `onChecked` gets its summary, or, when the RDB is
+ * damaged, the stream fails (before it ends) with `damaged(error)`. An error of `rdb` passes as it is,
+ * and `onChecked` is not called. Ending the stream early ends `rdb`.
+ */
+export async function* checkAsItPasses(
+  rdb: AsyncIterable<Buffer>,
+  onChecked: (summary: RdbSummary) => void,
+  damaged: (error: RdbError) => Error,
+): AsyncGenerator<Buffer> {
+  const checker = new RdbChecker();
+  for await (const chunk of rdb) {
+    checker.push(chunk);
+    yield chunk;
+  }
+  let summary: RdbSummary;
+  try {
+    summary = checker.finish();
+  } catch (err) {
+    throw err instanceof RdbError ? damaged(err) : err;
+  }
+  onChecked(summary);
 }

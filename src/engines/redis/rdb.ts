@@ -1,7 +1,8 @@
 /**
  * A streaming reader of Redis RDB files, needing no Redis: it checks the header, walks every record to
  * the EOF opcode (skipping values by their length prefixes, so memory stays flat whatever the value
- * sizes), counts keys per logical database, and checks the CRC-64 Redis writes in the last 8 bytes.
+ * sizes), counts keys per logical database and by type (apart: keys already expired when the file was
+ * written), and checks the CRC-64 Redis writes in the last 8 bytes.
  *
  * The checksum is the authority: it covers every byte before it, so a truncated or altered file cannot
  * match it. The walk adds the table of contents, and is the only check of a file written with
@@ -13,7 +14,15 @@
 
 import { Crc64 } from './crc64.ts';
 import { lzfDecompress } from './lzf.ts';
-import { KNOWN_VERSION, MAX_READ, OP, type RdbDatabase, RdbError, type RdbSummary } from './rdb-format.ts';
+import {
+  KNOWN_VERSION,
+  keyType,
+  MAX_READ,
+  OP,
+  type RdbDatabase,
+  RdbError,
+  type RdbSummary,
+} from './rdb-format.ts';
 
 /** Thrown inside the walk for record types this reader does not know (newer Redis). */
 class Unknown extends Error {}
@@ -45,6 +54,9 @@ export class RdbChecker {
   readonly #dbs = new Map<number, RdbDatabase>();
   #db: RdbDatabase | undefined;
   readonly #functions: string[] = [];
+  readonly #types: Record<string, number> = {};
+  /** When the file was written (its `ctime`), in ms: keys expiring before it are expired in the file. */
+  #savedAt = Number.NEGATIVE_INFINITY;
   /** File offset of the record being read (its type byte). */
   #record = 0;
 
@@ -87,6 +99,7 @@ export class RdbChecker {
       aux: this.#aux,
       databases: [...this.#dbs.values()].filter((d) => d.keys > 0),
       functions: this.#functions,
+      types: this.#types,
       checksum,
       partial,
       bytes: this.#total,
@@ -251,18 +264,17 @@ export class RdbChecker {
     }
     this.#version = Number(digits);
     if (this.#version < 1) throw new RdbError(`not an RDB file: version ${digits}`);
-    let expires = false;
+    /** The next key's expiry in ms (the same clock as `#savedAt`), when it has one. */
+    let expiresAt: number | undefined;
     for (;;) {
       const type = yield* this.#byte();
       this.#record = this.#offset - 1;
       switch (type) {
         case OP.EXPIRETIME:
-          yield* this.#skip(4);
-          expires = true;
+          expiresAt = (yield* this.#bytes(4)).readInt32LE(0) * 1000;
           continue;
         case OP.EXPIRETIME_MS:
-          yield* this.#skip(8);
-          expires = true;
+          expiresAt = Number((yield* this.#bytes(8)).readBigInt64LE(0));
           continue;
         case OP.FREQ:
           yield* this.#skip(1);
@@ -272,7 +284,7 @@ export class RdbChecker {
           continue;
         case OP.SELECTDB: {
           const db = yield* this.#len();
-          this.#db = this.#dbs.get(db) ?? { db, keys: 0, expires: 0 };
+          this.#db = this.#dbs.get(db) ?? { db, keys: 0, expires: 0, expired: 0 };
           this.#dbs.set(db, this.#db);
           continue;
         }
@@ -289,11 +301,13 @@ export class RdbChecker {
         case OP.AUX: {
           const key = yield* this.#string(true);
           const value = yield* this.#string(true);
-          if (key && value) this.#aux[key.toString('utf8')] = value.toString('utf8');
+          const name = key?.toString('utf8');
+          if (name && value) this.#aux[name] = value.toString('utf8');
+          if (name === 'ctime') this.#savedAt = Number(this.#aux.ctime) * 1000 || this.#savedAt;
           continue;
         }
         case OP.MODULE_AUX:
-          yield* this.#len(); // module id
+          yield* this.#moduleId();
           yield* this.#len(); // when_opcode
           yield* this.#len(); // when
           yield* this.#moduleValue();
@@ -318,14 +332,17 @@ export class RdbChecker {
       // A key and its value.
       if (!this.#db) {
         // Files without SELECTDB load into db 0.
-        this.#db = { db: 0, keys: 0, expires: 0 };
+        this.#db = { db: 0, keys: 0, expires: 0, expired: 0 };
         this.#dbs.set(0, this.#db);
       }
       yield* this.#string(); // key
       yield* this.#value(type);
       this.#db.keys++;
-      if (expires) this.#db.expires++;
-      expires = false;
+      if (expiresAt !== undefined) this.#db.expires++;
+      // A server loading the file drops keys already expired: they are counted apart from the types.
+      if (expiresAt !== undefined && expiresAt < this.#savedAt) this.#db.expired++;
+      else this.#types[keyType(type)] = (this.#types[keyType(type)] ?? 0) + 1;
+      expiresAt = undefined;
     }
   }
 
@@ -400,7 +417,7 @@ export class RdbChecker {
         yield* this.#stream(type);
         return;
       case 7: // module value, opcode format
-        yield* this.#len(); // module id
+        yield* this.#moduleId();
         yield* this.#moduleValue();
         return;
       case 6:
@@ -447,6 +464,13 @@ export class RdbChecker {
     }
   }
 
+  /** A module id (a length): its 64 bits hold the module's name, more than a number holds exactly. */
+  *#moduleId(): Walk {
+    yield* this.#need(1);
+    if (this.#buf[this.#pos] === 0x81) yield* this.#skip(9);
+    else yield* this.#len();
+  }
+
   /** A module value in the opcode format, up to its EOF opcode (rdbLoadCheckModuleValue). */
   *#moduleValue(): Walk {
     for (;;) {
@@ -472,14 +496,4 @@ export class RdbChecker {
       }
     }
   }
-}
-
-/** Reads an RDB stream to its end and checks it (see RdbChecker). Throws RdbError. */
-export async function checkRdb(source: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<RdbSummary> {
-  const checker = new RdbChecker();
-  for await (const chunk of source) {
-    signal?.throwIfAborted();
-    checker.push(chunk);
-  }
-  return checker.finish();
 }
