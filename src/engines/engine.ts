@@ -235,10 +235,16 @@ export interface Engine {
    * Starts a dump and returns its raw bytes as a stream. Throws UsageError at once (before any stream)
    * when `format` is not one of `formats` or the engine has no such dump (SQLite: `schemaOnly`).
    * The stream errors with a BackupError (holding the tool's stderr, secrets redacted) if the tool exits
-   * non-zero or is killed, or its output is not what it announced (Redis: the RDB's length); with
-   * ToolMissingError when the tool is not installed; with ConnectionError when a query the dump needs
-   * first cannot reach the server (MySQL). It errors before it ends, so a consumer that commits on
-   * end-of-stream never commits a failed dump. Destroying the stream kills the tool.
+   * non-zero or is killed, or its output is not what it announced (Redis: the RDB's length, and an RDB
+   * that fails its check as it streams); with ToolMissingError when the tool is not installed; with
+   * ConnectionError when a query the dump needs first cannot reach the server (MySQL, and PostgreSQL's
+   * snapshot for the facts). It errors before it ends, so a consumer that commits on end-of-stream never
+   * commits a failed dump. Destroying the stream kills the tool.
+   *
+   * With `onFacts`, an engine that can count what this dump holds calls it once, after the dump's last
+   * bytes and before the stream ends, with `exact: true` facts (PostgreSQL: counted in the dump's own
+   * snapshot; Redis: from the RDB as it passes; SQLite: from the copy it streams). A failed dump reports
+   * none.
    */
   dump(options: DumpOptions): AsyncIterable<Buffer>;
 
