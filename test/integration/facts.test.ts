@@ -1,8 +1,8 @@
 /**
  * The manifest's facts are marked exact only when they are the backup's own counts. A writer commits
  * between the facts and the dump (the engine's `dump` writes first, then dumps: deterministic): SQLite
- * counts the copy it streams, so its exact counts equal the restored file's; MySQL and Redis count
- * before their snapshot, so their counts are marked not exact. PostgreSQL's planner estimates are not doubled for a
+ * counts the copy it streams and MySQL the script it streams, so their exact counts equal the restored
+ * copy's; Redis counts before its snapshot, so its counts are marked not exact. PostgreSQL's planner estimates are not doubled for a
  * table analysed in the session that filled it.
  */
 import { join } from 'node:path';
@@ -115,7 +115,7 @@ describe('facts marked exact are the backup’s', () => {
       await mariadb?.stop();
     });
 
-    it('rows counted before the dump’s snapshot are marked not exact', async () => {
+    it('rows are counted from the dump’s script: exact, and equal to the restored copy’s', async () => {
       const db = uniqueName('facts_my');
       await mariadb.query(`CREATE DATABASE ${db}`);
       await mariadb.query(
@@ -146,9 +146,10 @@ describe('facts marked exact are the backup’s', () => {
         { manifest, targetDatabase: copy, dryRun: false, force: false, dropExisting: false, jobs: 1 },
         { engine, storage },
       );
-      // The backup holds 55 rows; the count was taken at 50, so it must not claim to be exact.
+      // The live count was taken at 50; the backup holds 55, and its facts say so.
       expect(await mariadb.query(`SELECT count(*) FROM ${copy}.t`)).toEqual([['55']]);
-      expect(manifest.facts).toEqual({ exact: false, tables: [{ name: `${db}.t`, rows: 50 }] });
+      expect(manifest.facts.exact).toBe(true);
+      expect(manifest.facts.tables).toEqual([{ name: `${db}.t`, rows: 55 }]);
     });
   });
 

@@ -34,6 +34,7 @@ import type {
 } from '../engine.ts';
 import { dumpArgs } from './args.ts';
 import { mysqlDescriptor } from './descriptor.ts';
+import { MysqlDumpCounter } from './dump-facts.ts';
 import { clientMessage } from './errors.ts';
 import { inspectMysqlDump } from './inspect.ts';
 import { eachLine, replay } from './lines.ts';
@@ -148,7 +149,7 @@ export class MysqlEngine implements Engine {
       }
     }
     // Counted before the dump's snapshot (--single-transaction) while writers go on: never the
-    // backup's exact counts.
+    // backup's exact counts (the dump reports those, counted from its script).
     return {
       exact: false,
       tables: tables.map((t) => ({ name: `${t.schema}.${t.table}`, rows: t.rows })),
@@ -373,6 +374,8 @@ export class MysqlEngine implements Engine {
         several: databases === undefined,
       },
     );
+    // Counted as the script passes: its exact facts, reported once the tool has succeeded.
+    const counter = options.onFacts ? new MysqlDumpCounter(database) : undefined;
     const { p, close, forgetPassword } = await this.#run.start(tool, args, {}, signal);
     try {
       let flowing = false;
@@ -383,6 +386,7 @@ export class MysqlEngine implements Engine {
           flowing = true;
           await forgetPassword();
         }
+        counter?.write(chunk as Buffer);
         yield chunk as Buffer;
       }
       const exit = await p.exited;
@@ -393,6 +397,7 @@ export class MysqlEngine implements Engine {
           { hint: 'the backup was not committed; see the message above' },
         );
       }
+      if (counter) options.onFacts?.(counter.facts());
     } finally {
       await close();
     }
