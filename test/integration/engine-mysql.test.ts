@@ -559,10 +559,14 @@ exit 2`,
     });
     const engine = new MysqlEngine({ ...target(server, db), toolDir });
     const chunks: Buffer[] = [];
+    const reported: unknown[] = [];
     const err = await failure(async () => {
-      for await (const c of engine.dump({ format: 'sql', schemaOnly: false })) chunks.push(c);
+      const dump = engine.dump({ format: 'sql', schemaOnly: false, onFacts: (f) => reported.push(f) });
+      for await (const c of dump) chunks.push(c);
     });
     expect(Buffer.concat(chunks).toString()).toContain('-- Table structure'); // output came, then the error
+    // A failed dump's counts describe no backup: none are reported.
+    expect(reported).toEqual([]);
     expect(err).toBeInstanceOf(BackupError);
     expect(err.message).toMatch(/mariadb-dump exited with code 2: .*Lost connection/);
     expect(err.message).toContain('***');

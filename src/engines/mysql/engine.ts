@@ -14,6 +14,10 @@
  * every DDL statement at once, so a failed restore leaves the destination partially restored (the error's
  * hint says so); the scripts drop each table before creating it, so restoring over existing objects works.
  *
+ * A backup's facts are counted from the script as it streams to storage (dump-facts.ts: rows per table,
+ * objects by kind), so they are exactly what a restore of it holds, at the cost of a byte scan and no
+ * query.
+ *
  * The password reaches the tools through a `--defaults-extra-file` (mode 0600 in a private temp dir,
  * removed when the tool has exited), never through argv or the environment.
  */
