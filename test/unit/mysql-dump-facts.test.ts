@@ -285,7 +285,7 @@ REPLACE INTO \`t\` (\`id\`, \`s\`) VALUES (5,'e');
 ${longInsert}
 /*!50001 CREATE ALGORITHM=UNDEFINED */
 /*!50013 DEFINER=\`root\`@\`localhost\` SQL SECURITY DEFINER */
-${longView}
+${longView} \r
 CREATE TABLE \`after\` (\`id\` int);
 INSERT INTO \`after\` VALUES (1);
 `;

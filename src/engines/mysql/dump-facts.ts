@@ -133,9 +133,9 @@ export class MysqlDumpCounter {
   }
 
   /**
-   * The facts of the script read so far: tables named `database.table` (sorted, as the live facts of
-   * the same server name them) with their rows, objects by kind. Only meaningful once the whole script
-   * was written and the dump tool succeeded.
+   * The facts of the script read so far: tables named `database.table` as the live facts name them,
+   * sorted by name, with their rows; objects by kind. Only meaningful once the whole script was written
+   * and the dump tool succeeded.
    */
   facts(): DatabaseFacts {
     const objects = OBJECT_KINDS.map((kind) => ({
@@ -192,11 +192,12 @@ export class MysqlDumpCounter {
   }
 
   #endLine(): void {
-    const text = this.#head.toString('utf8', 0, this.#headLength);
-    const ending = (this.#lineLength > HEAD ? this.#tail.toString('utf8') : text).trimEnd();
+    const endsStatement = this.#endsWithDelimiter();
+    // Inside a statement (a table's columns, a routine's body) only the line's end matters.
+    const text = this.#atStatement ? this.#head.toString('utf8', 0, this.#headLength) : '';
     this.#resetLine();
     if (!this.#atStatement) {
-      this.#atStatement = ending.endsWith(this.#delimiter);
+      this.#atStatement = endsStatement;
       return;
     }
     // Blank lines, comments and MariaDB's sandbox command come between statements.
@@ -207,7 +208,16 @@ export class MysqlDumpCounter {
       return;
     }
     if (head) this.#count(head);
-    this.#atStatement = ending.endsWith(this.#delimiter);
+    this.#atStatement = endsStatement;
+  }
+
+  /** Whether the current line ends (trailing whitespace aside) with the delimiter. */
+  #endsWithDelimiter(): boolean {
+    const last =
+      this.#lineLength > HEAD
+        ? this.#tail
+        : this.#head.subarray(Math.max(0, this.#headLength - TAIL), this.#headLength);
+    return last.toString('latin1').trimEnd().endsWith(this.#delimiter);
   }
 
   #count(head: Exclude<StatementHead, { delimiter: string }>): void {
