@@ -216,6 +216,23 @@ async function failure(fn: () => Promise<unknown>): Promise<Error> {
 
 let lastSeeded = '';
 
+/** Facts' objects by kind, in the order the engine lists them. */
+function objectCounts(counts: Record<string, number>) {
+  return ['databases', 'tables', 'views', 'routines', 'triggers', 'events'].map((kind) => ({
+    kind,
+    count: counts[kind] ?? 0,
+  }));
+}
+
+/** The exact table facts of a database made by seedDatabase. */
+function seededTables(database: string) {
+  return [
+    { name: `${database}.audit`, rows: 200 },
+    { name: `${database}.blobs`, rows: 3 },
+    { name: `${database}.customers`, rows: 200 },
+  ];
+}
+
 engineConformance('mysql', {
   seed: async () => {
     lastSeeded = uniqueName('conf');
@@ -238,7 +255,7 @@ engineConformance('mysql', {
 });
 
 describe('mysql engine', () => {
-  it('records versions and row counts (not exact: counted before the dump), and verify lists every kind of object', async () => {
+  it('records versions, live row counts (not exact: counted before the dump) and the exact facts of the dump, and verify lists every kind of object', async () => {
     const db = uniqueName('objects');
     await seedDatabase(server, db);
     const t = target(server, db);
@@ -256,6 +273,12 @@ describe('mysql engine', () => {
     expect(info.toolVersion).toMatch(/^mariadb-dump \d+\.\d+ \(MariaDB \d+\.\d+\.\d+\)$/);
 
     const { storage, manifest } = await backUp(t);
+    // The backup's own facts: counted from its script, the same names as the live ones.
+    expect(manifest.facts).toEqual({
+      exact: true,
+      tables: facts.tables,
+      objects: objectCounts({ databases: 1, tables: 3, views: 1, routines: 2, triggers: 1, events: 1 }),
+    });
     const entries = await entriesOf(t, storage, manifest);
     for (const [type, name] of [
       ['TABLE', 'customers'],
@@ -342,12 +365,12 @@ exec /usr/bin/${tool} "$@"`;
     await seedDatabase(server, b);
     const t = target(server, `${a},${b}`);
     const { storage, manifest } = await backUp(t);
-    expect(manifest.facts.tables).toEqual(
-      expect.arrayContaining([
-        { name: `${a}.customers`, rows: 200 },
-        { name: `${b}.customers`, rows: 200 },
-      ]),
-    );
+    expect(manifest.facts).toEqual({
+      exact: true,
+      // By name: `list b...` sorts before `list_a...`.
+      tables: [...seededTables(b), ...seededTables(a)],
+      objects: objectCounts({ databases: 2, tables: 6, views: 2, routines: 4, triggers: 2, events: 2 }),
+    });
     const entries = await entriesOf(t, storage, manifest);
     expect(entries.filter((e) => e.type === 'DATABASE').map((e) => e.name)).toEqual([a, b]);
     expect(entries).toContainEqual({ type: 'TABLE', schema: b, name: 'customers' });
@@ -536,10 +559,14 @@ exit 2`,
     });
     const engine = new MysqlEngine({ ...target(server, db), toolDir });
     const chunks: Buffer[] = [];
+    const reported: unknown[] = [];
     const err = await failure(async () => {
-      for await (const c of engine.dump({ format: 'sql', schemaOnly: false })) chunks.push(c);
+      const dump = engine.dump({ format: 'sql', schemaOnly: false, onFacts: (f) => reported.push(f) });
+      for await (const c of dump) chunks.push(c);
     });
     expect(Buffer.concat(chunks).toString()).toContain('-- Table structure'); // output came, then the error
+    // A failed dump's counts describe no backup: none are reported.
+    expect(reported).toEqual([]);
     expect(err).toBeInstanceOf(BackupError);
     expect(err.message).toMatch(/mariadb-dump exited with code 2: .*Lost connection/);
     expect(err.message).toContain('***');
@@ -620,9 +647,12 @@ ALTER DATABASE legacy CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;`);
       const t = target(source, undefined);
       const { storage, manifest } = await backUp(t);
       expect(manifest.database).toBeNull();
-      const names = manifest.facts.tables.map((f) => f.name);
-      expect(names).toEqual(expect.arrayContaining(['shop.customers', 'billing 2.customers']));
-      expect(names.filter((n) => n.startsWith('mysql.'))).toEqual([]);
+      // Exactly the user databases' tables and objects: never the mysql system schema.
+      expect(manifest.facts).toEqual({
+        exact: true,
+        tables: [...seededTables('billing 2'), ...seededTables('shop')],
+        objects: objectCounts({ databases: 2, tables: 6, views: 2, routines: 4, triggers: 2, events: 2 }),
+      });
       const entries = await entriesOf(t, storage, manifest);
       // Every user database, named; never the mysql system schema (accounts and grants).
       expect(entries.filter((e) => e.type === 'DATABASE').map((e) => e.name)).toEqual(['billing 2', 'shop']);

@@ -3,9 +3,9 @@
  * between the facts and the dump (the engine's `dump` writes first, then dumps: deterministic): SQLite
  * counts the copy it streams, so its exact counts equal the restored file's; PostgreSQL counts in the
  * snapshot pg_dump reads, so a writer that commits while pg_dump runs changes neither; Redis counts the
- * RDB as it streams, so its exact counts include the late keys; MySQL counts before its snapshot, so its
- * counts are marked not exact. PostgreSQL's planner estimates (for `facts()` and schema-only dumps) are
- * not doubled for a table analysed in the session that filled it.
+ * RDB and MySQL the script as they stream, so their exact counts include the late rows and keys.
+ * PostgreSQL's planner estimates (for `facts()` and schema-only dumps) are not doubled for a table
+ * analysed in the session that filled it.
  */
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -137,7 +137,7 @@ describe('facts marked exact are the backup’s', () => {
       await mariadb?.stop();
     });
 
-    it('rows counted before the dump’s snapshot are marked not exact', async () => {
+    it('rows are counted from the dump’s script: exact, and equal to the restored copy’s', async () => {
       const db = uniqueName('facts_my');
       await mariadb.query(`CREATE DATABASE ${db}`);
       await mariadb.query(
@@ -168,9 +168,10 @@ describe('facts marked exact are the backup’s', () => {
         { manifest, targetDatabase: copy, dryRun: false, force: false, dropExisting: false, jobs: 1 },
         { engine, storage },
       );
-      // The backup holds 55 rows; the count was taken at 50, so it must not claim to be exact.
+      // The live count was taken at 50; the backup holds 55, and its facts say so.
       expect(await mariadb.query(`SELECT count(*) FROM ${copy}.t`)).toEqual([['55']]);
-      expect(manifest.facts).toEqual({ exact: false, tables: [{ name: `${db}.t`, rows: 50 }] });
+      expect(manifest.facts.exact).toBe(true);
+      expect(manifest.facts.tables).toEqual([{ name: `${db}.t`, rows: 55 }]);
     });
   });
 

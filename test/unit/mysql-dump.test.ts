@@ -152,6 +152,8 @@ describe('options', () => {
       '--triggers',
       '--events',
       '--hex-blob',
+      '--extended-insert',
+      '--quote-names',
       '--default-character-set=utf8mb4',
       '--max-allowed-packet=1G',
     ];

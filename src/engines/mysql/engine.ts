@@ -14,6 +14,10 @@
  * every DDL statement at once, so a failed restore leaves the destination partially restored (the error's
  * hint says so); the scripts drop each table before creating it, so restoring over existing objects works.
  *
+ * A backup's facts are counted from the script as it streams to storage (dump-facts.ts: rows per table,
+ * objects by kind), so they are exactly what a restore of it holds, at the cost of a byte scan and no
+ * query.
+ *
  * The password reaches the tools through a `--defaults-extra-file` (mode 0600 in a private temp dir,
  * removed when the tool has exited), never through argv or the environment.
  */
@@ -34,6 +38,7 @@ import type {
 } from '../engine.ts';
 import { dumpArgs } from './args.ts';
 import { mysqlDescriptor } from './descriptor.ts';
+import { MysqlDumpCounter } from './dump-facts.ts';
 import { clientMessage } from './errors.ts';
 import { inspectMysqlDump } from './inspect.ts';
 import { eachLine, replay } from './lines.ts';
@@ -148,7 +153,7 @@ export class MysqlEngine implements Engine {
       }
     }
     // Counted before the dump's snapshot (--single-transaction) while writers go on: never the
-    // backup's exact counts.
+    // backup's exact counts (the dump reports those, counted from its script).
     return {
       exact: false,
       tables: tables.map((t) => ({ name: `${t.schema}.${t.table}`, rows: t.rows })),
@@ -373,6 +378,8 @@ export class MysqlEngine implements Engine {
         several: databases === undefined,
       },
     );
+    // Counted as the script passes: its exact facts, reported once the tool has succeeded.
+    const counter = options.onFacts ? new MysqlDumpCounter(database) : undefined;
     const { p, close, forgetPassword } = await this.#run.start(tool, args, {}, signal);
     try {
       let flowing = false;
@@ -383,6 +390,7 @@ export class MysqlEngine implements Engine {
           flowing = true;
           await forgetPassword();
         }
+        counter?.write(chunk as Buffer);
         yield chunk as Buffer;
       }
       const exit = await p.exited;
@@ -393,6 +401,7 @@ export class MysqlEngine implements Engine {
           { hint: 'the backup was not committed; see the message above' },
         );
       }
+      if (counter) options.onFacts?.(counter.facts());
     } finally {
       await close();
     }

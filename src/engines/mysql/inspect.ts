@@ -11,7 +11,7 @@ const BACKTICK_NAME = /^`((?:[^`]|``)+)`/;
 const BARE_NAME = /^([^\s`(.;]+)/;
 
 /** Reads `name`, `` `quoted name` `` or `schema.name` at the start of `text`. */
-function readName(text: string): { schema?: string; name: string } | undefined {
+export function readName(text: string): { schema?: string; name: string } | undefined {
   const one = (s: string): [string, number] | undefined => {
     const q = BACKTICK_NAME.exec(s);
     if (q) return [q[1]!.replaceAll('``', '`'), q[0].length];
@@ -33,8 +33,10 @@ const COMMENT_NAME =
   /^-- (Table structure for table|Dumping data for table|Final view structure for view) (.*)$/;
 const CURRENT_DATABASE = /^-- Current Database: (.*)$/;
 const HOST_DATABASE = /^-- Host: .*\bDatabase: (.*)$/;
-const VERSIONED_CREATE = /^\/\*!\d+ CREATE\*\/.*?\/\*!\d+ (TRIGGER|EVENT|PROCEDURE|FUNCTION)\s+(.*)$/;
-const ROUTINE = new RegExp(
+/** A trigger or event (or an older tool's routine), its keywords in versioned comments: `CREATE`, then `TRIGGER name`. */
+export const VERSIONED_CREATE = /^\/\*!\d+ CREATE\*\/.*?\/\*!\d+ (TRIGGER|EVENT|PROCEDURE|FUNCTION)\s+(.*)$/;
+/** A routine: `CREATE DEFINER=... PROCEDURE name ...` (or FUNCTION, PACKAGE). */
+export const ROUTINE = new RegExp(
   `^CREATE\\s+(?:${DEFINER})?(?:AGGREGATE\\s+)?(PROCEDURE|FUNCTION|PACKAGE\\s+BODY|PACKAGE)\\s+(.*)$`,
 );
 const COMMENT_TYPES: Record<string, string> = {
