@@ -272,6 +272,17 @@ export interface Engine {
   ): Promise<RestoreTargetState>;
 
   /**
+   * The facts of a restored copy (`targetDatabase`, else the target's own database), read the way this
+   * engine counts what a dump holds, so that a restore drill can compare them with the backup's exact
+   * facts (jobs/facts-compare.ts). `exact: true`. Absent where the engine cannot read them yet. Throws
+   * ConnectionError when the copy cannot be reached, RestoreError when a query fails.
+   */
+  restoredFacts?(
+    targetDatabase?: string | undefined,
+    options?: { signal?: AbortSignal | undefined },
+  ): Promise<DatabaseFacts>;
+
+  /**
    * Restores a raw dump from `source` into the destination. All-or-nothing where the format allows
    * (single transaction when `jobs` is 1). Checks the restore tool against `dumpToolVersion` before
    * creating or dropping anything (ToolMissingError, also when a tool is not installed). Throws

@@ -44,7 +44,7 @@ import {
   toDatabaseSettings,
 } from './dbsettings.ts';
 import { postgresDescriptor } from './descriptor.ts';
-import { countInSnapshot } from './facts.ts';
+import { countInTransaction, dumpInSnapshot } from './facts.ts';
 import { inspectCustom, inspectPlain } from './inspect.ts';
 import { cleanSafeOrder, parseRestoreList } from './list.ts';
 import { TABLE_ROWS_SQL, USER_OBJECTS_SQL } from './queries.ts';
@@ -119,42 +119,8 @@ export class PostgresEngine implements Engine {
       streamTool(tool, [...args, ...extra], this.#env(this.#database()), options.signal, failed);
     // A schema-only dump holds no rows: the live estimates stay, marked as such.
     if (!options.onFacts || options.schemaOnly) return run([]);
-    return this.#dumpCounted(run, options.onFacts, options.signal);
-  }
-
-  /**
-   * The dump in a snapshot this engine exports, with the facts counted in that same snapshot (facts.ts)
-   * while pg_dump runs; they are reported once the dump ended cleanly. The exporting transaction stays
-   * open until then: the snapshot is valid only while it is, and pg_dump takes it as it starts.
-   */
-  async *#dumpCounted(
-    run: (extra: string[]) => AsyncIterable<Buffer>,
-    onFacts: (facts: DatabaseFacts) => void,
-    signal: AbortSignal | undefined,
-  ): AsyncGenerator<Buffer> {
-    const exported = Promise.withResolvers<string>();
-    const dumped = Promise.withResolvers<boolean>();
-    const counted = this.#withClient(this.#database(), { signal }, async (c) => {
-      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const res = await c.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
-      exported.resolve(res.rows[0]!.id);
-      const facts = await countInSnapshot(c);
-      const clean = await dumped.promise;
-      await c.query('COMMIT');
-      return clean ? facts : undefined;
-    });
-    // A connection that fails before the export fails the dump; a later failure is reported after it.
-    counted.catch((err: unknown) => exported.reject(err));
-    let clean = false;
-    try {
-      yield* run([`--snapshot=${await exported.promise}`]);
-      clean = true;
-    } finally {
-      dumped.resolve(clean);
-      if (!clean) await counted.catch(() => {});
-    }
-    const facts = await counted;
-    if (facts) onFacts(facts);
+    const onFacts = options.onFacts;
+    return dumpInSnapshot(run, onFacts, (fn) => this.#withClient(this.#database(), options, fn));
   }
 
   async inspect(
@@ -166,6 +132,10 @@ export class PostgresEngine implements Engine {
     if (format === 'plain') return inspectPlain(source);
     await this.#checkReader('pg_restore', options.dumpToolVersion);
     return inspectCustom(this.#tool('pg_restore'), source, options.signal, (t) => this.#redact(t));
+  }
+
+  async restoredFacts(targetDatabase?: string, options: Signal = {}): Promise<DatabaseFacts> {
+    return this.#withClient(targetDatabase ?? this.#database(), options, countInTransaction, RestoreError);
   }
 
   async restoreTargetState(targetDatabase?: string, options: Signal = {}): Promise<RestoreTargetState> {

@@ -63,3 +63,47 @@ export async function countInSnapshot(c: pg.Client): Promise<DatabaseFacts> {
   ].map(([kind, n]) => ({ kind: kind as string, count: Number(n ?? 0) }));
   return { exact: true, tables, objects };
 }
+
+/** The facts of a database as it is now (a restored copy), counted in a snapshot of their own. */
+export async function countInTransaction(c: pg.Client): Promise<DatabaseFacts> {
+  await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  const facts = await countInSnapshot(c);
+  await c.query('COMMIT');
+  return facts;
+}
+
+/**
+ * The dump (`run`, given the extra pg_dump arguments) in a snapshot exported on a connection of its own
+ * (`withClient`), with the facts counted in that same snapshot while pg_dump runs; `onFacts` hears of
+ * them once the dump ended cleanly. The exporting transaction stays open until then: the snapshot is
+ * valid only while it is, and pg_dump takes it as it starts. A connection that fails before the export
+ * fails the dump; a count that fails fails it after its last bytes.
+ */
+export async function* dumpInSnapshot(
+  run: (extra: string[]) => AsyncIterable<Buffer>,
+  onFacts: (facts: DatabaseFacts) => void,
+  withClient: <T>(fn: (c: pg.Client) => Promise<T>) => Promise<T>,
+): AsyncGenerator<Buffer> {
+  const exported = Promise.withResolvers<string>();
+  const dumped = Promise.withResolvers<boolean>();
+  const counted = withClient(async (c) => {
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const res = await c.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
+    exported.resolve(res.rows[0]!.id);
+    const facts = await countInSnapshot(c);
+    const clean = await dumped.promise;
+    await c.query('COMMIT');
+    return clean ? facts : undefined;
+  });
+  counted.catch((err: unknown) => exported.reject(err));
+  let clean = false;
+  try {
+    yield* run([`--snapshot=${await exported.promise}`]);
+    clean = true;
+  } finally {
+    dumped.resolve(clean);
+    if (!clean) await counted.catch(() => {});
+  }
+  const facts = await counted;
+  if (facts) onFacts(facts);
+}

@@ -137,6 +137,23 @@ export class SqliteEngine implements Engine {
     }
   }
 
+  async restoredFacts(targetDatabase?: string | undefined): Promise<DatabaseFacts> {
+    const path = this.#destination(targetDatabase);
+    let db: DatabaseSync;
+    try {
+      db = new DatabaseSync(path, { readOnly: true, timeout: BUSY_TIMEOUT });
+    } catch (err) {
+      throw new ConnectionError(`cannot open SQLite database ${path}: ${errorMessage(err)}`, { cause: err });
+    }
+    try {
+      return { exact: true, tables: countRows(db) };
+    } catch (err) {
+      throw new RestoreError(`cannot count the rows of ${path}: ${errorMessage(err)}`, { cause: err });
+    } finally {
+      db.close();
+    }
+  }
+
   async restoreTargetState(targetDatabase?: string | undefined): Promise<RestoreTargetState> {
     const path = this.#destination(targetDatabase);
     const description = `SQLite database file ${path}`;
