@@ -265,6 +265,8 @@ describe('redis engine', () => {
     expect(restored).toEqual(manifest.facts);
     expect(compareFacts(manifest.facts, restored).differences).toEqual([]);
     await expect(engine.restoredFacts!('db0')).rejects.toThrow(UsageError);
+    const down = createEngine({ ...to, connection: { ...to.connection, port: 1 } });
+    await expect(down.restoredFacts!()).rejects.toThrow(ConnectionError);
 
     // A key gone from the restored server is a difference by database, type and TTL.
     const d = await dest.client(0);
@@ -278,6 +280,25 @@ describe('redis engine', () => {
       { item: 'objects expiring keys', expected: '3', found: '2' },
       { item: 'objects string', expected: '9', found: '8' },
     ]);
+  });
+
+  it('a key whose TTL has passed counts nowhere, though DBSIZE and INFO still count it until reclaimed', async () => {
+    const { storage, manifest } = await backUp(await freshSource());
+    await dest.flushAll();
+    const engine = createEngine(dest.target('redis_dst'));
+    await runRestore(restoreRequest(manifest), { engine, storage });
+    const d = await dest.client(0);
+    try {
+      await d.set('soon:gone', 'x', 'PX', 300);
+      // Paused writes pause the server's active expiry: the key stays in the keyspace once expired.
+      await d.call('CLIENT', 'PAUSE', '10000', 'WRITE');
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(await d.dbsize()).toBe(DB0_KEYS + 1);
+      expect(await engine.restoredFacts!()).toEqual(manifest.facts);
+    } finally {
+      await d.call('CLIENT', 'UNPAUSE');
+      d.disconnect();
+    }
   });
 
   it("a module's own type name counts as module, as the RDB reader counts module values", () => {
