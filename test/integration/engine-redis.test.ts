@@ -19,8 +19,10 @@ import { BACKUP_RIGHTS, RESTORE_RIGHTS } from '../../src/engines/redis/client.ts
 import { crc64 } from '../../src/engines/redis/crc64.ts';
 import { RedisEngine } from '../../src/engines/redis/engine.ts';
 import { rdbFacts } from '../../src/engines/redis/info.ts';
+import { factType } from '../../src/engines/redis/keyspace-facts.ts';
 import { checkRdb } from '../../src/engines/redis/rdb-stream.ts';
 import { runBackup } from '../../src/jobs/backup.ts';
+import { compareFacts } from '../../src/jobs/facts-compare.ts';
 import { runRestore } from '../../src/jobs/restore.ts';
 import { verifyBackup } from '../../src/jobs/verify.ts';
 import { rawDumpStream } from '../../src/pipeline/read.ts';
@@ -251,6 +253,58 @@ describe('redis engine', () => {
         { kind: 'function libraries', count: 1 },
       ],
     });
+  });
+
+  it("a restored server's facts, read from its live keys, equal the backup's", async () => {
+    const { storage, manifest } = await backUp(await freshSource());
+    await dest.flushAll();
+    const to = dest.target('redis_dst');
+    const engine = createEngine(to);
+    await runRestore(restoreRequest(manifest), { engine, storage });
+    const restored = await engine.restoredFacts!();
+    expect(restored).toEqual(manifest.facts);
+    expect(compareFacts(manifest.facts, restored).differences).toEqual([]);
+    await expect(engine.restoredFacts!('db0')).rejects.toThrow(UsageError);
+    const down = createEngine({ ...to, connection: { ...to.connection, port: 1 } });
+    await expect(down.restoredFacts!()).rejects.toThrow(ConnectionError);
+
+    // A key gone from the restored server is a difference by database, type and TTL.
+    const d = await dest.client(0);
+    try {
+      await d.del('ttl:str');
+    } finally {
+      d.disconnect();
+    }
+    expect(compareFacts(manifest.facts, await engine.restoredFacts!()).differences).toEqual([
+      { item: 'table db0', expected: String(DB0_KEYS), found: String(DB0_KEYS - 1) },
+      { item: 'objects expiring keys', expected: '3', found: '2' },
+      { item: 'objects string', expected: '9', found: '8' },
+    ]);
+  });
+
+  it('a key whose TTL has passed counts nowhere, though DBSIZE and INFO still count it until reclaimed', async () => {
+    const { storage, manifest } = await backUp(await freshSource());
+    await dest.flushAll();
+    const engine = createEngine(dest.target('redis_dst'));
+    await runRestore(restoreRequest(manifest), { engine, storage });
+    const d = await dest.client(0);
+    try {
+      await d.set('soon:gone', 'x', 'PX', 300);
+      // Paused writes pause the server's active expiry: the key stays in the keyspace once expired.
+      await d.call('CLIENT', 'PAUSE', '10000', 'WRITE');
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(await d.dbsize()).toBe(DB0_KEYS + 1);
+      expect(await engine.restoredFacts!()).toEqual(manifest.facts);
+    } finally {
+      await d.call('CLIENT', 'UNPAUSE');
+      d.disconnect();
+    }
+  });
+
+  it("a module's own type name counts as module, as the RDB reader counts module values", () => {
+    expect(factType('ReJSON-RL')).toBe('module');
+    expect(factType('vectorset')).toBe('module');
+    for (const type of ['string', 'list', 'set', 'zset', 'hash', 'stream']) expect(factType(type)).toBe(type);
   });
 
   it('a key already expired when Redis wrote the RDB is in the file but not in the facts', async () => {

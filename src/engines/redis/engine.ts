@@ -45,6 +45,7 @@ import { BACKUP_RIGHTS, connect, DEFAULT_PORT, redisHost, redisWhere, withRedisC
 import { copyDatabase, probeRestore } from './copy.ts';
 import { redisDescriptor } from './descriptor.ts';
 import { infoField, parseKeyspace, rdbEntries, rdbFacts } from './info.ts';
+import { serverFacts } from './keyspace-facts.ts';
 import { spoolAndCheck, startLoader } from './loader.ts';
 import { RdbError, type RdbSummary } from './rdb-format.ts';
 import { checkAsItPasses, checkRdb, streamRdb } from './rdb-stream.ts';
@@ -121,6 +122,16 @@ export class RedisEngine implements Engine {
       exists: true,
       empty: parseKeyspace(keyspace).every((d) => d.keys === 0),
     };
+  }
+
+  /**
+   * The whole server's facts, counted from its live keys as the RDB reader counts a backup's
+   * (keyspace-facts.ts). `targetDatabase` is refused as for a restore: a Redis backup holds every
+   * logical database.
+   */
+  async restoredFacts(targetDatabase?: string, options: Signal = {}): Promise<DatabaseFacts> {
+    this.#noTargetDatabase(targetDatabase);
+    return this.#withClient(options, (c) => serverFacts(c, options.signal), RestoreError);
   }
 
   async restore(source: AsyncIterable<Buffer>, options: RestoreOptions): Promise<void> {

@@ -28,14 +28,27 @@ export function rdbFacts(summary: RdbSummary): DatabaseFacts | undefined {
   if (summary.partial !== undefined) return undefined;
   const loaded = summary.databases.map((d) => ({ name: `db${d.db}`, rows: d.keys - d.expired }));
   const expiring = summary.databases.reduce((n, d) => n + d.expires - d.expired, 0);
-  const objects = Object.entries(summary.types)
+  return keyFacts(loaded, summary.types, expiring, summary.functions.length);
+}
+
+/**
+ * Facts from key counts, in the one shape and order a backup and a restored server both report: the
+ * databases that hold keys, keys by type (by name), then `expiring keys` and `function libraries` when
+ * there are any.
+ */
+export function keyFacts(
+  databases: { name: string; rows: number }[],
+  types: Record<string, number>,
+  expiring: number,
+  functionLibraries: number,
+): DatabaseFacts {
+  const objects = Object.entries(types)
+    .filter(([, count]) => count > 0)
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([kind, count]) => ({ kind, count }));
   if (expiring > 0) objects.push({ kind: 'expiring keys', count: expiring });
-  if (summary.functions.length > 0) {
-    objects.push({ kind: 'function libraries', count: summary.functions.length });
-  }
-  return { exact: true, tables: loaded.filter((t) => t.rows > 0), objects };
+  if (functionLibraries > 0) objects.push({ kind: 'function libraries', count: functionLibraries });
+  return { exact: true, tables: databases.filter((t) => t.rows > 0), objects };
 }
 
 export function rdbEntries(summary: RdbSummary): DumpInspection['entries'] {
