@@ -506,6 +506,11 @@ CREATE SEQUENCE seq;`,
     await expect(new MysqlEngine(target(server, db, { port: 1 })).restoredFacts()).rejects.toBeInstanceOf(
       ConnectionError,
     );
+    // A table that cannot be counted (its tablespace discarded) fails the reading, naming the cause.
+    await server.query('ALTER TABLE blobs DISCARD TABLESPACE', copy);
+    const err = await failure(() => engine.restoredFacts(copy));
+    expect(err).toBeInstanceOf(RestoreError);
+    expect(err.message).toMatch(/blobs/);
   });
 
   it('a failed restore is a RestoreError with the server message, the password hidden, the state in the hint', async () => {
