@@ -15,6 +15,7 @@ import type { ConnectionConfig } from '../../src/engines/engine.ts';
 import { createEngine } from '../../src/engines/index.ts';
 import { MysqlEngine } from '../../src/engines/mysql/engine.ts';
 import { runBackup } from '../../src/jobs/backup.ts';
+import { compareFacts } from '../../src/jobs/facts-compare.ts';
 import { runRestore } from '../../src/jobs/restore.ts';
 import { rawDumpStream } from '../../src/pipeline/read.ts';
 import { LocalStorage } from '../../src/storage/local.ts';
@@ -456,6 +457,62 @@ exec /usr/bin/${tool} "$@"`;
     });
   });
 
+  it("reads a restored copy's facts as the dump counted them; under another name its tables carry that name", async () => {
+    const db = uniqueName('drill');
+    await seedDatabase(server, db);
+    // Beside the seed: a table without rows, a MERGE table (its rows are its underlying table's, the dump
+    // holds none for it) and a sequence (counted by neither side).
+    await server.exec(
+      `CREATE TABLE empty_one (id INT);
+CREATE TABLE part (a INT) ENGINE=MyISAM;
+INSERT INTO part VALUES (1), (2);
+CREATE TABLE merged (a INT) ENGINE=MRG_MyISAM UNION=(part);
+CREATE SEQUENCE seq;`,
+      db,
+    );
+    const t = target(server, db);
+    const { storage, manifest } = await backUp(t);
+    expect(manifest.facts).toEqual({
+      exact: true,
+      tables: [
+        ...seededTables(db),
+        { name: `${db}.empty_one`, rows: 0 },
+        { name: `${db}.merged`, rows: 0 },
+        { name: `${db}.part`, rows: 2 },
+      ],
+      objects: objectCounts({ databases: 1, tables: 6, views: 1, routines: 2, triggers: 1, events: 1 }),
+    });
+    const engine = new MysqlEngine(t);
+    expect(await engine.restoredFacts()).toEqual(manifest.facts);
+
+    const copy = uniqueName('drill_copy');
+    await restore(t, storage, manifest, { targetDatabase: copy });
+    const restored = await engine.restoredFacts(copy);
+    const renamed = manifest.facts.tables.map((x) => ({ ...x, name: `${copy}${x.name.slice(db.length)}` }));
+    expect(restored).toEqual({ ...manifest.facts, tables: renamed });
+    // As recorded, every table is named after the source database: a drill into another name maps it.
+    const asRecorded = compareFacts(manifest.facts, restored).differences;
+    expect(asRecorded).toHaveLength(12);
+    expect(asRecorded).toContainEqual({ item: `table ${db}.customers`, expected: '200', found: 'absent' });
+    expect(asRecorded).toContainEqual({ item: `table ${copy}.customers`, expected: 'absent', found: '200' });
+    expect(compareFacts({ ...manifest.facts, tables: renamed }, restored).differences).toEqual([]);
+
+    // A database that is not there holds nothing; a server that cannot be reached is a ConnectionError.
+    expect(await engine.restoredFacts(uniqueName('drill_missing'))).toEqual({
+      exact: true,
+      tables: [],
+      objects: objectCounts({}),
+    });
+    await expect(new MysqlEngine(target(server, db, { port: 1 })).restoredFacts()).rejects.toBeInstanceOf(
+      ConnectionError,
+    );
+    // A table that cannot be counted (its tablespace discarded) fails the reading, naming the cause.
+    await server.query('ALTER TABLE blobs DISCARD TABLESPACE', copy);
+    const err = await failure(() => engine.restoredFacts(copy));
+    expect(err).toBeInstanceOf(RestoreError);
+    expect(err.message).toMatch(/blobs/);
+  });
+
   it('a failed restore is a RestoreError with the server message, the password hidden, the state in the hint', async () => {
     const t = target(server, undefined);
     const into = uniqueName('failed_restore');
@@ -641,6 +698,23 @@ ALTER DATABASE legacy CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;`);
       }
     });
 
+    it('a one-database backup restored under its own name into a fresh server reads back the facts it recorded', async () => {
+      const db = uniqueName('drill_same');
+      await seedDatabase(source, db);
+      try {
+        const { storage, manifest } = await backUp(target(source, db));
+        const to = target(fresh, db);
+        await restore(to, storage, manifest);
+        const restored = await new MysqlEngine(to).restoredFacts();
+        expect(restored).toEqual(manifest.facts);
+        expect(compareFacts(manifest.facts, restored).differences).toEqual([]);
+      } finally {
+        // The next test backs up every database of one and restores into the other, empty.
+        await source.query(`DROP DATABASE IF EXISTS ${ident(db)}`);
+        await fresh.query(`DROP DATABASE IF EXISTS ${ident(db)}`);
+      }
+    });
+
     it('backs up all databases and restores them into a fresh server', async () => {
       await seedDatabase(source, 'shop');
       await seedDatabase(source, 'billing 2');
@@ -665,6 +739,10 @@ ALTER DATABASE legacy CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;`);
       });
       const plan = await restore(to, storage, manifest);
       expect(plan.action).toBe('restore-into-empty');
+      // What a drill reads back: the facts the backup recorded, item by item.
+      const restored = await new MysqlEngine(to).restoredFacts();
+      expect(restored).toEqual(manifest.facts);
+      expect(compareFacts(manifest.facts, restored).differences).toEqual([]);
       expect(await snapshot(fresh, 'shop')).toEqual(await snapshot(source, 'shop'));
       expect(await snapshot(fresh, 'billing 2')).toEqual(await snapshot(source, 'billing 2'));
       expect(await new MysqlEngine(to).restoreTargetState()).toMatchObject({ empty: false });

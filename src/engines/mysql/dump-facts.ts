@@ -30,6 +30,11 @@ const INSERT_INTO_MAX = 'INSERT IGNORE INTO '.length;
 export const OBJECT_KINDS = ['databases', 'tables', 'views', 'routines', 'triggers', 'events'] as const;
 type ObjectKind = (typeof OBJECT_KINDS)[number];
 
+/** Tables `database.table` with their rows, sorted by name in code-unit order (never a server's collation). */
+export function tableFacts(rows: Iterable<[string, number]>): DatabaseFacts['tables'] {
+  return [...rows].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, rows]) => ({ name, rows }));
+}
+
 /** What a statement head creates or selects, when it is one the facts count. */
 export type StatementHead =
   | { create: Exclude<ObjectKind, 'databases' | 'tables'> }
@@ -142,10 +147,7 @@ export class MysqlDumpCounter {
       kind,
       count: kind === 'databases' ? this.#databases.size : this.#objects.get(kind)!,
     }));
-    const tables = [...this.#tables]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([name, rows]) => ({ name, rows }));
-    return { exact: true, tables, objects };
+    return { exact: true, tables: tableFacts(this.#tables), objects };
   }
 
   /** Takes bytes `from`..`end` of the current line; returns where to go on (an INSERT may take over). */

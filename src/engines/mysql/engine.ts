@@ -16,7 +16,8 @@
  *
  * A backup's facts are counted from the script as it streams to storage (dump-facts.ts: rows per table,
  * objects by kind), so they are exactly what a restore of it holds, at the cost of a byte scan and no
- * query.
+ * query. A restored copy's facts are read back with the same definitions (restored-facts.ts), every table
+ * counted exactly, for a restore drill to compare.
  *
  * The password reaches the tools through a `--defaults-extra-file` (mode 0600 in a private temp dir,
  * removed when the tool has exited), never through argv or the environment.
@@ -42,6 +43,7 @@ import { MysqlDumpCounter } from './dump-facts.ts';
 import { clientMessage } from './errors.ts';
 import { inspectMysqlDump } from './inspect.ts';
 import { eachLine, replay } from './lines.ts';
+import { readRestoredFacts } from './restored-facts.ts';
 import { MysqlRunner } from './runner.ts';
 import {
   DEFAULTS_LINE,
@@ -50,7 +52,7 @@ import {
   restoreFailureHint,
   unnameAlterDatabase,
 } from './script.ts';
-import { ident, literal, objectCountSql, SYSTEM_SCHEMAS } from './sql.ts';
+import { COUNT_BATCH, countRowsSql, ident, literal, objectCountSql, SYSTEM_SCHEMAS } from './sql.ts';
 import { MysqlTools, type ResolvedTool } from './tools.ts';
 
 /** InnoDB tables up to this many estimated rows get a count(*) for the manifest's facts. */
@@ -137,13 +139,14 @@ export class MysqlEngine implements Engine {
     const toCount = tables
       .filter((t) => !t.exact && t.engine === 'InnoDB' && t.rows <= COUNT_MAX_ROWS)
       .slice(0, COUNT_MAX_TABLES);
-    for (let i = 0; i < toCount.length; i += 50) {
-      const batch = toCount.slice(i, i + 50);
-      const sql = batch
-        .map((t, j) => `SELECT ${j}, COUNT(*) FROM ${ident(t.schema)}.${ident(t.table)}`)
-        .join(' UNION ALL ');
+    for (let i = 0; i < toCount.length; i += COUNT_BATCH) {
+      const batch = toCount.slice(i, i + COUNT_BATCH);
       try {
-        for (const [j, n] of await this.#run.query(client, sql, { ...options, failAs: BackupError })) {
+        const counted = await this.#run.query(client, countRowsSql(batch), {
+          ...options,
+          failAs: BackupError,
+        });
+        for (const [j, n] of counted) {
           const t = batch[Number(j)];
           if (t) Object.assign(t, { rows: Number(n), exact: true });
         }
@@ -173,6 +176,12 @@ export class MysqlEngine implements Engine {
     this.descriptor.extension(format);
     // A SQL script needs no tool to read: any client can replay what any dump tool wrote.
     return inspectMysqlDump(source);
+  }
+
+  async restoredFacts(targetDatabase?: string, options: Signal = {}): Promise<DatabaseFacts> {
+    const client = await this.#tools.client();
+    const databases = targetDatabase === undefined ? this.#databases() : [targetDatabase];
+    return readRestoredFacts(this.#run, client, databases, options.signal);
   }
 
   async restoreTargetState(targetDatabase?: string, options: Signal = {}): Promise<RestoreTargetState> {

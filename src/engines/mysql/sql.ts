@@ -34,3 +34,19 @@ export function objectCountSql(schemaCondition: string): string {
     + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA ${schemaCondition})
     + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA ${schemaCondition})`;
 }
+
+/** A table by its database and name. */
+export interface TableRef {
+  schema: string;
+  table: string;
+}
+
+/** Tables counted per query: one statement of moderate length. */
+export const COUNT_BATCH = 50;
+
+/** One query counting the rows of each of `tables` exactly: rows `(index in tables, count)`. */
+export function countRowsSql(tables: readonly TableRef[]): string {
+  return tables
+    .map((t, j) => `SELECT ${j}, COUNT(*) FROM ${ident(t.schema)}.${ident(t.table)}`)
+    .join(' UNION ALL ');
+}
