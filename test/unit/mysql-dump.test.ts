@@ -156,6 +156,7 @@ describe('options', () => {
       '--quote-names',
       '--default-character-set=utf8mb4',
       '--max-allowed-packet=1G',
+      '--no-data-med',
     ];
     expect(dumpArgs(MARIADB, ['shop'], false)).toEqual([...common, '--', 'shop']);
     expect(dumpArgs(MARIADB, ['shop', '-odd'], false)).toEqual([
