@@ -1,14 +1,11 @@
 /** Human output: byte sizes, tables, and a progress line on terminals. */
 
 import { formatBytes } from '../util/format.ts';
+import type { Out } from '../util/log.ts';
 import { printable } from '../util/printable.ts';
 
+export type { Out };
 export { formatBytes };
-
-export interface Out {
-  write(text: string): unknown;
-  isTTY?: boolean | undefined;
-}
 
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${ms} ms`;

@@ -274,10 +274,10 @@ export interface Engine {
   /**
    * The facts of a restored copy (`targetDatabase`, else the target's own database), read the way this
    * engine counts what a dump holds, so that a restore drill can compare them with the backup's exact
-   * facts (jobs/facts-compare.ts). `exact: true`. Absent where the engine cannot read them yet. Throws
+   * facts (jobs/facts-compare.ts). `exact: true`. Throws
    * ConnectionError when the copy cannot be reached, RestoreError when a query fails.
    */
-  restoredFacts?(
+  restoredFacts(
     targetDatabase?: string | undefined,
     options?: { signal?: AbortSignal | undefined },
   ): Promise<DatabaseFacts>;

@@ -14,8 +14,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
-/** Where log lines go (stdout); `isTTY` decides the `auto` format. */
-export interface LogSink {
+/** A stream text is written to (stdout, stderr); `isTTY` says whether a person is reading it. */
+export interface Out {
   write(text: string): unknown;
   isTTY?: boolean | undefined;
 }
@@ -24,7 +24,7 @@ export interface LogOptions {
   level: LogLevel;
   format: LogFormat;
   /** Where lines go (stdout); `isTTY` decides the `auto` format. */
-  out: LogSink;
+  out: Out;
 }
 
 export function createLogger(options: LogOptions): Logger {

@@ -31,5 +31,6 @@ export function fakeEngine(dump: () => AsyncIterable<Buffer>): Engine {
     },
     restoreTargetState: async () => ({ description: 'x', exists: false, empty: true }),
     restore: async () => {},
+    restoredFacts: async () => ({ exact: true, tables: [{ name: 'public.t', rows: 3 }] }),
   };
 }

@@ -279,6 +279,7 @@ function recordingEngine() {
     restoreTargetState: async () => ({ description: 'database shop_copy', exists: false, empty: true }),
     // Like a restore in one transaction: it commits only when its input ends cleanly.
     restore: async (source: AsyncIterable<Buffer>, _options: RestoreOptions) => consume(source),
+    restoredFacts: async () => ({ exact: true, tables: [] }),
   };
   return { engine, seen };
 }

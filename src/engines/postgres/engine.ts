@@ -119,8 +119,7 @@ export class PostgresEngine implements Engine {
       streamTool(tool, [...args, ...extra], this.#env(this.#database()), options.signal, failed);
     // A schema-only dump holds no rows: the live estimates stay, marked as such.
     if (!options.onFacts || options.schemaOnly) return run([]);
-    const onFacts = options.onFacts;
-    return dumpInSnapshot(run, onFacts, (fn) => this.#withClient(this.#database(), options, fn));
+    return dumpInSnapshot(run, options.onFacts, (fn) => this.#withClient(this.#database(), options, fn));
   }
 
   async inspect(
