@@ -283,6 +283,21 @@ export interface Engine {
   ): Promise<DatabaseFacts>;
 
   /**
+   * The databases of this server whose names begin with `prefix`: on a drill server the user names,
+   * the scratch databases drills made (jobs/drill-place.ts sweeps those a killed drill left). Changes
+   * nothing. An engine whose server has no named databases (Redis) or no server (SQLite) throws
+   * UsageError. Throws ConnectionError when the server cannot be reached, RestoreError when the query
+   * fails.
+   */
+  listDatabases(prefix: string, options?: { signal?: AbortSignal | undefined }): Promise<string[]>;
+
+  /**
+   * Drops database `name` (a drill's scratch database), ending its other sessions first; nothing when it
+   * does not exist. Throws as `listDatabases` does.
+   */
+  dropDatabase(name: string, options?: { signal?: AbortSignal | undefined }): Promise<void>;
+
+  /**
    * Restores a raw dump from `source` into the destination. All-or-nothing where the format allows
    * (single transaction when `jobs` is 1). Checks the restore tool against `dumpToolVersion` before
    * creating or dropping anything (ToolMissingError, also when a tool is not installed). Throws

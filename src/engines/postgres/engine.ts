@@ -137,6 +137,25 @@ export class PostgresEngine implements Engine {
     return this.#withClient(targetDatabase ?? this.#database(), options, countInTransaction, RestoreError);
   }
 
+  async listDatabases(prefix: string, options: Signal = {}): Promise<string[]> {
+    return this.#withClient(
+      this.#maintenanceDb(),
+      options,
+      async (c) => {
+        const res = await c.query<{ datname: string }>(
+          'SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname',
+          [prefix],
+        );
+        return res.rows.map((r) => r.datname);
+      },
+      RestoreError,
+    );
+  }
+
+  async dropDatabase(name: string, options: Signal = {}): Promise<void> {
+    await this.#withClient(this.#maintenanceDb(), options, (c) => dropDatabase(c, name), RestoreError);
+  }
+
   async restoreTargetState(targetDatabase?: string, options: Signal = {}): Promise<RestoreTargetState> {
     const database = targetDatabase ?? this.#database();
     const description = `database ${database} on ${this.#where()}`;
@@ -372,16 +391,9 @@ export class PostgresEngine implements Engine {
       this.#maintenanceDb(),
       options,
       async (c) => {
-        const ident = quoteIdent(database);
-        if (options.dropExisting) {
-          await c.query(
-            'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
-            [database],
-          );
-          await c.query(`DROP DATABASE IF EXISTS ${ident}`);
-        }
+        if (options.dropExisting) await dropDatabase(c, database);
         // template0: a pristine database, so nothing from template1 collides with the dump's objects.
-        await c.query(`CREATE DATABASE ${ident} TEMPLATE template0`);
+        await c.query(`CREATE DATABASE ${quoteIdent(database)} TEMPLATE template0`);
       },
       RestoreError,
     );
@@ -454,4 +466,13 @@ export class PostgresEngine implements Engine {
       },
     });
   }
+}
+
+/** Drops `database`, ending its other sessions first (a drill's copy, a database restore replaces). */
+async function dropDatabase(c: pg.Client, database: string): Promise<void> {
+  await c.query(
+    'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+    [database],
+  );
+  await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(database)}`);
 }
