@@ -11,6 +11,7 @@ import { errorMessage } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
 import { readRecord } from './catalog.ts';
 import { drillKey, verifyKey } from './layout.ts';
+import type { DrillRecord, VerifyRecord } from './manifest.ts';
 
 export type RecordKind = 'verify' | 'drill';
 
@@ -70,4 +71,24 @@ function failureOf(record: unknown, kind: RecordKind, id: string): string | unde
   const when = typeof at === 'string' ? ` at ${printable(at)}` : '';
   const why = typeof r.reason === 'string' ? ` (${printable(r.reason)})` : '';
   return `its ${kind}${when} failed${why}`;
+}
+
+/**
+ * Writes a backup's verify or drill record. Best effort: returns why it could not be written (read-only
+ * storage on a disaster-recovery machine must still give the check's answer), or undefined. An abort
+ * is thrown.
+ */
+export async function writeRecord(
+  storage: StorageBackend,
+  key: string,
+  record: VerifyRecord | DrillRecord,
+  signal?: AbortSignal | undefined,
+): Promise<string | undefined> {
+  try {
+    await storage.put(key, [Buffer.from(`${JSON.stringify(record, null, 2)}\n`)], { signal });
+    return undefined;
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    return errorMessage(err);
+  }
 }

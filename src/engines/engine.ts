@@ -171,6 +171,12 @@ export interface RestoreOptions {
   databaseSettings?: DatabaseSettings | undefined;
   /** Leave out the owner, grants and settings that name roles missing on this server (instead of failing). */
   skipMissingRoles?: boolean | undefined;
+  /**
+   * Leave out who owns each object and the grants on it (PostgreSQL: `pg_restore --no-owner --no-acl`,
+   * and a plain script's ownership and privilege statements), for a scratch server that has none of the
+   * backup's roles: a restore drill. Engines whose dumps restore without roles ignore it.
+   */
+  skipOwnership?: boolean | undefined;
   signal?: AbortSignal | undefined;
 }
 

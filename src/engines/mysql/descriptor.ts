@@ -10,6 +10,7 @@ export const mysqlDescriptor = describeEngine({
   database: 'names',
   settings: { sslmode: false, tls: true, schemaOnly: true },
   tempDirTools: ['mariadb', 'mysql', 'mariadb-dump', 'mysqldump'],
+  tablesNamedByDatabase: true,
   inUseSideFiles: [],
   // A backup of the whole server is named after the engine.
   defaultTargetName: (database) => database?.split(',')[0]?.trim() || 'mysql',

@@ -13,6 +13,7 @@ export const postgresDescriptor = describeEngine({
   database: 'name',
   settings: { sslmode: true, tls: false, schemaOnly: true },
   tempDirTools: ['pg_restore', 'psql'],
+  tablesNamedByDatabase: false,
   inUseSideFiles: [],
   defaultTargetName: (database) => database || undefined,
   // A plain script cannot drop what it creates first, nor run in parallel, nor pick tables.

@@ -47,6 +47,7 @@ import { postgresDescriptor } from './descriptor.ts';
 import { countInTransaction, dumpInSnapshot } from './facts.ts';
 import { inspectCustom, inspectPlain } from './inspect.ts';
 import { cleanSafeOrder, parseRestoreList } from './list.ts';
+import { withoutOwnership } from './ownership.ts';
 import { TABLE_ROWS_SQL, USER_OBJECTS_SQL } from './queries.ts';
 import { quoteConninfo, restoreFailureHint } from './restore-hint.ts';
 import { RefusedScriptError, restrictedScript } from './script.ts';
@@ -204,7 +205,8 @@ export class PostgresEngine implements Engine {
     try {
       const file = join(dir, 'dump');
       // A fresh key per restore, known to this process alone: see script.ts.
-      const body = plain ? restrictedScript(source, randomBytes(32).toString('hex')) : source;
+      const screened = plain ? restrictedScript(source, randomBytes(32).toString('hex')) : source;
+      const body = plain && options.skipOwnership ? withoutOwnership(screened) : screened;
       try {
         await pipeline(body, createWriteStream(file, { mode: 0o600 }), { signal: options.signal });
       } catch (err) {
@@ -323,6 +325,7 @@ export class PostgresEngine implements Engine {
     const hint = restoreFailureHint(database, options);
     const env = this.#env(database);
     const args = ['--no-password', '--exit-on-error', '-d', `dbname=${quoteConninfo(database)}`];
+    if (options.skipOwnership) args.push('--no-owner', '--no-acl');
     if (options.overwrite)
       args.push('--clean', '--if-exists', `--use-list=${await this.#cleanSafeList(file, hint)}`);
     const tables = options.tables ?? [];
