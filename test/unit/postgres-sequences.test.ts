@@ -193,7 +193,10 @@ class ArchiveWriter {
     return this;
   }
 
-  entry(id: number, e: { tag: string; desc: string; defn: string; namespace?: string | null }): this {
+  entry(
+    id: number,
+    e: { tag: string | Buffer; desc: string; defn: string | Buffer; namespace?: string | null },
+  ): this {
     this.int(id)
       .int(0)
       .str('1259')
@@ -266,6 +269,24 @@ describe('a custom archive’s sequence values', () => {
     expect(readAll(new ArchiveSequenceReader(), future, 100)).toBeUndefined();
   });
 
+  it('follow the archive’s encoding: a non-ASCII name is read from UTF8 only', () => {
+    const withName = (encoding: string, name: string) => {
+      const w = new ArchiveWriter(16).int(2);
+      w.entry(1, { tag: 'ENCODING', desc: 'ENCODING', defn: `SET client_encoding = '${encoding}';\n` });
+      const bytes = (text: string) => Buffer.from(text, encoding === 'UTF8' ? 'utf8' : 'latin1');
+      w.entry(2, {
+        tag: bytes(name),
+        desc: 'SEQUENCE SET',
+        defn: bytes(`SELECT pg_catalog.setval('public."${name}"', 5, true);`),
+        namespace: 'public',
+      });
+      return readAll(new ArchiveSequenceReader(), w.bytes(), 10);
+    };
+    expect(withName('UTF8', 'séq')).toEqual([{ name: 'public.séq', value: '5' }]);
+    expect(withName('LATIN1', 'Seq')).toEqual([{ name: 'public.Seq', value: '5' }]);
+    expect(withName('LATIN1', 'séq')).toBeUndefined();
+  });
+
   it('are none for a TOC that does not read as pg_dump writes it', () => {
     const noMagic = archive(15);
     noMagic[0] = 0x58;
@@ -291,7 +312,17 @@ describe('a custom archive’s sequence values', () => {
     const unreadable = archive(15, 4, (w) =>
       w.entry(9, { tag: 'b', desc: 'SEQUENCE SET', defn: 'SELECT 1;', namespace: 'public' }),
     );
-    for (const [what, bytes] of Object.entries({ noMagic, cut, badSign, mismatch, twice, unreadable })) {
+    const badEncoding = archive(15);
+    badEncoding.write("'U-F8'", badEncoding.indexOf("'UTF8'"), 'latin1');
+    for (const [what, bytes] of Object.entries({
+      noMagic,
+      cut,
+      badSign,
+      mismatch,
+      twice,
+      unreadable,
+      badEncoding,
+    })) {
       expect(readAll(new ArchiveSequenceReader(), bytes, 64), what).toBeUndefined();
     }
   });

@@ -136,8 +136,9 @@ function* readArchive(out: SequenceValues): Reading {
   if (count < 0) throw new MalformedArchive('negative TOC size');
   for (let i = 0; i < count; i++) {
     const entry = yield* readEntry(archive, offSize);
-    if (entry.desc === 'ENCODING' && entry.defn instanceof Buffer) {
-      const encoding = clientEncoding(entry.defn.toString('latin1'));
+    if (entry.desc === 'ENCODING') {
+      const encoding =
+        entry.defn instanceof Buffer ? clientEncoding(entry.defn.toString('latin1')) : undefined;
       if (!encoding) throw new MalformedArchive('unreadable ENCODING entry');
       decode = nameDecoder(encoding);
     } else if (entry.desc === 'SEQUENCE SET') {
