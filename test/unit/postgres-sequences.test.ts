@@ -155,6 +155,15 @@ describe('a plain script’s sequence values', () => {
     expect(readAll(new PlainSequenceReader(), Buffer.from(latin, 'latin1'), 100)).toBeUndefined();
     const ascii = SCRIPT.replace("'UTF8'", "'LATIN1'");
     expect(readAll(new PlainSequenceReader(), Buffer.from(ascii), 100)).toEqual(EXPECTED);
+    // Only the prologue sets it: the same line among the objects is something else's text.
+    const later = SCRIPT.replace('$$;\n', "$$;\nSET client_encoding = 'LATIN1';\n").replace(
+      '"Mixed"',
+      '"Mîxed"',
+    );
+    expect(readAll(new PlainSequenceReader(), Buffer.from(later), 100)).toEqual([
+      { name: 'public.Mîxed', value: null },
+      { name: 'public.a', value: '3' },
+    ]);
   });
 });
 

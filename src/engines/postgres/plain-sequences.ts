@@ -38,6 +38,8 @@ export class PlainSequenceReader {
   readonly #values = new SequenceValues();
   /** Names are decoded as the dump's `SET client_encoding` says; UTF8 until it says otherwise. */
   #decode: NameDecoder = nameDecoder('UTF8');
+  /** Before the first header: where pg_dump sets the client encoding, and nowhere else. */
+  #prologue = true;
   /** The type of the entry whose header came last (`SEQUENCE SET`, `TABLE DATA`...), if known. */
   #entry: string | undefined;
   #inCopy = false;
@@ -62,9 +64,9 @@ export class PlainSequenceReader {
 
   /** After the last chunk: the values the dump holds, or undefined when it could not be read for them. */
   values(): SequenceValue[] | undefined {
-    if (this.#inCopy)
-      this.#values.fail(); // a dump pg_dump finished never ends inside COPY data
-    else if (this.#lineLength > 0) this.#onLine(Buffer.concat(this.#line), !this.#truncated);
+    // A dump pg_dump finished never ends inside COPY data.
+    if (this.#inCopy) this.#values.fail();
+    if (this.#lineLength > 0) this.#onLine(Buffer.concat(this.#line), !this.#truncated);
     return this.#values.result();
   }
 
@@ -113,6 +115,7 @@ export class PlainSequenceReader {
   /** One line outside COPY data (`whole` false: only its head). */
   #onLine(line: Buffer, whole: boolean): void {
     if (HEADER_START.some((h) => startsWith(line, h))) {
+      this.#prologue = false;
       const types = whole ? [...line.toString('latin1').matchAll(HEADER_TYPE)] : [];
       this.#entry = types.length === 1 ? types[0]![1] : undefined;
       return;
@@ -129,9 +132,10 @@ export class PlainSequenceReader {
       }
       return;
     }
-    if (this.#entry === undefined && startsWith(line, ENCODING_START)) {
+    if (this.#prologue && startsWith(line, ENCODING_START)) {
       const encoding = clientEncoding(line.toString('latin1'));
       if (encoding) this.#decode = nameDecoder(encoding);
+      else this.#values.fail(); // names in an encoding not known cannot be read
     }
   }
 }
