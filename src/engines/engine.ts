@@ -97,7 +97,8 @@ export interface DatabaseFacts {
   objects?: { kind: string; count: number }[] | undefined;
   /**
    * Sequence values (PostgreSQL: each sequence's `last_value`, or null before its first `nextval`), as text:
-   * a bigint may pass what a JSON number holds exactly.
+   * a bigint may pass what a JSON number holds exactly. In exact facts they are the dump's own, read from
+   * its bytes (sequences are not transactional); absent when the dump could not be read for them.
    */
   sequences?: { name: string; value: string | null }[] | undefined;
   /**

@@ -44,7 +44,7 @@ import {
   toDatabaseSettings,
 } from './dbsettings.ts';
 import { postgresDescriptor } from './descriptor.ts';
-import { countInTransaction, dumpInSnapshot } from './facts.ts';
+import { countInTransaction, dumpInSnapshot, sequenceReader } from './facts.ts';
 import { inspectCustom, inspectPlain } from './inspect.ts';
 import { cleanSafeOrder, parseRestoreList } from './list.ts';
 import { withoutOwnership } from './ownership.ts';
@@ -120,7 +120,12 @@ export class PostgresEngine implements Engine {
       streamTool(tool, [...args, ...extra], this.#env(this.#database()), options.signal, failed);
     // A schema-only dump holds no rows: the live estimates stay, marked as such.
     if (!options.onFacts || options.schemaOnly) return run([]);
-    return dumpInSnapshot(run, options.onFacts, (fn) => this.#withClient(this.#database(), options, fn));
+    return dumpInSnapshot(
+      run,
+      options.onFacts,
+      (fn) => this.#withClient(this.#database(), options, fn),
+      sequenceReader(options.format),
+    );
   }
 
   async inspect(
