@@ -235,10 +235,14 @@ async function isOurTool(pid: number, tools: ReadonlySet<string>): Promise<boole
  * SIGKILLs this user's processes of `tools` whose command line names `dir` or a path in it (inside
  * an argument too: redis-server retitles itself `redis-server unixsocket:<path>`): the tools a crashed
  * run started on its files (a Redis restore's loader, a parallel `pg_restore`, a MySQL client reading
- * the option file), which its death left running. Their owner is gone, so nothing waits for them.
+ * the option file, a drill's throwaway server), which its death left running. Their owner is gone, so
+ * nothing waits for them. As root, other users' processes are stopped too (under the same conditions):
+ * a throwaway server started by root runs as an unprivileged account (PostgreSQL refuses root), in a
+ * directory of this root-owned dir.
  */
 async function stopToolsUsing(dir: string, tools: ReadonlySet<string>): Promise<number[]> {
   const stopped: number[] = [];
+  const uid = process.getuid?.();
   for (const name of await readdir('/proc').catch(() => [] as string[])) {
     const pid = Number(name);
     if (!/^\d+$/.test(name) || pid === process.pid) continue;
@@ -246,7 +250,7 @@ async function stopToolsUsing(dir: string, tools: ReadonlySet<string>): Promise<
       readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''),
       fs.stat(`/proc/${pid}`).catch(() => undefined),
     ]);
-    if (info?.uid !== process.getuid?.()) continue;
+    if (!info || (uid !== 0 && info.uid !== uid)) continue;
     if (!cmdline.split('\0').some((arg) => arg === dir || arg.includes(`${dir}/`))) continue;
     if (!(await isOurTool(pid, tools))) continue;
     try {
