@@ -9,7 +9,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, chmod, chown, mkdir, open, readFile } from 'node:fs/promises';
+import { access, appendFile, chmod, chown, mkdir, open, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { RestoreError, ToolMissingError } from '../util/errors.ts';
@@ -119,6 +119,23 @@ export async function serverHome(
   return home;
 }
 
+/** The longest Unix socket path Linux takes (`sun_path` is 108 bytes with its terminating NUL). */
+const MAX_SOCKET_PATH = 107;
+
+/**
+ * Throws RestoreError, before anything starts, when the socket `path` of a throwaway server is too long
+ * for a Unix socket (a deep temp dir).
+ */
+export function checkSocketPath(path: string): void {
+  if (Buffer.byteLength(path) <= MAX_SOCKET_PATH) return;
+  throw new RestoreError(
+    `cannot start a throwaway server: its socket path ${path} is too long for a Unix socket`,
+    {
+      hint: `set TMPDIR to a shorter directory (the socket path must fit ${MAX_SOCKET_PATH} bytes), or set DATASAVER_DRILL_URL`,
+    },
+  );
+}
+
 /** A server (or its initialisation) running as a child process, its output going to `log`. */
 export interface ServerProcess {
   readonly child: ChildProcess;
@@ -153,7 +170,11 @@ export async function spawnServer(
     await out.close();
   }
   const exited = new Promise<void>((resolve) => {
-    child.once('error', () => resolve());
+    // It could not be started (not executable by the account...): the log says why, for startFailed.
+    child.once(
+      'error',
+      (err) => void appendFile(options.log, `${command}: ${err.message}\n`).finally(resolve),
+    );
     child.once('exit', () => resolve());
   });
   const running = () => child.exitCode === null && child.signalCode === null && child.pid !== undefined;

@@ -8,7 +8,18 @@
 import { type ChildProcess, execFile as execFileCb, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync, watch } from 'node:fs';
-import { chmod, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -16,7 +27,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { ConnectionConfig, DatabaseFacts } from '../../src/engines/engine.ts';
 import { createEngine, startScratchServer } from '../../src/engines/index.ts';
 import { startMysqlScratchServer } from '../../src/engines/mysql/scratch-server.ts';
@@ -24,8 +35,9 @@ import { startPostgresScratchServer } from '../../src/engines/postgres/scratch-s
 import { startRedisScratchServer } from '../../src/engines/redis/scratch-server.ts';
 import { TEMP_DIR_TOOLS } from '../../src/engines/registry.ts';
 import type { ScratchServer } from '../../src/engines/scratch.ts';
+import { parsePasswd, type ServerAccount } from '../../src/engines/scratch-process.ts';
 import { RestoreError, ToolMissingError } from '../../src/util/errors.ts';
-import { makePrivateTempDir, sweepStaleTempDirs } from '../../src/util/private-temp.ts';
+import { makePrivateTempDir, type SweepResult, sweepStaleTempDirs } from '../../src/util/private-temp.ts';
 import { processesUsing, processRunning } from '../support/processes.ts';
 
 const execFile = promisify(execFileCb);
@@ -274,6 +286,17 @@ describe('a throwaway server that cannot start', () => {
     await rm(dir, { recursive: true });
   });
 
+  it('says so, before starting anything, when the temp dir is too deep for its socket', async () => {
+    const deep = join(parent, 'd'.repeat(60));
+    await mkdir(deep);
+    const dir = await makePrivateTempDir('drill', deep);
+    const err = await startScratchServer('postgres', { dir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RestoreError);
+    expect((err as RestoreError).message).toContain('too long for a Unix socket');
+    expect((err as RestoreError).hint).toContain('TMPDIR');
+    expect(await readdir(dir)).toEqual(['.datasaver-owner']);
+  });
+
   it('stops what it started when its signal aborts while it starts', async () => {
     const dir = await makePrivateTempDir('drill', parent);
     const abort = new AbortController();
@@ -304,38 +327,95 @@ describe('a throwaway server that cannot start', () => {
   });
 });
 
-/** Starts a scratch server in a child process and returns the child and the server's dir once it runs. */
-async function serverOfAChild(engine: string): Promise<{ child: ChildProcess; dir: string }> {
-  const child = spawn(
-    process.execPath,
-    [join(import.meta.dirname, '../support/scratch-child.ts'), engine, parent],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
-  return { child, dir: (JSON.parse(line) as { dir: string }).dir };
+/** Another user the child runs as, and the node binary it runs (a copy it may execute); none: as us. */
+interface ChildUser {
+  account: ServerAccount;
+  node: string;
+}
+
+/** Runs scratch-child.ts in `mode` and returns the child and the first line it prints, parsed. */
+async function child<T>(args: string[], as?: ChildUser): Promise<{ child: ChildProcess; reply: T }> {
+  const script = join(import.meta.dirname, '../support/scratch-child.ts');
+  const p = spawn(as?.node ?? process.execPath, [script, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH ?? '' },
+    ...(as ? { uid: as.account.uid, gid: as.account.gid } : {}),
+  });
+  let stderr = '';
+  p.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: p.stdout! }).once('line', resolve);
+    p.once('exit', (code) => reject(new Error(`scratch-child.ts ${args[0]} exited with ${code}: ${stderr}`)));
+  });
+  return { child: p, reply: JSON.parse(line) as T };
+}
+
+/**
+ * Starts a scratch server in a child process under `parent`, kills the child -9 once the server runs,
+ * and checks that the server outlived it; returns the server's dir and processes (and the processes
+ * whose command line names the dir, which the sweep must stop).
+ */
+async function killedDrill(
+  engine: string,
+  under: string,
+  as?: ChildUser,
+): Promise<{ dir: string; named: number[]; all: number[] }> {
+  const { child: p, reply } = await child<{ dir: string }>(['start', engine, under], as);
+  const exited = once(p, 'exit');
+  p.kill('SIGKILL');
+  await exited;
+  // The server outlives its datasaver: that is what the sweep is for.
+  const named = await processesUsing(reply.dir);
+  const all = await serverProcesses(reply.dir);
+  expect(named.length).toBeGreaterThan(0);
+  for (const pid of all) expect(processRunning(pid), `process ${pid}`).toBe(true);
+  return { dir: reply.dir, named, all };
+}
+
+/** What the sweep says about `dir`, and that the server and its dir are gone after it. */
+async function sweptAway(result: SweepResult, drill: { dir: string; named: number[]; all: number[] }) {
+  expect(result.failed).toEqual([]);
+  const removed = result.removed.find((r) => r.path === drill.dir);
+  expect(removed?.kind).toBe('drill');
+  expect(removed?.stopped).toEqual(expect.arrayContaining(drill.named));
+  await expect(stat(drill.dir)).rejects.toMatchObject({ code: 'ENOENT' });
+  // The postmaster's backends end on their own once it is gone.
+  await vi.waitFor(() => expect(drill.all.filter(processRunning)).toEqual([]), {
+    timeout: 30_000,
+    interval: 50,
+  });
 }
 
 describe.each(['postgres', 'mysql', 'redis'] as const)('a %s drill killed -9', (name) => {
   it('leaves a server that the next start stops, and a dir it removes', async () => {
-    const { child, dir } = await serverOfAChild(name);
-    const exited = once(child, 'exit');
-    child.kill('SIGKILL');
-    await exited;
-    // The server outlives its datasaver: that is what the sweep is for.
-    const named = await processesUsing(dir);
-    const all = await serverProcesses(dir);
-    expect(named.length).toBeGreaterThan(0);
-    for (const pid of all) expect(processRunning(pid), `process ${pid}`).toBe(true);
+    const drill = await killedDrill(name, parent);
+    await sweptAway(await sweepStaleTempDirs(TEMP_DIR_TOOLS, parent), drill);
+  });
+});
 
-    const result = await sweepStaleTempDirs(TEMP_DIR_TOOLS, parent);
-    expect(result.failed).toEqual([]);
-    const removed = result.removed.find((r) => r.path === dir);
-    expect(removed?.kind).toBe('drill');
-    expect(removed?.stopped).toEqual(expect.arrayContaining(named));
-    await expect(stat(dir)).rejects.toMatchObject({ code: 'ENOENT' });
-    // The postmaster's backends end on their own once it is gone.
-    await vi.waitFor(() => expect(all.filter(processRunning)).toEqual([]), { timeout: 30_000, interval: 50 });
+describe('a drill of a datasaver that is not root', () => {
+  it('runs PostgreSQL as that user, and its next start sweeps the server a kill -9 left', async () => {
+    // As root, the drill runs as nobody (with a copy of node it may execute); otherwise as us.
+    let as: ChildUser | undefined;
+    // Short: the socket path in it must fit 107 bytes.
+    const home = await mkdtemp(join(tmpdir(), 'ds-user-'));
+    onTestFinished(() => rm(home, { recursive: true, force: true }));
+    if (process.getuid?.() === 0) {
+      const account = parsePasswd(await readFile('/etc/passwd', 'utf8')).get('nobody')!;
+      const node = join(home, 'node');
+      await copyFile(process.execPath, node);
+      await chmod(node, 0o755);
+      await chmod(home, 0o755);
+      as = { account, node };
+    }
+    const under = join(home, 't');
+    await mkdir(under, { mode: 0o700 });
+    if (as) await chown(under, as.account.uid, as.account.gid);
+    const drill = await killedDrill('postgres', under, as);
+    const uid = as?.account.uid ?? process.getuid?.();
+    expect((await stat(drill.dir)).uid).toBe(uid);
+    for (const pid of drill.all) expect((await stat(`/proc/${pid}`)).uid).toBe(uid);
+    const { reply } = await child<SweepResult>(['sweep', under], as);
+    await sweptAway(reply, drill);
   });
 });

@@ -13,6 +13,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type { ScratchServer, ScratchServerOptions } from '../scratch.ts';
 import {
+  checkSocketPath,
   findExecutable,
   runStep,
   scratchServer,
@@ -76,6 +77,7 @@ export async function startPostgresScratchServer(
   });
   const what = `throwaway PostgreSQL ${version} server`;
   const account = await serverAccount('postgres');
+  checkSocketPath(join(options.dir, 'pg', `.s.PGSQL.${PORT}`));
   const home = await serverHome(options.dir, 'pg', account);
   const data = join(home, 'data');
   await runStep(`initdb of the ${what}`, join(binDir, 'initdb'), initdbArgs(data), {
