@@ -272,7 +272,7 @@ export async function startFailed(what: string, log: string, why?: string): Prom
   return new RestoreError(
     `${what} did not start${why ? ` (${why})` : ''}${lines.length > 0 ? `; its log ends:\n  ${lines.join('\n  ')}` : ''}`,
     {
-      hint: 'nothing was restored and the throwaway server was removed; fix what the log says (disk space, memory, a /tmp path too long for a socket: set TMPDIR), or set DATASAVER_DRILL_URL to a server to drill on',
+      hint: 'nothing was restored, and what was started is stopped; fix what the log says (disk space, memory, a TMPDIR whose parents the server account cannot enter), or set DATASAVER_DRILL_URL to a server to drill on',
     },
   );
 }

@@ -18,6 +18,7 @@ import { Secret } from '../../util/secret.ts';
 import { toolEnv } from '../../util/tool-env.ts';
 import type { ScratchServer, ScratchServerOptions } from '../scratch.ts';
 import {
+  checkSocketPath,
   findExecutable,
   freeLoopbackPort,
   logSays,
@@ -33,6 +34,8 @@ import {
 } from '../scratch-process.ts';
 
 const HOST = '127.0.0.1';
+/** The server's socket, in its directory (mariadbd always opens one; the engine connects by TCP). */
+const SOCKET = 'mysqld.sock';
 const USER = 'root';
 /** Tries at starting on a free port: another process may take the port between the probe and the bind. */
 const PORT_TRIES = 4;
@@ -85,6 +88,7 @@ export async function startMysqlScratchServer(
   const bin = await findBinaries(search);
   const what = `throwaway MariaDB ${bin.version} server`;
   const account = await serverAccount('mysql');
+  checkSocketPath(join(options.dir, 'mysql', SOCKET));
   const home = await serverHome(options.dir, 'mysql', account);
   await mkdir(join(home, 'tmp'), { mode: 0o700 });
   if (account) await chown(join(home, 'tmp'), account.uid, account.gid);
@@ -153,7 +157,7 @@ function serverArgs(home: string, port: number, initFile: string): string[] {
   return [
     '--no-defaults',
     `--datadir=${join(home, 'data')}`,
-    `--socket=${join(home, 'mysqld.sock')}`,
+    `--socket=${join(home, SOCKET)}`,
     `--pid-file=${join(home, 'mysqld.pid')}`,
     `--tmpdir=${join(home, 'tmp')}`,
     `--init-file=${initFile}`,
