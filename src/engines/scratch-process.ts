@@ -12,7 +12,7 @@ import { constants } from 'node:fs';
 import { access, appendFile, chmod, chown, mkdir, open, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { RestoreError, ToolMissingError } from '../util/errors.ts';
+import { errorMessage, RestoreError, ToolMissingError } from '../util/errors.ts';
 import { toolEnv } from '../util/tool-env.ts';
 import type { ConnectionConfig } from './engine.ts';
 import type { ScratchServer } from './scratch.ts';
@@ -36,19 +36,17 @@ export async function findExecutable(
   names: readonly string[],
   dirs: readonly string[],
 ): Promise<string | undefined> {
-  for (const dir of dirs) {
-    for (const name of names) {
-      const file = join(dir, name);
-      if (
-        await access(file, constants.X_OK).then(
-          () => true,
-          () => false,
-        )
-      )
-        return file;
-    }
+  for (const file of dirs.flatMap((dir) => names.map((name) => join(dir, name)))) {
+    if (await isExecutable(file)) return file;
   }
   return undefined;
+}
+
+function isExecutable(file: string): Promise<boolean> {
+  return access(file, constants.X_OK).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
@@ -113,10 +111,23 @@ export async function serverHome(
   const home = join(dir, name);
   await mkdir(home, { mode: 0o700 });
   if (account) {
-    await chown(home, account.uid, account.gid);
+    await chown(home, account.uid, account.gid).catch((err: unknown) => {
+      throw notPermitted(`give ${home} to the ${account.name} user`, err);
+    });
     await chmod(dir, 0o711);
   }
   return home;
+}
+
+/**
+ * The RestoreError for root without the capabilities a throwaway server needs (CAP_CHOWN, CAP_SETUID,
+ * CAP_SETGID, CAP_DAC_OVERRIDE: a container that drops them), when `what` failed with `err`.
+ */
+export function notPermitted(what: string, err: unknown): RestoreError {
+  return new RestoreError(`cannot ${what} for a throwaway server: ${errorMessage(err)}`, {
+    hint: 'datasaver runs as root without the capabilities to start a server as another user: run it as a non-root user (the image does), or set DATASAVER_DRILL_URL',
+    cause: err,
+  });
 }
 
 /** The longest Unix socket path Linux takes (`sun_path` is 108 bytes with its terminating NUL). */

@@ -11,7 +11,7 @@
  * is not supported: the image and Debian ship MariaDB.
  */
 import { randomBytes } from 'node:crypto';
-import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chown, rm, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { runTool } from '../../util/process.ts';
 import { Secret } from '../../util/secret.ts';
@@ -90,8 +90,6 @@ export async function startMysqlScratchServer(
   const account = await serverAccount('mysql');
   checkSocketPath(join(options.dir, 'mysql', SOCKET));
   const home = await serverHome(options.dir, 'mysql', account);
-  await mkdir(join(home, 'tmp'), { mode: 0o700 });
-  if (account) await chown(join(home, 'tmp'), account.uid, account.gid);
   const data = join(home, 'data');
   await runStep(`mariadb-install-db of the ${what}`, bin.installDb, installArgs(data), {
     cwd: home,
@@ -159,14 +157,13 @@ function serverArgs(home: string, port: number, initFile: string): string[] {
     `--datadir=${join(home, 'data')}`,
     `--socket=${join(home, SOCKET)}`,
     `--pid-file=${join(home, 'mysqld.pid')}`,
-    `--tmpdir=${join(home, 'tmp')}`,
+    `--tmpdir=${home}`,
     `--init-file=${initFile}`,
     `--port=${port}`,
     `--bind-address=${HOST}`,
     '--skip-name-resolve',
     '--skip-log-bin',
     '--character-set-server=utf8mb4',
-    '--innodb-buffer-pool-size=32M',
     '--innodb-log-file-size=16M',
     '--innodb-flush-log-at-trx-commit=0',
     '--innodb-doublewrite=0',

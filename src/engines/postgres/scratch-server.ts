@@ -38,14 +38,16 @@ export interface PostgresServerSearch {
   path: string | undefined;
 }
 
-const DEFAULT_SEARCH: PostgresServerSearch = { root: '/usr/lib/postgresql', path: process.env.PATH };
+function defaultSearch(): PostgresServerSearch {
+  return { root: '/usr/lib/postgresql', path: process.env.PATH };
+}
 
 /**
  * The directory holding both `initdb` and `postgres`: Debian's newest major first, since a newer server
  * restores what older pg_dumps wrote, and the client tools datasaver restores with are normally that
  * newest major too; then PATH. Throws ToolMissingError (package `postgresql`) when there is none.
  */
-export async function findPostgresServer(search: PostgresServerSearch = DEFAULT_SEARCH): Promise<string> {
+export async function findPostgresServer(search: PostgresServerSearch = defaultSearch()): Promise<string> {
   const majors = (await readdir(search.root).catch(() => [] as string[]))
     .filter((d) => /^\d+$/.test(d))
     .sort((a, b) => Number(b) - Number(a));
@@ -66,7 +68,7 @@ export async function findPostgresServer(search: PostgresServerSearch = DEFAULT_
 /** Starts a throwaway PostgreSQL server in `options.dir`; see StartScratchServer. */
 export async function startPostgresScratchServer(
   options: ScratchServerOptions,
-  search: PostgresServerSearch = DEFAULT_SEARCH,
+  search: PostgresServerSearch = defaultSearch(),
 ): Promise<ScratchServer> {
   const { signal } = options;
   signal?.throwIfAborted();
@@ -118,7 +120,8 @@ function initdbArgs(data: string): string[] {
 function serverArgs(data: string, socketDir: string): string[] {
   const settings = {
     listen_addresses: '',
-    unix_socket_directories: socketDir,
+    // Quoted: a list setting, which a comma in the path would split.
+    unix_socket_directories: `"${socketDir}"`,
     port: String(PORT),
     fsync: 'off',
     synchronous_commit: 'off',
