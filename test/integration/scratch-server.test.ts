@@ -52,6 +52,8 @@ beforeAll(async () => {
   await chmod(parent, 0o711);
 });
 afterAll(async () => {
+  // A test that failed half-way may have left a server running: none outlives the file.
+  for (const pid of await processesUsing(parent)) process.kill(pid, 'SIGKILL');
   await rm(parent, { recursive: true, force: true });
 });
 
