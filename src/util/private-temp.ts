@@ -31,6 +31,7 @@ import { type Dirent, promises as fs } from 'node:fs';
 import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { procStat } from './proc.ts';
 import {
   currentOwner,
   HEARTBEAT_MS,
@@ -209,6 +210,7 @@ export async function sweepStaleTempDirs(
     if (!(await abandonedDir(path, parsed.owner, me))) continue;
     try {
       const stopped = await stopToolsUsing(path, tools);
+      await waitEnded(stopped);
       await rm(path, { recursive: true, force: true });
       result.removed.push({ path, ...parsed, stopped });
     } catch (error) {
@@ -216,6 +218,23 @@ export async function sweepStaleTempDirs(
     }
   }
   return result;
+}
+
+/** How long a sweep waits for the processes it stopped to end before it removes their directory. */
+const STOPPED_WAIT_MS = 5_000;
+
+/**
+ * Waits until none of `pids` runs (a zombie has ended), for at most STOPPED_WAIT_MS: a server being torn
+ * down must not write into a directory as it is removed. After that the removal is tried anyway; what it
+ * cannot remove is reported and left for the next start.
+ */
+async function waitEnded(pids: readonly number[]): Promise<void> {
+  const deadline = Date.now() + STOPPED_WAIT_MS;
+  const runs = (pid: number) => {
+    const stat = procStat(pid);
+    return stat !== undefined && stat.state !== 'Z';
+  };
+  while (pids.some(runs) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }
 
 /**

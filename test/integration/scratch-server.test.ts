@@ -381,6 +381,8 @@ async function sweptAway(result: SweepResult, drill: { dir: string; named: numbe
   expect(removed?.kind).toBe('drill');
   expect(removed?.stopped).toEqual(expect.arrayContaining(drill.named));
   await expect(stat(drill.dir)).rejects.toMatchObject({ code: 'ENOENT' });
+  // The sweep waited for what it stopped to end before it removed the dir.
+  for (const pid of drill.named) expect(processRunning(pid), `process ${pid}`).toBe(false);
   // The postmaster's backends end on their own once it is gone.
   await vi.waitFor(() => expect(drill.all.filter(processRunning)).toEqual([]), {
     timeout: 30_000,
