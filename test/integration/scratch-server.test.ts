@@ -181,6 +181,7 @@ async function withRedis(c: ConnectionConfig, fn: (r: Redis) => Promise<unknown>
  */
 async function backupAndRestore(
   name: keyof typeof CASES,
+  format: string,
   server: ScratchServer,
 ): Promise<{ expected: DatabaseFacts | undefined; restored: DatabaseFacts }> {
   const c = CASES[name];
@@ -190,7 +191,6 @@ async function backupAndRestore(
     connection: await c.seed(server),
     toolDir: undefined,
   });
-  const format = source.descriptor.formatNames[0]!;
   await source.preflight();
   let expected: DatabaseFacts | undefined;
   const chunks: Buffer[] = [];
@@ -217,8 +217,14 @@ async function backupAndRestore(
   return { expected, restored: await copy.restoredFacts(target) };
 }
 
-describe.each(['postgres', 'mysql', 'redis', 'sqlite'] as const)('a throwaway %s server', (name) => {
-  it('restores a backup to the same facts and is gone after stop()', async () => {
+describe.each([
+  ['postgres', 'custom'],
+  ['postgres', 'plain'],
+  ['mysql', 'sql'],
+  ['redis', 'rdb'],
+  ['sqlite', 'sqlite'],
+] as const)('a throwaway %s server', (name, format) => {
+  it(`restores a ${format} backup to the same facts and is gone after stop()`, async () => {
     const dir = await makePrivateTempDir('drill', parent);
     const server = await startScratchServer(name, { dir });
     let pids: number[] = [];
@@ -228,7 +234,7 @@ describe.each(['postgres', 'mysql', 'redis', 'sqlite'] as const)('a throwaway %s
       );
       pids = await serverProcesses(dir);
       if (name !== 'sqlite') expect(pids.length).toBeGreaterThan(0);
-      const { expected, restored } = await backupAndRestore(name, server);
+      const { expected, restored } = await backupAndRestore(name, format, server);
       expect(expected?.exact).toBe(true);
       expect(expected!.tables.reduce((n, t) => n + t.rows, 0)).toBeGreaterThan(0);
       // A MySQL restore under another name counts its tables under that name.
