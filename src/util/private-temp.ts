@@ -31,6 +31,7 @@ import { type Dirent, promises as fs } from 'node:fs';
 import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { procStat } from './proc.ts';
 import {
   currentOwner,
   HEARTBEAT_MS,
@@ -245,6 +246,7 @@ export async function sweepStaleTempDirs(
     if (!(await abandonedDir(path, parsed.owner, me))) continue;
     try {
       const stopped = await stopToolsUsing(path, tools);
+      await waitEnded(stopped);
       await rm(path, { recursive: true, force: true });
       result.removed.push({ path, ...parsed, stopped });
     } catch (error) {
@@ -252,6 +254,23 @@ export async function sweepStaleTempDirs(
     }
   }
   return result;
+}
+
+/** How long a sweep waits for the processes it stopped to end before it removes their directory. */
+const STOPPED_WAIT_MS = 5_000;
+
+/**
+ * Waits until none of `pids` runs (a zombie has ended), for at most STOPPED_WAIT_MS: a server being torn
+ * down must not write into a directory as it is removed. After that the removal is tried anyway; what it
+ * cannot remove is reported and left for the next start.
+ */
+async function waitEnded(pids: readonly number[]): Promise<void> {
+  const deadline = Date.now() + STOPPED_WAIT_MS;
+  const runs = (pid: number) => {
+    const stat = procStat(pid);
+    return stat !== undefined && stat.state !== 'Z';
+  };
+  while (pids.some(runs) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }
 
 /**
@@ -271,10 +290,14 @@ async function isOurTool(pid: number, tools: ReadonlySet<string>): Promise<boole
  * SIGKILLs this user's processes of `tools` whose command line names `dir` or a path in it (inside
  * an argument too: redis-server retitles itself `redis-server unixsocket:<path>`): the tools a crashed
  * run started on its files (a Redis restore's loader, a parallel `pg_restore`, a MySQL client reading
- * the option file), which its death left running. Their owner is gone, so nothing waits for them.
+ * the option file, a drill's throwaway server), which its death left running. Their owner is gone, so
+ * nothing waits for them. As root, other users' processes are stopped too (under the same conditions):
+ * a throwaway server started by root runs as an unprivileged account (PostgreSQL refuses root), in a
+ * directory of this root-owned dir.
  */
 async function stopToolsUsing(dir: string, tools: ReadonlySet<string>): Promise<number[]> {
   const stopped: number[] = [];
+  const uid = process.getuid?.();
   for (const name of await readdir('/proc').catch(() => [] as string[])) {
     const pid = Number(name);
     if (!/^\d+$/.test(name) || pid === process.pid) continue;
@@ -282,7 +305,7 @@ async function stopToolsUsing(dir: string, tools: ReadonlySet<string>): Promise<
       readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''),
       fs.stat(`/proc/${pid}`).catch(() => undefined),
     ]);
-    if (info?.uid !== process.getuid?.()) continue;
+    if (!info || (uid !== 0 && info.uid !== uid)) continue;
     if (!cmdline.split('\0').some((arg) => arg === dir || arg.includes(`${dir}/`))) continue;
     if (!(await isOurTool(pid, tools))) continue;
     try {

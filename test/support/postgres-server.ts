@@ -7,11 +7,11 @@
  */
 import { execFile as execFileCb, execFileSync } from 'node:child_process';
 import { chmod, chown, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { freeLoopbackPort } from '../../src/engines/scratch-process.ts';
 
 const execFile = promisify(execFileCb);
 
@@ -53,18 +53,8 @@ export async function findPostgresBinDir(): Promise<string> {
   throw new Error('PostgreSQL server binaries not found under /usr/lib/postgresql; run scripts/setup.sh');
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A free TCP port on 127.0.0.1 (datasaver's own probe, which its throwaway drill servers use). */
+export const freePort = freeLoopbackPort;
 
 function asServerUser(cmd: string, args: string[]): [string, string[]] {
   return process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];

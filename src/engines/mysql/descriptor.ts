@@ -9,7 +9,8 @@ export const mysqlDescriptor = describeEngine({
   formats: [{ name: 'sql', extension: 'mysql.sql' }],
   database: 'names',
   settings: { sslmode: false, tls: true, schemaOnly: true },
-  tempDirTools: ['mariadb', 'mysql', 'mariadb-dump', 'mysqldump'],
+  // The clients reading an option file; a drill's throwaway server (`--datadir=<dir>/...`).
+  tempDirTools: ['mariadb', 'mysql', 'mariadb-dump', 'mysqldump', 'mariadbd', 'mysqld'],
   tablesNamedByDatabase: true,
   inUseSideFiles: [],
   // A backup of the whole server is named after the engine.

@@ -12,7 +12,8 @@ export const postgresDescriptor = describeEngine({
   ],
   database: 'name',
   settings: { sslmode: true, tls: false, schemaOnly: true },
-  tempDirTools: ['pg_restore', 'psql'],
+  // A restore's spool; a drill's throwaway server (its postmaster, `postgres -D <dir>/pg/data`).
+  tempDirTools: ['pg_restore', 'psql', 'postgres'],
   tablesNamedByDatabase: false,
   inUseSideFiles: [],
   defaultTargetName: (database) => database || undefined,

@@ -9,7 +9,7 @@ export const redisDescriptor = describeEngine({
   formats: [{ name: 'rdb', extension: 'rdb' }],
   database: 'server',
   settings: { sslmode: false, tls: true, schemaOnly: false },
-  // The restore's loader: a private redis-server on a socket in the temp dir.
+  // The restore's loader and a drill's throwaway server: a private redis-server on a socket in the temp dir.
   tempDirTools: ['redis-server'],
   tablesNamedByDatabase: false,
   inUseSideFiles: [],

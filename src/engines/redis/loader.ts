@@ -5,10 +5,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { join } from 'node:path';
 import { RestoreError, ToolMissingError } from '../../util/errors.ts';
 import { killIfRunning, Tail, type Tool, toolMissing } from '../../util/process.ts';
 import { toolEnv } from '../../util/tool-env.ts';
+import { privateServerSettings, privateSocket } from './private-server.ts';
 import { RdbChecker } from './rdb.ts';
 import { RdbError, type RdbSummary } from './rdb-format.ts';
 
@@ -65,33 +65,11 @@ export async function startLoader(
   signal: AbortSignal | undefined,
 ): Promise<Loader> {
   signal?.throwIfAborted();
-  const socket = join(dir, 'redis.sock');
-  if (Buffer.byteLength(socket) > 100) {
-    throw new RestoreError(`the temporary directory ${dir} is too deep for a unix socket`, {
-      hint: 'pass a shorter --temp-dir (or TMPDIR); nothing was changed on the target',
-    });
-  }
+  const socket = privateSocket(dir);
   const args = [
-    '--port',
-    '0',
-    '--unixsocket',
-    socket,
-    '--unixsocketperm',
-    '700',
-    '--dir',
-    dir,
-    '--dbfilename',
-    'dump.rdb',
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--daemonize',
-    'no',
+    ...privateServerSettings(dir, socket).flatMap(([name, value]) => [`--${name}`, value]),
     '--databases',
     String(databases),
-    '--logfile',
-    '',
     ...(sanitize ? ['--sanitize-dump-payload', 'yes'] : []),
   ];
   const child: ChildProcess = spawn(tool.command, args, {
