@@ -92,6 +92,64 @@ export interface DrillResult {
   cleanupError?: string;
 }
 
+/** How a drill of a target's newest backup ended, as the daemon, `/health` and notifications report it. */
+export interface DrillStatus {
+  /** ISO times. */
+  startedAt: string;
+  finishedAt: string;
+  /** The backup drilled; null when the drill found none or could not read storage. */
+  backupId: string | null;
+  /**
+   * `passed`: it restored to the recorded facts; `failed`: the backup failed its drill (it differs, does
+   * not restore, or is damaged); `error`: the drill could not run, which says nothing of the backup.
+   */
+  result: 'passed' | 'failed' | 'error';
+  /** Why it failed: `drill`, `restore`, a verify reason; null otherwise. */
+  reason: string | null;
+  /** The restore's wall time (the recovery time a user would see); null when it did not restore. */
+  restoreMs: number | null;
+  /** Items compared, and those that differ. */
+  compared: number;
+  mismatches: number;
+  /** What failed or could not run (secrets removed); null when passed. */
+  message: string | null;
+}
+
+/**
+ * A drill's status for the daemon: from the result of a drill that ran, or the error of one that could
+ * not run (its text with secrets already removed).
+ */
+export function drillStatus(
+  outcome: { result: DrillResult } | { error: string; backupId: string | null },
+  startedAt: Date,
+  finishedAt: Date,
+): DrillStatus {
+  const times = { startedAt: startedAt.toISOString(), finishedAt: finishedAt.toISOString() };
+  if ('error' in outcome) {
+    return {
+      ...times,
+      backupId: outcome.backupId,
+      result: 'error',
+      reason: null,
+      restoreMs: null,
+      compared: 0,
+      mismatches: 0,
+      message: outcome.error,
+    };
+  }
+  const r = outcome.result;
+  return {
+    ...times,
+    backupId: r.id,
+    result: r.ok ? 'passed' : 'failed',
+    reason: r.reason,
+    restoreMs: r.restoreMs,
+    compared: r.compared,
+    mismatches: r.differences.length,
+    message: r.message,
+  };
+}
+
 /** Keeps a drill record small whatever a broken backup restores to: the rest is counted, not listed. */
 export const MAX_RECORDED_DIFFERENCES = 100;
 
