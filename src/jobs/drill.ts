@@ -21,6 +21,7 @@ import { writeRecord } from '../catalog/records.ts';
 import type { DatabaseFacts, Engine } from '../engines/engine.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { errorMessage, RestoreError, VerifyError } from '../util/errors.ts';
+import { failpoint } from '../util/failpoint.ts';
 import { DATASAVER_VERSION } from '../util/version.ts';
 import { compareFacts, type FactDifference } from './facts-compare.ts';
 import { runRestore } from './restore.ts';
@@ -179,6 +180,7 @@ export async function drillBackup(manifest: Manifest, deps: DrillDeps): Promise<
     if (restored !== true) {
       Object.assign(result, restored);
     } else {
+      await failpoint('drill.restored');
       deps.onPhase?.('compare');
       Object.assign(result, judge(manifest, await readFacts(place, manifest, signal)));
     }
