@@ -178,6 +178,13 @@ export interface RestoreOptions {
    * backup's roles: a restore drill. Engines whose dumps restore without roles ignore it.
    */
   skipOwnership?: boolean | undefined;
+  /**
+   * The destination is a scratch copy, thrown away afterwards (a restore drill's): the dump may stream
+   * straight into the restore tool instead of being spooled and checked first (PostgreSQL), since a
+   * restore that commits before its input was checked to the end harms nothing there, and the source's
+   * error still fails it. Only with `create` and one job.
+   */
+  disposable?: boolean | undefined;
   signal?: AbortSignal | undefined;
 }
 

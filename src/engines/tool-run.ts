@@ -2,7 +2,7 @@
  * Running an engine's tool to its end: killed when the signal aborts or the caller stops early, and
  * failing with the engine's own error when it exits non-zero.
  */
-import { type Exit, killIfRunning, type Spawned, spawnTool, type Tool } from '../util/process.ts';
+import { type Exit, feedStdin, killIfRunning, type Spawned, spawnTool, type Tool } from '../util/process.ts';
 import type { ToolEnv } from '../util/tool-env.ts';
 
 /** What a tool's non-zero exit means, given its exit and stderr (the engine redacts and words it). */
@@ -49,8 +49,9 @@ export async function* streamTool(
 }
 
 /**
- * Runs a tool (which reads no input) to its end; throws `failure` if it exits non-zero, the signal's
- * reason when it aborts, or ToolMissingError.
+ * Runs a tool to its end, feeding it `input` on stdin when given (else it reads none); throws `failure`
+ * if it exits non-zero, the signal's reason when it aborts, ToolMissingError, or `input`'s own error (the
+ * tool is killed then, whatever it did with what it read).
  */
 export async function runToEnd(
   tool: Tool,
@@ -58,10 +59,19 @@ export async function runToEnd(
   env: ToolEnv,
   signal: AbortSignal | undefined,
   failure: ToolFailure,
+  input?: AsyncIterable<Buffer>,
 ): Promise<void> {
-  const p = spawnTool(tool, args, { env, stdout: 'ignore' });
+  const p = spawnTool(tool, args, { env, stdout: 'ignore', stdin: input ? 'pipe' : 'ignore' });
   const release = killOnAbort(p, signal);
   try {
+    if (input) {
+      try {
+        await feedStdin([p.child], input, signal);
+      } catch (err) {
+        killIfRunning(p.child);
+        throw err;
+      }
+    }
     const exit = await p.exited;
     signal?.throwIfAborted();
     if (exit.code !== 0) throw failure(exit, p.stderr.text());

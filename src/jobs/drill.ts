@@ -215,6 +215,7 @@ async function restoreInto(
         // A scratch place has none of the backup's roles: ownership and grants are not what a drill checks.
         skipMissingRoles: true,
         skipOwnership: true,
+        disposable: true,
       },
       {
         engine: place.engine,

@@ -35,6 +35,8 @@ export interface RestoreRequest {
   skipMissingRoles?: boolean | undefined;
   /** Leave out object ownership and grants (a drill's scratch server has none of the backup's roles). */
   skipOwnership?: boolean | undefined;
+  /** The destination is a scratch copy thrown away afterwards (see RestoreOptions.disposable). */
+  disposable?: boolean | undefined;
 }
 
 export interface RestoreDeps {
@@ -148,6 +150,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
     databaseSettings: manifest.databaseSettings,
     skipMissingRoles: request.skipMissingRoles,
     skipOwnership: request.skipOwnership,
+    disposable: request.disposable,
     signal,
   });
   return report ? { ...plan, databaseSettings: report } : plan;

@@ -14,6 +14,7 @@ import {
 import { redact } from '../../util/secret.ts';
 import type { ConnectionConfig } from '../engine.ts';
 import { withSession } from '../session.ts';
+import { quoteIdent } from './dbsettings.ts';
 
 /** The server as messages name it: `host:port`. */
 export function postgresWhere(c: ConnectionConfig): string {
@@ -131,4 +132,13 @@ function connectionError(err: unknown, c: ConnectionConfig, database: string): C
   // Retrying cannot fix credentials, a missing database or a host name that does not exist.
   const transient = !['28P01', '28000', '3D000', 'ENOTFOUND'].includes(e.code ?? '');
   return new ConnectionError(message, { hint, cause: err, transient });
+}
+
+/** Drops `database`, ending its other sessions first (a drill's copy, a database restore replaces). */
+export async function dropDatabase(c: pg.Client, database: string): Promise<void> {
+  await c.query(
+    'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+    [database],
+  );
+  await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(database)}`);
 }

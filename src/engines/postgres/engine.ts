@@ -32,7 +32,7 @@ import type {
   ServerInfo,
 } from '../engine.ts';
 import { runToEnd, streamTool, type ToolFailure } from '../tool-run.ts';
-import { postgresWhere, withPostgresClient } from './client.ts';
+import { dropDatabase, postgresWhere, withPostgresClient } from './client.ts';
 import {
   type DatabaseSettingsRow,
   quoteIdent,
@@ -49,8 +49,8 @@ import { inspectCustom, inspectPlain } from './inspect.ts';
 import { cleanSafeOrder, parseRestoreList } from './list.ts';
 import { withoutOwnership } from './ownership.ts';
 import { TABLE_ROWS_SQL, USER_OBJECTS_SQL } from './queries.ts';
-import { quoteConninfo, restoreFailureHint } from './restore-hint.ts';
-import { RefusedScriptError, restrictedScript } from './script.ts';
+import { psqlScriptArgs, quoteConninfo, restoreFailureHint } from './restore-hint.ts';
+import { refusedAsRestoreError, restrictedScript } from './script.ts';
 import {
   dumpToolTooOld,
   lacksRestrict,
@@ -205,29 +205,25 @@ export class PostgresEngine implements Engine {
     // pg_restore commits once it has read the archive it needs, never waiting for the end of its input;
     // psql takes the end of its stdin, when datasaver is killed mid-restore, as the end of the script and
     // commits what it read; and --drop-existing would drop the database before a refused script showed.
-    // A parallel restore needs a seekable file anyway.
-    const dir = await makePrivateTempDir('restore', options.tempDir);
-    try {
-      const file = join(dir, 'dump');
-      // A fresh key per restore, known to this process alone: see script.ts.
-      const screened = plain ? restrictedScript(source, randomBytes(32).toString('hex')) : source;
-      const body = plain && options.skipOwnership ? withoutOwnership(screened) : screened;
+    // A parallel restore needs a seekable file anyway. A disposable copy (a drill's) needs none of it.
+    // A fresh key per restore, known to this process alone: see script.ts.
+    const screened = plain ? restrictedScript(source, randomBytes(32).toString('hex')) : source;
+    const body = refusedAsRestoreError(
+      plain && options.skipOwnership ? withoutOwnership(screened) : screened,
+      database,
+    );
+    if (options.disposable && options.create && options.jobs <= 1) {
+      await this.#restoreInput(plain, body, database, options);
+    } else {
+      const dir = await makePrivateTempDir('restore', options.tempDir);
       try {
+        const file = join(dir, 'dump');
         await pipeline(body, createWriteStream(file, { mode: 0o600 }), { signal: options.signal });
-      } catch (err) {
-        if (err instanceof RefusedScriptError) {
-          throw new RestoreError(err.message, {
-            hint: `${err.hint}. Nothing was restored: ${database} was not touched`,
-            cause: err,
-          });
-        }
-        throw err;
+        await failpoint('restore.spooled');
+        await this.#restoreInput(plain, file, database, options);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
       }
-      await failpoint('restore.spooled');
-      if (plain) await this.#restoreScript(file, database, options);
-      else await this.#restoreArchive(file, database, options);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
     }
     if (!settings) return undefined;
     // After the restore, so settings such as search_path do not change how the dump's SQL runs.
@@ -303,35 +299,50 @@ export class PostgresEngine implements Engine {
     );
   }
 
-  /** psql of a spooled, screened plain-SQL script into `database`, creating or recreating it first. */
-  async #restoreScript(file: string, database: string, options: RestoreOptions): Promise<void> {
+  /** psql or pg_restore of a spooled file, or of a disposable restore's stream, into `database`. */
+  #restoreInput(
+    plain: boolean,
+    input: string | AsyncIterable<Buffer>,
+    database: string,
+    options: RestoreOptions,
+  ): Promise<void> {
+    return plain
+      ? this.#restoreScript(input, database, options)
+      : this.#restoreArchive(input, database, options);
+  }
+
+  /** psql of a screened plain-SQL script (a file, or a stream) into `database`, creating it first. */
+  async #restoreScript(
+    input: string | AsyncIterable<Buffer>,
+    database: string,
+    options: RestoreOptions,
+  ): Promise<void> {
     if (options.dropExisting || options.create) await this.#recreateDatabase(database, options);
     const hint = restoreFailureHint(database, options);
     const env = this.#env(database);
-    const args = [
-      '-X',
-      '-q',
-      '--no-password',
-      '-v',
-      'ON_ERROR_STOP=1',
-      '--single-transaction',
-      '-d',
-      `dbname=${quoteConninfo(database)}`,
-      '-f',
-      file,
-    ];
+    const file = typeof input === 'string' ? input : undefined;
     const psql = this.#tool('psql');
-    await runToEnd(psql, args, env, options.signal, this.#toolFailed(psql, RestoreError, hint));
+    const fail = this.#toolFailed(psql, RestoreError, hint);
+    const args = psqlScriptArgs(database, file ?? '-');
+    await runToEnd(psql, args, env, options.signal, fail, typeof input === 'string' ? undefined : input);
   }
 
-  /** pg_restore of a spooled custom-format archive into `database`, creating or recreating it first. */
-  async #restoreArchive(file: string, database: string, options: RestoreOptions): Promise<void> {
+  /**
+   * pg_restore of a custom-format archive (a spooled file, or a disposable restore's stream on stdin)
+   * into `database`, creating or recreating it first.
+   */
+  async #restoreArchive(
+    input: string | AsyncIterable<Buffer>,
+    database: string,
+    options: RestoreOptions,
+  ): Promise<void> {
+    const file = typeof input === 'string' ? input : undefined;
     if (options.dropExisting || options.create) await this.#recreateDatabase(database, options);
     const hint = restoreFailureHint(database, options);
     const env = this.#env(database);
     const args = ['--no-password', '--exit-on-error', '-d', `dbname=${quoteConninfo(database)}`];
     if (options.skipOwnership) args.push('--no-owner', '--no-acl');
-    if (options.overwrite)
+    if (options.overwrite && file !== undefined)
       args.push('--clean', '--if-exists', `--use-list=${await this.#cleanSafeList(file, hint)}`);
     const tables = options.tables ?? [];
     if (tables.length > 0) {
@@ -361,10 +372,11 @@ export class PostgresEngine implements Engine {
     const pgRestore = this.#tool('pg_restore');
     await runToEnd(
       pgRestore,
-      [...args, file],
+      file === undefined ? args : [...args, file],
       env,
       options.signal,
       this.#toolFailed(pgRestore, RestoreError, hint),
+      typeof input === 'string' ? undefined : input,
     );
   }
 
@@ -474,13 +486,4 @@ export class PostgresEngine implements Engine {
       },
     });
   }
-}
-
-/** Drops `database`, ending its other sessions first (a drill's copy, a database restore replaces). */
-async function dropDatabase(c: pg.Client, database: string): Promise<void> {
-  await c.query(
-    'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
-    [database],
-  );
-  await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(database)}`);
 }

@@ -1,4 +1,4 @@
-/** Pure parts of a PostgreSQL restore: its conninfo quoting and what a failure left behind. */
+/** Pure parts of a PostgreSQL restore: its conninfo quoting, psql's arguments and what a failure left behind. */
 import type { RestoreOptions } from '../engine.ts';
 
 /** What a failed restore left behind, for the error's hint. */
@@ -21,4 +21,23 @@ export function restoreFailureHint(database: string, options: RestoreOptions): s
 /** A libpq conninfo value, quoted, so database names with spaces or `=` stay one value. */
 export function quoteConninfo(value: string): string {
   return `'${value.replace(/[\\']/g, (c) => `\\${c}`)}'`;
+}
+
+/**
+ * psql's arguments to run a plain-SQL dump (`file`, or `-` for stdin) into `database`: no psqlrc, in one
+ * transaction, stopping at the first error.
+ */
+export function psqlScriptArgs(database: string, file: string): string[] {
+  return [
+    '-X',
+    '-q',
+    '--no-password',
+    '-v',
+    'ON_ERROR_STOP=1',
+    '--single-transaction',
+    '-d',
+    `dbname=${quoteConninfo(database)}`,
+    '-f',
+    file,
+  ];
 }

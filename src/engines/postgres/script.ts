@@ -153,3 +153,19 @@ function foreignUnrestrict(): RefusedScriptError {
     { hint: FORGED_HINT },
   );
 }
+
+/** `source`, its screening's refusal (above) turned into the RestoreError restore reports. */
+export async function* refusedAsRestoreError(
+  source: AsyncIterable<Buffer>,
+  database: string,
+): AsyncGenerator<Buffer> {
+  try {
+    yield* source;
+  } catch (err) {
+    if (!(err instanceof RefusedScriptError)) throw err;
+    throw new RestoreError(err.message, {
+      hint: `${err.hint}. Nothing was restored: ${database} was not touched`,
+      cause: err,
+    });
+  }
+}
