@@ -1,6 +1,6 @@
 /** Committed backups written straight into storage, for tests of jobs that read storage. */
 import { createHash } from 'node:crypto';
-import { backupId, dataKey, manifestKey, verifyKey } from '../../src/catalog/layout.ts';
+import { backupId, dataKey, drillKey, manifestKey, verifyKey } from '../../src/catalog/layout.ts';
 import { type Manifest, serializeManifest } from '../../src/catalog/manifest.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
 
@@ -11,7 +11,13 @@ import type { StorageBackend } from '../../src/storage/backend.ts';
 export async function storeBackup(
   storage: StorageBackend,
   time: Date,
-  options: { schemaOnly?: boolean; verified?: boolean; data?: Buffer; overrides?: Partial<Manifest> } = {},
+  options: {
+    schemaOnly?: boolean;
+    verified?: boolean;
+    drilled?: boolean;
+    data?: Buffer;
+    overrides?: Partial<Manifest>;
+  } = {},
 ): Promise<Manifest> {
   const id = options.overrides?.id ?? backupId('shop', time);
   const data = options.data ?? Buffer.from(`dump of ${id}`);
@@ -46,6 +52,10 @@ export async function storeBackup(
   if (options.verified !== undefined) {
     const record = { id, ok: options.verified, reason: options.verified ? null : 'checksum' };
     await storage.put(verifyKey('shop', id), [Buffer.from(JSON.stringify(record))]);
+  }
+  if (options.drilled !== undefined) {
+    const record = { id, ok: options.drilled, reason: options.drilled ? null : 'drill' };
+    await storage.put(drillKey('shop', id), [Buffer.from(JSON.stringify(record))]);
   }
   return manifest;
 }

@@ -79,7 +79,13 @@ describe('scratch database names', () => {
 
 describe('drill settings', () => {
   const base = { DATASAVER_DATABASE_URL: 'postgres://u:p@db/shop', DATASAVER_STORAGE_PATH: '/backups' };
-  const parse = (env: Record<string, string>) => parseConfig({ env: { ...base, ...env } });
+  const parse = (env: Record<string, string>) =>
+    parseConfig({
+      env: { ...base, ...env },
+      readFile: (path) => {
+        throw new Error(`no file ${path} here`);
+      },
+    });
 
   it('are off by default: a throwaway server, no schedule', () => {
     expect(parse({}).targets[0]!.drill).toEqual({ server: undefined, schedule: undefined });

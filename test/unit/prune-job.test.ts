@@ -5,7 +5,7 @@
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { backupId, manifestKey, verifyKey } from '../../src/catalog/layout.ts';
+import { backupId, drillKey, manifestKey, verifyKey } from '../../src/catalog/layout.ts';
 import { serializeManifest } from '../../src/catalog/manifest.ts';
 import {
   executePrune,
@@ -26,7 +26,7 @@ import { tempDir } from '../support/pg.ts';
 const storeBackup = (
   storage: StorageBackend,
   daysAgo: number,
-  options?: { schemaOnly?: boolean; verified?: boolean },
+  options?: { schemaOnly?: boolean; verified?: boolean; drilled?: boolean },
 ) => store(storage, new Date(NOW.getTime() - daysAgo * DAY), options);
 
 const DAY = 86_400_000;
@@ -149,6 +149,31 @@ describe('prune job', () => {
     // The two good ones fill keep-daily 2 even though three newer backups exist.
     expect(byId.get(good[1]!.id)).toMatchObject({ action: 'keep', good: true });
     expect(byId.get(good[0]!.id)).toMatchObject({ action: 'keep', good: true });
+  });
+
+  it('a backup that failed its restore drill is not good; its drill record goes with it, or alone once orphaned', async () => {
+    const storage = new RecordingStorage();
+    const old = await storeBackup(storage, 5, { verified: true, drilled: true });
+    const failed = await storeBackup(storage, 2, { drilled: false });
+    const good = [await storeBackup(storage, 1), await storeBackup(storage, 0)];
+    const plan = await planPrune(target, { storage, now: NOW });
+    const byId = new Map(plan.items.map((i) => [i.id, i]));
+    expect(byId.get(failed.id)).toMatchObject({ good: false });
+    expect(byId.get(failed.id)?.reasons[0]).toBe('its drill failed (drill)');
+    expect(byId.get(good[0]!.id)).toMatchObject({ action: 'keep', good: true });
+    await prune(target, { storage, now: NOW });
+    expect(storage.deleted.filter((k) => k.includes(old.id))).toEqual([
+      manifestKey('shop', old.id),
+      old.object,
+      verifyKey('shop', old.id),
+      drillKey('shop', old.id),
+    ]);
+    // A drill record whose backup is gone is a leftover like an orphaned verify record.
+    await storage.put(drillKey('shop', old.id), [Buffer.from('{}')]);
+    const orphan = (await planPrune(target, { storage, now: NOW })).items.find(
+      (i) => i.kind === 'drill-record',
+    );
+    expect(orphan).toMatchObject({ id: old.id, keys: [drillKey('shop', old.id)] });
   });
 
   it('never deletes what it cannot read: foreign files and data whose manifest is unreadable', async () => {
