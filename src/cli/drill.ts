@@ -2,7 +2,9 @@
  * `datasaver drill [<id|latest|all>]`: restores backups into a scratch place, compares the restored
  * copy's facts with the backup's, and removes the copy (jobs/drill.ts). Exits 5 when a backup fails its
  * drill, naming every item that differs; a drill that cannot run (no server binaries, a drill server
- * that cannot be reached) fails with that error's exit code, and records nothing.
+ * that cannot be reached) fails with that error's exit code, and records nothing. A configured target's
+ * notification channels hear of it as from the daemon: `drill-failure`, and `drill-success` with
+ * on_success; deliveries are awaited before the command returns, at most 30 s.
  */
 import { readCatalog } from '../catalog/catalog.ts';
 import { parseBackupId } from '../catalog/layout.ts';
@@ -11,11 +13,22 @@ import type { DrillConfig } from '../config/drill-settings.ts';
 import type { Config } from '../config/types.ts';
 import { startScratchServer } from '../engines/index.ts';
 import { isEngineName } from '../engines/registry.ts';
-import { type DrillResult, drillBackup, type OpenDrillPlace } from '../jobs/drill.ts';
+import {
+  type DrillDeps,
+  type DrillResult,
+  type DrillStatus,
+  drillBackup,
+  drillStatus,
+  type OpenDrillPlace,
+} from '../jobs/drill.ts';
 import { type DrillPlaceSettings, drillPlaces } from '../jobs/drill-place.ts';
+import { Notifier } from '../notify/channels.ts';
+import { drillEvent, notification } from '../notify/events.ts';
 import type { StorageBackend } from '../storage/backend.ts';
-import { ExitCode, UsageError } from '../util/errors.ts';
+import { ExitCode, errorMessage, UsageError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
+import { redact } from '../util/secret.ts';
+import { DATASAVER_VERSION } from '../util/version.ts';
 import { allStorages, type CliContext, findStoredBackup, readConfig, selectTargets } from './context.ts';
 import { formatBytes, formatDuration, Progress, printJson } from './output.ts';
 
@@ -33,10 +46,21 @@ export async function drillCommand(ctx: CliContext, ref: string, opts: DrillOpti
     throw new UsageError(`--jobs ${opts.jobs} is not a number of workers`, { hint: 'use 1-64' });
   }
   const results: DrillResult[] = [];
-  for (const { manifest, storage } of await backupsToDrill(ctx, config, ref, opts.target)) {
-    const result = await drillOne(ctx, config, manifest, storage, { ...opts, jobs });
-    results.push(result);
-    if (!opts.json) ctx.stdout.write(describeResult(result));
+  const notifier = new Notifier({
+    log: {
+      warn: (fields, message) =>
+        ctx.stderr.write(`warning: ${message}${fields.error ? `: ${String(fields.error)}` : ''}\n`),
+      debug: () => {},
+    },
+  });
+  try {
+    for (const { manifest, storage } of await backupsToDrill(ctx, config, ref, opts.target)) {
+      const result = await drillOne(ctx, config, manifest, storage, { ...opts, jobs }, notifier);
+      results.push(result);
+      if (!opts.json) ctx.stdout.write(describeResult(result));
+    }
+  } finally {
+    await notifier.flush(30_000, ctx.signal);
   }
   const failed = results.filter((r) => !r.ok);
   if (opts.json) printJson(ctx.stdout, { drills: results });
@@ -82,6 +106,7 @@ async function drillOne(
   manifest: Manifest,
   storage: StorageBackend,
   opts: { json?: boolean; jobs: number; tempDir?: string },
+  notifier: Notifier,
 ): Promise<DrillResult> {
   const engine = manifest.engine;
   if (!isEngineName(engine)) {
@@ -90,9 +115,15 @@ async function drillOne(
     );
   }
   const own = config.targets.find((t) => t.name === manifest.target && t.engine === engine);
+  const secrets = [own?.connection.password, own?.drill.server?.connection.password];
+  const announce = (status: DrillStatus) => {
+    if (!own) return;
+    const event = drillEvent({ ...status, message: status.message && redact(status.message, secrets) }, null);
+    notifier.notify(own.notify, notification({ ...event, target: own.name }, DATASAVER_VERSION));
+  };
   const progress = new Progress(ctx.stderr, !opts.json);
   const total = formatBytes(manifest.storedBytes);
-  const result = await drillBackup(manifest, {
+  const deps: DrillDeps = {
     storage,
     openPlace: placesFor(
       { name: manifest.target, engine, toolDir: own?.toolDir ?? config.defaultToolDir },
@@ -108,8 +139,20 @@ async function drillOne(
         `drill ${manifest.id}: ${PHASES[phase]} ${Math.floor((100 * n) / Math.max(1, manifest.storedBytes))}% of ${total}`,
         n,
       ),
-  });
-  progress.done();
+  };
+  const startedAt = new Date();
+  let result: DrillResult;
+  try {
+    result = await drillBackup(manifest, deps);
+  } catch (err) {
+    if (!ctx.signal?.aborted) {
+      announce(drillStatus({ error: errorMessage(err), backupId: manifest.id }, startedAt, new Date()));
+    }
+    throw err;
+  } finally {
+    progress.done();
+  }
+  announce(drillStatus({ result }, startedAt, new Date()));
   if (result.recordError)
     ctx.stderr.write(
       `warning: could not record the drill of ${result.id}: ${printable(result.recordError)}\n`,
