@@ -112,6 +112,12 @@ export class RestoreError extends DatasaverError {
   }
 }
 
+/**
+ * A restore failed because the destination server lacks something the dump needs and a restore cannot
+ * create (an extension's files): a fault of the place restored into, not of the backup (exit 1).
+ */
+export class DestinationLacksError extends RestoreError {}
+
 /** Something the user asked for cannot be done as asked (exit 1): unknown backup id, refused overwrite. */
 export class UsageError extends DatasaverError {
   constructor(message: string, details?: ErrorDetails) {

@@ -49,7 +49,7 @@ import { inspectCustom, inspectPlain } from './inspect.ts';
 import { cleanSafeOrder, parseRestoreList } from './list.ts';
 import { withoutOwnership } from './ownership.ts';
 import { TABLE_ROWS_SQL, USER_OBJECTS_SQL } from './queries.ts';
-import { psqlScriptArgs, quoteConninfo, restoreFailureHint } from './restore-hint.ts';
+import { psqlScriptArgs, quoteConninfo, restoreFailureHint, restoreToolError } from './restore-hint.ts';
 import { refusedAsRestoreError, restrictedScript } from './script.ts';
 import {
   dumpToolTooOld,
@@ -402,8 +402,11 @@ export class PostgresEngine implements Engine {
 
   /** What a tool's non-zero exit means: `FailAs` with its redacted stderr and `hint`. */
   #toolFailed(tool: Tool, FailAs: typeof BackupError | typeof RestoreError, hint: string): ToolFailure {
-    return (exit, stderr) =>
-      new FailAs(`${tool.command} ${describeExit(exit)}: ${this.#redact(stderr) || 'no message'}`, { hint });
+    return (exit, stderr) => {
+      const message = `${tool.command} ${describeExit(exit)}: ${this.#redact(stderr) || 'no message'}`;
+      if (FailAs === RestoreError) return restoreToolError(message, stderr, hint, this.#where());
+      return new FailAs(message, { hint });
+    };
   }
 
   async #recreateDatabase(database: string, options: RestoreOptions): Promise<void> {

@@ -1,4 +1,5 @@
 /** Pure parts of a PostgreSQL restore: its conninfo quoting, psql's arguments and what a failure left behind. */
+import { DestinationLacksError, RestoreError } from '../../util/errors.ts';
 import type { RestoreOptions } from '../engine.ts';
 
 /** What a failed restore left behind, for the error's hint. */
@@ -40,4 +41,28 @@ export function psqlScriptArgs(database: string, file: string): string[] {
     '-f',
     file,
   ];
+}
+
+/**
+ * The extension a failed restore's stderr says the server lacks (its files are not installed there), or
+ * undefined: `could not open extension control file ".../postgis.control"` (PostgreSQL 15 and older),
+ * `extension "postgis" is not available` (16 and newer).
+ */
+function missingExtension(stderr: string): string | undefined {
+  const m =
+    /could not open extension control file "[^"]*\/([^/"]+)\.control"/.exec(stderr) ??
+    /extension "([^"]+)" is not available/.exec(stderr);
+  return m?.[1];
+}
+
+/**
+ * The error of a failed pg_restore or psql (its `message`, `stderr` unredacted for matching only): a
+ * DestinationLacksError when the server at `where` lacks an extension the dump uses, else a RestoreError.
+ */
+export function restoreToolError(message: string, stderr: string, hint: string, where: string): RestoreError {
+  const extension = missingExtension(stderr);
+  if (extension === undefined) return new RestoreError(message, { hint });
+  return new DestinationLacksError(message, {
+    hint: `the backup uses the extension ${extension}, which is not installed on ${where}: install its package there (Debian: postgresql-<major>-${extension}, or postgresql-contrib for the bundled ones), then restore again; ${hint}`,
+  });
 }
