@@ -170,6 +170,7 @@ export async function spawnServer(
 ): Promise<ServerProcess> {
   const out = await open(options.log, 'a', 0o600);
   let child: ChildProcess;
+  let exited: Promise<void>;
   try {
     child = spawn(command, args, {
       cwd: options.cwd,
@@ -177,17 +178,18 @@ export async function spawnServer(
       stdio: ['ignore', out.fd, out.fd],
       ...(options.account ? { uid: options.account.uid, gid: options.account.gid } : {}),
     });
+    // Listening before anything is awaited: a failed spawn reports its error on the next tick.
+    exited = new Promise<void>((resolve) => {
+      // It could not be started (not executable by the account...): the log says why, for startFailed.
+      child.once(
+        'error',
+        (err) => void appendFile(options.log, `${command}: ${err.message}\n`).finally(resolve),
+      );
+      child.once('exit', () => resolve());
+    });
   } finally {
     await out.close();
   }
-  const exited = new Promise<void>((resolve) => {
-    // It could not be started (not executable by the account...): the log says why, for startFailed.
-    child.once(
-      'error',
-      (err) => void appendFile(options.log, `${command}: ${err.message}\n`).finally(resolve),
-    );
-    child.once('exit', () => resolve());
-  });
   const running = () => child.exitCode === null && child.signalCode === null && child.pid !== undefined;
   return {
     child,
