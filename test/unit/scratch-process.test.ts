@@ -88,16 +88,11 @@ describe('scratchServer', () => {
     let stops = 0;
     const abort = new AbortController();
     const server = scratchServer('x', { host: '/run/x' }, async () => void stops++, abort.signal);
-    expect(server.connection).toEqual({
-      host: '/run/x',
-      port: undefined,
-      database: undefined,
-      user: undefined,
-      password: undefined,
-      sslmode: undefined,
-      tls: false,
-      tlsCa: undefined,
-    });
+    // Every setting not given is unset, TLS off.
+    expect(Object.entries(server.connection).filter(([, v]) => v !== undefined)).toEqual([
+      ['host', '/run/x'],
+      ['tls', false],
+    ]);
     abort.abort();
     await server.stop();
     await server.stop();
