@@ -8,7 +8,7 @@ import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
 import { mapLimit } from '../util/concurrency.ts';
 import { errorMessage, StorageError, UsageError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
-import { compareIds, isLeaseKey, parseBackupId, parseKey } from './layout.ts';
+import { compareIds, isLeaseKey, type KeyKind, parseBackupId, parseKey } from './layout.ts';
 import type { Manifest } from './manifest.ts';
 import { parseManifest } from './manifest-read.ts';
 import { manifestDistrust } from './manifest-trust.ts';
@@ -20,7 +20,7 @@ export interface Catalog {
    * Data objects and verify records whose backup has no manifest file: in-flight or crashed backups, or
    * leftovers of an interrupted prune. A backup whose manifest exists but cannot be read is not here.
    */
-  incomplete: (ObjectInfo & { target: string; id: string; kind: 'data' | 'verify' })[];
+  incomplete: (ObjectInfo & { target: string; id: string; kind: Exclude<KeyKind, 'manifest'> })[];
   /** Every datasaver object listed, by key (to check that a manifest's data object is there). */
   objects: Map<string, ObjectInfo>;
   /** Files that were skipped, and why (storage's own text made printable). */

@@ -4,6 +4,7 @@
  *   <target>/<backup-id>.<ext>             data object, e.g. shop/shop-20260111T020015Z.dump.zst
  *   <target>/<backup-id>.manifest.json     written last: the commit marker
  *   <target>/<backup-id>.verify.json       result of the last `verify` of that backup
+ *   <target>/<backup-id>.drill.json        result of the last restore drill of that backup
  *   <target>/<target>.lease.json           the target's lease while a run writes it (lease/lease.ts)
  *
  * A backup id is `<target>-<UTC timestamp>` with an optional `-<n>` when two backups of a target start in
@@ -18,6 +19,7 @@ const ID = /^([A-Za-z0-9][A-Za-z0-9_-]*)-(\d{8}T\d{6}Z)(?:-(\d+))?$/;
 
 export const MANIFEST_SUFFIX = '.manifest.json';
 export const VERIFY_SUFFIX = '.verify.json';
+export const DRILL_SUFFIX = '.drill.json';
 
 /** `2026-01-11T02:00:15.123Z` -> `20260111T020015Z`. */
 function compactTimestamp(d: Date): string {
@@ -71,6 +73,11 @@ export function verifyKey(target: string, id: string): string {
   return `${target}/${id}${VERIFY_SUFFIX}`;
 }
 
+/** Where the result of the last restore drill of a backup is recorded (jobs/drill.ts). */
+export function drillKey(target: string, id: string): string {
+  return `${target}/${id}${DRILL_SUFFIX}`;
+}
+
 /** Where the lease of a target lives: one writer per target (lease/lease.ts). Never a backup file. */
 export function leaseKey(target: string): string {
   return `${target}/${target}.lease.json`;
@@ -81,7 +88,7 @@ export function isLeaseKey(key: string): boolean {
   return slash > 0 && key === leaseKey(key.slice(0, slash));
 }
 
-export type KeyKind = 'manifest' | 'verify' | 'data';
+export type KeyKind = 'manifest' | 'verify' | 'drill' | 'data';
 
 /**
  * Extensions datasaver gives data objects: an engine's (its descriptor's, e.g. `dump`, `mysql.sql`) plus
@@ -93,6 +100,13 @@ const DATA_EXTENSIONS: ReadonlySet<string> = new Set(
     COMPRESSION_ALGORITHMS.map((algorithm) => dataExtension(engine, compressionExtension(algorithm))),
   ),
 );
+
+/** The suffixes of the files datasaver writes beside a data object, by kind. */
+const RECORD_KINDS: ReadonlyMap<string, KeyKind> = new Map([
+  [MANIFEST_SUFFIX, 'manifest'],
+  [VERIFY_SUFFIX, 'verify'],
+  [DRILL_SUFFIX, 'drill'],
+]);
 
 export interface ParsedKey {
   kind: KeyKind;
@@ -115,7 +129,7 @@ export function parseKey(key: string): ParsedKey | undefined {
   if (!parsed || parsed.target !== target) return undefined;
   const extension = file.slice(dot + 1);
   const suffix = `.${extension}`;
-  const kind = suffix === MANIFEST_SUFFIX ? 'manifest' : suffix === VERIFY_SUFFIX ? 'verify' : 'data';
+  const kind = RECORD_KINDS.get(suffix) ?? 'data';
   if (kind === 'data' && !DATA_EXTENSIONS.has(extension)) return undefined;
   return { kind, target, id, extension };
 }

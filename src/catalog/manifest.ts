@@ -66,6 +66,27 @@ export function serializeManifest(manifest: Manifest): Buffer {
   return Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
 }
 
+/** Result of the last restore drill of a backup, stored as `<id>.drill.json` beside the manifest. */
+export interface DrillRecord {
+  id: string;
+  ok: boolean;
+  /** `drill` (the copy differs), `restore` (it did not restore), a verify reason; null when ok. */
+  reason: string | null;
+  message: string | null;
+  drilledAt: string;
+  /** The restore's wall time, checksum pass included; null when it did not get that far. */
+  restoreMs: number | null;
+  /** Items compared. */
+  compared: number;
+  /** The first differences (jobs/drill.ts MAX_RECORDED_DIFFERENCES), by item. */
+  differences: { item: string; expected: string; found: string }[];
+  /** How many items differ in all. */
+  differenceCount: number;
+  /** Where it was restored: `throwaway PostgreSQL 15.18 server`. */
+  place: string;
+  datasaverVersion: string;
+}
+
 /** Result of one `verify`, stored as `<id>.verify.json` beside the manifest. */
 export interface VerifyRecord {
   id: string;

@@ -3,21 +3,25 @@
  * until SIGTERM/SIGINT; then stops scheduling, aborts running backups and exits within the shutdown bound.
  */
 import type { Server } from 'node:http';
+import { type StoredBackup, trustedBackups } from '../catalog/catalog.ts';
 import type { DaemonConfig, TargetConfig } from '../config/types.ts';
 import { Daemon } from '../daemon/daemon.ts';
+import type { RunDrill } from '../daemon/drills.ts';
 import type { RunTarget } from '../daemon/run.ts';
 import { readStorageUsage } from '../daemon/usage.ts';
 import { createEngine } from '../engines/index.ts';
 import { runCycle } from '../jobs/cycle.ts';
+import { drillBackup } from '../jobs/drill.ts';
 import { Notifier } from '../notify/channels.ts';
 import { close, serve } from '../server/http.ts';
 import { DaemonMetrics } from '../server/metrics.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { openStorage } from '../storage/index.ts';
-import { ConfigError, ExitCode, errorMessage } from '../util/errors.ts';
+import { ConfigError, ExitCode, errorMessage, UsageError } from '../util/errors.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { DATASAVER_VERSION } from '../util/version.ts';
 import { type CliContext, readConfig } from './context.ts';
+import { placesFor } from './drill.ts';
 import { sweepLeftovers } from './leftovers.ts';
 
 export interface DaemonCommandOptions {
@@ -55,6 +59,23 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
       { engine: createEngine(target), destinations, signal, lease: { waitMs: 0 }, onLeased: onStarted },
     );
   };
+  const runDrill: RunDrill = async (target, destinations, signal) => {
+    await sweepLeftovers(ctx.stderr);
+    let newest: StoredBackup | undefined;
+    try {
+      newest = (await trustedBackups(destinations, target.name, { signal }))[0];
+    } catch (err) {
+      if (err instanceof UsageError) return undefined; // no backup yet
+      throw err;
+    }
+    if (!newest) return undefined;
+    const tlog = log.child({ target: target.name });
+    return drillBackup(newest.manifest, {
+      storage: newest.storage,
+      openPlace: placesFor(target, target.drill, { onNote: (text) => tlog.warn(text) }),
+      signal,
+    });
+  };
   const openDestinations = (target: TargetConfig) => openObserved(target, log, metrics);
 
   const daemon = new Daemon({
@@ -64,6 +85,7 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
     notifier,
     openDestinations,
     runTarget,
+    runDrill,
     readUsage: readStorageUsage,
     healthDetails: config.daemon.healthDetails,
   });

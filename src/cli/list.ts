@@ -20,7 +20,7 @@ interface IncompleteObject {
   target: string;
   id: string;
   key: string;
-  kind: 'data' | 'verify';
+  kind: 'data' | 'verify' | 'drill';
   size: number;
   modified: string;
 }
@@ -132,7 +132,7 @@ function renderListing(
         '-',
         '-',
         '-',
-        o.kind === 'data' ? 'incomplete' : 'orphan verify record',
+        o.kind === 'data' ? 'incomplete' : `orphan ${o.kind} record`,
       ]);
   }
   if (unreadable.length > 0 && rows.length === 0) {

@@ -61,6 +61,22 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
       exitCode = await (await import('./list.ts')).listCommand(ctx(), opts);
     });
   program
+    .command('drill')
+    .description(
+      'restore backups into a scratch server or database, compare them with the facts recorded at backup time, and remove the copy',
+    )
+    .argument('[backup]', 'backup id, latest, or all', 'latest')
+    .addOption(target)
+    .option('-j, --jobs <n>', 'parallel restore workers, where the format allows them')
+    .option(
+      '--temp-dir <dir>',
+      'where the throwaway server and any spooled dump live (default: the system temp dir)',
+    )
+    .addOption(json)
+    .action(async (ref: string, opts) => {
+      exitCode = await (await import('./drill.ts')).drillCommand(ctx(), ref, opts);
+    });
+  program
     .command('verify')
     .description('check backups: checksum, full decompression and dump structure')
     .argument('<backup>', 'backup id, latest, or all')

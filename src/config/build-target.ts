@@ -3,6 +3,7 @@ import type { EngineDescriptor } from '../engines/descriptor.ts';
 import { COMPRESSION_ALGORITHMS, type CompressionConfig } from '../pipeline/compression.ts';
 import { isTimeZone } from '../retention/calendar.ts';
 import { buildConnection } from './connection.ts';
+import { buildDrill } from './drill-settings.ts';
 import { FIELDS } from './fields.ts';
 import { buildNotify } from './notify-settings.ts';
 import { type Problems, type RawTarget, rawText } from './raw.ts';
@@ -38,6 +39,7 @@ export function buildTarget(
   const sizeChangeAlert = check(raw.sizeChangeAlert, PERCENT_OR_OFF, problems) ?? DEFAULT_SIZE_CHANGE_ALERT;
   const leaseTtlSeconds = check(raw.leaseTtlSeconds, LEASE_TTL, problems) ?? DEFAULT_LEASE_TTL_SECONDS;
   const notify = buildNotify(raw, problems);
+  const drill = buildDrill(raw, engine, timeZone, problems);
   if (schedule && name) scheduleWarning(raw, name, schedule, timeZone, alertAfterHours, warnings);
 
   if (problems.list.length > before || !name || !destinations || !retention || !schedule) return undefined;
@@ -57,6 +59,7 @@ export function buildTarget(
     sizeChangeAlert,
     leaseTtlSeconds,
     notify,
+    drill,
   };
 }
 

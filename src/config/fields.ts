@@ -64,6 +64,9 @@ const fields = {
   alertAfterHours: { env: 'DATASAVER_ALERT_AFTER_HOURS', yaml: 'alert_after_hours' },
   sizeChangeAlert: { env: 'DATASAVER_SIZE_CHANGE_ALERT', yaml: 'size_change_alert' },
   leaseTtlSeconds: { env: 'DATASAVER_LEASE_TTL_SECONDS', yaml: 'lease_ttl_seconds' },
+  // A drill server's URL carries its password.
+  drillUrl: { env: 'DATASAVER_DRILL_URL', yaml: 'drill.url', secret: true },
+  drillSchedule: { env: 'DATASAVER_DRILL_SCHEDULE', yaml: 'drill.schedule' },
   // Notification URLs carry tokens (Slack, Discord, Telegram, healthchecks.io ping ids): all secrets.
   webhookUrl: { env: 'DATASAVER_WEBHOOK_URL', yaml: 'notify.webhook_url', secret: true },
   slackWebhookUrl: { env: 'DATASAVER_SLACK_WEBHOOK_URL', yaml: 'notify.slack_webhook_url', secret: true },

@@ -14,6 +14,7 @@
 
 import { buildTarget } from './build-target.ts';
 import { buildDaemon } from './daemon-settings.ts';
+import { buildDrill } from './drill-settings.ts';
 import { readDaemonEnv, readEnvLayer } from './env-layer.ts';
 import { FIELD_NAMES, FIELDS, type FieldName } from './fields.ts';
 import { nonEmpty, type ParseInput, Problems, type RawTarget } from './raw.ts';
@@ -69,6 +70,13 @@ export function parseConfig(input: ParseInput): Config {
       problems.add(`target ${t.name}`, 'two targets have this name; names must be unique');
     names.add(t.name);
   }
+  // The targets report the shared drill settings' problems; with none, they are reported here.
+  const defaultDrill = buildDrill(
+    sharedLayer,
+    undefined,
+    'UTC',
+    built.length > 0 ? new Problems() : problems,
+  );
   problems.throwIfAny(file);
   const defaultToolDir = sharedLayer.toolDir ? String(sharedLayer.toolDir.value) : undefined;
   return {
@@ -76,6 +84,7 @@ export function parseConfig(input: ParseInput): Config {
     targets: built.filter((t): t is TargetConfig => t !== undefined),
     defaultDestinations,
     defaultToolDir,
+    defaultDrill,
     daemon,
     warnings,
   };

@@ -58,5 +58,6 @@ export function offlineTarget(
     alertAfterHours: 26,
     sizeChangeAlert: DEFAULT_SIZE_CHANGE_ALERT,
     notify: NO_NOTIFICATIONS,
+    drill: { server: undefined, schedule: undefined },
   };
 }

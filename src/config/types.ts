@@ -5,6 +5,7 @@ import type { RetentionRules } from '../retention/policy.ts';
 import type { StorageConfig } from '../storage/config.ts';
 import type { LogFormat, LogLevel } from '../util/log.ts';
 import type { Secret } from '../util/secret.ts';
+import type { DrillConfig } from './drill-settings.ts';
 
 /** One database that datasaver backs up: where it is, how to dump it and where backups go. */
 export interface TargetConfig {
@@ -38,6 +39,8 @@ export interface TargetConfig {
    */
   leaseTtlSeconds?: number | undefined;
   notify: NotifyConfig;
+  /** Where restore drills of this target's backups restore, and when the daemon runs them. */
+  drill: DrillConfig;
 }
 
 export interface ScheduleConfig {
@@ -98,6 +101,8 @@ export interface Config {
   defaultDestinations: StorageConfig[];
   /** Client tool directory used when no target is configured (verify from storage alone). */
   defaultToolDir: string | undefined;
+  /** Drill settings from the shared settings, for drills of backups whose target is not configured. */
+  defaultDrill: DrillConfig;
   daemon: DaemonConfig;
   /** Settings that were given but have no effect, for `config check` to point out. */
   warnings: string[];

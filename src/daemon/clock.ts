@@ -1,4 +1,5 @@
 /** The daemon's time: injected, so the scheduling rules are tested with fake time. */
+import type { PlannedRun } from '../schedule/cron.ts';
 
 export interface Timer {
   /** Stops the timer; its function is not called. Calling it again, or after it fired, does nothing. */
@@ -25,3 +26,33 @@ export const systemClock: Clock = {
     return { cancel: () => clearTimeout(t) };
   },
 };
+
+/**
+ * Waits for a planned run on `clock` in steps of at most MAX_TIMER_MS, each re-reading the clock, and
+ * calls `fire` at its time (not when `signal` aborted first; a wall clock set back meanwhile makes it
+ * wait on). `onTimer` receives each step's timer, for the caller to cancel.
+ */
+export function waitForPlan(
+  clock: Clock,
+  plan: PlannedRun,
+  signal: AbortSignal,
+  onTimer: (timer: Timer) => void,
+  fire: () => void,
+): void {
+  const delay = plan.at.getTime() - clock.now().getTime();
+  if (delay > MAX_TIMER_MS) {
+    onTimer(clock.setTimer(() => waitForPlan(clock, plan, signal, onTimer, fire), MAX_TIMER_MS));
+    return;
+  }
+  onTimer(
+    clock.setTimer(
+      () => {
+        if (signal.aborted) return;
+        if (plan.at.getTime() - clock.now().getTime() > 1000)
+          return waitForPlan(clock, plan, signal, onTimer, fire);
+        fire();
+      },
+      Math.max(0, delay),
+    ),
+  );
+}

@@ -12,6 +12,7 @@
  *     next scheduled run is the retry;
  *   - prune follows every successful backup (inside the run, see jobs/cycle.ts), never a failed one;
  *   - the dead man's switch (watchdog.ts) is a timer of its own that reads only the recorded results;
+ *   - restore drills run on their own schedule, beside backups (drills.ts);
  *   - `stop()` stops scheduling, aborts running backups through their AbortSignal (the dump is killed,
  *     multipart uploads are aborted, no manifest is written) and waits for them, at most the given time.
  *
@@ -22,7 +23,7 @@ import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { TargetConfig } from '../config/types.ts';
 import type { NotificationSender } from '../notify/channels.ts';
 import { notification, startEvent } from '../notify/events.ts';
-import { type PlannedRun, parseSchedule, planNext } from '../schedule/cron.ts';
+import { parseSchedule, planNext } from '../schedule/cron.ts';
 import { type HealthReport, healthReport } from '../server/health.ts';
 import type { DaemonMetrics } from '../server/metrics.ts';
 import type { StorageBackend } from '../storage/backend.ts';
@@ -30,7 +31,8 @@ import { errorMessage } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import { redact } from '../util/secret.ts';
 import { DATASAVER_VERSION } from '../util/version.ts';
-import { type Clock, MAX_TIMER_MS, systemClock } from './clock.ts';
+import { type Clock, systemClock, waitForPlan } from './clock.ts';
+import { DrillScheduler, type RunDrill } from './drills.ts';
 import { recordRun } from './record.ts';
 import { type RunTarget, runWithRetries } from './run.ts';
 import { type DaemonContext, historyOf, newSlot, type Slot } from './slot.ts';
@@ -44,6 +46,8 @@ export interface DaemonOptions {
   notifier: NotificationSender;
   openDestinations: (target: TargetConfig) => Promise<StorageBackend[]>;
   runTarget: RunTarget;
+  /** A restore drill of a target's newest backup, for targets with a drill schedule. */
+  runDrill: RunDrill;
   readUsage: ReadUsage;
   clock?: Clock;
   random?: () => number;
@@ -62,6 +66,7 @@ export class Daemon {
   readonly #ctx: DaemonContext;
   readonly #slots: Slot[] = [];
   readonly #watchdog: StaleWatchdog;
+  readonly #drills: DrillScheduler;
   #startedAt: Date;
   #ready = false;
   #started = false;
@@ -88,6 +93,7 @@ export class Daemon {
         ),
     };
     this.#watchdog = new StaleWatchdog(this.#ctx, this.#slots);
+    this.#drills = new DrillScheduler(this.#ctx, options.runDrill, this.#random);
   }
 
   /** Opens storage, arms every schedule and the stale watchdog; with `runNow`, every target runs at once. */
@@ -96,26 +102,30 @@ export class Daemon {
     this.#startedAt = this.#clock.now();
     for (const target of this.#options.targets) {
       if (this.#stop.signal.aborted) return;
-      const schedule = parseSchedule(target.schedule.cron, target.timeZone);
-      // Config loading has validated the expression; this only narrows the type.
-      if ('problem' in schedule) throw new Error(`schedule of ${target.name}: ${schedule.problem}`);
+      const schedule = validSchedule(target.schedule.cron, target);
+      const drill =
+        target.drill.schedule === undefined ? undefined : validSchedule(target.drill.schedule, target);
       const destinations = await this.#options.openDestinations(target);
       metrics.registerTarget(
         target.name,
         destinations.map((d) => d.description),
       );
-      this.#slots.push(newSlot(target, schedule, destinations));
+      this.#slots.push(newSlot(target, schedule, destinations, drill));
     }
     if (this.#stop.signal.aborted) return;
     this.#started = true;
     for (const slot of this.#slots) {
       this.#arm(slot);
+      this.#drills.arm(slot);
       log.info(
         {
           target: slot.target.name,
           schedule: slot.schedule.expression,
           timeZone: slot.target.timeZone,
           nextRun: slot.status.nextRun,
+          ...(slot.drillSchedule
+            ? { drillSchedule: slot.drillSchedule.expression, nextDrill: slot.status.nextDrill }
+            : {}),
         },
         'target scheduled',
       );
@@ -151,10 +161,13 @@ export class Daemon {
   async stop(timeoutMs: number): Promise<boolean> {
     if (this.#stop.signal.aborted) return true;
     this.#ready = false;
-    for (const slot of this.#slots) slot.timer?.cancel();
+    for (const slot of this.#slots) {
+      slot.timer?.cancel();
+      slot.drillTimer?.cancel();
+    }
     this.#watchdog.stop();
     this.#stop.abort(new Error('datasaver is shutting down'));
-    const running = this.#slots.flatMap((s) => (s.running ? [s.running] : []));
+    const running = this.#slots.flatMap((s) => [s.running, s.drilling].filter((p) => p !== undefined));
     const deadline = Date.now() + timeoutMs;
     const clean = await Promise.race([
       Promise.allSettled(running).then(() => true),
@@ -179,24 +192,17 @@ export class Daemon {
       this.#options.log.warn({ target: slot.target.name }, 'the schedule has no further runs');
       return;
     }
-    this.#wait(slot, plan);
-  }
-
-  #wait(slot: Slot, plan: PlannedRun): void {
-    const delay = plan.at.getTime() - this.#clock.now().getTime();
-    if (delay > MAX_TIMER_MS) {
-      slot.timer = this.#clock.setTimer(() => this.#wait(slot, plan), MAX_TIMER_MS);
-      return;
-    }
-    slot.timer = this.#clock.setTimer(
+    waitForPlan(
+      this.#clock,
+      plan,
+      this.#stop.signal,
+      (timer) => {
+        slot.timer = timer;
+      },
       () => {
-        if (this.#stop.signal.aborted) return;
-        // The wall clock went back since the timer was set: wait for the planned time.
-        if (plan.at.getTime() - this.#clock.now().getTime() > 1000) return this.#wait(slot, plan);
         this.#arm(slot, plan.nominal);
         this.#trigger(slot, 'schedule');
       },
-      Math.max(0, delay),
     );
   }
 
@@ -247,4 +253,11 @@ export class Daemon {
   #refreshUsage(slot: Slot): Promise<void> {
     return refreshUsage(this.#ctx, slot, this.#options.readUsage, () => this.#watchdog.check());
   }
+}
+
+/** A schedule config loading has validated; this only narrows the type. */
+function validSchedule(expression: string, target: TargetConfig) {
+  const schedule = parseSchedule(expression, target.timeZone);
+  if ('problem' in schedule) throw new Error(`schedule of ${target.name}: ${schedule.problem}`);
+  return schedule;
 }

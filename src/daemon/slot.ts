@@ -27,6 +27,12 @@ export interface Slot {
   staleNotifiedAt: number | undefined;
   /** Storage listings finish out of order; only the newest one started is kept. */
   usageSeq: number;
+  /** When the target's newest backup is drilled (drills.ts); undefined: never. */
+  drillSchedule: Schedule | undefined;
+  /** The wait for the next drill. */
+  drillTimer: Timer | undefined;
+  /** The drill in progress (it never rejects); it runs beside backups, never beside another drill. */
+  drilling: Promise<void> | undefined;
 }
 
 /** What the daemon's parts share. */
@@ -45,8 +51,16 @@ export interface DaemonContext {
 }
 
 /** A target as scheduled, before its first run and before storage was read. */
-export function newSlot(target: TargetConfig, schedule: Schedule, destinations: StorageBackend[]): Slot {
+export function newSlot(
+  target: TargetConfig,
+  schedule: Schedule,
+  destinations: StorageBackend[],
+  drillSchedule?: Schedule,
+): Slot {
   return {
+    drillSchedule,
+    drillTimer: undefined,
+    drilling: undefined,
     target,
     schedule,
     destinations,
@@ -71,6 +85,10 @@ export function newSlot(target: TargetConfig, schedule: Schedule, destinations: 
         bytes: 0,
         error: null,
       })),
+      drillSchedule: drillSchedule?.expression ?? null,
+      nextDrill: null,
+      drilling: false,
+      lastDrill: null,
     },
   };
 }

@@ -71,6 +71,11 @@ export interface EngineFacts<Name extends string = string> {
    */
   readonly inUseSideFiles: readonly string[];
   /**
+   * Facts name tables `<database>.<table>` (MySQL): a copy restored under another name names them by
+   * that name, and a restore drill reads them back under the backup's.
+   */
+  readonly tablesNamedByDatabase: boolean;
+  /**
    * The base of a target's name when none is given, from its `database` setting (before the characters
    * a target name cannot hold are replaced); undefined when there is nothing to derive it from.
    */

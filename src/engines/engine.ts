@@ -97,7 +97,8 @@ export interface DatabaseFacts {
   objects?: { kind: string; count: number }[] | undefined;
   /**
    * Sequence values (PostgreSQL: each sequence's `last_value`, or null before its first `nextval`), as text:
-   * a bigint may pass what a JSON number holds exactly.
+   * a bigint may pass what a JSON number holds exactly. In exact facts they are the dump's own, read from
+   * its bytes (sequences are not transactional); absent when the dump could not be read for them.
    */
   sequences?: { name: string; value: string | null }[] | undefined;
   /**
@@ -171,6 +172,12 @@ export interface RestoreOptions {
   databaseSettings?: DatabaseSettings | undefined;
   /** Leave out the owner, grants and settings that name roles missing on this server (instead of failing). */
   skipMissingRoles?: boolean | undefined;
+  /**
+   * Leave out who owns each object and the grants on it (PostgreSQL: `pg_restore --no-owner --no-acl`,
+   * and a plain script's ownership and privilege statements), for a scratch server that has none of the
+   * backup's roles: a restore drill. Engines whose dumps restore without roles ignore it.
+   */
+  skipOwnership?: boolean | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -281,6 +288,21 @@ export interface Engine {
     targetDatabase?: string | undefined,
     options?: { signal?: AbortSignal | undefined },
   ): Promise<DatabaseFacts>;
+
+  /**
+   * The databases of this server whose names begin with `prefix`: on a drill server the user names,
+   * the scratch databases drills made (jobs/drill-place.ts sweeps those a killed drill left). Changes
+   * nothing. An engine whose server has no named databases (Redis) or no server (SQLite) throws
+   * UsageError. Throws ConnectionError when the server cannot be reached, RestoreError when the query
+   * fails.
+   */
+  listDatabases(prefix: string, options?: { signal?: AbortSignal | undefined }): Promise<string[]>;
+
+  /**
+   * Drops database `name` (a drill's scratch database), ending its other sessions first; nothing when it
+   * does not exist. Throws as `listDatabases` does.
+   */
+  dropDatabase(name: string, options?: { signal?: AbortSignal | undefined }): Promise<void>;
 
   /**
    * Restores a raw dump from `source` into the destination. All-or-nothing where the format allows

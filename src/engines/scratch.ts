@@ -4,6 +4,7 @@
  * without touching any database of the target's server. Each engine implements `StartScratchServer`
  * (engines/<name>/scratch-server.ts); engines/index.ts maps engine names to them.
  */
+import { UsageError } from '../util/errors.ts';
 import type { ConnectionConfig } from './engine.ts';
 
 export interface ScratchServerOptions {
@@ -35,3 +36,13 @@ export interface ScratchServer {
  * started is stopped before it throws.
  */
 export type StartScratchServer = (options: ScratchServerOptions) => Promise<ScratchServer>;
+
+/**
+ * `listDatabases` and `dropDatabase` of an engine whose server has no named databases (a Redis backup
+ * holds the whole server) or no server (SQLite): a drill of its backups always uses a throwaway server.
+ */
+export function noNamedDatabases(label: string): never {
+  throw new UsageError(`a ${label} drill cannot use a drill server's scratch database: it has none by name`, {
+    hint: 'unset DATASAVER_DRILL_URL for this target: its drills start a throwaway server of their own',
+  });
+}

@@ -19,6 +19,16 @@ export interface FactComparison {
   /** Items compared (the union of both sides). */
   compared: number;
   differences: FactDifference[];
+  /** Counts found lower than recorded within `mayExpire`: keys that expired, no fault of the backup. */
+  expired: FactDifference[];
+}
+
+export interface CompareOptions {
+  /**
+   * How many of the recorded keys had a time to live (Redis): those may expire between the backup and
+   * the drill, so a count found lower by at most this many is no difference. 0 (default): exact.
+   */
+  mayExpire?: number | undefined;
 }
 
 /**
@@ -26,7 +36,11 @@ export interface FactComparison {
  * TypeError when `expected` is not exact (estimates would report differences that are no fault of the
  * backup). A kind of fact the backup did not record (`objects`, `sequences` absent) is not compared.
  */
-export function compareFacts(expected: DatabaseFacts, found: DatabaseFacts): FactComparison {
+export function compareFacts(
+  expected: DatabaseFacts,
+  found: DatabaseFacts,
+  options: CompareOptions = {},
+): FactComparison {
   if (!expected.exact) throw new TypeError('only exact facts can be compared with a restored copy');
   const sides = [
     compareItems(
@@ -53,17 +67,31 @@ export function compareFacts(expected: DatabaseFacts, found: DatabaseFacts): Fac
       ),
     );
   }
+  const all = sides.flatMap((s) => s.differences);
+  const mayExpire = options.mayExpire ?? 0;
+  const expired = all.filter((d) => expiredWithin(d, mayExpire));
   return {
     compared: sides.reduce((n, s) => n + s.compared, 0),
-    differences: sides.flatMap((s) => s.differences),
+    differences: all.filter((d) => !expired.includes(d)),
+    expired,
   };
+}
+
+/** A count found lower than recorded by at most `mayExpire` (a key space, or a kind of key, emptied). */
+function expiredWithin(d: FactDifference, mayExpire: number): boolean {
+  if (mayExpire <= 0 || d.item.startsWith('sequence ')) return false;
+  const expected = Number(d.expected);
+  const found = d.found === 'absent' ? 0 : Number(d.found);
+  return (
+    Number.isInteger(expected) && Number.isInteger(found) && found < expected && expected - found <= mayExpire
+  );
 }
 
 function compareItems(
   label: string,
   expected: [string, string][],
   found: [string, string][],
-): FactComparison {
+): Omit<FactComparison, 'expired'> {
   const want = new Map(expected);
   const have = new Map(found);
   const names = [...new Set([...want.keys(), ...have.keys()])].sort();

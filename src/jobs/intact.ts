@@ -1,15 +1,14 @@
 /**
  * Picking the backup a restore can trust: the first of some candidates (newest first) that is intact.
- * Intact means its last recorded verify did not fail, and its data object is there with the recorded
+ * Intact means its last recorded verify and restore drill did not fail, and its data object is there with the recorded
  * size and sha256 (the checksum pass of verify.ts, which reads the stored bytes and writes nothing).
  * A candidate that is not is passed over with the reason; nothing here touches a database.
  */
 
-import { readRecord, type StoredBackup } from '../catalog/catalog.ts';
-import { verifyKey } from '../catalog/layout.ts';
+import type { StoredBackup } from '../catalog/catalog.ts';
+import { recordedFailure } from '../catalog/records.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { VerifyError } from '../util/errors.ts';
-import { printable } from '../util/printable.ts';
 import { checkStoredObject } from './verify.ts';
 
 export interface PassedOver {
@@ -41,7 +40,7 @@ export async function pickIntact(
     const { manifest, storage } = candidate;
     const skip = (reason: string) =>
       passedOver.push({ id: manifest.id, storage: storage.description, reason });
-    const failed = await failedVerify(storage, manifest.target, manifest.id, deps.signal);
+    const failed = await failedCheck(storage, manifest.target, manifest.id, deps.signal);
     if (failed !== undefined) {
       skip(failed);
       continue;
@@ -66,30 +65,16 @@ export async function pickIntact(
 }
 
 /**
- * Why the backup's recorded verify failed, or undefined when it has no record, a passing one, or one that
- * cannot be read: the checksum pass that follows decides then (a record is storage's word, as untrusted
- * as the rest, and only ever makes `latest` more careful).
+ * Why the backup's recorded verify or drill failed, or undefined when it has none, passing ones, or ones
+ * that cannot be read: the checksum pass that follows decides then (a record is storage's word, as
+ * untrusted as the rest, and only ever makes `latest` more careful).
  */
-async function failedVerify(
+async function failedCheck(
   storage: StorageBackend,
   target: string,
   id: string,
   signal: AbortSignal | undefined,
 ): Promise<string | undefined> {
-  const key = verifyKey(target, id);
-  const info = await storage.stat(key, { signal });
-  if (!info) return undefined;
-  let record: unknown;
-  try {
-    record = JSON.parse(await readRecord(storage, key, { size: info.size, signal }));
-  } catch {
-    signal?.throwIfAborted();
-    return undefined;
-  }
-  if (typeof record !== 'object' || record === null) return undefined;
-  const r = record as Record<string, unknown>;
-  if (r.id !== id || r.ok !== false) return undefined;
-  const when = typeof r.checkedAt === 'string' ? ` at ${printable(r.checkedAt)}` : '';
-  const why = typeof r.reason === 'string' ? ` (${printable(r.reason)})` : '';
-  return `its verify${when} failed${why}`;
+  const size = async (key: string) => (await storage.stat(key, { signal }))?.size;
+  return (await recordedFailure(storage, target, id, size, signal)).failed;
 }

@@ -11,10 +11,11 @@
  *   is never touched.
  */
 
-import { READ_CONCURRENCY, readCatalog, readRecord } from '../catalog/catalog.ts';
-import { manifestKey, parseKey, verifyKey } from '../catalog/layout.ts';
+import { READ_CONCURRENCY, readCatalog } from '../catalog/catalog.ts';
+import { drillKey, manifestKey, parseKey, verifyKey } from '../catalog/layout.ts';
 import type { Manifest } from '../catalog/manifest.ts';
 import { manifestDistrust, retentionTime } from '../catalog/manifest-trust.ts';
+import { recordedFailure } from '../catalog/records.ts';
 import type { RetentionConfig } from '../config/types.ts';
 import { type ConfirmLease, LeaseLostError } from '../lease/held.ts';
 import { planRetention, type RetentionCandidate } from '../retention/policy.ts';
@@ -22,7 +23,6 @@ import { type ObjectInfo, type StorageBackend, StorageUnsupportedError } from '.
 import { mapLimit } from '../util/concurrency.ts';
 import { CleanupError, errorMessage } from '../util/errors.ts';
 import { failpoint } from '../util/failpoint.ts';
-import { printable } from '../util/printable.ts';
 
 export interface PruneTarget {
   name: string;
@@ -38,7 +38,7 @@ export interface PruneDeps {
   confirmLease?: ConfirmLease | undefined;
 }
 
-export type PruneItemKind = 'backup' | 'incomplete' | 'verify-record' | 'temporary';
+export type PruneItemKind = 'backup' | 'incomplete' | 'verify-record' | 'drill-record' | 'temporary';
 
 export interface PruneItem {
   kind: PruneItemKind;
@@ -101,8 +101,9 @@ export async function planPrune(target: PruneTarget, deps: PruneDeps): Promise<P
   const items: PruneItem[] = decisions.map((d) => {
     const { m, problem } = byId.get(d.id)!;
     const keys = [manifestKey(m.target, m.id), m.object];
-    const verify = verifyKey(m.target, m.id);
-    if (catalog.objects.has(verify)) keys.push(verify);
+    for (const record of [verifyKey(m.target, m.id), drillKey(m.target, m.id)]) {
+      if (catalog.objects.has(record)) keys.push(record);
+    }
     return {
       kind: 'backup',
       id: m.id,
@@ -136,7 +137,12 @@ export async function planPrune(target: PruneTarget, deps: PruneDeps): Promise<P
     items.push(
       o.kind === 'data'
         ? leftover(o, 'incomplete', o.id, 'incomplete: data with no manifest')
-        : leftover(o, 'verify-record', o.id, 'verify record of a removed backup'),
+        : leftover(
+            o,
+            o.kind === 'verify' ? 'verify-record' : 'drill-record',
+            o.id,
+            `${o.kind} record of a removed backup`,
+          ),
     );
   }
   const temporary = await listTemporary(storage, `${target.name}/`, signal);
@@ -222,21 +228,10 @@ async function backupProblem(
   const data = objects.get(m.object);
   if (!data) return 'data object missing';
   if (data.size !== m.storedBytes) return `data object is ${data.size} bytes, manifest says ${m.storedBytes}`;
-  const key = verifyKey(m.target, m.id);
-  const listed = objects.get(key);
-  if (!listed) return undefined;
-  try {
-    const record = JSON.parse(await readRecord(storage, key, { size: listed.size, signal })) as {
-      ok?: unknown;
-      reason?: unknown;
-    };
-    if (record.ok === false) return `verify failed (${printable(String(record.reason))})`;
-  } catch (err) {
-    signal?.throwIfAborted();
-    // An unreadable record says nothing either way: the backup is judged as if never verified.
-    warnings.push(`${storage.description}: ignoring ${key}: ${printable(errorMessage(err))}`);
-  }
-  return undefined;
+  const verdict = await recordedFailure(storage, m.target, m.id, (key) => objects.get(key)?.size, signal);
+  // An unreadable record says nothing either way: the backup is judged as if never checked.
+  for (const u of verdict.unreadable) warnings.push(`${storage.description}: ignoring ${u.key}: ${u.error}`);
+  return verdict.failed;
 }
 
 /**

@@ -33,6 +33,8 @@ export interface RestoreRequest {
   tempDir?: string | undefined;
   /** Leave out the database owner, grants and settings naming roles this server lacks, instead of failing. */
   skipMissingRoles?: boolean | undefined;
+  /** Leave out object ownership and grants (a drill's scratch server has none of the backup's roles). */
+  skipOwnership?: boolean | undefined;
 }
 
 export interface RestoreDeps {
@@ -145,6 +147,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
     tempDir: request.tempDir,
     databaseSettings: manifest.databaseSettings,
     skipMissingRoles: request.skipMissingRoles,
+    skipOwnership: request.skipOwnership,
     signal,
   });
   return report ? { ...plan, databaseSettings: report } : plan;

@@ -12,6 +12,7 @@
 import { finished } from 'node:stream/promises';
 import { verifyKey } from '../catalog/layout.ts';
 import type { Manifest, VerifyRecord } from '../catalog/manifest.ts';
+import { writeRecord } from '../catalog/records.ts';
 import type { Engine } from '../engines/engine.ts';
 import { MemoryGovernor } from '../pipeline/memory.ts';
 import { Meter } from '../pipeline/meter.ts';
@@ -152,13 +153,8 @@ export async function verifyBackup(manifest: Manifest, deps: VerifyDeps): Promis
     checkedAt: (deps.now?.() ?? new Date()).toISOString(),
     datasaverVersion: DATASAVER_VERSION,
   };
-  try {
-    const body = [Buffer.from(`${JSON.stringify(record, null, 2)}\n`)];
-    await deps.storage.put(verifyKey(manifest.target, manifest.id), body, { signal: deps.signal });
-  } catch (err) {
-    // Verifying from read-only storage (a disaster-recovery machine) must still give its answer.
-    if (deps.signal?.aborted) throw err;
-    result.recordError = errorMessage(err);
-  }
+  const key = verifyKey(manifest.target, manifest.id);
+  const failed = await writeRecord(deps.storage, key, record, deps.signal);
+  if (failed !== undefined) result.recordError = failed;
   return result;
 }

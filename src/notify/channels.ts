@@ -6,10 +6,11 @@
  * it like every other.
  *
  * Which events each channel gets:
- *   - webhook, Slack, Discord, ntfy, Telegram: failure, recovery, stale, size-change; success only with
- *     `on_success`;
+ *   - webhook, Slack, Discord, ntfy, Telegram: failure, recovery, stale, size-change, drill-failure;
+ *     success and drill-success only with `on_success`;
  *   - healthchecks.io-style ping URL: `<url>/start` when a run starts, `<url>` on success or recovery,
- *     `<url>/fail` on failure (it runs its own dead man's switch, so stale is not sent there).
+ *     `<url>/fail` on failure (it runs its own dead man's switch, so stale is not sent there; it watches
+ *     the backup schedule, so drills are not sent there either).
  *
  * The payload holds the target name, times, backup id and sizes, and error messages that have had secrets
  * removed; never a URL, a password or a token. The generic webhook's JSON is documented in
@@ -18,10 +19,19 @@
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NotifyConfig } from '../config/types.ts';
+import type { DrillStatus } from '../jobs/drill.ts';
 import { errorMessage } from '../util/errors.ts';
 import { redact, type Secret } from '../util/secret.ts';
 
-export type NotifyEvent = 'start' | 'success' | 'failure' | 'recovery' | 'stale' | 'size-change';
+export type NotifyEvent =
+  | 'start'
+  | 'success'
+  | 'failure'
+  | 'recovery'
+  | 'stale'
+  | 'size-change'
+  | 'drill-success'
+  | 'drill-failure';
 
 /** The generic webhook payload (docs/notifications.md). */
 export interface Notification {
@@ -53,6 +63,12 @@ export interface Notification {
     basis: number;
     threshold: number;
   } | null;
+  /**
+   * On `drill-success` and `drill-failure`: the backup drilled, the verdict (`error`: the drill could not
+   * run), why it failed, the restore time, and how many items were compared and differ (the message names
+   * them); null on other events.
+   */
+  drill: Omit<DrillStatus, 'startedAt' | 'finishedAt' | 'message'> | null;
   host: string;
   datasaver: string;
 }
@@ -72,8 +88,11 @@ export interface Delivery {
   secrets: (Secret | string)[];
 }
 
-const CHAT_EVENTS = new Set<NotifyEvent>(['failure', 'recovery', 'stale', 'size-change']);
-const WARNING_EVENTS = new Set<NotifyEvent>(['failure', 'stale', 'size-change']);
+const CHAT_EVENTS = new Set<NotifyEvent>(['failure', 'recovery', 'stale', 'size-change', 'drill-failure']);
+const SUCCESS_EVENTS = new Set<NotifyEvent>(['success', 'drill-success']);
+const WARNING_EVENTS = new Set<NotifyEvent>(['failure', 'stale', 'size-change', 'drill-failure']);
+/** What a ping service hears: runs only (stale is its own alarm, a size change and a drill are no run). */
+const PING_EVENTS = new Set<NotifyEvent>(['start', 'success', 'recovery', 'failure']);
 
 /**
  * The requests that announce `n` on every channel of `config` that takes this event, in a fixed order
@@ -82,7 +101,7 @@ const WARNING_EVENTS = new Set<NotifyEvent>(['failure', 'stale', 'size-change'])
  */
 export function deliveries(config: NotifyConfig, n: Notification): Delivery[] {
   const out: Delivery[] = [];
-  const chat = CHAT_EVENTS.has(n.event) || (n.event === 'success' && config.onSuccess);
+  const chat = CHAT_EVENTS.has(n.event) || (SUCCESS_EVENTS.has(n.event) && config.onSuccess);
   const json = (channel: string, url: Secret, body: unknown, secrets: Secret[] = []): Delivery => ({
     channel,
     url: url.reveal(),
@@ -123,8 +142,7 @@ export function deliveries(config: NotifyConfig, n: Notification): Delivery[] {
       secrets: [url, botToken],
     });
   }
-  // A ping service hears of runs only: a stale target is its own alarm, a size change is no run result.
-  if (config.healthchecksUrl && n.event !== 'stale' && n.event !== 'size-change') {
+  if (config.healthchecksUrl && PING_EVENTS.has(n.event)) {
     const base = config.healthchecksUrl.reveal().replace(/\/+$/, '');
     const suffix = n.event === 'start' ? '/start' : n.event === 'failure' ? '/fail' : '';
     out.push({

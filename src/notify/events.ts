@@ -13,10 +13,13 @@
  *     never sends `recovery`;
  *   - any other run sends `failure`, also one that committed a backup that an upload or the prune after it
  *     then failed on: someone has to look;
- *   - a committed backup whose size is out of line with the recent ones adds `size-change` after that.
+ *   - a committed backup whose size is out of line with the recent ones adds `size-change` after that;
+ *   - a restore drill sends `drill-failure` when the backup failed it or it could not run, else
+ *     `drill-success` (see `drillEvent`).
  */
 import { hostname } from 'node:os';
 import type { CycleResult } from '../jobs/cycle.ts';
+import type { DrillStatus } from '../jobs/drill.ts';
 import { describeSizeChange } from '../jobs/size-change.ts';
 import { DatasaverError, ExitCode, errorMessage } from '../util/errors.ts';
 import type { Notification, NotifyEvent } from './channels.ts';
@@ -128,6 +131,25 @@ export function runEvents(outcome: RunOutcome, history: TargetHistory | null): R
   return events;
 }
 
+/** The event of a finished restore drill of the target's newest backup. */
+export function drillEvent(drill: DrillStatus, history: TargetHistory | null): RunEvent {
+  const id = drill.backupId ?? 'the newest backup';
+  const what =
+    drill.result === 'passed'
+      ? `backup ${id} restored in a drill to the data it was taken from (${drill.compared} items compared)`
+      : drill.result === 'failed'
+        ? `backup ${id} failed its restore drill: ${drill.message ?? drill.reason}`
+        : `the restore drill of ${id} could not run: ${drill.message}`;
+  return {
+    event: drill.result === 'passed' ? 'drill-success' : 'drill-failure',
+    what,
+    result: null,
+    error: drill.result === 'passed' ? null : { message: drill.message ?? '', exitCode: ExitCode.verify },
+    lastSuccess: history?.lastSuccess ?? null,
+    drill,
+  };
+}
+
 /** The `stale` event of the dead man's switch; `reason` says since when no backup succeeded. */
 export function staleEvent(reason: string, history: TargetHistory): RunEvent {
   return { event: 'stale', what: reason, result: null, error: null, lastSuccess: history.lastSuccess };
@@ -144,6 +166,8 @@ export interface RunReport {
   result: CycleResult | null;
   error: Notification['error'];
   lastSuccess: Notification['lastSuccess'];
+  /** The drill, on drill events. */
+  drill?: DrillStatus | undefined;
 }
 
 /** The notification for one run (or stale state) of a target, with the fields every notification has. */
@@ -166,6 +190,16 @@ export function notification(report: RunReport, version: string): Notification {
     error: report.error,
     lastSuccess: report.lastSuccess,
     sizeChange: sizeChangeOf(report),
+    drill: report.drill
+      ? {
+          backupId: report.drill.backupId,
+          result: report.drill.result,
+          reason: report.drill.reason,
+          restoreMs: report.drill.restoreMs,
+          compared: report.drill.compared,
+          mismatches: report.drill.mismatches,
+        }
+      : null,
     host: hostname(),
     datasaver: version,
   };

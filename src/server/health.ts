@@ -3,7 +3,10 @@
  * is healthy when its last run succeeded and its last success is younger than its alert window (the dead
  * man's switch). A target that has never succeeded is measured from when the daemon started, so a fresh
  * sidecar is not unhealthy before its first scheduled run, and a sidecar that never manages one is.
+ * A backup that failed its last restore drill makes its target unhealthy too, until a later drill passes;
+ * a drill that could not run (no server binaries, say) is shown but judges nothing.
  */
+import type { DrillStatus } from '../jobs/drill.ts';
 
 /** One finished run of a target. */
 export interface RunRecord {
@@ -53,6 +56,12 @@ export interface TargetStatus {
   skippedRuns: number;
   consecutiveFailures: number;
   destinations: DestinationUsage[];
+  /** The drill schedule (cron), or null when the daemon runs no drills of this target. */
+  drillSchedule: string | null;
+  /** ISO time of the next drill; null when none is scheduled. */
+  nextDrill: string | null;
+  drilling: boolean;
+  lastDrill: DrillStatus | null;
 }
 
 export interface TargetHealth {
@@ -69,6 +78,12 @@ export function targetHealth(status: TargetStatus, now: Date, since: Date): Targ
   const last = status.lastAttempt;
   if (last && !last.ok)
     reasons.push(`last run failed at ${last.finishedAt}: ${last.error ?? 'unknown error'}`);
+  const drill = status.lastDrill;
+  if (drill?.result === 'failed') {
+    reasons.push(
+      `backup ${drill.backupId} failed its restore drill at ${drill.finishedAt}: ${drill.message ?? drill.reason}`,
+    );
+  }
   const windowMs = status.alertAfterHours * 3_600_000;
   const successAt = status.lastSuccess ? Date.parse(status.lastSuccess.time) : undefined;
   const ageMs = now.getTime() - (successAt ?? since.getTime());
@@ -141,6 +156,7 @@ const FAILURE_KIND: Record<number, string> = {
  */
 export function withoutDetails(status: TargetStatus): TargetStatus {
   const last = status.lastAttempt;
+  const drill = status.lastDrill;
   return {
     ...status,
     lastAttempt:
@@ -150,10 +166,20 @@ export function withoutDetails(status: TargetStatus): TargetStatus {
             error: `${FAILURE_KIND[last.exitCode] ?? 'the run failed'} (exit ${last.exitCode}); the log has the details`,
           }
         : last,
+    lastDrill: drill && drill.message !== null ? { ...drill, message: drillSummary(drill) } : drill,
     destinations: status.destinations.map((d) => ({
       ...d,
       destination: d.destination.split(':')[0] ?? 'storage',
       error: d.error === null ? null : 'cannot be listed; the log has the details',
     })),
   };
+}
+
+/** A drill's outcome without names (tables, hosts): what kind of failure, and how many items differ. */
+function drillSummary(drill: DrillStatus): string {
+  if (drill.result === 'error') return 'the drill could not run; the log has the details';
+  if (drill.reason === 'drill') {
+    return `the restored copy differs from the backup's facts in ${drill.mismatches} of ${drill.compared} items; the log has the details`;
+  }
+  return `the backup failed its drill (${drill.reason}); the log has the details`;
 }

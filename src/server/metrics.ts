@@ -4,6 +4,10 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { CycleResult } from '../jobs/cycle.ts';
+import type { DrillStatus } from '../jobs/drill.ts';
+
+/** `datasaver_drills_total`'s result label for each drill result. */
+const DRILL_RESULT = { passed: 'success', failed: 'failure', error: 'error' } as const;
 
 function counter<L extends string>(registry: Registry, name: string, help: string, labelNames: L[]) {
   return new Counter<L>({ name, help, labelNames, registers: [registry] });
@@ -136,6 +140,36 @@ export class DaemonMetrics {
     'Committed backups whose size differed from the median of the earlier ones by more than DATASAVER_SIZE_CHANGE_ALERT',
     ['target'],
   );
+  readonly drills = counter(
+    this.registry,
+    'datasaver_drills_total',
+    'Restore drills by result: success (restored to the recorded facts), failure (the backup failed its drill), error (the drill could not run)',
+    ['target', 'result'],
+  );
+  readonly drillLastSuccess = gauge(
+    this.registry,
+    'datasaver_drill_last_success_timestamp_seconds',
+    'Unix time the last restore drill that passed finished',
+    ['target'],
+  );
+  readonly drillDuration = gauge(
+    this.registry,
+    'datasaver_drill_last_restore_seconds',
+    "The last drill's restore time, checksum pass included: the recovery time a restore would take",
+    ['target'],
+  );
+  readonly drillCompared = gauge(
+    this.registry,
+    'datasaver_drill_last_items_compared',
+    'Items (tables, object kinds, sequences, key spaces) the last drill compared',
+    ['target'],
+  );
+  readonly drillMismatches = gauge(
+    this.registry,
+    'datasaver_drill_last_mismatches',
+    'Items that differed from the recorded facts in the last drill that restored',
+    ['target'],
+  );
   readonly httpDropped = counter(
     this.registry,
     'datasaver_http_connections_dropped_total',
@@ -159,6 +193,7 @@ export class DaemonMetrics {
     ]) {
       c.inc({ target }, 0);
     }
+    for (const result of Object.values(DRILL_RESULT)) this.drills.inc({ target, result }, 0);
     for (const destination of destinations) this.pruneDeleted.inc({ target, destination }, 0);
   }
 
@@ -188,6 +223,17 @@ export class DaemonMetrics {
     if (result?.size) this.sizeChange.set(labels, result.size.change);
     if (result?.size?.alert) this.sizeAlerts.inc(labels);
     (run.ok ? this.succeeded : this.failed).inc(labels);
+  }
+
+  /** Records a finished restore drill of `target` (not one stopped by shutdown). */
+  observeDrill(target: string, drill: DrillStatus): void {
+    const labels = { target };
+    this.drills.inc({ target, result: DRILL_RESULT[drill.result] });
+    if (drill.result === 'error') return;
+    if (drill.restoreMs !== null) this.drillDuration.set(labels, drill.restoreMs / 1000);
+    this.drillCompared.set(labels, drill.compared);
+    this.drillMismatches.set(labels, drill.mismatches);
+    if (drill.result === 'passed') this.drillLastSuccess.set(labels, Date.parse(drill.finishedAt) / 1000);
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

@@ -21,6 +21,7 @@ export const FAILPOINTS = [
   'resume.before-manifest',
   'restore.spooled',
   'restore.loader-started',
+  'drill.restored',
   'mysql.option-file',
   'lease-taken',
 ] as const;

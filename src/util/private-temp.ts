@@ -154,6 +154,42 @@ export async function sweepTempFilesBeside(path: string): Promise<string[]> {
   return removed;
 }
 
+/** How the names of drill scratch databases begin (`scratchDatabaseName`). */
+export const SCRATCH_DATABASE_PREFIX = 'datasaver_drill_';
+const SCRATCH = new RegExp(
+  `^${SCRATCH_DATABASE_PREFIX}([0-9a-f]{8})_([0-9a-f]{8})_([0-9a-z]+)_([0-9a-z]+)_[0-9a-f]{6}$`,
+);
+
+/**
+ * A unique name for a database a restore drill creates on a server the user names (at most 63
+ * characters of `[a-z0-9_]`, valid unquoted in PostgreSQL and MySQL):
+ * `datasaver_drill_<place>_<boot>_<pid>_<start>_<random>`, its owner recorded as for a file beside a
+ * restore destination, so that a later drill can tell which leftovers are a killed drill's.
+ */
+export async function scratchDatabaseName(): Promise<string> {
+  const me = await self();
+  const owner = ownerTag(me).replaceAll('-', '_');
+  return `${SCRATCH_DATABASE_PREFIX}${placeTag(me)}_${owner}_${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Of `names` (a drill server's databases), those a drill of this machine and PID namespace created and
+ * whose owner is gone: what a drill killed before it could drop its database left. Everything else, a
+ * running drill's database and another machine's among them, is left out.
+ */
+export async function abandonedScratchDatabases(names: readonly string[]): Promise<string[]> {
+  const me = await currentOwner();
+  if (!me) return [];
+  const abandoned: string[] = [];
+  for (const name of names) {
+    const m = SCRATCH.exec(name);
+    if (!m || m[1] !== placeTag(me)) continue;
+    const owner = { ...parseOwner(m[2]!, m[3]!, m[4]!), host: me.host, pidns: me.pidns };
+    if (await gone(owner, me)) abandoned.push(name);
+  }
+  return abandoned;
+}
+
 /** Whether `path` is this user's file or directory (never a symlink). */
 async function ownEntry(path: string, type: 'file' | 'directory'): Promise<boolean> {
   const info = await fs.lstat(path).catch(() => undefined);

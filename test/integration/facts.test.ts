@@ -4,8 +4,10 @@
  * counts the copy it streams, so its exact counts equal the restored file's; PostgreSQL counts in the
  * snapshot pg_dump reads, so a writer that commits while pg_dump runs changes neither; Redis counts the
  * RDB and MySQL the script as they stream, so their exact counts include the late rows and keys.
- * PostgreSQL's planner estimates (for `facts()` and schema-only dumps) are not doubled for a table
- * analysed in the session that filled it.
+ * PostgreSQL's sequence values are read from the dump's own bytes (custom and plain format): a sequence
+ * advanced once pg_dump has written its first bytes keeps, in the facts and in the restored copy, the
+ * value the dump holds. PostgreSQL's planner estimates (for `facts()` and schema-only dumps) are not
+ * doubled for a table analysed in the session that filled it.
  */
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -48,6 +50,14 @@ function writerBeforeDump(engine: Engine, write: () => Promise<void>): Engine {
       yield* dump(options);
     })();
   return engine;
+}
+
+/** A client of the suite's PostgreSQL server, connected to `database`. */
+async function connect(database: string): Promise<pg.Client> {
+  const s = server();
+  const c = new pg.Client({ host: s.host, port: s.port, user: s.user, password: s.password, database });
+  await c.connect();
+  return c;
 }
 
 async function backUp(target: TargetConfig, engine: Engine) {
@@ -179,12 +189,6 @@ describe('facts marked exact are the backup’s', () => {
   it('postgres: rows, schemas, tables, views and functions counted in the dump’s own snapshot', async () => {
     const db = uniqueName('facts_pg_exact');
     await createDatabase(db);
-    const s = server();
-    const connect = async (database: string) => {
-      const c = new pg.Client({ host: s.host, port: s.port, user: s.user, password: s.password, database });
-      await c.connect();
-      return c;
-    };
     const live = await connect(db);
     try {
       await live.query(`
@@ -235,6 +239,70 @@ describe('facts marked exact are the backup’s', () => {
       await live.end();
     }
   });
+
+  for (const format of ['custom', 'plain']) {
+    it(`postgres (${format}): sequence values are the ones the dump holds, read from its bytes`, async () => {
+      const db = uniqueName(`facts_pg_seq_${format}`);
+      await createDatabase(db);
+      const live = await connect(db);
+      try {
+        await live.query(`
+          CREATE SEQUENCE called;
+          SELECT nextval('called'), nextval('called'), nextval('called');
+          CREATE SEQUENCE never START 40;
+          CREATE SEQUENCE "Mixed" START 100;
+          SELECT nextval('"Mixed"');
+          CREATE SEQUENCE big;
+          SELECT setval('big', 9007199254740993);
+          CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY, v text);
+          INSERT INTO t (v) VALUES ('SELECT pg_catalog.setval(''public.called'', 99, true);'), ('x');`);
+        const target = { ...pgTarget(db), format };
+        // Once the dump's first bytes are out, pg_dump has read every sequence: a value taken later is
+        // not the backup's, though it is the live one.
+        const { storage, manifest } = await backUp(
+          target,
+          writerDuringDump(createEngine(target), async () => {
+            await live.query("SELECT nextval('called'), nextval('never')");
+          }),
+        );
+        const held = [
+          { name: 'public.Mixed', value: '100' },
+          { name: 'public.big', value: '9007199254740993' },
+          { name: 'public.called', value: '3' },
+          { name: 'public.never', value: null },
+          { name: 'public.t_id_seq', value: '2' },
+        ];
+        expect(manifest.facts.exact).toBe(true);
+        expect(manifest.facts.sequences).toEqual(held);
+        expect(manifest.facts.objects).toContainEqual({ kind: 'sequences', count: held.length });
+        const now = await live.query(
+          'SELECT last_value, is_called FROM called UNION ALL SELECT last_value, is_called FROM never',
+        );
+        expect(now.rows).toEqual([
+          { last_value: '4', is_called: true },
+          { last_value: '40', is_called: true },
+        ]);
+
+        const copyName = uniqueName(`facts_pg_seq_copy_${format}`);
+        await runRestore(
+          { manifest, targetDatabase: copyName, dryRun: false, force: false, dropExisting: false, jobs: 1 },
+          { engine: createEngine(target), storage },
+        );
+        const restored = await createEngine(target).restoredFacts(copyName);
+        expect(restored.sequences).toEqual(held);
+        expect(compareFacts(manifest.facts, restored).differences).toEqual([]);
+
+        // A restored sequence that does not hold the backup's value is named by the comparison.
+        const copy = await connect(copyName);
+        await copy.query("SELECT nextval('never')").finally(() => copy.end());
+        expect(
+          compareFacts(manifest.facts, await createEngine(target).restoredFacts(copyName)).differences,
+        ).toEqual([{ item: 'sequence public.never', expected: 'not started', found: '40' }]);
+      } finally {
+        await live.end();
+      }
+    });
+  }
 
   it('postgres: a table analysed in the session that filled it is estimated once, not twice', async () => {
     const db = uniqueName('facts_pg');

@@ -32,5 +32,7 @@ export function fakeEngine(dump: () => AsyncIterable<Buffer>): Engine {
     restoreTargetState: async () => ({ description: 'x', exists: false, empty: true }),
     restore: async () => {},
     restoredFacts: async () => ({ exact: true, tables: [{ name: 'public.t', rows: 3 }] }),
+    listDatabases: async () => [],
+    dropDatabase: async () => {},
   };
 }

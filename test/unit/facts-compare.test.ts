@@ -23,7 +23,7 @@ describe('compareFacts', () => {
   it('finds nothing when the copy holds what the backup recorded', () => {
     const copy = structuredClone(recorded);
     copy.tables.reverse();
-    expect(compareFacts(recorded, copy)).toEqual({ compared: 6, differences: [] });
+    expect(compareFacts(recorded, copy)).toEqual({ compared: 6, differences: [], expired: [] });
   });
 
   it('names every difference: rows, a missing and an extra table, objects and sequences', () => {
@@ -48,13 +48,35 @@ describe('compareFacts', () => {
         { item: 'objects views', expected: '1', found: 'absent' },
         { item: 'sequence public.unused_seq', expected: 'not started', found: '1' },
       ],
+      expired: [],
     });
   });
 
   it('compares only the kinds of fact the backup recorded', () => {
     const tablesOnly: DatabaseFacts = { exact: true, tables: [{ name: 'db0', rows: 3 }] };
     const copy: DatabaseFacts = { ...tablesOnly, objects: [{ kind: 'string', count: 3 }] };
-    expect(compareFacts(tablesOnly, copy)).toEqual({ compared: 1, differences: [] });
+    expect(compareFacts(tablesOnly, copy)).toEqual({ compared: 1, differences: [], expired: [] });
+  });
+
+  it('takes counts lower by no more than the expiring keys as expired, never sequences or higher counts', () => {
+    const keys: DatabaseFacts = {
+      exact: true,
+      tables: [
+        { name: 'db0', rows: 10 },
+        { name: 'db1', rows: 2 },
+      ],
+      objects: [{ kind: 'expiring keys', count: 2 }],
+      sequences: [{ name: 's', value: '5' }],
+    };
+    const copy: DatabaseFacts = {
+      exact: true,
+      tables: [{ name: 'db0', rows: 11 }],
+      objects: [],
+      sequences: [{ name: 's', value: '4' }],
+    };
+    const result = compareFacts(keys, copy, { mayExpire: 2 });
+    expect(result.expired.map((d) => d.item)).toEqual(['table db1', 'objects expiring keys']);
+    expect(result.differences.map((d) => d.item)).toEqual(['table db0', 'sequence s']);
   });
 
   it('refuses estimates: they would report differences that are no fault of the backup', () => {

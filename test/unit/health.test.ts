@@ -14,6 +14,10 @@ const base: TargetStatus = {
   skippedRuns: 0,
   consecutiveFailures: 0,
   destinations: [],
+  drillSchedule: null,
+  nextDrill: null,
+  drilling: false,
+  lastDrill: null,
 };
 const h = (hours: number) => new Date(since.getTime() + hours * 3_600_000);
 const run = (ok: boolean, hoursAfterStart: number) => ({

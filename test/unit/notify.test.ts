@@ -25,6 +25,7 @@ const n = (event: Notification['event']): Notification => ({
   error: event === 'failure' ? { message: 'connection refused', exitCode: 3 } : null,
   lastSuccess: null,
   sizeChange: null,
+  drill: null,
   host: 'h',
   datasaver: '0.1.0',
 });

@@ -142,7 +142,7 @@ describe('prune job', () => {
     expect(byId.get(failed.id)).toMatchObject({
       action: 'keep',
       good: false,
-      reasons: ['verify failed (checksum)', 'inside the retention window'],
+      reasons: ['its verify failed (checksum)', 'inside the retention window'],
     });
     expect(byId.get(missing.id)?.reasons[0]).toBe('data object missing');
     expect(byId.get(truncated.id)?.reasons[0]).toMatch(/^data object is 5 bytes, manifest says \d+$/);

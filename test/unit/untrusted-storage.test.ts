@@ -280,6 +280,8 @@ function recordingEngine() {
     // Like a restore in one transaction: it commits only when its input ends cleanly.
     restore: async (source: AsyncIterable<Buffer>, _options: RestoreOptions) => consume(source),
     restoredFacts: async () => ({ exact: true, tables: [] }),
+    listDatabases: async () => [],
+    dropDatabase: async () => {},
   };
   return { engine, seen };
 }

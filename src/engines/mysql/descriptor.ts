@@ -11,6 +11,7 @@ export const mysqlDescriptor = describeEngine({
   settings: { sslmode: false, tls: true, schemaOnly: true },
   // The clients reading an option file; a drill's throwaway server (`--datadir=<dir>/...`).
   tempDirTools: ['mariadb', 'mysql', 'mariadb-dump', 'mysqldump', 'mariadbd', 'mysqld'],
+  tablesNamedByDatabase: true,
   inUseSideFiles: [],
   // A backup of the whole server is named after the engine.
   defaultTargetName: (database) => database?.split(',')[0]?.trim() || 'mysql',

@@ -184,6 +184,20 @@ export class MysqlEngine implements Engine {
     return readRestoredFacts(this.#run, client, databases, options.signal);
   }
 
+  async listDatabases(prefix: string, options: Signal = {}): Promise<string[]> {
+    const client = await this.#tools.client();
+    const rows = await this.#run.query(
+      client,
+      `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE LEFT(SCHEMA_NAME, ${prefix.length}) = ${literal(prefix)} ORDER BY SCHEMA_NAME`,
+      { ...options, failAs: RestoreError },
+    );
+    return rows.map((r) => String(r[0]));
+  }
+
+  async dropDatabase(name: string, options: Signal = {}): Promise<void> {
+    await this.#dropDatabase(await this.#tools.client(), name, options);
+  }
+
   async restoreTargetState(targetDatabase?: string, options: Signal = {}): Promise<RestoreTargetState> {
     const client = await this.#tools.client();
     const where = this.#where();
@@ -286,7 +300,7 @@ export class MysqlEngine implements Engine {
   }
 
   /** Drops `database`, ending the other sessions that use it first (best effort: needs PROCESS/CONNECTION ADMIN). */
-  async #dropDatabase(client: ResolvedTool, database: string, options: RestoreOptions): Promise<void> {
+  async #dropDatabase(client: ResolvedTool, database: string, options: Signal): Promise<void> {
     const sessions = await this.#run.query(
       client,
       `SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ${literal(database)} AND ID <> CONNECTION_ID()`,

@@ -14,6 +14,7 @@ export const postgresDescriptor = describeEngine({
   settings: { sslmode: true, tls: false, schemaOnly: true },
   // A restore's spool; a drill's throwaway server (its postmaster, `postgres -D <dir>/pg/data`).
   tempDirTools: ['pg_restore', 'psql', 'postgres'],
+  tablesNamedByDatabase: false,
   inUseSideFiles: [],
   defaultTargetName: (database) => database || undefined,
   // A plain script cannot drop what it creates first, nor run in parallel, nor pick tables.

@@ -44,9 +44,10 @@ import {
   toDatabaseSettings,
 } from './dbsettings.ts';
 import { postgresDescriptor } from './descriptor.ts';
-import { countInTransaction, dumpInSnapshot } from './facts.ts';
+import { countInTransaction, dumpInSnapshot, sequenceReader } from './facts.ts';
 import { inspectCustom, inspectPlain } from './inspect.ts';
 import { cleanSafeOrder, parseRestoreList } from './list.ts';
+import { withoutOwnership } from './ownership.ts';
 import { TABLE_ROWS_SQL, USER_OBJECTS_SQL } from './queries.ts';
 import { quoteConninfo, restoreFailureHint } from './restore-hint.ts';
 import { RefusedScriptError, restrictedScript } from './script.ts';
@@ -119,7 +120,12 @@ export class PostgresEngine implements Engine {
       streamTool(tool, [...args, ...extra], this.#env(this.#database()), options.signal, failed);
     // A schema-only dump holds no rows: the live estimates stay, marked as such.
     if (!options.onFacts || options.schemaOnly) return run([]);
-    return dumpInSnapshot(run, options.onFacts, (fn) => this.#withClient(this.#database(), options, fn));
+    return dumpInSnapshot(
+      run,
+      options.onFacts,
+      (fn) => this.#withClient(this.#database(), options, fn),
+      sequenceReader(options.format),
+    );
   }
 
   async inspect(
@@ -135,6 +141,25 @@ export class PostgresEngine implements Engine {
 
   async restoredFacts(targetDatabase?: string, options: Signal = {}): Promise<DatabaseFacts> {
     return this.#withClient(targetDatabase ?? this.#database(), options, countInTransaction, RestoreError);
+  }
+
+  async listDatabases(prefix: string, options: Signal = {}): Promise<string[]> {
+    return this.#withClient(
+      this.#maintenanceDb(),
+      options,
+      async (c) => {
+        const res = await c.query<{ datname: string }>(
+          'SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname',
+          [prefix],
+        );
+        return res.rows.map((r) => r.datname);
+      },
+      RestoreError,
+    );
+  }
+
+  async dropDatabase(name: string, options: Signal = {}): Promise<void> {
+    await this.#withClient(this.#maintenanceDb(), options, (c) => dropDatabase(c, name), RestoreError);
   }
 
   async restoreTargetState(targetDatabase?: string, options: Signal = {}): Promise<RestoreTargetState> {
@@ -185,7 +210,8 @@ export class PostgresEngine implements Engine {
     try {
       const file = join(dir, 'dump');
       // A fresh key per restore, known to this process alone: see script.ts.
-      const body = plain ? restrictedScript(source, randomBytes(32).toString('hex')) : source;
+      const screened = plain ? restrictedScript(source, randomBytes(32).toString('hex')) : source;
+      const body = plain && options.skipOwnership ? withoutOwnership(screened) : screened;
       try {
         await pipeline(body, createWriteStream(file, { mode: 0o600 }), { signal: options.signal });
       } catch (err) {
@@ -304,6 +330,7 @@ export class PostgresEngine implements Engine {
     const hint = restoreFailureHint(database, options);
     const env = this.#env(database);
     const args = ['--no-password', '--exit-on-error', '-d', `dbname=${quoteConninfo(database)}`];
+    if (options.skipOwnership) args.push('--no-owner', '--no-acl');
     if (options.overwrite)
       args.push('--clean', '--if-exists', `--use-list=${await this.#cleanSafeList(file, hint)}`);
     const tables = options.tables ?? [];
@@ -372,16 +399,9 @@ export class PostgresEngine implements Engine {
       this.#maintenanceDb(),
       options,
       async (c) => {
-        const ident = quoteIdent(database);
-        if (options.dropExisting) {
-          await c.query(
-            'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
-            [database],
-          );
-          await c.query(`DROP DATABASE IF EXISTS ${ident}`);
-        }
+        if (options.dropExisting) await dropDatabase(c, database);
         // template0: a pristine database, so nothing from template1 collides with the dump's objects.
-        await c.query(`CREATE DATABASE ${ident} TEMPLATE template0`);
+        await c.query(`CREATE DATABASE ${quoteIdent(database)} TEMPLATE template0`);
       },
       RestoreError,
     );
@@ -454,4 +474,13 @@ export class PostgresEngine implements Engine {
       },
     });
   }
+}
+
+/** Drops `database`, ending its other sessions first (a drill's copy, a database restore replaces). */
+async function dropDatabase(c: pg.Client, database: string): Promise<void> {
+  await c.query(
+    'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+    [database],
+  );
+  await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(database)}`);
 }

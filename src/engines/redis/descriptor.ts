@@ -11,6 +11,7 @@ export const redisDescriptor = describeEngine({
   settings: { sslmode: false, tls: true, schemaOnly: false },
   // The restore's loader and a drill's throwaway server: a private redis-server on a socket in the temp dir.
   tempDirTools: ['redis-server'],
+  tablesNamedByDatabase: false,
   inUseSideFiles: [],
   defaultTargetName: () => 'redis',
   restore: () => ({ overwrite: true, parallel: false, tables: false, destination: 'server', renames: false }),

@@ -21,6 +21,7 @@
  *      second copy of the data set while it runs, and is not atomic: a failure leaves the keys copied so
  *      far. Without overwrite, RESTORE refuses keys that exist (nothing is silently replaced).
  */
+
 import { rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -41,6 +42,7 @@ import type {
   RestoreTargetState,
   ServerInfo,
 } from '../engine.ts';
+import { noNamedDatabases } from '../scratch.ts';
 import { BACKUP_RIGHTS, connect, DEFAULT_PORT, redisHost, redisWhere, withRedisClient } from './client.ts';
 import { copyDatabase, probeRestore } from './copy.ts';
 import { redisDescriptor } from './descriptor.ts';
@@ -112,6 +114,14 @@ export class RedisEngine implements Engine {
       throw err;
     }
     return { entries: rdbEntries(summary) };
+  }
+
+  async listDatabases(): Promise<string[]> {
+    return noNamedDatabases(this.descriptor.label);
+  }
+
+  async dropDatabase(): Promise<void> {
+    noNamedDatabases(this.descriptor.label);
   }
 
   async restoreTargetState(targetDatabase?: string, options: Signal = {}): Promise<RestoreTargetState> {

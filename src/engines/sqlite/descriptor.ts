@@ -11,6 +11,7 @@ export const sqliteDescriptor = describeEngine({
   settings: { sslmode: false, tls: false, schemaOnly: false },
   tempDirTools: [],
   // A WAL or a hot journal beside the file would be applied to a file written in its place.
+  tablesNamedByDatabase: false,
   inUseSideFiles: ['-wal', '-journal'],
   // The file's base name without its extension: /var/lib/app/app.db -> app.
   defaultTargetName: (database) =>

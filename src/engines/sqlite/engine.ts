@@ -20,6 +20,7 @@
  * when a dump fails `PRAGMA integrity_check` (verify: `structure`); UsageError for a relative path or a
  * destination in use; RestoreError when the restored file cannot be written.
  */
+
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { readdir, readFile, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
@@ -47,6 +48,7 @@ import type {
   RestoreTargetState,
   ServerInfo,
 } from '../engine.ts';
+import { noNamedDatabases } from '../scratch.ts';
 import { sqliteDescriptor } from './descriptor.ts';
 
 /** Files beside a database that belong to its current state. */
@@ -152,6 +154,14 @@ export class SqliteEngine implements Engine {
     } finally {
       db.close();
     }
+  }
+
+  async listDatabases(): Promise<string[]> {
+    return noNamedDatabases(this.descriptor.label);
+  }
+
+  async dropDatabase(): Promise<void> {
+    noNamedDatabases(this.descriptor.label);
   }
 
   async restoreTargetState(targetDatabase?: string | undefined): Promise<RestoreTargetState> {
