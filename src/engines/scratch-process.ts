@@ -307,14 +307,15 @@ export function freeLoopbackPort(): Promise<number> {
 /**
  * The ScratchServer for a server that is up: `stop` runs once however often it is called, and also when
  * `signal` aborts (the drill's signal covers the server it started). Connection settings not given are
- * unset (TLS off).
+ * unset (TLS off). When `signal` has aborted already (during the last steps of the start), the server
+ * is stopped and the signal's reason thrown.
  */
-export function scratchServer(
+export async function scratchServer(
   description: string,
   connection: Partial<ConnectionConfig>,
   stop: () => Promise<void>,
   signal: AbortSignal | undefined,
-): ScratchServer {
+): Promise<ScratchServer> {
   let stopping: Promise<void> | undefined;
   const stopOnce = () => {
     signal?.removeEventListener('abort', onAbort);
@@ -322,6 +323,10 @@ export function scratchServer(
     return stopping;
   };
   const onAbort = () => void stopOnce();
+  if (signal?.aborted) {
+    await stopOnce();
+    signal.throwIfAborted();
+  }
   signal?.addEventListener('abort', onAbort, { once: true });
   return {
     description,

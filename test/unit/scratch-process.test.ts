@@ -87,7 +87,7 @@ describe('scratchServer', () => {
   it('stops once however often it is asked, and when its signal aborts', async () => {
     let stops = 0;
     const abort = new AbortController();
-    const server = scratchServer('x', { host: '/run/x' }, async () => void stops++, abort.signal);
+    const server = await scratchServer('x', { host: '/run/x' }, async () => void stops++, abort.signal);
     // Every setting not given is unset, TLS off.
     expect(Object.entries(server.connection).filter(([, v]) => v !== undefined)).toEqual([
       ['host', '/run/x'],
@@ -99,8 +99,15 @@ describe('scratchServer', () => {
     expect(stops).toBe(1);
   });
 
+  it('stops at once, and throws the reason, when its signal aborted before it was handed out', async () => {
+    let stops = 0;
+    const signal = AbortSignal.abort(new Error('drill cancelled'));
+    await expect(scratchServer('x', {}, async () => void stops++, signal)).rejects.toThrow('drill cancelled');
+    expect(stops).toBe(1);
+  });
+
   it('never throws from stop', async () => {
-    const server = scratchServer('x', {}, () => Promise.reject(new Error('gone')), undefined);
+    const server = await scratchServer('x', {}, () => Promise.reject(new Error('gone')), undefined);
     await expect(server.stop()).resolves.toBeUndefined();
   });
 });
