@@ -170,6 +170,7 @@ export async function spawnServer(
 ): Promise<ServerProcess> {
   const out = await open(options.log, 'a', 0o600);
   let child: ChildProcess;
+  let exited: Promise<void>;
   try {
     child = spawn(command, args, {
       cwd: options.cwd,
@@ -177,17 +178,18 @@ export async function spawnServer(
       stdio: ['ignore', out.fd, out.fd],
       ...(options.account ? { uid: options.account.uid, gid: options.account.gid } : {}),
     });
+    // Listening before anything is awaited: a failed spawn reports its error on the next tick.
+    exited = new Promise<void>((resolve) => {
+      // It could not be started (not executable by the account...): the log says why, for startFailed.
+      child.once(
+        'error',
+        (err) => void appendFile(options.log, `${command}: ${err.message}\n`).finally(resolve),
+      );
+      child.once('exit', () => resolve());
+    });
   } finally {
     await out.close();
   }
-  const exited = new Promise<void>((resolve) => {
-    // It could not be started (not executable by the account...): the log says why, for startFailed.
-    child.once(
-      'error',
-      (err) => void appendFile(options.log, `${command}: ${err.message}\n`).finally(resolve),
-    );
-    child.once('exit', () => resolve());
-  });
   const running = () => child.exitCode === null && child.signalCode === null && child.pid !== undefined;
   return {
     child,
@@ -305,14 +307,15 @@ export function freeLoopbackPort(): Promise<number> {
 /**
  * The ScratchServer for a server that is up: `stop` runs once however often it is called, and also when
  * `signal` aborts (the drill's signal covers the server it started). Connection settings not given are
- * unset (TLS off).
+ * unset (TLS off). When `signal` has aborted already (during the last steps of the start), the server
+ * is stopped and the signal's reason thrown.
  */
-export function scratchServer(
+export async function scratchServer(
   description: string,
   connection: Partial<ConnectionConfig>,
   stop: () => Promise<void>,
   signal: AbortSignal | undefined,
-): ScratchServer {
+): Promise<ScratchServer> {
   let stopping: Promise<void> | undefined;
   const stopOnce = () => {
     signal?.removeEventListener('abort', onAbort);
@@ -320,6 +323,10 @@ export function scratchServer(
     return stopping;
   };
   const onAbort = () => void stopOnce();
+  if (signal?.aborted) {
+    await stopOnce();
+    signal.throwIfAborted();
+  }
   signal?.addEventListener('abort', onAbort, { once: true });
   return {
     description,

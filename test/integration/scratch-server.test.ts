@@ -27,7 +27,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ConnectionConfig, DatabaseFacts } from '../../src/engines/engine.ts';
 import { createEngine, startScratchServer } from '../../src/engines/index.ts';
 import { startMysqlScratchServer } from '../../src/engines/mysql/scratch-server.ts';
@@ -404,12 +404,12 @@ describe.each(['postgres', 'mysql', 'redis'] as const)('a %s drill killed -9', (
 });
 
 describe('a drill of a datasaver that is not root', () => {
-  it('runs PostgreSQL as that user, and its next start sweeps the server a kill -9 left', async () => {
-    // As root, the drill runs as nobody (with a copy of node it may execute); otherwise as us.
-    let as: ChildUser | undefined;
-    // Short: the socket path in it must fit 107 bytes.
-    const home = await mkdtemp(join(tmpdir(), 'ds-user-'));
-    onTestFinished(() => rm(home, { recursive: true, force: true }));
+  // As root, the drill runs as nobody (with a copy of node it may execute); otherwise as us.
+  let as: ChildUser | undefined;
+  // Short: a socket path in it must fit 107 bytes.
+  let home: string;
+  beforeAll(async () => {
+    home = await mkdtemp(join(tmpdir(), 'ds-user-'));
     if (process.getuid?.() === 0) {
       const account = parsePasswd(await readFile('/etc/passwd', 'utf8')).get('nobody')!;
       const node = join(home, 'node');
@@ -418,14 +418,22 @@ describe('a drill of a datasaver that is not root', () => {
       await chmod(home, 0o755);
       as = { account, node };
     }
-    const under = join(home, 't');
-    await mkdir(under, { mode: 0o700 });
-    if (as) await chown(under, as.account.uid, as.account.gid);
-    const drill = await killedDrill('postgres', under, as);
-    const uid = as?.account.uid ?? process.getuid?.();
-    expect((await stat(drill.dir)).uid).toBe(uid);
-    for (const pid of drill.all) expect((await stat(`/proc/${pid}`)).uid).toBe(uid);
-    const { reply } = await child<SweepResult>(['sweep', under], as);
-    await sweptAway(reply, drill);
   });
+  afterAll(async () => {
+    if (home) await rm(home, { recursive: true, force: true });
+  });
+
+  it.each(['postgres', 'mysql', 'redis'] as const)(
+    'runs %s as that user, and its next start sweeps the server a kill -9 left',
+    async (name) => {
+      const under = await mkdtemp(join(home, 't'));
+      if (as) await chown(under, as.account.uid, as.account.gid);
+      const drill = await killedDrill(name, under, as);
+      const uid = as?.account.uid ?? process.getuid?.();
+      expect((await stat(drill.dir)).uid).toBe(uid);
+      for (const pid of drill.all) expect((await stat(`/proc/${pid}`)).uid).toBe(uid);
+      const { reply } = await child<SweepResult>(['sweep', under], as);
+      await sweptAway(reply, drill);
+    },
+  );
 });

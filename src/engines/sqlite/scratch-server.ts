@@ -8,7 +8,6 @@ import { scratchServer } from '../scratch-process.ts';
 
 /** The file a drill restores into; see StartScratchServer. Throws only when the signal has aborted. */
 export async function startSqliteScratchServer(options: ScratchServerOptions): Promise<ScratchServer> {
-  options.signal?.throwIfAborted();
   const database = join(options.dir, 'drill.sqlite');
-  return scratchServer('temporary SQLite file', { database }, async () => {}, undefined);
+  return scratchServer('temporary SQLite file', { database }, async () => {}, options.signal);
 }
