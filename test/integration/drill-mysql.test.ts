@@ -10,17 +10,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startPausedAt } from '../support/cli.ts';
 import {
+  backUp,
+  type DrillEnv,
+  drillEnv,
+  drillJson,
   drillLeftovers,
   drillRecord,
   drillTempParent,
+  killedDrillIsSweptByNextCommand,
   readDump,
   recordedFacts,
   removeDrillTempParent,
   replaceDump,
   type StoredBackup,
-} from '../support/drill-tamper.ts';
+} from '../support/drill-cli.ts';
 import { ident, type MariadbServer, startMariadb } from '../support/mariadb-server.ts';
-import { tempDir, uniqueName } from '../support/pg.ts';
+import { uniqueName } from '../support/pg.ts';
 
 let source: MariadbServer;
 let tmp: string;
@@ -69,36 +74,21 @@ afterAll(async () => {
 });
 
 /** The CLI's environment for a target on the source server (`databases` undefined: all of them). */
-async function envFor(databases: string | undefined, extra: Record<string, string> = {}) {
-  return {
+function envFor(databases: string | undefined, extra: Record<string, string> = {}) {
+  const target = {
     DATASAVER_ENGINE: 'mysql',
     DATASAVER_DB_HOST: source.host,
     DATASAVER_DB_PORT: String(source.port),
     ...(databases === undefined ? {} : { DATASAVER_DB_NAME: databases }),
     DATASAVER_DB_USER: source.user,
     DATASAVER_DB_PASSWORD: source.password,
-    DATASAVER_STORAGE_PATH: await tempDir('drill-mysql-'),
-    TMPDIR: tmp,
-    ...extra,
   };
-}
-
-async function backUp(env: Record<string, string>): Promise<StoredBackup> {
-  const res = await runCli(['backup', '--json'], env);
-  expect(res.code, res.output).toBe(0);
-  return JSON.parse(res.stdout).backups[0];
-}
-
-/** Drills `id` with --json: the exit code, the one result, what was printed. */
-async function drill(id: string, env: Record<string, string>) {
-  const res = await runCli(['drill', id, '--json'], env);
-  const parsed = res.stdout.trim() === '' ? undefined : JSON.parse(res.stdout);
-  return { code: res.code, result: parsed?.drills?.[0], res };
+  return drillEnv({ ...target, ...extra }, tmp);
 }
 
 /** A drill that passes on a throwaway server, records ok, and leaves no dir or process behind. */
-async function drillsClean(env: Record<string, string>, b: StoredBackup) {
-  const { code, result, res } = await drill(b.id, env);
+async function drillsClean(env: DrillEnv, b: StoredBackup) {
+  const { code, result, res } = await drillJson(b.id, env);
   expect(code, res.output).toBe(0);
   expect(result).toMatchObject({ id: b.id, ok: true, reason: null, differences: [] });
   expect(result.compared).toBeGreaterThan(0);
@@ -180,23 +170,7 @@ describe('drill on a throwaway MariaDB server', () => {
   it('a drill killed -9 holding its throwaway server: the next command stops the server and removes its dir', async () => {
     const env = await envFor(shop);
     const b = await backUp(env);
-    const run = await startPausedAt('drill.restored', ['drill', b.id], env);
-    let held: { dirs: string[]; pids: number[] };
-    try {
-      held = await drillLeftovers(tmp);
-    } finally {
-      run.child.kill('SIGKILL');
-    }
-    expect((await run.done).signal).toBe('SIGKILL');
-    expect(held.dirs).toHaveLength(1);
-    expect(held.pids.length).toBeGreaterThan(0);
-    expect(await drillLeftovers(tmp)).toMatchObject({ dirs: held.dirs });
-
-    const next = await runCli(['list'], env);
-    expect(next.code, next.output).toBe(0);
-    expect(next.stderr).toContain(`note: removed ${tmp}/${held.dirs[0]}, a temporary directory (drill)`);
-    expect(next.stderr).toMatch(/stopped the tool process\(es\) it left running/);
-    expect(await drillLeftovers(tmp)).toEqual({ dirs: [], pids: [] });
+    await killedDrillIsSweptByNextCommand(b.id, env, tmp);
   });
 });
 
@@ -222,7 +196,7 @@ describe('drill on a drill server (DATASAVER_DRILL_URL)', () => {
     const env = await envFor(shop, { DATASAVER_DRILL_URL: drillUrl });
     const b = await backUp(env);
     const before = await databases();
-    const { code, result, res } = await drill(b.id, env);
+    const { code, result, res } = await drillJson(b.id, env);
     expect(code, res.output).toBe(0);
     expect(result).toMatchObject({ ok: true, differences: [] });
     expect(result.compared).toBeGreaterThan(0);
