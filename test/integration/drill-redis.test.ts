@@ -78,7 +78,7 @@ function envFor(extra: Record<string, string> = {}) {
 
 /** Recorded keys in `table` (`db0`) and the count of `kind` (`string`, `expiring keys`). */
 async function recorded(env: DrillEnv, b: StoredBackup) {
-  const facts = await recordedFacts(env.DATASAVER_STORAGE_PATH!, b);
+  const facts = await recordedFacts(env.DATASAVER_STORAGE_PATH, b);
   return {
     keys: (table: string) => facts.tables.find((t) => t.name === table)?.rows,
     count: (kind: string) => facts.objects?.find((o) => o.kind === kind)?.count,
