@@ -64,6 +64,13 @@ async function setup(found: DatabaseFacts, restore?: () => Promise<void>) {
   return { storage, manifest, calls, deps };
 }
 
+/** Redis facts of `keys` string keys in db0, `expiring` of them with a time to live. */
+function stringKeys(keys: number, expiring: number): DatabaseFacts {
+  const objects = [{ kind: 'string', count: keys }];
+  if (expiring > 0) objects.push({ kind: 'expiring keys', count: expiring });
+  return { exact: true, tables: [{ name: 'db0', rows: keys }], objects };
+}
+
 describe('drillBackup', () => {
   it('passes a copy equal to the recorded facts, times the restore and removes the copy', async () => {
     const { storage, manifest, calls, deps } = await setup(RECORDED);
@@ -95,19 +102,8 @@ describe('drillBackup', () => {
   });
 
   it('allows counts lower by no more than the keys that had a time to live', async () => {
-    const recorded: DatabaseFacts = {
-      exact: true,
-      tables: [{ name: 'db0', rows: 10 }],
-      objects: [
-        { kind: 'string', count: 10 },
-        { kind: 'expiring keys', count: 2 },
-      ],
-    };
-    const found: DatabaseFacts = {
-      exact: true,
-      tables: [{ name: 'db0', rows: 8 }],
-      objects: [{ kind: 'string', count: 8 }],
-    };
+    const recorded = stringKeys(10, 2);
+    const found = stringKeys(8, 0);
     const { manifest, deps } = await setup(found);
     const tooMany = { ...found, tables: [{ name: 'db0', rows: 7 }] };
     const storage = deps.storage;
@@ -116,6 +112,19 @@ describe('drillBackup', () => {
     const { place } = fakePlace(tooMany);
     const failed = await drillBackup(m, { ...deps, storage, openPlace: async () => place });
     expect(failed.differences).toEqual([{ item: 'table db0', expected: '10', found: '7' }]);
+  });
+
+  it('takes a key missing from the copy as expired only when a key with a time to live is missing', async () => {
+    const recorded = stringKeys(10, 2);
+    // Both keys with a time to live are still there: the one missing had none.
+    const found = stringKeys(9, 2);
+    const { manifest, deps } = await setup(found);
+    const result = await drillBackup({ ...manifest, facts: recorded }, deps);
+    expect(result).toMatchObject({ ok: false, reason: 'drill', expired: [] });
+    expect(result.differences).toEqual([
+      { item: 'table db0', expected: '10', found: '9' },
+      { item: 'objects string', expected: '10', found: '9' },
+    ]);
   });
 
   it('fails a backup whose stored object is damaged, before restoring anything', async () => {
