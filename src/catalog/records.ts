@@ -92,3 +92,50 @@ export async function writeRecord(
     return errorMessage(err);
   }
 }
+
+/**
+ * The last drill recorded for backup `id` of `target` in `storage` (`<id>.drill.json`), or undefined
+ * when there is none to go by: absent, unreadable, malformed, or naming another backup. Its texts are
+ * made printable. An abort is thrown.
+ */
+export async function readDrillRecord(
+  storage: StorageBackend,
+  target: string,
+  id: string,
+  signal?: AbortSignal | undefined,
+): Promise<DrillRecord | undefined> {
+  const key = drillKey(target, id);
+  let record: unknown;
+  try {
+    const info = await storage.stat(key, { signal });
+    if (!info) return undefined;
+    record = JSON.parse(await readRecord(storage, key, { size: info.size, signal }));
+  } catch {
+    signal?.throwIfAborted();
+    return undefined;
+  }
+  return drillRecordOf(record, id);
+}
+
+function drillRecordOf(value: unknown, id: string): DrillRecord | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const r = value as Record<string, unknown>;
+  const count = (v: unknown) => (Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : 0);
+  const text = (v: unknown) => (typeof v === 'string' ? printable(v) : null);
+  if (r.id !== id || typeof r.ok !== 'boolean' || typeof r.drilledAt !== 'string') return undefined;
+  if (Number.isNaN(Date.parse(r.drilledAt))) return undefined;
+  return {
+    id,
+    ok: r.ok,
+    reason: text(r.reason),
+    message: text(r.message),
+    drilledAt: new Date(r.drilledAt).toISOString(),
+    restoreMs:
+      typeof r.restoreMs === 'number' && Number.isFinite(r.restoreMs) ? count(Math.round(r.restoreMs)) : null,
+    compared: count(r.compared),
+    differences: [],
+    differenceCount: count(r.differenceCount),
+    place: text(r.place) ?? '',
+    datasaverVersion: text(r.datasaverVersion) ?? '',
+  };
+}

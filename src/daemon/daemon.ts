@@ -117,6 +117,7 @@ export class Daemon {
     for (const slot of this.#slots) {
       this.#arm(slot);
       this.#drills.arm(slot);
+      void this.#drills.seed(slot);
       log.info(
         {
           target: slot.target.name,

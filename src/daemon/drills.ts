@@ -6,8 +6,11 @@
  * Each result goes to `/health` (a failed drill makes the target unhealthy until a later one passes),
  * `/metrics`, the log and notifications (`drill-failure`, and `drill-success` with on_success).
  */
+
+import { trustedBackups } from '../catalog/catalog.ts';
+import { readDrillRecord } from '../catalog/records.ts';
 import type { TargetConfig } from '../config/types.ts';
-import { type DrillResult, drillStatus } from '../jobs/drill.ts';
+import { type DrillResult, drillStatus, drillStatusOfRecord } from '../jobs/drill.ts';
 import { drillEvent } from '../notify/events.ts';
 import { planNext } from '../schedule/cron.ts';
 import type { StorageBackend } from '../storage/backend.ts';
@@ -63,6 +66,38 @@ export class DrillScheduler {
         this.trigger(slot);
       },
     );
+  }
+
+  /**
+   * Until this process has drilled the target, the newest backup's drill record in storage is its last
+   * drill, so a restart does not clear a failed drill from `/health`. Never throws.
+   */
+  async seed(slot: Slot): Promise<void> {
+    const { signal } = this.#ctx;
+    if (!slot.drillSchedule) return;
+    try {
+      const newest = (await trustedBackups(slot.destinations, slot.target.name, { signal }))[0];
+      if (!newest) return;
+      const { manifest, storage } = newest;
+      const record = await readDrillRecord(storage, manifest.target, manifest.id, signal);
+      if (!record || slot.status.lastDrill || slot.drilling) return;
+      const status = drillStatusOfRecord(record);
+      slot.status.lastDrill = status;
+      if (status.result === 'passed') {
+        this.#ctx.metrics.drillLastSuccess.set(
+          { target: slot.target.name },
+          Date.parse(status.finishedAt) / 1000,
+        );
+      }
+      updateHealthGauge(this.#ctx, slot);
+    } catch (err) {
+      // No backup yet, or storage that cannot be read now: the first drill will tell.
+      if (!signal.aborted)
+        this.#ctx.log.debug(
+          { target: slot.target.name, error: redact(errorMessage(err)) },
+          'no drill record read at start',
+        );
+    }
   }
 
   /** Starts a drill of the slot's target now, unless one is going. */

@@ -151,6 +151,24 @@ export function drillStatus(
   };
 }
 
+/**
+ * The status of a drill recorded in storage (a daemon restarted since: a restart is not a reset). The
+ * record says when the drill ended, not when it started: both times are that.
+ */
+export function drillStatusOfRecord(record: DrillRecord): DrillStatus {
+  return {
+    startedAt: record.drilledAt,
+    finishedAt: record.drilledAt,
+    backupId: record.id,
+    result: record.ok ? 'passed' : 'failed',
+    reason: record.reason,
+    restoreMs: record.restoreMs,
+    compared: record.compared,
+    mismatches: record.differenceCount,
+    message: record.message,
+  };
+}
+
 /** Keeps a drill record small whatever a broken backup restores to: the rest is counted, not listed. */
 export const MAX_RECORDED_DIFFERENCES = 100;
 

@@ -54,7 +54,16 @@ export async function storeBackup(
     await storage.put(verifyKey('shop', id), [Buffer.from(JSON.stringify(record))]);
   }
   if (options.drilled !== undefined) {
-    const record = { id, ok: options.drilled, reason: options.drilled ? null : 'drill' };
+    const record = {
+      id,
+      ok: options.drilled,
+      reason: options.drilled ? null : 'drill',
+      message: options.drilled ? null : 'table public.t: expected 3, found 2',
+      drilledAt: time.toISOString(),
+      restoreMs: 1200,
+      compared: 5,
+      differenceCount: options.drilled ? 0 : 1,
+    };
     await storage.put(drillKey('shop', id), [Buffer.from(JSON.stringify(record))]);
   }
   return manifest;

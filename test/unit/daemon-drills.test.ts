@@ -7,8 +7,10 @@
 import { describe, expect, it } from 'vitest';
 import type { RunDrill } from '../../src/daemon/drills.ts';
 import type { DrillResult } from '../../src/jobs/drill.ts';
+import { MemoryStorage } from '../../src/storage/memory.ts';
 import { ConnectionError } from '../../src/util/errors.ts';
 import { setup } from '../support/fake-daemon.ts';
+import { storeBackup } from '../support/manifests.ts';
 
 const DRILLS = { cron: '0 * * * * *' };
 
@@ -113,6 +115,27 @@ describe('scheduled restore drills', () => {
     await clock.advance(0);
     expect(target()).toMatchObject({ healthy: true, lastDrill: { result: 'error', backupId: null } });
     expect(events()).toEqual(['drill-failure']);
+  });
+
+  it("a restart is not a reset: the newest backup's failed drill record keeps the target unhealthy", async () => {
+    const storage = new MemoryStorage();
+    const older = await storeBackup(storage, new Date('2026-11-20T02:00:00Z'), { drilled: true });
+    const newest = await storeBackup(storage, new Date('2026-11-21T02:00:00Z'), { drilled: false });
+    const { daemon, clock } = setup(
+      { drill: { server: undefined, schedule: DRILLS.cron } },
+      { storage, runDrill: new Drills().run },
+    );
+    await daemon.start();
+    await clock.advance(0);
+    const target = daemon.health().report.targets[0]!;
+    expect(target.lastDrill).toMatchObject({
+      backupId: newest.id,
+      result: 'failed',
+      restoreMs: 1200,
+      mismatches: 1,
+    });
+    expect(target.healthy).toBe(false);
+    expect(older.id).not.toBe(newest.id);
   });
 
   it('shutdown aborts a running drill and waits for it', async () => {
