@@ -4,6 +4,7 @@
  * drill, naming every item that differs; a drill that cannot run (no server binaries, a drill server
  * that cannot be reached) fails with that error's exit code, and records nothing.
  */
+import { resolve } from 'node:path';
 import { readCatalog } from '../catalog/catalog.ts';
 import { parseBackupId } from '../catalog/layout.ts';
 import type { Manifest } from '../catalog/manifest.ts';
@@ -17,6 +18,7 @@ import type { StorageBackend } from '../storage/backend.ts';
 import { ExitCode, UsageError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
 import { allStorages, type CliContext, findStoredBackup, readConfig, selectTargets } from './context.ts';
+import { sweepLeftovers } from './leftovers.ts';
 import { formatBytes, formatDuration, Progress, printJson } from './output.ts';
 
 export interface DrillOptions {
@@ -32,6 +34,9 @@ export async function drillCommand(ctx: CliContext, ref: string, opts: DrillOpti
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
     throw new UsageError(`--jobs ${opts.jobs} is not a number of workers`, { hint: 'use 1-64' });
   }
+  // The system temp dir was swept at start; the throwaway servers a killed drill left in --temp-dir
+  // are stopped, and their dirs removed, before this drill uses it.
+  if (opts.tempDir !== undefined) await sweepLeftovers(ctx.stderr, resolve(opts.tempDir));
   const results: DrillResult[] = [];
   for (const { manifest, storage } of await backupsToDrill(ctx, config, ref, opts.target)) {
     const result = await drillOne(ctx, config, manifest, storage, { ...opts, jobs });
