@@ -205,7 +205,10 @@ async function restoreInto(
   try {
     await runRestore(
       {
-        manifest,
+        // What is set on the database itself (owner, grants, settings) is left out too: applying it on a
+        // drill server needs rights a drill's user need not have (membership in the owner's role,
+        // superuser for a role's settings), and would fail the backup for them.
+        manifest: { ...manifest, databaseSettings: undefined },
         targetDatabase: place.database,
         dryRun: false,
         force: false,
