@@ -97,7 +97,11 @@ beforeAll(async () => {
   db = uniqueName('drill');
   const owner = uniqueName('drill_owner');
   const reader = uniqueName('drill_reader');
-  await query('postgres', `CREATE ROLE ${owner} NOLOGIN; CREATE ROLE ${reader} NOLOGIN`);
+  await query(
+    'postgres',
+    `CREATE ROLE ${owner} NOLOGIN; CREATE ROLE ${reader} NOLOGIN;
+     CREATE ROLE ${DRILLER} LOGIN CREATEDB PASSWORD '${DRILLER_PASSWORD}'`,
+  );
   await createDatabase(db);
   await query(db, schemaSql(db, owner, reader));
   await Promise.all(
@@ -122,10 +126,16 @@ function env(format: Format, storage: string, extra: Record<string, string> = {}
   return targetEnv(db, storage, { DATASAVER_FORMAT: format, TMPDIR: parent, ...extra });
 }
 
-/** The suite's server as a drill server: a URL without a database. */
-function drillServerUrl(): string {
+/** A drill server's user that may create databases and is no superuser, nor a member of the backup's roles. */
+const DRILLER = uniqueName('driller');
+const DRILLER_PASSWORD = 'drill-pw-4q7';
+
+/** The suite's server as a drill server (a URL without a database), as the superuser or DRILLER. */
+function drillServerUrl(user: 'postgres' | 'driller' = 'postgres'): string {
   const s = server();
-  return `postgres://postgres:${encodeURIComponent(s.password)}@127.0.0.1:${s.port}`;
+  const login =
+    user === 'postgres' ? `postgres:${encodeURIComponent(s.password)}` : `${DRILLER}:${DRILLER_PASSWORD}`;
+  return `postgres://${login}@127.0.0.1:${s.port}`;
 }
 
 /** A copy of the format's storage (its two backups), for a test to drill or tamper with. */
@@ -373,9 +383,16 @@ describe('a drill killed -9 while it holds its restored copy', () => {
 });
 
 describe('SIGTERM during a drill', () => {
-  /** Starts a drill paused with its restored copy, SIGTERMs it, lets it go on, and returns its result. */
-  async function terminated(runEnv: Record<string, string>, onPaused: (pid: number) => Promise<void>) {
-    const { child, done } = await startPausedAt('drill.restored', ['drill'], runEnv);
+  /**
+   * Starts a drill paused at failpoint `at`, SIGTERMs it, lets it go on, and returns its pid once it has
+   * exited (interrupted).
+   */
+  async function terminated(
+    at: 'drill.restored' | 'restore.spooled',
+    runEnv: Record<string, string>,
+    onPaused: (pid: number) => Promise<void>,
+  ): Promise<number> {
+    const { child, done } = await startPausedAt(at, ['drill'], runEnv);
     await onPaused(child.pid!);
     const stopping = stderrSays(child, 'SIGTERM: stopping');
     child.kill('SIGTERM');
@@ -384,15 +401,15 @@ describe('SIGTERM during a drill', () => {
     child.kill('SIGCONT');
     const res = await done;
     expect(res.signal).toBeNull();
-    expect(res.code, res.output).not.toBe(0);
-    expect(res.stderr).toContain('interrupted');
-    return { pid: child.pid!, res };
+    expect(res.code, res.output).toBe(1);
+    expect(res.stderr).toContain('Error: interrupted');
+    return child.pid!;
   }
 
-  it('stops the throwaway server and removes its dir before exiting, and records nothing', async () => {
+  it('with its restored copy: stops the throwaway server and removes its dir before exiting, and records nothing', async () => {
     const { storage, newer } = await copyOf('plain');
     let held: number[] = [];
-    const { pid } = await terminated(env('plain', storage), async (p) => {
+    const pid = await terminated('drill.restored', env('plain', storage), async (p) => {
       const [dir] = await drillDirsOf(parent, p);
       held = await processesWithin(dir!);
       expect(held.length).toBeGreaterThan(0);
@@ -402,14 +419,18 @@ describe('SIGTERM during a drill', () => {
     await expect(stat(join(storage, db, `${newer}.drill.json`))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
-  it('drops the scratch database on the drill server before exiting', async () => {
-    const { storage } = await copyOf('plain');
-    const withServer = env('plain', storage, { DATASAVER_DRILL_URL: drillServerUrl() });
-    const { pid } = await terminated(withServer, async (p) => {
-      expect(await scratchDatabasesOf(p)).toHaveLength(1);
-    });
-    expect(await scratchDatabasesOf(pid)).toEqual([]);
-  });
+  it.each(['drill.restored', 'restore.spooled'] as const)(
+    'at %s: drops the scratch database on the drill server, and removes any spool, before exiting',
+    async (at) => {
+      const { storage } = await copyOf('plain');
+      const withServer = env('plain', storage, { DATASAVER_DRILL_URL: drillServerUrl() });
+      const pid = await terminated(at, withServer, async (p) => {
+        if (at === 'drill.restored') expect(await scratchDatabasesOf(p)).toHaveLength(1);
+        else expect(await tempDirsOf(parent, p, 'restore')).toHaveLength(1);
+      });
+      await expectNothingLeft(pid);
+    },
+  );
 });
 
 describe('a drill server (DATASAVER_DRILL_URL)', () => {
@@ -424,14 +445,24 @@ describe('a drill server (DATASAVER_DRILL_URL)', () => {
     return Object.fromEntries(rows.filter((r) => mine(r.datname)).map((r) => [r.datname, r.oid]));
   }
 
-  it.each(FORMATS)(
-    'drills a %s backup in a scratch database of its own, touching no other database',
-    async (format) => {
+  // As a user that is no superuser: the backup's roles exist there (its database's owner among them),
+  // and the drill restores without them all the same.
+  it.each(
+    FORMATS.flatMap(
+      (f) =>
+        [
+          [f, 'postgres'],
+          [f, 'driller'],
+        ] as const,
+    ),
+  )(
+    'drills a %s backup in a scratch database of its own, touching no other database (as %s)',
+    async (format, user) => {
       const { storage, newer } = await copyOf(format);
       const before = { databases: await ownDatabases(), target: await comparableDump(db) };
       const res = await runCliWithPid(
         ['drill', '--json'],
-        env(format, storage, { DATASAVER_DRILL_URL: drillServerUrl() }),
+        env(format, storage, { DATASAVER_DRILL_URL: drillServerUrl(user) }),
       );
       expect(res.code, res.output).toBe(0);
       const result = drillJson(res.stdout);
