@@ -408,18 +408,24 @@ describe('SIGTERM during a drill', () => {
     return child.pid!;
   }
 
-  it('with its restored copy: stops the throwaway server and removes its dir before exiting, and records nothing', async () => {
-    const { storage, newer } = await copyOf('plain');
-    let held: number[] = [];
-    const pid = await terminated('drill.restored', env('plain', storage), async (p) => {
-      const [dir] = await drillDirsOf(parent, p);
-      held = await processesWithin(dir!);
-      expect(held.length).toBeGreaterThan(0);
-    });
-    await expectNothingLeft(pid);
-    for (const p of held) expect(processRunning(p), `process ${p}`).toBe(false);
-    await expect(stat(join(storage, db, `${newer}.drill.json`))).rejects.toMatchObject({ code: 'ENOENT' });
-  });
+  it.each(['drill.restored', 'restore.spooled'] as const)(
+    'at %s: stops the throwaway server and removes its dir (and any spool) before exiting, and records nothing',
+    async (at) => {
+      const { storage, newer } = await copyOf('plain');
+      let held: number[] = [];
+      const pid = await terminated(at, env('plain', storage), async (p) => {
+        const [dir] = await drillDirsOf(parent, p);
+        held = await processesWithin(dir!);
+        expect(held.length).toBeGreaterThan(0);
+        if (at === 'restore.spooled') expect(await tempDirsOf(parent, p, 'restore')).toHaveLength(1);
+      });
+      await expectNothingLeft(pid);
+      for (const p of held) expect(processRunning(p), `process ${p}`).toBe(false);
+      await expect(stat(join(storage, db, `${newer}.drill.json`))).rejects.toMatchObject({
+        code: 'ENOENT',
+      });
+    },
+  );
 
   it.each(['drill.restored', 'restore.spooled'] as const)(
     'at %s: drops the scratch database on the drill server, and removes any spool, before exiting',
