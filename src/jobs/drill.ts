@@ -176,10 +176,11 @@ export async function drillBackup(manifest: Manifest, deps: DrillDeps): Promise<
   try {
     const started = clock();
     const restored = await restoreInto(place, manifest, deps);
-    result.restoreMs = Math.round(clock() - started);
     if (restored !== true) {
+      // It did not restore: there is no recovery time to report.
       Object.assign(result, restored);
     } else {
+      result.restoreMs = Math.round(clock() - started);
       await failpoint('drill.restored');
       deps.onPhase?.('compare');
       Object.assign(result, judge(manifest, await readFacts(place, manifest, signal)));
