@@ -18,6 +18,8 @@ import {
   runCliWithPid,
   stderrSays,
   storedDump,
+  storedFiles,
+  tempDirsOf,
 } from '../support/drill.ts';
 import { tempDir } from '../support/pg.ts';
 
@@ -129,6 +131,23 @@ describe('a SQLite backup', () => {
     const items: { id?: string; good?: boolean }[] = JSON.parse(prune.stdout).results[0].items;
     expect(items.find((i) => i.id === newer)?.good).toBe(false);
     expect(items.find((i) => i.id === older)?.good).toBe(true);
+  });
+
+  it('with its stored object damaged, fails its drill with the reason verify gives, and leaves nothing', async () => {
+    const at = await copyOfStorage();
+    const { objectPath } = await storedFiles(at, TARGET, ids[1]);
+    const stored = await readFile(objectPath);
+    stored[stored.length >> 1]! ^= 0x01;
+    await writeFile(objectPath, stored);
+    const res = await runCliWithPid(['drill', ids[1], '--json'], env(at));
+    expect(res.code, res.output).toBe(5);
+    expect(drillJson(res.stdout)).toMatchObject({
+      ok: false,
+      reason: 'checksum',
+      restoreMs: null,
+    });
+    expect(await drillRecord(at, ids[1])).toMatchObject({ ok: false, reason: 'checksum' });
+    expect(await tempDirsOf(parent, res.pid)).toEqual([]);
   });
 });
 
