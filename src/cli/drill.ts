@@ -6,6 +6,7 @@
  * notification channels hear of it as from the daemon: `drill-failure`, and `drill-success` with
  * on_success; deliveries are awaited before the command returns, at most 30 s.
  */
+import { resolve } from 'node:path';
 import { readCatalog } from '../catalog/catalog.ts';
 import { parseBackupId } from '../catalog/layout.ts';
 import type { Manifest } from '../catalog/manifest.ts';
@@ -30,6 +31,7 @@ import { printable } from '../util/printable.ts';
 import { redact } from '../util/secret.ts';
 import { DATASAVER_VERSION } from '../util/version.ts';
 import { allStorages, type CliContext, findStoredBackup, readConfig, selectTargets } from './context.ts';
+import { sweepLeftovers } from './leftovers.ts';
 import { formatBytes, formatDuration, Progress, printJson } from './output.ts';
 
 export interface DrillOptions {
@@ -45,6 +47,9 @@ export async function drillCommand(ctx: CliContext, ref: string, opts: DrillOpti
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
     throw new UsageError(`--jobs ${opts.jobs} is not a number of workers`, { hint: 'use 1-64' });
   }
+  // The system temp dir was swept at start; the throwaway servers a killed drill left in --temp-dir
+  // are stopped, and their dirs removed, before this drill uses it.
+  if (opts.tempDir !== undefined) await sweepLeftovers(ctx.stderr, resolve(opts.tempDir));
   const results: DrillResult[] = [];
   const notifier = new Notifier({
     log: {

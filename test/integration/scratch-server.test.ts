@@ -7,7 +7,7 @@
  */
 import { type ChildProcess, execFile as execFileCb, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync, watch } from 'node:fs';
+import { watch } from 'node:fs';
 import {
   chmod,
   chown,
@@ -38,7 +38,7 @@ import type { ScratchServer } from '../../src/engines/scratch.ts';
 import { parsePasswd, type ServerAccount } from '../../src/engines/scratch-process.ts';
 import { RestoreError, ToolMissingError } from '../../src/util/errors.ts';
 import { makePrivateTempDir, type SweepResult, sweepStaleTempDirs } from '../../src/util/private-temp.ts';
-import { processesUsing, processRunning } from '../support/processes.ts';
+import { processesUsing, processRunning, serverProcesses } from '../support/processes.ts';
 
 const execFile = promisify(execFileCb);
 
@@ -56,28 +56,6 @@ afterAll(async () => {
   for (const pid of await processesUsing(parent)) process.kill(pid, 'SIGKILL');
   await rm(parent, { recursive: true, force: true });
 });
-
-/** Pids of the processes whose parent is `pid` (a postmaster's backends). */
-function childrenOf(pid: number): number[] {
-  const children: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const statText = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(statText.slice(statText.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) children.push(Number(name));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return children;
-}
-
-/** The server's processes: those naming its dir, and their children (a postmaster's backends). */
-async function serverProcesses(dir: string): Promise<number[]> {
-  const named = await processesUsing(dir);
-  return [...named, ...named.flatMap(childrenOf)];
-}
 
 async function* chunksOf(chunks: Buffer[]): AsyncGenerator<Buffer> {
   yield* chunks;

@@ -132,7 +132,8 @@ describe('drillBackup', () => {
     const bytes = storage.objects.get(manifest.object)!.data;
     bytes[0] = bytes[0]! ^ 1;
     const result = await drillBackup(manifest, deps);
-    expect(result).toMatchObject({ ok: false, reason: 'checksum' });
+    // It did not restore: no recovery time.
+    expect(result).toMatchObject({ ok: false, reason: 'checksum', restoreMs: null });
     expect(calls).toEqual({ released: 1, restoredInto: [] });
   });
 
@@ -140,7 +141,11 @@ describe('drillBackup', () => {
     const { manifest, deps } = await setup(RECORDED, async () => {
       throw new RestoreError('pg_restore exited with code 1: syntax error');
     });
-    expect(await drillBackup(manifest, deps)).toMatchObject({ ok: false, reason: 'restore' });
+    expect(await drillBackup(manifest, deps)).toMatchObject({
+      ok: false,
+      reason: 'restore',
+      restoreMs: null,
+    });
   });
 
   it('records nothing when the drill cannot run, and still removes the copy', async () => {
