@@ -16,7 +16,7 @@ import type { ConnectionConfig, Engine } from '../engines/engine.ts';
 import { createEngine } from '../engines/index.ts';
 import type { EngineName } from '../engines/registry.ts';
 import type { ScratchServer, ScratchServerOptions } from '../engines/scratch.ts';
-import { UsageError } from '../util/errors.ts';
+import { ConnectionError, UsageError } from '../util/errors.ts';
 import {
   abandonedScratchDatabases,
   makePrivateTempDir,
@@ -99,7 +99,15 @@ async function scratchDatabasePlace(
       },
     );
   }
-  const existing = await engine.listDatabases(SCRATCH_DATABASE_PREFIX, { signal });
+  const existing = await engine.listDatabases(SCRATCH_DATABASE_PREFIX, { signal }).catch((err: unknown) => {
+    // The engine's hint names the target's settings; this server comes from the drill URL.
+    if (!(err instanceof ConnectionError)) throw err;
+    throw new ConnectionError(`drill server: ${err.message}`, {
+      hint: 'check the host, port, user and password in DATASAVER_DRILL_URL',
+      transient: err.transient,
+      cause: err,
+    });
+  });
   for (const leftover of await abandonedScratchDatabases(existing)) {
     await engine.dropDatabase(leftover, { signal });
     settings.onNote?.(

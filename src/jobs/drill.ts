@@ -20,7 +20,7 @@ import type { DrillRecord, Manifest } from '../catalog/manifest.ts';
 import { writeRecord } from '../catalog/records.ts';
 import type { DatabaseFacts, Engine } from '../engines/engine.ts';
 import type { StorageBackend } from '../storage/backend.ts';
-import { DestinationLacksError, errorMessage, RestoreError, VerifyError } from '../util/errors.ts';
+import { DestinationError, errorMessage, RestoreError, VerifyError } from '../util/errors.ts';
 import { failpoint } from '../util/failpoint.ts';
 import { DATASAVER_VERSION } from '../util/version.ts';
 import { compareFacts, type FactDifference } from './facts-compare.ts';
@@ -254,7 +254,7 @@ async function restoreInto(
     if (deps.signal?.aborted) throw err;
     if (err instanceof VerifyError) return { reason: err.reason, message: err.detail };
     // A scratch server without an extension the dump uses says nothing of the backup: it cannot run here.
-    if (err instanceof RestoreError && !(err instanceof DestinationLacksError)) {
+    if (err instanceof RestoreError && !(err instanceof DestinationError)) {
       return { reason: 'restore', message: errorMessage(err) };
     }
     throw err;

@@ -113,10 +113,11 @@ export class RestoreError extends DatasaverError {
 }
 
 /**
- * A restore failed because the destination server lacks something the dump needs and a restore cannot
- * create (an extension's files): a fault of the place restored into, not of the backup (exit 1).
+ * A restore failed because of the place restored into, not the backup (exit 1): the server lacks
+ * something the dump needs and a restore cannot create (an extension's files), or refuses what a restore
+ * does before it reads the dump (creating or dropping the database: the user lacks the right).
  */
-export class DestinationLacksError extends RestoreError {}
+export class DestinationError extends RestoreError {}
 
 /** Something the user asked for cannot be done as asked (exit 1): unknown backup id, refused overwrite. */
 export class UsageError extends DatasaverError {

@@ -11,7 +11,7 @@ import type { DatabaseFacts, Engine } from '../../src/engines/engine.ts';
 import { type DrillPlace, drillBackup } from '../../src/jobs/drill.ts';
 import { pickIntact } from '../../src/jobs/intact.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
-import { ConnectionError, RestoreError } from '../../src/util/errors.ts';
+import { ConnectionError, DestinationError, RestoreError } from '../../src/util/errors.ts';
 import { fakeEngine } from '../support/fake-engine.ts';
 import { storeBackup } from '../support/manifests.ts';
 
@@ -154,6 +154,14 @@ describe('drillBackup', () => {
     });
     await expect(drillBackup(manifest, deps)).rejects.toThrow(ConnectionError);
     expect(calls.released).toBe(1);
+    expect(storage.objects.has(drillKey('shop', manifest.id))).toBe(false);
+  });
+
+  it('a place that refuses the restore (no right to create the database, an extension missing) is no verdict', async () => {
+    const { storage, manifest, deps } = await setup(RECORDED, async () => {
+      throw new DestinationError('permission denied to create database');
+    });
+    await expect(drillBackup(manifest, deps)).rejects.toThrow(DestinationError);
     expect(storage.objects.has(drillKey('shop', manifest.id))).toBe(false);
   });
 

@@ -24,7 +24,13 @@
  */
 
 import { basename } from 'node:path';
-import { BackupError, ConnectionError, RestoreError, UsageError } from '../../util/errors.ts';
+import {
+  BackupError,
+  ConnectionError,
+  DestinationError,
+  RestoreError,
+  UsageError,
+} from '../../util/errors.ts';
 import { describeExit, feedStdin } from '../../util/process.ts';
 import type {
   DatabaseFacts,
@@ -261,9 +267,10 @@ export class MysqlEngine implements Engine {
       }
       if (options.dropExisting) await this.#dropDatabase(client, database, options);
       if (options.dropExisting || options.create) {
+        // Refused (no CREATE right): the place's fault, and nothing of the dump was read yet.
         await this.#run.query(client, `CREATE DATABASE ${ident(database)}`, {
           ...options,
-          failAs: RestoreError,
+          failAs: DestinationError,
         });
       }
       await this.#replay(

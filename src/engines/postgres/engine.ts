@@ -12,7 +12,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
-import { BackupError, errorMessage, RestoreError, UsageError } from '../../util/errors.ts';
+import { BackupError, DestinationError, errorMessage, RestoreError, UsageError } from '../../util/errors.ts';
 import { failpoint } from '../../util/failpoint.ts';
 import { makePrivateTempDir } from '../../util/private-temp.ts';
 import { describeExit, runTool, type Tool } from '../../util/process.ts';
@@ -418,7 +418,7 @@ export class PostgresEngine implements Engine {
         // template0: a pristine database, so nothing from template1 collides with the dump's objects.
         await c.query(`CREATE DATABASE ${quoteIdent(database)} TEMPLATE template0`);
       },
-      RestoreError,
+      DestinationError,
     );
   }
 

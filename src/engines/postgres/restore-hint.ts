@@ -1,5 +1,5 @@
 /** Pure parts of a PostgreSQL restore: its conninfo quoting, psql's arguments and what a failure left behind. */
-import { DestinationLacksError, RestoreError } from '../../util/errors.ts';
+import { DestinationError, RestoreError } from '../../util/errors.ts';
 import type { RestoreOptions } from '../engine.ts';
 
 /** What a failed restore left behind, for the error's hint. */
@@ -57,12 +57,12 @@ function missingExtension(stderr: string): string | undefined {
 
 /**
  * The error of a failed pg_restore or psql (its `message`, `stderr` unredacted for matching only): a
- * DestinationLacksError when the server at `where` lacks an extension the dump uses, else a RestoreError.
+ * DestinationError when the server at `where` lacks an extension the dump uses, else a RestoreError.
  */
 export function restoreToolError(message: string, stderr: string, hint: string, where: string): RestoreError {
   const extension = missingExtension(stderr);
   if (extension === undefined) return new RestoreError(message, { hint });
-  return new DestinationLacksError(message, {
+  return new DestinationError(message, {
     hint: `the backup uses the extension ${extension}, which is not installed on ${where}: install its package there (Debian: postgresql-<major>-${extension}, or postgresql-contrib for the bundled ones), then restore again; ${hint}`,
   });
 }
