@@ -1,5 +1,6 @@
 /**
- * Backup/restore benchmark: datasaver against the usual pg_dump baselines on a throwaway PostgreSQL.
+ * Backup, restore and drill benchmark: datasaver against the usual pg_dump baselines on a throwaway
+ * PostgreSQL.
  *
  *   node bench/run.ts [--size-mb 500] [--seed 42] [--repeat 1] [--keep] [--cli dist/main.js] [--s3]
  *
@@ -21,6 +22,7 @@ import {
 } from '../test/support/s3-server.ts';
 import { generateDatabase } from './generate.ts';
 import { TABLES } from './lib/dataset.ts';
+import { drillChecks, drillOutcome, drillTotalRatio, isThrowawayServer } from './lib/drill.ts';
 import { formatMb, formatSeconds } from './lib/format.ts';
 import { type Command, createRunner, findGnuTime, type Measurement, type Runner } from './lib/measure.ts';
 import {
@@ -37,6 +39,10 @@ const ROOT = resolve(import.meta.dirname, '..');
 const DEFAULT_CLI = join(ROOT, 'dist', 'main.js');
 const RESULTS_DIR = join(ROOT, 'bench', 'results');
 const SOURCE_DB = 'bench';
+const USAGE = `usage: node bench/run.ts [--size-mb 500] [--seed 42] [--repeat 1] [--keep] [--cli dist/main.js] [--s3]
+
+Starts a throwaway PostgreSQL, generates the benchmark database, and measures datasaver's backup,
+restore and drill against pg_dump, pg_restore and createdb + pg_restore. See bench/README.md.`;
 
 interface Options {
   sizeMb: number;
@@ -280,6 +286,47 @@ const SCENARIOS: Scenario[] = [
       return verifyRestore(b, db, m);
     },
   },
+  {
+    id: 'pg_restore_createdb',
+    title: 'createdb + pg_restore -d (-Fc -Z0 dump)',
+    datasaver: false,
+    async run(b, rep) {
+      // What a drill's restore does on its throwaway server: create the database, then restore into it.
+      const db = `drill_pg_${rep}`;
+      await dropDatabase(b.server, db);
+      const env = pgEnv(b.server);
+      const created = await b.runner.measure([pgTool(b.server, 'createdb', [db])], {
+        output: 'discard',
+        env,
+      });
+      const restored = await b.runner.measure([pgTool(b.server, 'pg_restore', ['-d', db, b.restoreDump])], {
+        output: 'discard',
+        env,
+      });
+      const sample = await verifyRestore(b, db, restored);
+      return { ...sample, wallSeconds: created.wallSeconds + restored.wallSeconds };
+    },
+  },
+  {
+    id: 'datasaver_drill',
+    title: 'datasaver drill <id> (throwaway server)',
+    datasaver: true,
+    async run(b) {
+      if (!b.datasaverStorage) throw new Skip('no datasaver backup to drill');
+      const m = await b.runner.measure([datasaver(b, ['drill', 'latest', '--json'])], {
+        output: 'capture',
+        env: datasaverEnv(b.server, b.datasaverStorage),
+        apart: isThrowawayServer,
+      });
+      const { restoreSeconds, passed } = drillOutcome(m.stdout);
+      // A passed drill compared every table's rows (and more) with the backup's facts.
+      return {
+        ...toSample(m, null, passed),
+        restoreSeconds,
+        server: { peakRssKb: m.apartPeakRssKb, processes: m.apartProcesses },
+      };
+    },
+  },
 ];
 
 /** A backup to the local S3 server (`--s3`), each run under a fresh prefix, with `extra` settings. */
@@ -329,6 +376,7 @@ function evaluate(results: ScenarioResult[]): Check[] {
       '<=',
       1.15,
     ),
+    ...drillChecks(get('datasaver_drill'), get('pg_restore_createdb')),
   ];
 }
 
@@ -408,8 +456,13 @@ function parseOptions(): Options {
       keep: { type: 'boolean', default: false },
       cli: { type: 'string', default: DEFAULT_CLI },
       s3: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
     },
   });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
   const options = {
     sizeMb: Number(values['size-mb']),
     seed: Number(values.seed),
@@ -477,7 +530,14 @@ async function main(): Promise<void> {
     const bench = await prepare(server, dir, createRunner({ scratchDir: dir, gnuTime }), options);
     const results = await runScenarios(bench, options.repeat).finally(() => bench.s3Server?.stop());
     const checks = evaluate(results);
+    const get = (id: string) => results.find((r) => r.id === id)?.summary;
+    const drillTotal = drillTotalRatio(get('datasaver_drill'), get('pg_restore_createdb'));
     console.log(`\n${formatResults(results)}\n\n${formatChecks(checks)}\n`);
+    if (drillTotal !== null) {
+      console.log(
+        `drill wall, all of it (initdb, server start, compare, cleanup) / (createdb + pg_restore): ${drillTotal.toFixed(3)} (no target)\n`,
+      );
+    }
 
     const file = await writeResults({
       timestamp: new Date().toISOString(),
@@ -498,6 +558,7 @@ async function main(): Promise<void> {
       },
       results,
       checks,
+      drillTotalRatio: drillTotal,
     });
     console.log(`results written to ${file}`);
   } finally {

@@ -22,6 +22,8 @@ export type Output = { file: string } | 'discard' | 'capture';
 export interface MeasureOptions {
   output: Output;
   env: NodeJS.ProcessEnv;
+  /** Programs measured apart, with their descendants (a drill's throwaway server; see rss.ts). */
+  apart?: (name: string) => boolean;
 }
 
 export interface Measurement {
@@ -30,6 +32,9 @@ export interface Measurement {
   processes: ProcessPeak[];
   /** Peak RSS of the tree: the largest sum of the peaks of the processes running at the same time. */
   peakRssKb: number;
+  /** The same for the processes measured apart, and how many there were (0 and 0 without `apart`). */
+  apartPeakRssKb: number;
+  apartProcesses: number;
   /** Per stage, GNU time's %M (KB), when GNU time is installed. */
   gnuTimeMaxRssKb: Array<number | null>;
   stdout: string;
@@ -137,14 +142,17 @@ export function createRunner(options: { scratchDir: string; gnuTime: string | nu
       const startedAt = performance.now();
       const stages = startPipeline(commands, measureOptions);
       const pids = stages.map((s) => s.child.pid).filter((pid): pid is number => pid !== undefined);
-      const monitor = monitorRss(pids, { exclude: options.gnuTime ? pids : [] });
+      const monitor = monitorRss(pids, {
+        exclude: options.gnuTime ? pids : [],
+        ...(measureOptions.apart ? { apart: measureOptions.apart } : {}),
+      });
       let stdout = '';
       collect(stages[stages.length - 1]?.child.stdout ?? null, (chunk) => {
         stdout += chunk;
       });
       const results = await Promise.allSettled(stages.map((s) => s.done));
       const wallSeconds = (performance.now() - startedAt) / 1000;
-      const { processes, treePeakRssKb } = monitor.stop();
+      const { processes, treePeakRssKb, apartPeakRssKb, apartProcesses } = monitor.stop();
       results.forEach((result, i) => {
         const stage = stages[i]!;
         if (result.status === 'rejected') throw new Error(`${stage.command}: ${String(result.reason)}`);
@@ -159,6 +167,8 @@ export function createRunner(options: { scratchDir: string; gnuTime: string | nu
         wallSeconds,
         processes,
         peakRssKb: treePeakRssKb,
+        apartPeakRssKb,
+        apartProcesses,
         gnuTimeMaxRssKb: stages.map((s) => parseGnuTime(s.timeFile)),
         stdout,
       };

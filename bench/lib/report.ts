@@ -10,6 +10,10 @@ export interface Sample {
   gnuTimeMaxRssKb: Array<number | null>;
   /** Restores only: every table has as many rows as in the source database. */
   rowsMatch?: boolean;
+  /** Drills only: the restore's own time, as datasaver reports it (`restoreMs`). */
+  restoreSeconds?: number;
+  /** Drills only: the throwaway server's peak RSS and processes, which `peakRssKb` leaves out. */
+  server?: { peakRssKb: number; processes: number };
 }
 
 export interface Summary {
@@ -19,6 +23,10 @@ export interface Summary {
   /** Peak per process of the median-wall-time sample, labelled 'node', 'pg_dump', 'pg_dump#2', … */
   processes: Array<{ label: string; peakRssKb: number }>;
   rowsMatch?: boolean;
+  /** Drills only: the median restore time. */
+  restoreSeconds?: number;
+  /** Drills only: the throwaway server's median peak RSS. */
+  serverPeakRssKb?: number;
 }
 
 export interface ScenarioResult {
@@ -62,12 +70,16 @@ function medianSample(samples: Sample[]): Sample {
 export function summarize(samples: Sample[]): Summary {
   const outputs = samples.map((s) => s.outputBytes).filter((b): b is number => b !== null);
   const rowChecks = samples.map((s) => s.rowsMatch).filter((m): m is boolean => m !== undefined);
+  const restores = samples.map((s) => s.restoreSeconds).filter((t): t is number => t !== undefined);
+  const servers = samples.flatMap((s) => (s.server ? [s.server.peakRssKb] : []));
   return {
     wallSeconds: median(samples.map((s) => s.wallSeconds)),
     outputBytes: outputs.length ? median(outputs) : null,
     peakRssKb: median(samples.map((s) => s.peakRssKb)),
     processes: labelProcesses(medianSample(samples).processes),
     ...(rowChecks.length ? { rowsMatch: rowChecks.every(Boolean) } : {}),
+    ...(restores.length ? { restoreSeconds: median(restores) } : {}),
+    ...(servers.length ? { serverPeakRssKb: median(servers) } : {}),
   };
 }
 
@@ -94,12 +106,15 @@ export function formatResults(results: ScenarioResult[]): string {
     if (!s) return [r.title, r.status === 'skipped' ? 'skipped' : 'FAILED', '', '', r.note ?? ''];
     const processes = s.processes.map((p) => `${p.label} ${kbToMb(p.peakRssKb)}`).join(', ');
     const restored = s.rowsMatch === undefined ? '' : s.rowsMatch ? '; rows match' : '; ROW COUNTS DIFFER';
+    const restore = s.restoreSeconds === undefined ? '' : `; restore ${formatSeconds(s.restoreSeconds)}`;
+    const server =
+      s.serverPeakRssKb === undefined ? '' : `; throwaway server apart: ${kbToMb(s.serverPeakRssKb)}`;
     return [
       r.title,
       formatSeconds(s.wallSeconds),
       s.outputBytes === null ? '-' : formatMb(s.outputBytes),
       kbToMb(s.peakRssKb),
-      processes + restored,
+      processes + restored + restore + server,
     ];
   });
   return table(['measurement', 'wall', 'output', 'peak RSS', 'per process (peak RSS)'], rows);

@@ -11,6 +11,9 @@
  * sample: processes that run together (pg_dump | gzip) add up, processes that run one after the other (a
  * `pg_dump --version` check, then the dump) do not. As each term is a high-water mark, the sum bounds the
  * tree's simultaneous RSS from above.
+ *
+ * A process the caller sets apart by its program name (a drill's throwaway server: `postgres`, `initdb`),
+ * with everything below it, is left out of both figures and summed on its own, the same way.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -26,6 +29,10 @@ export interface RssReport {
   processes: ProcessPeak[];
   /** The largest sum of the peaks of the processes alive at the same sample. */
   treePeakRssKb: number;
+  /** The same figure for the processes set apart and their descendants (0 when there were none). */
+  apartPeakRssKb: number;
+  /** How many processes were set apart. */
+  apartProcesses: number;
 }
 
 export interface RssMonitor {
@@ -66,42 +73,45 @@ function readStatus(pid: number): { name: string; hwmKb: number } | undefined {
   return { name: programName(pid, status), hwmKb: Number(hwm[1]) };
 }
 
-function descendants(roots: number[]): number[] {
-  const seen: number[] = [];
-  const queue = [...roots];
-  for (let pid = queue.shift(); pid !== undefined; pid = queue.shift()) {
-    seen.push(pid);
-    queue.push(...childrenOf(pid));
-  }
-  return seen;
-}
-
 /**
  * Polls the trees below `roots`. Processes in `exclude` (e.g. a /usr/bin/time wrapper) are walked
- * through but not reported.
+ * through but not reported; those whose program name `apart` accepts, and their descendants, are
+ * reported apart (see the top of this file).
  */
 export function monitorRss(
   roots: number[],
-  options: { intervalMs?: number; exclude?: number[] } = {},
+  options: { intervalMs?: number; exclude?: number[]; apart?: (name: string) => boolean } = {},
 ): RssMonitor {
   const peaks = new Map<number, ProcessPeak>();
+  const apartPeaks = new Map<number, ProcessPeak>();
   const exclude = new Set(options.exclude ?? []);
+  const isApart = options.apart ?? (() => false);
   let treePeakRssKb = 0;
+  let apartPeakRssKb = 0;
   const sample = () => {
     let alive = 0;
-    for (const pid of descendants(roots)) {
-      if (exclude.has(pid)) continue;
-      const status = readStatus(pid);
+    let aliveApart = 0;
+    const queue = roots.map((pid) => ({ pid, apart: false }));
+    for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+      const { pid } = next;
+      const status = exclude.has(pid) ? undefined : readStatus(pid);
+      const apart = next.apart || (status !== undefined && isApart(status.name));
+      queue.push(...childrenOf(pid).map((child) => ({ pid: child, apart })));
       if (!status) continue;
-      const known = peaks.get(pid);
+      // A forked child seen before it exec'd the server was counted as its parent's copy: no longer.
+      if (apart) peaks.delete(pid);
+      const map = apart ? apartPeaks : peaks;
+      const known = map.get(pid);
       // A new name or a lower VmHWM means the process exec'd since the last sample: a forked child is
       // first a copy of its parent (with the parent's RSS) until it execs the real program.
       const execd = known && (known.name !== status.name || status.hwmKb < known.peakRssKb);
-      if (!known || execd) peaks.set(pid, { pid, name: status.name, peakRssKb: status.hwmKb });
+      if (!known || execd) map.set(pid, { pid, name: status.name, peakRssKb: status.hwmKb });
       else known.peakRssKb = status.hwmKb;
-      alive += status.hwmKb;
+      if (apart) aliveApart += status.hwmKb;
+      else alive += status.hwmKb;
     }
     treePeakRssKb = Math.max(treePeakRssKb, alive);
+    apartPeakRssKb = Math.max(apartPeakRssKb, aliveApart);
   };
   sample();
   const timer = setInterval(sample, options.intervalMs ?? 10);
@@ -109,7 +119,12 @@ export function monitorRss(
     stop() {
       clearInterval(timer);
       sample();
-      return { processes: [...peaks.values()], treePeakRssKb };
+      return {
+        processes: [...peaks.values()],
+        treePeakRssKb,
+        apartPeakRssKb,
+        apartProcesses: apartPeaks.size,
+      };
     },
   };
 }

@@ -2,6 +2,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { DrillStatus } from '../../src/jobs/drill.ts';
 import { type CliResult, collect, startCli } from './cli.ts';
 import { freePort } from './postgres-server.ts';
 
@@ -31,6 +32,10 @@ export interface HealthBody {
     lastSuccess: { time: string; backupId: string; sizeBytes: number; durationMs: number } | null;
     nextRun: string | null;
     skippedRuns: number;
+    /** Present on targets with a drill schedule. */
+    drillSchedule?: string;
+    nextDrill?: string | null;
+    lastDrill?: DrillStatus | null;
     destinations: { destination: string; backups: number; bytes: number }[];
   }[];
 }

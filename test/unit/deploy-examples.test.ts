@@ -78,6 +78,8 @@ describe('deployment examples', () => {
       destinations: [{ backend: 'local', path: '/backups' }],
       schedule: { cron: '0 2 * * *' },
       alertAfterHours: 26,
+      // Weekly restore drills on a throwaway server (no drill server named).
+      drill: { schedule: '0 4 * * 0', server: undefined },
     });
     expect(config.warnings).toEqual([]);
   });
@@ -92,15 +94,36 @@ describe('deployment examples', () => {
     expect(imageEnv()).toMatchObject({ DATASAVER_METRICS_HOST: '0.0.0.0', DATASAVER_METRICS_PORT: '9090' });
   });
 
-  it('the Kubernetes manifests are a CronJob running backup and a Deployment running the daemon', () => {
+  it('the Kubernetes manifests are CronJobs running backup and drill, and a Deployment running the daemon', () => {
     const kinds = (file: string) =>
       parseAllDocuments(read(file)).map((d) => d.toJS() as { kind: string; spec: unknown });
-    const [cron] = kinds('deploy/kubernetes/cronjob.yaml');
+    const [cron, drill] = kinds('deploy/kubernetes/cronjob.yaml');
     expect(cron).toMatchObject({
       kind: 'CronJob',
       spec: {
         concurrencyPolicy: 'Forbid',
         jobTemplate: { spec: { template: { spec: { containers: [{ args: ['backup'] }] } } } },
+      },
+    });
+    // A failed drill (exit 5) fails its Job at once; the drill's server needs a writable /tmp.
+    expect(drill).toMatchObject({
+      kind: 'CronJob',
+      spec: {
+        schedule: '0 4 * * 0',
+        jobTemplate: {
+          spec: {
+            podFailurePolicy: {
+              rules: [{ action: 'FailJob', onExitCodes: { containerName: 'datasaver', values: [5] } }],
+            },
+            template: {
+              spec: {
+                containers: [
+                  { name: 'datasaver', args: ['drill', 'latest'], volumeMounts: [{ mountPath: '/tmp' }] },
+                ],
+              },
+            },
+          },
+        },
       },
     });
     const [deployment] = kinds('deploy/kubernetes/deployment.yaml') as {
@@ -111,6 +134,10 @@ describe('deployment examples', () => {
     expect(deployment!.spec.template.spec.containers[0]!.env).toContainEqual({
       name: 'DATASAVER_METRICS_HOST',
       value: '0.0.0.0',
+    });
+    expect(deployment!.spec.template.spec.containers[0]!.env).toContainEqual({
+      name: 'DATASAVER_DRILL_SCHEDULE',
+      value: '0 4 * * 0',
     });
     expect(deployment).toMatchObject({
       kind: 'Deployment',
