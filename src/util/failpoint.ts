@@ -20,6 +20,7 @@ export const FAILPOINTS = [
   'resume.copying',
   'resume.before-manifest',
   'restore.spooled',
+  'restore.streaming',
   'restore.loader-started',
   'drill.restored',
   'mysql.option-file',

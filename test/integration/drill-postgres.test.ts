@@ -390,7 +390,7 @@ describe('SIGTERM during a drill', () => {
    * exited (interrupted).
    */
   async function terminated(
-    at: 'drill.restored' | 'restore.spooled',
+    at: 'drill.restored' | 'restore.streaming',
     runEnv: Record<string, string>,
     onPaused: (pid: number) => Promise<void>,
   ): Promise<number> {
@@ -408,8 +408,8 @@ describe('SIGTERM during a drill', () => {
     return child.pid!;
   }
 
-  it.each(['drill.restored', 'restore.spooled'] as const)(
-    'at %s: stops the throwaway server and removes its dir (and any spool) before exiting, and records nothing',
+  it.each(['drill.restored', 'restore.streaming'] as const)(
+    'at %s: stops the throwaway server and removes its dir before exiting, and records nothing',
     async (at) => {
       const { storage, newer } = await copyOf('plain');
       let held: number[] = [];
@@ -417,7 +417,8 @@ describe('SIGTERM during a drill', () => {
         const [dir] = await drillDirsOf(parent, p);
         held = await processesWithin(dir!);
         expect(held.length).toBeGreaterThan(0);
-        if (at === 'restore.spooled') expect(await tempDirsOf(parent, p, 'restore')).toHaveLength(1);
+        // A drill streams into the restore tool: no spool, whatever the point.
+        expect(await tempDirsOf(parent, p, 'restore')).toHaveLength(0);
       });
       await expectNothingLeft(pid);
       for (const p of held) expect(processRunning(p), `process ${p}`).toBe(false);
@@ -427,14 +428,14 @@ describe('SIGTERM during a drill', () => {
     },
   );
 
-  it.each(['drill.restored', 'restore.spooled'] as const)(
-    'at %s: drops the scratch database on the drill server, and removes any spool, before exiting',
+  it.each(['drill.restored', 'restore.streaming'] as const)(
+    'at %s: drops the scratch database on the drill server before exiting',
     async (at) => {
       const { storage } = await copyOf('plain');
       const withServer = env('plain', storage, { DATASAVER_DRILL_URL: drillServerUrl() });
       const pid = await terminated(at, withServer, async (p) => {
-        if (at === 'drill.restored') expect(await scratchDatabasesOf(p)).toHaveLength(1);
-        else expect(await tempDirsOf(parent, p, 'restore')).toHaveLength(1);
+        expect(await scratchDatabasesOf(p)).toHaveLength(1);
+        expect(await tempDirsOf(parent, p, 'restore')).toHaveLength(0);
       });
       await expectNothingLeft(pid);
     },

@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { BackupError, DestinationError, errorMessage, RestoreError, UsageError } from '../../util/errors.ts';
-import { failpoint } from '../../util/failpoint.ts';
+import { failpoint, failpointAfterFirst } from '../../util/failpoint.ts';
 import { makePrivateTempDir } from '../../util/private-temp.ts';
 import { describeExit, runTool, type Tool } from '../../util/process.ts';
 import { redact } from '../../util/secret.ts';
@@ -213,7 +213,7 @@ export class PostgresEngine implements Engine {
       database,
     );
     if (options.disposable && options.create && options.jobs <= 1) {
-      await this.#restoreInput(plain, body, database, options);
+      await this.#restoreInput(plain, failpointAfterFirst('restore.streaming', body), database, options);
     } else {
       const dir = await makePrivateTempDir('restore', options.tempDir);
       try {
