@@ -20,6 +20,9 @@ import { waitForPlan } from './clock.ts';
 import { type DaemonContext, historyOf, type Slot } from './slot.ts';
 import { updateHealthGauge } from './watchdog.ts';
 
+/** How far ahead of the daemon's clock a drill record may be dated (another machine's clock). */
+const CLOCK_SLACK_MS = 5 * 60_000;
+
 /**
  * Drills the newest backup of a target in its destinations; resolves undefined when it has none yet.
  * Throws when the drill cannot run (no scratch server, storage that cannot be read, an abort).
@@ -81,6 +84,11 @@ export class DrillScheduler {
       const { manifest, storage } = newest;
       const record = await readDrillRecord(storage, manifest.target, manifest.id, signal);
       if (!record || slot.status.lastDrill || slot.drilling) return;
+      // A record dated before its backup or ahead of the clock is forged or garbled: it must not stand
+      // for a recent drill (it would keep a drill-age alert quiet).
+      const at = Date.parse(record.drilledAt);
+      if (at < Date.parse(manifest.createdAt) || at > this.#ctx.clock.now().getTime() + CLOCK_SLACK_MS)
+        return;
       const status = drillStatusOfRecord(record);
       slot.status.lastDrill = status;
       if (status.result === 'passed') {

@@ -108,10 +108,18 @@ async function scratchDatabasePlace(
       cause: err,
     });
   });
-  for (const leftover of await abandonedScratchDatabases(existing)) {
+  const abandoned = await abandonedScratchDatabases(existing);
+  for (const leftover of abandoned) {
     await engine.dropDatabase(leftover, { signal });
     settings.onNote?.(
       `dropped ${leftover} on ${where}, the scratch database of a drill that ended without dropping it`,
+    );
+  }
+  // Those of another machine or container (a restarted one among them) cannot be judged from here.
+  const others = existing.filter((n) => !abandoned.includes(n));
+  if (others.length > 0) {
+    settings.onNote?.(
+      `${others.length} other scratch database(s) on ${where} (${others.slice(0, 5).join(', ')}${others.length > 5 ? ', ...' : ''}) belong to running drills or to drills of another machine or container; drop any that no drill uses by hand`,
     );
   }
   const name = await scratchDatabaseName();

@@ -201,7 +201,7 @@ export async function drillBackup(manifest: Manifest, deps: DrillDeps): Promise<
       result.restoreMs = Math.round(clock() - started);
       await failpoint('drill.restored');
       deps.onPhase?.('compare');
-      Object.assign(result, judge(manifest, await readFacts(place, manifest, signal)));
+      Object.assign(result, await judgeCopy(place, manifest, signal));
     }
   } finally {
     deps.onPhase?.('cleanup');
@@ -259,6 +259,30 @@ async function restoreInto(
     }
     throw err;
   }
+}
+
+/**
+ * The verdict on the restored copy. A copy that restored but cannot be read back fails the backup: what
+ * it restored decides what the copy allows (a dump can revoke its own database's CONNECT right), so an
+ * unreadable copy is no reason to pass it, nor to call the drill unable to run.
+ */
+async function judgeCopy(
+  place: DrillPlace,
+  manifest: Manifest,
+  signal: AbortSignal | undefined,
+): Promise<Partial<DrillResult>> {
+  let found: DatabaseFacts;
+  try {
+    found = await readFacts(place, manifest, signal);
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    return {
+      ok: false,
+      reason: 'restore',
+      message: `the restored copy cannot be read: ${errorMessage(err)}`,
+    };
+  }
+  return judge(manifest, found);
 }
 
 /**

@@ -144,7 +144,14 @@ export function drillEvent(drill: DrillStatus, history: TargetHistory | null): R
     event: drill.result === 'passed' ? 'drill-success' : 'drill-failure',
     what,
     result: null,
-    error: drill.result === 'passed' ? null : { message: drill.message ?? '', exitCode: ExitCode.verify },
+    error:
+      drill.result === 'passed'
+        ? null
+        : {
+            message: drill.message ?? '',
+            // A backup that failed its drill exits 5, as `datasaver drill` does; a drill that could not run, 1.
+            exitCode: drill.result === 'failed' ? ExitCode.verify : ExitCode.general,
+          },
     lastSuccess: history?.lastSuccess ?? null,
     drill,
   };

@@ -229,8 +229,9 @@ export class DaemonMetrics {
   observeDrill(target: string, drill: DrillStatus): void {
     const labels = { target };
     this.drills.inc({ target, result: DRILL_RESULT[drill.result] });
-    if (drill.result === 'error') return;
-    if (drill.restoreMs !== null) this.drillDuration.set(labels, drill.restoreMs / 1000);
+    // The gauges describe the last drill that restored: one that did not restore changes none of them.
+    if (drill.result === 'error' || drill.restoreMs === null) return;
+    this.drillDuration.set(labels, drill.restoreMs / 1000);
     this.drillCompared.set(labels, drill.compared);
     this.drillMismatches.set(labels, drill.mismatches);
     if (drill.result === 'passed') this.drillLastSuccess.set(labels, Date.parse(drill.finishedAt) / 1000);

@@ -117,7 +117,15 @@ export class RestoreError extends DatasaverError {
  * something the dump needs and a restore cannot create (an extension's files), or refuses what a restore
  * does before it reads the dump (creating or dropping the database: the user lacks the right).
  */
-export class DestinationError extends RestoreError {}
+export class DestinationError extends RestoreError {
+  /** What the server lacks, when it is something it could be asked about (an extension's name). */
+  readonly lacks: string | undefined;
+
+  constructor(message: string, details?: ErrorDetails & { lacks?: string | undefined }) {
+    super(message, details);
+    this.lacks = details?.lacks;
+  }
+}
 
 /** Something the user asked for cannot be done as asked (exit 1): unknown backup id, refused overwrite. */
 export class UsageError extends DatasaverError {

@@ -5,6 +5,7 @@
  * shutdown waiting for a running drill.
  */
 import { describe, expect, it } from 'vitest';
+import { drillKey } from '../../src/catalog/layout.ts';
 import type { RunDrill } from '../../src/daemon/drills.ts';
 import type { DrillResult } from '../../src/jobs/drill.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
@@ -136,6 +137,23 @@ describe('scheduled restore drills', () => {
     });
     expect(target.healthy).toBe(false);
     expect(older.id).not.toBe(newest.id);
+  });
+
+  it('a drill record dated ahead of the clock is not believed at start', async () => {
+    const storage = new MemoryStorage();
+    const backup = await storeBackup(storage, new Date('2026-11-21T02:00:00Z'), { drilled: true });
+    const record = JSON.parse(storage.objects.get(drillKey('shop', backup.id))!.data.toString());
+    await storage.put(drillKey('shop', backup.id), [
+      Buffer.from(JSON.stringify({ ...record, drilledAt: '2099-01-01T00:00:00Z' })),
+    ]);
+    const { daemon, clock, metric } = setup(
+      { drill: { server: undefined, schedule: DRILLS.cron } },
+      { storage, runDrill: new Drills().run },
+    );
+    await daemon.start();
+    await clock.advance(0);
+    expect(daemon.health().report.targets[0]!.lastDrill).toBeNull();
+    expect(await metric('datasaver_drill_last_success_timestamp_seconds')).toBeUndefined();
   });
 
   it('shutdown aborts a running drill and waits for it', async () => {

@@ -165,6 +165,17 @@ describe('drillBackup', () => {
     expect(storage.objects.has(drillKey('shop', manifest.id))).toBe(false);
   });
 
+  it('fails a backup whose restored copy cannot be read back: the dump decides what the copy allows', async () => {
+    const { manifest, deps } = await setup(RECORDED);
+    const { place } = fakePlace(RECORDED);
+    place.engine.restoredFacts = async () => {
+      throw new ConnectionError('permission denied for database "shop"');
+    };
+    const result = await drillBackup(manifest, { ...deps, openPlace: async () => place });
+    expect(result).toMatchObject({ ok: false, reason: 'restore' });
+    expect(result.message).toContain('the restored copy cannot be read');
+  });
+
   it('reports a copy it could not remove without changing the verdict', async () => {
     const { manifest, deps } = await setup(RECORDED);
     const { place } = fakePlace(RECORDED);

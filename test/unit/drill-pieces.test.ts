@@ -50,6 +50,14 @@ describe('a plain dump without ownership', () => {
     for (const chunk of [1, 2, 3, 7, 64, 4096]) expect(filtered(SCRIPT, chunk)).toBe(EXPECTED);
   });
 
+  it('passes long lines through whole: rows in COPY data, and a line too long to be a statement', () => {
+    const row = `1\t${'x'.repeat(3_000_000)}`;
+    const long = `GRANT ${'y'.repeat(2_000_000)};`;
+    const text = `COPY public.t (a, b) FROM stdin;\n${row}\n\\.\n${long}\nGRANT SELECT ON t TO r;\n`;
+    const expected = `COPY public.t (a, b) FROM stdin;\n${row}\n\\.\n${long}\n`;
+    expect(filtered(text, 65_536)).toBe(expected);
+  });
+
   it('passes a last line without a newline as it is', () => {
     expect(filtered('CREATE TABLE t (a int);\nSELECT 1;', 5)).toBe('CREATE TABLE t (a int);\nSELECT 1;');
   });

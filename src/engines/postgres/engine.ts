@@ -299,16 +299,22 @@ export class PostgresEngine implements Engine {
     );
   }
 
-  /** psql or pg_restore of a spooled file, or of a disposable restore's stream, into `database`. */
-  #restoreInput(
-    plain: boolean,
-    input: string | AsyncIterable<Buffer>,
-    database: string,
-    options: RestoreOptions,
-  ): Promise<void> {
-    return plain
-      ? this.#restoreScript(input, database, options)
-      : this.#restoreArchive(input, database, options);
+  /**
+   * psql or pg_restore of a spooled file, or of a disposable restore's stream, into `database`. The
+   * dump's own errors can say anything: an extension it says is missing is believed once the server
+   * agrees, else the failure is the dump's.
+   */
+  async #restoreInput(plain: boolean, input: string | AsyncIterable<Buffer>, db: string, o: RestoreOptions) {
+    try {
+      await (plain ? this.#restoreScript(input, db, o) : this.#restoreArchive(input, db, o));
+    } catch (err) {
+      const lacks = err instanceof DestinationError ? err.lacks : undefined;
+      if (lacks === undefined) throw err;
+      const has = (c: pg.Client) => c.query('SELECT 1 FROM pg_available_extensions WHERE name = $1', [lacks]);
+      if (((await this.#withClient(this.#maintenanceDb(), o, has, RestoreError)).rowCount ?? 0) === 0)
+        throw err;
+      throw new RestoreError((err as Error).message, { hint: restoreFailureHint(db, o), cause: err });
+    }
   }
 
   /** psql of a screened plain-SQL script (a file, or a stream) into `database`, creating it first. */

@@ -5,12 +5,23 @@
  * outside COPY data: `ALTER <kind> <name> OWNER TO <role>;`, `GRANT …;`, `REVOKE …;` and
  * `ALTER DEFAULT PRIVILEGES …;`. COPY data is passed on untouched (its lines are rows, whatever they
  * say). Lines are dropped whole, so the screening of the script (script.ts) holds for what remains.
+ *
+ * Memory stays bounded whatever the dump holds: only lines that may be such a statement or a COPY
+ * header (starting with A, C, G or R outside COPY data) are held, up to MAX_HELD bytes; every other byte
+ * passes at once. A line of a function body or a multi-line literal that looks like one of these
+ * statements is taken for one: at worst a drill then reports a difference or a failed restore of a good
+ * backup, never the reverse.
  */
 
 const NEWLINE = 0x0a;
 const OWNERSHIP_LINE = /^(?:ALTER [A-Z ]+ .* OWNER TO .*|GRANT .*|REVOKE .*|ALTER DEFAULT PRIVILEGES .*);$/;
 const COPY_START = /^COPY .* FROM stdin;$/;
-const COPY_END = '\\.';
+/** First bytes of the lines worth holding: A(LTER), C(OPY), G(RANT), R(EVOKE). */
+const CANDIDATE_FIRST = new Set([0x41, 0x43, 0x47, 0x52]);
+/** A candidate line longer than this is none of these statements: it passes as it is. */
+const MAX_HELD = 1024 * 1024;
+/** COPY data ends at a line that is exactly this. */
+const COPY_END = Buffer.from('\\.');
 
 /** Drops ownership and privilege statements from a plain-SQL dump, chunk by chunk (any split). */
 export async function* withoutOwnership(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
@@ -23,50 +34,88 @@ export async function* withoutOwnership(source: AsyncIterable<Buffer>): AsyncGen
   if (rest.length > 0) yield rest;
 }
 
-/** The line filter behind `withoutOwnership`; holds back at most the current line. */
+/** How the current line is handled. */
+type Mode = 'start' | 'pass' | 'held' | 'copy';
+
+/** The line filter behind `withoutOwnership`. */
 export class OwnershipFilter {
-  #partial: Buffer = Buffer.alloc(0);
+  #mode: Mode = 'start';
   #inCopy = false;
+  /** The held candidate line, in pieces. */
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  /** In COPY data: the current line's first bytes (up to 3), to spot the `\.` that ends it. */
+  #copyHead = Buffer.alloc(0);
 
   push(chunk: Buffer): Buffer {
-    const data = this.#partial.length > 0 ? Buffer.concat([this.#partial, chunk]) : chunk;
-    const kept: Buffer[] = [];
-    let start = 0;
-    let keptFrom = 0;
-    for (let nl = data.indexOf(NEWLINE); nl !== -1; nl = data.indexOf(NEWLINE, start)) {
-      if (this.#drops(data, start, nl)) {
-        kept.push(data.subarray(keptFrom, start));
-        keptFrom = nl + 1;
+    const out: Buffer[] = [];
+    let pos = 0;
+    while (pos < chunk.length) {
+      if (this.#mode === 'start') this.#mode = this.#startLine(chunk[pos]!);
+      const nl = chunk.indexOf(NEWLINE, pos);
+      const end = nl === -1 ? chunk.length : nl + 1;
+      const piece = chunk.subarray(pos, end);
+      if (this.#mode === 'held') this.#hold(piece, nl !== -1, out);
+      else {
+        if (this.#mode === 'copy') this.#watchCopyEnd(piece, nl !== -1);
+        out.push(piece);
+        if (nl !== -1) this.#mode = 'start';
       }
-      start = nl + 1;
+      pos = end;
     }
-    kept.push(data.subarray(keptFrom, start));
-    this.#partial = Buffer.from(data.subarray(start));
-    return Buffer.concat(kept);
+    return Buffer.concat(out);
   }
 
-  /** The last line, which has no newline: passed on as it is (pg_dump ends every line with one). */
+  /** A last line without a newline passes as it is (pg_dump ends every line with one). */
   end(): Buffer {
-    const rest = this.#partial;
-    this.#partial = Buffer.alloc(0);
+    const rest = Buffer.concat(this.#held);
+    this.#held = [];
+    this.#heldBytes = 0;
+    this.#mode = 'start';
     return rest;
   }
 
-  /** Whether the line `data[start, nl)` is dropped; tracks COPY data on the way. */
-  #drops(data: Buffer, start: number, nl: number): boolean {
-    // Only short lines can be statements worth a look: rows of COPY data are read as little as possible.
-    const first = data[start];
+  #startLine(first: number): Mode {
     if (this.#inCopy) {
-      if (nl - start === 2 && first === 0x5c && data[start + 1] === 0x2e) this.#inCopy = false;
-      return false;
+      this.#copyHead = Buffer.alloc(0);
+      return 'copy';
     }
-    // C: COPY; A: ALTER; G: GRANT; R: REVOKE. Anything else passes without being decoded.
-    if (first !== 0x43 && first !== 0x41 && first !== 0x47 && first !== 0x52) return false;
-    const line = data.toString('utf8', start, nl);
-    if (COPY_START.test(line)) {
-      this.#inCopy = true;
-      return false;
+    return CANDIDATE_FIRST.has(first) ? 'held' : 'pass';
+  }
+
+  /** Holds a piece of a candidate line; at its newline, decides; past MAX_HELD, gives up holding. */
+  #hold(piece: Buffer, complete: boolean, out: Buffer[]): void {
+    this.#held.push(piece);
+    this.#heldBytes += piece.length;
+    if (!complete) {
+      if (this.#heldBytes > MAX_HELD) {
+        out.push(...this.#held);
+        this.#held = [];
+        this.#heldBytes = 0;
+        this.#mode = 'pass';
+      }
+      return;
     }
-    return line !== COPY_END && OWNERSHIP_LINE.test(line);
+    const line = Buffer.concat(this.#held);
+    this.#held = [];
+    this.#heldBytes = 0;
+    this.#mode = 'start';
+    const text = line.toString('utf8', 0, line.length - 1);
+    if (COPY_START.test(text)) this.#inCopy = true;
+    else if (OWNERSHIP_LINE.test(text)) return;
+    out.push(line);
+  }
+
+  /** Tracks a COPY data line's first bytes; a line that is exactly `\.` ends the data. */
+  #watchCopyEnd(piece: Buffer, complete: boolean): void {
+    if (this.#copyHead.length <= COPY_END.length) {
+      const room = COPY_END.length + 1 - this.#copyHead.length;
+      this.#copyHead = Buffer.concat([this.#copyHead, piece.subarray(0, room)]);
+    }
+    if (!complete) return;
+    const head = this.#copyHead;
+    if (head.length === COPY_END.length + 1 && head.subarray(0, 2).equals(COPY_END) && head[2] === NEWLINE) {
+      this.#inCopy = false;
+    }
   }
 }

@@ -63,6 +63,7 @@ export function restoreToolError(message: string, stderr: string, hint: string, 
   const extension = missingExtension(stderr);
   if (extension === undefined) return new RestoreError(message, { hint });
   return new DestinationError(message, {
+    lacks: extension,
     hint: `the backup uses the extension ${extension}, which is not installed on ${where}: install its package there (Debian: postgresql-<major>-${extension}, or postgresql-contrib for the bundled ones), then restore again; ${hint}`,
   });
 }
