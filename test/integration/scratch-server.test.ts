@@ -230,6 +230,71 @@ describe.each([
   });
 });
 
+/** Runs `sql` with the mariadb client on a throwaway MariaDB server; rejects when it fails. */
+async function mariadb(c: ConnectionConfig, sql: string): Promise<string> {
+  const { stdout } = await execFile(
+    'mariadb',
+    [
+      '--no-defaults',
+      '--batch',
+      '--skip-column-names',
+      `--host=${c.host}`,
+      `--port=${c.port}`,
+      `--user=${c.user}`,
+      `--execute=${sql}`,
+    ],
+    { env: { ...process.env, MYSQL_PWD: c.password!.reveal() } },
+  );
+  return stdout.trim();
+}
+
+// A backup from storage may be forged: what it runs on a throwaway server must not reach the host.
+describe('what a restored backup runs on a throwaway server', () => {
+  it('runs on PostgreSQL as a role that is no superuser, cannot become one, and cannot run programs', async () => {
+    const dir = await makePrivateTempDir('drill', parent);
+    const server = await startScratchServer('postgres', { dir });
+    const c = server.connection;
+    const client = new pg.Client({ host: c.host, port: c.port, user: c.user, database: 'postgres' });
+    try {
+      expect(c.user).not.toBe('postgres');
+      await client.connect();
+      const role = await client.query(
+        'SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user',
+      );
+      expect(role.rows).toEqual([{ rolsuper: false, rolcreatedb: true }]);
+      // 42501: insufficient_privilege ("permission denied", "must be superuser...").
+      const denied = { code: '42501' };
+      await expect(client.query("COPY (SELECT 1) TO PROGRAM 'true'")).rejects.toMatchObject(denied);
+      await expect(client.query('SET ROLE postgres')).rejects.toMatchObject(denied);
+      // An untrusted extension (file_fdw reads the host's files) needs a superuser.
+      await expect(client.query('CREATE EXTENSION file_fdw')).rejects.toMatchObject(denied);
+      // It creates the databases it restores into, and owns them.
+      await client.query('CREATE DATABASE owned');
+    } finally {
+      await client.end().catch(() => {});
+      await server.stop();
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("runs on MariaDB without reading or writing the host's files, or loading plugins", async () => {
+    const dir = await makePrivateTempDir('drill', parent);
+    const server = await startScratchServer('mysql', { dir });
+    const c = server.connection;
+    try {
+      expect(await mariadb(c, "SELECT LOAD_FILE('/etc/hostname') IS NULL")).toBe('1');
+      const outfile = join(parent, `outfile-${process.pid}`);
+      await expect(mariadb(c, `SELECT 1 INTO OUTFILE '${outfile}'`)).rejects.toThrow(/secure-file-priv/);
+      await expect(stat(outfile)).rejects.toMatchObject({ code: 'ENOENT' });
+      expect(await mariadb(c, 'SELECT @@local_infile')).toBe('0');
+      await expect(mariadb(c, "INSTALL SONAME 'ha_blackhole'")).rejects.toThrow(/ha_blackhole/);
+    } finally {
+      await server.stop();
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
+});
+
 describe('a throwaway server that cannot start', () => {
   it('names the package to install when the server binaries are missing, and starts nothing', async () => {
     const empty = await mkdtemp(join(parent, 'empty-'));

@@ -3,7 +3,10 @@
  * `mariadb-install-db` in the private dir, and `mariadbd` on 127.0.0.1 on a free port (the MySQL
  * engine's tools reach a server by host and port), with its grant tables (a restore may create users
  * and grants) and a `root@127.0.0.1` account with a random password. The password reaches the server in
- * an init file (mode 0600, in the server's own directory), removed once the server is up.
+ * an init file (mode 0600, in the server's own directory), removed once the server is up. A backup from
+ * storage may be forged: the server reads and writes no file outside an empty directory of its own
+ * (`--secure-file-priv`), takes none from its client (`--local-infile=0`), and its plugin directory is
+ * empty (no `INSTALL PLUGIN`). root keeps its other privileges: views with another user as DEFINER need them.
  *
  * As root, install-db and the server run as the `mysql` system user (or `nobody`) in their own 0700
  * directory; otherwise as us. The server's command line names its data directory (`--datadir=<dir>/...`)
@@ -11,7 +14,7 @@
  * is not supported: the image and Debian ship MariaDB.
  */
 import { randomBytes } from 'node:crypto';
-import { chown, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { runTool } from '../../util/process.ts';
 import { Secret } from '../../util/secret.ts';
@@ -37,6 +40,13 @@ const HOST = '127.0.0.1';
 /** The server's socket, in its directory (mariadbd always opens one; the engine connects by TCP). */
 const SOCKET = 'mysqld.sock';
 const USER = 'root';
+/**
+ * Empty directories in the server's own: the only one its file statements may read or write
+ * (`--secure-file-priv`: no `LOAD_FILE('/etc/...')`, no `SELECT ... INTO OUTFILE` elsewhere), and its
+ * plugin directory (no `INSTALL PLUGIN`/`SONAME` can load a library from the system's).
+ */
+const FILES_DIR = 'files';
+const PLUGIN_DIR = 'plugins';
 /** Tries at starting on a free port: another process may take the port between the probe and the bind. */
 const PORT_TRIES = 4;
 
@@ -91,6 +101,7 @@ export async function startMysqlScratchServer(
   checkSocketPath(join(options.dir, 'mysql', SOCKET));
   const home = await serverHome(options.dir, 'mysql', account);
   const data = join(home, 'data');
+  for (const empty of [FILES_DIR, PLUGIN_DIR]) await emptyDir(join(home, empty), account);
   await runStep(`mariadb-install-db of the ${what}`, bin.installDb, installArgs(data), {
     cwd: home,
     log: join(home, 'install-db.log'),
@@ -100,8 +111,15 @@ export async function startMysqlScratchServer(
   const password = new Secret(randomBytes(24).toString('hex'));
   const initFile = await writeInitFile(home, password, account);
   const { server, port } = await startOnFreePort(what, bin.server, home, initFile, account, signal);
-  await rm(initFile, { force: true });
-  return scratchServer(what, { host: HOST, port, user: USER, password }, () => server.stop(), signal);
+  const stop = () => server.stop();
+  try {
+    await rm(initFile, { force: true });
+  } catch (err) {
+    // Nothing owns the server yet: it must not run on.
+    await stop();
+    throw err;
+  }
+  return scratchServer(what, { host: HOST, port, user: USER, password }, stop, signal);
 }
 
 function installArgs(data: string): string[] {
@@ -121,6 +139,12 @@ async function writeInitFile(
   await writeFile(file, sql, { mode: 0o600, flag: 'wx' });
   if (account) await chown(file, account.uid, account.gid);
   return file;
+}
+
+/** Makes the empty directory `dir` (mode 0700), owned by `account` when there is one. */
+async function emptyDir(dir: string, account: ServerAccount | undefined): Promise<void> {
+  await mkdir(dir, { mode: 0o700 });
+  if (account) await chown(dir, account.uid, account.gid);
 }
 
 /**
@@ -168,5 +192,10 @@ function serverArgs(home: string, port: number, initFile: string): string[] {
     '--innodb-flush-log-at-trx-commit=0',
     '--innodb-doublewrite=0',
     '--event-scheduler=OFF',
+    // A backup from storage may be forged: its SQL reads no file of this host, writes none outside the
+    // empty FILES_DIR, reads none from the client (LOAD DATA LOCAL), and loads no plugin.
+    `--secure-file-priv=${join(home, FILES_DIR)}`,
+    '--local-infile=0',
+    `--plugin-dir=${join(home, PLUGIN_DIR)}`,
   ];
 }

@@ -8,9 +8,17 @@
  * `nobody`) in their own 0700 directory inside the private dir; otherwise they run as us. The
  * postmaster's command line names its data directory (`-D <dir>/pg/data`), so the start-up sweep of a
  * killed run's temp dir finds it; its backends exit on their own once it is gone.
+ *
+ * The drill restores a backup from storage, which may be forged: it restores, and reads back, as a role
+ * that is no superuser (DRILL_ROLE, CREATEDB only), never as `postgres`. A superuser could run `COPY ...
+ * FROM PROGRAM`, load C functions or untrusted languages: code running on this host as the server's
+ * account. Trusted extensions (pgcrypto, hstore, citext...) still restore, created by the database's
+ * owner; a backup that needs an untrusted one fails its drill on a throwaway server.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
+import pg from 'pg';
+import { errorMessage, RestoreError } from '../../util/errors.ts';
 import type { ScratchServer, ScratchServerOptions } from '../scratch.ts';
 import {
   checkSocketPath,
@@ -25,8 +33,13 @@ import {
 } from '../scratch-process.ts';
 import { postgresToolVersion } from './tools.ts';
 
-/** The superuser initdb creates: dumps that name `postgres` as an owner restore as they are. */
+/** The superuser initdb creates; only used to create DRILL_ROLE. */
 const SUPERUSER = 'postgres';
+/**
+ * The role the drill restores and reads back as: it may create databases (and then owns them and what
+ * it restores into them), nothing else; not a member of any role, so `SET ROLE postgres` is refused.
+ */
+const DRILL_ROLE = 'datasaver_drill';
 /** Only names the socket file (`.s.PGSQL.5432`): there is no TCP listener. */
 const PORT = 5432;
 
@@ -97,11 +110,42 @@ export async function startPostgresScratchServer(
   const stop = () => server.stop('SIGQUIT');
   try {
     await waitUntilReady(what, server, () => postmasterReady(data), signal);
+    await createDrillRole(what, home, signal);
   } catch (err) {
     await stop();
     throw err;
   }
-  return scratchServer(what, { host: home, port: PORT, user: SUPERUSER, sslmode: 'disable' }, stop, signal);
+  return scratchServer(what, { host: home, port: PORT, user: DRILL_ROLE, sslmode: 'disable' }, stop, signal);
+}
+
+/**
+ * Creates DRILL_ROLE, connected as the superuser over the private socket (trust authentication).
+ * Throws RestoreError when that fails, the signal's reason when it aborts.
+ */
+async function createDrillRole(
+  what: string,
+  socketDir: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  signal?.throwIfAborted();
+  const client = new pg.Client({ host: socketDir, port: PORT, user: SUPERUSER, database: 'postgres' });
+  const onAbort = () => void client.end().catch(() => {});
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await client.connect();
+    await client.query(
+      `CREATE ROLE ${DRILL_ROLE} LOGIN CREATEDB NOSUPERUSER NOCREATEROLE NOREPLICATION NOBYPASSRLS`,
+    );
+  } catch (err) {
+    signal?.throwIfAborted();
+    throw new RestoreError(`cannot create the drill's role on the ${what}: ${errorMessage(err)}`, {
+      hint: 'nothing was restored, and the server is stopped; or set DATASAVER_DRILL_URL to a server to drill on',
+      cause: err,
+    });
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    await client.end().catch(() => {});
+  }
 }
 
 function initdbArgs(data: string): string[] {
