@@ -65,6 +65,8 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(ma
 command -v mariadb-dump >/dev/null 2>&1 || missing+=(mariadb-client)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+# The encryption tests check that the stock age tool opens what datasaver encrypts, and the reverse.
+command -v age >/dev/null 2>&1 && command -v age-keygen >/dev/null 2>&1 || missing+=(age)
 [ "${#missing[@]}" = 0 ] || apt_install "${missing[@]}"
 
 cd "$DATASAVER_ROOT"

@@ -67,7 +67,14 @@ export class BackupError extends DatasaverError {
 export class ToolMissingError extends BackupError {}
 
 /** Reasons `verify` (and restore's checksum pass) can give. */
-export type VerifyReason = 'checksum' | 'size' | 'missing' | 'decompress' | 'structure' | 'manifest';
+export type VerifyReason =
+  | 'checksum'
+  | 'size'
+  | 'missing'
+  | 'decompress'
+  | 'decrypt'
+  | 'structure'
+  | 'manifest';
 
 /** A stored backup is damaged or incomplete (exit 5). */
 export class VerifyError extends DatasaverError {
