@@ -1,7 +1,3 @@
-import { Decrypter, Encrypter } from 'age-encryption';
-import { ConfigError, errorMessage } from '../util/errors.ts';
-import type { Secret } from '../util/secret.ts';
-
 /**
  * Client-side encryption as a pipeline stage, in the age format (age-encryption.org/v1), so any machine
  * with the stock `age` tool and the right key opens a stored object.
@@ -22,6 +18,9 @@ import type { Secret } from '../util/secret.ts';
  * already consumed earlier chunks must still discard what it wrote. Errors of the source itself (a storage
  * read failing) pass through unchanged. Passphrases and identities never appear in any error.
  */
+import { Decrypter, Encrypter } from 'age-encryption';
+import { ConfigError, errorMessage } from '../util/errors.ts';
+import type { Secret } from '../util/secret.ts';
 
 /** age's default scrypt work factor (log2 N) for passphrase encryption. */
 const DEFAULT_SCRYPT_WORK_FACTOR = 18;
