@@ -1,3 +1,4 @@
+import { NO_CONNECTION } from '../engines/engine.ts';
 import { DEFAULT_ENGINE, type EngineName, engineDescriptor } from '../engines/registry.ts';
 import { DEFAULT_RULES } from '../retention/policy.ts';
 import { DEFAULT_SCHEDULE } from '../schedule/cron.ts';
@@ -37,16 +38,7 @@ export function offlineTarget(
   return {
     name,
     engine,
-    connection: {
-      host: undefined,
-      port: undefined,
-      database: undefined,
-      user: undefined,
-      password: undefined,
-      sslmode: undefined,
-      tls: false,
-      tlsCa: undefined,
-    },
+    connection: { ...NO_CONNECTION },
     format: engineDescriptor(engine).formatNames[0]!,
     schemaOnly: false,
     compression: { algorithm: 'zstd', level: undefined },

@@ -53,6 +53,18 @@ export interface ConnectionConfig {
   tlsCa: string | undefined;
 }
 
+/** A connection with nothing set: the engine's defaults for everything. */
+export const NO_CONNECTION: Readonly<ConnectionConfig> = {
+  host: undefined,
+  port: undefined,
+  database: undefined,
+  user: undefined,
+  password: undefined,
+  sslmode: undefined,
+  tls: false,
+  tlsCa: undefined,
+};
+
 /** What an engine is bound to: the target's name (for messages), connection and client tool directory. */
 export interface EngineTarget {
   name: string;

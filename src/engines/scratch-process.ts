@@ -14,7 +14,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { errorMessage, RestoreError, ToolMissingError } from '../util/errors.ts';
 import { toolEnv } from '../util/tool-env.ts';
-import type { ConnectionConfig } from './engine.ts';
+import { type ConnectionConfig, NO_CONNECTION } from './engine.ts';
 import type { ScratchServer } from './scratch.ts';
 
 /** How long a server may take to initialise or start before the drill gives up on it. */
@@ -330,17 +330,7 @@ export async function scratchServer(
   signal?.addEventListener('abort', onAbort, { once: true });
   return {
     description,
-    connection: {
-      host: undefined,
-      port: undefined,
-      database: undefined,
-      user: undefined,
-      password: undefined,
-      sslmode: undefined,
-      tls: false,
-      tlsCa: undefined,
-      ...connection,
-    },
+    connection: { ...NO_CONNECTION, ...connection },
     stop: stopOnce,
   };
 }

@@ -1,15 +1,6 @@
-/**
- * Scheduled restore drills in a real daemon: a clean backup drills clean and shows in /health and
- * /metrics; a backup tampered so that `verify` still passes fails its next drill, turns /health 503 and
- * sends `drill-failure`. SQLite for the tampering (fast, and its dump is a database file node:sqlite can
- * edit); PostgreSQL for a drill on a throwaway server the daemon starts itself.
- */
-import { createHash } from 'node:crypto';
-import { chmod, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.ts';
 import {
@@ -20,6 +11,7 @@ import {
   terminate,
   waitFor,
 } from '../support/daemon.ts';
+import { drillParent, replaceStoredDump, storedDump } from '../support/drill.ts';
 import { createDatabase, dbUrl, query, tempDir, uniqueName } from '../support/pg.ts';
 import { processesUsing } from '../support/processes.ts';
 
@@ -62,38 +54,19 @@ async function seedSqlite(): Promise<string> {
   return path;
 }
 
-/** Writes `data` to `path` under a temp name and renames it over: a drill reading it sees old or new. */
-async function replace(path: string, data: Buffer | string): Promise<void> {
-  await writeFile(`${path}.tmp`, data);
-  await rename(`${path}.tmp`, path);
-}
-
 /**
  * Removes rows from a stored SQLite backup the way an attacker or a broken pipeline could, and makes it
- * consistent again: the data object is re-compressed and the manifest's sizes and checksum recomputed,
- * so `verify` passes. Only its facts (which still say 200 notes) tell the difference.
+ * consistent again (test/support/drill.ts replaceStoredDump: files replaced by renames, so a drill
+ * running meanwhile reads old or new), so `verify` passes. Only its facts (which still say 200 notes) tell
+ * the difference.
  */
 async function removeRows(storage: string, id: string, rowsLeft: number): Promise<void> {
-  const manifestPath = join(storage, 'notes', `${id}.manifest.json`);
-  const manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as Record<string, unknown>;
-  const objectPath = join(storage, String(manifest.object));
   const file = join(await tempDir(), 'edit.db');
-  await writeFile(file, zstdDecompressSync(await readFile(objectPath)));
+  await writeFile(file, await storedDump(storage, 'notes', id));
   const db = new DatabaseSync(file);
   db.exec(`DELETE FROM notes WHERE id > ${rowsLeft}`);
   db.close();
-  const raw = await readFile(file);
-  const stored = zstdCompressSync(raw);
-  await replace(objectPath, stored);
-  await replace(
-    manifestPath,
-    JSON.stringify({
-      ...manifest,
-      sizeBytes: raw.length,
-      storedBytes: stored.length,
-      sha256: createHash('sha256').update(stored).digest('hex'),
-    }),
-  );
+  await replaceStoredDump(storage, 'notes', id, await readFile(file));
 }
 
 describe('datasaver daemon: scheduled restore drills', () => {
@@ -209,10 +182,8 @@ describe('datasaver daemon: scheduled restore drills', () => {
       INSERT INTO orders SELECT g, 'order ' || g FROM generate_series(1, 300) g;
       CREATE SEQUENCE invoice_no; SELECT setval('invoice_no', 41);`,
     );
-    // The daemon's temp dir, where its throwaway servers live: short (their Unix socket is in it), and
-    // run as root, the server's unprivileged account must be able to enter it.
-    const temp = await mkdtemp(join(tmpdir(), 'dd-'));
-    await chmod(temp, 0o711);
+    // The daemon's temp dir, where its throwaway servers live (see drillParent).
+    const temp = await drillParent();
     const daemon = await startDaemon(
       {
         TMPDIR: temp,

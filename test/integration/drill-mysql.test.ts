@@ -15,15 +15,15 @@ import {
   drillEnv,
   drillJson,
   drillLeftovers,
+  drillParent,
   drillRecord,
-  drillTempParent,
   killedDrillIsSweptByNextCommand,
-  readDump,
   recordedFacts,
-  removeDrillTempParent,
-  replaceDump,
+  removeDrillParent,
+  replaceStoredDump,
   type StoredBackup,
-} from '../support/drill-cli.ts';
+  storedDump,
+} from '../support/drill.ts';
 import { ident, type MariadbServer, startMariadb } from '../support/mariadb-server.ts';
 import { uniqueName } from '../support/pg.ts';
 
@@ -65,12 +65,12 @@ beforeAll(async () => {
   await source.query(
     `CREATE DATABASE ${ident(other)}; CREATE TABLE ${ident(other)}.notes (id INT PRIMARY KEY, body TEXT); INSERT INTO ${ident(other)}.notes VALUES (1, 'a'), (2, 'b'), (3, 'c')`,
   );
-  tmp = await drillTempParent();
+  tmp = await drillParent();
 });
 
 afterAll(async () => {
   await source?.stop();
-  await removeDrillTempParent(tmp);
+  await removeDrillParent(tmp);
 });
 
 /** The CLI's environment for a target on the source server (`databases` undefined: all of them). */
@@ -143,7 +143,7 @@ describe('drill on a throwaway MariaDB server', () => {
     const env = await envFor(shop, { DATASAVER_COMPRESSION: 'gzip' });
     const b = await backUp(env);
     expect(b.compression).toBe('gzip');
-    const script = (await readDump(env.DATASAVER_STORAGE_PATH, b)).toString('utf8');
+    const script = (await storedDump(env.DATASAVER_STORAGE_PATH, b.target, b.id)).toString('utf8');
     // The last row tuple of the customers INSERT (rows on one line or a line each, as the tool writes
     // them), and the whole INSERT of orders.
     const lastCustomer = /,\s*\(40,'customer 40'\);\n/;
@@ -151,7 +151,7 @@ describe('drill on a throwaway MariaDB server', () => {
     expect(script).toMatch(lastCustomer);
     expect(script).toMatch(ordersInsert);
     const tampered = script.replace(lastCustomer, ';\n').replace(ordersInsert, '');
-    await replaceDump(env.DATASAVER_STORAGE_PATH, b, Buffer.from(tampered));
+    await replaceStoredDump(env.DATASAVER_STORAGE_PATH, b.target, b.id, Buffer.from(tampered));
 
     const verify = await runCli(['verify', b.id], env);
     expect(verify.code, verify.output).toBe(0);

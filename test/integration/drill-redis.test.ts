@@ -19,15 +19,15 @@ import {
   drillEnv,
   drillJson,
   drillLeftovers,
+  drillParent,
   drillRecord,
-  drillTempParent,
   killedDrillIsSweptByNextCommand,
-  readDump,
   recordedFacts,
-  removeDrillTempParent,
-  replaceDump,
+  removeDrillParent,
+  replaceStoredDump,
   type StoredBackup,
-} from '../support/drill-cli.ts';
+  storedDump,
+} from '../support/drill.ts';
 import { freePort } from '../support/postgres-server.ts';
 import { type RedisServer, startRedis } from '../support/redis-server.ts';
 
@@ -39,7 +39,7 @@ const FAR = 100_000;
 
 beforeAll(async () => {
   source = await startRedis();
-  tmp = await drillTempParent();
+  tmp = await drillParent();
   const db0 = await source.client(0);
   const db3 = await source.client(3);
   try {
@@ -63,7 +63,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await source?.stop();
-  await removeDrillTempParent(tmp);
+  await removeDrillParent(tmp);
 });
 
 function envFor(extra: Record<string, string> = {}) {
@@ -147,7 +147,12 @@ describe('drill on a throwaway redis-server', () => {
     const b = await backUp(env);
     const facts = await recorded(env, b);
     const storage = env.DATASAVER_STORAGE_PATH;
-    await replaceDump(storage, b, await rdbWithout(await readDump(storage, b), 0, 'counter'));
+    await replaceStoredDump(
+      storage,
+      b.target,
+      b.id,
+      await rdbWithout(await storedDump(storage, b.target, b.id), 0, 'counter'),
+    );
     const verify = await runCli(['verify', b.id], env);
     expect(verify.code, verify.output).toBe(0);
 
