@@ -23,6 +23,7 @@ import {
 import { generateDatabase } from './generate.ts';
 import { TABLES } from './lib/dataset.ts';
 import { drillChecks, drillOutcome, drillTotalRatio, isThrowawayServer } from './lib/drill.ts';
+import { benchRecipient, encryptedChecks } from './lib/encrypted.ts';
 import { formatMb, formatSeconds } from './lib/format.ts';
 import { type Command, createRunner, findGnuTime, type Measurement, type Runner } from './lib/measure.ts';
 import {
@@ -68,6 +69,8 @@ interface Bench {
   /** Storage directory of the latest successful datasaver backup. */
   datasaverStorage: string | null;
   s3Server: S3Server | null;
+  /** The age recipient of the encrypted backup row. */
+  recipient: string;
 }
 
 interface Scenario {
@@ -254,6 +257,23 @@ const SCENARIOS: Scenario[] = [
       return toSample(m, storedBytesFromJson(m.stdout) ?? (await largestFile(storage)));
     },
   },
+  {
+    id: 'datasaver_backup_encrypted',
+    title: 'datasaver backup, encrypted (one age recipient)',
+    datasaver: true,
+    async run(b, rep) {
+      const storage = join(b.dir, `storage-encrypted-${rep}`);
+      await mkdir(storage, { recursive: true });
+      const m = await b.runner.measure([datasaver(b, ['backup', '--json'])], {
+        output: 'capture',
+        env: { ...datasaverEnv(b.server, storage), DATASAVER_ENCRYPTION_RECIPIENTS: b.recipient },
+      });
+      const sample = toSample(m, storedBytesFromJson(m.stdout) ?? (await largestFile(storage)));
+      // The restore and drill rows read the clear backup; this one is measured and removed.
+      if (!b.keep) await rm(storage, { recursive: true, force: true });
+      return sample;
+    },
+  },
   s3Backup('datasaver_backup_s3', 'datasaver backup to S3 (local s3rver)', {}),
   s3Backup('datasaver_backup_s3_read_back', 'datasaver backup to S3, read back', {
     DATASAVER_S3_VERIFY_UPLOAD: 'read-back',
@@ -376,6 +396,7 @@ function evaluate(results: ScenarioResult[]): Check[] {
       '<=',
       1.15,
     ),
+    ...encryptedChecks(get('datasaver_backup_encrypted'), backup),
     ...drillChecks(get('datasaver_drill'), get('pg_restore_createdb')),
   ];
 }
@@ -444,7 +465,19 @@ async function prepare(
   const { keep, cli } = options;
   const s3Server = options.s3 ? await startS3Server(join(dir, 's3'), [S3_BUCKET]) : null;
   if (s3Server) console.log(`S3 server (s3rver) at ${s3Server.endpoint}, data in ${join(dir, 's3')}`);
-  return { server, dir, runner, keep, cli, sourceRows, restoreDump, datasaverStorage: null, s3Server };
+  const recipient = await benchRecipient();
+  return {
+    server,
+    dir,
+    runner,
+    keep,
+    cli,
+    sourceRows,
+    restoreDump,
+    datasaverStorage: null,
+    s3Server,
+    recipient,
+  };
 }
 
 function parseOptions(): Options {

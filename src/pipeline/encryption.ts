@@ -8,19 +8,26 @@
  * encrypt but not decrypt, which is what a sidecar should hold. The alternative is a passphrase (age's
  * scrypt recipient), which both encrypts and decrypts.
  *
+ * The header (recipients' stanzas, its MAC) is the age-encryption library's work; the payload, every byte
+ * of the backup, is sealed natively (age-payload.ts), and the passphrase stanza uses native scrypt
+ * (age-scrypt.ts).
+ *
  * Streaming: both directions hold about one chunk at a time (plus the stream queues around them), whatever
  * the size of the input; nothing touches disk.
  *
  * Failure modes while decrypting, all raised as a DecryptError from the returned iterable: no identity (or
- * passphrase) opens the header, the header or any chunk fails authentication (a flipped byte), the file
+ * passphrase) opens the header (`wrongKey`), the header or any chunk fails authentication (a flipped byte), the file
  * ends early or has bytes after its last chunk (truncation, concatenation). Such an error is raised before
  * the chunk it concerns is yielded, so no unauthenticated plaintext reaches the caller; a caller that
  * already consumed earlier chunks must still discard what it wrote. Errors of the source itself (a storage
  * read failing) pass through unchanged. Passphrases and identities never appear in any error.
  */
+import { randomBytes } from 'node:crypto';
 import { Decrypter, Encrypter } from 'age-encryption';
 import { ConfigError, errorMessage } from '../util/errors.ts';
 import type { Secret } from '../util/secret.ts';
+import { ByteQueue, openPayload, PAYLOAD_NONCE_BYTES, payloadKey, sealPayload } from './age-payload.ts';
+import { ScryptIdentity, ScryptRecipient } from './age-scrypt.ts';
 
 /** age's default scrypt work factor (log2 N) for passphrase encryption. */
 const DEFAULT_SCRYPT_WORK_FACTOR = 18;
@@ -50,9 +57,16 @@ export type DecryptionKey =
  * `new VerifyError(backupId, 'decrypt', err.message)` (exit 5).
  */
 export class DecryptError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /**
+   * No identity or passphrase given opens the file: the key is wrong, which says nothing about the
+   * backup once its checksum has passed. Otherwise the file is damaged, truncated or forged.
+   */
+  readonly wrongKey: boolean;
+
+  constructor(message: string, options?: { cause?: unknown; wrongKey?: boolean }) {
     super(message, options);
     this.name = 'DecryptError';
+    this.wrongKey = options?.wrongKey ?? false;
   }
 }
 
@@ -132,15 +146,48 @@ export async function* encryptStream(
   source: AsyncIterable<Buffer>,
   key: EncryptionKey,
 ): AsyncIterable<Buffer> {
+  const { header, fileKey } = await sealHeader(key);
+  const nonce = randomBytes(PAYLOAD_NONCE_BYTES);
+  yield Buffer.concat([header, nonce]);
+  yield* sealPayload(source, payloadKey(fileKey, nonce));
+}
+
+/**
+ * The header of a new age file and its file key. The library writes the header (stanzas, MAC) by
+ * encrypting an empty file: its output is the header, a 16-byte nonce and the 16-byte tag of the empty
+ * last chunk. The file key reaches this module through one more recipient that adds no stanza (X25519)
+ * or through the scrypt recipient (passphrase).
+ */
+async function sealHeader(key: EncryptionKey): Promise<{ header: Buffer; fileKey: Uint8Array }> {
   const encrypter = new Encrypter();
+  let fileKey: Uint8Array | undefined;
+  const capture = (k: Uint8Array) => {
+    fileKey = k;
+  };
   if ('passphrase' in key) {
-    encrypter.setScryptWorkFactor(key.scryptWorkFactor ?? DEFAULT_SCRYPT_WORK_FACTOR);
-    encrypter.setPassphrase(key.passphrase.reveal());
+    const logN = key.scryptWorkFactor ?? DEFAULT_SCRYPT_WORK_FACTOR;
+    encrypter.addRecipient(new ScryptRecipient(key.passphrase.reveal(), logN, capture));
   } else {
     for (const recipient of parseRecipients(key.recipients.join('\n'))) encrypter.addRecipient(recipient);
+    encrypter.addRecipient({
+      wrapFileKey: (k: Uint8Array) => {
+        capture(k);
+        return [];
+      },
+    });
   }
-  yield* toBuffers(await encrypter.encrypt(ReadableStream.from(source)));
+  const empty = Buffer.from(await encrypter.encrypt(new Uint8Array(0)));
+  const header = empty.subarray(0, empty.length - PAYLOAD_NONCE_BYTES - 16);
+  if (!fileKey || !HEADER_END.test(header.subarray(-64).toString('latin1'))) {
+    throw new Error('age header could not be written'); // the library changed what encrypt returns
+  }
+  return { header, fileKey };
 }
+
+/** How an age header ends: the MAC line. */
+const HEADER_END = /\n--- [A-Za-z0-9+/]{43}\n$/;
+/** The longest header read: a few hundred bytes a recipient; anything longer is not datasaver's. */
+const MAX_HEADER_BYTES = 64 * 1024;
 
 /**
  * Decrypts an age file. Yields the plaintext chunk by chunk, each authenticated before it is yielded.
@@ -153,37 +200,59 @@ export async function* decryptStream(
 ): AsyncIterable<Buffer> {
   const decrypter = new Decrypter();
   if ('passphrase' in key) {
-    decrypter.addPassphrase(key.passphrase.reveal());
+    decrypter.addIdentity(new ScryptIdentity(key.passphrase.reveal()));
   } else {
     const text = typeof key.identities === 'string' ? key.identities : key.identities.reveal();
     for (const identity of parseIdentities(text)) decrypter.addIdentity(identity);
   }
-  const tracked = trackErrors(source);
+  const input = source[Symbol.asyncIterator]();
+  const pending = new ByteQueue();
+  const header = await readHeader(input, pending);
+  let fileKey: Uint8Array;
   try {
-    yield* toBuffers(await decrypter.decrypt(ReadableStream.from(tracked.iterable)));
+    fileKey = await decrypter.decryptHeader(header);
   } catch (err) {
-    if (tracked.failed(err)) throw err;
-    throw new DecryptError(`cannot decrypt: ${errorMessage(err)}`, { cause: err });
+    const message = errorMessage(err);
+    throw new DecryptError(`cannot decrypt: ${message}`, { cause: err, wrongKey: NO_MATCH.test(message) });
   }
+  while (pending.length < PAYLOAD_NONCE_BYTES) {
+    if (!(await fill(input, pending))) throw new DecryptError('cannot decrypt: the file ends in its nonce');
+  }
+  const nonce = pending.take(PAYLOAD_NONCE_BYTES);
+  async function* rest(): AsyncIterable<Buffer> {
+    if (pending.length > 0) yield pending.take(pending.length);
+    for (let next = await input.next(); !next.done; next = await input.next()) yield next.value;
+  }
+  yield* openPayload(
+    rest(),
+    payloadKey(fileKey, nonce),
+    (reason) => new DecryptError(`cannot decrypt: ${reason}`),
+  );
 }
 
-/** Tells the source's own errors apart from the decrypter's. */
-function trackErrors(source: AsyncIterable<Buffer>): {
-  iterable: AsyncIterable<Buffer>;
-  failed: (err: unknown) => boolean;
-} {
-  let sourceError: { error: unknown } | undefined;
-  async function* iterable(): AsyncIterable<Buffer> {
-    try {
-      yield* source;
-    } catch (error) {
-      sourceError = { error };
-      throw error;
+/** What the library says when no identity (or passphrase) opens the header. */
+const NO_MATCH = /no identity matched/;
+
+/** Reads one more chunk of the source into `pending`; false at its end. */
+async function fill(input: AsyncIterator<Buffer>, pending: ByteQueue): Promise<boolean> {
+  const next = await input.next();
+  if (next.done) return false;
+  pending.push(next.value);
+  return true;
+}
+
+/** Takes the header (through its MAC line) off the front of the file, reading no more than it may hold. */
+async function readHeader(input: AsyncIterator<Buffer>, pending: ByteQueue): Promise<Buffer> {
+  const macLine = Buffer.from('\n--- ');
+  for (;;) {
+    const mac = pending.indexOf(macLine);
+    const end = mac === -1 ? -1 : pending.indexOf(Buffer.from('\n'), mac + 1);
+    if (end !== -1 && end < MAX_HEADER_BYTES) return pending.take(end + 1);
+    if (pending.length >= MAX_HEADER_BYTES) {
+      throw new DecryptError(`cannot decrypt: no age header in the first ${MAX_HEADER_BYTES} bytes`);
+    }
+    if (!(await fill(input, pending))) {
+      throw new DecryptError('cannot decrypt: the file ends before its age header does (not an age file)');
     }
   }
-  return { iterable: iterable(), failed: (err) => sourceError !== undefined && sourceError.error === err };
-}
-
-async function* toBuffers(stream: ReadableStream<Uint8Array>): AsyncIterable<Buffer> {
-  for await (const chunk of stream) yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
