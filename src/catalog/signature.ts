@@ -143,13 +143,15 @@ export function parseSigningKey(text: string): SigningKey {
 }
 
 /**
- * Parses verify keys, separated by commas or whitespace, each the base64 of an SPKI DER or of the raw 32
- * bytes, or a PEM block of one. The same key given twice counts once. Throws ConfigError naming the first
+ * Parses verify keys, separated by commas or whitespace (`#` starts a comment to the end of its line), each
+ * the base64 of an SPKI DER or of the raw 32 bytes, or a PEM block of one. The same key given twice counts
+ * once. Throws ConfigError naming the first
  * entry that is not an Ed25519 public key (by position; a private key pasted by mistake is never shown),
  * or when none is given.
  */
 export function parseVerifyKeys(text: string): VerifyKey[] {
-  const entries = pemBodies(text)
+  const withoutComments = text.replace(/#.*$/gm, '');
+  const entries = pemBodies(withoutComments)
     .split(/[\s,]+/)
     .filter((e) => e !== '');
   if (entries.length === 0) {

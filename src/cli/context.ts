@@ -6,6 +6,7 @@
 import { findBackup } from '../catalog/catalog.ts';
 import type { Manifest } from '../catalog/manifest.ts';
 import { loadConfig } from '../config/load.ts';
+import type { SigningConfig } from '../config/signing-settings.ts';
 import { offlineTarget } from '../config/target.ts';
 import type { Config, TargetConfig } from '../config/types.ts';
 import type { Engine } from '../engines/engine.ts';
@@ -113,6 +114,14 @@ export async function storagesForBackups(
     });
   }
   return Promise.all(configs.map((c) => open(ctx, c)));
+}
+
+/**
+ * The signing settings for backups of `backupTarget`: the configured target's, else the shared ones (a
+ * restore on a fresh machine from storage settings alone still checks signatures).
+ */
+export function signingFor(config: Config, backupTarget: string): SigningConfig {
+  return config.targets.find((t) => t.name === backupTarget)?.signing ?? config.defaultSigning;
 }
 
 /**
