@@ -15,6 +15,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { backupId, dataExtension, dataKey, manifestKey } from '../catalog/layout.ts';
 import { MANIFEST_VERSION, type Manifest } from '../catalog/manifest.ts';
+import { signManifest } from '../catalog/signature.ts';
 import type { TargetConfig } from '../config/types.ts';
 import type { DatabaseFacts, Engine } from '../engines/engine.ts';
 import { type ConfirmLease, LeaseLostError } from '../lease/held.ts';
@@ -89,7 +90,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   const dump = await streamDump({ ...deps, target, format, schemaOnly, objectKey, unreachable, liveFacts });
 
   const finishedAt = now();
-  const manifest: Manifest = {
+  const built: Manifest = {
     version: MANIFEST_VERSION,
     id,
     target: target.name,
@@ -115,7 +116,10 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     datasaverVersion: DATASAVER_VERSION,
     facts: dump.facts,
   };
-  assertReadsBack(manifest);
+  // Signed last, over the manifest as it will be stored.
+  const { signingKey } = target.signing;
+  const manifest = signingKey ? signManifest(built, signingKey) : built;
+  assertReadsBack(manifest, signingKey?.verifyKey);
   await failpoint('backup.before-manifest');
   const { committed, failures } = await commitEverywhere(manifest, dump.uploads, deps);
 
