@@ -159,7 +159,10 @@ export async function readCatalog(
     }
   });
 
-  backups.sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : compareIds(a.id, b.id)));
+  const byTargetAndId = (a: { target: string; id: string }, b: { target: string; id: string }) =>
+    a.target < b.target ? -1 : a.target > b.target ? 1 : compareIds(a.id, b.id);
+  backups.sort(byTargetAndId);
+  untrusted.sort(byTargetAndId);
   // Orphans are judged by the manifest file's presence, not its content: data whose manifest a newer
   // datasaver wrote (or that is damaged) must never look like garbage to prune.
   const incomplete = others.filter((o) => !committed.has(`${o.target}/${o.id}`));
