@@ -158,6 +158,17 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
       exitCode = await (await import('./health.ts')).healthCommand(ctx(), opts);
     });
   program
+    .command('keygen')
+    .description(
+      'make a new Ed25519 key for signing manifests (prints its verify key), or with --age an age identity (prints its recipient)',
+    )
+    .option('-o, --out <file>', 'where to write the new key (mode 0600); an existing file is never replaced')
+    .option('--age', 'make an age identity for encrypted backups instead, in age-keygen format')
+    .addOption(json)
+    .action(async (opts) => {
+      exitCode = await (await import('./keygen.ts')).keygenCommand(ctx(), opts);
+    });
+  program
     .command('config')
     .description('configuration tools')
     .command('check')
