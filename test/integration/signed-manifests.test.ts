@@ -8,11 +8,14 @@
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backupId } from '../../src/catalog/layout.ts';
+import { readRecord } from '../../src/catalog/catalog.ts';
+import { backupId, manifestKey } from '../../src/catalog/layout.ts';
 import { generateSigningKey, signManifest } from '../../src/catalog/signature.ts';
+import { S3Storage } from '../../src/storage/s3/s3.ts';
 import { runCli } from '../support/cli.ts';
 import { startDaemon, waitFor } from '../support/daemon.ts';
-import { createDatabase, query, targetEnv, tempDir, uniqueName } from '../support/pg.ts';
+import { createDatabase, dbUrl, query, targetEnv, tempDir, uniqueName } from '../support/pg.ts';
+import { s3Config, s3Env, s3Prefix } from '../support/s3.ts';
 
 let db: string;
 let keys: string;
@@ -186,6 +189,40 @@ describe('signed manifests', () => {
     const unverified = JSON.parse((await runCli(['list', '--json'], targetEnv(db, storage))).stdout);
     expect(unverified.backups).toHaveLength(2);
     expect(unverified.untrusted).toEqual([]);
+  });
+
+  it('S3, on a machine with only the bucket settings and the verify key: a forgery in the bucket is ignored', async () => {
+    const key = await keygen('s3.pem');
+    const prefix = s3Prefix('signed');
+    const real = await backup({
+      DATASAVER_DATABASE_URL: dbUrl(db),
+      ...s3Env(prefix),
+      DATASAVER_SIGNING_KEY_FILE: key.file,
+      DATASAVER_VERIFY_KEYS: key.verifyKey,
+    });
+    // Planted straight into the bucket: the real manifest under a newer id, its signature left as it was.
+    const s3 = new S3Storage(s3Config(prefix));
+    const manifest = JSON.parse(await readRecord(s3, manifestKey(db, real.id)));
+    const time = new Date(Math.floor(Date.now() / 1000) * 1000 + 60_000);
+    const id = backupId(db, time);
+    const object = real.object.replace(real.id, id);
+    await s3.put(object, [Buffer.from('not a dump')]);
+    const forged = { ...manifest, id, object, createdAt: time.toISOString(), finishedAt: time.toISOString() };
+    await s3.put(manifestKey(db, id), [Buffer.from(JSON.stringify(forged))]);
+
+    // No target configured: the shared verify key applies to every backup in the bucket.
+    const onlyS3 = { ...s3Env(prefix), DATASAVER_VERIFY_KEYS: key.verifyKey };
+    const listed = JSON.parse((await runCli(['list', '--json'], onlyS3)).stdout);
+    expect(listed.backups.map((b: { id: string }) => b.id)).toEqual([real.id]);
+    expect(listed.untrusted).toMatchObject([{ id, reason: `bad signature (key ${key.keyId})` }]);
+    const latest = await runCli(
+      ['restore', 'latest', '--target', db, '--to-file', join(keys, 'x.dump'), '--dry-run', '--json'],
+      onlyS3,
+    );
+    expect(latest.code, latest.output).toBe(0);
+    expect(JSON.parse(latest.stdout).backup).toBe(real.id);
+    const refused = await runCli(['restore', id, '--to-file', join(keys, 'y.dump')], onlyS3);
+    expect(refused.code, refused.output).toBe(5);
   });
 
   it('config check shows key ids, never the signing key', async () => {
