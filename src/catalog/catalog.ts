@@ -290,14 +290,19 @@ export async function findBackup(
   }
   if (ref === 'latest') return (await trustedBackups(storages, backupTarget, options))[0]!;
   let best: StoredBackup | undefined;
+  let unsigned: StoredBackup | undefined;
   let ignored: UntrustedBackup | undefined;
   const unreadable = await eachCatalog(storages, backupTarget, options, (storage, catalog) => {
     const found = catalog.backups.find((b) => b.id === ref);
-    if (found) best = stored(found, storage, catalog);
-    // Another storage may hold a copy whose signature checks.
-    else ignored ??= catalog.untrusted.find((u) => u.id === ref);
-    return found !== undefined;
+    // A copy whose signature is not believed is the last resort: another storage may hold one that is.
+    if (found) {
+      const candidate = stored(found, storage, catalog);
+      if (candidate.untrusted === undefined) best = candidate;
+      else unsigned ??= candidate;
+    } else ignored ??= catalog.untrusted.find((u) => u.id === ref);
+    return best !== undefined;
   });
+  best ??= unsigned;
   if (!best) {
     if (ignored !== undefined) throw refusal(ignored);
     if (unreadable !== undefined) throw unreadable.err;

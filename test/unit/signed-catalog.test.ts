@@ -133,6 +133,13 @@ describe('readers with verify keys', () => {
     );
     const found = await findBackup([storage, second], tampered.id, 'shop', { now: NOW, trust });
     expect(found.storage).toBe(second);
+    // Even where unsigned copies are allowed, a signed copy is preferred.
+    const allowed = await findBackup([storage, second], tampered.id, 'shop', {
+      now: NOW,
+      trust: { ...trust, allowUnsigned: true },
+    });
+    expect(allowed.storage).toBe(second);
+    expect(allowed.untrusted).toBeUndefined();
   });
 
   it('rotation: a backup signed with the old key is believed while both keys are configured', async () => {
