@@ -27,6 +27,7 @@ import { Meter } from '../pipeline/meter.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import {
   BackupError,
+  ConfigError,
   DatasaverError,
   errorMessage,
   isAbortError,
@@ -74,6 +75,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   const { target } = request;
   const { engine, destinations, signal } = deps;
   if (destinations.length === 0) throw new StorageError(`no destination is configured for ${target.name}`);
+  assertSignsWhatItVerifies(target);
   const now = deps.now ?? (() => new Date());
   const format = request.format ?? target.format;
   const schemaOnly = request.schemaOnly ?? target.schemaOnly;
@@ -282,6 +284,21 @@ async function commitEverywhere(
     .filter((f) => f.error !== undefined);
   if (committed.length === 0) throw failures[0]!.error;
   return { committed, failures };
+}
+
+/**
+ * A target with verify keys but no signing key would write unsigned backups that it, and every reader
+ * with the same keys, ignores: prune would never remove them and they would never count as a success.
+ * Throws ConfigError (exit 2) before anything is dumped.
+ */
+function assertSignsWhatItVerifies(target: TargetConfig): void {
+  if (target.signing.verifyKeys.length === 0 || target.signing.signingKey) return;
+  throw new ConfigError(
+    `target ${target.name} has verify keys (DATASAVER_VERIFY_KEYS) but no signing key: its backups would be unsigned, and ignored by every reader with those keys`,
+    {
+      hint: 'give the sidecar its signing key (DATASAVER_SIGNING_KEY_FILE), or set verify keys only where backups are read',
+    },
+  );
 }
 
 /** The id for a new backup, with a sequence suffix if a backup of this target started in the same second. */

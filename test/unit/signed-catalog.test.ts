@@ -21,7 +21,7 @@ import { type PruneTarget, prune } from '../../src/jobs/prune.ts';
 import { resumeUploads } from '../../src/jobs/resume.ts';
 import { DEFAULT_RULES } from '../../src/retention/policy.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
-import { VerifyError } from '../../src/util/errors.ts';
+import { ConfigError, VerifyError } from '../../src/util/errors.ts';
 import { fakeEngine } from '../support/fake-engine.ts';
 import { storeBackup } from '../support/manifests.ts';
 
@@ -194,6 +194,34 @@ describe('the backup job signs', () => {
     const catalog = await readCatalog(storage, { trust: { verifyKeys: [forger.verifyKey] } });
     expect(catalog.backups).toEqual([]);
     expect(catalog.untrusted[0]!.reason).toBe(`signed by unknown key ${key.keyId}`);
+  });
+
+  it('verify keys without a signing key: refused before anything is dumped (its backups would be ignored)', async () => {
+    const storage = new MemoryStorage();
+    let dumped = false;
+    const err = await runBackup(
+      {
+        target: {
+          ...offlineTarget('shop', undefined),
+          signing: { signingKey: undefined, verifyKeys: [key.verifyKey] },
+        },
+        labels: [],
+        verify: false,
+      },
+      {
+        engine: fakeEngine(async function* () {
+          dumped = true;
+          yield Buffer.from('PGDMP data');
+        }),
+        destinations: [storage],
+      },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toContain(
+      'has verify keys (DATASAVER_VERIFY_KEYS) but no signing key',
+    );
+    expect(dumped).toBe(false);
+    expect(storage.objects.size).toBe(0);
   });
 
   it('without a signing key the manifest is unsigned, as before', async () => {
