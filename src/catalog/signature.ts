@@ -76,7 +76,7 @@ export class SigningKey {
     return sign(null, data, this.#key);
   }
 
-  /** The key as `datasaver keygen` writes it: PEM PKCS#8. */
+  /** The private key itself as `datasaver keygen` writes it (PEM PKCS#8): for a key file, nowhere else. */
   pem(): string {
     return this.#key.export({ format: 'pem', type: 'pkcs8' }).toString();
   }
