@@ -1,17 +1,44 @@
 /**
  * Reading backups back from storage: manifests are the source of truth. Objects that datasaver did not
- * write, or manifests it cannot read, are skipped with a warning; they never break listing.
+ * write, or manifests it cannot read, are skipped with a warning; they never break listing. With verify
+ * keys (ManifestTrust), so are manifests that are unsigned or whose signature does not check
+ * (catalog/signature.ts): whoever can write storage cannot plant a backup that readers believe.
  */
 
 import { readCapped } from '../pipeline/read.ts';
 import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
 import { mapLimit } from '../util/concurrency.ts';
-import { errorMessage, StorageError, UsageError } from '../util/errors.ts';
+import { errorMessage, StorageError, UsageError, VerifyError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
 import { compareIds, isLeaseKey, type KeyKind, parseBackupId, parseKey } from './layout.ts';
 import type { Manifest } from './manifest.ts';
 import { parseManifest } from './manifest-read.ts';
 import { manifestDistrust } from './manifest-trust.ts';
+import { type VerifyKey, verifyManifestSignature } from './signature.ts';
+
+/** Which manifests a reader believes, by their signatures. */
+export interface ManifestTrust {
+  /**
+   * Public keys a manifest must be signed by to be believed (the target's DATASAVER_VERIFY_KEYS). Empty:
+   * every readable manifest is believed, signed or not, and signatures are not checked.
+   */
+  verifyKeys: readonly VerifyKey[];
+  /**
+   * Keep unsigned or badly signed manifests (with a warning and `untrusted` set) instead of ignoring them:
+   * `restore --allow-unsigned` only.
+   */
+  allowUnsigned?: boolean | undefined;
+}
+
+/** A manifest whose signature is not believed. */
+export interface UntrustedBackup {
+  target: string;
+  id: string;
+  /** `unsigned`, `signed by unknown key <id>`, `bad signature (key <id>)`, `malformed signature (...)`. */
+  reason: string;
+  /** Kept among the backups because the trust allows unsigned manifests; else ignored. */
+  kept: boolean;
+}
 
 export interface Catalog {
   /** Committed backups, oldest first. */
@@ -25,6 +52,11 @@ export interface Catalog {
   objects: Map<string, ObjectInfo>;
   /** Files that were skipped, and why (storage's own text made printable). */
   warnings: string[];
+  /**
+   * Manifests whose signature is not believed (only with verify keys): ignored, or kept in `backups` under
+   * `allowUnsigned`. Their data is committed all the same (never `incomplete`): prune never deletes it.
+   */
+  untrusted: UntrustedBackup[];
 }
 
 export const READ_CONCURRENCY = 16;
@@ -60,9 +92,17 @@ export async function readRecord(
   return body.toString('utf8');
 }
 
+/**
+ * Reads what `storage` holds (of `target`, or of every target). `trust` decides which manifests are
+ * believed; a function gives each target's own (`list` reads every target at once).
+ */
 export async function readCatalog(
   storage: StorageBackend,
-  options: { target?: string | undefined; signal?: AbortSignal | undefined } = {},
+  options: {
+    target?: string | undefined;
+    signal?: AbortSignal | undefined;
+    trust?: ManifestTrust | ((target: string) => ManifestTrust) | undefined;
+  } = {},
 ): Promise<Catalog> {
   const objects = await storage.list(options.target ? `${options.target}/` : '', options);
   const warnings: string[] = [];
@@ -87,22 +127,53 @@ export async function readCatalog(
   }
 
   const backups: Manifest[] = [];
+  const untrusted: UntrustedBackup[] = [];
   const read = await mapLimit(manifestKeys, READ_CONCURRENCY, (key) =>
     readManifest(storage, key, byKey.get(key)?.size, options.signal),
   );
   read.forEach((result, i) => {
-    if ('error' in result)
+    if ('error' in result) {
       warnings.push(
         `${storage.description}: skipping ${printable(manifestKeys[i]!)}: ${printable(result.error)}`,
       );
-    else backups.push(result.manifest);
+      return;
+    }
+    const { manifest } = result;
+    const trust = typeof options.trust === 'function' ? options.trust(manifest.target) : options.trust;
+    const reason = signatureProblem(result.json, trust);
+    if (reason === undefined) {
+      backups.push(manifest);
+      return;
+    }
+    const kept = trust?.allowUnsigned === true;
+    untrusted.push({ target: manifest.target, id: manifest.id, reason, kept });
+    if (kept) {
+      backups.push(manifest);
+      warnings.push(
+        `${storage.description}: backup ${manifest.id} is not believed (${reason}); kept only because unsigned backups are allowed`,
+      );
+    } else {
+      warnings.push(
+        `${storage.description}: ignoring backup ${manifest.id}: ${reason}; only manifests signed by one of the verify keys are believed`,
+      );
+    }
   });
 
-  backups.sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : compareIds(a.id, b.id)));
+  const byTargetAndId = (a: { target: string; id: string }, b: { target: string; id: string }) =>
+    a.target < b.target ? -1 : a.target > b.target ? 1 : compareIds(a.id, b.id);
+  backups.sort(byTargetAndId);
+  untrusted.sort(byTargetAndId);
   // Orphans are judged by the manifest file's presence, not its content: data whose manifest a newer
   // datasaver wrote (or that is damaged) must never look like garbage to prune.
   const incomplete = others.filter((o) => !committed.has(`${o.target}/${o.id}`));
-  return { backups, incomplete, objects: byKey, warnings };
+  return { backups, incomplete, objects: byKey, warnings, untrusted };
+}
+
+/** Why a manifest (as parsed from storage) is not believed under `trust`; undefined when it is. */
+function signatureProblem(json: unknown, trust: ManifestTrust | undefined): string | undefined {
+  if (!trust || trust.verifyKeys.length === 0) return undefined;
+  const check = verifyManifestSignature(json, trust.verifyKeys);
+  return check.status === 'ok' ? undefined : check.reason;
 }
 
 async function readManifest(
@@ -110,7 +181,7 @@ async function readManifest(
   key: string,
   size: number | undefined,
   signal?: AbortSignal,
-): Promise<{ manifest: Manifest } | { error: string }> {
+): Promise<{ manifest: Manifest; json: unknown } | { error: string }> {
   let body: string;
   try {
     body = await readRecord(storage, key, { size, signal });
@@ -138,6 +209,8 @@ export interface StoredBackup {
   storage: StorageBackend;
   /** Why its dates cannot be believed (manifest-trust.ts); only ever set for a backup named by its id. */
   suspect?: string;
+  /** Why its signature is not believed; only ever set when the trust allows unsigned manifests. */
+  untrusted?: string;
 }
 
 interface FindOptions {
@@ -146,12 +219,15 @@ interface FindOptions {
   onUnreadable?: ((storage: StorageBackend, err: unknown) => void) | undefined;
   /** The time suspect dates are judged against. */
   now?: Date | undefined;
+  /** Which manifests to believe (the target's verify keys); absent: every readable one. */
+  trust?: ManifestTrust | undefined;
 }
 
 /**
  * Every trusted committed backup of `target` in `storages`, newest first; a backup held by several
  * storages comes once per storage, in the order of `storages` (a damaged copy in one may be intact in
- * another). Suspect backups are never among them (manifest-trust.ts). Throws UsageError naming what was
+ * another). Suspect backups are never among them (manifest-trust.ts), nor backups whose signature `trust`
+ * does not believe, unless it allows them (then `untrusted` says why). Throws UsageError naming what was
  * looked for and where when there is none.
  */
 export async function trustedBackups(
@@ -162,17 +238,23 @@ export async function trustedBackups(
   const now = options.now ?? new Date();
   const found: StoredBackup[] = [];
   const suspect = new Set<string>();
-  const unreadable = await eachCatalog(storages, target, options, (storage, backups) => {
-    for (const b of backups) {
-      if (manifestDistrust(b, now) === undefined) found.push({ manifest: b, storage });
+  const ignored = new Set<string>();
+  const unreadable = await eachCatalog(storages, target, options, (storage, catalog) => {
+    for (const b of catalog.backups) {
+      if (manifestDistrust(b, now) === undefined) found.push(stored(b, storage, catalog));
       else suspect.add(b.id);
     }
+    for (const u of catalog.untrusted) if (!u.kept) ignored.add(u.id);
     return false;
   });
   if (found.length === 0) {
     if (unreadable !== undefined) throw unreadable.err;
+    const unsigned =
+      ignored.size > 0
+        ? ` (${ignored.size} backup(s) ignored: their manifests are not signed by one of the verify keys)`
+        : '';
     throw new UsageError(
-      `no ${suspect.size > 0 ? 'trusted ' : ''}backups of target ${target} in ${where(storages)}${suspect.size > 0 ? ` (${suspect.size} suspect backup(s) are never \`latest\`)` : ''}`,
+      `no ${suspect.size > 0 ? 'trusted ' : ''}backups of target ${target} in ${where(storages)}${suspect.size > 0 ? ` (${suspect.size} suspect backup(s) are never \`latest\`)` : ''}${unsigned}`,
       {
         hint:
           suspect.size > 0
@@ -208,12 +290,21 @@ export async function findBackup(
   }
   if (ref === 'latest') return (await trustedBackups(storages, backupTarget, options))[0]!;
   let best: StoredBackup | undefined;
-  const unreadable = await eachCatalog(storages, backupTarget, options, (storage, backups) => {
-    const found = backups.find((b) => b.id === ref);
-    if (found) best = { manifest: found, storage };
-    return found !== undefined;
+  let unsigned: StoredBackup | undefined;
+  let ignored: UntrustedBackup | undefined;
+  const unreadable = await eachCatalog(storages, backupTarget, options, (storage, catalog) => {
+    const found = catalog.backups.find((b) => b.id === ref);
+    // A copy whose signature is not believed is the last resort: another storage may hold one that is.
+    if (found) {
+      const candidate = stored(found, storage, catalog);
+      if (candidate.untrusted === undefined) best = candidate;
+      else unsigned ??= candidate;
+    } else ignored ??= catalog.untrusted.find((u) => u.id === ref);
+    return best !== undefined;
   });
+  best ??= unsigned;
   if (!best) {
+    if (ignored !== undefined) throw refusal(ignored);
     if (unreadable !== undefined) throw unreadable.err;
     throw new UsageError(`no committed backup ${ref} in ${where(storages)}`, {
       hint: 'run `datasaver list --all` to see what storage holds',
@@ -221,6 +312,24 @@ export async function findBackup(
   }
   const suspect = manifestDistrust(best.manifest, options.now ?? new Date());
   return suspect === undefined ? best : { ...best, suspect };
+}
+
+/** The backup as found, with the reason its signature is not believed when it was kept all the same. */
+function stored(manifest: Manifest, storage: StorageBackend, catalog: Catalog): StoredBackup {
+  const untrusted = catalog.untrusted.find((u) => u.id === manifest.id && u.kept);
+  return untrusted === undefined ? { manifest, storage } : { manifest, storage, untrusted: untrusted.reason };
+}
+
+/** Why a backup named by its id is refused: its manifest is not signed by one of the verify keys. */
+function refusal(backup: UntrustedBackup): VerifyError {
+  return new VerifyError(
+    backup.id,
+    'manifest',
+    `its manifest is not believed (${backup.reason}): only manifests signed by one of the verify keys (DATASAVER_VERIFY_KEYS) are`,
+    {
+      hint: 'if you know where this backup came from and trust it, restore it with --allow-unsigned; `datasaver list` shows every backup ignored and why',
+    },
+  );
 }
 
 /**
@@ -232,20 +341,20 @@ async function eachCatalog(
   storages: StorageBackend[],
   target: string,
   options: FindOptions,
-  visit: (storage: StorageBackend, backups: Manifest[]) => boolean,
+  visit: (storage: StorageBackend, catalog: Catalog) => boolean,
 ): Promise<{ err: unknown } | undefined> {
   let unreadable: { err: unknown } | undefined;
   for (const storage of storages) {
-    let backups: Manifest[];
+    let catalog: Catalog;
     try {
-      ({ backups } = await readCatalog(storage, { target, signal: options.signal }));
+      catalog = await readCatalog(storage, { target, signal: options.signal, trust: options.trust });
     } catch (err) {
       options.signal?.throwIfAborted();
       options.onUnreadable?.(storage, err);
       unreadable ??= { err };
       continue;
     }
-    if (visit(storage, backups)) break;
+    if (visit(storage, catalog)) break;
   }
   return unreadable;
 }
@@ -258,17 +367,25 @@ function where(storages: StorageBackend[]): string {
 export interface TargetUsage {
   backups: number;
   bytes: number;
-  /** The newest trusted backup: a suspect one (dated after `now`) never counts as a success. */
+  /**
+   * The newest trusted backup: a suspect one (dated after `now`) never counts as a success, nor one whose
+   * signature is not believed (it is not among the backups at all).
+   */
   newest: Manifest | undefined;
 }
 
-/** Counts the committed backups of `target` in one storage and finds its newest trusted one at `now`. */
+/**
+ * Counts the committed backups of `target` in one storage that `trust` believes, and finds the newest
+ * trusted one at `now`.
+ */
 export async function readTargetUsage(
   storage: StorageBackend,
   target: string,
-  options: { now: Date; signal?: AbortSignal | undefined },
+  options: { now: Date; signal?: AbortSignal | undefined; trust?: ManifestTrust | undefined },
 ): Promise<TargetUsage> {
-  const catalog = await readCatalog(storage, { target, signal: options.signal });
+  // Never unsigned backups, whatever the trust says: health must not count one as a success.
+  const trust = options.trust && { verifyKeys: options.trust.verifyKeys };
+  const catalog = await readCatalog(storage, { target, signal: options.signal, trust });
   const own = catalog.backups.filter((m) => m.target === target);
   return {
     backups: own.length,

@@ -10,6 +10,7 @@ import { DATABASE_PRIVILEGES, SETTING_NAME } from '../engines/postgres/dbsetting
 import { COMPRESSION_ALGORITHMS } from '../pipeline/compression.ts';
 import { isPrintable } from '../util/printable.ts';
 import { LABEL_PATTERN, type Manifest } from './manifest.ts';
+import { KEY_ID_PATTERN, SIGNATURE_VALUE_PATTERN } from './signature.ts';
 
 const tableFacts = z.object({ name: z.string(), rows: z.number() });
 const facts = z.object({
@@ -83,10 +84,21 @@ const manifestSchema = z.looseObject({
   datasaverVersion: printableText,
   facts,
   databaseSettings: databaseSettings.optional(),
+  // Shape only: whether it checks out is the reader's question (catalog.ts, with the verify keys).
+  signature: z
+    .object({
+      algorithm: z.literal('ed25519'),
+      keyId: z.string().regex(KEY_ID_PATTERN, 'is not a key id'),
+      value: z.string().regex(SIGNATURE_VALUE_PATTERN, 'is not an Ed25519 signature'),
+    })
+    .optional(),
 }) satisfies z.ZodType<Manifest>;
 
-/** Parses manifest JSON, returning a reason instead of throwing, for `list` to skip bad files with a warning. */
-export function parseManifest(text: string): { manifest: Manifest } | { error: string } {
+/**
+ * Parses manifest JSON, returning a reason instead of throwing, for `list` to skip bad files with a warning.
+ * `json` is the document as parsed, before validation: what a signature is checked against.
+ */
+export function parseManifest(text: string): { manifest: Manifest; json: unknown } | { error: string } {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -98,5 +110,5 @@ export function parseManifest(text: string): { manifest: Manifest } | { error: s
     const issue = res.error.issues[0]!;
     return { error: `field ${issue.path.join('.') || '(root)'}: ${issue.message}` };
   }
-  return { manifest: res.data };
+  return { manifest: res.data, json };
 }

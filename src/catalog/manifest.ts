@@ -60,6 +60,20 @@ export interface Manifest {
    * planner estimates and other counts taken from the live database.
    */
   facts: DatabaseFacts;
+  /**
+   * Ed25519 signature over every other field as stored (catalog/signature.ts), when the writer had a
+   * signing key. Readers with verify keys ignore a manifest whose signature is missing or does not check.
+   */
+  signature?: ManifestSignature | undefined;
+}
+
+/** A manifest's signature: which key made it, and the signature itself. */
+export interface ManifestSignature {
+  algorithm: 'ed25519';
+  /** First 16 hex digits of the sha256 of the signer's raw 32-byte public key. */
+  keyId: string;
+  /** The 64-byte signature, base64. */
+  value: string;
 }
 
 export function serializeManifest(manifest: Manifest): Buffer {

@@ -3,9 +3,10 @@
  * targets and storage the same way for every command.
  */
 
-import { findBackup } from '../catalog/catalog.ts';
+import { findBackup, type ManifestTrust, type StoredBackup } from '../catalog/catalog.ts';
 import type { Manifest } from '../catalog/manifest.ts';
 import { loadConfig } from '../config/load.ts';
+import type { SigningConfig } from '../config/signing-settings.ts';
 import { offlineTarget } from '../config/target.ts';
 import type { Config, TargetConfig } from '../config/types.ts';
 import type { Engine } from '../engines/engine.ts';
@@ -116,21 +117,40 @@ export async function storagesForBackups(
 }
 
 /**
+ * The signing settings for backups of `backupTarget`: the configured target's, else the shared ones (a
+ * restore on a fresh machine from storage settings alone still checks signatures).
+ */
+export function signingFor(config: Config, backupTarget: string): SigningConfig {
+  return config.targets.find((t) => t.name === backupTarget)?.signing ?? config.defaultSigning;
+}
+
+/**
+ * Which manifests of `backupTarget`'s backups to believe: those signed by one of its verify keys (all
+ * readable ones when it has none); unsigned ones too with `allowUnsigned` (`restore --allow-unsigned`).
+ */
+export function trustFor(config: Config, backupTarget: string, allowUnsigned = false): ManifestTrust {
+  return { verifyKeys: signingFor(config, backupTarget).verifyKeys, allowUnsigned };
+}
+
+/**
  * Finds backup `ref` (an id, or `latest`) of `backupTarget` in the storages that may hold it, in order;
  * a storage that cannot be read is warned about and the others are tried. `latest` is the newest trusted
- * backup; a suspect one named by its id is returned with a warning (manifest-trust.ts).
+ * backup; a suspect one named by its id is returned with a warning (manifest-trust.ts). With verify keys,
+ * a backup whose manifest is not signed by one is refused (VerifyError, exit 5), unless `allowUnsigned`.
  */
 export async function findStoredBackup(
   ctx: CliContext,
   config: Config,
   ref: string,
   backupTarget: string,
+  options: { allowUnsigned?: boolean | undefined } = {},
 ): Promise<{ manifest: Manifest; storage: StorageBackend }> {
   const storages = await storagesForBackups(ctx, config, backupTarget);
   const found = await findBackup(storages, ref, backupTarget, {
     signal: ctx.signal,
     now: new Date(),
     onUnreadable: (storage, err) => warnUnreadable(ctx, storage, err),
+    trust: trustFor(config, backupTarget, options.allowUnsigned),
   });
   // Named by its id, a suspect backup is still used (a backup taken while a clock ran ahead is real),
   // but never silently.
@@ -139,7 +159,16 @@ export async function findStoredBackup(
       `warning: backup ${found.manifest.id} is suspect: ${found.suspect}; using it only because it was named by its id\n`,
     );
   }
+  warnUntrusted(ctx, found);
   return found;
+}
+
+/** A backup whose signature is not believed is used (`--allow-unsigned`), and never silently. */
+export function warnUntrusted(ctx: CliContext, found: StoredBackup): void {
+  if (found.untrusted === undefined) return;
+  ctx.stderr.write(
+    `warning: backup ${found.manifest.id} is not signed by one of the verify keys (${found.untrusted}); using it only because of --allow-unsigned\n`,
+  );
 }
 
 /** One storage holding backups cannot be read, and the others are tried. */

@@ -63,7 +63,7 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
     await sweepLeftovers(ctx.stderr);
     let newest: StoredBackup | undefined;
     try {
-      newest = (await trustedBackups(destinations, target.name, { signal }))[0];
+      newest = (await trustedBackups(destinations, target.name, { signal, trust: target.signing }))[0];
     } catch (err) {
       if (err instanceof UsageError) return undefined; // no backup yet
       throw err;

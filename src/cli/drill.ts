@@ -30,7 +30,14 @@ import { ExitCode, errorMessage, UsageError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
 import { redact } from '../util/secret.ts';
 import { DATASAVER_VERSION } from '../util/version.ts';
-import { allStorages, type CliContext, findStoredBackup, readConfig, selectTargets } from './context.ts';
+import {
+  allStorages,
+  type CliContext,
+  findStoredBackup,
+  readConfig,
+  selectTargets,
+  trustFor,
+} from './context.ts';
 import { sweepLeftovers } from './leftovers.ts';
 import { formatBytes, formatDuration, Progress, printJson } from './output.ts';
 
@@ -85,7 +92,11 @@ async function backupsToDrill(
     const work: { manifest: Manifest; storage: StorageBackend }[] = [];
     const seen = new Set<string>();
     for (const storage of await allStorages(ctx, config)) {
-      const catalog = await readCatalog(storage, { target, signal: ctx.signal });
+      const catalog = await readCatalog(storage, {
+        target,
+        signal: ctx.signal,
+        trust: (t) => trustFor(config, t),
+      });
       for (const w of catalog.warnings) ctx.stderr.write(`warning: ${w}\n`);
       // A backup in several destinations is one backup: it is drilled once, from the first that has it.
       for (const manifest of catalog.backups.filter((m) => !seen.has(m.id))) {

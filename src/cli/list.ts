@@ -1,10 +1,11 @@
-import { readCatalog } from '../catalog/catalog.ts';
+import { readCatalog, type UntrustedBackup } from '../catalog/catalog.ts';
 import type { Manifest } from '../catalog/manifest.ts';
 import { manifestDistrust } from '../catalog/manifest-trust.ts';
+import type { Config } from '../config/types.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { ExitCode, errorMessage } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
-import { allStorages, type CliContext, readConfig } from './context.ts';
+import { allStorages, type CliContext, readConfig, trustFor } from './context.ts';
 import { formatBytes, formatTime, printJson, renderTable } from './output.ts';
 
 export interface ListOptions {
@@ -31,24 +32,30 @@ interface Listing {
   incomplete: IncompleteObject[];
   warnings: string[];
   unreadable: { storage: string; error: string }[];
+  /** Backups ignored because their manifest is not signed by one of their target's verify keys. */
+  untrusted: (UntrustedBackup & { storage: string })[];
 }
 
 /**
  * `datasaver list`: committed backups from storage (and incomplete ones with --all). A suspect backup
  * (manifest-trust.ts) is listed with its reason (`suspect` in JSON, the STATUS column in text) and a
- * warning. A storage that cannot be read is an error (exit 6), never "no backups found".
+ * warning. A backup whose manifest is not signed by one of its target's verify keys is not listed: it is
+ * reported (a warning, and `untrusted` in JSON). A storage that cannot be read is an error (exit 6),
+ * never "no backups found".
  */
 export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<number> {
   const config = await readConfig(ctx);
   const storages = await allStorages(ctx, config);
-  const listing = await readListing(ctx, storages, opts.target);
+  const listing = await readListing(ctx, config, storages, opts.target);
   for (const w of listing.warnings) ctx.stderr.write(`warning: ${w}\n`);
   const code = listing.unreadable.length > 0 ? ExitCode.storage : ExitCode.ok;
   if (opts.json) {
-    const { backups, incomplete, warnings, unreadable } = listing;
+    const { backups, incomplete, warnings, unreadable, untrusted } = listing;
     printJson(
       ctx.stdout,
-      opts.all ? { backups, incomplete, warnings, unreadable } : { backups, warnings, unreadable },
+      opts.all
+        ? { backups, incomplete, warnings, unreadable, untrusted }
+        : { backups, warnings, unreadable, untrusted },
     );
     return code;
   }
@@ -59,15 +66,17 @@ export async function listCommand(ctx: CliContext, opts: ListOptions): Promise<n
 /** Reads each storage's catalog; one storage down is reported (on stderr, and in `unreadable`) and skipped. */
 async function readListing(
   ctx: CliContext,
+  config: Config,
   storages: StorageBackend[],
   target: string | undefined,
 ): Promise<Listing> {
   const now = new Date();
-  const listing: Listing = { backups: [], incomplete: [], warnings: [], unreadable: [] };
+  const listing: Listing = { backups: [], incomplete: [], warnings: [], unreadable: [], untrusted: [] };
   for (const storage of storages) {
     let catalog: Awaited<ReturnType<typeof readCatalog>>;
     try {
-      catalog = await readCatalog(storage, { target, signal: ctx.signal });
+      // Each target's backups are judged by that target's verify keys.
+      catalog = await readCatalog(storage, { target, signal: ctx.signal, trust: (t) => trustFor(config, t) });
     } catch (err) {
       // One storage down never hides what the others hold; the exit code says something was missing.
       if (ctx.signal.aborted) throw err;
@@ -97,6 +106,7 @@ async function readListing(
       })),
     );
     listing.warnings.push(...catalog.warnings);
+    listing.untrusted.push(...catalog.untrusted.map((u) => ({ ...u, storage: storage.description })));
   }
   return listing;
 }

@@ -106,6 +106,10 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
       "PostgreSQL: when the backed-up database's owner, grants or role settings name roles this server lacks, leave those out (and say so) instead of refusing the restore",
     )
     .option(
+      '--allow-unsigned',
+      'with verify keys set (DATASAVER_VERIFY_KEYS): restore a backup whose manifest is unsigned or not signed by one of them, with a warning',
+    )
+    .option(
       '--table <name>',
       'restore only this table (table or schema.table; repeat for more; PostgreSQL custom format): its definition and rows, not its indexes or constraints',
       (value: string, previous: string[] = []) => [...previous, value],
@@ -152,6 +156,17 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     .addOption(json)
     .action(async (opts) => {
       exitCode = await (await import('./health.ts')).healthCommand(ctx(), opts);
+    });
+  program
+    .command('keygen')
+    .description(
+      'make a new Ed25519 key for signing manifests (prints its verify key), or with --age an age identity (prints its recipient)',
+    )
+    .option('-o, --out <file>', 'where to write the new key (mode 0600); an existing file is never replaced')
+    .option('--age', 'make an age identity for encrypted backups instead, in age-keygen format')
+    .addOption(json)
+    .action(async (opts) => {
+      exitCode = await (await import('./keygen.ts')).keygenCommand(ctx(), opts);
     });
   program
     .command('config')

@@ -12,7 +12,14 @@ import type { Config } from '../config/types.ts';
 import { type PassedOver, pickIntact } from '../jobs/intact.ts';
 import { DatasaverError, ExitCode, errorMessage, VerifyError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
-import { type CliContext, findStoredBackup, storagesForBackups, warnUnreadable } from './context.ts';
+import {
+  type CliContext,
+  findStoredBackup,
+  storagesForBackups,
+  trustFor,
+  warnUnreadable,
+  warnUntrusted,
+} from './context.ts';
 import type { RestoreOptions } from './restore.ts';
 
 export interface BackupToRestore extends StoredBackup {
@@ -28,15 +35,17 @@ export async function backupToRestore(
   ref: string,
   backupTarget: string,
   onChecksum: (id: string, storedBytes: number, total: number) => void,
+  allowUnsigned = false,
 ): Promise<BackupToRestore> {
   if (ref !== 'latest') {
-    const found = await findStoredBackup(ctx, config, ref, backupTarget);
+    const found = await findStoredBackup(ctx, config, ref, backupTarget, { allowUnsigned });
     return { ...found, passedOver: [], checked: false };
   }
   const candidates = await trustedBackups(await storagesForBackups(ctx, config, backupTarget), backupTarget, {
     signal: ctx.signal,
     now: new Date(),
     onUnreadable: (storage, err) => warnUnreadable(ctx, storage, err),
+    trust: trustFor(config, backupTarget, allowUnsigned),
   });
   let current = candidates[0]!.manifest;
   const { chosen, passedOver } = await pickIntact(candidates, {
@@ -63,6 +72,7 @@ export async function backupToRestore(
       `note: latest is ${chosen.manifest.id}, the newest intact backup of ${backupTarget}; restore a passed-over one by its id to see its error in full\n`,
     );
   }
+  warnUntrusted(ctx, chosen);
   return { ...chosen, passedOver, checked: true };
 }
 
@@ -83,7 +93,10 @@ export async function withOlderIntact(
   let older: StoredBackup[];
   try {
     older = (
-      await trustedBackups(await storagesForBackups(ctx, config, target), target, { signal: ctx.signal })
+      await trustedBackups(await storagesForBackups(ctx, config, target), target, {
+        signal: ctx.signal,
+        trust: trustFor(config, target, opts.allowUnsigned),
+      })
     ).filter((b) => compareIds(b.manifest.id, err.backupId) < 0);
   } catch (lookup) {
     ctx.signal?.throwIfAborted();
@@ -111,6 +124,7 @@ function restoreCommandLine(id: string, opts: RestoreOptions): string {
   for (const t of opts.table ?? []) add('--table', t);
   if (opts.tempDir !== undefined) add('--temp-dir', opts.tempDir);
   if (opts.skipMissingRoles) add('--skip-missing-roles');
+  if (opts.allowUnsigned) add('--allow-unsigned');
   if (opts.dryRun) add('--dry-run');
   if (opts.json) add('--json');
   return words.join(' ');

@@ -25,6 +25,8 @@ export interface RestoreOptions {
   tempDir?: string;
   toFile?: string;
   skipMissingRoles?: boolean;
+  /** Restore a backup whose manifest is not signed by one of the verify keys (with a warning). */
+  allowUnsigned?: boolean;
   json?: boolean;
 }
 
@@ -53,6 +55,7 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
     ref,
     backupTarget,
     checksumProgress(progress),
+    opts.allowUnsigned,
   );
   const engine = createEngine(target!);
 
@@ -171,6 +174,7 @@ async function restoreToFileCommand(
     ref,
     backupTarget,
     checksumProgress(progress),
+    opts.allowUnsigned,
   );
   progress.done();
   const path = resolve(opts.toFile!);

@@ -12,6 +12,7 @@ import {
   findStoredBackup,
   readConfig,
   selectTargets,
+  trustFor,
 } from './context.ts';
 import { formatBytes, Progress, printJson } from './output.ts';
 
@@ -26,7 +27,11 @@ export async function verifyCommand(ctx: CliContext, ref: string, opts: VerifyOp
   const work: { manifest: Manifest; storage: StorageBackend }[] = [];
   if (ref === 'all') {
     for (const storage of await allStorages(ctx, config)) {
-      const catalog = await readCatalog(storage, { target: opts.target, signal: ctx.signal });
+      const catalog = await readCatalog(storage, {
+        target: opts.target,
+        signal: ctx.signal,
+        trust: (t) => trustFor(config, t),
+      });
       for (const w of catalog.warnings) ctx.stderr.write(`warning: ${w}\n`);
       work.push(...catalog.backups.map((manifest) => ({ manifest, storage })));
     }

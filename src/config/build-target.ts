@@ -9,6 +9,7 @@ import { buildNotify } from './notify-settings.ts';
 import { type Problems, type RawTarget, rawText } from './raw.ts';
 import { buildRetention } from './retention-settings.ts';
 import { buildSchedule, scheduleWarning } from './schedule-settings.ts';
+import { buildSigning } from './signing-settings.ts';
 import { buildDestinations } from './storage-settings.ts';
 import { DEFAULT_LEASE_TTL_SECONDS, DEFAULT_SIZE_CHANGE_ALERT, MAX_LEASE_TTL_SECONDS } from './target.ts';
 import type { TargetConfig } from './types.ts';
@@ -40,6 +41,7 @@ export function buildTarget(
   const leaseTtlSeconds = check(raw.leaseTtlSeconds, LEASE_TTL, problems) ?? DEFAULT_LEASE_TTL_SECONDS;
   const notify = buildNotify(raw, problems);
   const drill = buildDrill(raw, engine, timeZone, problems);
+  const signing = buildSigning(raw, problems);
   if (schedule && name) scheduleWarning(raw, name, schedule, timeZone, alertAfterHours, warnings);
 
   if (problems.list.length > before || !name || !destinations || !retention || !schedule) return undefined;
@@ -60,6 +62,7 @@ export function buildTarget(
     leaseTtlSeconds,
     notify,
     drill,
+    signing,
   };
 }
 

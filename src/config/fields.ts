@@ -11,6 +11,11 @@ export interface FieldSpec {
   secret?: boolean;
   /** Describes where the database is: taken from the environment only when no config file is used. */
   connection?: boolean;
+  /**
+   * Also read from `<env>_FILE` / `<yaml>_file` without being a secret (public keys): shown in messages
+   * and `config check` as any other setting.
+   */
+  fromFile?: boolean;
 }
 
 const fields = {
@@ -86,6 +91,9 @@ const fields = {
   telegramApiUrl: { env: 'DATASAVER_TELEGRAM_API_URL', yaml: 'notify.telegram_api_url' },
   healthchecksUrl: { env: 'DATASAVER_HEALTHCHECKS_URL', yaml: 'notify.healthchecks_url', secret: true },
   notifyOnSuccess: { env: 'DATASAVER_NOTIFY_ON_SUCCESS', yaml: 'notify.on_success' },
+  // An Ed25519 private key: whoever holds it can sign manifests that readers believe.
+  signingKey: { env: 'DATASAVER_SIGNING_KEY', yaml: 'signing.key', secret: true },
+  verifyKeys: { env: 'DATASAVER_VERIFY_KEYS', yaml: 'signing.verify_keys', fromFile: true },
 } as const satisfies Record<string, FieldSpec>;
 
 export type FieldName = keyof typeof fields;
@@ -107,7 +115,7 @@ const daemonFields = {
   logLevel: { env: 'DATASAVER_LOG_LEVEL', yaml: 'log_level' },
   logFormat: { env: 'DATASAVER_LOG_FORMAT', yaml: 'log_format' },
   healthDetails: { env: 'DATASAVER_HEALTH_DETAILS', yaml: 'health_details' },
-} as const satisfies Record<string, Omit<FieldSpec, 'secret' | 'connection'>>;
+} as const satisfies Record<string, Omit<FieldSpec, 'secret' | 'connection' | 'fromFile'>>;
 
 export type DaemonFieldName = keyof typeof daemonFields;
 export const DAEMON_FIELDS: Readonly<Record<DaemonFieldName, { env: string; yaml: string }>> = daemonFields;

@@ -18,6 +18,7 @@ import { buildDrill } from './drill-settings.ts';
 import { readDaemonEnv, readEnvLayer } from './env-layer.ts';
 import { FIELD_NAMES, FIELDS, type FieldName } from './fields.ts';
 import { nonEmpty, type ParseInput, Problems, type RawTarget } from './raw.ts';
+import { buildSigning } from './signing-settings.ts';
 import { buildDestinations } from './storage-settings.ts';
 import type { Config, TargetConfig } from './types.ts';
 import { readYaml } from './yaml-layer.ts';
@@ -70,13 +71,10 @@ export function parseConfig(input: ParseInput): Config {
       problems.add(`target ${t.name}`, 'two targets have this name; names must be unique');
     names.add(t.name);
   }
-  // The targets report the shared drill settings' problems; with none, they are reported here.
-  const defaultDrill = buildDrill(
-    sharedLayer,
-    undefined,
-    'UTC',
-    built.length > 0 ? new Problems() : problems,
-  );
+  // The targets report the shared drill and signing settings' problems; with none, they are reported here.
+  const sharedProblems = built.length > 0 ? new Problems() : problems;
+  const defaultDrill = buildDrill(sharedLayer, undefined, 'UTC', sharedProblems);
+  const defaultSigning = buildSigning(sharedLayer, sharedProblems);
   problems.throwIfAny(file);
   const defaultToolDir = sharedLayer.toolDir ? String(sharedLayer.toolDir.value) : undefined;
   return {
@@ -85,6 +83,7 @@ export function parseConfig(input: ParseInput): Config {
     defaultDestinations,
     defaultToolDir,
     defaultDrill,
+    defaultSigning,
     daemon,
     warnings,
   };

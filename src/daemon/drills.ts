@@ -79,7 +79,9 @@ export class DrillScheduler {
     const { signal } = this.#ctx;
     if (!slot.drillSchedule) return;
     try {
-      const newest = (await trustedBackups(slot.destinations, slot.target.name, { signal }))[0];
+      const newest = (
+        await trustedBackups(slot.destinations, slot.target.name, { signal, trust: slot.target.signing })
+      )[0];
       if (!newest) return;
       const { manifest, storage } = newest;
       const record = await readDrillRecord(storage, manifest.target, manifest.id, signal);

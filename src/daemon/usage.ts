@@ -2,7 +2,7 @@
  * What storage holds of each target: the counts `/health` and `/metrics` show, and, after a restart, the
  * last success (a restart is not a reset).
  */
-import { readTargetUsage } from '../catalog/catalog.ts';
+import { type ManifestTrust, readTargetUsage } from '../catalog/catalog.ts';
 import type { DestinationUsage, SuccessRecord } from '../server/health.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { errorMessage } from '../util/errors.ts';
@@ -10,19 +10,21 @@ import { redact } from '../util/secret.ts';
 import type { DaemonContext, Slot } from './slot.ts';
 
 /**
- * Committed backups of a target in one destination, and the newest of them that can be trusted at `now`
- * (the daemon's clock): a backup dated in the future must never stand for a recent success.
+ * Committed backups of a target in one destination that `trust` believes (the target's verify keys), and
+ * the newest of them that can be trusted at `now` (the daemon's clock): a backup dated in the future, or
+ * one whose manifest is not signed by a verify key, must never stand for a recent success.
  */
 export type ReadUsage = (
   storage: StorageBackend,
   target: string,
   signal: AbortSignal,
   now: Date,
+  trust?: ManifestTrust,
 ) => Promise<{ backups: number; bytes: number; newest: SuccessRecord | undefined }>;
 
 /** The production ReadUsage: storage's catalog, with suspect backups never counted as the newest. */
-export const readStorageUsage: ReadUsage = async (storage, target, signal, now) => {
-  const usage = await readTargetUsage(storage, target, { now, signal });
+export const readStorageUsage: ReadUsage = async (storage, target, signal, now, trust) => {
+  const usage = await readTargetUsage(storage, target, { now, signal, trust });
   const newest = usage.newest;
   return {
     backups: usage.backups,
@@ -54,7 +56,7 @@ export async function refreshUsage(
   const usage: DestinationUsage[] = await Promise.all(
     slot.destinations.map(async (d) => {
       try {
-        const u = await readUsage(d, name, signal, ctx.clock.now());
+        const u = await readUsage(d, name, signal, ctx.clock.now(), slot.target.signing);
         if (u.newest && (!newest || u.newest.time > newest.time)) newest = u.newest;
         return { destination: d.description, backups: u.backups, bytes: u.bytes, error: null };
       } catch (err) {

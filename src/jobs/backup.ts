@@ -15,6 +15,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { backupId, dataExtension, dataKey, manifestKey } from '../catalog/layout.ts';
 import { MANIFEST_VERSION, type Manifest } from '../catalog/manifest.ts';
+import { signManifest } from '../catalog/signature.ts';
 import type { TargetConfig } from '../config/types.ts';
 import type { DatabaseFacts, Engine } from '../engines/engine.ts';
 import { type ConfirmLease, LeaseLostError } from '../lease/held.ts';
@@ -26,6 +27,7 @@ import { Meter } from '../pipeline/meter.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import {
   BackupError,
+  ConfigError,
   DatasaverError,
   errorMessage,
   isAbortError,
@@ -73,6 +75,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   const { target } = request;
   const { engine, destinations, signal } = deps;
   if (destinations.length === 0) throw new StorageError(`no destination is configured for ${target.name}`);
+  assertSignsWhatItVerifies(target);
   const now = deps.now ?? (() => new Date());
   const format = request.format ?? target.format;
   const schemaOnly = request.schemaOnly ?? target.schemaOnly;
@@ -89,7 +92,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   const dump = await streamDump({ ...deps, target, format, schemaOnly, objectKey, unreachable, liveFacts });
 
   const finishedAt = now();
-  const manifest: Manifest = {
+  const built: Manifest = {
     version: MANIFEST_VERSION,
     id,
     target: target.name,
@@ -115,7 +118,10 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     datasaverVersion: DATASAVER_VERSION,
     facts: dump.facts,
   };
-  assertReadsBack(manifest);
+  // Signed last, over the manifest as it will be stored.
+  const { signingKey } = target.signing;
+  const manifest = signingKey ? signManifest(built, signingKey) : built;
+  assertReadsBack(manifest, signingKey?.verifyKey);
   await failpoint('backup.before-manifest');
   const { committed, failures } = await commitEverywhere(manifest, dump.uploads, deps);
 
@@ -278,6 +284,21 @@ async function commitEverywhere(
     .filter((f) => f.error !== undefined);
   if (committed.length === 0) throw failures[0]!.error;
   return { committed, failures };
+}
+
+/**
+ * A target with verify keys but no signing key would write unsigned backups that it, and every reader
+ * with the same keys, ignores: prune would never remove them and they would never count as a success.
+ * Throws ConfigError (exit 2) before anything is dumped.
+ */
+function assertSignsWhatItVerifies(target: TargetConfig): void {
+  if (target.signing.verifyKeys.length === 0 || target.signing.signingKey) return;
+  throw new ConfigError(
+    `target ${target.name} has verify keys (DATASAVER_VERIFY_KEYS) but no signing key: its backups would be unsigned, and ignored by every reader with those keys`,
+    {
+      hint: 'give the sidecar its signing key (DATASAVER_SIGNING_KEY_FILE), or set verify keys only where backups are read',
+    },
+  );
 }
 
 /** The id for a new backup, with a sequence suffix if a backup of this target started in the same second. */

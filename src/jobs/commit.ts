@@ -7,6 +7,7 @@ import { MAX_RECORD_BYTES, readRecord } from '../catalog/catalog.ts';
 import { manifestKey } from '../catalog/layout.ts';
 import { type Manifest, serializeManifest } from '../catalog/manifest.ts';
 import { parseManifest } from '../catalog/manifest-read.ts';
+import { type VerifyKey, verifyManifestSignature } from '../catalog/signature.ts';
 import { type ConfirmLease, LeaseLostError } from '../lease/held.ts';
 import type { ObjectInfo, StorageBackend } from '../storage/backend.ts';
 import { BackupError, errorMessage, isAbortError, StorageError } from '../util/errors.ts';
@@ -90,17 +91,20 @@ async function sameManifest(
 }
 
 /**
- * A manifest that list, restore and prune would skip as unreadable must never be committed: that backup
- * would count as a success nobody can use. Throws BackupError naming what would not read back.
+ * A manifest that list, restore and prune would skip as unreadable (or, when signed, as badly signed by
+ * `signedBy`) must never be committed: that backup would count as a success nobody can use. Throws
+ * BackupError naming what would not read back.
  */
-export function assertReadsBack(manifest: Manifest): void {
+export function assertReadsBack(manifest: Manifest, signedBy?: VerifyKey): void {
   const bytes = serializeManifest(manifest);
   const problem =
     bytes.length > MAX_RECORD_BYTES
       ? `it is ${bytes.length} bytes, more than the ${MAX_RECORD_BYTES} a manifest may have`
       : (() => {
           const parsed = parseManifest(bytes.toString('utf8'));
-          return 'error' in parsed ? parsed.error : undefined;
+          if ('error' in parsed) return parsed.error;
+          const check = signedBy && verifyManifestSignature(parsed.json, [signedBy]);
+          return check && check.status !== 'ok' ? `its signature does not check: ${check.reason}` : undefined;
         })();
   if (problem === undefined) return;
   throw new BackupError(

@@ -11,7 +11,7 @@
  *   is never touched.
  */
 
-import { READ_CONCURRENCY, readCatalog } from '../catalog/catalog.ts';
+import { type ManifestTrust, READ_CONCURRENCY, readCatalog } from '../catalog/catalog.ts';
 import { drillKey, manifestKey, parseKey, verifyKey } from '../catalog/layout.ts';
 import type { Manifest } from '../catalog/manifest.ts';
 import { manifestDistrust, retentionTime } from '../catalog/manifest-trust.ts';
@@ -28,6 +28,11 @@ export interface PruneTarget {
   name: string;
   timeZone: string;
   retention: RetentionConfig;
+  /**
+   * Which manifests to believe (a TargetConfig's `signing`: its verify keys). A manifest not believed is
+   * never judged by retention and its data never deleted; absent: every readable manifest is believed.
+   */
+  signing?: ManifestTrust | undefined;
 }
 
 export interface PruneDeps {
@@ -78,7 +83,7 @@ export interface PruneResult extends PrunePlan {
 /** Reads storage and decides, for every backup of `target` and every leftover, whether it stays. */
 export async function planPrune(target: PruneTarget, deps: PruneDeps): Promise<PrunePlan> {
   const { storage, now, signal } = deps;
-  const catalog = await readCatalog(storage, { target: target.name, signal });
+  const catalog = await readCatalog(storage, { target: target.name, signal, trust: target.signing });
   const warnings = [...catalog.warnings];
   const backups = catalog.backups.filter((m) => m.target === target.name);
   // A suspect backup (dated in the future, or unlike its id) never fills a rule or the min-keep floor:

@@ -44,7 +44,9 @@ export async function resumeUploads(target: PruneTarget, deps: ResumeDeps): Prom
   if (destinations.length < 2) return [];
   const catalogs = await Promise.all(
     destinations.map(async (d) =>
-      (await readCatalog(d, { target: target.name, signal })).backups.filter((m) => m.target === target.name),
+      (await readCatalog(d, { target: target.name, signal, trust: target.signing })).backups.filter(
+        (m) => m.target === target.name,
+      ),
     ),
   );
   const holders = new Map<string, { manifest: Manifest; at: StorageBackend[] }>();

@@ -12,7 +12,7 @@
  * `assessSize` is the rule; `checkBackupSize` reads the history from storage for it.
  */
 
-import { readCatalog } from '../catalog/catalog.ts';
+import { type ManifestTrust, readCatalog } from '../catalog/catalog.ts';
 import { manifestDistrust } from '../catalog/manifest-trust.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { errorMessage } from '../util/errors.ts';
@@ -100,7 +100,7 @@ function median(values: number[]): number {
  * warning: it never fails a committed backup.
  */
 export async function checkBackupSize(
-  target: { name: string; sizeChangeAlert: number },
+  target: { name: string; sizeChangeAlert: number; signing?: ManifestTrust | undefined },
   backup: SizedBackup,
   storage: StorageBackend,
   now: Date,
@@ -109,7 +109,7 @@ export async function checkBackupSize(
 ): Promise<SizeAssessment | undefined> {
   if (!(target.sizeChangeAlert > 0)) return undefined;
   try {
-    const catalog = await readCatalog(storage, { target: target.name, signal });
+    const catalog = await readCatalog(storage, { target: target.name, signal, trust: target.signing });
     const good = catalog.backups.filter(
       (m) =>
         m.target === target.name &&

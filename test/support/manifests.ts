@@ -2,11 +2,13 @@
 import { createHash } from 'node:crypto';
 import { backupId, dataKey, drillKey, manifestKey, verifyKey } from '../../src/catalog/layout.ts';
 import { type Manifest, serializeManifest } from '../../src/catalog/manifest.ts';
+import { type SigningKey, signManifest } from '../../src/catalog/signature.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
 
 /**
  * Stores a committed backup of target `shop` taken at `time`, as the backup job would; `data` replaces
- * the stored bytes, and `overrides` forge manifest fields (its keys follow the forged id).
+ * the stored bytes, and `overrides` forge manifest fields (its keys follow the forged id); `signWith` signs
+ * the manifest as the backup job does.
  */
 export async function storeBackup(
   storage: StorageBackend,
@@ -17,11 +19,12 @@ export async function storeBackup(
     drilled?: boolean;
     data?: Buffer;
     overrides?: Partial<Manifest>;
+    signWith?: SigningKey;
   } = {},
 ): Promise<Manifest> {
   const id = options.overrides?.id ?? backupId('shop', time);
   const data = options.data ?? Buffer.from(`dump of ${id}`);
-  const manifest: Manifest = {
+  const built: Manifest = {
     version: 1,
     id,
     target: 'shop',
@@ -47,6 +50,7 @@ export async function storeBackup(
     facts: { exact: true, tables: [] },
     ...options.overrides,
   };
+  const manifest = options.signWith ? signManifest(built, options.signWith) : built;
   await storage.put(manifest.object, [data]);
   await storage.put(manifestKey('shop', id), [serializeManifest(manifest)]);
   if (options.verified !== undefined) {
