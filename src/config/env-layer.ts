@@ -1,6 +1,6 @@
 /**
- * The environment as a layer of settings: one variable per setting (fields.ts), a secret also from
- * `<VAR>_FILE`.
+ * The environment as a layer of settings: one variable per setting (fields.ts), a secret (or a
+ * `fromFile` setting) also from `<VAR>_FILE`.
  */
 import { DAEMON_FIELDS, type DaemonFieldName, FIELD_NAMES, FIELDS } from './fields.ts';
 import {
@@ -19,12 +19,13 @@ export function readEnvLayer(input: ParseInput, problems: Problems): RawTarget {
     const spec = FIELDS[f];
     const direct = nonEmpty(input.env[spec.env]);
     const fileVar = `${spec.env}_FILE`;
-    const filePath = spec.secret ? nonEmpty(input.env[fileVar]) : undefined;
+    const filePath = spec.secret || spec.fromFile ? nonEmpty(input.env[fileVar]) : undefined;
     if (direct !== undefined && filePath !== undefined) {
       problems.add(spec.env, `both ${spec.env} and ${fileVar} are set; set only one`);
     } else if (filePath !== undefined) {
       const value = readSecretFile(input, filePath, fileVar, problems);
-      if (value !== undefined) layer[f] = { value, origin: `${fileVar} (${filePath})`, secret: true };
+      if (value !== undefined)
+        layer[f] = { value, origin: `${fileVar} (${filePath})`, secret: spec.secret === true };
     } else if (direct !== undefined) {
       layer[f] = { value: direct, origin: spec.env, secret: spec.secret };
     }

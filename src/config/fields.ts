@@ -9,6 +9,11 @@ export interface FieldSpec {
   yaml: string;
   /** A secret: redacted everywhere, and also read from `<env>_FILE` / `<yaml>_file`. */
   secret?: boolean;
+  /**
+   * Also read from `<env>_FILE` / `<yaml>_file`, as a secret is, but shown as it is: a value that is
+   * public yet long enough to belong in a file (age recipients).
+   */
+  fromFile?: boolean;
   /** Describes where the database is: taken from the environment only when no config file is used. */
   connection?: boolean;
 }
@@ -86,6 +91,22 @@ const fields = {
   telegramApiUrl: { env: 'DATASAVER_TELEGRAM_API_URL', yaml: 'notify.telegram_api_url' },
   healthchecksUrl: { env: 'DATASAVER_HEALTHCHECKS_URL', yaml: 'notify.healthchecks_url', secret: true },
   notifyOnSuccess: { env: 'DATASAVER_NOTIFY_ON_SUCCESS', yaml: 'notify.on_success' },
+  // Public keys: whoever holds them can encrypt, not decrypt; a recipients file is read like a secret's.
+  encryptionRecipients: {
+    env: 'DATASAVER_ENCRYPTION_RECIPIENTS',
+    yaml: 'encryption.recipients',
+    fromFile: true,
+  },
+  encryptionPassphrase: {
+    env: 'DATASAVER_ENCRYPTION_PASSPHRASE',
+    yaml: 'encryption.passphrase',
+    secret: true,
+  },
+  // A path: the identity file itself is read when the configuration is (config/encryption-settings.ts).
+  encryptionIdentityFile: {
+    env: 'DATASAVER_ENCRYPTION_IDENTITY_FILE',
+    yaml: 'encryption.identity_file',
+  },
 } as const satisfies Record<string, FieldSpec>;
 
 export type FieldName = keyof typeof fields;
@@ -107,7 +128,7 @@ const daemonFields = {
   logLevel: { env: 'DATASAVER_LOG_LEVEL', yaml: 'log_level' },
   logFormat: { env: 'DATASAVER_LOG_FORMAT', yaml: 'log_format' },
   healthDetails: { env: 'DATASAVER_HEALTH_DETAILS', yaml: 'health_details' },
-} as const satisfies Record<string, Omit<FieldSpec, 'secret' | 'connection'>>;
+} as const satisfies Record<string, Omit<FieldSpec, 'secret' | 'connection' | 'fromFile'>>;
 
 export type DaemonFieldName = keyof typeof daemonFields;
 export const DAEMON_FIELDS: Readonly<Record<DaemonFieldName, { env: string; yaml: string }>> = daemonFields;

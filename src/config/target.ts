@@ -2,6 +2,7 @@ import { NO_CONNECTION } from '../engines/engine.ts';
 import { DEFAULT_ENGINE, type EngineName, engineDescriptor } from '../engines/registry.ts';
 import { DEFAULT_RULES } from '../retention/policy.ts';
 import { DEFAULT_SCHEDULE } from '../schedule/cron.ts';
+import { NO_ENCRYPTION } from './encryption-settings.ts';
 import type { NotifyConfig, TargetConfig } from './types.ts';
 
 /** A backup half or one and a half times the usual size is worth a look (a dropped table looks like this). */
@@ -51,5 +52,6 @@ export function offlineTarget(
     sizeChangeAlert: DEFAULT_SIZE_CHANGE_ALERT,
     notify: NO_NOTIFICATIONS,
     drill: { server: undefined, schedule: undefined },
+    encryption: NO_ENCRYPTION,
   };
 }

@@ -6,6 +6,7 @@ import type { StorageConfig } from '../storage/config.ts';
 import type { LogFormat, LogLevel } from '../util/log.ts';
 import type { Secret } from '../util/secret.ts';
 import type { DrillConfig } from './drill-settings.ts';
+import type { EncryptionConfig } from './encryption-settings.ts';
 
 /** One database that datasaver backs up: where it is, how to dump it and where backups go. */
 export interface TargetConfig {
@@ -41,6 +42,8 @@ export interface TargetConfig {
   notify: NotifyConfig;
   /** Where restore drills of this target's backups restore, and when the daemon runs them. */
   drill: DrillConfig;
+  /** How this target's backups are encrypted, and how they are opened (restore, verify, drill). */
+  encryption: EncryptionConfig;
 }
 
 export interface ScheduleConfig {
@@ -103,6 +106,8 @@ export interface Config {
   defaultToolDir: string | undefined;
   /** Drill settings from the shared settings, for drills of backups whose target is not configured. */
   defaultDrill: DrillConfig;
+  /** Encryption from the shared settings, for backups whose target is not configured. */
+  defaultEncryption: EncryptionConfig;
   daemon: DaemonConfig;
   /** Settings that were given but have no effect, for `config check` to point out. */
   warnings: string[];

@@ -83,7 +83,8 @@ function yamlLayer(body: unknown, at: string, input: ParseInput, problems: Probl
     const origin = `${at}.${key}`;
     const fileKey = key.endsWith('_file') ? key.slice(0, -'_file'.length) : undefined;
     const secretField = fileKey !== undefined ? YAML_KEYS.get(fileKey) : undefined;
-    if (secretField && FIELDS[secretField].secret) {
+    const fromFile = secretField && (FIELDS[secretField].secret || FIELDS[secretField].fromFile);
+    if (secretField && fromFile) {
       if (layer[secretField]) problems.add(origin, `both ${fileKey} and ${key} are set; set only one`);
       const shape = yamlShapeProblem(value, true, false, false);
       if (shape) {
@@ -93,7 +94,11 @@ function yamlLayer(body: unknown, at: string, input: ParseInput, problems: Probl
       const path = expand(String(value), origin, input, problems);
       const secret = path === undefined ? undefined : readSecretFile(input, path, origin, problems);
       if (secret !== undefined)
-        layer[secretField] = { value: secret, origin: `${origin} (${path})`, secret: true };
+        layer[secretField] = {
+          value: secret,
+          origin: `${origin} (${path})`,
+          secret: FIELDS[secretField].secret === true,
+        };
       continue;
     }
     const field = YAML_KEYS.get(key);
@@ -156,6 +161,9 @@ const TEXT_FIELDS: ReadonlySet<FieldName> = new Set<FieldName>([
   'telegramBotToken',
   'telegramApiUrl',
   'healthchecksUrl',
+  'encryptionRecipients',
+  'encryptionPassphrase',
+  'encryptionIdentityFile',
 ]);
 
 const TEXT_DAEMON_FIELDS: ReadonlySet<DaemonFieldName> = new Set<DaemonFieldName>([
@@ -182,9 +190,9 @@ function yamlShapeProblem(value: unknown, text: boolean, list: boolean, secret: 
   return undefined;
 }
 
-const NESTED = new Set(['storage', 'retention', 's3', 'notify']);
+const NESTED = new Set(['storage', 'retention', 's3', 'notify', 'encryption']);
 
-/** `storage: {path: x}` -> `storage.path` (and `retention.*`, `s3.*`, `notify.*`); other values stay as they are. */
+/** `storage: {path: x}` -> `storage.path` (and `retention.*`, `s3.*`, `notify.*`, `encryption.*`); other values stay as they are. */
 function flatten(body: Record<string, unknown>, prefix = ''): [string, unknown][] {
   return Object.entries(body).flatMap(([k, v]) =>
     isRecord(v) && NESTED.has(k) && !prefix

@@ -50,11 +50,22 @@ export type DecryptionKey =
  * `new VerifyError(backupId, 'decrypt', err.message)` (exit 5).
  */
 export class DecryptError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /**
+   * No identity (or passphrase) given opens the file's header: the wrong key, or a header damaged where
+   * the key is wrapped (the two look alike in age). After the stored bytes passed their checksum, the
+   * header is the one the backup wrote, and this means the key is wrong.
+   */
+  readonly noKeyMatched: boolean;
+
+  constructor(message: string, options?: { cause?: unknown; noKeyMatched?: boolean }) {
     super(message, options);
     this.name = 'DecryptError';
+    this.noKeyMatched = options?.noKeyMatched ?? false;
   }
 }
+
+/** age's message when no identity unwraps the file key (wrong identity, wrong passphrase). */
+const NO_IDENTITY_MATCHED = "no identity matched any of the file's recipients";
 
 function shown(entry: string): string {
   return entry.length > SHOWN_CHARS ? `${entry.slice(0, SHOWN_CHARS)}…` : entry;
@@ -104,7 +115,7 @@ function isX25519Recipient(entry: string): boolean {
  * Identity lines of an identity file's content. Throws ConfigError naming the line of a malformed or
  * unsupported entry (never its content: it is a secret key), or when there is none.
  */
-function parseIdentities(text: string): string[] {
+export function parseIdentities(text: string): string[] {
   const identities: string[] = [];
   text.split('\n').forEach((raw, index) => {
     const line = raw.trim();
@@ -163,7 +174,8 @@ export async function* decryptStream(
     yield* toBuffers(await decrypter.decrypt(ReadableStream.from(tracked.iterable)));
   } catch (err) {
     if (tracked.failed(err)) throw err;
-    throw new DecryptError(`cannot decrypt: ${errorMessage(err)}`, { cause: err });
+    const noKeyMatched = errorMessage(err).includes(NO_IDENTITY_MATCHED);
+    throw new DecryptError(`cannot decrypt: ${errorMessage(err)}`, { cause: err, noKeyMatched });
   }
 }
 
