@@ -30,7 +30,14 @@ import { ExitCode, errorMessage, UsageError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
 import { redact } from '../util/secret.ts';
 import { DATASAVER_VERSION } from '../util/version.ts';
-import { allStorages, type CliContext, findStoredBackup, readConfig, selectTargets } from './context.ts';
+import {
+  allStorages,
+  type CliContext,
+  encryptionFor,
+  findStoredBackup,
+  readConfig,
+  selectTargets,
+} from './context.ts';
 import { sweepLeftovers } from './leftovers.ts';
 import { formatBytes, formatDuration, Progress, printJson } from './output.ts';
 
@@ -138,6 +145,7 @@ async function drillOne(
     jobs: opts.jobs,
     tempDir: opts.tempDir,
     signal: ctx.signal,
+    decrypt: encryptionFor(config, manifest.target).decrypt,
     onPhase: (phase) => progress.update(`drill ${manifest.id}: ${PHASES[phase]}`, 0),
     onProgress: (phase, n) =>
       progress.update(
