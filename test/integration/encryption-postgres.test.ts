@@ -109,6 +109,12 @@ describe('encrypted PostgreSQL backups', () => {
     const raw = await stockDecrypt(objectPath, key.identityFile);
     const { stdout } = await execFile(join(server().binDir, 'pg_restore'), ['-l', raw]);
     expect(stdout).toContain(`TABLE public ${MARKER}_orders`);
+
+    // The manifest's sealed part is an age file too (the README's jq | base64 -d | age -d).
+    const sealed = join(await tempDir(), 'sealed.age');
+    await writeFile(sealed, Buffer.from(manifest.encryption!.contents, 'base64'));
+    const opened = await execFile('age', ['-d', '-i', key.identityFile, sealed]);
+    expect(JSON.parse(opened.stdout)).toMatchObject({ database: source, facts: { exact: true } });
   });
 
   it('verify: the ciphertext only without the identity (with a note), everything with it', async () => {
