@@ -69,6 +69,11 @@ export interface BackupResult {
   manifest: Manifest;
   /** Set when verification was requested and passed. */
   verified: boolean;
+  /**
+   * What the verification did not check (an encrypted backup verified without the key: its ciphertext
+   * only; jobs/verify.ts VerifyResult.note); absent when it checked everything or did not run.
+   */
+  verifyNote?: string | undefined;
   /** Destinations that hold the committed backup. */
   committed: StorageBackend[];
   /** Destinations that failed, and why; the backup is committed on the others. */
@@ -143,7 +148,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
       `${result.message} (the backup is stored but failed verification)`,
     );
   }
-  return { manifest, verified: true, committed, failures };
+  return { manifest, verified: true, verifyNote: result.note ?? undefined, committed, failures };
 }
 
 interface StreamRequest extends BackupDeps {

@@ -90,11 +90,21 @@ describe('encrypted PostgreSQL backups', () => {
       passphrase: false,
     });
     expect(manifest.database).toBeNull();
+    // A second backup verified right away, without the identity: its ciphertext, and it says so.
+    const second = await runCli(
+      ['backup', '--verify', '--json'],
+      env(storage, { DATASAVER_ENCRYPTION_RECIPIENTS: key.recipient }),
+    );
+    expect(second.code, second.output).toBe(0);
+    expect(JSON.parse(second.stdout).backups[0]).toMatchObject({
+      verified: true,
+      verifyNote: expect.stringMatching(/ciphertext only/),
+    });
     // verify records its result in storage too: scanned as well.
     const verify = await runCli(['verify', manifest.id], env(storage));
     expect(verify.code, verify.output).toBe(0);
     const scan = await filesContaining(storage, MARKER);
-    expect(scan.files).toBe(3); // data, manifest, verify record
+    expect(scan.files).toBe(6); // two data objects, two manifests, two verify records
     expect(scan.found).toEqual([]);
   });
 
