@@ -19,8 +19,9 @@
  * read failing) pass through unchanged. Passphrases and identities never appear in any error.
  */
 import { Decrypter, Encrypter } from 'age-encryption';
-import { ConfigError, errorMessage } from '../util/errors.ts';
+import { ConfigError } from '../util/errors.ts';
 import type { Secret } from '../util/secret.ts';
+import { ageDecrypt, ageEncrypt, scryptRecipient } from './age-stream.ts';
 
 /** age's default scrypt work factor (log2 N) for passphrase encryption. */
 const DEFAULT_SCRYPT_WORK_FACTOR = 18;
@@ -44,28 +45,7 @@ export type DecryptionKey =
   /** The content of an age identity file: `AGE-SECRET-KEY-1…` lines, `#` comments, blank lines. */
   { identities: Secret | string } | { passphrase: Secret };
 
-/**
- * The ciphertext cannot be decrypted: wrong key, tampered or truncated. It does not know which backup it
- * concerns, so it is no DatasaverError: the job that reads a backup catches it and throws
- * `new VerifyError(backupId, 'decrypt', err.message)` (exit 5).
- */
-export class DecryptError extends Error {
-  /**
-   * No identity (or passphrase) given opens the file's header: the wrong key, or a header damaged where
-   * the key is wrapped (the two look alike in age). After the stored bytes passed their checksum, the
-   * header is the one the backup wrote, and this means the key is wrong.
-   */
-  readonly noKeyMatched: boolean;
-
-  constructor(message: string, options?: { cause?: unknown; noKeyMatched?: boolean }) {
-    super(message, options);
-    this.name = 'DecryptError';
-    this.noKeyMatched = options?.noKeyMatched ?? false;
-  }
-}
-
-/** age's message when no identity unwraps the file key (wrong identity, wrong passphrase). */
-const NO_IDENTITY_MATCHED = "no identity matched any of the file's recipients";
+export { DecryptError } from './age-stream.ts';
 
 function shown(entry: string): string {
   return entry.length > SHOWN_CHARS ? `${entry.slice(0, SHOWN_CHARS)}…` : entry;
@@ -137,20 +117,18 @@ export function parseIdentities(text: string): string[] {
 
 /**
  * Encrypts a stream into an age file. The output is the complete age file, header first; memory stays at
- * about one 64 KiB chunk. Errors of the source pass through. Throws ConfigError for a malformed recipient.
+ * about one 64 KiB chunk beside the source's current block. Errors of the source pass through. Throws
+ * ConfigError for a malformed recipient.
  */
 export async function* encryptStream(
   source: AsyncIterable<Buffer>,
   key: EncryptionKey,
 ): AsyncIterable<Buffer> {
-  const encrypter = new Encrypter();
-  if ('passphrase' in key) {
-    encrypter.setScryptWorkFactor(key.scryptWorkFactor ?? DEFAULT_SCRYPT_WORK_FACTOR);
-    encrypter.setPassphrase(key.passphrase.reveal());
-  } else {
-    for (const recipient of parseRecipients(key.recipients.join('\n'))) encrypter.addRecipient(recipient);
-  }
-  yield* toBuffers(await encrypter.encrypt(ReadableStream.from(source)));
+  const recipients =
+    'passphrase' in key
+      ? [scryptRecipient(key.passphrase.reveal(), key.scryptWorkFactor ?? DEFAULT_SCRYPT_WORK_FACTOR)]
+      : parseRecipients(key.recipients.join('\n'));
+  yield* ageEncrypt(source, recipients);
 }
 
 /**
@@ -169,33 +147,5 @@ export async function* decryptStream(
     const text = typeof key.identities === 'string' ? key.identities : key.identities.reveal();
     for (const identity of parseIdentities(text)) decrypter.addIdentity(identity);
   }
-  const tracked = trackErrors(source);
-  try {
-    yield* toBuffers(await decrypter.decrypt(ReadableStream.from(tracked.iterable)));
-  } catch (err) {
-    if (tracked.failed(err)) throw err;
-    const noKeyMatched = errorMessage(err).includes(NO_IDENTITY_MATCHED);
-    throw new DecryptError(`cannot decrypt: ${errorMessage(err)}`, { cause: err, noKeyMatched });
-  }
-}
-
-/** Tells the source's own errors apart from the decrypter's. */
-function trackErrors(source: AsyncIterable<Buffer>): {
-  iterable: AsyncIterable<Buffer>;
-  failed: (err: unknown) => boolean;
-} {
-  let sourceError: { error: unknown } | undefined;
-  async function* iterable(): AsyncIterable<Buffer> {
-    try {
-      yield* source;
-    } catch (error) {
-      sourceError = { error };
-      throw error;
-    }
-  }
-  return { iterable: iterable(), failed: (err) => sourceError !== undefined && sourceError.error === err };
-}
-
-async function* toBuffers(stream: ReadableStream<Uint8Array>): AsyncIterable<Buffer> {
-  for await (const chunk of stream) yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  yield* ageDecrypt(source, decrypter);
 }
