@@ -32,6 +32,11 @@ const SEALED_CHUNK = CHUNK + TAG;
 const NONCE = 16;
 /** No header of a file datasaver opens is larger (a few hundred bytes per recipient). */
 const MAX_HEADER = 1024 * 1024;
+/**
+ * The highest scrypt work factor (log2 N) a passphrase file may ask for: datasaver writes 18, as age does,
+ * and each step up doubles the memory (256 MiB at 18) and time an opener spends; storage is untrusted.
+ */
+const MAX_SCRYPT_WORK_FACTOR = 18;
 /** age's message when no identity unwraps the file key (wrong identity, wrong passphrase). */
 const NO_IDENTITY_MATCHED = "no identity matched any of the file's recipients";
 
@@ -176,6 +181,12 @@ async function openHeader(
     return undefined;
   }
   if (data.length < length + NONCE) return undefined;
+  const workFactor = /^-> scrypt \S+ (\d+)$/m.exec(data.subarray(0, length).toString('latin1'))?.[1];
+  if (workFactor !== undefined && Number(workFactor) > MAX_SCRYPT_WORK_FACTOR) {
+    throw new DecryptError(
+      `cannot decrypt: the passphrase's scrypt work factor ${workFactor} is above the ${MAX_SCRYPT_WORK_FACTOR} datasaver writes`,
+    );
+  }
   let fileKey: Uint8Array;
   try {
     fileKey = await decrypter.decryptHeader(data.subarray(0, length));

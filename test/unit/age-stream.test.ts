@@ -77,6 +77,21 @@ describe('age files cut, extended or from elsewhere', () => {
     expect(Buffer.from(await decrypter.decrypt(encrypted)).equals(input)).toBe(true);
   });
 
+  it('refuses a passphrase file whose scrypt work factor would cost more than datasaver ever asks', async () => {
+    const encrypter = new Encrypter();
+    encrypter.setScryptWorkFactor(10);
+    encrypter.setPassphrase('right words');
+    const written = Buffer.from(await encrypter.encrypt(Buffer.from('x'))).toString('latin1');
+    // Forged where the work factor is written: refused before any scrypt runs.
+    const encrypted = Buffer.from(written.replace(/^(-> scrypt \S+) 10$/m, '$1 19'), 'latin1');
+    expect(encrypted.toString('latin1')).toMatch(/ 19\n/);
+    const err = await collect(
+      decryptStream(blocks(encrypted, 777), { passphrase: new Secret('right words') }),
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DecryptError);
+    expect((err as Error).message).toMatch(/work factor 19 is above the 18/);
+  });
+
   it('opens a passphrase file age-encryption wrote, and refuses a wrong passphrase as no key matched', async () => {
     const encrypter = new Encrypter();
     encrypter.setScryptWorkFactor(10);
