@@ -81,8 +81,9 @@ export interface RestorePlan {
 }
 
 export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Promise<RestorePlan> {
-  const { engine, storage, signal, decrypt } = deps;
-  const manifest = request.opened ? request.manifest : await openManifest(request.manifest, decrypt);
+  const { engine, storage, signal } = deps;
+  const manifest = request.opened ? request.manifest : await openManifest(request.manifest, deps.decrypt);
+  const decrypt = keyFor(manifest, deps.decrypt);
   if (manifest.engine !== engine.descriptor.name) {
     throw new UsageError(
       `backup ${manifest.id} is a ${manifest.engine} backup; the chosen target is ${engine.descriptor.name}`,
@@ -252,8 +253,9 @@ export async function restoreToFile(
   },
 ): Promise<{ backup: string; file: string; bytes: number }> {
   const { path } = request;
-  const { storage, signal, decrypt } = deps;
-  const manifest = await openManifest(request.manifest, decrypt);
+  const { storage, signal } = deps;
+  const manifest = await openManifest(request.manifest, deps.decrypt);
+  const decrypt = keyFor(manifest, deps.decrypt);
   const dir = dirname(path);
   if (!(await stat(dir).catch(() => undefined))?.isDirectory()) {
     throw new UsageError(`cannot write ${path}: the directory ${dir} does not exist`);
@@ -292,4 +294,9 @@ export async function restoreToFile(
     throw err;
   }
   return { backup: manifest.id, file: path, bytes: manifest.sizeBytes };
+}
+
+/** The key for the data object's decryption stage: none for a backup in clear, whatever is configured. */
+function keyFor(manifest: Manifest, key: DecryptionKey | undefined): DecryptionKey | undefined {
+  return manifest.encryption ? key : undefined;
 }

@@ -169,6 +169,39 @@ describe('encrypted backups', () => {
     );
   });
 
+  it('backups in clear still verify and restore where a key is configured (encryption turned on later)', async () => {
+    const { decrypt } = await keypair();
+    const storage = new MemoryStorage();
+    const { manifest } = await runBackup(
+      {
+        target: { ...target({ recipients: [] }), encryption: { encrypt: undefined, decrypt } },
+        labels: [],
+        verify: false,
+      },
+      { engine: engine(), destinations: [storage] },
+    );
+    expect(manifest.encryption).toBeNull();
+    expect(await verifyBackup(manifest, { storage, engine: engine(), decrypt })).toMatchObject({
+      ok: true,
+      entries: 1,
+    });
+    let restored = 0;
+    await runRestore(
+      { manifest, dryRun: false, force: false, dropExisting: false, jobs: 1 },
+      {
+        engine: {
+          ...engine(),
+          restore: async (source) => {
+            for await (const chunk of source) restored += chunk.length;
+          },
+        },
+        storage,
+        decrypt,
+      },
+    );
+    expect(restored).toBe(manifest.sizeBytes);
+  });
+
   it('manifest schema: encryption null or a well-formed object, nothing else', () => {
     const m = (encryption: unknown) =>
       parseManifest(
