@@ -2,7 +2,8 @@
  * Client-side encryption for MySQL/MariaDB, Redis and SQLite through the real command line: each
  * engine's backup encrypted to an age recipient restores to the same data, the stock `age` and `zstd`
  * tools give back a dump the engine's own tools read, and a marker the database holds is in no stored
- * byte. SQLite also makes the passphrase round trip (each passphrase costs a second of scrypt).
+ * byte. SQLite also makes the passphrase round trip (each passphrase costs a second of scrypt), and the
+ * daemon's scheduled drill of an encrypted backup (refused without the identity).
  */
 import { execFile as execFileCb } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/catalog/manifest.ts';
 import { type AgeKey, ageKeygen, filesContaining, stockDecrypt } from '../support/age.ts';
 import { runCli } from '../support/cli.ts';
+import { startDaemon, terminate, waitFor } from '../support/daemon.ts';
 import { ident, type MariadbServer, startMariadb } from '../support/mariadb-server.ts';
 import { tempDir } from '../support/pg.ts';
 import { type RedisServer, startRedis } from '../support/redis-server.ts';
@@ -144,6 +146,41 @@ describe('encrypted SQLite backups', () => {
     const raw = await stockDecrypt(objectPath, key.identityFile);
     const { stdout } = await execFile('sqlite3', [raw, `SELECT count(*) FROM ${MARKER}_orders`]);
     expect(stdout.trim()).toBe('2');
+  });
+
+  it('the daemon drills encrypted backups with the identity, and refuses a drill schedule without it', async () => {
+    const path = await database();
+    const env = {
+      DATASAVER_DATABASE_URL: `sqlite://${path}`,
+      DATASAVER_STORAGE_PATH: await tempDir('enc-store-'),
+      DATASAVER_ENCRYPTION_RECIPIENTS: key.recipient,
+      DATASAVER_SCHEDULE: '0 0 1 1 *', // after --run-now's backup, none: the drilled backup stays the newest
+      DATASAVER_DRILL_SCHEDULE: '*/2 * * * * *',
+    };
+    const refused = await runCli(['daemon'], env);
+    expect(refused.code, refused.output).toBe(2);
+    expect(refused.stderr).toMatch(
+      /DATASAVER_DRILL_SCHEDULE: scheduled drills of encrypted backups need the key/,
+    );
+
+    const daemon = await startDaemon({ ...env, DATASAVER_ENCRYPTION_IDENTITY_FILE: key.identityFile }, [
+      '--run-now',
+    ]);
+    try {
+      const { target } = await waitFor(
+        'a drill that passed',
+        async () => {
+          const t = (await daemon.health()).body.targets[0]!;
+          return t.lastDrill?.result === 'passed' ? { target: t } : undefined;
+        },
+        60_000,
+      );
+      expect(target.lastDrill).toMatchObject({ result: 'passed', compared: 1, mismatches: 0 });
+      expect((await filesContaining(env.DATASAVER_STORAGE_PATH, MARKER)).found).toEqual([]);
+    } finally {
+      const { result } = await terminate(daemon);
+      expect(result.code, result.output).toBe(0);
+    }
   });
 
   it('round trip with a passphrase', async () => {
