@@ -2,6 +2,7 @@
  * Storage layout, pure: how backup ids and keys are formed and read back.
  *
  *   <target>/<backup-id>.<ext>             data object, e.g. shop/shop-20260111T020015Z.dump.zst
+ *                                          (encrypted: shop/shop-20260111T020015Z.dump.zst.age)
  *   <target>/<backup-id>.manifest.json     written last: the commit marker
  *   <target>/<backup-id>.verify.json       result of the last `verify` of that backup
  *   <target>/<backup-id>.drill.json        result of the last restore drill of that backup
@@ -16,6 +17,9 @@ import { DUMP_EXTENSIONS } from '../engines/registry.ts';
 import { COMPRESSION_ALGORITHMS, compressionExtension } from '../pipeline/compression.ts';
 
 const ID = /^([A-Za-z0-9][A-Za-z0-9_-]*)-(\d{8}T\d{6}Z)(?:-(\d+))?$/;
+
+/** The extension an encrypted data object ends with: it is an age file (`shop-….dump.zst.age`). */
+export const ENCRYPTED_EXTENSION = 'age';
 
 export const MANIFEST_SUFFIX = '.manifest.json';
 export const VERIFY_SUFFIX = '.verify.json';
@@ -92,12 +96,14 @@ export type KeyKind = 'manifest' | 'verify' | 'drill' | 'data';
 
 /**
  * Extensions datasaver gives data objects: an engine's (its descriptor's, e.g. `dump`, `mysql.sql`) plus
- * an optional compression's. Anything else beside a backup (`.sha256` files, notes) is not datasaver's
+ * an optional compression's, plus `age` when encrypted. Anything else beside a backup (`.sha256` files, notes) is not datasaver's
  * and is never touched.
  */
 const DATA_EXTENSIONS: ReadonlySet<string> = new Set(
   DUMP_EXTENSIONS.flatMap((engine) =>
-    COMPRESSION_ALGORITHMS.map((algorithm) => dataExtension(engine, compressionExtension(algorithm))),
+    COMPRESSION_ALGORITHMS.flatMap((algorithm) =>
+      [false, true].map((encrypted) => dataExtension(engine, compressionExtension(algorithm), encrypted)),
+    ),
   ),
 );
 
@@ -134,7 +140,15 @@ export function parseKey(key: string): ParsedKey | undefined {
   return { kind, target, id, extension };
 }
 
-/** File extension of a data object: the engine's own (`dump`, `sql`) plus the compression's. */
-export function dataExtension(engineExtension: string, compressionExtension: string): string {
-  return compressionExtension ? `${engineExtension}.${compressionExtension}` : engineExtension;
+/**
+ * File extension of a data object: the engine's own (`dump`, `sql`), the compression's, and `age` when
+ * encrypted, in the order the stock tools undo them (`age -d`, then `zstd -d`).
+ */
+export function dataExtension(
+  engineExtension: string,
+  compressionExtension: string,
+  encrypted = false,
+): string {
+  const base = compressionExtension ? `${engineExtension}.${compressionExtension}` : engineExtension;
+  return encrypted ? `${base}.${ENCRYPTED_EXTENSION}` : base;
 }

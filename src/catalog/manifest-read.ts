@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { DATABASE_PRIVILEGES, SETTING_NAME } from '../engines/postgres/dbsettings.ts';
 import { COMPRESSION_ALGORITHMS } from '../pipeline/compression.ts';
 import { isPrintable } from '../util/printable.ts';
-import { LABEL_PATTERN, type Manifest } from './manifest.ts';
+import { LABEL_PATTERN, type Manifest, type SealedFields } from './manifest.ts';
 import { KEY_ID_PATTERN, SIGNATURE_VALUE_PATTERN } from './signature.ts';
 
 const tableFacts = z.object({ name: z.string(), rows: z.number() });
@@ -58,6 +58,22 @@ const databaseSettings = z.object({
   comment: z.string().nullable(),
 });
 
+/**
+ * Sealed contents: base64 of an age file. Never longer than a whole record may be (catalog.ts
+ * MAX_RECORD_BYTES), so a forged manifest cannot make an opener decrypt more than that.
+ */
+const MAX_SEALED_CHARS = 1_000_000;
+const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
+const manifestEncryption = z.object({
+  format: z.literal('age'),
+  recipients: z.array(z.string().regex(AGE_RECIPIENT, 'is not an age X25519 recipient')).max(1000),
+  passphrase: z.boolean(),
+  contents: z
+    .string()
+    .max(MAX_SEALED_CHARS)
+    .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'is not base64'),
+});
+
 /** Unknown fields are kept (manifests written by newer datasaver versions). */
 const manifestSchema = z.looseObject({
   version: z.number().int().min(1),
@@ -73,7 +89,7 @@ const manifestSchema = z.looseObject({
   schemaOnly: z.boolean(),
   compression: z.enum(COMPRESSION_ALGORITHMS),
   compressionLevel: z.number().int().nullable(),
-  encryption: z.null(),
+  encryption: manifestEncryption.nullable(),
   sizeBytes: z.number().int().positive(),
   storedBytes: z.number().int().positive(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
@@ -94,21 +110,40 @@ const manifestSchema = z.looseObject({
     .optional(),
 }) satisfies z.ZodType<Manifest>;
 
+/** The sealed fields of an encrypted manifest (catalog/sealed.ts), held to the same shapes as in clear. */
+const sealedSchema = z.object({
+  database: printableText.nullable(),
+  facts,
+  databaseSettings: databaseSettings.optional(),
+}) satisfies z.ZodType<SealedFields>;
+
+/** Parses the JSON of a manifest's sealed fields, returning a reason instead of throwing. */
+export function parseSealedFields(text: string): { fields: SealedFields } | { error: string } {
+  const parsed = parseJson(text, sealedSchema);
+  return 'error' in parsed ? parsed : { fields: parsed.value };
+}
+
 /**
  * Parses manifest JSON, returning a reason instead of throwing, for `list` to skip bad files with a warning.
  * `json` is the document as parsed, before validation: what a signature is checked against.
  */
 export function parseManifest(text: string): { manifest: Manifest; json: unknown } | { error: string } {
+  const parsed = parseJson(text, manifestSchema);
+  return 'error' in parsed ? parsed : { manifest: parsed.value, json: parsed.json };
+}
+
+/** JSON held to `schema` (and the document as parsed), or the first reason it is not. */
+function parseJson<T>(text: string, schema: z.ZodType<T>): { value: T; json: unknown } | { error: string } {
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
     return { error: `not JSON (${(err as Error).message})` };
   }
-  const res = manifestSchema.safeParse(json);
+  const res = schema.safeParse(json);
   if (!res.success) {
     const issue = res.error.issues[0]!;
     return { error: `field ${issue.path.join('.') || '(root)'}: ${issue.message}` };
   }
-  return { manifest: res.data, json };
+  return { value: res.data, json };
 }

@@ -34,8 +34,13 @@ export interface Manifest {
   schemaOnly: boolean;
   compression: CompressionAlgorithm;
   compressionLevel: number | null;
-  /** Reserved for client-side encryption (recipient fingerprints, never keys). */
-  encryption: null;
+  /**
+   * Client-side encryption (catalog/sealed.ts): null for a backup stored in clear. When set, the data
+   * object is an age file, `sha256` and `storedBytes` are of the ciphertext, and the fields that say what
+   * the backup holds (`database`, `databaseSettings`, `facts`) are sealed in `contents`, leaving
+   * placeholders in their place (SEALED_PLACEHOLDERS).
+   */
+  encryption: ManifestEncryption | null;
   /** Raw dump bytes, before compression. */
   sizeBytes: number;
   /** Bytes in storage. */
@@ -75,6 +80,30 @@ export interface ManifestSignature {
   /** The 64-byte signature, base64. */
   value: string;
 }
+
+/** How a backup is encrypted, and its sealed fields. Holds public keys only, never a secret. */
+export interface ManifestEncryption {
+  /** age-encryption.org/v1: the data object opens with the stock `age` tool. */
+  format: 'age';
+  /** The X25519 recipients (`age1…` public keys) it is encrypted to; empty with a passphrase. */
+  recipients: string[];
+  /** Encrypted with a passphrase (age's scrypt recipient) instead of recipients. */
+  passphrase: boolean;
+  /**
+   * Base64 of an age file, to the same recipients or passphrase as the data, holding the JSON of the
+   * sealed fields (`SealedFields`).
+   */
+  contents: string;
+}
+
+/** The fields of a manifest that say what the backup holds: encrypted with the data when it is. */
+export type SealedFields = Pick<Manifest, 'database' | 'facts'> & Pick<Partial<Manifest>, 'databaseSettings'>;
+
+/**
+ * What a sealed manifest holds in the place of its sealed fields, as stored and as read without the key:
+ * no database name, no settings, no facts (`exact: false`, so nothing is ever compared with them).
+ */
+export const SEALED_PLACEHOLDERS: SealedFields = { database: null, facts: { exact: false, tables: [] } };
 
 export function serializeManifest(manifest: Manifest): Buffer {
   return Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);

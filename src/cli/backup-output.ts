@@ -31,6 +31,8 @@ export interface Failure {
 /** A committed backup, as --json lists it. */
 type CommittedBackup = BackupResult['manifest'] & {
   verified: boolean;
+  /** What `--verify` did not check (an encrypted backup without its key here). */
+  verifyNote?: string;
   destinations: string[];
   sizeChange: SizeAssessment | null;
 };
@@ -132,13 +134,14 @@ export class BackupOutput {
     this.#backups.push({
       ...backup.manifest,
       verified: backup.verified,
+      ...(backup.verifyNote ? { verifyNote: backup.verifyNote } : {}),
       destinations: where,
       sizeChange: cycle.size ?? null,
     });
     if (!this.#json) {
       const m = backup.manifest;
       this.#stdout.write(
-        `backup ${m.id} committed${destinations > 1 ? ` to ${where.join(', ')}` : ''}: ${formatBytes(m.sizeBytes)} dumped, ${formatBytes(m.storedBytes)} stored (${m.format}, ${m.compression}) in ${formatDuration(m.durationMs)}${backup.verified ? ', verified' : ''}\n`,
+        `backup ${m.id} committed${destinations > 1 ? ` to ${where.join(', ')}` : ''}: ${formatBytes(m.sizeBytes)} dumped, ${formatBytes(m.storedBytes)} stored (${m.format}, ${m.compression}) in ${formatDuration(m.durationMs)}${backup.verified ? `, verified${backup.verifyNote ? ` (${backup.verifyNote})` : ''}` : ''}\n`,
       );
     }
     const uploads = cycle.problems.filter((p) => p.stage === 'upload');

@@ -1,3 +1,4 @@
+import { describeEncryption } from '../config/encryption-settings.ts';
 import type { Config } from '../config/types.ts';
 import type { StorageCapabilities } from '../storage/backend.ts';
 import type { StorageConfig } from '../storage/config.ts';
@@ -16,7 +17,13 @@ type StorageCheck = { destination: string } & (StorageCapabilities | { error: st
 export async function configCheckCommand(ctx: CliContext, opts: { json?: boolean }): Promise<number> {
   const config = await readConfig(ctx);
   // JSON round trip: Secret values turn into "***" (Secret.toJSON), undefined fields disappear.
-  const view = JSON.parse(JSON.stringify(config)) as Record<string, unknown>;
+  // Encryption is shown as what is set (recipients shortened, the identity file by its path).
+  const shown = {
+    ...config,
+    targets: config.targets.map((t) => ({ ...t, encryption: describeEncryption(t.encryption) })),
+    defaultEncryption: describeEncryption(config.defaultEncryption),
+  };
+  const view = JSON.parse(JSON.stringify(shown)) as Record<string, unknown>;
   const storage = await checkStorage(ctx, config);
   if (opts.json) printJson(ctx.stdout, { ...view, storage });
   else {

@@ -5,6 +5,7 @@
 
 import { findBackup, type ManifestTrust, type StoredBackup } from '../catalog/catalog.ts';
 import type { Manifest } from '../catalog/manifest.ts';
+import type { EncryptionConfig } from '../config/encryption-settings.ts';
 import { loadConfig } from '../config/load.ts';
 import type { SigningConfig } from '../config/signing-settings.ts';
 import { offlineTarget } from '../config/target.ts';
@@ -192,4 +193,12 @@ export function engineForBackup(config: Config, backupTarget: string, engineName
     );
   }
   return createEngine(offlineTarget(backupTarget, config.defaultToolDir, engineName));
+}
+
+/**
+ * The encryption settings for backups of `backupTarget`: the configured target's, else the shared ones
+ * (restoring on a fresh machine from storage settings alone).
+ */
+export function encryptionFor(config: Config, backupTarget: string): EncryptionConfig {
+  return config.targets.find((t) => t.name === backupTarget)?.encryption ?? config.defaultEncryption;
 }

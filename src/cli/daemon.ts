@@ -74,6 +74,8 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
       storage: newest.storage,
       openPlace: placesFor(target, target.drill, { onNote: (text) => tlog.warn(text) }),
       signal,
+      // Configuration refuses a drill schedule for encrypted backups without this key.
+      decrypt: target.encryption.decrypt,
     });
   };
   const openDestinations = (target: TargetConfig) => openObserved(target, log, metrics);

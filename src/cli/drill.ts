@@ -33,6 +33,7 @@ import { DATASAVER_VERSION } from '../util/version.ts';
 import {
   allStorages,
   type CliContext,
+  encryptionFor,
   findStoredBackup,
   readConfig,
   selectTargets,
@@ -149,6 +150,7 @@ async function drillOne(
     jobs: opts.jobs,
     tempDir: opts.tempDir,
     signal: ctx.signal,
+    decrypt: encryptionFor(config, manifest.target).decrypt,
     onPhase: (phase) => progress.update(`drill ${manifest.id}: ${PHASES[phase]}`, 0),
     onProgress: (phase, n) =>
       progress.update(

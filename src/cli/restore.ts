@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { parseBackupId } from '../catalog/layout.ts';
 import type { Manifest } from '../catalog/manifest.ts';
+import { openManifest } from '../catalog/sealed.ts';
 import type { Config } from '../config/types.ts';
 import type { RestoreTargetState } from '../engines/engine.ts';
 import { createEngine } from '../engines/index.ts';
@@ -9,7 +10,7 @@ import type { PassedOver } from '../jobs/intact.ts';
 import { type RestorePlan, restoreToFile, runRestore } from '../jobs/restore.ts';
 import { UsageError, VerifyError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
-import { type CliContext, readConfig, selectTargets } from './context.ts';
+import { type CliContext, encryptionFor, readConfig, selectTargets } from './context.ts';
 import { sweepLeftovers } from './leftovers.ts';
 import { formatBytes, Progress, printJson } from './output.ts';
 import { backupToRestore, withOlderIntact } from './restore-pick.ts';
@@ -77,6 +78,7 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
       engine,
       storage,
       signal: ctx.signal,
+      decrypt: encryptionFor(config, manifest.target).decrypt,
       confirmOverwrite: interactive ? (state) => confirm(ctx, state) : undefined,
       onProgress: (phase, n) =>
         progress.update(
@@ -178,7 +180,9 @@ async function restoreToFileCommand(
   );
   progress.done();
   const path = resolve(opts.toFile!);
+  const { decrypt } = encryptionFor(config, manifest.target);
   if (opts.dryRun) {
+    await openManifest(manifest, decrypt); // an encrypted backup's dry run proves the key opens it
     const plan = { backup: manifest.id, file: path, bytes: manifest.sizeBytes, passedOver, dryRun: true };
     if (opts.json) printJson(ctx.stdout, plan);
     else
@@ -192,6 +196,7 @@ async function restoreToFileCommand(
     {
       storage,
       signal: ctx.signal,
+      decrypt,
       onProgress: (n) =>
         progress.update(
           `restore ${manifest.id} to ${path}: ${formatBytes(n)} of ${formatBytes(manifest.storedBytes)}`,

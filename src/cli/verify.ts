@@ -8,6 +8,7 @@ import { printable } from '../util/printable.ts';
 import {
   allStorages,
   type CliContext,
+  encryptionFor,
   engineForBackup,
   findStoredBackup,
   readConfig,
@@ -54,6 +55,7 @@ export async function verifyCommand(ctx: CliContext, ref: string, opts: VerifyOp
       storage,
       engine: engineForBackup(config, manifest.target, manifest.engine),
       signal: ctx.signal,
+      decrypt: encryptionFor(config, manifest.target).decrypt,
       onProgress: (pass, n) =>
         progress.update(
           `verify ${manifest.id}: ${pass} ${Math.floor((100 * n) / manifest.storedBytes)}% of ${formatBytes(manifest.storedBytes)}`,
@@ -69,7 +71,9 @@ export async function verifyCommand(ctx: CliContext, ref: string, opts: VerifyOp
     if (!opts.json) {
       ctx.stdout.write(
         result.ok
-          ? `ok      ${result.id} (${result.entries} entries)\n`
+          ? result.note
+            ? `ok      ${result.id} (${result.note})\n`
+            : `ok      ${result.id} (${result.entries} entries)\n`
           : // A tool's message may run over several lines: indented, none can pass for a result line.
             `FAILED  ${printable(result.message ?? '', { multiline: true }).replaceAll('\n', '\n        ')}\n`,
       );

@@ -4,9 +4,10 @@ import { COMPRESSION_ALGORITHMS, type CompressionConfig } from '../pipeline/comp
 import { isTimeZone } from '../retention/calendar.ts';
 import { buildConnection } from './connection.ts';
 import { buildDrill } from './drill-settings.ts';
+import { buildEncryption, drillKeyProblem } from './encryption-settings.ts';
 import { FIELDS } from './fields.ts';
 import { buildNotify } from './notify-settings.ts';
-import { type Problems, type RawTarget, rawText } from './raw.ts';
+import { type ParseInput, type Problems, type RawTarget, rawText } from './raw.ts';
 import { buildRetention } from './retention-settings.ts';
 import { buildSchedule, scheduleWarning } from './schedule-settings.ts';
 import { buildSigning } from './signing-settings.ts';
@@ -21,6 +22,7 @@ export function buildTarget(
   problems: Problems,
   warnings: string[],
   defaultRegion: string,
+  readFile: ParseInput['readFile'],
 ): TargetConfig | undefined {
   const before = problems.list.length;
   const { engine, descriptor, connection } = buildConnection(raw, problems);
@@ -42,6 +44,8 @@ export function buildTarget(
   const notify = buildNotify(raw, problems);
   const drill = buildDrill(raw, engine, timeZone, problems);
   const signing = buildSigning(raw, problems);
+  const encryption = buildEncryption(raw, readFile, problems);
+  drillKeyProblem(raw, encryption, drill.schedule, problems);
   if (schedule && name) scheduleWarning(raw, name, schedule, timeZone, alertAfterHours, warnings);
 
   if (problems.list.length > before || !name || !destinations || !retention || !schedule) return undefined;
@@ -63,6 +67,7 @@ export function buildTarget(
     notify,
     drill,
     signing,
+    encryption,
   };
 }
 

@@ -9,6 +9,11 @@ export interface FieldSpec {
   yaml: string;
   /** A secret: redacted everywhere, and also read from `<env>_FILE` / `<yaml>_file`. */
   secret?: boolean;
+  /**
+   * Also read from `<env>_FILE` / `<yaml>_file`, as a secret is, but shown as it is: a value that is
+   * public yet long enough to belong in a file (age recipients).
+   */
+  fromFile?: boolean;
   /** Describes where the database is: taken from the environment only when no config file is used. */
   connection?: boolean;
   /**
@@ -91,6 +96,22 @@ const fields = {
   telegramApiUrl: { env: 'DATASAVER_TELEGRAM_API_URL', yaml: 'notify.telegram_api_url' },
   healthchecksUrl: { env: 'DATASAVER_HEALTHCHECKS_URL', yaml: 'notify.healthchecks_url', secret: true },
   notifyOnSuccess: { env: 'DATASAVER_NOTIFY_ON_SUCCESS', yaml: 'notify.on_success' },
+  // Public keys: whoever holds them can encrypt, not decrypt; a recipients file is read like a secret's.
+  encryptionRecipients: {
+    env: 'DATASAVER_ENCRYPTION_RECIPIENTS',
+    yaml: 'encryption.recipients',
+    fromFile: true,
+  },
+  encryptionPassphrase: {
+    env: 'DATASAVER_ENCRYPTION_PASSPHRASE',
+    yaml: 'encryption.passphrase',
+    secret: true,
+  },
+  // A path: the identity file itself is read when the configuration is (config/encryption-settings.ts).
+  encryptionIdentityFile: {
+    env: 'DATASAVER_ENCRYPTION_IDENTITY_FILE',
+    yaml: 'encryption.identity_file',
+  },
   // An Ed25519 private key: whoever holds it can sign manifests that readers believe.
   signingKey: { env: 'DATASAVER_SIGNING_KEY', yaml: 'signing.key', secret: true },
   verifyKeys: { env: 'DATASAVER_VERIFY_KEYS', yaml: 'signing.verify_keys', fromFile: true },

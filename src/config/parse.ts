@@ -8,13 +8,15 @@
  * ignored so that one sidecar's env cannot silently redirect every target of a file.
  *
  * The layers are read by env-layer.ts and yaml-layer.ts; build-target.ts turns a target's merged layers
- * into a TargetConfig (with connection.ts, storage-, schedule-, retention- and notify-settings.ts), and
- * daemon-settings.ts does the same for the daemon. Every problem is collected (raw.ts) and reported at once.
+ * into a TargetConfig (with connection.ts, storage-, schedule-, retention-, notify-, drill- and
+ * encryption-settings.ts), and daemon-settings.ts does the same for the daemon. Every problem is
+ * collected (raw.ts) and reported at once.
  */
 
 import { buildTarget } from './build-target.ts';
 import { buildDaemon } from './daemon-settings.ts';
 import { buildDrill } from './drill-settings.ts';
+import { buildEncryption } from './encryption-settings.ts';
 import { readDaemonEnv, readEnvLayer } from './env-layer.ts';
 import { FIELD_NAMES, FIELDS, type FieldName } from './fields.ts';
 import { nonEmpty, type ParseInput, Problems, type RawTarget } from './raw.ts';
@@ -61,7 +63,7 @@ export function parseConfig(input: ParseInput): Config {
   // Where DATASAVER_S3_REGION is not set: the AWS SDK's own variables (ECS and Lambda set AWS_REGION).
   const region =
     nonEmpty(input.env.AWS_REGION) ?? nonEmpty(input.env.AWS_DEFAULT_REGION) ?? DEFAULT_S3_REGION;
-  const built = targets.map((t) => buildTarget(t, problems, warnings, region));
+  const built = targets.map((t) => buildTarget(t, problems, warnings, region, input.readFile));
   const daemon = buildDaemon(daemonLayer, problems);
   const defaultDestinations = buildDestinations(sharedLayer, problems, false, region) ?? [];
   const names = new Set<string>();
@@ -71,9 +73,11 @@ export function parseConfig(input: ParseInput): Config {
       problems.add(`target ${t.name}`, 'two targets have this name; names must be unique');
     names.add(t.name);
   }
-  // The targets report the shared drill and signing settings' problems; with none, they are reported here.
+  // The targets report the shared drill, encryption and signing settings' problems; with none, they are
+  // reported here.
   const sharedProblems = built.length > 0 ? new Problems() : problems;
   const defaultDrill = buildDrill(sharedLayer, undefined, 'UTC', sharedProblems);
+  const defaultEncryption = buildEncryption(sharedLayer, input.readFile, sharedProblems);
   const defaultSigning = buildSigning(sharedLayer, sharedProblems);
   problems.throwIfAny(file);
   const defaultToolDir = sharedLayer.toolDir ? String(sharedLayer.toolDir.value) : undefined;
@@ -83,6 +87,7 @@ export function parseConfig(input: ParseInput): Config {
     defaultDestinations,
     defaultToolDir,
     defaultDrill,
+    defaultEncryption,
     defaultSigning,
     daemon,
     warnings,

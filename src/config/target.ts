@@ -2,6 +2,7 @@ import { NO_CONNECTION } from '../engines/engine.ts';
 import { DEFAULT_ENGINE, type EngineName, engineDescriptor } from '../engines/registry.ts';
 import { DEFAULT_RULES } from '../retention/policy.ts';
 import { DEFAULT_SCHEDULE } from '../schedule/cron.ts';
+import { NO_ENCRYPTION } from './encryption-settings.ts';
 import { NO_SIGNING } from './signing-settings.ts';
 import type { NotifyConfig, TargetConfig } from './types.ts';
 
@@ -52,6 +53,7 @@ export function offlineTarget(
     sizeChangeAlert: DEFAULT_SIZE_CHANGE_ALERT,
     notify: NO_NOTIFICATIONS,
     drill: { server: undefined, schedule: undefined },
+    encryption: NO_ENCRYPTION,
     signing: NO_SIGNING,
   };
 }

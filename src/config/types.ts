@@ -6,6 +6,7 @@ import type { StorageConfig } from '../storage/config.ts';
 import type { LogFormat, LogLevel } from '../util/log.ts';
 import type { Secret } from '../util/secret.ts';
 import type { DrillConfig } from './drill-settings.ts';
+import type { EncryptionConfig } from './encryption-settings.ts';
 import type { SigningConfig } from './signing-settings.ts';
 
 /** One database that datasaver backs up: where it is, how to dump it and where backups go. */
@@ -42,6 +43,8 @@ export interface TargetConfig {
   notify: NotifyConfig;
   /** Where restore drills of this target's backups restore, and when the daemon runs them. */
   drill: DrillConfig;
+  /** How this target's backups are encrypted, and how they are opened (restore, verify, drill). */
+  encryption: EncryptionConfig;
   /** The key this target's manifests are signed with, and the keys its backups' manifests are checked against. */
   signing: SigningConfig;
 }
@@ -106,6 +109,8 @@ export interface Config {
   defaultToolDir: string | undefined;
   /** Drill settings from the shared settings, for drills of backups whose target is not configured. */
   defaultDrill: DrillConfig;
+  /** Encryption from the shared settings, for backups whose target is not configured. */
+  defaultEncryption: EncryptionConfig;
   /** Signing settings from the shared settings, for backups whose target is not configured. */
   defaultSigning: SigningConfig;
   daemon: DaemonConfig;

@@ -160,6 +160,9 @@ const TEXT_FIELDS: ReadonlySet<FieldName> = new Set<FieldName>([
   'telegramBotToken',
   'telegramApiUrl',
   'healthchecksUrl',
+  'encryptionRecipients',
+  'encryptionPassphrase',
+  'encryptionIdentityFile',
   'signingKey',
   'verifyKeys',
 ]);
@@ -188,11 +191,11 @@ function yamlShapeProblem(value: unknown, text: boolean, list: boolean, secret: 
   return undefined;
 }
 
-const NESTED = new Set(['storage', 'retention', 's3', 'notify', 'signing']);
+const NESTED = new Set(['storage', 'retention', 's3', 'notify', 'encryption', 'signing']);
 
 /**
- * `storage: {path: x}` -> `storage.path` (and `retention.*`, `s3.*`, `notify.*`, `signing.*`); other values
- * stay as they are.
+ * `storage: {path: x}` -> `storage.path` (and `retention.*`, `s3.*`, `notify.*`, `encryption.*`,
+ * `signing.*`); other values stay as they are.
  */
 function flatten(body: Record<string, unknown>, prefix = ''): [string, unknown][] {
   return Object.entries(body).flatMap(([k, v]) =>

@@ -1,6 +1,6 @@
 /**
- * backup: dump -> 1 MB batches -> measure raw bytes -> compress -> sha256 + count stored bytes -> every
- * destination, as one streaming pipeline (memory stays flat whatever the database size; no temp file;
+ * backup: dump -> 1 MB batches -> measure raw bytes -> compress -> encrypt (when the target encrypts) ->
+ * sha256 + count stored bytes -> every destination, as one streaming pipeline (memory stays flat whatever the database size; no temp file;
  * the database is dumped once however many destinations there are), then the manifest, last, in each
  * destination that took the whole object. A destination that fails does not stop the others: the backup
  * is committed where it could be, and the failures are returned for the caller to report and retry.
@@ -10,17 +10,23 @@
  *     the dump stream errors before its end when the tool fails, and an empty dump errors in the meter;
  *   - the manifest is written only after the data object is complete and its size checked;
  *   - anything that fails on the way leaves no manifest, so nothing half-done is ever listed or restored.
+ *
+ * With encryption on, no plaintext byte reaches a destination: the data object is an age file, and the
+ * manifest's fields about the contents are sealed to the same key (catalog/sealed.ts) before it is
+ * committed.
  */
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { backupId, dataExtension, dataKey, manifestKey } from '../catalog/layout.ts';
 import { MANIFEST_VERSION, type Manifest } from '../catalog/manifest.ts';
+import { sealManifest } from '../catalog/sealed.ts';
 import { signManifest } from '../catalog/signature.ts';
 import type { TargetConfig } from '../config/types.ts';
 import type { DatabaseFacts, Engine } from '../engines/engine.ts';
 import { type ConfirmLease, LeaseLostError } from '../lease/held.ts';
 import { coalesce } from '../pipeline/coalesce.ts';
 import { compressionExtension, createCompressor, effectiveLevel } from '../pipeline/compression.ts';
+import { encryptStream } from '../pipeline/encryption.ts';
 import { fanOut } from '../pipeline/fanout.ts';
 import { MemoryGovernor } from '../pipeline/memory.ts';
 import { Meter } from '../pipeline/meter.ts';
@@ -65,6 +71,11 @@ export interface BackupResult {
   manifest: Manifest;
   /** Set when verification was requested and passed. */
   verified: boolean;
+  /**
+   * What the verification did not check (an encrypted backup verified without the key: its ciphertext
+   * only; jobs/verify.ts VerifyResult.note); absent when it checked everything or did not run.
+   */
+  verifyNote?: string | undefined;
   /** Destinations that hold the committed backup. */
   committed: StorageBackend[];
   /** Destinations that failed, and why; the backup is committed on the others. */
@@ -85,6 +96,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   const extension = dataExtension(
     engine.descriptor.extension(format),
     compressionExtension(target.compression.algorithm),
+    target.encryption.encrypt !== undefined,
   );
   const unreachable = new Map<StorageBackend, unknown>();
   const id = await freeId(destinations, unreachable, target.name, startedAt, extension, signal);
@@ -92,7 +104,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   const dump = await streamDump({ ...deps, target, format, schemaOnly, objectKey, unreachable, liveFacts });
 
   const finishedAt = now();
-  const built: Manifest = {
+  const clear: Manifest = {
     version: MANIFEST_VERSION,
     id,
     target: target.name,
@@ -118,15 +130,23 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
     datasaverVersion: DATASAVER_VERSION,
     facts: dump.facts,
   };
-  // Signed last, over the manifest as it will be stored.
+  // Sealed first (the contents encrypted), then signed over the manifest as it will be stored.
+  const { encrypt } = target.encryption;
+  const sealed = encrypt ? await sealManifest(clear, encrypt) : clear;
   const { signingKey } = target.signing;
-  const manifest = signingKey ? signManifest(built, signingKey) : built;
+  const manifest = signingKey ? signManifest(sealed, signingKey) : sealed;
   assertReadsBack(manifest, signingKey?.verifyKey);
   await failpoint('backup.before-manifest');
   const { committed, failures } = await commitEverywhere(manifest, dump.uploads, deps);
 
   if (!request.verify) return { manifest, verified: false, committed, failures };
-  const result = await verifyBackup(manifest, { storage: committed[0]!, engine, signal });
+  const result = await verifyBackup(manifest, {
+    storage: committed[0]!,
+    engine,
+    signal,
+    // Without the target's decryption key (a sidecar holding recipients only), the ciphertext's checksum.
+    decrypt: target.encryption.decrypt,
+  });
   if (!result.ok) {
     throw new VerifyError(
       manifest.id,
@@ -134,7 +154,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
       `${result.message} (the backup is stored but failed verification)`,
     );
   }
-  return { manifest, verified: true, committed, failures };
+  return { manifest, verified: true, verifyNote: result.note ?? undefined, committed, failures };
 }
 
 interface StreamRequest extends BackupDeps {
@@ -182,6 +202,19 @@ async function streamDump(request: StreamRequest): Promise<StreamedDump> {
   const stopDump = new AbortController();
   const dumpSignal = signal ? AbortSignal.any([signal, stopDump.signal]) : stopDump.signal;
   for (const stage of [raw, compressor, stored]) stage.once('error', () => stopDump.abort());
+  const { encrypt } = target.encryption;
+  // Between the compressor and the stored meter: the sha256 and size a manifest records are of what is
+  // stored, the ciphertext, so verify without the key still checks every stored byte.
+  const encryptor = encrypt
+    ? async function* (source: AsyncIterable<Buffer>) {
+        try {
+          yield* encryptStream(source, encrypt);
+        } catch (err) {
+          stopDump.abort();
+          throw err;
+        }
+      }
+    : new PassThrough();
   const written = destinations.map(() => false);
   const uploads: (unknown | undefined)[] = destinations.map((d) => unreachable.get(d));
   const writerErrors: unknown[] = [];
@@ -213,6 +246,7 @@ async function streamDump(request: StreamRequest): Promise<StreamedDump> {
       }),
       raw,
       compressor,
+      encryptor,
       stored,
       async (body: AsyncIterable<Buffer>) => {
         try {

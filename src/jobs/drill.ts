@@ -12,13 +12,18 @@
  *     `<id>.drill.json` beside the manifest, and a failed record makes the backup not good (retention,
  *     `latest`: catalog/records.ts).
  *   - the drill could not run (no scratch server, a drill server that cannot be reached, storage that
- *     cannot be read, an abort): the error is thrown and nothing is recorded, since it says nothing about
- *     the backup.
+ *     cannot be read, an abort, an encrypted backup without the key that opens it): the error is thrown
+ *     and nothing is recorded, since it says nothing about the backup.
+ *
+ * An encrypted backup is opened first (catalog/sealed.ts): its recorded facts are sealed, and a drill
+ * never compares a copy with the placeholders a sealed manifest holds in their place.
  */
 import { drillKey } from '../catalog/layout.ts';
 import type { DrillRecord, Manifest } from '../catalog/manifest.ts';
 import { writeRecord } from '../catalog/records.ts';
+import { openManifest } from '../catalog/sealed.ts';
 import type { DatabaseFacts, Engine } from '../engines/engine.ts';
+import type { DecryptionKey } from '../pipeline/encryption.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { DestinationError, errorMessage, RestoreError, VerifyError } from '../util/errors.ts';
 import { failpoint } from '../util/failpoint.ts';
@@ -63,6 +68,8 @@ export interface DrillDeps {
   onPhase?: ((phase: DrillPhase) => void) | undefined;
   /** Stored bytes read so far, in the checksum pass and the restore. */
   onProgress?: ((phase: 'checksum' | 'restore', bytes: number) => void) | undefined;
+  /** The key that opens encrypted backups (the encryption settings' `decrypt`); needed to drill one. */
+  decrypt?: DecryptionKey | undefined;
 }
 
 export interface DrillResult {
@@ -173,9 +180,10 @@ export function drillStatusOfRecord(record: DrillRecord): DrillStatus {
 export const MAX_RECORDED_DIFFERENCES = 100;
 
 /** Drills one backup and records the result beside its manifest (best effort). Throws: see above. */
-export async function drillBackup(manifest: Manifest, deps: DrillDeps): Promise<DrillResult> {
+export async function drillBackup(stored: Manifest, deps: DrillDeps): Promise<DrillResult> {
   const { signal } = deps;
   const clock = deps.clock ?? (() => performance.now());
+  const manifest = await openManifest(stored, deps.decrypt);
   deps.onPhase?.('place');
   const place = await deps.openPlace(manifest, signal);
   const result: DrillResult = {
@@ -228,6 +236,7 @@ async function restoreInto(
         // drill server needs rights a drill's user need not have (membership in the owner's role,
         // superuser for a role's settings), and would fail the backup for them.
         manifest: { ...manifest, databaseSettings: undefined },
+        opened: true,
         targetDatabase: place.database,
         dryRun: false,
         force: false,
@@ -243,6 +252,7 @@ async function restoreInto(
         engine: place.engine,
         storage: deps.storage,
         signal: deps.signal,
+        decrypt: deps.decrypt,
         onProgress: (phase, bytes) => {
           if (bytes === 0) deps.onPhase?.(phase);
           deps.onProgress?.(phase, bytes);

@@ -4,12 +4,19 @@
  * the hash matched (pipeline/read.ts checkedDumpStream). Writing into a database that already holds objects needs an
  * explicit choice: overwrite (--force, or a typed confirmation on a terminal) or drop and recreate
  * (--drop-existing). A missing database is created.
+ *
+ * An encrypted backup is opened first (its manifest's sealed part, catalog/sealed.ts: a missing or wrong
+ * key fails there, a ConfigError, before anything is read or written) and decrypted between the check
+ * of its stored bytes and the decompressor; ciphertext that fails authentication fails the restore with
+ * a VerifyError (`decrypt`) before its end reaches the engine.
  */
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Manifest } from '../catalog/manifest.ts';
+import { openManifest } from '../catalog/sealed.ts';
 import type { DumpEntry, Engine, RestoreReport, RestoreTargetState } from '../engines/engine.ts';
 import { IN_USE_SIDE_FILES } from '../engines/registry.ts';
+import type { DecryptionKey } from '../pipeline/encryption.ts';
 import { MemoryGovernor } from '../pipeline/memory.ts';
 import { checkedDumpStream } from '../pipeline/read.ts';
 import type { StorageBackend } from '../storage/backend.ts';
@@ -23,6 +30,8 @@ export interface RestoreRequest {
   manifest: Manifest;
   /** The stored object already passed its checksum pass (chosen as `latest`, jobs/intact.ts). */
   checked?: boolean | undefined;
+  /** The manifest's sealed fields are already put back (catalog/sealed.ts openManifest; a drill's). */
+  opened?: boolean | undefined;
   targetDatabase?: string | undefined;
   dryRun: boolean;
   force: boolean;
@@ -46,6 +55,8 @@ export interface RestoreDeps {
   /** Asked before writing into a non-empty database without --force/--drop-existing; absent = refuse. */
   confirmOverwrite?: ((state: RestoreTargetState) => Promise<boolean>) | undefined;
   onProgress?: ((phase: 'checksum' | 'restore', storedBytes: number) => void) | undefined;
+  /** The key that opens an encrypted backup (the encryption settings' `decrypt`). */
+  decrypt?: DecryptionKey | undefined;
 }
 
 export type RestoreAction =
@@ -70,8 +81,9 @@ export interface RestorePlan {
 }
 
 export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Promise<RestorePlan> {
-  const { manifest } = request;
   const { engine, storage, signal } = deps;
+  const manifest = request.opened ? request.manifest : await openManifest(request.manifest, deps.decrypt);
+  const decrypt = keyFor(manifest, deps.decrypt);
   if (manifest.engine !== engine.descriptor.name) {
     throw new UsageError(
       `backup ${manifest.id} is a ${manifest.engine} backup; the chosen target is ${engine.descriptor.name}`,
@@ -102,10 +114,14 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
 
   if (request.dryRun) {
     const source = await storage.get(manifest.object, { signal });
-    const inspection = await engine.inspect(checkedDumpStream(source, manifest), manifest.format, {
-      signal,
-      dumpToolVersion: manifest.toolVersion,
-    });
+    const inspection = await engine.inspect(
+      checkedDumpStream(source, manifest, { decrypt }),
+      manifest.format,
+      {
+        signal,
+        dumpToolVersion: manifest.toolVersion,
+      },
+    );
     return { ...plan, entries: inspection.entries };
   }
 
@@ -135,6 +151,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
   const checked = checkedDumpStream(source, manifest, {
     memory: new MemoryGovernor(),
     onStoredBytes: (n) => deps.onProgress?.('restore', n),
+    decrypt,
   });
   const report = await engine.restore(checked, {
     format: manifest.format,
@@ -231,10 +248,14 @@ export async function restoreToFile(
     storage: StorageBackend;
     signal?: AbortSignal | undefined;
     onProgress?: (storedBytes: number) => void;
+    /** The key that opens an encrypted backup. */
+    decrypt?: DecryptionKey | undefined;
   },
 ): Promise<{ backup: string; file: string; bytes: number }> {
-  const { manifest, path } = request;
+  const { path } = request;
   const { storage, signal } = deps;
+  const manifest = await openManifest(request.manifest, deps.decrypt);
+  const decrypt = keyFor(manifest, deps.decrypt);
   const dir = dirname(path);
   if (!(await stat(dir).catch(() => undefined))?.isDirectory()) {
     throw new UsageError(`cannot write ${path}: the directory ${dir} does not exist`);
@@ -263,6 +284,7 @@ export async function restoreToFile(
   const body = checkedDumpStream(source, manifest, {
     memory: new MemoryGovernor(),
     onStoredBytes: deps.onProgress,
+    decrypt,
   });
   try {
     // Replacing a file (an RDB in a Redis data dir): whoever read the old one must read the new one.
@@ -272,4 +294,9 @@ export async function restoreToFile(
     throw err;
   }
   return { backup: manifest.id, file: path, bytes: manifest.sizeBytes };
+}
+
+/** The key for the data object's decryption stage: none for a backup in clear, whatever is configured. */
+function keyFor(manifest: Manifest, key: DecryptionKey | undefined): DecryptionKey | undefined {
+  return manifest.encryption ? key : undefined;
 }

@@ -4,19 +4,35 @@
  *   size       - stored size, or decompressed size, differs from the manifest (a stored object that
  *                decompresses past the manifest's size is stopped there: a decompression bomb)
  *   checksum   - sha256 of the stored bytes differs from the manifest
+ *   decrypt    - an encrypted object's ciphertext fails authentication (tampered, truncated)
  *   decompress - the compressed stream is damaged
  *   structure  - the dump itself is truncated or malformed (pg_restore / completion marker)
  * The checksum pass reads only the stored bytes; the decompress + structure pass runs only when it passed,
  * so a flipped byte is always reported as a checksum failure, the most precise reason.
+ *
+ * An encrypted backup is opened with the key in VerifyDeps.decrypt (its manifest's sealed part first:
+ * catalog/sealed.ts), then decrypted on the way to the decompressor. Without a key only the checksum pass
+ * runs (size and sha256 of the ciphertext), and the result says what was not checked. A key that opens
+ * none of the backup's recipients throws a ConfigError and records nothing: it is no finding about the
+ * backup.
  */
 import { finished } from 'node:stream/promises';
 import { verifyKey } from '../catalog/layout.ts';
 import type { Manifest, VerifyRecord } from '../catalog/manifest.ts';
 import { writeRecord } from '../catalog/records.ts';
+import { DECRYPTION_SETTINGS, openManifest } from '../catalog/sealed.ts';
 import type { Engine } from '../engines/engine.ts';
+import type { DecryptionKey } from '../pipeline/encryption.ts';
 import { MemoryGovernor } from '../pipeline/memory.ts';
 import { Meter } from '../pipeline/meter.ts';
-import { ByteLimit, chain, decompressesPast, rawDumpStream, StoredCheck } from '../pipeline/read.ts';
+import {
+  ByteLimit,
+  chain,
+  decompressesPast,
+  decryptStage,
+  rawDumpStream,
+  StoredCheck,
+} from '../pipeline/read.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import {
   errorMessage,
@@ -34,6 +50,11 @@ export interface VerifyDeps {
   /** Stored bytes read so far, per pass. */
   onProgress?: ((pass: 'checksum' | 'structure', bytes: number) => void) | undefined;
   now?: () => Date;
+  /**
+   * The key that opens encrypted backups (the target's encryption settings' `decrypt`). Without it an
+   * encrypted backup gets the checksum pass only, and a note saying so.
+   */
+  decrypt?: DecryptionKey | undefined;
 }
 
 export interface VerifyResult {
@@ -43,6 +64,11 @@ export interface VerifyResult {
   message: string | null;
   /** Objects in the dump's table of contents (tables, views, functions, data...). */
   entries: number;
+  /**
+   * What was not checked, and which setting would check it: an encrypted backup verified without its
+   * key passes on the size and sha256 of its ciphertext alone. Null when everything was checked.
+   */
+  note: string | null;
   /** Why the result could not be recorded in storage (read-only storage, say); the result stands. */
   recordError?: string;
 }
@@ -86,7 +112,10 @@ export async function checkStoredObject(
   }
 }
 
-/** Decompresses the whole object and checks the dump's structure. Throws VerifyError. */
+/**
+ * Decrypts (when encrypted, with `deps.decrypt`) and decompresses the whole object, and checks the dump's
+ * structure. Throws VerifyError.
+ */
 export async function checkDumpStructure(manifest: Manifest, deps: VerifyDeps): Promise<number> {
   const { storage, engine, signal } = deps;
   const stored = new Meter({
@@ -96,7 +125,8 @@ export async function checkDumpStructure(manifest: Manifest, deps: VerifyDeps): 
   // A decompression bomb stops at sizeBytes + 1, long before it could fill memory or a disk.
   const raw = new ByteLimit(manifest.sizeBytes, { tooMany: () => decompressesPast(manifest) });
   const source = await storage.get(manifest.object, { signal });
-  const chain = rawDumpStream(source, manifest.compression, { stored, raw });
+  const decrypt = manifest.encryption && deps.decrypt ? decryptStage(manifest.id, deps.decrypt) : undefined;
+  const chain = rawDumpStream(source, manifest.compression, { stored, decrypt, raw });
   let decompressFailed: unknown;
   chain.on('error', (err) => {
     decompressFailed ??= err;
@@ -139,11 +169,15 @@ export async function verifyBackup(manifest: Manifest, deps: VerifyDeps): Promis
   let result: VerifyResult;
   try {
     await checkStoredObject(manifest, deps);
-    const entries = await checkDumpStructure(manifest, deps);
-    result = { id: manifest.id, ok: true, reason: null, message: null, entries };
+    if (manifest.encryption && deps.decrypt === undefined) {
+      result = { ...passed(manifest.id, 0), note: CIPHERTEXT_ONLY };
+    } else {
+      const opened = await openManifest(manifest, deps.decrypt);
+      result = passed(manifest.id, await checkDumpStructure(opened, deps));
+    }
   } catch (err) {
     if (!(err instanceof VerifyError)) throw err;
-    result = { id: manifest.id, ok: false, reason: err.reason, message: err.message, entries: 0 };
+    result = { ...passed(manifest.id, 0), ok: false, reason: err.reason, message: err.message };
   }
   const record: VerifyRecord = {
     id: manifest.id,
@@ -157,4 +191,11 @@ export async function verifyBackup(manifest: Manifest, deps: VerifyDeps): Promis
   const failed = await writeRecord(deps.storage, key, record, deps.signal);
   if (failed !== undefined) result.recordError = failed;
   return result;
+}
+
+/** What a verify of an encrypted backup without its key leaves unchecked. */
+export const CIPHERTEXT_ONLY = `encrypted: checked the size and sha256 of the stored ciphertext only; decryption, decompression and the dump's structure were not checked (set ${DECRYPTION_SETTINGS} to check them)`;
+
+function passed(id: string, entries: number): VerifyResult {
+  return { id, ok: true, reason: null, message: null, entries, note: null };
 }

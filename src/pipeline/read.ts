@@ -1,24 +1,42 @@
 import { createHash } from 'node:crypto';
-import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
+import { Duplex, pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import { VerifyError } from '../util/errors.ts';
 import type { CompressionAlgorithm } from './compression.ts';
 import { createDecompressor } from './compression.ts';
+import { DecryptError, type DecryptionKey, decryptStream } from './encryption.ts';
 import type { MemoryGovernor } from './memory.ts';
 
 /**
- * Chains a stored object's byte stream through optional meters and the decompressor, returning the raw
- * dump as one stream. An error in any stage (a read error, corrupt compressed data) destroys the chain
+ * Chains a stored object's byte stream through optional meters, the decryption stage of an encrypted
+ * object (`decryptStage`) and the decompressor, returning the raw dump as one stream. An error in any
+ * stage (a read error, ciphertext that fails authentication, corrupt compressed data) destroys the chain
  * and surfaces as an error of the returned stream.
  */
 export function rawDumpStream(
   stored: NodeJS.ReadableStream,
   algorithm: CompressionAlgorithm,
-  meters: { stored?: Transform | undefined; raw?: Transform | undefined } = {},
+  stages: { stored?: Transform | undefined; decrypt?: Duplex | undefined; raw?: Transform | undefined } = {},
 ): Readable {
-  const stages = [meters.stored, createDecompressor(algorithm), meters.raw].filter(
+  const all = [stages.stored, stages.decrypt, createDecompressor(algorithm), stages.raw].filter(
     (s): s is NonNullable<typeof s> => s !== undefined,
   );
-  return chain(stored, ...stages);
+  return chain(stored, ...all);
+}
+
+/**
+ * A stream stage that decrypts an age file (pipeline/encryption.ts), about one 64 KiB chunk at a time.
+ * Ciphertext that cannot be decrypted (a wrong key, tampering, truncation) fails the stage with a
+ * VerifyError (`decrypt`) for backup `id` before any unauthenticated byte passes it.
+ */
+export function decryptStage(id: string, key: DecryptionKey): Duplex {
+  return Duplex.from(async function* (source: AsyncIterable<Buffer>) {
+    try {
+      yield* decryptStream(source, key);
+    } catch (err) {
+      if (!(err instanceof DecryptError)) throw err;
+      throw new VerifyError(id, 'decrypt', err.message, { cause: err });
+    }
+  });
 }
 
 /** What a checked read compares the stored object with (a manifest holds all of it). */
@@ -27,7 +45,7 @@ export interface StoredExpectation {
   id: string;
   object: string;
   compression: CompressionAlgorithm;
-  /** Size and sha256 of the stored (compressed) bytes. */
+  /** Size and sha256 of the stored (compressed, and encrypted if it is) bytes. */
   storedBytes: number;
   sha256: string;
   /** Size of the raw dump, after decompression. */
@@ -46,9 +64,15 @@ export interface StoredExpectation {
 export function checkedDumpStream(
   stored: NodeJS.ReadableStream,
   expected: StoredExpectation,
-  options: { onStoredBytes?: ((n: number) => void) | undefined; memory?: MemoryGovernor | undefined } = {},
+  options: {
+    onStoredBytes?: ((n: number) => void) | undefined;
+    memory?: MemoryGovernor | undefined;
+    /** The key of an encrypted object: it is decrypted after the check, before the decompressor. */
+    decrypt?: DecryptionKey | undefined;
+  } = {},
 ): Readable {
   const check = new StoredCheck(expected, options);
+  const decrypt = options.decrypt ? decryptStage(expected.id, options.decrypt) : undefined;
   const raw = new ByteLimit(expected.sizeBytes, {
     exact: true,
     tooMany: () => decompressesPast(expected),
@@ -59,8 +83,8 @@ export function checkedDumpStream(
         `the dump decompresses to ${n} bytes, the manifest says ${expected.sizeBytes}`,
       ),
   });
-  const stages = [check, createDecompressor(expected.compression), raw, new HoldBackLast()];
-  return chain(stored, ...stages.filter((s): s is Transform => s !== undefined));
+  const stages = [check, decrypt, createDecompressor(expected.compression), raw, new HoldBackLast()];
+  return chain(stored, ...stages.filter((s): s is Duplex => s !== undefined));
 }
 
 /** The error of a stored object that decompresses to more bytes than its manifest records. */
@@ -209,7 +233,7 @@ export async function readCapped(
  * `source` piped through `stages`, as one readable stream: an error anywhere destroys the whole chain
  * and surfaces as an error of the returned stream (which `.pipe()` alone would not do).
  */
-export function chain(source: NodeJS.ReadableStream, ...stages: Transform[]): Readable {
+export function chain(source: NodeJS.ReadableStream, ...stages: Duplex[]): Readable {
   if (stages.length === 0) return source as Readable;
   // The callback form returns the last stream; errors reach consumers through it, so the callback is a no-op.
   return pipeline(

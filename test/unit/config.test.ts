@@ -1,38 +1,12 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/parse.ts';
-import { parseYamlText } from '../../src/config/yaml.ts';
-import { ConfigError } from '../../src/util/errors.ts';
+import { configError, configParser } from '../support/config.ts';
 
 const files: Record<string, string> = {
   '/run/secrets/pw': 'from-file-secret\n',
   '/run/secrets/url': 'postgres://u:urlsecret@h/db\n',
 };
-const readFile = (p: string) => {
-  const v = files[p];
-  if (v === undefined) throw new Error(`ENOENT: no such file or directory, open '${p}'`);
-  return v;
-};
-
-function parse(env: Record<string, string>, yaml?: string) {
-  const path = '/etc/datasaver.yaml';
-  return parseConfig({
-    env,
-    yaml: yaml === undefined ? undefined : { data: parseYamlText(yaml, path), path },
-    readFile,
-  });
-}
-
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    expect((err as ConfigError).exitCode).toBe(2);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
-}
+const parse = configParser(files);
 
 describe('environment: one target', () => {
   it('reads a database URL, with defaults for everything else', () => {

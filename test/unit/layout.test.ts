@@ -19,6 +19,8 @@ describe('storage layout', () => {
     expect(dataKey('shop', id, dataExtension('dump', 'zst'))).toBe('shop/shop-20260111T020015Z.dump.zst');
     expect(manifestKey('shop', id)).toBe('shop/shop-20260111T020015Z.manifest.json');
     expect(dataExtension('sql', '')).toBe('sql');
+    expect(dataExtension('dump', 'zst', true)).toBe('dump.zst.age');
+    expect(dataExtension('rdb', '', true)).toBe('rdb.age');
   });
 
   it('reads keys back, and refuses what datasaver did not write', () => {
@@ -34,12 +36,17 @@ describe('storage layout', () => {
       id: 'my-db-20260111T020015Z-2',
     });
     expect(parseKey('shop/shop-20260111T020015Z.verify.json')?.kind).toBe('verify');
+    expect(parseKey('shop/shop-20260111T020015Z.mysql.sql.gz.age')).toMatchObject({
+      kind: 'data',
+      extension: 'mysql.sql.gz.age',
+    });
     for (const foreign of [
       'README',
       'shop/notes.txt',
       'shop/other-20260111T020015Z.dump',
       'a/b/shop-20260111T020015Z.dump',
       'shop/shop-2026.dump',
+      'shop/shop-20260111T020015Z.dump.age.zst',
     ]) {
       expect(parseKey(foreign), foreign).toBeUndefined();
     }

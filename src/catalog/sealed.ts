@@ -1,0 +1,121 @@
+/**
+ * Sealed manifests: with encryption on, what a manifest says about the backup's contents (database
+ * name, database settings, facts: table names, row counts) is encrypted to the same key as the data, so
+ * storage learns nothing about the database from it. The clear part keeps what list, prune and health
+ * need (id, target, times, sizes, hashes, format, labels) and the recipients the backup is encrypted to.
+ *
+ * `sealManifest` is the backup's last step before signing and committing; `openManifest` is the first
+ * step of everything that reads what a backup holds (restore and its dry run, verify's structure pass,
+ * drills). Opening proves the key: the data object is encrypted to the same recipients or passphrase,
+ * so a key that opens the sealed part opens the data too, unless the data was damaged or swapped.
+ */
+import {
+  DecryptError,
+  type DecryptionKey,
+  decryptStream,
+  type EncryptionKey,
+  encryptStream,
+} from '../pipeline/encryption.ts';
+import { ConfigError, VerifyError } from '../util/errors.ts';
+import {
+  type Manifest,
+  type ManifestEncryption,
+  SEALED_PLACEHOLDERS,
+  type SealedFields,
+} from './manifest.ts';
+import { parseSealedFields } from './manifest-read.ts';
+
+/** The settings that give datasaver a key to open encrypted backups, for messages. */
+export const DECRYPTION_SETTINGS =
+  'DATASAVER_ENCRYPTION_IDENTITY_FILE (an age identity file) or DATASAVER_ENCRYPTION_PASSPHRASE';
+
+/**
+ * The manifest with its sealed fields encrypted with `key` into `encryption.contents`, and placeholders
+ * in their place. Throws ConfigError for a malformed recipient (configuration checks them first).
+ */
+export async function sealManifest(manifest: Manifest, key: EncryptionKey): Promise<Manifest> {
+  const fields: SealedFields = {
+    database: manifest.database,
+    facts: manifest.facts,
+    ...(manifest.databaseSettings ? { databaseSettings: manifest.databaseSettings } : {}),
+  };
+  // Compact JSON: sealed and base64-encoded, it still takes about the room the fields took in clear.
+  const contents = await collect(encryptStream(once(Buffer.from(JSON.stringify(fields))), key));
+  const encryption: ManifestEncryption = {
+    format: 'age',
+    recipients: 'recipients' in key ? [...key.recipients] : [],
+    passphrase: 'passphrase' in key,
+    contents: contents.toString('base64'),
+  };
+  const { databaseSettings: _sealed, ...clear } = manifest;
+  return { ...clear, ...SEALED_PLACEHOLDERS, encryption };
+}
+
+/**
+ * The manifest with its sealed fields put back; a manifest in clear as it is. Throws ConfigError when
+ * the backup is encrypted and `key` is undefined (naming the settings that give one) or opens nothing
+ * (naming the recipients the backup is encrypted to); VerifyError (`decrypt`, or `manifest` for sealed
+ * fields of the wrong shape) when the sealed part is damaged.
+ */
+export async function openManifest(manifest: Manifest, key: DecryptionKey | undefined): Promise<Manifest> {
+  const { encryption } = manifest;
+  if (encryption === null) return manifest;
+  if (key === undefined) {
+    throw new ConfigError(
+      `backup ${manifest.id} is encrypted ${encryptedTo(encryption)}, and no key to open it is configured`,
+      {
+        hint: `set ${DECRYPTION_SETTINGS}`,
+      },
+    );
+  }
+  let plain: Buffer;
+  try {
+    plain = await collect(decryptStream(once(Buffer.from(encryption.contents, 'base64')), key));
+  } catch (err) {
+    if (!(err instanceof DecryptError)) throw err;
+    if (err.noKeyMatched) throw wrongKeyError(manifest.id, encryption);
+    throw new VerifyError(manifest.id, 'decrypt', `its manifest's sealed part: ${err.message}`, {
+      cause: err,
+    });
+  }
+  const parsed = parseSealedFields(plain.toString('utf8'));
+  if ('error' in parsed) {
+    throw new VerifyError(
+      manifest.id,
+      'manifest',
+      `its manifest's sealed part does not read: ${parsed.error}`,
+    );
+  }
+  return { ...manifest, ...parsed.fields };
+}
+
+/**
+ * The error for a key that opens none of a backup's recipients: a key problem, not damage (exit 2), so
+ * nothing records the backup as failed.
+ */
+export function wrongKeyError(id: string, encryption: ManifestEncryption): ConfigError {
+  return new ConfigError(
+    `the configured key does not open backup ${id}: it is encrypted ${encryptedTo(encryption)}`,
+    {
+      hint: encryption.passphrase
+        ? 'set DATASAVER_ENCRYPTION_PASSPHRASE to the passphrase the backup was made with'
+        : "set DATASAVER_ENCRYPTION_IDENTITY_FILE to an age identity file holding the key of one of those recipients (age-keygen -y KEYFILE prints a key's recipient)",
+    },
+  );
+}
+
+/** `to age1abc…, age1def…` or `with a passphrase`, for messages. */
+export function encryptedTo(encryption: ManifestEncryption): string {
+  if (encryption.passphrase) return 'with a passphrase';
+  return `to ${encryption.recipients.join(', ') || 'no recipient it names'}`;
+}
+
+async function* once(data: Buffer): AsyncIterable<Buffer> {
+  yield data;
+}
+
+async function collect(source: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of source) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
