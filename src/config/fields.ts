@@ -11,16 +11,11 @@ export interface FieldSpec {
   secret?: boolean;
   /**
    * Also read from `<env>_FILE` / `<yaml>_file`, as a secret is, but shown as it is: a value that is
-   * public yet long enough to belong in a file (age recipients).
+   * public yet long enough to belong in a file (age recipients, verify keys).
    */
   fromFile?: boolean;
   /** Describes where the database is: taken from the environment only when no config file is used. */
   connection?: boolean;
-  /**
-   * Also read from `<env>_FILE` / `<yaml>_file` without being a secret (public keys): shown in messages
-   * and `config check` as any other setting.
-   */
-  fromFile?: boolean;
 }
 
 const fields = {
