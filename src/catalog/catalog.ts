@@ -14,7 +14,7 @@ import { compareIds, isLeaseKey, type KeyKind, parseBackupId, parseKey } from '.
 import type { Manifest } from './manifest.ts';
 import { parseManifest } from './manifest-read.ts';
 import { manifestDistrust } from './manifest-trust.ts';
-import { type VerifyKey, verifyManifestSignature } from './signature.ts';
+import { type SignatureCheck, type VerifyKey, verifyManifestSignature } from './signature.ts';
 
 /** Which manifests a reader believes, by their signatures. */
 export interface ManifestTrust {
@@ -24,8 +24,9 @@ export interface ManifestTrust {
    */
   verifyKeys: readonly VerifyKey[];
   /**
-   * Keep unsigned or badly signed manifests (with a warning and `untrusted` set) instead of ignoring them:
-   * `restore --allow-unsigned` only.
+   * Keep unsigned manifests and those signed by a key no longer listed (with a warning and `untrusted`
+   * set) instead of ignoring them: `restore <id> --allow-unsigned` only. A bad signature (an altered
+   * manifest) is never kept.
    */
   allowUnsigned?: boolean | undefined;
 }
@@ -38,6 +39,8 @@ export interface UntrustedBackup {
   reason: string;
   /** Kept among the backups because the trust allows unsigned manifests; else ignored. */
   kept: boolean;
+  /** Its signature does not match it: the manifest was altered, and no flag makes it believed. */
+  altered: boolean;
 }
 
 export interface Catalog {
@@ -140,13 +143,16 @@ export async function readCatalog(
     }
     const { manifest } = result;
     const trust = typeof options.trust === 'function' ? options.trust(manifest.target) : options.trust;
-    const reason = signatureProblem(result.json, trust);
-    if (reason === undefined) {
+    const problem = signatureProblem(result.json, trust);
+    if (problem === undefined) {
       backups.push(manifest);
       return;
     }
-    const kept = trust?.allowUnsigned === true;
-    untrusted.push({ target: manifest.target, id: manifest.id, reason, kept });
+    const { reason } = problem;
+    // A signature that does not match means the manifest was altered: no flag makes it believed.
+    const altered = problem.status === 'bad-signature';
+    const kept = trust?.allowUnsigned === true && !altered;
+    untrusted.push({ target: manifest.target, id: manifest.id, reason, kept, altered });
     if (kept) {
       backups.push(manifest);
       warnings.push(
@@ -170,10 +176,13 @@ export async function readCatalog(
 }
 
 /** Why a manifest (as parsed from storage) is not believed under `trust`; undefined when it is. */
-function signatureProblem(json: unknown, trust: ManifestTrust | undefined): string | undefined {
+function signatureProblem(
+  json: unknown,
+  trust: ManifestTrust | undefined,
+): Exclude<SignatureCheck, { status: 'ok' }> | undefined {
   if (!trust || trust.verifyKeys.length === 0) return undefined;
   const check = verifyManifestSignature(json, trust.verifyKeys);
-  return check.status === 'ok' ? undefined : check.reason;
+  return check.status === 'ok' ? undefined : check;
 }
 
 async function readManifest(
@@ -327,7 +336,9 @@ function refusal(backup: UntrustedBackup): VerifyError {
     'manifest',
     `its manifest is not believed (${backup.reason}): only manifests signed by one of the verify keys (DATASAVER_VERIFY_KEYS) are`,
     {
-      hint: 'if you know where this backup came from and trust it, restore it with --allow-unsigned; `datasaver list` shows every backup ignored and why',
+      hint: backup.altered
+        ? 'its manifest was changed after it was signed: restore another backup; `datasaver list` shows every backup ignored and why'
+        : 'if you know where this backup came from and trust it, restore it with --allow-unsigned; `datasaver list` shows every backup ignored and why',
     },
   );
 }

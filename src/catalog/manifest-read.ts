@@ -12,14 +12,14 @@ import { isPrintable } from '../util/printable.ts';
 import { LABEL_PATTERN, type Manifest, type SealedFields } from './manifest.ts';
 import { KEY_ID_PATTERN, SIGNATURE_VALUE_PATTERN } from './signature.ts';
 
-const tableFacts = z.object({ name: z.string(), rows: z.number() });
-const facts = z.object({
+const tableFacts = z.looseObject({ name: z.string(), rows: z.number() });
+const facts = z.looseObject({
   exact: z.boolean(),
   tables: z.array(tableFacts),
-  objects: z.array(z.object({ kind: z.string(), count: z.number().int().nonnegative() })).optional(),
+  objects: z.array(z.looseObject({ kind: z.string(), count: z.number().int().nonnegative() })).optional(),
   sequences: z
     .array(
-      z.object({
+      z.looseObject({
         name: z.string(),
         value: z
           .string()
@@ -36,10 +36,10 @@ const printableText = z.string().refine(isPrintable, { message: 'holds control c
 
 /** Role names are printed (restore's output) and quoted as identifiers when applied. */
 const roleName = printableText.pipe(z.string().min(1));
-const databaseSettings = z.object({
+const databaseSettings = z.looseObject({
   owner: roleName,
   settings: z.array(
-    z.object({
+    z.looseObject({
       role: roleName.nullable(),
       name: z.string().regex(SETTING_NAME, 'is not a configuration parameter name'),
       // Any text: it reaches the server only as a query parameter, and is escaped wherever it is printed.
@@ -48,7 +48,7 @@ const databaseSettings = z.object({
   ),
   grants: z
     .array(
-      z.object({
+      z.looseObject({
         grantee: roleName.nullable(),
         privilege: z.enum(DATABASE_PRIVILEGES),
         grantable: z.boolean(),
@@ -64,7 +64,7 @@ const databaseSettings = z.object({
  */
 const MAX_SEALED_CHARS = 1_000_000;
 const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
-const manifestEncryption = z.object({
+const manifestEncryption = z.looseObject({
   format: z.literal('age'),
   recipients: z.array(z.string().regex(AGE_RECIPIENT, 'is not an age X25519 recipient')).max(1000),
   passphrase: z.boolean(),
@@ -74,7 +74,11 @@ const manifestEncryption = z.object({
     .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'is not base64'),
 });
 
-/** Unknown fields are kept (manifests written by newer datasaver versions). */
+/**
+ * Unknown fields are kept, nested ones too (manifests written by newer datasaver versions): a manifest
+ * copied to another destination (resume.ts) is written from what was read, and its signature covers
+ * every field.
+ */
 const manifestSchema = z.looseObject({
   version: z.number().int().min(1),
   id: z.string().min(1),
@@ -102,7 +106,7 @@ const manifestSchema = z.looseObject({
   databaseSettings: databaseSettings.optional(),
   // Shape only: whether it checks out is the reader's question (catalog.ts, with the verify keys).
   signature: z
-    .object({
+    .looseObject({
       algorithm: z.literal('ed25519'),
       keyId: z.string().regex(KEY_ID_PATTERN, 'is not a key id'),
       value: z.string().regex(SIGNATURE_VALUE_PATTERN, 'is not an Ed25519 signature'),

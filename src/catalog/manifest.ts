@@ -119,7 +119,7 @@ export interface DrillRecord {
   drilledAt: string;
   /** The restore's wall time, checksum pass included; null when it did not get that far. */
   restoreMs: number | null;
-  /** Items compared. */
+  /** Items compared; 0 in the record of an encrypted backup (how many tables it has is sealed too). */
   compared: number;
   /** The first differences (jobs/drill.ts MAX_RECORDED_DIFFERENCES), by item. */
   differences: { item: string; expected: string; found: string }[];
@@ -136,6 +136,8 @@ export interface VerifyRecord {
   ok: boolean;
   reason: string | null;
   message: string | null;
+  /** What was left unchecked (an encrypted backup verified without its key: the ciphertext only). */
+  note?: string | undefined;
   checkedAt: string;
   datasaverVersion: string;
 }

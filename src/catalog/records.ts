@@ -15,6 +15,24 @@ import type { DrillRecord, VerifyRecord } from './manifest.ts';
 
 export type RecordKind = 'verify' | 'drill';
 
+/** Reasons whose messages datasaver composes from a manifest's clear fields alone (key, sizes, sha256). */
+const CLEAR_REASONS: ReadonlySet<string> = new Set(['missing', 'size', 'checksum']);
+
+/**
+ * What a record may say in clear about a backup's failure. For an encrypted backup, storage must learn
+ * nothing of the contents the manifest seals: a message about the stored object (missing, size,
+ * checksum) is kept, and anything read from the dump or a restored copy (a tool's output, table names,
+ * row counts) is replaced by a note. The command that failed printed it in full.
+ */
+export function recordableMessage(
+  encrypted: boolean,
+  reason: string | null,
+  message: string | null,
+): string | null {
+  if (!encrypted || message === null || (reason !== null && CLEAR_REASONS.has(reason))) return message;
+  return `${reason ?? 'failed'}: the details are not stored for an encrypted backup; run the check again with its key to see them`;
+}
+
 /** The keys of a backup's records, by kind. */
 export function recordKeys(target: string, id: string): { kind: RecordKind; key: string }[] {
   return [

@@ -41,6 +41,7 @@ import {
 } from './context.ts';
 import { sweepLeftovers } from './leftovers.ts';
 import { formatBytes, formatDuration, Progress, printJson } from './output.ts';
+import { type SkippedBackup, skipUnopened } from './skip-unopened.ts';
 
 export interface DrillOptions {
   target?: string;
@@ -66,9 +67,14 @@ export async function drillCommand(ctx: CliContext, ref: string, opts: DrillOpti
       debug: () => {},
     },
   });
+  const skipped: SkippedBackup[] = [];
   try {
-    for (const { manifest, storage } of await backupsToDrill(ctx, config, ref, opts.target)) {
-      const result = await drillOne(ctx, config, manifest, storage, { ...opts, jobs }, notifier);
+    const work = await backupsToDrill(ctx, config, ref, opts.target);
+    for (const { manifest, storage } of work) {
+      const result = await skipUnopened(ctx, work.length, skipped, manifest.id, () =>
+        drillOne(ctx, config, manifest, storage, { ...opts, jobs }, notifier),
+      );
+      if (result === undefined) continue;
       results.push(result);
       if (!opts.json) ctx.stdout.write(describeResult(result));
     }
@@ -76,11 +82,13 @@ export async function drillCommand(ctx: CliContext, ref: string, opts: DrillOpti
     await notifier.flush(30_000, ctx.signal);
   }
   const failed = results.filter((r) => !r.ok);
-  if (opts.json) printJson(ctx.stdout, { drills: results });
-  else if (results.length === 0) ctx.stdout.write('no backups to drill\n');
-  else if (results.length > 1)
-    ctx.stdout.write(`${results.length - failed.length} restored as recorded, ${failed.length} failed\n`);
-  return failed.length > 0 ? ExitCode.verify : ExitCode.ok;
+  if (opts.json) printJson(ctx.stdout, { drills: results, skipped });
+  else if (results.length + skipped.length === 0) ctx.stdout.write('no backups to drill\n');
+  else if (results.length + skipped.length > 1)
+    ctx.stdout.write(
+      `${results.length - failed.length} restored as recorded, ${failed.length} failed${skipped.length > 0 ? `, ${skipped.length} not opened (no key for them)` : ''}\n`,
+    );
+  return failed.length > 0 ? ExitCode.verify : skipped.length > 0 ? ExitCode.config : ExitCode.ok;
 }
 
 async function backupsToDrill(

@@ -107,7 +107,7 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     )
     .option(
       '--allow-unsigned',
-      'with verify keys set (DATASAVER_VERIFY_KEYS): restore a backup whose manifest is unsigned or not signed by one of them, with a warning',
+      'with verify keys set (DATASAVER_VERIFY_KEYS): restore the backup named by its id although its manifest is unsigned or signed by a key not among them, with a warning (never latest; never a bad signature)',
     )
     .option(
       '--table <name>',

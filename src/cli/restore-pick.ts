@@ -10,7 +10,7 @@ import { type StoredBackup, trustedBackups } from '../catalog/catalog.ts';
 import { compareIds, parseBackupId } from '../catalog/layout.ts';
 import type { Config } from '../config/types.ts';
 import { type PassedOver, pickIntact } from '../jobs/intact.ts';
-import { DatasaverError, ExitCode, errorMessage, VerifyError } from '../util/errors.ts';
+import { DatasaverError, ExitCode, errorMessage, UsageError, VerifyError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
 import {
   type CliContext,
@@ -41,11 +41,18 @@ export async function backupToRestore(
     const found = await findStoredBackup(ctx, config, ref, backupTarget, { allowUnsigned });
     return { ...found, passedOver: [], checked: false };
   }
+  // `latest` is chosen among believed backups only: a forger's unsigned manifest dated newest must never
+  // be picked by a flag meant for one backup the user knows.
+  if (allowUnsigned) {
+    throw new UsageError('--allow-unsigned restores one backup named by its id, never `latest`', {
+      hint: '`datasaver list` shows the ignored backups and why; name the one you trust by its id',
+    });
+  }
   const candidates = await trustedBackups(await storagesForBackups(ctx, config, backupTarget), backupTarget, {
     signal: ctx.signal,
     now: new Date(),
     onUnreadable: (storage, err) => warnUnreadable(ctx, storage, err),
-    trust: trustFor(config, backupTarget, allowUnsigned),
+    trust: trustFor(config, backupTarget),
   });
   let current = candidates[0]!.manifest;
   const { chosen, passedOver } = await pickIntact(candidates, {
@@ -95,7 +102,7 @@ export async function withOlderIntact(
     older = (
       await trustedBackups(await storagesForBackups(ctx, config, target), target, {
         signal: ctx.signal,
-        trust: trustFor(config, target, opts.allowUnsigned),
+        trust: trustFor(config, target),
       })
     ).filter((b) => compareIds(b.manifest.id, err.backupId) < 0);
   } catch (lookup) {

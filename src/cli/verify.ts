@@ -16,6 +16,7 @@ import {
   trustFor,
 } from './context.ts';
 import { formatBytes, Progress, printJson } from './output.ts';
+import { type SkippedBackup, skipUnopened } from './skip-unopened.ts';
 
 export interface VerifyOptions {
   target?: string;
@@ -49,20 +50,24 @@ export async function verifyCommand(ctx: CliContext, ref: string, opts: VerifyOp
   }
 
   const results: VerifyResult[] = [];
+  const skipped: SkippedBackup[] = [];
   for (const { manifest, storage } of work) {
     const progress = new Progress(ctx.stderr, !opts.json);
-    const result = await verifyBackup(manifest, {
-      storage,
-      engine: engineForBackup(config, manifest.target, manifest.engine),
-      signal: ctx.signal,
-      decrypt: encryptionFor(config, manifest.target).decrypt,
-      onProgress: (pass, n) =>
-        progress.update(
-          `verify ${manifest.id}: ${pass} ${Math.floor((100 * n) / manifest.storedBytes)}% of ${formatBytes(manifest.storedBytes)}`,
-          n,
-        ),
-    });
+    const result = await skipUnopened(ctx, work.length, skipped, manifest.id, () =>
+      verifyBackup(manifest, {
+        storage,
+        engine: engineForBackup(config, manifest.target, manifest.engine),
+        signal: ctx.signal,
+        decrypt: encryptionFor(config, manifest.target).decrypt,
+        onProgress: (pass, n) =>
+          progress.update(
+            `verify ${manifest.id}: ${pass} ${Math.floor((100 * n) / manifest.storedBytes)}% of ${formatBytes(manifest.storedBytes)}`,
+            n,
+          ),
+      }),
+    );
     progress.done();
+    if (result === undefined) continue;
     results.push(result);
     if (result.recordError)
       ctx.stderr.write(
@@ -80,9 +85,11 @@ export async function verifyCommand(ctx: CliContext, ref: string, opts: VerifyOp
     }
   }
   const failed = results.filter((r) => !r.ok);
-  if (opts.json) printJson(ctx.stdout, { results });
-  else if (results.length === 0) ctx.stdout.write('no backups to verify\n');
-  else if (results.length > 1)
-    ctx.stdout.write(`${results.length - failed.length} ok, ${failed.length} failed\n`);
-  return failed.length > 0 ? ExitCode.verify : ExitCode.ok;
+  if (opts.json) printJson(ctx.stdout, { results, skipped });
+  else if (results.length + skipped.length === 0) ctx.stdout.write('no backups to verify\n');
+  else if (results.length + skipped.length > 1)
+    ctx.stdout.write(
+      `${results.length - failed.length} ok, ${failed.length} failed${skipped.length > 0 ? `, ${skipped.length} not opened (no key for them)` : ''}\n`,
+    );
+  return failed.length > 0 ? ExitCode.verify : skipped.length > 0 ? ExitCode.config : ExitCode.ok;
 }

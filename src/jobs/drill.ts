@@ -20,7 +20,7 @@
  */
 import { drillKey } from '../catalog/layout.ts';
 import type { DrillRecord, Manifest } from '../catalog/manifest.ts';
-import { writeRecord } from '../catalog/records.ts';
+import { recordableMessage, writeRecord } from '../catalog/records.ts';
 import { openManifest } from '../catalog/sealed.ts';
 import type { DatabaseFacts, Engine } from '../engines/engine.ts';
 import type { DecryptionKey } from '../pipeline/encryption.ts';
@@ -219,7 +219,7 @@ export async function drillBackup(stored: Manifest, deps: DrillDeps): Promise<Dr
       result.cleanupError = errorMessage(err);
     }
   }
-  await record(result, deps);
+  await record(result, manifest.encryption !== null, deps);
   return result;
 }
 
@@ -359,16 +359,20 @@ function expiringKeys(facts: DatabaseFacts): number {
   return facts.objects?.find((o) => o.kind === 'expiring keys')?.count ?? 0;
 }
 
-async function record(result: DrillResult, deps: DrillDeps): Promise<void> {
+/**
+ * Records the result beside the backup. An encrypted backup's record names no table, count or tool
+ * output (catalog/records.ts recordableMessage): only whether it passed, why not, and how many items.
+ */
+async function record(result: DrillResult, encrypted: boolean, deps: DrillDeps): Promise<void> {
   const entry: DrillRecord = {
     id: result.id,
     ok: result.ok,
     reason: result.reason,
-    message: result.message,
+    message: recordableMessage(encrypted, result.reason, result.message),
     drilledAt: (deps.now?.() ?? new Date()).toISOString(),
     restoreMs: result.restoreMs,
-    compared: result.compared,
-    differences: result.differences.slice(0, MAX_RECORDED_DIFFERENCES),
+    compared: encrypted ? 0 : result.compared,
+    differences: encrypted ? [] : result.differences.slice(0, MAX_RECORDED_DIFFERENCES),
     differenceCount: result.differences.length,
     place: result.place,
     datasaverVersion: DATASAVER_VERSION,

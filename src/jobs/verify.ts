@@ -19,7 +19,7 @@
 import { finished } from 'node:stream/promises';
 import { verifyKey } from '../catalog/layout.ts';
 import type { Manifest, VerifyRecord } from '../catalog/manifest.ts';
-import { writeRecord } from '../catalog/records.ts';
+import { recordableMessage, writeRecord } from '../catalog/records.ts';
 import { DECRYPTION_SETTINGS, openManifest } from '../catalog/sealed.ts';
 import type { Engine } from '../engines/engine.ts';
 import type { DecryptionKey } from '../pipeline/encryption.ts';
@@ -183,7 +183,8 @@ export async function verifyBackup(manifest: Manifest, deps: VerifyDeps): Promis
     id: manifest.id,
     ok: result.ok,
     reason: result.reason,
-    message: result.message,
+    message: recordableMessage(manifest.encryption !== null, result.reason, result.message),
+    ...(result.note ? { note: result.note } : {}),
     checkedAt: (deps.now?.() ?? new Date()).toISOString(),
     datasaverVersion: DATASAVER_VERSION,
   };

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/catalog/manifest.ts';
-import { openManifest } from '../../src/catalog/sealed.ts';
+import { serializeManifest } from '../../src/catalog/manifest.ts';
+import { openManifest, sealManifest } from '../../src/catalog/sealed.ts';
 import { Secret } from '../../src/util/secret.ts';
 import { type AgeKey, ageKeygen, filesContaining, flipByte, stockDecrypt } from '../support/age.ts';
 import { runCli } from '../support/cli.ts';
@@ -144,6 +145,22 @@ describe('encrypted PostgreSQL backups', () => {
     const result = JSON.parse(full.stdout).results[0];
     expect(result).toMatchObject({ ok: true, note: null });
     expect(result.entries).toBeGreaterThan(3);
+
+    // A backup encrypted to a key this machine lacks (an older identity after a rotation) is skipped by
+    // `verify all`, which checks the others and exits 2; nothing is recorded for it.
+    const rotated = await runCli(
+      ['backup', '--json'],
+      env(storage, { DATASAVER_ENCRYPTION_RECIPIENTS: other.recipient }),
+    );
+    expect(rotated.code, rotated.output).toBe(0);
+    const rotatedId = JSON.parse(rotated.stdout).backups[0].id as string;
+    const all = await runCli(['verify', 'all', '--json'], withKey(storage));
+    expect(all.code, all.output).toBe(2);
+    const report = JSON.parse(all.stdout);
+    expect(report.results).toMatchObject([{ id: manifest.id, ok: true, note: null }]);
+    expect(report.skipped).toMatchObject([{ id: rotatedId }]);
+    expect(report.skipped[0].message).toContain(other.recipient);
+    await expect(stat(join(storage, `${manifest.target}/${rotatedId}.verify.json`))).rejects.toThrow();
   });
 
   it('no key, or a key of another recipient: exit 2 naming the settings or the recipients; nothing recorded', async () => {
@@ -234,6 +251,35 @@ describe('encrypted PostgreSQL backups', () => {
     const bare = await runCli(['drill', manifest.id], env(storage));
     expect(bare.code, bare.output).toBe(2);
     expect(bare.stderr).toMatch(/DATASAVER_ENCRYPTION_IDENTITY_FILE/);
+  });
+
+  it('a failed drill names the table on the terminal, and its record in storage names nothing sealed', async () => {
+    const { storage, manifest } = await encryptedBackup();
+    // The sealed facts made to say 499 rows (the key holder can; a forger without the key cannot).
+    const identity = { identities: new Secret(await readFile(key.identityFile, 'utf8')) };
+    const opened = await openManifest(manifest, identity);
+    const facts = {
+      ...opened.facts,
+      tables: opened.facts.tables.map((t) => (t.name.endsWith(`${MARKER}_orders`) ? { ...t, rows: 499 } : t)),
+    };
+    const resealed = await sealManifest({ ...opened, facts }, { recipients: [key.recipient] });
+    await writeFile(
+      join(storage, `${manifest.target}/${manifest.id}.manifest.json`),
+      serializeManifest(resealed),
+    );
+
+    parent ??= await drillParent();
+    const res = await runCli(['drill', manifest.id, '--json'], { ...withKey(storage), TMPDIR: parent });
+    expect(res.code, res.output).toBe(5);
+    const result = JSON.parse(res.stdout).drills[0];
+    expect(result).toMatchObject({ ok: false, reason: 'drill' });
+    expect(JSON.stringify(result.differences)).toContain(`${MARKER}_orders`);
+    const record = JSON.parse(
+      await readFile(join(storage, `${manifest.target}/${manifest.id}.drill.json`), 'utf8'),
+    );
+    expect(record).toMatchObject({ ok: false, reason: 'drill', differenceCount: 1, differences: [] });
+    const scan = await filesContaining(storage, MARKER);
+    expect(scan.found).toEqual([]);
   });
 
   it('a passphrase round trip', async () => {

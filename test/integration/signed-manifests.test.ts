@@ -133,7 +133,19 @@ describe('signed manifests', () => {
     const refused = await runCli(['restore', forged[1]!, '--target-db', uniqueName('x')], env);
     expect(refused.code, refused.output).toBe(5);
     expect(refused.stderr).toContain(`its manifest is not believed (bad signature (key ${key.keyId}))`);
-    expect(refused.stderr).toContain('--allow-unsigned');
+    expect(refused.stderr).toContain('was changed after it was signed');
+    // A bad signature is never admitted; `latest` never takes the flag.
+    const altered = await runCli(
+      ['restore', forged[1]!, '--target-db', uniqueName('x'), '--dry-run', '--allow-unsigned'],
+      env,
+    );
+    expect(altered.code, altered.output).toBe(5);
+    const latestAllowed = await runCli(
+      ['restore', 'latest', '--target-db', uniqueName('x'), '--dry-run', '--allow-unsigned'],
+      env,
+    );
+    expect(latestAllowed.code, latestAllowed.output).toBe(1);
+    expect(latestAllowed.stderr).toContain('never `latest`');
     const allowed = await runCli(
       ['restore', forged[0]!, '--target-db', uniqueName('x'), '--dry-run', '--json', '--allow-unsigned'],
       env,

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { drillKey } from '../../src/catalog/layout.ts';
+import { generateSigningKey } from '../../src/catalog/signature.ts';
 import type { RunDrill } from '../../src/daemon/drills.ts';
 import type { DrillResult } from '../../src/jobs/drill.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
@@ -154,6 +155,29 @@ describe('scheduled restore drills', () => {
     await clock.advance(0);
     expect(daemon.health().report.targets[0]!.lastDrill).toBeNull();
     expect(await metric('datasaver_drill_last_success_timestamp_seconds')).toBeUndefined();
+  });
+
+  it('with verify keys, a passed drill record in storage is not believed at start; a failed one is', async () => {
+    const key = generateSigningKey();
+    const signing = { signingKey: key, verifyKeys: [key.verifyKey] };
+    for (const drilled of [true, false]) {
+      const storage = new MemoryStorage();
+      await storeBackup(storage, new Date('2026-11-21T02:00:00Z'), { drilled, signWith: key });
+      const { daemon, clock, metric } = setup(
+        { drill: { server: undefined, schedule: DRILLS.cron }, signing },
+        { storage, runDrill: new Drills().run },
+      );
+      await daemon.start();
+      await clock.advance(0);
+      const { lastDrill } = daemon.health().report.targets[0]!;
+      if (drilled) {
+        expect(lastDrill).toBeNull();
+        expect(await metric('datasaver_drill_last_success_timestamp_seconds')).toBeUndefined();
+      } else {
+        expect(lastDrill).toMatchObject({ result: 'failed' });
+      }
+      await daemon.stop(1000);
+    }
   });
 
   it('shutdown aborts a running drill and waits for it', async () => {

@@ -117,7 +117,7 @@ describe('encrypted backups', () => {
     expect(await storage.stat(verifyKey('shop', manifest.id))).toBeUndefined();
   });
 
-  it('tampered ciphertext under a forged manifest fails as decrypt; nothing reaches the engine', async () => {
+  it('tampered ciphertext under a forged manifest fails as decrypt; the end of the dump never reaches the engine', async () => {
     const { decrypt, recipient } = await keypair();
     const { storage, manifest } = await backup({ recipients: [recipient] });
     const data = Buffer.from(storage.objects.get(manifest.object)!.data);

@@ -13,7 +13,7 @@ import {
 } from '../../src/catalog/catalog.ts';
 import { manifestKey } from '../../src/catalog/layout.ts';
 import { type Manifest, serializeManifest } from '../../src/catalog/manifest.ts';
-import { generateSigningKey } from '../../src/catalog/signature.ts';
+import { generateSigningKey, signManifest } from '../../src/catalog/signature.ts';
 import { offlineTarget } from '../../src/config/target.ts';
 import type { TargetConfig } from '../../src/config/types.ts';
 import { runBackup } from '../../src/jobs/backup.ts';
@@ -72,9 +72,21 @@ describe('readers with verify keys', () => {
     expect(catalog.backups.map((m) => m.id)).toEqual(real.map((m) => m.id));
     expect(catalog.incomplete).toEqual([]);
     expect(catalog.untrusted).toEqual([
-      { target: 'shop', id: forged[2]!.id, reason: `bad signature (key ${key.keyId})`, kept: false },
-      { target: 'shop', id: forged[1]!.id, reason: `signed by unknown key ${forger.keyId}`, kept: false },
-      { target: 'shop', id: forged[0]!.id, reason: 'unsigned', kept: false },
+      {
+        target: 'shop',
+        id: forged[2]!.id,
+        reason: `bad signature (key ${key.keyId})`,
+        kept: false,
+        altered: true,
+      },
+      {
+        target: 'shop',
+        id: forged[1]!.id,
+        reason: `signed by unknown key ${forger.keyId}`,
+        kept: false,
+        altered: false,
+      },
+      { target: 'shop', id: forged[0]!.id, reason: 'unsigned', kept: false, altered: false },
     ]);
     for (const m of forged) {
       expect(catalog.warnings.some((w) => w.includes(`ignoring backup ${m.id}`))).toBe(true);
@@ -107,7 +119,10 @@ describe('readers with verify keys', () => {
       const err = await findBackup([storage], m.id, 'shop', { now: NOW, trust }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(VerifyError);
       expect((err as VerifyError).reason).toBe('manifest');
-      expect((err as VerifyError).hint).toMatch(/--allow-unsigned/);
+      // Unsigned or signed by another key: --allow-unsigned is offered; altered: never.
+      expect((err as VerifyError).hint).toMatch(
+        m === forged[2] ? /changed after it was signed/ : /--allow-unsigned/,
+      );
     }
     const allowed = await findBackup([storage], forged[0]!.id, 'shop', {
       now: NOW,
@@ -119,6 +134,13 @@ describe('readers with verify keys', () => {
       trust: { ...trust, allowUnsigned: true },
     });
     expect(latest).toMatchObject({ manifest: { id: forged[0]!.id }, untrusted: 'unsigned' });
+    // An altered manifest (its signature does not match) is never kept, whatever the trust allows.
+    const altered = await findBackup([storage], forged[2]!.id, 'shop', {
+      now: NOW,
+      trust: { ...trust, allowUnsigned: true },
+    }).catch((e: unknown) => e);
+    expect((altered as VerifyError).reason).toBe('manifest');
+    expect((altered as VerifyError).hint).toMatch(/changed after it was signed/);
   });
 
   it('a forgery in one storage does not hide a signed copy in the next', async () => {
@@ -169,6 +191,27 @@ describe('readers with verify keys', () => {
     const copies = await resumeUploads(target, { destinations: [storage, other], now: NOW });
     expect(copies.map((c) => c.id).sort()).toEqual(real.map((m) => m.id).sort());
     expect((await readCatalog(other, { trust })).backups.map((m) => m.id)).toEqual(real.map((m) => m.id));
+  });
+});
+
+describe('copies keep what a newer datasaver signed', () => {
+  it('a manifest with fields this version does not know, nested ones too, still verifies after resume copies it', async () => {
+    const from = new MemoryStorage();
+    const to = new MemoryStorage();
+    const plain = await storeBackup(from, at(-1));
+    // What a newer writer might add: a field at the top, in the facts, and in a table's entry.
+    const newer = {
+      ...plain,
+      futureField: 'x',
+      facts: { ...plain.facts, futureFact: 1, tables: [{ name: 'public.t', rows: 3, newField: true }] },
+    } as unknown as Manifest;
+    const signed = signManifest(newer, key);
+    await from.put(manifestKey('shop', plain.id), [serializeManifest(signed)], {});
+    const copies = await resumeUploads(target, { destinations: [from, to], now: NOW });
+    expect(copies.map((c) => c.id)).toEqual([plain.id]);
+    const copied = await readCatalog(to, { trust });
+    expect(copied.untrusted).toEqual([]);
+    expect(copied.backups.map((m) => m.id)).toEqual([plain.id]);
   });
 });
 
