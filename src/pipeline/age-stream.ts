@@ -14,7 +14,7 @@
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, scrypt } from 'node:crypto';
 import { promisify } from 'node:util';
-import { type Decrypter, Encrypter, type Recipient, Stanza } from 'age-encryption';
+import { type Decrypter, Encrypter, type Identity, type Recipient, Stanza } from 'age-encryption';
 
 const scryptAsync = promisify(scrypt) as (
   password: string,
@@ -68,18 +68,59 @@ export function scryptRecipient(passphrase: string, workFactor: number): Recipie
   return {
     async wrapFileKey(fileKey) {
       const salt = randomBytes(16);
-      const N = 2 ** workFactor;
-      const label = Buffer.from('age-encryption.org/v1/scrypt');
-      const key = await scryptAsync(passphrase, Buffer.concat([label, salt]), 32, {
-        N,
-        r: 8,
-        p: 1,
-        maxmem: 129 * N * 8 + 1024 * 1024,
-      });
+      const key = await scryptKey(passphrase, salt, workFactor);
       const body = seal(key, Buffer.alloc(12), Buffer.from(fileKey));
       return [new Stanza(['scrypt', salt.toString('base64').replace(/=+$/, ''), String(workFactor)], body)];
     },
   };
+}
+
+/**
+ * The identity for a passphrase: opens age's scrypt stanza with node:crypto's scrypt, off the main thread
+ * (the package's own runs in JavaScript on it, over a second per file). Returns null for another
+ * passphrase or a header without a scrypt stanza, as the package's does; throws for a malformed stanza,
+ * a scrypt stanza beside others, or a work factor above MAX_SCRYPT_WORK_FACTOR, before deriving anything.
+ */
+export function scryptIdentity(passphrase: string): Identity {
+  return {
+    async unwrapFileKey(stanzas) {
+      const stanza = stanzas.find((s) => s.args[0] === 'scrypt');
+      if (stanza === undefined) return null;
+      if (stanzas.length !== 1) throw new Error('a scrypt stanza is not the only one in the header');
+      const [, salt = '', workFactor = ''] = stanza.args;
+      if (stanza.args.length !== 3 || !/^[A-Za-z0-9+/]{22}$/.test(salt) || !/^[1-9]\d?$/.test(workFactor)) {
+        throw new Error('invalid scrypt stanza');
+      }
+      if (Number(workFactor) > MAX_SCRYPT_WORK_FACTOR) {
+        throw new Error(
+          `the scrypt work factor ${workFactor} is above the ${MAX_SCRYPT_WORK_FACTOR} datasaver writes`,
+        );
+      }
+      if (stanza.body.length !== 32) throw new Error('invalid scrypt stanza');
+      const key = await scryptKey(passphrase, Buffer.from(salt, 'base64'), Number(workFactor));
+      const decipher = createDecipheriv('chacha20-poly1305', key, Buffer.alloc(12), { authTagLength: TAG });
+      decipher.setAuthTag(stanza.body.subarray(16));
+      const fileKey = decipher.update(stanza.body.subarray(0, 16));
+      try {
+        decipher.final();
+      } catch {
+        return null; // another passphrase
+      }
+      return fileKey;
+    },
+  };
+}
+
+/** age's scrypt: the passphrase with the label and salt, r = 8, p = 1, 32 bytes. */
+function scryptKey(passphrase: string, salt: Buffer, workFactor: number): Promise<Buffer> {
+  const N = 2 ** workFactor;
+  const label = Buffer.from('age-encryption.org/v1/scrypt');
+  return scryptAsync(passphrase, Buffer.concat([label, salt]), 32, {
+    N,
+    r: 8,
+    p: 1,
+    maxmem: 129 * N * 8 + 1024 * 1024,
+  });
 }
 
 /**

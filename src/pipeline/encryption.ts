@@ -21,7 +21,7 @@
 import { Decrypter, Encrypter } from 'age-encryption';
 import { ConfigError } from '../util/errors.ts';
 import type { Secret } from '../util/secret.ts';
-import { ageDecrypt, ageEncrypt, scryptRecipient } from './age-stream.ts';
+import { ageDecrypt, ageEncrypt, scryptIdentity, scryptRecipient } from './age-stream.ts';
 
 /** age's default scrypt work factor (log2 N) for passphrase encryption. */
 const DEFAULT_SCRYPT_WORK_FACTOR = 18;
@@ -142,7 +142,7 @@ export async function* decryptStream(
 ): AsyncIterable<Buffer> {
   const decrypter = new Decrypter();
   if ('passphrase' in key) {
-    decrypter.addPassphrase(key.passphrase.reveal());
+    decrypter.addIdentity(scryptIdentity(key.passphrase.reveal()));
   } else {
     const text = typeof key.identities === 'string' ? key.identities : key.identities.reveal();
     for (const identity of parseIdentities(text)) decrypter.addIdentity(identity);

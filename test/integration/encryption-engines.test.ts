@@ -2,8 +2,8 @@
  * Client-side encryption for MySQL/MariaDB, Redis and SQLite through the real command line: each
  * engine's backup encrypted to an age recipient restores to the same data, the stock `age` and `zstd`
  * tools give back a dump the engine's own tools read, and a marker the database holds is in no stored
- * byte. SQLite also makes the passphrase round trip (each passphrase costs a second of scrypt), and the
- * daemon's scheduled drill of an encrypted backup (refused without the identity).
+ * byte. Each engine also makes the round trip with a passphrase, and SQLite shows the daemon's scheduled
+ * drill of an encrypted backup (refused without the identity).
  */
 import { execFile as execFileCb } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -22,6 +22,8 @@ import { type RedisServer, startRedis } from '../support/redis-server.ts';
 const execFile = promisify(execFileCb);
 
 const MARKER = 'zq7marker';
+/** Each passphrase run costs a few seconds of scrypt (age's work factor, 2^18). */
+const PASSPHRASE = { DATASAVER_ENCRYPTION_PASSPHRASE: 'correct horse battery staple' };
 
 let key: AgeKey;
 let mariadb: MariadbServer | undefined;
@@ -78,6 +80,27 @@ INSERT INTO ${MARKER}_orders VALUES (1, 'row ${MARKER} 1'), (2, 'row ${MARKER} 2
     const script = await readFile(await stockDecrypt(objectPath, key.identityFile), 'utf8');
     expect(script).toContain(`CREATE TABLE \`${MARKER}_orders\``);
   });
+
+  it('round trip with a passphrase', async () => {
+    const s = mariadb!;
+    const { env, manifest } = await encryptedBackup(
+      {
+        DATASAVER_ENGINE: 'mysql',
+        DATASAVER_DB_HOST: s.host,
+        DATASAVER_DB_PORT: String(s.port),
+        DATASAVER_DB_NAME: 'shop',
+        DATASAVER_DB_USER: s.user,
+        DATASAVER_DB_PASSWORD: s.password,
+      },
+      PASSPHRASE,
+    );
+    expect(manifest.encryption).toMatchObject({ recipients: [], passphrase: true });
+    const res = await runCli(['restore', manifest.id, '--target-db', 'shop_passphrase'], env);
+    expect(res.code, res.output).toBe(0);
+    expect(await s.query(`SELECT count(*) FROM ${ident(`${MARKER}_orders`)}`, 'shop_passphrase')).toEqual([
+      ['3'],
+    ]);
+  });
 });
 
 describe('encrypted Redis backups', () => {
@@ -111,6 +134,29 @@ describe('encrypted Redis backups', () => {
     expect((await readFile(rdb)).subarray(0, 5).toString()).toBe('REDIS');
     const { stdout } = await execFile('redis-check-rdb', [rdb]);
     expect(stdout).toMatch(/RDB looks OK/);
+  });
+
+  it('round trip with a passphrase', async () => {
+    const r = redis!;
+    const { env, manifest } = await encryptedBackup(
+      {
+        DATASAVER_ENGINE: 'redis',
+        DATASAVER_DB_HOST: r.host,
+        DATASAVER_DB_PORT: String(r.port),
+        DATASAVER_DB_PASSWORD: r.password,
+      },
+      PASSPHRASE,
+    );
+    expect(manifest.encryption).toMatchObject({ recipients: [], passphrase: true });
+    await r.flushAll();
+    const res = await runCli(['restore', manifest.id, '--drop-existing'], env);
+    expect(res.code, res.output).toBe(0);
+    const check = await r.client(0);
+    try {
+      expect(await check.get(`${MARKER}:key`)).toBe(`value ${MARKER}`);
+    } finally {
+      check.disconnect();
+    }
   });
 });
 
@@ -185,10 +231,9 @@ describe('encrypted SQLite backups', () => {
 
   it('round trip with a passphrase', async () => {
     const path = await database();
-    const passphrase = { DATASAVER_ENCRYPTION_PASSPHRASE: 'correct horse battery staple' };
     const { env, manifest } = await encryptedBackup(
       { DATASAVER_DATABASE_URL: `sqlite://${path}` },
-      passphrase,
+      PASSPHRASE,
     );
     expect(manifest.encryption).toMatchObject({ recipients: [], passphrase: true });
     const out = join(await tempDir(), 'restored.db');
