@@ -8,7 +8,7 @@
  */
 import { execFile as execFileCb } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -107,6 +107,26 @@ describe('encrypted PostgreSQL backups', () => {
     const scan = await filesContaining(storage, MARKER);
     expect(scan.files).toBe(6); // two data objects, two manifests, two verify records
     expect(scan.found).toEqual([]);
+  });
+
+  it('fails closed: unusable encryption settings stop backup and daemon with exit 2, nothing written', async () => {
+    const storage = await tempDir('enc-closed-');
+    const emptyFile = join(await tempDir(), 'recipients.txt');
+    await writeFile(emptyFile, '# no recipient yet\n');
+    const unusable: Record<string, string>[] = [
+      { DATASAVER_ENCRYPTION_RECIPIENTS: 'age1notarecipient' },
+      { DATASAVER_ENCRYPTION_RECIPIENTS_FILE: join(storage, 'missing.txt') },
+      { DATASAVER_ENCRYPTION_RECIPIENTS_FILE: emptyFile },
+      { DATASAVER_ENCRYPTION_RECIPIENTS: key.recipient, DATASAVER_ENCRYPTION_PASSPHRASE: 'both' },
+    ];
+    for (const settings of unusable) {
+      for (const command of [['backup'], ['daemon', '--run-now']]) {
+        const res = await runCli(command, env(storage, settings));
+        expect(res.code, `${command[0]} ${JSON.stringify(settings)}: ${res.output}`).toBe(2);
+        expect(res.stderr).toMatch(/DATASAVER_ENCRYPTION_(RECIPIENTS|PASSPHRASE)/);
+      }
+    }
+    expect(await readdir(storage)).toEqual([]);
   });
 
   it('round trip with the identity; the stock tools list the dump', async () => {
