@@ -1,4 +1,5 @@
 import { LABEL_PATTERN } from '../catalog/manifest.ts';
+import { assertIdentityOpensRecipients } from '../config/encryption-settings.ts';
 import type { TargetConfig } from '../config/types.ts';
 import { createEngine } from '../engines/index.ts';
 import { type CycleProblem, type CycleResult, resumeTarget, runCycle } from '../jobs/cycle.ts';
@@ -47,6 +48,7 @@ export interface BackupOptions {
 export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promise<number> {
   const config = await readConfig(ctx);
   const targets = selectTargets(config, opts.target, opts.all);
+  for (const t of targets) await assertIdentityOpensRecipients(t.name, t.encryption);
   const labels = [...new Set(opts.label ?? [])];
   for (const l of labels) {
     if (!LABEL_PATTERN.test(l))

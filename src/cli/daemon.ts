@@ -4,6 +4,7 @@
  */
 import type { Server } from 'node:http';
 import { type StoredBackup, trustedBackups } from '../catalog/catalog.ts';
+import { assertIdentityOpensRecipients } from '../config/encryption-settings.ts';
 import type { DaemonConfig, TargetConfig } from '../config/types.ts';
 import { Daemon } from '../daemon/daemon.ts';
 import type { RunDrill } from '../daemon/drills.ts';
@@ -39,6 +40,7 @@ export async function daemonCommand(ctx: CliContext, opts: DaemonCommandOptions)
       hint: 'set DATASAVER_DATABASE_URL and DATASAVER_STORAGE_PATH (or DATASAVER_S3_BUCKET), or pass --config FILE',
     });
   }
+  for (const t of config.targets) await assertIdentityOpensRecipients(t.name, t.encryption);
   const log = createLogger({
     level: config.daemon.logLevel,
     format: config.daemon.logFormat,

@@ -7,8 +7,11 @@
  * problem, so datasaver refuses to start rather than write backups in clear or to a key no one holds.
  */
 import {
+  DecryptError,
   type DecryptionKey,
+  decryptStream,
   type EncryptionKey,
+  encryptStream,
   parseIdentities,
   parseRecipients,
 } from '../pipeline/encryption.ts';
@@ -121,6 +124,32 @@ export function drillKeyProblem(
     raw.drillSchedule?.origin ?? FIELDS.drillSchedule.env,
     `scheduled drills of encrypted backups need the key to open them: set ${FIELDS.encryptionIdentityFile.env} (or encryption.identity_file) too, or turn drills off here and run them where the identity is`,
   );
+}
+
+/**
+ * Where a process writes backups encrypted to recipients and also holds an identity (to verify its
+ * backups right away, or to drill them), the identity must open one of those recipients: else every
+ * such verify and drill fails with a key error, after each backup is committed. Checked by sealing a few
+ * bytes to the recipients and opening them with the identity (no key is derived from the other), before
+ * anything runs. Throws ConfigError naming target and settings; a passphrase always opens its own.
+ */
+export async function assertIdentityOpensRecipients(target: string, config: EncryptionConfig): Promise<void> {
+  const { encrypt, decrypt } = config;
+  if (!encrypt || !decrypt || !('recipients' in encrypt) || !('identities' in decrypt)) return;
+  async function* probe(): AsyncIterable<Buffer> {
+    yield Buffer.from('datasaver');
+  }
+  try {
+    for await (const _ of decryptStream(encryptStream(probe(), encrypt), decrypt));
+  } catch (err) {
+    if (!(err instanceof DecryptError) || !err.noKeyMatched) throw err;
+    throw new ConfigError(
+      `target ${target}: the identity in ${FIELDS.encryptionIdentityFile.env}${config.identityFile ? ` (${config.identityFile})` : ''} opens none of the recipients in ${FIELDS.encryptionRecipients.env}: its new backups could not be verified or drilled here`,
+      {
+        hint: "add the identity's recipient (age-keygen -y KEYFILE prints it) to the recipients, or give the identity of one of them",
+      },
+    );
+  }
 }
 
 /** What `config check` shows of the encryption settings: what is set, never a secret. */

@@ -205,6 +205,11 @@ describe('encrypted PostgreSQL backups', () => {
       );
     }
     expect(await databaseExists(copy)).toBe(false);
+    // A sidecar whose identity opens none of its recipients could verify or drill none of its backups:
+    // it does not start.
+    const sidecar = await runCli(['backup'], wrongEnv);
+    expect(sidecar.code, sidecar.output).toBe(2);
+    expect(sidecar.stderr).toMatch(/opens none of the recipients in DATASAVER_ENCRYPTION_RECIPIENTS/);
     // A key problem is no finding about the backup: no verify record says it failed.
     expect(
       await stat(join(storage, manifest.target, `${manifest.id}.verify.json`)).catch(() => undefined),

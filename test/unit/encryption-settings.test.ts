@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { encryptionFor } from '../../src/cli/context.ts';
-import { describeEncryption } from '../../src/config/encryption-settings.ts';
+import { assertIdentityOpensRecipients, describeEncryption } from '../../src/config/encryption-settings.ts';
+import { ConfigError } from '../../src/util/errors.ts';
 import { Secret } from '../../src/util/secret.ts';
 import { configError, configParser } from '../support/config.ts';
 
@@ -149,5 +150,35 @@ targets:
     );
     expect(encryptionFor(cfg, 'shop').encrypt).toEqual({ recipients: [RECIPIENT] });
     expect(encryptionFor(cfg, 'gone').encrypt).toEqual({ recipients: [OTHER] });
+  });
+});
+
+describe('an identity beside the recipients', () => {
+  const withIdentity = (recipients: string) =>
+    parse({
+      ...DB,
+      DATASAVER_ENCRYPTION_RECIPIENTS: recipients,
+      DATASAVER_ENCRYPTION_IDENTITY_FILE: '/keys/identity.txt',
+    }).targets[0]!;
+
+  it('must open one of them, else the commands that write backups refuse to start', async () => {
+    await expect(
+      assertIdentityOpensRecipients('shop', withIdentity(`${OTHER},${RECIPIENT}`).encryption),
+    ).resolves.toBeUndefined();
+    const err = await assertIdentityOpensRecipients('shop', withIdentity(OTHER).encryption).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toMatch(
+      /target shop: the identity in DATASAVER_ENCRYPTION_IDENTITY_FILE \(\/keys\/identity.txt\) opens none of the recipients/,
+    );
+    expect((err as ConfigError).message).not.toContain(IDENTITY);
+  });
+
+  it('has nothing to check without an identity, or with a passphrase', async () => {
+    const recipientsOnly = parse({ ...DB, DATASAVER_ENCRYPTION_RECIPIENTS: OTHER }).targets[0]!;
+    await expect(assertIdentityOpensRecipients('shop', recipientsOnly.encryption)).resolves.toBeUndefined();
+    const passphrase = parse({ ...DB, DATASAVER_ENCRYPTION_PASSPHRASE: 'x y z' }).targets[0]!;
+    await expect(assertIdentityOpensRecipients('shop', passphrase.encryption)).resolves.toBeUndefined();
   });
 });
