@@ -222,12 +222,7 @@ async function openHeader(
     return undefined;
   }
   if (data.length < length + NONCE) return undefined;
-  const workFactor = /^-> scrypt \S+ (\d+)$/m.exec(data.subarray(0, length).toString('latin1'))?.[1];
-  if (workFactor !== undefined && Number(workFactor) > MAX_SCRYPT_WORK_FACTOR) {
-    throw new DecryptError(
-      `cannot decrypt: the passphrase's scrypt work factor ${workFactor} is above the ${MAX_SCRYPT_WORK_FACTOR} datasaver writes`,
-    );
-  }
+  // A passphrase's work factor is capped by scryptIdentity before anything is derived.
   let fileKey: Uint8Array;
   try {
     fileKey = await decrypter.decryptHeader(data.subarray(0, length));

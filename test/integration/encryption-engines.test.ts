@@ -57,6 +57,28 @@ async function encryptedBackup(
   return { env: all, manifest, objectPath: join(storage, manifest.object) };
 }
 
+/** The target settings of database `shop` on the MariaDB server. */
+function mysqlEnv(s: MariadbServer): Record<string, string> {
+  return {
+    DATASAVER_ENGINE: 'mysql',
+    DATASAVER_DB_HOST: s.host,
+    DATASAVER_DB_PORT: String(s.port),
+    DATASAVER_DB_NAME: 'shop',
+    DATASAVER_DB_USER: s.user,
+    DATASAVER_DB_PASSWORD: s.password,
+  };
+}
+
+/** The target settings of the Redis server. */
+function redisEnv(r: RedisServer): Record<string, string> {
+  return {
+    DATASAVER_ENGINE: 'redis',
+    DATASAVER_DB_HOST: r.host,
+    DATASAVER_DB_PORT: String(r.port),
+    DATASAVER_DB_PASSWORD: r.password,
+  };
+}
+
 describe('encrypted MySQL/MariaDB backups', () => {
   it('round trip; age -d | zstd -d gives the SQL script', async () => {
     mariadb = await startMariadb();
@@ -65,14 +87,7 @@ describe('encrypted MySQL/MariaDB backups', () => {
 USE shop;
 CREATE TABLE ${MARKER}_orders (id INT PRIMARY KEY, note TEXT) COMMENT '${MARKER} comment';
 INSERT INTO ${MARKER}_orders VALUES (1, 'row ${MARKER} 1'), (2, 'row ${MARKER} 2'), (3, 'three');`);
-    const { env, manifest, objectPath } = await encryptedBackup({
-      DATASAVER_ENGINE: 'mysql',
-      DATASAVER_DB_HOST: s.host,
-      DATASAVER_DB_PORT: String(s.port),
-      DATASAVER_DB_NAME: 'shop',
-      DATASAVER_DB_USER: s.user,
-      DATASAVER_DB_PASSWORD: s.password,
-    });
+    const { env, manifest, objectPath } = await encryptedBackup(mysqlEnv(s));
     const res = await runCli(['restore', manifest.id, '--target-db', 'shop_copy'], env);
     expect(res.code, res.output).toBe(0);
     expect(await s.query(`SELECT count(*) FROM ${ident(`${MARKER}_orders`)}`, 'shop_copy')).toEqual([['3']]);
@@ -83,17 +98,7 @@ INSERT INTO ${MARKER}_orders VALUES (1, 'row ${MARKER} 1'), (2, 'row ${MARKER} 2
 
   it('round trip with a passphrase', async () => {
     const s = mariadb!;
-    const { env, manifest } = await encryptedBackup(
-      {
-        DATASAVER_ENGINE: 'mysql',
-        DATASAVER_DB_HOST: s.host,
-        DATASAVER_DB_PORT: String(s.port),
-        DATASAVER_DB_NAME: 'shop',
-        DATASAVER_DB_USER: s.user,
-        DATASAVER_DB_PASSWORD: s.password,
-      },
-      PASSPHRASE,
-    );
+    const { env, manifest } = await encryptedBackup(mysqlEnv(s), PASSPHRASE);
     expect(manifest.encryption).toMatchObject({ recipients: [], passphrase: true });
     const res = await runCli(['restore', manifest.id, '--target-db', 'shop_passphrase'], env);
     expect(res.code, res.output).toBe(0);
@@ -113,12 +118,7 @@ describe('encrypted Redis backups', () => {
     } finally {
       client.disconnect();
     }
-    const { env, manifest, objectPath } = await encryptedBackup({
-      DATASAVER_ENGINE: 'redis',
-      DATASAVER_DB_HOST: redis.host,
-      DATASAVER_DB_PORT: String(redis.port),
-      DATASAVER_DB_PASSWORD: redis.password,
-    });
+    const { env, manifest, objectPath } = await encryptedBackup(redisEnv(redis));
     await redis.flushAll();
     const res = await runCli(['restore', manifest.id, '--drop-existing'], env);
     expect(res.code, res.output).toBe(0);
@@ -138,15 +138,7 @@ describe('encrypted Redis backups', () => {
 
   it('round trip with a passphrase', async () => {
     const r = redis!;
-    const { env, manifest } = await encryptedBackup(
-      {
-        DATASAVER_ENGINE: 'redis',
-        DATASAVER_DB_HOST: r.host,
-        DATASAVER_DB_PORT: String(r.port),
-        DATASAVER_DB_PASSWORD: r.password,
-      },
-      PASSPHRASE,
-    );
+    const { env, manifest } = await encryptedBackup(redisEnv(r), PASSPHRASE);
     expect(manifest.encryption).toMatchObject({ recipients: [], passphrase: true });
     await r.flushAll();
     const res = await runCli(['restore', manifest.id, '--drop-existing'], env);
