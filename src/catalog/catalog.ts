@@ -14,6 +14,7 @@ import { compareIds, isLeaseKey, type KeyKind, parseBackupId, parseKey } from '.
 import type { Manifest } from './manifest.ts';
 import { parseManifest } from './manifest-read.ts';
 import { manifestDistrust } from './manifest-trust.ts';
+import { backupParts } from './parts.ts';
 import { type SignatureCheck, type VerifyKey, verifyManifestSignature } from './signature.ts';
 
 /** Which manifests a reader believes, by their signatures. */
@@ -204,10 +205,18 @@ async function readManifest(
   if (result.manifest.id !== parsedKey?.id || result.manifest.target !== parsedKey.target) {
     return { error: `manifest describes ${result.manifest.id}, not the backup its name says` };
   }
-  // Its data object must be this backup's own: prune deletes it, restore reads it.
-  const data = parseKey(result.manifest.object);
-  if (data?.kind !== 'data' || data.id !== parsedKey.id || data.target !== parsedKey.target) {
-    return { error: `its data object ${result.manifest.object} is not ${parsedKey.id}'s` };
+  // Its data objects must be this backup's own, each the part it is listed as: prune deletes them,
+  // restore reads them.
+  for (const { part, manifest } of backupParts(result.manifest)) {
+    const data = parseKey(manifest.object);
+    if (
+      data?.kind !== 'data' ||
+      data.id !== parsedKey.id ||
+      data.target !== parsedKey.target ||
+      data.part !== part
+    ) {
+      return { error: `its data object ${manifest.object} is not ${parsedKey.id}'s` };
+    }
   }
   return result;
 }

@@ -3,6 +3,9 @@
  *
  *   <target>/<backup-id>.<ext>             data object, e.g. shop/shop-20260111T020015Z.dump.zst
  *                                          (encrypted: shop/shop-20260111T020015Z.dump.zst.age)
+ *   <target>/<backup-id>.<part>.<ext>      the parts of a whole-server backup set: `globals` (roles and
+ *                                          tablespaces) and `db1`, `db2`... (one database each, named in
+ *                                          the manifest), e.g. srv/srv-20260111T020015Z.db1.dump.zst
  *   <target>/<backup-id>.manifest.json     written last: the commit marker
  *   <target>/<backup-id>.verify.json       result of the last `verify` of that backup
  *   <target>/<backup-id>.drill.json        result of the last restore drill of that backup
@@ -68,6 +71,22 @@ export function dataKey(target: string, id: string, extension: string): string {
   return `${target}/${id}.${extension}`;
 }
 
+/** The part of a backup set holding the server's globals. */
+export const GLOBALS_PART = 'globals';
+
+/** The part of a backup set holding its `index`th database (0-based): `db1`, `db2`... */
+export function databasePart(index: number): string {
+  return `db${index + 1}`;
+}
+
+/** A part's name in a key: `globals`, or `db` and a number without leading zeros. */
+const PART = /^(?:globals|db[1-9]\d{0,5})$/;
+
+/** Storage key of one part of a backup set (`srv/srv-20260111T020015Z.db1.dump.zst`). */
+export function partKey(target: string, id: string, part: string, extension: string): string {
+  return `${target}/${id}.${part}.${extension}`;
+}
+
 export function manifestKey(target: string, id: string): string {
   return `${target}/${id}${MANIFEST_SUFFIX}`;
 }
@@ -118,8 +137,10 @@ export interface ParsedKey {
   kind: KeyKind;
   target: string;
   id: string;
-  /** Extension after the id (`dump.zst`, `manifest.json`). */
+  /** Extension after the id (`dump.zst`, `manifest.json`; of a set's part, after the part's name). */
   extension: string;
+  /** The part of a backup set a data object is (`globals`, `db1`); absent for a one-dump backup's. */
+  part?: string | undefined;
 }
 
 /** Reads a key back into target, id and kind; undefined for anything datasaver did not write. */
@@ -136,8 +157,12 @@ export function parseKey(key: string): ParsedKey | undefined {
   const extension = file.slice(dot + 1);
   const suffix = `.${extension}`;
   const kind = RECORD_KINDS.get(suffix) ?? 'data';
-  if (kind === 'data' && !DATA_EXTENSIONS.has(extension)) return undefined;
-  return { kind, target, id, extension };
+  if (kind !== 'data' || DATA_EXTENSIONS.has(extension)) return { kind, target, id, extension };
+  const partDot = extension.indexOf('.');
+  const part = extension.slice(0, partDot);
+  const rest = extension.slice(partDot + 1);
+  if (partDot <= 0 || !PART.test(part) || !DATA_EXTENSIONS.has(rest)) return undefined;
+  return { kind, target, id, extension: rest, part };
 }
 
 /**

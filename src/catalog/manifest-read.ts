@@ -10,6 +10,7 @@ import { DATABASE_PRIVILEGES, SETTING_NAME } from '../engines/postgres/dbsetting
 import { COMPRESSION_ALGORITHMS } from '../pipeline/compression.ts';
 import { isPrintable } from '../util/printable.ts';
 import { LABEL_PATTERN, type Manifest, type SealedFields } from './manifest.ts';
+import { MAX_SET_DATABASES, setProblem } from './parts.ts';
 import { KEY_ID_PATTERN, SIGNATURE_VALUE_PATTERN } from './signature.ts';
 
 const tableFacts = z.looseObject({ name: z.string(), rows: z.number() });
@@ -74,6 +75,35 @@ const manifestEncryption = z.looseObject({
     .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'is not base64'),
 });
 
+const setObject = {
+  object: z.string().min(1),
+  sizeBytes: z.number().int().positive(),
+  storedBytes: z.number().int().positive(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+};
+const unreadableDatabases = z
+  .array(z.looseObject({ database: printableText, reason: printableText }))
+  .max(MAX_SET_DATABASES);
+const backupSet = z.looseObject({
+  globals: z.looseObject({
+    ...setObject,
+    format: z.string().regex(WORD, 'is not a format name'),
+    rolePasswords: z.boolean(),
+  }),
+  databases: z
+    .array(
+      z.looseObject({
+        ...setObject,
+        database: printableText.nullable(),
+        databaseSettings: databaseSettings.optional(),
+        facts,
+      }),
+    )
+    .max(MAX_SET_DATABASES),
+  excluded: z.array(printableText).max(MAX_SET_DATABASES),
+  unreadable: unreadableDatabases,
+});
+
 /**
  * Unknown fields are kept, nested ones too (manifests written by newer datasaver versions): a manifest
  * copied to another destination (resume.ts) is written from what was read, and its signature covers
@@ -104,6 +134,7 @@ const manifestSchema = z.looseObject({
   datasaverVersion: printableText,
   facts,
   databaseSettings: databaseSettings.optional(),
+  set: backupSet.optional(),
   // Shape only: whether it checks out is the reader's question (catalog.ts, with the verify keys).
   signature: z
     .looseObject({
@@ -119,6 +150,21 @@ const sealedSchema = z.object({
   database: printableText.nullable(),
   facts,
   databaseSettings: databaseSettings.optional(),
+  set: z
+    .object({
+      databases: z
+        .array(
+          z.object({
+            database: printableText.nullable(),
+            databaseSettings: databaseSettings.optional(),
+            facts,
+          }),
+        )
+        .max(MAX_SET_DATABASES),
+      excluded: z.array(printableText).max(MAX_SET_DATABASES),
+      unreadable: unreadableDatabases,
+    })
+    .optional(),
 }) satisfies z.ZodType<SealedFields>;
 
 /** Parses the JSON of a manifest's sealed fields, returning a reason instead of throwing. */
@@ -133,7 +179,9 @@ export function parseSealedFields(text: string): { fields: SealedFields } | { er
  */
 export function parseManifest(text: string): { manifest: Manifest; json: unknown } | { error: string } {
   const parsed = parseJson(text, manifestSchema);
-  return 'error' in parsed ? parsed : { manifest: parsed.value, json: parsed.json };
+  if ('error' in parsed) return parsed;
+  const problem = setProblem(parsed.value);
+  return problem === undefined ? { manifest: parsed.value, json: parsed.json } : { error: problem };
 }
 
 /** JSON held to `schema` (and the document as parsed), or the first reason it is not. */

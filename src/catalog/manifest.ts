@@ -66,11 +66,62 @@ export interface Manifest {
    */
   facts: DatabaseFacts;
   /**
+   * A whole-server backup set (PostgreSQL's every database and its globals): several data objects under
+   * this one manifest, committed together. Absent for a backup of one dump. In a set, `object` and
+   * `sha256` are the globals object's (its first part), `sizeBytes` and `storedBytes` the sums over every
+   * part, `database` is null and `facts` hold no tables: what each database holds is in its part.
+   * catalog/parts.ts gives every part as a one-dump manifest, for the jobs that handle one dump.
+   */
+  set?: BackupSet | undefined;
+  /**
    * Ed25519 signature over every other field as stored (catalog/signature.ts), when the writer had a
    * signing key. Readers with verify keys ignore a manifest whose signature is missing or does not check.
    */
   signature?: ManifestSignature | undefined;
 }
+
+/** One stored object of a backup set: where it is, and what proves it. */
+export interface SetObject {
+  /** Storage key: `<target>/<id>.<part>.<ext>` (catalog/layout.ts partKey). */
+  object: string;
+  /** Raw bytes before compression. */
+  sizeBytes: number;
+  /** Bytes in storage. */
+  storedBytes: number;
+  /** Hex sha256 of the stored bytes. */
+  sha256: string;
+}
+
+/** A whole-server backup set (Manifest.set). */
+export interface BackupSet {
+  /**
+   * The server's globals (roles, memberships, role settings, tablespaces): a plain SQL script in the
+   * format `globalsFormat` names (`pg_dumpall --globals-only`).
+   */
+  globals: SetObject & {
+    /** The format of the globals script as the engine names it (`globals`). */
+    format: string;
+    /** Role passwords are in it; false when the backup user could not read them. */
+    rolePasswords: boolean;
+  };
+  /** Every database dumped, in name order, each in the manifest's `format`. */
+  databases: SetDatabase[];
+  /** Databases left out because the target's exclude list (DATASAVER_DB_EXCLUDE) names them. */
+  excluded: string[];
+  /** Databases the backup user could not read, and why: they are not in the set. */
+  unreadable: { database: string; reason: string }[];
+}
+
+/** One database of a backup set. */
+export interface SetDatabase extends SetObject {
+  /** Its name; null in a sealed manifest read without the key. */
+  database: string | null;
+  databaseSettings?: DatabaseSettings | undefined;
+  facts: DatabaseFacts;
+}
+
+/** The manifest version of a backup set: readers that know only version 1 know no sets. */
+export const SET_MANIFEST_VERSION = 2;
 
 /** A manifest's signature: which key made it, and the signature itself. */
 export interface ManifestSignature {
@@ -96,14 +147,28 @@ export interface ManifestEncryption {
   contents: string;
 }
 
-/** The fields of a manifest that say what the backup holds: encrypted with the data when it is. */
-export type SealedFields = Pick<Manifest, 'database' | 'facts'> & Pick<Partial<Manifest>, 'databaseSettings'>;
+/**
+ * The fields of a manifest that say what the backup holds: encrypted with the data when it is. Of a set,
+ * each database's name, settings and facts (in the order of `set.databases`) and the names it left out.
+ */
+export type SealedFields = Pick<Manifest, 'database' | 'facts'> &
+  Pick<Partial<Manifest>, 'databaseSettings'> & { set?: SealedSet | undefined };
+
+/** What a sealed set manifest holds in its sealed part. */
+export interface SealedSet {
+  databases: Pick<SetDatabase, 'database' | 'databaseSettings' | 'facts'>[];
+  excluded: string[];
+  unreadable: BackupSet['unreadable'];
+}
 
 /**
  * What a sealed manifest holds in the place of its sealed fields, as stored and as read without the key:
  * no database name, no settings, no facts (`exact: false`, so nothing is ever compared with them).
  */
-export const SEALED_PLACEHOLDERS: SealedFields = { database: null, facts: { exact: false, tables: [] } };
+export const SEALED_PLACEHOLDERS: Pick<SealedFields, 'database' | 'facts'> = {
+  database: null,
+  facts: { exact: false, tables: [] },
+};
 
 export function serializeManifest(manifest: Manifest): Buffer {
   return Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);

@@ -34,10 +34,24 @@ export const DECRYPTION_SETTINGS =
  * in their place. Throws ConfigError for a malformed recipient (configuration checks them first).
  */
 export async function sealManifest(manifest: Manifest, key: EncryptionKey): Promise<Manifest> {
+  const { set } = manifest;
   const fields: SealedFields = {
     database: manifest.database,
     facts: manifest.facts,
     ...(manifest.databaseSettings ? { databaseSettings: manifest.databaseSettings } : {}),
+    ...(set
+      ? {
+          set: {
+            databases: set.databases.map(({ database, databaseSettings, facts }) => ({
+              database,
+              ...(databaseSettings ? { databaseSettings } : {}),
+              facts,
+            })),
+            excluded: set.excluded,
+            unreadable: set.unreadable,
+          },
+        }
+      : {}),
   };
   // Compact JSON: sealed and base64-encoded, it still takes about the room the fields took in clear.
   const contents = await collect(encryptStream(once(Buffer.from(JSON.stringify(fields))), key));
@@ -48,7 +62,15 @@ export async function sealManifest(manifest: Manifest, key: EncryptionKey): Prom
     contents: contents.toString('base64'),
   };
   const { databaseSettings: _sealed, ...clear } = manifest;
-  return { ...clear, ...SEALED_PLACEHOLDERS, encryption };
+  const sealed: Manifest = { ...clear, ...SEALED_PLACEHOLDERS, encryption };
+  if (!set) return sealed;
+  // A set keeps each object's key, sizes and sha256 in clear (verify without the key checks them all),
+  // never what its databases are called or hold.
+  const databases = set.databases.map(({ database: _name, databaseSettings: _settings, ...object }) => ({
+    ...object,
+    ...SEALED_PLACEHOLDERS,
+  }));
+  return { ...sealed, set: { ...set, databases, excluded: [], unreadable: [] } };
 }
 
 /**
@@ -86,7 +108,21 @@ export async function openManifest(manifest: Manifest, key: DecryptionKey | unde
       `its manifest's sealed part does not read: ${parsed.error}`,
     );
   }
-  return { ...manifest, ...parsed.fields };
+  const { set: sealedSet, ...fields } = parsed.fields;
+  const opened: Manifest = { ...manifest, ...fields };
+  if (manifest.set === undefined && sealedSet === undefined) return opened;
+  if (manifest.set === undefined || sealedSet?.databases.length !== manifest.set.databases.length) {
+    throw new VerifyError(
+      manifest.id,
+      'manifest',
+      "its manifest's sealed part does not match its set of databases",
+    );
+  }
+  const databases = manifest.set.databases.map((db, i) => ({ ...db, ...sealedSet.databases[i]! }));
+  return {
+    ...opened,
+    set: { ...manifest.set, databases, excluded: sealedSet.excluded, unreadable: sealedSet.unreadable },
+  };
 }
 
 /**

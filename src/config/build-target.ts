@@ -55,6 +55,8 @@ export function buildTarget(
     connection,
     format,
     schemaOnly,
+    excludeDatabases: [],
+    dumpJobs: 1,
     compression,
     destinations,
     toolDir: rawText(raw, 'toolDir'),

@@ -43,6 +43,8 @@ export function offlineTarget(
     connection: { ...NO_CONNECTION },
     format: engineDescriptor(engine).formatNames[0]!,
     schemaOnly: false,
+    excludeDatabases: [],
+    dumpJobs: 1,
     compression: { algorithm: 'zstd', level: undefined },
     destinations: [],
     toolDir,

@@ -18,6 +18,13 @@ export interface TargetConfig {
   /** One of the engine's dump formats (its descriptor's `formats`: postgres custom or plain, mysql sql...). */
   format: string;
   schemaOnly: boolean;
+  /**
+   * Databases a whole-server backup set leaves out (DATASAVER_DB_EXCLUDE): only for a target whose
+   * engine makes sets and that names no database (Engine.serverSet).
+   */
+  excludeDatabases: string[];
+  /** How many databases of a whole-server backup set are dumped at once (DATASAVER_DUMP_JOBS). */
+  dumpJobs: number;
   compression: CompressionConfig;
   /** Where backups are written, each from the same dump; local first. */
   destinations: StorageConfig[];

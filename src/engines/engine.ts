@@ -346,4 +346,93 @@ export interface Engine {
    */
   // biome-ignore lint/suspicious/noConfusingVoidType: engines with nothing to report return nothing.
   restore(source: AsyncIterable<Buffer>, options: RestoreOptions): Promise<RestoreReport | void>;
+
+  /**
+   * Whole-server backup sets (PostgreSQL): every database of the server, each its own dump, plus the
+   * server's globals (roles, memberships, tablespaces). Absent in engines whose backups are one dump
+   * whatever they hold (MySQL's "all databases" is one script; Redis's RDB holds every database).
+   */
+  readonly serverSet?: ServerSet | undefined;
+}
+
+/**
+ * What a whole-server backup set needs from the engine (Engine.serverSet). The set is one backup: jobs
+ * dump the globals and each database through the same pipeline, each to its own object, and commit them
+ * under one manifest (catalog/manifest.ts `set`).
+ */
+export interface ServerSet {
+  /**
+   * The target names no database (unset, or `*`): its backups are sets. False for a target bound to one
+   * database, whose backups are single dumps (a set stored earlier can still be restored through it).
+   */
+  readonly wholeServer: boolean;
+
+  /**
+   * What a set taken now would hold: every database that accepts connections and is not a template, in
+   * name order, minus those named in `exclude`; those the backup user may not connect to are
+   * `unreadable` (never an error: the set goes on without them, and says so). Also whether the user can
+   * read role passwords. Throws ConnectionError when the server cannot be reached, BackupError when the
+   * query fails.
+   */
+  members(exclude: readonly string[], options?: { signal?: AbortSignal | undefined }): Promise<ServerMembers>;
+
+  /**
+   * An engine bound to database `name` of the same server, with the same connection, to preflight, read
+   * facts from and dump it exactly as a target naming that database would.
+   */
+  database(name: string): Engine;
+
+  /**
+   * The server's globals as a plain SQL script (`pg_dumpall --globals-only`, with `--no-role-passwords`
+   * when `rolePasswords` is false), streamed like `dump`, erroring before its end when the tool fails.
+   */
+  dumpGlobals(options: { rolePasswords: boolean; signal?: AbortSignal | undefined }): AsyncIterable<Buffer>;
+
+  /**
+   * Reads a globals script to its end and checks it: complete (its completion marker last) and made only
+   * of statements a globals dump holds (roles, memberships, role settings and comments, tablespaces).
+   * Throws BackupError naming the first statement that is not, or the missing marker. Its entries are
+   * the roles and tablespaces it defines (type `ROLE`, `TABLESPACE`).
+   */
+  inspectGlobals(source: AsyncIterable<Buffer>, options?: InspectOptions): Promise<DumpInspection>;
+
+  /**
+   * Recreates on this server what a globals script defines, from storage (untrusted): the whole script is
+   * read and checked as `inspectGlobals` does before anything is applied (RestoreError when it does not
+   * check). Roles and tablespaces that exist here are left exactly as they are (no statement about them
+   * runs) and reported; the others are created with their attributes, passwords, settings, comments and
+   * memberships, roles in one transaction. Each statement runs alone through the extended protocol, so
+   * nothing but the one statement that was checked can run, and no client-side command ever does.
+   * Throws ConnectionError when the server cannot be reached, RestoreError when a statement fails (the
+   * roles' transaction is rolled back; tablespaces created before stay, and the hint says so).
+   */
+  restoreGlobals(
+    source: AsyncIterable<Buffer>,
+    options?: { signal?: AbortSignal | undefined },
+  ): Promise<GlobalsReport>;
+}
+
+/** What a whole-server backup holds (ServerSet.members). */
+export interface ServerMembers {
+  /** The databases to dump, in name order. */
+  databases: string[];
+  /** Databases left out because the target's exclude list names them. */
+  excluded: string[];
+  /** Databases the backup user may not read, and why (`no CONNECT privilege`). */
+  unreadable: { database: string; reason: string }[];
+  /** The user can read role passwords (pg_authid); else the globals are dumped without them. */
+  rolePasswords: boolean;
+}
+
+/** What ServerSet.restoreGlobals did. */
+export interface GlobalsReport {
+  /** Roles created. */
+  created: string[];
+  /** Roles that existed and were left as they are. */
+  existing: string[];
+  /** Tablespaces created, and those that existed and were left as they are. */
+  tablespacesCreated: string[];
+  tablespacesExisting: string[];
+  /** Statements left out, and why (`GRANT grp TO postgres: postgres existed`), for the output. */
+  skipped: string[];
 }
