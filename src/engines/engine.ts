@@ -368,6 +368,13 @@ export interface ServerSet {
   readonly wholeServer: boolean;
 
   /**
+   * The globals script's format as manifests name it (`globals`), and its extension before compression,
+   * one of the engine's dump extensions (`sql`: it is plain SQL), so its key reads as a datasaver object.
+   */
+  readonly globalsFormat: string;
+  readonly globalsExtension: string;
+
+  /**
    * What a set taken now would hold: every database that accepts connections and is not a template, in
    * name order, minus those named in `exclude`; those the backup user may not connect to are
    * `unreadable` (never an error: the set goes on without them, and says so). Also whether the user can
