@@ -11,6 +11,7 @@ import type { ConnectionConfig, EngineTarget } from '../../src/engines/engine.ts
 import { PostgresEngine } from '../../src/engines/postgres/engine.ts';
 import { RestoreError } from '../../src/util/errors.ts';
 import { Secret } from '../../src/util/secret.ts';
+import { runCli } from '../support/cli.ts';
 import { type PostgresServer, startPostgres } from '../support/postgres-server.ts';
 
 const execFile = promisify(execFileCb);
@@ -195,5 +196,23 @@ describe('a PostgreSQL server as a backup set', () => {
     expect(err).toBeInstanceOf(RestoreError);
     expect((err as RestoreError).message).toMatch(/line 2 .*ALTER ROLE made_then_undone/);
     expect(await roles(lived)).toEqual(before);
+  });
+});
+
+describe('config check of a whole-server target', () => {
+  it('says it backs up the whole server, what it leaves out and how many databases it dumps at once', async () => {
+    const res = await runCli(['config', 'check', '--json'], {
+      DATASAVER_DATABASE_URL: `postgres://postgres@127.0.0.1:${source.port}`,
+      DATASAVER_DB_EXCLUDE: 'excluded_one',
+      DATASAVER_DUMP_JOBS: '3',
+      DATASAVER_STORAGE_PATH: '/var/backups/x',
+    });
+    expect(res.code, res.output).toBe(0);
+    expect(JSON.parse(res.stdout).targets[0]).toMatchObject({
+      name: 'postgres',
+      wholeServer: true,
+      excludeDatabases: ['excluded_one'],
+      dumpJobs: 3,
+    });
   });
 });
