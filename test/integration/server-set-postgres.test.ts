@@ -180,7 +180,7 @@ describe('a PostgreSQL server as a backup set', () => {
 
   it('refuses a forged globals script before anything is made', async () => {
     const before = await roles(lived);
-    const forged = `CREATE ROLE sneaky SUPERUSER;\nCREATE ROLE other; DROP ROLE app;\n\n-- PostgreSQL database cluster dump complete\n`;
+    const forged = `CREATE ROLE sneaky;\nALTER ROLE sneaky WITH SUPERUSER;\nCREATE ROLE other; DROP ROLE app;\n\n-- PostgreSQL database cluster dump complete\n`;
     const set = engine(target(lived)).serverSet;
     await expect(set.restoreGlobals(bytes(forged))).rejects.toThrow(/DROP ROLE app/);
     await expect(set.restoreGlobals(bytes('\\! touch /tmp/owned\n'))).rejects.toBeInstanceOf(RestoreError);
