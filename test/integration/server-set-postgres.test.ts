@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectionConfig, EngineTarget } from '../../src/engines/engine.ts';
 import { PostgresEngine } from '../../src/engines/postgres/engine.ts';
-import { RestoreError } from '../../src/util/errors.ts';
+import { RestoreError, UsageError } from '../../src/util/errors.ts';
 import { Secret } from '../../src/util/secret.ts';
 import { runCli } from '../support/cli.ts';
 import { type PostgresServer, startPostgres } from '../support/postgres-server.ts';
@@ -67,7 +67,7 @@ const roles = async (s: PostgresServer) =>
 
 beforeAll(async () => {
   [source, fresh, lived] = await Promise.all([startPostgres(), startPostgres(), startPostgres()]);
-  for (const db of ['alpha', 'beta', 'excluded_one', 'locked']) await source.createDatabase(db);
+  for (const db of ['alpha', 'beta', 'excluded_one', 'locked', '*']) await source.createDatabase(db);
   await source.query(
     'postgres',
     `CREATE ROLE staff NOLOGIN;
@@ -103,7 +103,7 @@ describe('a PostgreSQL server as a backup set', () => {
     expect(members).toEqual({
       databases: ['alpha', 'beta', 'locked', 'postgres'],
       excluded: ['excluded_one'],
-      unreadable: [],
+      unreadable: [{ database: '*', reason: 'its name * stands for the whole server' }],
       rolePasswords: true,
     });
   });
@@ -112,7 +112,10 @@ describe('a PostgreSQL server as a backup set', () => {
     const set = engine(target(source, undefined, 'backup_user', 'backup-secret')).serverSet;
     const members = await set.members([]);
     expect(members.databases).toEqual(['alpha', 'beta', 'excluded_one', 'postgres']);
-    expect(members.unreadable).toEqual([{ database: 'locked', reason: 'no CONNECT privilege' }]);
+    expect(members.unreadable).toEqual([
+      { database: '*', reason: 'its name * stands for the whole server' },
+      { database: 'locked', reason: 'no CONNECT privilege' },
+    ]);
     expect(members.rolePasswords).toBe(false);
     const globals = (await collect(set.dumpGlobals({ rolePasswords: false }))).toString();
     expect(globals).toContain('CREATE ROLE app;');
@@ -127,6 +130,7 @@ describe('a PostgreSQL server as a backup set', () => {
     expect(info.databaseSettings?.settings).toEqual([
       { role: null, name: 'TimeZone', value: 'Europe/Berlin' },
     ]);
+    expect(() => engine(target(source)).serverSet.database('*')).toThrow(UsageError);
   });
 
   it('restores its globals onto a fresh server: the same roles, attributes, memberships, settings and comments', async () => {

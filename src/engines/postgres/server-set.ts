@@ -2,10 +2,10 @@
  * A PostgreSQL server as a backup set (Engine.serverSet): which databases a set holds, an engine per
  * database, and the server's globals (roles, memberships, tablespaces) through pg_dumpall.
  */
-import { BackupError } from '../../util/errors.ts';
+import { BackupError, UsageError } from '../../util/errors.ts';
 import { describeExit } from '../../util/process.ts';
 import { redact } from '../../util/secret.ts';
-import { namesWholeServer } from '../descriptor.ts';
+import { namesWholeServer, WHOLE_SERVER } from '../descriptor.ts';
 import type {
   DumpInspection,
   Engine,
@@ -69,13 +69,24 @@ export class PostgresServerSet implements ServerSet {
     const members: ServerMembers = { databases: [], excluded: [], unreadable: [], rolePasswords };
     for (const row of rows) {
       if (excluded.has(row.name)) members.excluded.push(row.name);
-      else if (!row.readable) members.unreadable.push({ database: row.name, reason: 'no CONNECT privilege' });
+      else if (namesWholeServer(postgresDescriptor.database, row.name)) {
+        // A target naming it would mean the whole server: no engine can be bound to it by name.
+        members.unreadable.push({
+          database: row.name,
+          reason: `its name ${WHOLE_SERVER} stands for the whole server`,
+        });
+      } else if (!row.readable)
+        members.unreadable.push({ database: row.name, reason: 'no CONNECT privilege' });
       else members.databases.push(row.name);
     }
     return members;
   }
 
+  /** Throws UsageError for a name that stands for the whole server (`*`), which members never lists. */
   database(name: string): Engine {
+    if (namesWholeServer(postgresDescriptor.database, name)) {
+      throw new UsageError(`'${name}' names no single database of ${postgresWhere(this.#target.connection)}`);
+    }
     const t = this.#target;
     return this.#engineFor({ ...t, connection: { ...t.connection, database: name } });
   }
