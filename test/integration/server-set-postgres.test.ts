@@ -9,9 +9,10 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectionConfig, EngineTarget } from '../../src/engines/engine.ts';
 import { PostgresEngine } from '../../src/engines/postgres/engine.ts';
-import { RestoreError, UsageError } from '../../src/util/errors.ts';
+import { BackupError, RestoreError, UsageError } from '../../src/util/errors.ts';
 import { Secret } from '../../src/util/secret.ts';
 import { runCli } from '../support/cli.ts';
+import { fakeToolDir } from '../support/fake-tools.ts';
 import { type PostgresServer, startPostgres } from '../support/postgres-server.ts';
 
 const execFile = promisify(execFileCb);
@@ -123,6 +124,23 @@ describe('a PostgreSQL server as a backup set', () => {
     // pg_read_all_data reads pg_authid, password hashes included.
     const reader = await engine(target(source, undefined, 'reader', 'reader-secret')).serverSet.members([]);
     expect(reader.rolePasswords).toBe(true);
+  });
+
+  it('fails the globals dump when pg_dumpall is older than the server, or fails half-way', async () => {
+    const old = await fakeToolDir({ pg_dumpall: 'echo "pg_dumpall (PostgreSQL) 9.6.24"' });
+    const tooOld = { ...target(source), toolDir: old };
+    await expect(collect(engine(tooOld).serverSet.dumpGlobals({ rolePasswords: true }))).rejects.toThrow(
+      /pg_dumpall 9\.6 cannot dump .*pg_dumpall must be the same major version or newer/,
+    );
+    const real = join(source.binDir, 'pg_dumpall');
+    const failing = await fakeToolDir({
+      pg_dumpall: `if [ "$1" = "--version" ]; then exec "${real}" --version; fi\necho 'CREATE ROLE app;'\necho 'connection lost' >&2\nexit 1`,
+    });
+    const err = await collect(
+      engine({ ...target(source), toolDir: failing }).serverSet.dumpGlobals({ rolePasswords: true }),
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BackupError);
+    expect((err as BackupError).message).toMatch(/pg_dumpall exited with code 1: connection lost/);
   });
 
   it('binds an engine to each database of the set', async () => {
