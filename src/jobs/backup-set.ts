@@ -18,7 +18,7 @@ import {
   type SetDatabase,
   type SetObject,
 } from '../catalog/manifest.ts';
-import type { ServerSet } from '../engines/engine.ts';
+import type { ServerMembers, ServerSet } from '../engines/engine.ts';
 import { compressionExtension } from '../pipeline/compression.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { mapLimit } from '../util/concurrency.ts';
@@ -31,7 +31,7 @@ import { type CommitOutcome, commitBackup, runFields } from './commit.ts';
 export async function runBackupSet(
   request: BackupRequest,
   deps: BackupDeps,
-): Promise<CommitOutcome & { manifest: Manifest }> {
+): Promise<CommitOutcome & { manifest: Manifest; members: ServerMembers }> {
   const { target } = request;
   const { engine, destinations, signal } = deps;
   const serverSet = engine.serverSet as ServerSet;
@@ -105,7 +105,7 @@ export async function runBackupSet(
     set,
   };
   const uploads = destinations.map((d) => upload.failed.get(d));
-  return commitBackup(clear, target, uploads, deps);
+  return { ...(await commitBackup(clear, target, uploads, deps)), members };
 }
 
 /**

@@ -18,7 +18,7 @@
 import { dataExtension, dataKey } from '../catalog/layout.ts';
 import { MANIFEST_VERSION, type Manifest } from '../catalog/manifest.ts';
 import type { TargetConfig } from '../config/types.ts';
-import type { Engine } from '../engines/engine.ts';
+import type { Engine, ServerMembers } from '../engines/engine.ts';
 import type { ConfirmLease } from '../lease/held.ts';
 import { compressionExtension } from '../pipeline/compression.ts';
 import type { StorageBackend } from '../storage/backend.ts';
@@ -61,6 +61,11 @@ export interface BackupResult extends CommitOutcome {
    * only; jobs/verify.ts VerifyResult.note); absent when it checked everything or did not run.
    */
   verifyNote?: string | undefined;
+  /**
+   * Of a whole-server set: what it holds, in clear for the output even when the manifest is sealed
+   * (databases dumped, excluded, unreadable and why, whether role passwords were read). Absent for one dump.
+   */
+  members?: ServerMembers | undefined;
 }
 
 /**
@@ -73,11 +78,12 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
   const { engine, destinations, signal } = deps;
   if (destinations.length === 0) throw new StorageError(`no destination is configured for ${target.name}`);
   assertSignsWhatItVerifies(target);
-  const { manifest, committed, failures } = engine.serverSet?.wholeServer
+  const taken: Omit<BackupResult, 'verified'> = engine.serverSet?.wholeServer
     ? await runBackupSet(request, deps)
     : await backupOneDump(request, deps);
+  const { manifest, committed } = taken;
 
-  if (!request.verify) return { manifest, verified: false, committed, failures };
+  if (!request.verify) return { ...taken, verified: false };
   const result = await verifyBackup(manifest, {
     storage: committed[0]!,
     engine,
@@ -92,7 +98,7 @@ export async function runBackup(request: BackupRequest, deps: BackupDeps): Promi
       `${result.message} (the backup is stored but failed verification)`,
     );
   }
-  return { manifest, verified: true, verifyNote: result.note ?? undefined, committed, failures };
+  return { ...taken, verified: true, verifyNote: result.note ?? undefined };
 }
 
 /** A backup of one dump: one data object, then its manifest. */
