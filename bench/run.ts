@@ -21,6 +21,7 @@ import {
   startS3Server,
 } from '../test/support/s3-server.ts';
 import { generateDatabase } from './generate.ts';
+import { cleanEnv, pgEnv, storedBytesFromJson, toSample } from './lib/commands.ts';
 import { TABLES } from './lib/dataset.ts';
 import { drillChecks, drillOutcome, drillTotalRatio, isThrowawayServer } from './lib/drill.ts';
 import { benchRecipient, encryptedChecks } from './lib/encrypted.ts';
@@ -86,24 +87,6 @@ class Skip extends Error {}
 // ---------------------------------------------------------------------------------------------------
 // Commands and their environments
 
-/** The caller's environment without libpq or datasaver settings, which would change what is measured. */
-function cleanEnv(server: PostgresServer): NodeJS.ProcessEnv {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([key]) => !key.startsWith('PG') && !key.startsWith('DATASAVER_')),
-  );
-  return { ...env, PATH: `${server.binDir}:${process.env.PATH ?? ''}` };
-}
-
-function pgEnv(server: PostgresServer): NodeJS.ProcessEnv {
-  return {
-    ...cleanEnv(server),
-    PGHOST: server.host,
-    PGPORT: String(server.port),
-    PGUSER: server.user,
-    PGPASSWORD: server.password,
-  };
-}
-
 function datasaverEnv(server: PostgresServer, storage: string): NodeJS.ProcessEnv {
   return {
     ...cleanEnv(server),
@@ -136,17 +119,6 @@ function datasaver(bench: Bench, args: string[]): Command {
 // ---------------------------------------------------------------------------------------------------
 // Helpers for the scenarios
 
-function toSample(m: Measurement, outputBytes: number | null, rowsMatch?: boolean): Sample {
-  return {
-    wallSeconds: m.wallSeconds,
-    outputBytes,
-    peakRssKb: m.peakRssKb,
-    processes: m.processes,
-    gnuTimeMaxRssKb: m.gnuTimeMaxRssKb,
-    ...(rowsMatch === undefined ? {} : { rowsMatch }),
-  };
-}
-
 async function fileSize(path: string): Promise<number> {
   return (await stat(path)).size;
 }
@@ -157,29 +129,6 @@ async function largestFile(dir: string): Promise<number | null> {
     entries.filter((e) => e.isFile()).map((e) => fileSize(join(e.parentPath, e.name))),
   );
   return sizes.length ? Math.max(...sizes) : null;
-}
-
-/** `storedBytes` anywhere in the CLI's --json output (the whole output, or its last JSON line). */
-function storedBytesFromJson(stdout: string): number | null {
-  const find = (value: unknown): number | null => {
-    if (!value || typeof value !== 'object') return null;
-    const record = value as Record<string, unknown>;
-    if (typeof record.storedBytes === 'number') return record.storedBytes;
-    for (const child of Object.values(record)) {
-      const found = find(child);
-      if (found !== null) return found;
-    }
-    return null;
-  };
-  const candidates = [stdout, ...stdout.trim().split('\n').reverse()];
-  for (const text of candidates) {
-    try {
-      return find(JSON.parse(text));
-    } catch {
-      // not JSON; try the next candidate
-    }
-  }
-  return null;
 }
 
 async function rowCounts(server: PostgresServer, db: string): Promise<Record<string, number>> {
