@@ -8,10 +8,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { type PostgresServer, startPostgres } from '../test/support/postgres-server.ts';
 import {
   S3_ACCESS_KEY,
@@ -27,6 +26,7 @@ import { drillChecks, drillOutcome, drillTotalRatio, isThrowawayServer } from '.
 import { benchRecipient, encryptedChecks } from './lib/encrypted.ts';
 import { formatMb, formatSeconds } from './lib/format.ts';
 import { type Command, createRunner, findGnuTime, type Measurement, type Runner } from './lib/measure.ts';
+import { parseBenchArgs, runScript, writeResults } from './lib/options.ts';
 import {
   type Check,
   check,
@@ -37,9 +37,6 @@ import {
   summarize,
 } from './lib/report.ts';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const DEFAULT_CLI = join(ROOT, 'dist', 'main.js');
-const RESULTS_DIR = join(ROOT, 'bench', 'results');
 const SOURCE_DB = 'bench';
 const USAGE = `usage: node bench/run.ts [--size-mb 500] [--seed 42] [--repeat 1] [--keep] [--cli dist/main.js] [--s3]
 
@@ -430,42 +427,11 @@ async function prepare(
 }
 
 function parseOptions(): Options {
-  const { values } = parseArgs({
-    options: {
-      'size-mb': { type: 'string', default: '500' },
-      seed: { type: 'string', default: '42' },
-      repeat: { type: 'string', default: '1' },
-      keep: { type: 'boolean', default: false },
-      cli: { type: 'string', default: DEFAULT_CLI },
-      s3: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+  const { common, values } = parseBenchArgs(USAGE, 500, {
+    keep: { type: 'boolean', default: false },
+    s3: { type: 'boolean', default: false },
   });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const options = {
-    sizeMb: Number(values['size-mb']),
-    seed: Number(values.seed),
-    repeat: Number(values.repeat),
-    keep: values.keep,
-    cli: resolve(values.cli),
-    s3: values.s3,
-  };
-  if (!(options.sizeMb > 0)) throw new Error('--size-mb must be a positive number');
-  if (!Number.isInteger(options.seed) || options.seed < 0)
-    throw new Error('--seed must be a non-negative integer');
-  if (!Number.isInteger(options.repeat) || options.repeat < 1)
-    throw new Error('--repeat must be a positive integer');
-  return options;
-}
-
-async function writeResults(report: object): Promise<string> {
-  await mkdir(RESULTS_DIR, { recursive: true });
-  const file = join(RESULTS_DIR, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
-  return file;
+  return { ...common, keep: values.keep === true, s3: values.s3 === true };
 }
 
 async function describeKeptServer(server: PostgresServer, dir: string): Promise<void> {
@@ -548,7 +514,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-  process.exitCode = 1;
-});
+runScript(main);

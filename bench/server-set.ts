@@ -8,18 +8,17 @@
  * See bench/README.md for what is measured and how.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { join } from 'node:path';
 import { type PostgresServer, startPostgres } from '../test/support/postgres-server.ts';
 import { generateDatabase } from './generate.ts';
 import { cleanEnv, pgEnv, storedBytesFromJson, toSample } from './lib/commands.ts';
 import { formatMb, formatSeconds } from './lib/format.ts';
 import { createRunner, findGnuTime, type Runner } from './lib/measure.ts';
+import { parseBenchArgs, runScript, writeResults } from './lib/options.ts';
 import { formatResults, type Sample, type ScenarioResult, summarize } from './lib/report.ts';
 
-const ROOT = resolve(import.meta.dirname, '..');
 const DATABASES = ['shop1', 'shop2', 'shop3', 'shop4'];
 const USAGE = `usage: node bench/server-set.ts [--size-mb 250] [--seed 42] [--repeat 1] [--dump-jobs 2] [--cli dist/main.js]
 
@@ -41,39 +40,12 @@ interface Row {
 }
 
 function parseOptions(): Options {
-  const { values } = parseArgs({
-    options: {
-      'size-mb': { type: 'string', default: '250' },
-      seed: { type: 'string', default: '42' },
-      repeat: { type: 'string', default: '1' },
-      'dump-jobs': { type: 'string', default: '2' },
-      cli: { type: 'string', default: join(ROOT, 'dist', 'main.js') },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const options = {
-    sizeMb: Number(values['size-mb']),
-    seed: Number(values.seed),
-    repeat: Number(values.repeat),
-    dumpJobs: Number(values['dump-jobs']),
-    cli: resolve(values.cli),
-  };
-  if (!(options.sizeMb > 0)) throw new Error('--size-mb must be a positive number');
-  for (const [flag, value] of [
-    ['--seed', options.seed],
-    ['--repeat', options.repeat],
-    ['--dump-jobs', options.dumpJobs],
-  ] as const) {
-    if (!Number.isInteger(value) || value < (flag === '--seed' ? 0 : 1))
-      throw new Error(`${flag} must be a ${flag === '--seed' ? 'non-negative' : 'positive'} integer`);
-  }
-  if (!existsSync(options.cli))
-    throw new Error(`${options.cli} not found: run \`npm run build\`, or pass --cli`);
-  return options;
+  const { common, values } = parseBenchArgs(USAGE, 250, { 'dump-jobs': { type: 'string', default: '2' } });
+  const dumpJobs = Number(values['dump-jobs']);
+  if (!Number.isInteger(dumpJobs) || dumpJobs < 1) throw new Error('--dump-jobs must be a positive integer');
+  if (!existsSync(common.cli))
+    throw new Error(`${common.cli} not found: run \`npm run build\`, or pass --cli`);
+  return { ...common, dumpJobs };
 }
 
 /** The rows: what is measured, each run in a fresh storage directory under `dir`. */
@@ -202,17 +174,11 @@ async function main(): Promise<void> {
     for (const r of results) r.summary = summarize(r.samples);
     const lines = ratios(results, options.dumpJobs);
     console.log(`\n${formatResults(results)}\n\n${lines.join('\n')}\n`);
-    const resultsDir = join(ROOT, 'bench', 'results');
-    await mkdir(resultsDir, { recursive: true });
-    const file = join(resultsDir, `server-set-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    await writeFile(file, `${JSON.stringify({ options, results, ratios: lines }, null, 2)}\n`);
+    const file = await writeResults({ options, results, ratios: lines }, 'server-set-');
     console.log(`results written to ${file}`);
   } finally {
     await cleanup();
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-  process.exitCode = 1;
-});
+runScript(main);
