@@ -18,7 +18,7 @@ import {
   type SetDatabase,
   type SetObject,
 } from '../catalog/manifest.ts';
-import type { ServerMembers, ServerSet } from '../engines/engine.ts';
+import type { DatabaseFacts, ServerInfo, ServerMembers, ServerSet } from '../engines/engine.ts';
 import { compressionExtension } from '../pipeline/compression.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { mapLimit } from '../util/concurrency.ts';
@@ -59,26 +59,42 @@ export async function runBackupSet(
       serverSet.dumpGlobals({ rolePasswords: members.rolePasswords, signal: s }),
     ),
   );
-  const named = members.databases.map((name, index) => ({ name, index }));
-  const databases = await mapLimit(named, target.dumpJobs, ({ name, index }) =>
-    upload.guard(async (): Promise<SetDatabase> => {
-      const database = serverSet.database(name);
-      const [info, liveFacts] = await Promise.all([
-        database.preflight({ signal: upload.signal }),
-        database.facts({ signal: upload.signal }),
-      ]);
-      let facts = liveFacts;
-      const key = partKey(target.name, id, databasePart(index), dumpExtension);
-      const dumped = await upload.part(key, `database ${name}`, true, (s) =>
-        database.dump({ format, schemaOnly, signal: s, onFacts: (f) => (facts = f) }),
-      );
-      return {
-        ...dumped,
-        database: name,
-        ...(info.databaseSettings ? { databaseSettings: info.databaseSettings } : {}),
-        facts,
-      };
-    }),
+  // Parts are numbered in name order, skipping databases dropped before their turn: no gap in the keys.
+  const numbering = new PartNumbers(members.databases.length);
+  const dropped: ServerMembers['unreadable'] = [];
+  const dumped = await mapLimit(
+    members.databases.map((name, index) => ({ name, index })),
+    target.dumpJobs,
+    ({ name, index }) =>
+      upload.guard(async (): Promise<SetDatabase | undefined> => {
+        const database = serverSet.database(name);
+        let part: number | undefined;
+        let read: [ServerInfo, DatabaseFacts] | undefined;
+        try {
+          read = await Promise.all([
+            database.preflight({ signal: upload.signal }),
+            database.facts({ signal: upload.signal }),
+          ]).catch(async (err: unknown) => {
+            if (!(await droppedSince(serverSet, name, upload.signal))) throw err;
+            return undefined;
+          });
+          part = await numbering.take(index, read !== undefined);
+        } finally {
+          numbering.pass(index);
+        }
+        if (!read || part === undefined) {
+          dropped.push({ database: name, reason: 'dropped while the set was taken' });
+          return undefined;
+        }
+        const [info, liveFacts] = read;
+        let facts = liveFacts;
+        const key = partKey(target.name, id, databasePart(part), dumpExtension);
+        const object = await upload.part(key, `database ${name}`, true, (s) =>
+          database.dump({ format, schemaOnly, signal: s, onFacts: (f) => (facts = f) }),
+        );
+        const settings = info.databaseSettings ? { databaseSettings: info.databaseSettings } : {};
+        return { ...object, database: name, ...settings, facts };
+      }),
   );
   await upload.finish();
 
@@ -86,9 +102,9 @@ export async function runBackupSet(
   const set: BackupSet = {
     // finish() threw if any part is missing.
     globals: { ...globals!, format: serverSet.globalsFormat, rolePasswords: members.rolePasswords },
-    databases: databases as SetDatabase[],
+    databases: dumped.filter((d) => d !== undefined),
     excluded: members.excluded,
-    unreadable: members.unreadable,
+    unreadable: [...members.unreadable, ...dropped],
   };
   const objects: SetObject[] = [set.globals, ...set.databases];
   const clear: Manifest = {
@@ -106,15 +122,32 @@ export async function runBackupSet(
     set,
   };
   const uploads = destinations.map((d) => upload.failed.get(d));
-  return { ...(await commitBackup(clear, target, uploads, deps)), members };
+  const taken = { ...members, databases: set.databases.map((d) => d.database!), unreadable: set.unreadable };
+  return { ...(await commitBackup(clear, target, uploads, deps)), members: taken };
 }
 
-/** What a whole-server set lacks because the backup user could not read it; none for one dump. */
+/**
+ * Whether database `name` is gone from the server since the set's members were read: a database dropped
+ * before its turn is left out of the set (and said so), where any other failure fails the set.
+ */
+async function droppedSince(serverSet: ServerSet, name: string, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return false;
+  try {
+    const now = await serverSet.members([], { signal });
+    return !now.databases.includes(name) && !now.unreadable.some((u) => u.database === name);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What a whole-server set lacks because the backup user could not read it (or it went away during the
+ * backup), and role passwords it could not read; none for one dump.
+ */
 export function setWarnings(members: ServerMembers | undefined): string[] {
   if (!members) return [];
   const warnings = members.unreadable.map(
-    (u) =>
-      `database ${printable(u.database)} is not in the backup: the backup user cannot read it (${printable(u.reason)})`,
+    (u) => `database ${printable(u.database)} is not in the backup (${printable(u.reason)})`,
   );
   if (!members.rolePasswords) {
     warnings.push(
@@ -122,6 +155,33 @@ export function setWarnings(members: ServerMembers | undefined): string[] {
     );
   }
   return warnings;
+}
+
+/**
+ * Part numbers handed out in name order to databases whose dumps may start in any order: each waits for
+ * the one before it to have taken its number (or passed, dropped or failed), so the keys have no gap.
+ */
+class PartNumbers {
+  readonly #passed: Promise<void>[];
+  readonly #pass: (() => void)[] = [];
+  #next = 0;
+
+  constructor(count: number) {
+    this.#passed = Array.from({ length: count }, () => new Promise<void>((r) => this.#pass.push(r)));
+  }
+
+  /** Waits for the database before `index`, then gives `index` the next number (none when not `present`). */
+  async take(index: number, present: boolean): Promise<number | undefined> {
+    if (index > 0) await this.#passed[index - 1];
+    const number = present ? this.#next++ : undefined;
+    this.pass(index);
+    return number;
+  }
+
+  /** `index` is done numbering (taken, or never will: it failed); those after it may go on. */
+  pass(index: number): void {
+    this.#pass[index]!();
+  }
 }
 
 /**
