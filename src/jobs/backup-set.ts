@@ -35,10 +35,10 @@ export async function runBackupSet(
 ): Promise<CommitOutcome & { manifest: Manifest; members: ServerMembers }> {
   const { target } = request;
   const { engine, destinations, signal } = deps;
-  const serverSet = engine.serverSet as ServerSet;
   const now = deps.now ?? (() => new Date());
   const format = request.format ?? target.format;
-  const schemaOnly = request.schemaOnly ?? target.schemaOnly;
+  const upload = new SetUpload(request, deps);
+  const { serverSet } = upload;
 
   // The server and the dump tool checked, and what the set will hold, before anything is written.
   const [server, members] = await Promise.all([
@@ -50,7 +50,6 @@ export async function runBackupSet(
   const encrypted = target.encryption.encrypt !== undefined;
   const globalsExtension = dataExtension(serverSet.globalsExtension, compression, encrypted);
   const dumpExtension = dataExtension(engine.descriptor.extension(format), compression, encrypted);
-  const upload = new SetUpload(request, deps);
   const globalsKey = (id: string) => partKey(target.name, id, GLOBALS_PART, globalsExtension);
   const id = await freeId(destinations, upload.failed, target.name, startedAt, globalsKey, signal);
 
@@ -59,50 +58,15 @@ export async function runBackupSet(
       serverSet.dumpGlobals({ rolePasswords: members.rolePasswords, signal: s }),
     ),
   );
-  // Parts are numbered in name order, skipping databases dropped before their turn: no gap in the keys.
-  const numbering = new PartNumbers(members.databases.length);
-  const dropped: ServerMembers['unreadable'] = [];
-  const dumped = await mapLimit(
-    members.databases.map((name, index) => ({ name, index })),
-    target.dumpJobs,
-    ({ name, index }) =>
-      upload.guard(async (): Promise<SetDatabase | undefined> => {
-        const database = serverSet.database(name);
-        let part: number | undefined;
-        let read: [ServerInfo, DatabaseFacts] | undefined;
-        try {
-          read = await Promise.all([
-            database.preflight({ signal: upload.signal }),
-            database.facts({ signal: upload.signal }),
-          ]).catch(async (err: unknown) => {
-            if (!(await droppedSince(serverSet, name, upload.signal))) throw err;
-            return undefined;
-          });
-          part = await numbering.take(index, read !== undefined);
-        } finally {
-          numbering.pass(index);
-        }
-        if (!read || part === undefined) {
-          dropped.push({ database: name, reason: 'dropped while the set was taken' });
-          return undefined;
-        }
-        const [info, liveFacts] = read;
-        let facts = liveFacts;
-        const key = partKey(target.name, id, databasePart(part), dumpExtension);
-        const object = await upload.part(key, `database ${name}`, true, (s) =>
-          database.dump({ format, schemaOnly, signal: s, onFacts: (f) => (facts = f) }),
-        );
-        const settings = info.databaseSettings ? { databaseSettings: info.databaseSettings } : {};
-        return { ...object, database: name, ...settings, facts };
-      }),
-  );
+  const partKeyOf = (part: number) => partKey(target.name, id, databasePart(part), dumpExtension);
+  const { databases, dropped } = await dumpDatabases(members.databases, partKeyOf, request, upload);
   await upload.finish();
 
   const finishedAt = now();
   const set: BackupSet = {
     // finish() threw if any part is missing.
     globals: { ...globals!, format: serverSet.globalsFormat, rolePasswords: members.rolePasswords },
-    databases: dumped.filter((d) => d !== undefined),
+    databases,
     excluded: members.excluded,
     unreadable: [...members.unreadable, ...dropped],
   };
@@ -124,6 +88,57 @@ export async function runBackupSet(
   const uploads = destinations.map((d) => upload.failed.get(d));
   const taken = { ...members, databases: set.databases.map((d) => d.database!), unreadable: set.unreadable };
   return { ...(await commitBackup(clear, target, uploads, deps)), members: taken };
+}
+
+/**
+ * Dumps every database of `names` (in name order, `dumpJobs` at once) to the part key `keyOf` gives its
+ * number. Databases dropped before their turn are left out and returned in `dropped`; any other failure
+ * is the set's (upload.finish throws it).
+ */
+async function dumpDatabases(
+  names: string[],
+  keyOf: (part: number) => string,
+  request: BackupRequest,
+  upload: SetUpload,
+): Promise<{ databases: SetDatabase[]; dropped: ServerMembers['unreadable'] }> {
+  const serverSet = upload.serverSet;
+  const format = request.format ?? request.target.format;
+  const schemaOnly = request.schemaOnly ?? request.target.schemaOnly;
+  // Parts are numbered in name order, skipping databases dropped before their turn: no gap in the keys.
+  const numbering = new PartNumbers(names.length);
+  const dropped: ServerMembers['unreadable'] = [];
+  const named = names.map((name, index) => ({ name, index }));
+  const dumped = await mapLimit(named, request.target.dumpJobs, ({ name, index }) =>
+    upload.guard(async (): Promise<SetDatabase | undefined> => {
+      const database = serverSet.database(name);
+      let part: number | undefined;
+      let read: [ServerInfo, DatabaseFacts] | undefined;
+      try {
+        read = await Promise.all([
+          database.preflight({ signal: upload.signal }),
+          database.facts({ signal: upload.signal }),
+        ]).catch(async (err: unknown) => {
+          if (!(await droppedSince(serverSet, name, upload.signal))) throw err;
+          return undefined;
+        });
+        part = await numbering.take(index, read !== undefined);
+      } finally {
+        numbering.pass(index);
+      }
+      if (!read || part === undefined) {
+        dropped.push({ database: name, reason: 'dropped while the set was taken' });
+        return undefined;
+      }
+      const [info, liveFacts] = read;
+      let facts = liveFacts;
+      const object = await upload.part(keyOf(part), `database ${name}`, true, (s) =>
+        database.dump({ format, schemaOnly, signal: s, onFacts: (f) => (facts = f) }),
+      );
+      const settings = info.databaseSettings ? { databaseSettings: info.databaseSettings } : {};
+      return { ...object, database: name, ...settings, facts };
+    }),
+  );
+  return { databases: dumped.filter((d) => d !== undefined), dropped };
 }
 
 /**
@@ -194,6 +209,8 @@ class SetUpload {
   readonly failed = new Map<StorageBackend, unknown>();
   /** Aborts when the caller's signal does, or when any part failed. */
   readonly signal: AbortSignal;
+  /** The engine's whole-server side, whose parts this uploads. */
+  readonly serverSet: ServerSet;
   readonly #written: { key: string; uploads: (unknown | undefined)[] }[] = [];
   readonly #stop = new AbortController();
   #failure: { error: unknown } | undefined;
@@ -206,6 +223,7 @@ class SetUpload {
     this.#request = request;
     this.#deps = deps;
     this.signal = deps.signal ? AbortSignal.any([deps.signal, this.#stop.signal]) : this.#stop.signal;
+    this.serverSet = deps.engine.serverSet as ServerSet;
   }
 
   /**
