@@ -9,10 +9,14 @@
  * key fails there, a ConfigError, before anything is read or written) and decrypted between the check
  * of its stored bytes and the decompressor; ciphertext that fails authentication fails the restore with
  * a VerifyError (`decrypt`) before its end reaches the engine.
+ *
+ * This module restores one dump: a one-dump backup, or one database of a whole-server backup set
+ * (`database`). A whole set (its roles, then every database) is jobs/restore-set.ts.
  */
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Manifest } from '../catalog/manifest.ts';
+import { backupParts, isBackupSet } from '../catalog/parts.ts';
 import { openManifest } from '../catalog/sealed.ts';
 import type { DumpEntry, Engine, RestoreReport, RestoreTargetState } from '../engines/engine.ts';
 import { IN_USE_SIDE_FILES } from '../engines/registry.ts';
@@ -32,6 +36,11 @@ export interface RestoreRequest {
   checked?: boolean | undefined;
   /** The manifest's sealed fields are already put back (catalog/sealed.ts openManifest; a drill's). */
   opened?: boolean | undefined;
+  /**
+   * `--database NAME`: of a whole-server backup set, restore this database alone (its part, as a one-dump
+   * backup). Required by `runRestore` for a set; a one-dump backup takes only its own database's name.
+   */
+  database?: string | undefined;
   targetDatabase?: string | undefined;
   dryRun: boolean;
   force: boolean;
@@ -82,7 +91,8 @@ export interface RestorePlan {
 
 export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Promise<RestorePlan> {
   const { engine, storage, signal } = deps;
-  const manifest = request.opened ? request.manifest : await openManifest(request.manifest, deps.decrypt);
+  const opened = request.opened ? request.manifest : await openManifest(request.manifest, deps.decrypt);
+  const manifest = dumpOf(opened, request.database, 'restoring');
   const decrypt = keyFor(manifest, deps.decrypt);
   if (manifest.engine !== engine.descriptor.name) {
     throw new UsageError(
@@ -174,6 +184,37 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
 }
 
 /**
+ * The one dump a request restores, from an opened manifest: a one-dump backup as it is, or of a
+ * whole-server set the part of `database` (as a one-dump manifest, catalog/parts.ts). Throws UsageError
+ * for a set without `database` (`doing` says what needs one: `restoring`, `--to-file`), a database the
+ * set does not hold, or `database` given for a one-dump backup of another database.
+ */
+export function dumpOf(manifest: Manifest, database: string | undefined, doing: string): Manifest {
+  if (!isBackupSet(manifest)) {
+    if (database === undefined || database === manifest.database) return manifest;
+    throw new UsageError(
+      `backup ${manifest.id} holds one dump${manifest.database === null ? '' : ` (of ${printable(manifest.database)})`}, not a set of databases to pick ${printable(database)} from`,
+      { hint: 'drop --database; --target-db restores a backup under another name' },
+    );
+  }
+  const names = manifest.set.databases.map((d) => printable(d.database ?? '?'));
+  const held = `${names.slice(0, 20).join(', ')}${names.length > 20 ? ', ...' : ''}`;
+  if (database === undefined) {
+    throw new UsageError(
+      `backup ${manifest.id} is a whole-server set of ${names.length} database(s): ${doing} one of them needs --database NAME`,
+      { hint: `its databases: ${held}` },
+    );
+  }
+  const part = backupParts(manifest).find((p) => p.kind === 'dump' && p.manifest.database === database);
+  if (part === undefined) {
+    throw new UsageError(`backup ${manifest.id} holds no database ${printable(database)}`, {
+      hint: `its databases: ${held}`,
+    });
+  }
+  return part.manifest;
+}
+
+/**
  * Resolves `--table` names against the tables the backup recorded (`schema.table`): a bare name must
  * name one table. Refuses formats that cannot restore single tables, tables of several schemas (pg_restore
  * selects by name within schemas) and --drop-existing (it would drop everything else).
@@ -220,7 +261,11 @@ function pickTables(manifest: Manifest, request: RestoreRequest, engine: Engine)
   return picked;
 }
 
-function chooseAction(state: RestoreTargetState, request: RestoreRequest): RestoreAction {
+/** What a restore does to its destination, as it is and as asked. */
+export function chooseAction(
+  state: RestoreTargetState,
+  request: Pick<RestoreRequest, 'tables' | 'dropExisting'>,
+): RestoreAction {
   if (!state.exists) return 'create';
   // Named tables go into a database that lacks them (the engine checks): what else it holds is left alone.
   if (request.tables?.length) return 'add-tables';
@@ -230,6 +275,8 @@ function chooseAction(state: RestoreTargetState, request: RestoreRequest): Resto
 
 export interface RestoreToFileRequest {
   manifest: Manifest;
+  /** Of a whole-server backup set: the database whose dump is written (required for a set). */
+  database?: string | undefined;
   /** Absolute path of the file to write. */
   path: string;
   /** Replace an existing file. */
@@ -251,10 +298,14 @@ export async function restoreToFile(
     /** The key that opens an encrypted backup. */
     decrypt?: DecryptionKey | undefined;
   },
-): Promise<{ backup: string; file: string; bytes: number }> {
+): Promise<{ backup: string; database?: string; file: string; bytes: number }> {
   const { path } = request;
   const { storage, signal } = deps;
-  const manifest = await openManifest(request.manifest, deps.decrypt);
+  const manifest = dumpOf(
+    await openManifest(request.manifest, deps.decrypt),
+    request.database,
+    '--to-file of',
+  );
   const decrypt = keyFor(manifest, deps.decrypt);
   const dir = dirname(path);
   if (!(await stat(dir).catch(() => undefined))?.isDirectory()) {
@@ -293,10 +344,11 @@ export async function restoreToFile(
     body.destroy(); // a write that failed before reading it all leaves no storage read open
     throw err;
   }
-  return { backup: manifest.id, file: path, bytes: manifest.sizeBytes };
+  const database = request.database === undefined ? {} : { database: request.database };
+  return { backup: manifest.id, ...database, file: path, bytes: manifest.sizeBytes };
 }
 
 /** The key for the data object's decryption stage: none for a backup in clear, whatever is configured. */
-function keyFor(manifest: Manifest, key: DecryptionKey | undefined): DecryptionKey | undefined {
+export function keyFor(manifest: Manifest, key: DecryptionKey | undefined): DecryptionKey | undefined {
   return manifest.encryption ? key : undefined;
 }
