@@ -3,6 +3,7 @@
  * --json: one JSON document at the end instead); on stderr, whatever the output mode, errors (`Error:`,
  * `Try:`), warnings, notes and the progress line (on a terminal, not with --json).
  */
+import type { ServerMembers } from '../engines/engine.ts';
 import type { BackupResult } from '../jobs/backup.ts';
 import type { CycleProblem, CycleResult } from '../jobs/cycle.ts';
 import type { PruneResult } from '../jobs/prune.ts';
@@ -35,6 +36,8 @@ type CommittedBackup = BackupResult['manifest'] & {
   verifyNote?: string;
   destinations: string[];
   sizeChange: SizeAssessment | null;
+  /** Of a whole-server set: what it holds, in clear even when the manifest is sealed. */
+  members?: ServerMembers;
 };
 
 /** The output of one `datasaver backup`, and what it gathers for --json and the exit code. */
@@ -137,13 +140,17 @@ export class BackupOutput {
       ...(backup.verifyNote ? { verifyNote: backup.verifyNote } : {}),
       destinations: where,
       sizeChange: cycle.size ?? null,
+      ...(backup.members ? { members: backup.members } : {}),
     });
     if (!this.#json) {
       const m = backup.manifest;
       this.#stdout.write(
         `backup ${m.id} committed${destinations > 1 ? ` to ${where.join(', ')}` : ''}: ${formatBytes(m.sizeBytes)} dumped, ${formatBytes(m.storedBytes)} stored (${m.format}, ${m.compression}) in ${formatDuration(m.durationMs)}${backup.verified ? `, verified${backup.verifyNote ? ` (${backup.verifyNote})` : ''}` : ''}\n`,
       );
+      if (backup.members) this.#stdout.write(`  ${setSummary(backup.members)}\n`);
     }
+    // What the backup user could not read is a warning in every output mode: the set is short of it.
+    for (const w of setWarnings(backup.members)) this.warn(`${target}: ${w}`);
     const uploads = cycle.problems.filter((p) => p.stage === 'upload');
     this.copied(target, [], uploads);
     if (uploads.length > 0) {
@@ -183,4 +190,28 @@ export class BackupOutput {
       });
     }
   }
+}
+
+/** One line on what a whole-server set holds: `whole server: 2 databases (app, shop); excluded: tmp`. */
+export function setSummary(members: ServerMembers): string {
+  const names = members.databases.map((d) => printable(d));
+  const count = `${names.length} database${names.length === 1 ? '' : 's'}`;
+  const excluded =
+    members.excluded.length > 0 ? `; excluded: ${members.excluded.map((d) => printable(d)).join(', ')}` : '';
+  return `whole server: ${count}${names.length > 0 ? ` (${names.join(', ')})` : ''}${excluded}`;
+}
+
+/** What a whole-server set lacks because the backup user could not read it; none for one dump. */
+export function setWarnings(members: ServerMembers | undefined): string[] {
+  if (!members) return [];
+  const warnings = members.unreadable.map(
+    (u) =>
+      `database ${printable(u.database)} is not in the backup: the backup user cannot read it (${printable(u.reason)})`,
+  );
+  if (!members.rolePasswords) {
+    warnings.push(
+      'role passwords are not in the backup: the backup user cannot read them; restored roles get no password',
+    );
+  }
+  return warnings;
 }

@@ -1,5 +1,7 @@
 import { describeEncryption } from '../config/encryption-settings.ts';
+import { isWholeServerTarget } from '../config/server-set-settings.ts';
 import type { Config } from '../config/types.ts';
+import { engineDescriptor } from '../engines/registry.ts';
 import type { StorageCapabilities } from '../storage/backend.ts';
 import type { StorageConfig } from '../storage/config.ts';
 import { errorMessage } from '../util/errors.ts';
@@ -17,10 +19,15 @@ type StorageCheck = { destination: string } & (StorageCapabilities | { error: st
 export async function configCheckCommand(ctx: CliContext, opts: { json?: boolean }): Promise<number> {
   const config = await readConfig(ctx);
   // JSON round trip: Secret values turn into "***" (Secret.toJSON), undefined fields disappear.
-  // Encryption is shown as what is set (recipients shortened, the identity file by its path).
+  // Encryption is shown as what is set (recipients shortened, the identity file by its path); a target
+  // that backs up every database of its server says so.
   const shown = {
     ...config,
-    targets: config.targets.map((t) => ({ ...t, encryption: describeEncryption(t.encryption) })),
+    targets: config.targets.map((t) => ({
+      ...t,
+      wholeServer: isWholeServerTarget({ descriptor: engineDescriptor(t.engine), connection: t.connection }),
+      encryption: describeEncryption(t.encryption),
+    })),
     defaultEncryption: describeEncryption(config.defaultEncryption),
   };
   const view = JSON.parse(JSON.stringify(shown)) as Record<string, unknown>;

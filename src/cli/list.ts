@@ -1,6 +1,7 @@
 import { readCatalog, type UntrustedBackup } from '../catalog/catalog.ts';
 import type { Manifest } from '../catalog/manifest.ts';
 import { manifestDistrust } from '../catalog/manifest-trust.ts';
+import { isBackupSet } from '../catalog/parts.ts';
 import type { Config } from '../config/types.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { ExitCode, errorMessage } from '../util/errors.ts';
@@ -118,9 +119,12 @@ function renderListing(
 ): string {
   const several = opts.storages > 1;
   const status = opts.all || backups.some((m) => m.suspect !== null);
+  // Shown once whole-server sets are listed: which database a backup holds, or that it holds them all.
+  const database = backups.some(isBackupSet);
   const rows = backups.map((m) => [
     ...(several ? [m.storage] : []),
     m.target,
+    ...(database ? [databaseColumn(m)] : []),
     m.id,
     formatTime(m.createdAt),
     formatBytes(m.storedBytes),
@@ -135,6 +139,7 @@ function renderListing(
       rows.push([
         ...(several ? [o.storage] : []),
         o.target,
+        ...(database ? ['-'] : []),
         o.id,
         formatTime(o.modified),
         formatBytes(o.size),
@@ -155,7 +160,24 @@ function renderListing(
       ? `no readable backups${opts.target ? ` of ${opts.target}` : ''} found: ${warnings.length} file(s) skipped, see the warnings above\n`
       : `no backups${opts.target ? ` of ${opts.target}` : ''} found\n`;
   }
-  const header = ['TARGET', 'ID', 'CREATED (UTC)', 'STORED', 'RAW', 'FORMAT', 'COMPRESSION', 'LABELS'];
+  const header = [
+    'TARGET',
+    ...(database ? ['DATABASE'] : []),
+    'ID',
+    'CREATED (UTC)',
+    'STORED',
+    'RAW',
+    'FORMAT',
+    'COMPRESSION',
+    'LABELS',
+  ];
   const columns = [...(several ? ['DESTINATION'] : []), ...header, ...(status ? ['STATUS'] : [])];
   return renderTable(columns, rows);
+}
+
+/** A backup's DATABASE cell: its database (`-` when sealed), or `server (N databases)` for a set. */
+export function databaseColumn(m: Manifest): string {
+  if (!isBackupSet(m)) return m.database === null ? '-' : printable(m.database);
+  const n = m.set.databases.length;
+  return `server (${n} database${n === 1 ? '' : 's'})`;
 }

@@ -10,6 +10,7 @@ import { buildNotify } from './notify-settings.ts';
 import { type ParseInput, type Problems, type RawTarget, rawText } from './raw.ts';
 import { buildRetention } from './retention-settings.ts';
 import { buildSchedule, scheduleWarning } from './schedule-settings.ts';
+import { buildServerSet } from './server-set-settings.ts';
 import { buildSigning } from './signing-settings.ts';
 import { buildDestinations } from './storage-settings.ts';
 import { DEFAULT_LEASE_TTL_SECONDS, DEFAULT_SIZE_CHANGE_ALERT, MAX_LEASE_TTL_SECONDS } from './target.ts';
@@ -34,6 +35,7 @@ export function buildTarget(
   const name = check(nameSource, TARGET_NAME, problems);
 
   const { format, schemaOnly, compression } = buildDump(raw, descriptor, problems);
+  const { excludeDatabases, dumpJobs } = buildServerSet(raw, { descriptor, connection }, problems);
   const destinations = buildDestinations(raw, problems, true, defaultRegion);
   const timeZone = check(raw.timeZone, TIME_ZONE, problems) ?? 'UTC';
   const retention = buildRetention(raw, name, problems);
@@ -55,8 +57,8 @@ export function buildTarget(
     connection,
     format,
     schemaOnly,
-    excludeDatabases: [],
-    dumpJobs: 1,
+    excludeDatabases,
+    dumpJobs,
     compression,
     destinations,
     toolDir: rawText(raw, 'toolDir'),

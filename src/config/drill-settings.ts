@@ -52,7 +52,7 @@ function drillServer(
     );
     return undefined;
   }
-  if (descriptor.database !== 'name' && descriptor.database !== 'names') {
+  if (!['name', 'name-or-server', 'names'].includes(descriptor.database)) {
     problems.add(
       source.origin,
       `a ${descriptor.label} drill restores into a throwaway server datasaver starts itself, never into a server named here (it has no databases by name); remove this setting`,

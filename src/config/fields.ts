@@ -30,6 +30,9 @@ const fields = {
   tls: { env: 'DATASAVER_DB_TLS', yaml: 'tls', connection: true },
   tlsCa: { env: 'DATASAVER_DB_TLS_CA', yaml: 'tls_ca', connection: true },
   name: { env: 'DATASAVER_TARGET_NAME', yaml: 'name', connection: true },
+  // Names databases of one server: taken with the connection, never shared by every target of a file.
+  excludeDatabases: { env: 'DATASAVER_DB_EXCLUDE', yaml: 'exclude_databases', connection: true },
+  dumpJobs: { env: 'DATASAVER_DUMP_JOBS', yaml: 'dump_jobs' },
   format: { env: 'DATASAVER_FORMAT', yaml: 'format' },
   schemaOnly: { env: 'DATASAVER_SCHEMA_ONLY', yaml: 'schema_only' },
   compression: { env: 'DATASAVER_COMPRESSION', yaml: 'compression' },

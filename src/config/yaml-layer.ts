@@ -109,7 +109,7 @@ function yamlLayer(body: unknown, at: string, input: ParseInput, problems: Probl
     const shape = yamlShapeProblem(
       value,
       TEXT_FIELDS.has(field),
-      field === 'storageBackend',
+      LIST_FIELDS.has(field),
       FIELDS[field].secret === true,
     );
     if (shape) {
@@ -126,13 +126,14 @@ function yamlLayer(body: unknown, at: string, input: ParseInput, problems: Probl
  * Settings whose YAML value must be text. A YAML number or boolean in their place has lost its form
  * before datasaver sees it (a password `0123` reads as 123, `1e3` as 1000), and a list or a mapping would
  * turn into `a` or `[object Object]`: both are refused, naming the field, instead of being guessed at.
- * Every other setting takes a single scalar (text, number or boolean); only `storage.backend` a list.
+ * Every other setting takes a single scalar (text, number or boolean); those in LIST_FIELDS a list too.
  */
 const TEXT_FIELDS: ReadonlySet<FieldName> = new Set<FieldName>([
   'engine',
   'url',
   'host',
   'database',
+  'excludeDatabases',
   'user',
   'password',
   'sslmode',
@@ -166,6 +167,9 @@ const TEXT_FIELDS: ReadonlySet<FieldName> = new Set<FieldName>([
   'signingKey',
   'verifyKeys',
 ]);
+
+/** Settings that take a list of names as well as one text. */
+const LIST_FIELDS: ReadonlySet<FieldName> = new Set<FieldName>(['storageBackend', 'excludeDatabases']);
 
 const TEXT_DAEMON_FIELDS: ReadonlySet<DaemonFieldName> = new Set<DaemonFieldName>([
   'metricsHost',

@@ -28,13 +28,28 @@ export interface UrlScheme {
 
 /**
  * What a target's `database` setting, and a database URL's path, mean for an engine:
- *   - `name`: one database, by name; a target without one has no name to derive (PostgreSQL).
+ *   - `name`: one database, by name; a target without one has no name to derive.
+ *   - `name-or-server`: one database by name; unset, or `*`, is the whole server, backed up as a set
+ *     of one dump per database plus the server's globals (PostgreSQL: Engine.serverSet).
  *   - `names`: one database or a comma-separated list; none means every database of the server (MySQL).
  *   - `file`: the absolute path of a database file, required; in a URL `scheme:///path`, no host (SQLite).
  *   - `server`: unused, a backup holds the whole server; the setting is refused, and a URL's path may
  *     only be a database number, which is ignored (Redis).
  */
-export type DatabaseKind = 'name' | 'names' | 'file' | 'server';
+export type DatabaseKind = 'name' | 'name-or-server' | 'names' | 'file' | 'server';
+
+/** The `database` setting that names every database of the server, for a `name-or-server` engine. */
+export const WHOLE_SERVER = '*';
+
+/**
+ * A target of this engine with this `database` setting backs up the whole server as a set: the engine's
+ * kind is `name-or-server` and the setting is unset, empty or `*`.
+ */
+export function namesWholeServer(kind: DatabaseKind, database: string | undefined): boolean {
+  return (
+    kind === 'name-or-server' && (database === undefined || database === '' || database === WHOLE_SERVER)
+  );
+}
 
 /** Settings an engine takes beyond host, port, user, password and database. */
 export interface EngineSettings {

@@ -15,6 +15,7 @@ import { type ManifestTrust, READ_CONCURRENCY, readCatalog } from '../catalog/ca
 import { drillKey, manifestKey, parseKey, verifyKey } from '../catalog/layout.ts';
 import type { Manifest } from '../catalog/manifest.ts';
 import { manifestDistrust, retentionTime } from '../catalog/manifest-trust.ts';
+import { storedObjects } from '../catalog/parts.ts';
 import { recordedFailure } from '../catalog/records.ts';
 import type { RetentionConfig } from '../config/types.ts';
 import { type ConfirmLease, LeaseLostError } from '../lease/held.ts';
@@ -105,7 +106,9 @@ export async function planPrune(target: PruneTarget, deps: PruneDeps): Promise<P
   const byId = new Map(backups.map((m, i) => [m.id, { m, problem: problems[i] }]));
   const items: PruneItem[] = decisions.map((d) => {
     const { m, problem } = byId.get(d.id)!;
-    const keys = [manifestKey(m.target, m.id), m.object];
+    // Manifest first; then every data object (a set's parts: globals, then each database), records last.
+    const objects = storedObjects(m).map((o) => o.object);
+    const keys = [manifestKey(m.target, m.id), ...objects];
     for (const record of [verifyKey(m.target, m.id), drillKey(m.target, m.id)]) {
       if (catalog.objects.has(record)) keys.push(record);
     }
@@ -113,7 +116,7 @@ export async function planPrune(target: PruneTarget, deps: PruneDeps): Promise<P
       kind: 'backup',
       id: m.id,
       time: m.createdAt,
-      bytes: catalog.objects.get(m.object)?.size ?? 0,
+      bytes: objects.reduce((n, key) => n + (catalog.objects.get(key)?.size ?? 0), 0),
       action: d.keep ? 'keep' : 'remove',
       reasons: d.reasons,
       good: problem === undefined,
@@ -230,13 +233,27 @@ async function backupProblem(
   signal: AbortSignal | undefined,
   warnings: string[],
 ): Promise<string | undefined> {
-  const data = objects.get(m.object);
-  if (!data) return 'data object missing';
-  if (data.size !== m.storedBytes) return `data object is ${data.size} bytes, manifest says ${m.storedBytes}`;
+  const missing = missingData(m, objects);
+  if (missing !== undefined) return missing;
   const verdict = await recordedFailure(storage, m.target, m.id, (key) => objects.get(key)?.size, signal);
   // An unreadable record says nothing either way: the backup is judged as if never checked.
   for (const u of verdict.unreadable) warnings.push(`${storage.description}: ignoring ${u.key}: ${u.error}`);
   return verdict.failed;
+}
+
+/**
+ * Why a backup's data is not all in storage as its manifest records it (an object missing, or of
+ * another size), or undefined when every data object (each part of a set) is there with its size.
+ */
+export function missingData(m: Manifest, objects: ReadonlyMap<string, ObjectInfo>): string | undefined {
+  const set = storedObjects(m).length > 1;
+  for (const { object, storedBytes } of storedObjects(m)) {
+    const what = set ? `data object ${object}` : 'data object';
+    const data = objects.get(object);
+    if (!data) return `${what} missing`;
+    if (data.size !== storedBytes) return `${what} is ${data.size} bytes, manifest says ${storedBytes}`;
+  }
+  return undefined;
 }
 
 /**

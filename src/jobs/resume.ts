@@ -9,8 +9,9 @@
  */
 
 import { readCatalog } from '../catalog/catalog.ts';
-import type { Manifest } from '../catalog/manifest.ts';
+import type { Manifest, SetObject } from '../catalog/manifest.ts';
 import { manifestDistrust } from '../catalog/manifest-trust.ts';
+import { storedObjects } from '../catalog/parts.ts';
 import { type ConfirmLease, LeaseLostError } from '../lease/held.ts';
 import { Meter } from '../pipeline/meter.ts';
 import { chain } from '../pipeline/read.ts';
@@ -97,7 +98,11 @@ export async function resumeUploads(target: PruneTarget, deps: ResumeDeps): Prom
   return results;
 }
 
-/** Copies one committed backup: data (checked against the manifest), then the manifest. */
+/**
+ * Copies one committed backup: each data object (a set has several), checked against the manifest, then
+ * the manifest. Throws when an object cannot be copied or does not match, after deleting the objects
+ * this call wrote; returns the bytes now held for the backup.
+ */
 export async function copyBackup(
   manifest: Manifest,
   from: StorageBackend,
@@ -105,41 +110,65 @@ export async function copyBackup(
   signal: AbortSignal | undefined,
   confirmLease?: ConfirmLease,
 ): Promise<number> {
-  const meter = new Meter({ hash: true });
-  const source = await from.get(manifest.object, { signal });
+  const copied: SetObject[] = [];
+  let bytes = 0;
   try {
-    await to.put(manifest.object, failpointAfterFirst('resume.copying', chain(source, meter)), {
+    for (const object of storedObjects(manifest)) {
+      if (await copyObject(object, manifest.id, from, to, signal)) copied.push(object);
+      bytes += object.storedBytes;
+    }
+  } catch (err) {
+    await Promise.all(copied.map((o) => to.delete(o.object).catch(() => {})));
+    throw err;
+  }
+  await failpoint('resume.before-manifest');
+  await commit(to, manifest, signal, confirmLease);
+  return bytes;
+}
+
+/**
+ * Copies one data object, checked against what the manifest records of it. Returns true when it wrote
+ * the object, false when the destination held exactly these bytes already (an upload whose manifest
+ * write failed). Throws StorageError when the source does not match, or the destination holds other bytes.
+ */
+async function copyObject(
+  object: SetObject,
+  id: string,
+  from: StorageBackend,
+  to: StorageBackend,
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
+  const meter = new Meter({ hash: true });
+  const source = await from.get(object.object, { signal });
+  try {
+    await to.put(object.object, failpointAfterFirst('resume.copying', chain(source, meter)), {
       signal,
       ifAbsent: true,
     });
   } catch (err) {
     if (!(err instanceof StorageConflictError)) throw err;
-    // Data without a manifest is already there: an upload whose manifest write failed. Keep it only if
-    // it is exactly the backup's bytes.
-    if (!(await sameBytes(to, manifest, signal))) {
+    // Data without a manifest is already there. Keep it only if it is exactly the backup's bytes.
+    if (!(await sameBytes(to, object, signal))) {
       throw new StorageError(
-        `${to.description}: ${manifest.object} exists and differs from the backup; it is left for prune to remove`,
+        `${to.description}: ${object.object} exists and differs from the backup; it is left for prune to remove`,
       );
     }
-    await commit(to, manifest, signal, confirmLease);
-    return manifest.storedBytes;
+    return false;
   }
-  if (meter.bytes !== manifest.storedBytes || meter.digest() !== manifest.sha256) {
-    await to.delete(manifest.object).catch(() => {});
+  if (meter.bytes !== object.storedBytes || meter.digest() !== object.sha256) {
+    await to.delete(object.object).catch(() => {});
     throw new StorageError(
-      `${from.description}: ${manifest.object} does not match its manifest (damaged?); not copied`,
-      { hint: `run \`datasaver verify ${manifest.id}\`` },
+      `${from.description}: ${object.object} does not match its manifest (damaged?); not copied`,
+      { hint: `run \`datasaver verify ${id}\`` },
     );
   }
-  await failpoint('resume.before-manifest');
-  await commit(to, manifest, signal, confirmLease);
-  return meter.bytes;
+  return true;
 }
 
-async function sameBytes(storage: StorageBackend, manifest: Manifest, signal: AbortSignal | undefined) {
+async function sameBytes(storage: StorageBackend, object: SetObject, signal: AbortSignal | undefined) {
   const meter = new Meter({ hash: true });
-  for await (const _ of chain(await storage.get(manifest.object, { signal }), meter)) {
+  for await (const _ of chain(await storage.get(object.object, { signal }), meter)) {
     // hashing as it flows
   }
-  return meter.bytes === manifest.storedBytes && meter.digest() === manifest.sha256;
+  return meter.bytes === object.storedBytes && meter.digest() === object.sha256;
 }

@@ -17,6 +17,7 @@ import { manifestDistrust } from '../catalog/manifest-trust.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { errorMessage } from '../util/errors.ts';
 import { formatBytes } from '../util/format.ts';
+import { missingData } from './prune.ts';
 
 /** How many earlier backups make up the yardstick, at most. */
 export const SIZE_HISTORY = 7;
@@ -113,7 +114,7 @@ export async function checkBackupSize(
     const good = catalog.backups.filter(
       (m) =>
         m.target === target.name &&
-        catalog.objects.get(m.object)?.size === m.storedBytes &&
+        missingData(m, catalog.objects) === undefined &&
         manifestDistrust(m, now) === undefined,
     );
     return assessSize(backup, good, target.sizeChangeAlert);

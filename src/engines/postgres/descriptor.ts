@@ -1,6 +1,9 @@
-import { describeEngine } from '../descriptor.ts';
+import { describeEngine, namesWholeServer } from '../descriptor.ts';
 
-/** PostgreSQL: one database per target, pg_dump's custom archive or a plain SQL script. */
+/**
+ * PostgreSQL: one database per target, or the whole server (a set: every database and the globals),
+ * pg_dump's custom archive or a plain SQL script per database.
+ */
 export const postgresDescriptor = describeEngine({
   name: 'postgres',
   label: 'PostgreSQL',
@@ -10,13 +13,14 @@ export const postgresDescriptor = describeEngine({
     { name: 'custom', extension: 'dump' },
     { name: 'plain', extension: 'sql' },
   ],
-  database: 'name',
+  database: 'name-or-server',
   settings: { sslmode: true, tls: false, schemaOnly: true },
   // A restore's spool; a drill's throwaway server (its postmaster, `postgres -D <dir>/pg/data`).
   tempDirTools: ['pg_restore', 'psql', 'postgres'],
   tablesNamedByDatabase: false,
   inUseSideFiles: [],
-  defaultTargetName: (database) => database || undefined,
+  // A whole-server target is named after the engine, as a MySQL backup of all databases is.
+  defaultTargetName: (database) => (namesWholeServer('name-or-server', database) ? 'postgres' : database),
   // A plain script cannot drop what it creates first, nor run in parallel, nor pick tables.
   restore: (format) => {
     const custom = format === 'custom';

@@ -12,15 +12,14 @@ import { rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
-import { BackupError, DestinationError, errorMessage, RestoreError, UsageError } from '../../util/errors.ts';
+import { BackupError, DestinationError, RestoreError, UsageError } from '../../util/errors.ts';
 import { failpoint, failpointAfterFirst } from '../../util/failpoint.ts';
 import { makePrivateTempDir } from '../../util/private-temp.ts';
 import { describeExit, runTool, type Tool } from '../../util/process.ts';
 import { redact } from '../../util/secret.ts';
-import { LIBPQ_ENV, type ToolEnv, toolEnv } from '../../util/tool-env.ts';
+import { type ToolEnv, toolEnv } from '../../util/tool-env.ts';
 import type {
   DatabaseFacts,
-  DatabaseSettings,
   DumpInspection,
   DumpOptions,
   Engine,
@@ -37,20 +36,19 @@ import {
   type DatabaseSettingsRow,
   quoteIdent,
   READ_DATABASE_SETTINGS,
-  rolesNamed,
-  type SettingsPlan,
-  type Step,
-  settingsPlan,
   toDatabaseSettings,
 } from './dbsettings.ts';
 import { postgresDescriptor } from './descriptor.ts';
 import { countInTransaction, dumpInSnapshot, sequenceReader } from './facts.ts';
 import { inspectCustom, inspectPlain } from './inspect.ts';
+import { libpqEnv, MAINTENANCE_DATABASE } from './libpq-env.ts';
 import { cleanSafeOrder, parseRestoreList } from './list.ts';
 import { withoutOwnership } from './ownership.ts';
 import { TABLE_ROWS_SQL, USER_OBJECTS_SQL } from './queries.ts';
 import { psqlScriptArgs, quoteConninfo, restoreFailureHint, restoreToolError } from './restore-hint.ts';
 import { refusedAsRestoreError, restrictedScript } from './script.ts';
+import { PostgresServerSet } from './server-set.ts';
+import { applySettings, planSettings } from './settings-restore.ts';
 import {
   dumpToolTooOld,
   lacksRestrict,
@@ -66,10 +64,13 @@ type Signal = { signal?: AbortSignal | undefined };
 
 export class PostgresEngine implements Engine {
   readonly descriptor = postgresDescriptor;
+  /** Every PostgreSQL target can restore and verify a stored set; `wholeServer` says whether it makes them. */
+  readonly serverSet: PostgresServerSet;
   readonly #target: EngineTarget;
 
   constructor(target: EngineTarget) {
     this.#target = target;
+    this.serverSet = new PostgresServerSet(target, (t) => new PostgresEngine(t));
   }
 
   async preflight(options: Signal = {}): Promise<ServerInfo> {
@@ -197,7 +198,7 @@ export class PostgresEngine implements Engine {
     // Database settings go only to a database this restore creates: one restored over keeps its own.
     const settings =
       (options.create || options.dropExisting) && options.databaseSettings
-        ? await this.#planSettings(database, options.databaseSettings, options)
+        ? await planSettings(this.#target.connection, database, options.databaseSettings, options)
         : undefined;
     // The whole dump is spooled to a private temp file and proven before anything is dropped, created or
     // restored: the source's size and sha256 are checked at its end (pipeline/read.ts), and a plain
@@ -227,76 +228,11 @@ export class PostgresEngine implements Engine {
     }
     if (!settings) return undefined;
     // After the restore, so settings such as search_path do not change how the dump's SQL runs.
-    await this.#applySettings(settings.steps, database, options);
+    await applySettings(this.#target.connection, settings.steps, database, options);
     return {
       applied: settings.steps.map((s) => s.describe).filter((d) => d !== ''),
       skipped: settings.skipped,
     };
-  }
-
-  /**
-   * The statements that carry the backup's database settings to `database`. Roles they name that do not
-   * exist here fail the restore before anything is created, unless `skipMissingRoles` leaves them out.
-   */
-  async #planSettings(
-    database: string,
-    recorded: DatabaseSettings,
-    options: RestoreOptions,
-  ): Promise<SettingsPlan> {
-    const named = rolesNamed(recorded);
-    const present = await this.#withClient(
-      this.#maintenanceDb(),
-      options,
-      async (c) => {
-        const res = await c.query<{ rolname: string }>(
-          'SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY($1)',
-          [named],
-        );
-        return new Set(res.rows.map((r) => r.rolname));
-      },
-      RestoreError,
-    );
-    const missing = new Set(named.filter((r) => !present.has(r)));
-    if (missing.size > 0 && !options.skipMissingRoles) {
-      const several = missing.size > 1;
-      throw new UsageError(
-        `the backed-up database's owner, grants or settings name role${several ? 's' : ''} ${[...missing].join(', ')}, which ${several ? 'do' : 'does'} not exist on ${this.#where()}; nothing was restored`,
-        {
-          hint: `create ${several ? 'them' : 'it'} first (CREATE ROLE), or pass --skip-missing-roles to restore without what names ${several ? 'them' : 'it'} (a missing owner leaves the database owned by the user restoring)`,
-        },
-      );
-    }
-    try {
-      return settingsPlan(database, recorded, missing);
-    } catch (err) {
-      throw new RestoreError(`the backup's database settings cannot be applied: ${errorMessage(err)}`, {
-        hint: 'the manifest was altered or is damaged; nothing was restored',
-      });
-    }
-  }
-
-  /** Applies the settings in one transaction: all of them or none. */
-  async #applySettings(steps: Step[], database: string, options: RestoreOptions): Promise<void> {
-    await this.#withClient(
-      this.#maintenanceDb(),
-      options,
-      async (c) => {
-        try {
-          await c.query('BEGIN');
-          for (const step of steps) await c.query(step.sql, step.params);
-          await c.query('COMMIT');
-        } catch (err) {
-          await c.query('ROLLBACK').catch(() => undefined);
-          throw new RestoreError(
-            `${database} was restored, but its database settings could not be applied: ${this.#redact(errorMessage(err))}`,
-            {
-              hint: `none of them were applied; fix the cause and restore again, or set them by hand (ALTER DATABASE ${database} ...)`,
-            },
-          );
-        }
-      },
-      RestoreError,
-    );
   }
 
   /**
@@ -448,12 +384,13 @@ export class PostgresEngine implements Engine {
     return postgresTool(this.#target.toolDir, name);
   }
 
+  /** The target's database; a whole-server target's is the maintenance database (never `*`). */
   #database(): string {
-    return this.#target.connection.database ?? this.#target.connection.user ?? 'postgres';
+    return this.serverSet.wholeServer ? MAINTENANCE_DATABASE : this.#target.connection.database!;
   }
 
   #maintenanceDb(): string {
-    return 'postgres';
+    return MAINTENANCE_DATABASE;
   }
 
   #where(): string {
@@ -474,25 +411,7 @@ export class PostgresEngine implements Engine {
     return redact(text, [this.#target.connection.password]);
   }
 
-  /**
-   * libpq environment for the tools: connection settings and the password, never on the command line.
-   * The user's own libpq variables (PGHOST, PGPASSWORD, PGSSLROOTCERT...) pass where the target leaves
-   * a setting open, as node-postgres reads them for the control connection too.
-   */
   #env(database: string): ToolEnv {
-    const c = this.#target.connection;
-    return toolEnv(process.env, {
-      pass: LIBPQ_ENV,
-      set: {
-        PGAPPNAME: 'datasaver',
-        PGCONNECT_TIMEOUT: process.env.PGCONNECT_TIMEOUT ?? '10',
-        PGHOST: c.host,
-        PGPORT: c.port === undefined ? undefined : String(c.port),
-        PGUSER: c.user,
-        PGDATABASE: database,
-        PGSSLMODE: c.sslmode,
-        PGPASSWORD: c.password?.reveal(),
-      },
-    });
+    return libpqEnv(this.#target.connection, database);
   }
 }

@@ -29,15 +29,19 @@ export function postgresToolVersion(tool: Tool): Promise<ToolVersion> {
   return readToolVersion(tool, parsePostgresVersion);
 }
 
-/** The BackupError when pg_dump is older than the server's major version (`where` names the server). */
+/**
+ * The BackupError when the dump tool `name` (pg_dump, pg_dumpall) is older than the server's major
+ * version (`where` names the server).
+ */
 export function dumpToolTooOld(
   pgDump: ToolVersion,
   server: { version: string; major: number },
   where: string,
+  name = 'pg_dump',
 ): BackupError | undefined {
   if (pgDump.major >= server.major) return undefined;
   return new BackupError(
-    `pg_dump ${pgDump.version} cannot dump ${where}: the server runs PostgreSQL ${server.version}, and pg_dump must be the same major version or newer`,
+    `${name} ${pgDump.version} cannot dump ${where}: the server runs PostgreSQL ${server.version}, and ${name} must be the same major version or newer`,
     {
       hint: `install postgresql-client-${server.major} (or newer) and put it first on PATH, or set DATASAVER_TOOL_DIR to its bin directory`,
     },

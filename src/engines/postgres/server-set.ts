@@ -1,0 +1,126 @@
+/**
+ * A PostgreSQL server as a backup set (Engine.serverSet): which databases a set holds, an engine per
+ * database, and the server's globals (roles, memberships, tablespaces) through pg_dumpall.
+ */
+import { BackupError } from '../../util/errors.ts';
+import { describeExit } from '../../util/process.ts';
+import { redact } from '../../util/secret.ts';
+import { namesWholeServer } from '../descriptor.ts';
+import type {
+  DumpInspection,
+  Engine,
+  EngineTarget,
+  GlobalsReport,
+  InspectOptions,
+  ServerMembers,
+  ServerSet,
+} from '../engine.ts';
+import { streamTool } from '../tool-run.ts';
+import { postgresWhere, withPostgresClient } from './client.ts';
+import { postgresDescriptor } from './descriptor.ts';
+import { inspectGlobals, restoreGlobals } from './globals-restore.ts';
+import { libpqEnv, MAINTENANCE_DATABASE } from './libpq-env.ts';
+import { dumpToolTooOld, postgresTool, postgresToolVersion } from './tools.ts';
+
+type Signal = { signal?: AbortSignal | undefined };
+
+/**
+ * Every database that takes connections and is not a template, in byte order of its name, with whether
+ * the user may connect to it; and whether the user can read role passwords (pg_authid): a superuser, or
+ * one granted SELECT on it (pg_read_all_data is).
+ */
+const MEMBERS_SQL = `
+  SELECT d.datname AS name, pg_catalog.has_database_privilege(d.oid, 'CONNECT') AS readable,
+         (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+           OR pg_catalog.has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS passwords
+    FROM pg_catalog.pg_database d
+   WHERE d.datallowconn AND NOT d.datistemplate
+   ORDER BY d.datname COLLATE "C"`;
+
+export class PostgresServerSet implements ServerSet {
+  readonly wholeServer: boolean;
+  readonly globalsFormat = 'globals';
+  readonly globalsExtension = postgresDescriptor.extension('plain');
+  readonly #target: EngineTarget;
+  readonly #engineFor: (target: EngineTarget) => Engine;
+
+  /** `engineFor` makes the engine of one database (PostgresEngine: passed in, its module imports this one). */
+  constructor(target: EngineTarget, engineFor: (target: EngineTarget) => Engine) {
+    this.#target = target;
+    this.#engineFor = engineFor;
+    this.wholeServer = namesWholeServer(postgresDescriptor.database, target.connection.database);
+  }
+
+  async members(exclude: readonly string[], options: Signal = {}): Promise<ServerMembers> {
+    const rows = await withPostgresClient(
+      this.#target.connection,
+      MAINTENANCE_DATABASE,
+      options.signal,
+      async (c) => (await c.query<{ name: string; readable: boolean; passwords: boolean }>(MEMBERS_SQL)).rows,
+      BackupError,
+    );
+    const excluded = new Set(exclude);
+    const members: ServerMembers = {
+      databases: [],
+      excluded: [],
+      unreadable: [],
+      // With no database at all the user's rights cannot be read; pg_dumpall then needs none to be sure.
+      rolePasswords: rows[0]?.passwords ?? false,
+    };
+    for (const row of rows) {
+      if (excluded.has(row.name)) members.excluded.push(row.name);
+      else if (!row.readable) members.unreadable.push({ database: row.name, reason: 'no CONNECT privilege' });
+      else members.databases.push(row.name);
+    }
+    return members;
+  }
+
+  database(name: string): Engine {
+    const t = this.#target;
+    return this.#engineFor({ ...t, connection: { ...t.connection, database: name } });
+  }
+
+  async *dumpGlobals(options: {
+    rolePasswords: boolean;
+    signal?: AbortSignal | undefined;
+  }): AsyncIterable<Buffer> {
+    const tool = postgresTool(this.#target.toolDir, 'pg_dumpall');
+    const where = postgresWhere(this.#target.connection);
+    const [server, version] = await Promise.all([this.#serverVersion(options), postgresToolVersion(tool)]);
+    const tooOld = dumpToolTooOld(version, server, where, 'pg_dumpall');
+    if (tooOld) throw tooOld;
+    const args = ['--globals-only', '--no-password'];
+    if (!options.rolePasswords) args.push('--no-role-passwords');
+    const env = libpqEnv(this.#target.connection, MAINTENANCE_DATABASE);
+    yield* streamTool(tool, args, env, options.signal, (exit, stderr) => {
+      const message = redact(stderr, [this.#target.connection.password]) || 'no message';
+      return new BackupError(`${tool.command} ${describeExit(exit)}: ${message}`, {
+        hint: 'the backup was not committed; see the message above',
+      });
+    });
+  }
+
+  inspectGlobals(source: AsyncIterable<Buffer>, options: InspectOptions = {}): Promise<DumpInspection> {
+    return inspectGlobals(source, options.signal);
+  }
+
+  restoreGlobals(source: AsyncIterable<Buffer>, options: Signal = {}): Promise<GlobalsReport> {
+    return restoreGlobals(this.#target.connection, source, options.signal);
+  }
+
+  async #serverVersion(options: Signal): Promise<{ version: string; major: number }> {
+    return withPostgresClient(
+      this.#target.connection,
+      MAINTENANCE_DATABASE,
+      options.signal,
+      async (c) => {
+        const res = await c.query<{ v: string; n: string }>(
+          "SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n",
+        );
+        const row = res.rows[0]!;
+        return { version: row.v.split(' ')[0]!, major: Math.floor(Number(row.n) / 10000) };
+      },
+      BackupError,
+    );
+  }
+}
