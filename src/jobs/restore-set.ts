@@ -21,14 +21,7 @@ import { MemoryGovernor } from '../pipeline/memory.ts';
 import { checkedDumpStream } from '../pipeline/read.ts';
 import { DatasaverError, UsageError, VerifyError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
-import {
-  chooseAction,
-  keyFor,
-  type RestoreDeps,
-  type RestorePlan,
-  type RestoreRequest,
-  runRestore,
-} from './restore.ts';
+import { keyFor, type RestoreDeps, type RestorePlan, type RestoreRequest, runRestore } from './restore.ts';
 import { checkStoredObjects } from './verify.ts';
 
 /** What a restore of a whole set did (or, in a dry run, would do). */
@@ -95,13 +88,18 @@ export async function runSetRestore(request: RestoreRequest, deps: RestoreDeps):
       onStoredBytes: onBytes,
       decrypt: keyFor(manifest, deps.decrypt),
     });
-  const restoreOne = (database: string, part: BackupPart, confirmed: ReadonlySet<string>) => {
+  // The databases that exist and hold objects may be restored over or recreated (refused, or not, before
+  // anything changes). An empty one is restored into, never dropped: it may be the very database the
+  // engine connects to (PostgreSQL's `postgres`).
+  const occupied = await occupiedDatabases(names, deps);
+  const restoreOne = (database: string, part: BackupPart) => {
     const onBytes = progress(part);
+    const dropExisting = request.dropExisting && occupied.has(database);
     return runRestore(
-      { ...request, manifest, opened: true, checked: true, database, targetDatabase: database },
+      { ...request, manifest, opened: true, checked: true, database, targetDatabase: database, dropExisting },
       {
         ...deps,
-        confirmOverwrite: async () => confirmed.has(database),
+        confirmOverwrite: async () => occupied.has(database),
         onProgress: (_phase, n) => onBytes(n),
       },
     );
@@ -117,18 +115,18 @@ export async function runSetRestore(request: RestoreRequest, deps: RestoreDeps):
     ).entries;
     const databases: SetRestorePlan['databases'] = [];
     for (const [i, database] of names.entries())
-      databases.push({ database, ...(await restoreOne(database, parts[i]!, new Set())) });
+      databases.push({ database, ...(await restoreOne(database, parts[i]!)) });
     return { ...plan, globalsEntries, databases };
   }
 
-  const confirmed = await judgeDestinations(manifest, names, request, deps);
+  await refuseOccupied(manifest, occupied, request, deps);
   const report = await serverSet.restoreGlobals(await read(globals!, progress(globals!)), { signal });
   const databases: SetRestorePlan['databases'] = [];
   for (const [i, database] of names.entries()) {
     const restored = databases.map((d) => d.database);
     databases.push({
       database,
-      ...(await naming(database, restored, signal, () => restoreOne(database, parts[i]!, confirmed))),
+      ...(await naming(database, restored, signal, () => restoreOne(database, parts[i]!))),
     });
   }
   return { ...plan, globals: report, databases };
@@ -180,45 +178,49 @@ function setNames(manifest: Manifest): string {
   return `its databases: ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', ...' : ''}`;
 }
 
-/**
- * Judges every database's destination before anything is changed: those that hold objects are refused
- * together, unless --force or --drop-existing; a format that cannot restore over objects is refused too.
- * Returns the databases the user confirmed restoring over (a typed confirmation on a terminal).
- */
-async function judgeDestinations(
-  manifest: Manifest,
+/** The set's databases that exist here and hold objects, with their state: changes nothing. */
+async function occupiedDatabases(
   names: string[],
+  deps: RestoreDeps,
+): Promise<Map<string, RestoreTargetState>> {
+  const occupied = new Map<string, RestoreTargetState>();
+  for (const name of names) {
+    const state = await deps.engine.restoreTargetState(name, { signal: deps.signal });
+    if (state.exists && !state.empty) occupied.set(name, state);
+  }
+  return occupied;
+}
+
+/**
+ * Refuses, before anything is changed, to restore over databases that hold objects: all of them in one
+ * message, unless --drop-existing (they are recreated) or --force (restored over, where the format can
+ * replace what exists), or the user confirms each (a typed confirmation on a terminal).
+ */
+async function refuseOccupied(
+  manifest: Manifest,
+  occupied: ReadonlyMap<string, RestoreTargetState>,
   request: RestoreRequest,
   deps: RestoreDeps,
-): Promise<Set<string>> {
-  const { engine, signal } = deps;
-  const can = engine.descriptor.restoreCapabilities(manifest.format, null);
-  const occupied: { name: string; state: RestoreTargetState }[] = [];
-  for (const name of names) {
-    const state = await engine.restoreTargetState(name, { signal });
-    if (chooseAction(state, request) === 'overwrite') occupied.push({ name, state });
-  }
-  const list = occupied.map((o) => o.state.description).join('; ');
-  if (occupied.length > 0 && !can.overwrite) {
+): Promise<void> {
+  if (occupied.size === 0 || request.dropExisting) return;
+  const list = [...occupied.values()].map((s) => s.description).join('; ');
+  const several = occupied.size > 1;
+  if (!deps.engine.descriptor.restoreCapabilities(manifest.format, null).overwrite) {
     throw new UsageError(
       `cannot restore backup ${manifest.id} (${manifest.format} format) over the objects in ${list}: this format cannot replace what exists; nothing was changed`,
-      { hint: `use --drop-existing to recreate ${occupied.length > 1 ? 'them' : 'it'}` },
+      { hint: `use --drop-existing to recreate ${several ? 'them' : 'it'}` },
     );
   }
-  if (request.force) return new Set(names);
-  const confirmed = new Set<string>();
-  for (const { name, state } of occupied) {
-    if (deps.confirmOverwrite && (await deps.confirmOverwrite(state))) confirmed.add(name);
-    else {
-      throw new UsageError(
-        `refusing to restore backup ${manifest.id}: ${occupied.length > 1 ? `${occupied.length} of its databases exist and are` : 'a database of it exists and is'} not empty (${list}); nothing was changed`,
-        {
-          hint: `pass --force to restore over the existing objects, --drop-existing to recreate ${occupied.length > 1 ? 'those databases' : 'it'}, or --database NAME --target-db NEW to restore one database under a new name`,
-        },
-      );
-    }
+  if (request.force) return;
+  for (const state of occupied.values()) {
+    if (deps.confirmOverwrite && (await deps.confirmOverwrite(state))) continue;
+    throw new UsageError(
+      `refusing to restore backup ${manifest.id}: ${several ? `${occupied.size} of its databases exist and are` : 'a database of it exists and is'} not empty (${list}); nothing was changed`,
+      {
+        hint: `pass --force to restore over the existing objects, --drop-existing to recreate ${several ? 'those databases' : 'it'}, or --database NAME --target-db NEW to restore one database under a new name`,
+      },
+    );
   }
-  return confirmed;
 }
 
 /**

@@ -261,11 +261,7 @@ function pickTables(manifest: Manifest, request: RestoreRequest, engine: Engine)
   return picked;
 }
 
-/** What a restore does to its destination, as it is and as asked. */
-export function chooseAction(
-  state: RestoreTargetState,
-  request: Pick<RestoreRequest, 'tables' | 'dropExisting'>,
-): RestoreAction {
+function chooseAction(state: RestoreTargetState, request: RestoreRequest): RestoreAction {
   if (!state.exists) return 'create';
   // Named tables go into a database that lacks them (the engine checks): what else it holds is left alone.
   if (request.tables?.length) return 'add-tables';

@@ -119,14 +119,22 @@ describe('restore of a whole set', () => {
     expect(log).toEqual(['state app', 'state postgres', 'state shop']);
   });
 
-  it('restores over it with --force, and recreates it with --drop-existing', async () => {
+  it('restores over it with --force, and recreates it (and only it) with --drop-existing', async () => {
     const { storage, manifest } = await stored();
     const forced = loggingEngine({ shop: { exists: true, empty: false } });
     await restoreBackup({ manifest, ...request, force: true }, { engine: forced.engine, storage });
     expect(forced.restored.at(-1)).toMatchObject({ targetDatabase: 'shop', overwrite: true });
-    const dropped = loggingEngine({ shop: { exists: true, empty: false } });
+    // An empty database is restored into, never dropped: it may be the one the engine connects to.
+    const dropped = loggingEngine({
+      postgres: { exists: true, empty: true },
+      shop: { exists: true, empty: false },
+    });
     await restoreBackup({ manifest, ...request, dropExisting: true }, { engine: dropped.engine, storage });
-    expect(dropped.restored.at(-1)).toMatchObject({ targetDatabase: 'shop', dropExisting: true });
+    expect(dropped.restored.map((o) => [o.targetDatabase, o.dropExisting, o.create])).toEqual([
+      ['app', false, true],
+      ['postgres', false, false],
+      ['shop', true, false],
+    ]);
   });
 
   it('asks before restoring over a database when it can, and refuses when the answer is no', async () => {
