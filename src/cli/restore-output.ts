@@ -15,6 +15,8 @@ import { formatBytes, printJson } from './output.ts';
 export interface PrintOptions {
   json?: boolean | undefined;
   dryRun?: boolean | undefined;
+  /** `--database`: the one database of a set restored. */
+  database?: string | undefined;
   /** Parallel jobs asked for. */
   jobs: number;
 }
@@ -50,14 +52,14 @@ function printDump(ctx: CliContext, plan: RestorePlan, manifest: Manifest, opts:
   if (opts.dryRun) {
     ctx.stdout.write(`dry run: would ${ACTIONS[plan.action]}: ${plan.destination.description}\n`);
     ctx.stdout.write(
-      `backup ${manifest.id} (${manifest.format}, ${formatBytes(manifest.sizeBytes)}) contains ${plan.entries?.length ?? 0} entries:\n`,
+      `backup ${manifest.id} (${opts.database === undefined ? `${manifest.format}, ${formatBytes(manifest.sizeBytes)}` : printable(`database ${opts.database}, ${manifest.format}`)}) contains ${plan.entries?.length ?? 0} entries:\n`,
     );
     writeEntries(ctx, plan.entries);
     return;
   }
   writeSettings(ctx, plan, '');
   ctx.stdout.write(
-    `restored ${plan.tables ? `table${plan.tables.length > 1 ? 's' : ''} ${plan.tables.join(', ')} of ` : ''}${manifest.id} into ${plan.destination.description} (${plan.action}, ${plan.jobs} job${plan.jobs > 1 ? 's' : ''})\n`,
+    `restored ${plan.tables ? `table${plan.tables.length > 1 ? 's' : ''} ${plan.tables.join(', ')} of ` : ''}${opts.database === undefined ? '' : `${printable(`database ${opts.database}`)} of `}${manifest.id} into ${plan.destination.description} (${plan.action}, ${plan.jobs} job${plan.jobs > 1 ? 's' : ''})\n`,
   );
 }
 

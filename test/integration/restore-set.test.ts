@@ -93,6 +93,16 @@ describe('a whole-server set, read back', () => {
     expect(result.entries).toBeGreaterThan(5);
   });
 
+  it('dry run: lists the roles and what each database would get, changing nothing', async () => {
+    const res = await runCli(['restore', set.id, '--dry-run'], env(fresh));
+    expect(res.code, res.output).toBe(0);
+    expect(res.stdout).toMatch(/^ {2}ROLE +app$/m);
+    expect(res.stdout).toMatch(/^ {2}ROLE +grp$/m);
+    expect(res.stdout).toContain('database shop: would create it and restore: database shop');
+    expect(res.stdout).toContain('database postgres: would restore into it (it is empty)');
+    expect(await fresh.query('postgres', `SELECT 1 FROM pg_roles WHERE rolname = 'app'`)).toEqual([]);
+  });
+
   it('restores onto a fresh server: roles, owners, settings, memberships and rows', async () => {
     const res = await runCli(['restore', set.id], env(fresh));
     expect(res.code, res.output).toBe(0);
@@ -138,6 +148,7 @@ describe('a whole-server set, read back', () => {
   it('restores one database alone under another name with --database and --target-db', async () => {
     const res = await runCli(['restore', set.id, '--database', 'crm', '--target-db', 'crm_copy'], env(fresh));
     expect(res.code, res.output).toBe(0);
+    expect(res.stdout).toContain(`restored database crm of ${set.id} into database crm_copy`);
     expect(await count(fresh, 'crm_copy', 'contacts')).toBe(3);
     const owner = await fresh.query(
       'postgres',
