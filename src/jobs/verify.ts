@@ -130,17 +130,28 @@ export async function checkStoredObjects(
   manifest: Manifest,
   deps: Pick<VerifyDeps, 'storage' | 'signal' | 'onProgress'>,
 ): Promise<void> {
+  await forEachPart(manifest, deps.onProgress, (part, onProgress) =>
+    checkStoredObject(part.manifest, { ...deps, onProgress }),
+  );
+}
+
+/**
+ * Runs `check` on every part of a backup in order, a failure named by its part (`inPart`), with progress
+ * counted over the whole backup: each part's bytes after those of the parts before it.
+ */
+async function forEachPart<T>(
+  manifest: Manifest,
+  onProgress: VerifyDeps['onProgress'],
+  check: (part: BackupPart, onProgress: NonNullable<VerifyDeps['onProgress']>) => Promise<T>,
+): Promise<T[]> {
+  const results: T[] = [];
   let done = 0;
   for (const part of backupParts(manifest)) {
     const before = done;
-    await inPart(part, () =>
-      checkStoredObject(part.manifest, {
-        ...deps,
-        onProgress: (pass, n) => deps.onProgress?.(pass, before + n),
-      }),
-    );
+    results.push(await inPart(part, () => check(part, (pass, n) => onProgress?.(pass, before + n))));
     done += part.manifest.storedBytes;
   }
+  return results;
 }
 
 /**
@@ -222,15 +233,14 @@ type Inspect = (source: AsyncIterable<Buffer>, options: InspectOptions) => Promi
 
 /** The structure pass over every part of an opened backup: the entries of all of them. */
 async function checkStructure(manifest: Manifest, deps: VerifyDeps): Promise<number> {
-  let entries = 0;
-  for (const part of backupParts(manifest)) {
+  const entries = await forEachPart(manifest, deps.onProgress, (part, onProgress) => {
     const inspect: Inspect | undefined =
       part.kind === 'globals'
         ? (source, options) => deps.engine.serverSet!.inspectGlobals(source, options)
         : undefined;
-    entries += await inPart(part, () => checkDumpStructure(part.manifest, deps, inspect));
-  }
-  return entries;
+    return checkDumpStructure(part.manifest, { ...deps, onProgress }, inspect);
+  });
+  return entries.reduce((n, e) => n + e, 0);
 }
 
 /**

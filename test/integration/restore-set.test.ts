@@ -28,6 +28,7 @@ beforeAll(async () => {
     'CREATE DATABASE shop OWNER app',
     'CREATE DATABASE crm OWNER grp',
     "ALTER DATABASE shop SET work_mem = '8MB'",
+    "ALTER ROLE app IN DATABASE shop SET statement_timeout = '5s'",
   ])
     await source.query('postgres', sql);
   await source.query(
@@ -124,6 +125,12 @@ describe('a whole-server set, read back', () => {
         WHERE d.datname = 'shop' AND s.setrole = 0`,
     );
     expect(settings).toEqual([{ setconfig: ['work_mem=8MB'] }]);
+    const roleSettings = await fresh.query(
+      'postgres',
+      `SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+        WHERE d.datname = 'shop' AND s.setrole = 'app'::regrole`,
+    );
+    expect(roleSettings).toEqual([{ setconfig: ['statement_timeout=5s'] }]);
     // The application role logs in with its own password, and its membership gives it the group's table.
     expect(await asApp(fresh, 'shop', 'SELECT count(*)::int AS n FROM orders')).toEqual([{ n: 5 }]);
     expect(await asApp(fresh, 'crm', 'SELECT count(*)::int AS n FROM contacts')).toEqual([{ n: 3 }]);
