@@ -8,10 +8,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { type PostgresServer, startPostgres } from '../test/support/postgres-server.ts';
 import {
   S3_ACCESS_KEY,
@@ -21,11 +20,13 @@ import {
   startS3Server,
 } from '../test/support/s3-server.ts';
 import { generateDatabase } from './generate.ts';
+import { cleanEnv, pgEnv, storedBytesFromJson, toSample } from './lib/commands.ts';
 import { TABLES } from './lib/dataset.ts';
 import { drillChecks, drillOutcome, drillTotalRatio, isThrowawayServer } from './lib/drill.ts';
 import { benchRecipient, encryptedChecks } from './lib/encrypted.ts';
 import { formatMb, formatSeconds } from './lib/format.ts';
 import { type Command, createRunner, findGnuTime, type Measurement, type Runner } from './lib/measure.ts';
+import { parseBenchArgs, runScript, writeResults } from './lib/options.ts';
 import {
   type Check,
   check,
@@ -36,9 +37,6 @@ import {
   summarize,
 } from './lib/report.ts';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const DEFAULT_CLI = join(ROOT, 'dist', 'main.js');
-const RESULTS_DIR = join(ROOT, 'bench', 'results');
 const SOURCE_DB = 'bench';
 const USAGE = `usage: node bench/run.ts [--size-mb 500] [--seed 42] [--repeat 1] [--keep] [--cli dist/main.js] [--s3]
 
@@ -86,24 +84,6 @@ class Skip extends Error {}
 // ---------------------------------------------------------------------------------------------------
 // Commands and their environments
 
-/** The caller's environment without libpq or datasaver settings, which would change what is measured. */
-function cleanEnv(server: PostgresServer): NodeJS.ProcessEnv {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([key]) => !key.startsWith('PG') && !key.startsWith('DATASAVER_')),
-  );
-  return { ...env, PATH: `${server.binDir}:${process.env.PATH ?? ''}` };
-}
-
-function pgEnv(server: PostgresServer): NodeJS.ProcessEnv {
-  return {
-    ...cleanEnv(server),
-    PGHOST: server.host,
-    PGPORT: String(server.port),
-    PGUSER: server.user,
-    PGPASSWORD: server.password,
-  };
-}
-
 function datasaverEnv(server: PostgresServer, storage: string): NodeJS.ProcessEnv {
   return {
     ...cleanEnv(server),
@@ -136,17 +116,6 @@ function datasaver(bench: Bench, args: string[]): Command {
 // ---------------------------------------------------------------------------------------------------
 // Helpers for the scenarios
 
-function toSample(m: Measurement, outputBytes: number | null, rowsMatch?: boolean): Sample {
-  return {
-    wallSeconds: m.wallSeconds,
-    outputBytes,
-    peakRssKb: m.peakRssKb,
-    processes: m.processes,
-    gnuTimeMaxRssKb: m.gnuTimeMaxRssKb,
-    ...(rowsMatch === undefined ? {} : { rowsMatch }),
-  };
-}
-
 async function fileSize(path: string): Promise<number> {
   return (await stat(path)).size;
 }
@@ -157,29 +126,6 @@ async function largestFile(dir: string): Promise<number | null> {
     entries.filter((e) => e.isFile()).map((e) => fileSize(join(e.parentPath, e.name))),
   );
   return sizes.length ? Math.max(...sizes) : null;
-}
-
-/** `storedBytes` anywhere in the CLI's --json output (the whole output, or its last JSON line). */
-function storedBytesFromJson(stdout: string): number | null {
-  const find = (value: unknown): number | null => {
-    if (!value || typeof value !== 'object') return null;
-    const record = value as Record<string, unknown>;
-    if (typeof record.storedBytes === 'number') return record.storedBytes;
-    for (const child of Object.values(record)) {
-      const found = find(child);
-      if (found !== null) return found;
-    }
-    return null;
-  };
-  const candidates = [stdout, ...stdout.trim().split('\n').reverse()];
-  for (const text of candidates) {
-    try {
-      return find(JSON.parse(text));
-    } catch {
-      // not JSON; try the next candidate
-    }
-  }
-  return null;
 }
 
 async function rowCounts(server: PostgresServer, db: string): Promise<Record<string, number>> {
@@ -481,42 +427,11 @@ async function prepare(
 }
 
 function parseOptions(): Options {
-  const { values } = parseArgs({
-    options: {
-      'size-mb': { type: 'string', default: '500' },
-      seed: { type: 'string', default: '42' },
-      repeat: { type: 'string', default: '1' },
-      keep: { type: 'boolean', default: false },
-      cli: { type: 'string', default: DEFAULT_CLI },
-      s3: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+  const { common, values } = parseBenchArgs(USAGE, 500, {
+    keep: { type: 'boolean', default: false },
+    s3: { type: 'boolean', default: false },
   });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const options = {
-    sizeMb: Number(values['size-mb']),
-    seed: Number(values.seed),
-    repeat: Number(values.repeat),
-    keep: values.keep,
-    cli: resolve(values.cli),
-    s3: values.s3,
-  };
-  if (!(options.sizeMb > 0)) throw new Error('--size-mb must be a positive number');
-  if (!Number.isInteger(options.seed) || options.seed < 0)
-    throw new Error('--seed must be a non-negative integer');
-  if (!Number.isInteger(options.repeat) || options.repeat < 1)
-    throw new Error('--repeat must be a positive integer');
-  return options;
-}
-
-async function writeResults(report: object): Promise<string> {
-  await mkdir(RESULTS_DIR, { recursive: true });
-  const file = join(RESULTS_DIR, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
-  return file;
+  return { ...common, keep: values.keep === true, s3: values.s3 === true };
 }
 
 async function describeKeptServer(server: PostgresServer, dir: string): Promise<void> {
@@ -599,7 +514,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-  process.exitCode = 1;
-});
+runScript(main);

@@ -5,6 +5,7 @@
  */
 import type { ServerMembers } from '../engines/engine.ts';
 import type { BackupResult } from '../jobs/backup.ts';
+import { setWarnings } from '../jobs/backup-set.ts';
 import type { CycleProblem, CycleResult } from '../jobs/cycle.ts';
 import type { PruneResult } from '../jobs/prune.ts';
 import type { CopyResult } from '../jobs/resume.ts';
@@ -199,19 +200,4 @@ export function setSummary(members: ServerMembers): string {
   const excluded =
     members.excluded.length > 0 ? `; excluded: ${members.excluded.map((d) => printable(d)).join(', ')}` : '';
   return `whole server: ${count}${names.length > 0 ? ` (${names.join(', ')})` : ''}${excluded}`;
-}
-
-/** What a whole-server set lacks because the backup user could not read it; none for one dump. */
-export function setWarnings(members: ServerMembers | undefined): string[] {
-  if (!members) return [];
-  const warnings = members.unreadable.map(
-    (u) =>
-      `database ${printable(u.database)} is not in the backup: the backup user cannot read it (${printable(u.reason)})`,
-  );
-  if (!members.rolePasswords) {
-    warnings.push(
-      'role passwords are not in the backup: the backup user cannot read them; restored roles get no password',
-    );
-  }
-  return warnings;
 }

@@ -2,6 +2,7 @@
  * What a finished run changes: the target's status (what `/health` reports and the dead man's switch
  * reads), the metrics, the log, and the notifications the rule in notify/events.ts picks.
  */
+import { setWarnings } from '../jobs/backup-set.ts';
 import { describeSizeChange } from '../jobs/size-change.ts';
 import { type RunOutcome, runEvents } from '../notify/events.ts';
 import type { RunRecord } from '../server/health.ts';
@@ -97,10 +98,13 @@ function logRun(log: Logger, outcome: Ended, record: RunRecord): void {
     );
   }
   if (outcome.kind === 'succeeded') {
-    const manifest = outcome.result.backup.manifest;
+    const { manifest, members } = outcome.result.backup;
+    // A set short of what the backup user could not read succeeds, and says so every time.
+    for (const w of setWarnings(members)) log.warn({ backupId: manifest.id }, w);
     log.info(
       {
         backupId: manifest.id,
+        ...(members ? { databases: members.databases, excluded: members.excluded } : {}),
         sizeBytes: manifest.sizeBytes,
         storedBytes: manifest.storedBytes,
         durationMs: record.durationMs,

@@ -35,7 +35,8 @@ export interface ConnectionConfig {
   host: string | undefined;
   port: number | undefined;
   /**
-   * PostgreSQL: the database. MySQL: one database, or several separated by commas; unset for all.
+   * PostgreSQL: the database; unset or `*` for the whole server (Engine.serverSet). MySQL: one
+   * database, or several separated by commas; unset for all.
    * SQLite: the absolute path of the database file. Redis: unused (a backup holds every database).
    */
   database: string | undefined;

@@ -22,6 +22,7 @@ import type { ServerMembers, ServerSet } from '../engines/engine.ts';
 import { compressionExtension } from '../pipeline/compression.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { mapLimit } from '../util/concurrency.ts';
+import { printable } from '../util/printable.ts';
 import { DATASAVER_VERSION } from '../util/version.ts';
 import type { BackupDeps, BackupRequest } from './backup.ts';
 import { freeId, type StreamedObject, type StreamObjectRequest, streamObject } from './backup-stream.ts';
@@ -106,6 +107,21 @@ export async function runBackupSet(
   };
   const uploads = destinations.map((d) => upload.failed.get(d));
   return { ...(await commitBackup(clear, target, uploads, deps)), members };
+}
+
+/** What a whole-server set lacks because the backup user could not read it; none for one dump. */
+export function setWarnings(members: ServerMembers | undefined): string[] {
+  if (!members) return [];
+  const warnings = members.unreadable.map(
+    (u) =>
+      `database ${printable(u.database)} is not in the backup: the backup user cannot read it (${printable(u.reason)})`,
+  );
+  if (!members.rolePasswords) {
+    warnings.push(
+      'role passwords are not in the backup: the backup user cannot read them; restored roles get no password',
+    );
+  }
+  return warnings;
 }
 
 /**

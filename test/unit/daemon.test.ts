@@ -249,6 +249,42 @@ describe('a backup out of line with the recent ones', () => {
   });
 });
 
+describe('a whole-server set', () => {
+  it('logs its databases, and warns of what the backup user could not read, on every success', async () => {
+    const { clock, runs, daemon, logs } = setup();
+    await daemon.start();
+    await clock.advance(10_000);
+    const members = {
+      databases: ['app', 'shop'],
+      excluded: ['tmp'],
+      unreadable: [{ database: 'hr', reason: 'no CONNECT privilege' }],
+      rolePasswords: false,
+    };
+    runs.calls[0]!.resolve({
+      backup: {
+        manifest: manifest('shop-1', '2026-11-22T00:00:11Z'),
+        verified: false,
+        committed: [],
+        failures: [],
+        members,
+      },
+      copies: [],
+      pruned: [],
+      problems: [],
+      warnings: [],
+      interrupted: false,
+    });
+    await settle();
+    await daemon.stop(1000);
+    expect(logs).toContainEqual(
+      expect.objectContaining({ msg: 'backup succeeded', databases: ['app', 'shop'], excluded: ['tmp'] }),
+    );
+    const warnings = logs.filter((l) => l.level === 40).map((l) => l.msg);
+    expect(warnings).toContainEqual(expect.stringMatching(/^database hr is not in the backup/));
+    expect(warnings).toContainEqual(expect.stringMatching(/^role passwords are not in the backup/));
+  });
+});
+
 describe("dead man's switch", () => {
   it('turns stale once per alert window, even while a run hangs, and recovers on success', async () => {
     const { clock, runs, daemon, events } = setup({

@@ -142,19 +142,37 @@ describe('globals script: reading', () => {
           `COMMENT ON ROLE "a;b" IS E'it\\'s; DROP ROLE b';`,
           `COMMENT ON ROLE "a;b" IS $q$; DROP ROLE b; $q$;`,
           'CREATE ROLE UPPER;',
+          "SECURITY LABEL FOR selinux ON ROLE upper IS 'system_u:object_r:sepgsql_table_t:s0';",
+          "SECURITY LABEL ON TABLESPACE fast IS 'x';",
         ].join('\n'),
       ),
     );
-    expect(statements).toHaveLength(5);
-    expect(statements.every((s) => s.kind === 'role')).toBe(true);
+    expect(statements).toHaveLength(7);
+    expect(statements[5]).toMatchObject({ kind: 'role', role: 'upper' });
+    expect(statements[6]).toMatchObject({ kind: 'tablespace', tablespace: 'fast' });
+    expect(statements.slice(0, 6).every((s) => s.kind === 'role')).toBe(true);
     expect((statements[0] as GlobalsStatement & { role: string }).role).toBe('a;b');
     expect((statements[4] as GlobalsStatement & { role: string }).role).toBe('upper');
+  });
+
+  it('reads the membership options of PostgreSQL 16 and later', () => {
+    const [grant] = readGlobals(
+      script('GRANT grp TO app WITH ADMIN OPTION, INHERIT FALSE, SET TRUE GRANTED BY boss;'),
+    );
+    expect(grant).toMatchObject({
+      kind: 'membership',
+      role: 'grp',
+      member: 'app',
+      grantor: 'boss',
+      withoutGrantor: 'GRANT grp TO app WITH ADMIN OPTION, INHERIT FALSE, SET TRUE',
+    });
   });
 
   it('refuses any statement a globals dump does not hold, naming it', () => {
     expect(refusal(script('DROP DATABASE shop;'))).toMatch(/line 5: .*DROP DATABASE shop/);
     expect(refusal(script('CREATE ROLE a; DROP ROLE b;'))).toMatch(/DROP ROLE b/);
     expect(refusal(script('ALTER ROLE CURRENT_USER WITH PASSWORD NULL;'))).toMatch(/not a role/);
+    expect(refusal(script('CREATE ROLE newcomer ROLE postgres;'))).toMatch(/CREATE ROLE with options/);
     expect(refusal(script('ALTER ROLE app RENAME TO other;'))).toMatch(/ALTER ROLE app RENAME/);
     expect(refusal(script('GRANT ALL ON DATABASE shop TO app;'))).toMatch(/other than a tablespace/);
     expect(refusal(script('GRANT a, b TO c;'))).toMatch(/GRANT a , b/);

@@ -1,8 +1,9 @@
 /** What `backup` and `list` print of a whole-server set: its databases, what was left out, and why. */
 import { describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/catalog/manifest.ts';
-import { setSummary, setWarnings } from '../../src/cli/backup-output.ts';
+import { setSummary } from '../../src/cli/backup-output.ts';
 import { databaseColumn } from '../../src/cli/list.ts';
+import { setWarnings } from '../../src/jobs/backup-set.ts';
 
 const members = {
   databases: ['app', 'shop'],

@@ -59,8 +59,12 @@ function classify(s: Statement): GlobalsStatement {
   if (at(0) === 'select' && at(1) === 'pg_catalog' && t[2]?.text === '.' && at(3) === 'set_config') {
     return { kind: 'session', ...base };
   }
-  if (head === 'create role')
+  if (head === 'create role') {
+    // pg_dumpall creates a bare role and gives its attributes in ALTER ROLE; CREATE ROLE's own options
+    // could also make roles that exist here members of it (ROLE, ADMIN), which restore never does.
+    if (t.length !== 3) return refuse('a CREATE ROLE with options');
     return { kind: 'role', ...base, role: name(2), create: true, database: undefined };
+  }
   if (head === 'alter role') {
     const role = name(2);
     if (at(3) === 'with' || at(3) === 'set')
@@ -70,14 +74,18 @@ function classify(s: Statement): GlobalsStatement {
     }
     return refuse('an ALTER ROLE other than its attributes or settings');
   }
+  // COMMENT ON ROLE|TABLESPACE x IS …, and SECURITY LABEL [FOR provider] ON ROLE|TABLESPACE x IS ….
+  const on =
+    at(0) === 'comment' ? 1 : at(0) === 'security' && at(1) === 'label' ? (at(2) === 'for' ? 4 : 2) : -1;
   if (
-    at(0) === 'comment' &&
-    at(1) === 'on' &&
-    (at(2) === 'role' || at(2) === 'tablespace') &&
-    at(4) === 'is'
+    on !== -1 &&
+    at(on) === 'on' &&
+    (at(on + 1) === 'role' || at(on + 1) === 'tablespace') &&
+    at(on + 3) === 'is'
   ) {
-    const subject = name(3);
-    if (at(2) === 'role') return { kind: 'role', ...base, role: subject, create: false, database: undefined };
+    const subject = name(on + 2);
+    if (at(on + 1) === 'role')
+      return { kind: 'role', ...base, role: subject, create: false, database: undefined };
     return { kind: 'tablespace', ...base, tablespace: subject, create: false };
   }
   if (head === 'create tablespace') return { kind: 'tablespace', ...base, tablespace: name(2), create: true };

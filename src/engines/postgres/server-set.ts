@@ -2,10 +2,10 @@
  * A PostgreSQL server as a backup set (Engine.serverSet): which databases a set holds, an engine per
  * database, and the server's globals (roles, memberships, tablespaces) through pg_dumpall.
  */
-import { BackupError } from '../../util/errors.ts';
+import { BackupError, UsageError } from '../../util/errors.ts';
 import { describeExit } from '../../util/process.ts';
 import { redact } from '../../util/secret.ts';
-import { namesWholeServer } from '../descriptor.ts';
+import { namesWholeServer, WHOLE_SERVER } from '../descriptor.ts';
 import type {
   DumpInspection,
   Engine,
@@ -26,16 +26,18 @@ type Signal = { signal?: AbortSignal | undefined };
 
 /**
  * Every database that takes connections and is not a template, in byte order of its name, with whether
- * the user may connect to it; and whether the user can read role passwords (pg_authid): a superuser, or
- * one granted SELECT on it (pg_read_all_data is).
+ * the user may connect to it.
  */
-const MEMBERS_SQL = `
-  SELECT d.datname AS name, pg_catalog.has_database_privilege(d.oid, 'CONNECT') AS readable,
-         (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
-           OR pg_catalog.has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS passwords
+const DATABASES_SQL = `
+  SELECT d.datname AS name, pg_catalog.has_database_privilege(d.oid, 'CONNECT') AS readable
     FROM pg_catalog.pg_database d
    WHERE d.datallowconn AND NOT d.datistemplate
    ORDER BY d.datname COLLATE "C"`;
+
+/** Whether the user can read role passwords (pg_authid): a superuser, or one granted SELECT on it. */
+const ROLE_PASSWORDS_SQL = `
+  SELECT COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user), false)
+         OR pg_catalog.has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS passwords`;
 
 export class PostgresServerSet implements ServerSet {
   readonly wholeServer: boolean;
@@ -52,30 +54,39 @@ export class PostgresServerSet implements ServerSet {
   }
 
   async members(exclude: readonly string[], options: Signal = {}): Promise<ServerMembers> {
-    const rows = await withPostgresClient(
+    const [rows, rolePasswords] = await withPostgresClient(
       this.#target.connection,
       MAINTENANCE_DATABASE,
       options.signal,
-      async (c) => (await c.query<{ name: string; readable: boolean; passwords: boolean }>(MEMBERS_SQL)).rows,
+      async (c) =>
+        [
+          (await c.query<{ name: string; readable: boolean }>(DATABASES_SQL)).rows,
+          (await c.query<{ passwords: boolean }>(ROLE_PASSWORDS_SQL)).rows[0]!.passwords,
+        ] as const,
       BackupError,
     );
     const excluded = new Set(exclude);
-    const members: ServerMembers = {
-      databases: [],
-      excluded: [],
-      unreadable: [],
-      // With no database at all the user's rights cannot be read; pg_dumpall then needs none to be sure.
-      rolePasswords: rows[0]?.passwords ?? false,
-    };
+    const members: ServerMembers = { databases: [], excluded: [], unreadable: [], rolePasswords };
     for (const row of rows) {
       if (excluded.has(row.name)) members.excluded.push(row.name);
-      else if (!row.readable) members.unreadable.push({ database: row.name, reason: 'no CONNECT privilege' });
+      else if (namesWholeServer(postgresDescriptor.database, row.name)) {
+        // A target naming it would mean the whole server: no engine can be bound to it by name.
+        members.unreadable.push({
+          database: row.name,
+          reason: `its name ${WHOLE_SERVER} stands for the whole server`,
+        });
+      } else if (!row.readable)
+        members.unreadable.push({ database: row.name, reason: 'no CONNECT privilege' });
       else members.databases.push(row.name);
     }
     return members;
   }
 
+  /** Throws UsageError for a name that stands for the whole server (`*`), which members never lists. */
   database(name: string): Engine {
+    if (namesWholeServer(postgresDescriptor.database, name)) {
+      throw new UsageError(`'${name}' names no single database of ${postgresWhere(this.#target.connection)}`);
+    }
     const t = this.#target;
     return this.#engineFor({ ...t, connection: { ...t.connection, database: name } });
   }
