@@ -176,6 +176,35 @@ describe('a whole-server set, read back', () => {
     expect(result.compared).toBeGreaterThan(6);
   }, 120_000);
 
+  it('drills the set in a scratch database on a drill server, and leaves none there', async () => {
+    const res = await runCli(['drill', set.id, '--json'], {
+      ...env(source),
+      DATASAVER_DRILL_URL: `postgres://postgres:${encodeURIComponent(fresh.password)}@127.0.0.1:${fresh.port}`,
+    });
+    expect(res.code, res.output).toBe(0);
+    const [result] = JSON.parse(res.stdout).drills;
+    expect(result).toMatchObject({
+      ok: true,
+      place: expect.stringMatching(/^scratch database datasaver_drill_/),
+    });
+    expect(
+      await fresh.query('postgres', `SELECT datname FROM pg_database WHERE datname LIKE 'datasaver_drill_%'`),
+    ).toEqual([]);
+  }, 120_000);
+
+  it('writes one database of the set to a file with --database and --to-file', async () => {
+    const path = join(await tempDir(), 'shop.dump');
+    const refused = await runCli(['restore', set.id, '--to-file', path], env(fresh));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('needs --database NAME');
+    const res = await runCli(['restore', set.id, '--database', 'shop', '--to-file', path], env(fresh));
+    expect(res.code, res.output).toBe(0);
+    const shop = set.set!.databases.find((d) => d.database === 'shop')!;
+    const written = await readFile(path);
+    expect(written.length).toBe(shop.sizeBytes);
+    expect(written.subarray(0, 5).toString()).toBe('PGDMP');
+  });
+
   it('fails the drill of a set whose recorded row count differs in one database, naming it', async () => {
     // The manifest is unsigned: a forged count stands for a copy that restores to other data.
     const file = join(storage, 'srv', `${set.id}.manifest.json`);
