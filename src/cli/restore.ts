@@ -86,9 +86,9 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
       signal: ctx.signal,
       decrypt: encryptionFor(config, manifest.target).decrypt,
       confirmOverwrite: interactive ? (state) => confirm(ctx, state) : undefined,
-      onProgress: (phase, n) =>
+      onProgress: (phase, n, total) =>
         progress.update(
-          `restore ${manifest.id}: ${phase} ${Math.floor((100 * n) / manifest.storedBytes)}% of ${formatBytes(manifest.storedBytes)}`,
+          `restore ${manifest.id}: ${phase} ${Math.floor((100 * n) / Math.max(1, total))}% of ${formatBytes(total)}`,
           n,
         ),
     },

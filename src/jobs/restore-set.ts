@@ -71,7 +71,7 @@ export async function runSetRestore(request: RestoreRequest, deps: RestoreDeps):
     await checkStoredObjects(manifest, {
       storage,
       signal,
-      onProgress: (_pass, n) => deps.onProgress?.('checksum', n),
+      onProgress: (_pass, n) => deps.onProgress?.('checksum', n, manifest.storedBytes),
     });
   }
   const [globals, ...parts] = backupParts(manifest);
@@ -80,7 +80,7 @@ export async function runSetRestore(request: RestoreRequest, deps: RestoreDeps):
   const progress = (part: BackupPart) => {
     const before = done;
     done += part.manifest.storedBytes;
-    return (n: number) => deps.onProgress?.('restore', before + n);
+    return (n: number) => deps.onProgress?.('restore', before + n, manifest.storedBytes);
   };
   const read = async (part: BackupPart, onBytes: (n: number) => void) =>
     checkedDumpStream(await storage.get(part.manifest.object, { signal }), part.manifest, {

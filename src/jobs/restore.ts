@@ -63,7 +63,11 @@ export interface RestoreDeps {
   signal?: AbortSignal | undefined;
   /** Asked before writing into a non-empty database without --force/--drop-existing; absent = refuse. */
   confirmOverwrite?: ((state: RestoreTargetState) => Promise<boolean>) | undefined;
-  onProgress?: ((phase: 'checksum' | 'restore', storedBytes: number) => void) | undefined;
+  /**
+   * Stored bytes read so far in each phase, of `totalBytes` that phase reads: the backup's object, the
+   * one database's part of a set (`database`), or every part of a whole set.
+   */
+  onProgress?: ((phase: 'checksum' | 'restore', storedBytes: number, totalBytes: number) => void) | undefined;
   /** The key that opens an encrypted backup (the encryption settings' `decrypt`). */
   decrypt?: DecryptionKey | undefined;
 }
@@ -111,7 +115,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
     await checkStoredObject(manifest, {
       storage,
       signal,
-      onProgress: (_pass, n) => deps.onProgress?.('checksum', n),
+      onProgress: (_pass, n) => deps.onProgress?.('checksum', n, manifest.storedBytes),
     });
   }
 
@@ -160,7 +164,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
   const source = await storage.get(manifest.object, { signal });
   const checked = checkedDumpStream(source, manifest, {
     memory: new MemoryGovernor(),
-    onStoredBytes: (n) => deps.onProgress?.('restore', n),
+    onStoredBytes: (n) => deps.onProgress?.('restore', n, manifest.storedBytes),
     decrypt,
   });
   const report = await engine.restore(checked, {

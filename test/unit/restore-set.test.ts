@@ -224,6 +224,26 @@ describe('restore of a whole set', () => {
     expect(log.filter((l) => !l.startsWith('state'))).toEqual([]);
   });
 
+  it('counts progress over the whole set, and over the one part with --database', async () => {
+    const { storage, manifest } = await stored();
+    const seen: [string, number, number][] = [];
+    const onProgress = (phase: string, n: number, total: number) => seen.push([phase, n, total]);
+    await restoreBackup({ manifest, ...request }, { engine: loggingEngine().engine, storage, onProgress });
+    expect(seen.at(-1)).toEqual(['restore', manifest.storedBytes, manifest.storedBytes]);
+    expect(seen.filter(([phase]) => phase === 'checksum').at(-1)).toEqual([
+      'checksum',
+      manifest.storedBytes,
+      manifest.storedBytes,
+    ]);
+    seen.length = 0;
+    const shop = manifest.set!.databases[2]!.storedBytes;
+    await restoreBackup(
+      { manifest, ...request, database: 'shop' },
+      { engine: loggingEngine().engine, storage, onProgress },
+    );
+    expect(seen.at(-1)).toEqual(['restore', shop, shop]);
+  });
+
   it('says when the backup holds no role passwords', async () => {
     const storage = new MemoryStorage();
     const manifest = await storeSet(storage, NOW, { app: {} }, { rolePasswords: false });
