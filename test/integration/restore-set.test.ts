@@ -92,6 +92,8 @@ describe('a whole-server set, read back', () => {
     // The globals' roles (at least postgres, grp, app) and every database's entries.
     expect(result).toMatchObject({ ok: true });
     expect(result.entries).toBeGreaterThan(5);
+    const text = await runCli(['verify', set.id], env(source));
+    expect(text.stdout).toMatch(/^ok +\S+ \(\d+ entries: its globals and 3 database\(s\)\)$/m);
   });
 
   it('dry run: lists the roles and what each database would get, changing nothing', async () => {
