@@ -8,7 +8,8 @@
  * part passes its checksum, and every database's destination is judged. A database that exists and holds
  * objects is refused, all of them in one message, unless `--force` (restore over it) or
  * `--drop-existing` (recreate it); one that exists and is empty (a fresh server's maintenance database)
- * is restored into. Roles that exist are left as they are (ServerSet.restoreGlobals) and reported.
+ * is restored into, and gets the backup's settings and grants as a created one does. Roles that exist
+ * are left as they are (ServerSet.restoreGlobals) and reported.
  *
  * A failure after the roles were restored leaves what was restored: the error names the database it
  * failed on and those restored before it, so the rest can be restored one by one with `--database`.
@@ -96,7 +97,17 @@ export async function runSetRestore(request: RestoreRequest, deps: RestoreDeps):
     const onBytes = progress(part);
     const dropExisting = request.dropExisting && occupied.has(database);
     return runRestore(
-      { ...request, manifest, opened: true, checked: true, database, targetDatabase: database, dropExisting },
+      {
+        ...request,
+        manifest,
+        opened: true,
+        checked: true,
+        database,
+        targetDatabase: database,
+        dropExisting,
+        // Restoring a server: its own empty databases get the backup's settings and grants too.
+        settingsToEmpty: true,
+      },
       {
         ...deps,
         confirmOverwrite: async () => occupied.has(database),

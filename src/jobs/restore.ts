@@ -51,6 +51,11 @@ export interface RestoreRequest {
   tempDir?: string | undefined;
   /** Leave out the database owner, grants and settings naming roles this server lacks, instead of failing. */
   skipMissingRoles?: boolean | undefined;
+  /**
+   * Apply the backup's database settings to an empty existing database restored into, as to one the
+   * restore creates (a whole set restored onto a fresh server: its `postgres` database exists, empty).
+   */
+  settingsToEmpty?: boolean | undefined;
   /** Leave out object ownership and grants (a drill's scratch server has none of the backup's roles). */
   skipOwnership?: boolean | undefined;
   /** The destination is a scratch copy thrown away afterwards (see RestoreOptions.disposable). */
@@ -179,6 +184,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
     tables,
     tempDir: request.tempDir,
     databaseSettings: manifest.databaseSettings,
+    settingsToExisting: request.settingsToEmpty === true && action === 'restore-into-empty',
     skipMissingRoles: request.skipMissingRoles,
     skipOwnership: request.skipOwnership,
     disposable: request.disposable,

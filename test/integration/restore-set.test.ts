@@ -29,6 +29,7 @@ beforeAll(async () => {
     'CREATE DATABASE crm OWNER grp',
     "ALTER DATABASE shop SET work_mem = '8MB'",
     "ALTER ROLE app IN DATABASE shop SET statement_timeout = '5s'",
+    "ALTER DATABASE postgres SET work_mem = '7MB'",
   ])
     await source.query('postgres', sql);
   await source.query(
@@ -127,6 +128,13 @@ describe('a whole-server set, read back', () => {
         WHERE d.datname = 'shop' AND s.setrole = 0`,
     );
     expect(settings).toEqual([{ setconfig: ['work_mem=8MB'] }]);
+    // The fresh server's own postgres database, restored into, gets the backup's settings too.
+    const postgresSettings = await fresh.query(
+      'postgres',
+      `SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+        WHERE d.datname = 'postgres' AND s.setrole = 0`,
+    );
+    expect(postgresSettings).toEqual([{ setconfig: ['work_mem=7MB'] }]);
     const roleSettings = await fresh.query(
       'postgres',
       `SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase

@@ -67,7 +67,7 @@ async function stored() {
   const storage = new MemoryStorage();
   const manifest = await storeSet(storage, NOW, {
     app: { facts: { exact: true, tables: [{ name: 'public.users', rows: 2 }] } },
-    postgres: {},
+    postgres: { databaseSettings: { ...settings, owner: 'postgres' } },
     shop: { databaseSettings: settings },
   });
   return { storage, manifest };
@@ -101,11 +101,14 @@ describe('restore of a whole set', () => {
       ['postgres', 'restore-into-empty'],
       ['shop', 'create'],
     ]);
-    // Each database gets its own settings, and is created only where missing.
-    expect(restored.map((o) => [o.targetDatabase, o.create, o.databaseSettings?.owner])).toEqual([
-      ['app', true, undefined],
-      ['postgres', false, undefined],
-      ['shop', true, 'shop_owner'],
+    // Each database gets its own settings, and is created only where missing; the empty one that exists
+    // gets its settings as a created one does.
+    expect(
+      restored.map((o) => [o.targetDatabase, o.create, o.databaseSettings?.owner, o.settingsToExisting]),
+    ).toEqual([
+      ['app', true, undefined, false],
+      ['postgres', false, 'postgres', true],
+      ['shop', true, 'shop_owner', false],
     ]);
   });
 
