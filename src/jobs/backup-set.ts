@@ -18,7 +18,7 @@ import {
   type SetDatabase,
   type SetObject,
 } from '../catalog/manifest.ts';
-import type { ServerMembers, ServerSet } from '../engines/engine.ts';
+import type { DatabaseFacts, ServerInfo, ServerMembers, ServerSet } from '../engines/engine.ts';
 import { compressionExtension } from '../pipeline/compression.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { mapLimit } from '../util/concurrency.ts';
@@ -35,10 +35,10 @@ export async function runBackupSet(
 ): Promise<CommitOutcome & { manifest: Manifest; members: ServerMembers }> {
   const { target } = request;
   const { engine, destinations, signal } = deps;
-  const serverSet = engine.serverSet as ServerSet;
   const now = deps.now ?? (() => new Date());
   const format = request.format ?? target.format;
-  const schemaOnly = request.schemaOnly ?? target.schemaOnly;
+  const upload = new SetUpload(request, deps);
+  const { serverSet } = upload;
 
   // The server and the dump tool checked, and what the set will hold, before anything is written.
   const [server, members] = await Promise.all([
@@ -50,7 +50,6 @@ export async function runBackupSet(
   const encrypted = target.encryption.encrypt !== undefined;
   const globalsExtension = dataExtension(serverSet.globalsExtension, compression, encrypted);
   const dumpExtension = dataExtension(engine.descriptor.extension(format), compression, encrypted);
-  const upload = new SetUpload(request, deps);
   const globalsKey = (id: string) => partKey(target.name, id, GLOBALS_PART, globalsExtension);
   const id = await freeId(destinations, upload.failed, target.name, startedAt, globalsKey, signal);
 
@@ -59,36 +58,17 @@ export async function runBackupSet(
       serverSet.dumpGlobals({ rolePasswords: members.rolePasswords, signal: s }),
     ),
   );
-  const named = members.databases.map((name, index) => ({ name, index }));
-  const databases = await mapLimit(named, target.dumpJobs, ({ name, index }) =>
-    upload.guard(async (): Promise<SetDatabase> => {
-      const database = serverSet.database(name);
-      const [info, liveFacts] = await Promise.all([
-        database.preflight({ signal: upload.signal }),
-        database.facts({ signal: upload.signal }),
-      ]);
-      let facts = liveFacts;
-      const key = partKey(target.name, id, databasePart(index), dumpExtension);
-      const dumped = await upload.part(key, `database ${name}`, true, (s) =>
-        database.dump({ format, schemaOnly, signal: s, onFacts: (f) => (facts = f) }),
-      );
-      return {
-        ...dumped,
-        database: name,
-        ...(info.databaseSettings ? { databaseSettings: info.databaseSettings } : {}),
-        facts,
-      };
-    }),
-  );
+  const partKeyOf = (part: number) => partKey(target.name, id, databasePart(part), dumpExtension);
+  const { databases, dropped } = await dumpDatabases(members.databases, partKeyOf, request, upload);
   await upload.finish();
 
   const finishedAt = now();
   const set: BackupSet = {
     // finish() threw if any part is missing.
     globals: { ...globals!, format: serverSet.globalsFormat, rolePasswords: members.rolePasswords },
-    databases: databases as SetDatabase[],
+    databases,
     excluded: members.excluded,
-    unreadable: members.unreadable,
+    unreadable: [...members.unreadable, ...dropped],
   };
   const objects: SetObject[] = [set.globals, ...set.databases];
   const clear: Manifest = {
@@ -106,15 +86,83 @@ export async function runBackupSet(
     set,
   };
   const uploads = destinations.map((d) => upload.failed.get(d));
-  return { ...(await commitBackup(clear, target, uploads, deps)), members };
+  const taken = { ...members, databases: set.databases.map((d) => d.database!), unreadable: set.unreadable };
+  return { ...(await commitBackup(clear, target, uploads, deps)), members: taken };
 }
 
-/** What a whole-server set lacks because the backup user could not read it; none for one dump. */
+/**
+ * Dumps every database of `names` (in name order, `dumpJobs` at once) to the part key `keyOf` gives its
+ * number. Databases dropped before their turn are left out and returned in `dropped`; any other failure
+ * is the set's (upload.finish throws it).
+ */
+async function dumpDatabases(
+  names: string[],
+  keyOf: (part: number) => string,
+  request: BackupRequest,
+  upload: SetUpload,
+): Promise<{ databases: SetDatabase[]; dropped: ServerMembers['unreadable'] }> {
+  const serverSet = upload.serverSet;
+  const format = request.format ?? request.target.format;
+  const schemaOnly = request.schemaOnly ?? request.target.schemaOnly;
+  // Parts are numbered in name order, skipping databases dropped before their turn: no gap in the keys.
+  const numbering = new PartNumbers(names.length);
+  const dropped: ServerMembers['unreadable'] = [];
+  const named = names.map((name, index) => ({ name, index }));
+  const dumped = await mapLimit(named, request.target.dumpJobs, ({ name, index }) =>
+    upload.guard(async (): Promise<SetDatabase | undefined> => {
+      const database = serverSet.database(name);
+      let part: number | undefined;
+      let read: [ServerInfo, DatabaseFacts] | undefined;
+      try {
+        read = await Promise.all([
+          database.preflight({ signal: upload.signal }),
+          database.facts({ signal: upload.signal }),
+        ]).catch(async (err: unknown) => {
+          if (!(await droppedSince(serverSet, name, upload.signal))) throw err;
+          return undefined;
+        });
+        part = await numbering.take(index, read !== undefined);
+      } finally {
+        numbering.pass(index);
+      }
+      if (!read || part === undefined) {
+        dropped.push({ database: name, reason: 'dropped while the set was taken' });
+        return undefined;
+      }
+      const [info, liveFacts] = read;
+      let facts = liveFacts;
+      const object = await upload.part(keyOf(part), `database ${name}`, true, (s) =>
+        database.dump({ format, schemaOnly, signal: s, onFacts: (f) => (facts = f) }),
+      );
+      const settings = info.databaseSettings ? { databaseSettings: info.databaseSettings } : {};
+      return { ...object, database: name, ...settings, facts };
+    }),
+  );
+  return { databases: dumped.filter((d) => d !== undefined), dropped };
+}
+
+/**
+ * Whether database `name` is gone from the server since the set's members were read: a database dropped
+ * before its turn is left out of the set (and said so), where any other failure fails the set.
+ */
+async function droppedSince(serverSet: ServerSet, name: string, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return false;
+  try {
+    const now = await serverSet.members([], { signal });
+    return !now.databases.includes(name) && !now.unreadable.some((u) => u.database === name);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What a whole-server set lacks because the backup user could not read it (or it went away during the
+ * backup), and role passwords it could not read; none for one dump.
+ */
 export function setWarnings(members: ServerMembers | undefined): string[] {
   if (!members) return [];
   const warnings = members.unreadable.map(
-    (u) =>
-      `database ${printable(u.database)} is not in the backup: the backup user cannot read it (${printable(u.reason)})`,
+    (u) => `database ${printable(u.database)} is not in the backup (${printable(u.reason)})`,
   );
   if (!members.rolePasswords) {
     warnings.push(
@@ -122,6 +170,33 @@ export function setWarnings(members: ServerMembers | undefined): string[] {
     );
   }
   return warnings;
+}
+
+/**
+ * Part numbers handed out in name order to databases whose dumps may start in any order: each waits for
+ * the one before it to have taken its number (or passed, dropped or failed), so the keys have no gap.
+ */
+class PartNumbers {
+  readonly #passed: Promise<void>[];
+  readonly #pass: (() => void)[] = [];
+  #next = 0;
+
+  constructor(count: number) {
+    this.#passed = Array.from({ length: count }, () => new Promise<void>((r) => this.#pass.push(r)));
+  }
+
+  /** Waits for the database before `index`, then gives `index` the next number (none when not `present`). */
+  async take(index: number, present: boolean): Promise<number | undefined> {
+    if (index > 0) await this.#passed[index - 1];
+    const number = present ? this.#next++ : undefined;
+    this.pass(index);
+    return number;
+  }
+
+  /** `index` is done numbering (taken, or never will: it failed); those after it may go on. */
+  pass(index: number): void {
+    this.#pass[index]!();
+  }
 }
 
 /**
@@ -134,6 +209,8 @@ class SetUpload {
   readonly failed = new Map<StorageBackend, unknown>();
   /** Aborts when the caller's signal does, or when any part failed. */
   readonly signal: AbortSignal;
+  /** The engine's whole-server side, whose parts this uploads. */
+  readonly serverSet: ServerSet;
   readonly #written: { key: string; uploads: (unknown | undefined)[] }[] = [];
   readonly #stop = new AbortController();
   #failure: { error: unknown } | undefined;
@@ -146,6 +223,7 @@ class SetUpload {
     this.#request = request;
     this.#deps = deps;
     this.signal = deps.signal ? AbortSignal.any([deps.signal, this.#stop.signal]) : this.#stop.signal;
+    this.serverSet = deps.engine.serverSet as ServerSet;
   }
 
   /**

@@ -114,6 +114,20 @@ describe('whole-server backup sets', () => {
     expect((await readdir(join(storage, 'srv'))).filter((f) => !f.endsWith('.lease.json'))).toEqual([]);
   });
 
+  it('a kill with every part stored and the manifest not yet written commits nothing', async () => {
+    const storage = await tempDir();
+    const env = serverEnv(storage);
+    const { child, done } = await startPausedAt('backup.before-manifest', ['backup'], env);
+    const parts = (await readdir(join(storage, 'srv'))).filter((f) => !f.endsWith('.lease.json'));
+    // The globals and the four databases, each under its final name.
+    expect(parts.filter((f) => /\.(globals|db[1-4])\.(sql|dump)\.zst$/.test(f))).toHaveLength(5);
+    child.kill('SIGKILL');
+    expect((await done).signal).toBe('SIGKILL');
+    const list = JSON.parse((await runCli(['list', '--all', '--json'], env)).stdout);
+    expect(list.backups).toEqual([]);
+    expect(list.incomplete).toHaveLength(5);
+  });
+
   it('--resume-uploads completes a set on S3 that only the local destination took', async () => {
     const storage = await tempDir();
     const prefix = s3Prefix('set');
@@ -158,7 +172,7 @@ describe('whole-server backup sets', () => {
       unreadable: [{ database: 'locked', reason: 'no CONNECT privilege' }],
       globals: { rolePasswords: false },
     });
-    expect(res.stderr).toMatch(/database locked is not in the backup: the backup user cannot read it/);
+    expect(res.stderr).toMatch(/database locked is not in the backup \(no CONNECT privilege\)/);
     expect(res.stderr).toMatch(/role passwords are not in the backup/);
   });
 });

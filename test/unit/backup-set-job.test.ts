@@ -189,6 +189,70 @@ describe('backup set job', () => {
     expect(manifest.set?.databases.map((d) => d.database)).toEqual(['a', 'b', 'c']);
   });
 
+  it('a database dropped before its turn is left out and said so; the set goes on', async () => {
+    const storage = new MemoryStorage();
+    const fake = server();
+    const engine = fakeServerEngine(fake);
+    const bind = engine.serverSet.database;
+    // `app` is dumped first; while it is, `shop` goes away, and connecting to it then fails.
+    fake.databases.app = async function* () {
+      delete fake.databases.shop;
+      yield Buffer.from('PGDMP app');
+    };
+    engine.serverSet.database = (name) =>
+      name in fake.databases
+        ? bind(name)
+        : { ...bind('app'), preflight: () => Promise.reject(new Error(`database "${name}" does not exist`)) };
+    const result = await runBackup(
+      { target, labels: [], verify: false },
+      { engine, destinations: [storage] },
+    );
+    const { set } = result.manifest;
+    expect(set?.databases.map((d) => [d.database, d.object.split('.')[1]])).toEqual([['app', 'db1']]);
+    expect(set?.unreadable).toEqual([{ database: 'shop', reason: 'dropped while the set was taken' }]);
+    expect(result.members?.databases).toEqual(['app']);
+    expect((await readCatalog(storage)).backups).toHaveLength(1);
+  });
+
+  it('parts are numbered in name order whichever database is ready first', async () => {
+    const engine = fakeServerEngine(
+      server({ databases: { a: () => data('PGDMP a'), b: () => data('PGDMP b') } }),
+    );
+    const bind = engine.serverSet.database;
+    let bReady!: () => void;
+    const bPreflighted = new Promise<void>((resolve) => (bReady = resolve));
+    engine.serverSet.database = (name) => {
+      const db = bind(name);
+      const preflight = db.preflight;
+      return name === 'a'
+        ? { ...db, preflight: (o) => bPreflighted.then(() => preflight(o)) }
+        : { ...db, preflight: async (o) => preflight(o).finally(bReady) };
+    };
+    const { manifest } = await runBackup(
+      { target: { ...target, dumpJobs: 2 }, labels: [], verify: false },
+      { engine, destinations: [new MemoryStorage()] },
+    );
+    expect(manifest.set?.databases.map((d) => [d.database, d.object.split('.')[1]])).toEqual([
+      ['a', 'db1'],
+      ['b', 'db2'],
+    ]);
+  });
+
+  it('a database that fails to connect and is still there fails the set', async () => {
+    const storage = new MemoryStorage();
+    const engine = fakeServerEngine(server());
+    const bind = engine.serverSet.database;
+    const refused = new Error('connection refused');
+    engine.serverSet.database = (name) =>
+      name === 'shop' ? { ...bind(name), preflight: () => Promise.reject(refused) } : bind(name);
+    const err = await runBackup(
+      { target, labels: [], verify: false },
+      { engine, destinations: [storage] },
+    ).catch((e: unknown) => e);
+    expect(err).toBe(refused);
+    expect(storage.objects.size).toBe(0);
+  });
+
   it('an encrypted set keeps its database names and facts sealed; the key opens them', async () => {
     const identity = await generateX25519Identity();
     const recipient = await identityToRecipient(identity);

@@ -22,7 +22,7 @@ describe('set output', () => {
 
   it('warns of every database the user could not read, and of role passwords not read', () => {
     expect(setWarnings(members)).toEqual([
-      'database hr is not in the backup: the backup user cannot read it (no CONNECT privilege)',
+      'database hr is not in the backup (no CONNECT privilege)',
       'role passwords are not in the backup: the backup user cannot read them; restored roles get no password',
     ]);
     expect(setWarnings({ ...members, unreadable: [], rolePasswords: true })).toEqual([]);
