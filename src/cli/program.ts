@@ -91,6 +91,10 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
     .argument('<backup>', 'backup id, or latest')
     .addOption(target)
     .option(
+      '--database <name>',
+      'of a whole-server backup set (PostgreSQL): restore this database alone (with --target-db, under another name); without it a set restores its roles and every database',
+    )
+    .option(
       '--target-db <name>',
       "database to restore into, created if missing (SQLite: a file path); default: the target's own",
     )

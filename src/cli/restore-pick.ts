@@ -123,6 +123,7 @@ function restoreCommandLine(id: string, opts: RestoreOptions): string {
   const add = (flag: string, value?: string) =>
     words.push(value === undefined ? flag : `${flag} ${arg(value)}`);
   if (opts.target !== undefined) add('--target', opts.target);
+  if (opts.database !== undefined) add('--database', opts.database);
   if (opts.targetDb !== undefined) add('--target-db', opts.targetDb);
   if (opts.toFile !== undefined) add('--to-file', opts.toFile);
   if (opts.force) add('--force');

@@ -1,22 +1,24 @@
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { parseBackupId } from '../catalog/layout.ts';
-import type { Manifest } from '../catalog/manifest.ts';
 import { openManifest } from '../catalog/sealed.ts';
 import type { Config } from '../config/types.ts';
 import type { RestoreTargetState } from '../engines/engine.ts';
 import { createEngine } from '../engines/index.ts';
-import type { PassedOver } from '../jobs/intact.ts';
-import { type RestorePlan, restoreToFile, runRestore } from '../jobs/restore.ts';
+import { dumpOf, restoreToFile } from '../jobs/restore.ts';
+import { restoreBackup } from '../jobs/restore-set.ts';
 import { UsageError, VerifyError } from '../util/errors.ts';
 import { printable } from '../util/printable.ts';
 import { type CliContext, encryptionFor, readConfig, selectTargets } from './context.ts';
 import { sweepLeftovers } from './leftovers.ts';
 import { formatBytes, Progress, printJson } from './output.ts';
+import { printRestore } from './restore-output.ts';
 import { backupToRestore, withOlderIntact } from './restore-pick.ts';
 
 export interface RestoreOptions {
   target?: string;
+  /** Of a whole-server backup set: restore this database alone. */
+  database?: string;
   targetDb?: string;
   dryRun?: boolean;
   force?: boolean;
@@ -31,7 +33,10 @@ export interface RestoreOptions {
   json?: boolean;
 }
 
-/** `datasaver restore <id|latest>`: restores into the target's database or --target-db. */
+/**
+ * `datasaver restore <id|latest>`: restores into the target's database or --target-db; a whole-server
+ * set restores its roles and every database under its own name, or with --database one of them.
+ */
 export async function restoreCommand(ctx: CliContext, ref: string, opts: RestoreOptions): Promise<number> {
   const config = await readConfig(ctx);
   if (opts.toFile !== undefined) return restoreToFileCommand(ctx, config, ref, opts);
@@ -61,10 +66,11 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
   const engine = createEngine(target!);
 
   const interactive = !opts.json && ctx.stdin.isTTY === true && ctx.stderr.isTTY === true;
-  const plan = await runRestore(
+  const plan = await restoreBackup(
     {
       manifest,
       checked,
+      database: opts.database,
       targetDatabase: opts.targetDb,
       dryRun: opts.dryRun ?? false,
       force: opts.force ?? false,
@@ -80,62 +86,15 @@ export async function restoreCommand(ctx: CliContext, ref: string, opts: Restore
       signal: ctx.signal,
       decrypt: encryptionFor(config, manifest.target).decrypt,
       confirmOverwrite: interactive ? (state) => confirm(ctx, state) : undefined,
-      onProgress: (phase, n) =>
+      onProgress: (phase, n, total) =>
         progress.update(
-          `restore ${manifest.id}: ${phase} ${Math.floor((100 * n) / manifest.storedBytes)}% of ${formatBytes(manifest.storedBytes)}`,
+          `restore ${manifest.id}: ${phase} ${Math.floor((100 * n) / Math.max(1, total))}% of ${formatBytes(total)}`,
           n,
         ),
     },
   ).catch((err: unknown) => rethrow(ctx, config, err, opts));
   progress.done();
   return printRestore(ctx, plan, manifest, { ...opts, jobs }, passedOver);
-}
-
-/** What a restore (or its dry run) did, for people or (`--json`) for scripts. */
-function printRestore(
-  ctx: CliContext,
-  plan: RestorePlan,
-  manifest: Manifest,
-  opts: Omit<RestoreOptions, 'jobs'> & { jobs: number },
-  passedOver: PassedOver[],
-): number {
-  const { jobs } = opts;
-  if (opts.json) {
-    printJson(ctx.stdout, { ...plan, passedOver, dryRun: opts.dryRun ?? false });
-    return 0;
-  }
-  if (jobs > 1 && plan.jobs === 1)
-    ctx.stderr.write('note: plain SQL backups restore with one job; --jobs was ignored\n');
-  const actions = {
-    create: 'create it and restore',
-    'restore-into-empty': 'restore into it (it is empty)',
-    overwrite: 'restore over its existing objects',
-    'drop-and-recreate': 'drop it, recreate it and restore',
-    'add-tables': 'restore the named tables into it, leaving the rest alone',
-  };
-  if (opts.dryRun) {
-    ctx.stdout.write(`dry run: would ${actions[plan.action]}: ${plan.destination.description}\n`);
-    ctx.stdout.write(
-      `backup ${manifest.id} (${manifest.format}, ${formatBytes(manifest.sizeBytes)}) contains ${plan.entries?.length ?? 0} entries:\n`,
-    );
-    // Names come from the stored dump itself: made printable, one entry per line.
-    for (const e of plan.entries ?? [])
-      ctx.stdout.write(`  ${printable(`${e.type.padEnd(18)} ${e.schema ? `${e.schema}.` : ''}${e.name}`)}\n`);
-    return 0;
-  }
-  // Role and setting names come from the manifest: made printable.
-  const settings = plan.databaseSettings;
-  if (settings?.applied.length)
-    ctx.stdout.write(`${printable(`database settings applied: ${settings.applied.join('; ')}`)}\n`);
-  if (settings?.skipped.length)
-    ctx.stdout.write(
-      printable(`database settings skipped (role missing on this server): ${settings.skipped.join('; ')}`) +
-        '\n',
-    );
-  ctx.stdout.write(
-    `restored ${plan.tables ? `table${plan.tables.length > 1 ? 's' : ''} ${plan.tables.join(', ')} of ` : ''}${manifest.id} into ${plan.destination.description} (${plan.action}, ${plan.jobs} job${plan.jobs > 1 ? 's' : ''})\n`,
-  );
-  return 0;
 }
 
 /**
@@ -182,17 +141,26 @@ async function restoreToFileCommand(
   const path = resolve(opts.toFile!);
   const { decrypt } = encryptionFor(config, manifest.target);
   if (opts.dryRun) {
-    await openManifest(manifest, decrypt); // an encrypted backup's dry run proves the key opens it
-    const plan = { backup: manifest.id, file: path, bytes: manifest.sizeBytes, passedOver, dryRun: true };
+    // An encrypted backup's dry run proves the key opens it; a set's, that it holds the database.
+    const dump = dumpOf(await openManifest(manifest, decrypt), opts.database, '--to-file of');
+    const database = opts.database === undefined ? {} : { database: opts.database };
+    const plan = {
+      backup: manifest.id,
+      ...database,
+      file: path,
+      bytes: dump.sizeBytes,
+      passedOver,
+      dryRun: true,
+    };
     if (opts.json) printJson(ctx.stdout, plan);
     else
       ctx.stdout.write(
-        `dry run: would write ${manifest.id} (${manifest.engine} ${manifest.format}, ${formatBytes(manifest.sizeBytes)}) to ${path}\n`,
+        `dry run: would write ${manifest.id}${ofDatabase(opts)} (${manifest.engine} ${dump.format}, ${formatBytes(dump.sizeBytes)}) to ${path}\n`,
       );
     return 0;
   }
   const result = await restoreToFile(
-    { manifest, path, force: opts.force ?? false },
+    { manifest, database: opts.database, path, force: opts.force ?? false },
     {
       storage,
       signal: ctx.signal,
@@ -208,9 +176,14 @@ async function restoreToFileCommand(
   if (opts.json) printJson(ctx.stdout, { ...result, passedOver });
   else
     ctx.stdout.write(
-      `restored ${manifest.id} to file ${path} (${formatBytes(result.bytes)}, ${manifest.engine} ${manifest.format})\n`,
+      `restored ${manifest.id}${ofDatabase(opts)} to file ${path} (${formatBytes(result.bytes)}, ${manifest.engine} ${manifest.format})\n`,
     );
   return 0;
+}
+
+/** ` (database shop)` with --database: a set's one database written to the file. */
+function ofDatabase(opts: RestoreOptions): string {
+  return opts.database === undefined ? '' : ` (database ${printable(opts.database)})`;
 }
 
 function checksumProgress(progress: Progress) {

@@ -78,7 +78,7 @@ export async function verifyCommand(ctx: CliContext, ref: string, opts: VerifyOp
         result.ok
           ? result.note
             ? `ok      ${result.id} (${result.note})\n`
-            : `ok      ${result.id} (${result.entries} entries)\n`
+            : `ok      ${result.id} (${result.entries} entries${manifest.set ? `: its globals and ${manifest.set.databases.length} database(s)` : ''})\n`
           : // A tool's message may run over several lines: indented, none can pass for a result line.
             `FAILED  ${printable(result.message ?? '', { multiline: true }).replaceAll('\n', '\n        ')}\n`,
       );

@@ -181,8 +181,17 @@ export interface RestoreOptions {
    */
   tables?: { schema: string; name: string }[] | undefined;
   tempDir?: string | undefined;
-  /** The backup's database settings, applied to a database the restore creates or recreates. */
+  /**
+   * The backup's database settings, applied to a database the restore creates or recreates (and, with
+   * `settingsToExisting`, to the existing one it restores into).
+   */
   databaseSettings?: DatabaseSettings | undefined;
+  /**
+   * Apply `databaseSettings` to an existing database restored into as well: a whole-server set restored
+   * onto a fresh server, whose own empty databases (PostgreSQL's `postgres`) hold none of the backup's
+   * settings and grants. Without it a database restored into keeps its own.
+   */
+  settingsToExisting?: boolean | undefined;
   /** Leave out the owner, grants and settings that name roles missing on this server (instead of failing). */
   skipMissingRoles?: boolean | undefined;
   /**

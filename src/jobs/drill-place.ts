@@ -9,9 +9,12 @@
  *     afterwards; the scratch databases killed drills of this machine left are dropped first. Nothing
  *     else there is touched: a backup that restores into the databases it names (a MySQL backup of
  *     several databases) is refused.
+ * A whole-server backup set gets a scratch database in both places: its databases restore into it one
+ * after the other (jobs/drill-restore.ts).
  */
 import { rm } from 'node:fs/promises';
 import type { Manifest } from '../catalog/manifest.ts';
+import { isBackupSet } from '../catalog/parts.ts';
 import type { ConnectionConfig, Engine } from '../engines/engine.ts';
 import { createEngine } from '../engines/index.ts';
 import type { EngineName } from '../engines/registry.ts';
@@ -63,7 +66,12 @@ async function throwawayPlace(
   const engine = createEngine({ ...target, connection: server.connection });
   return {
     engine,
-    database: ownName(engine, manifest, server.connection),
+    // A set's databases restore one after the other into a scratch database: under their own names,
+    // one of them could be a database every new server has (PostgreSQL's `postgres`), which is not the
+    // drill's to write into.
+    database: isBackupSet(manifest)
+      ? await scratchDatabaseName()
+      : ownName(engine, manifest, server.connection),
     description: server.description,
     release: async () => {
       await server.stop();

@@ -17,19 +17,22 @@
  *
  * An encrypted backup is opened first (catalog/sealed.ts): its recorded facts are sealed, and a drill
  * never compares a copy with the placeholders a sealed manifest holds in their place.
+ *
+ * The restore and the comparison are jobs/drill-restore.ts: one dump, or a whole-server set database by
+ * database (its globals checked, not applied), with one result and one record for the set.
  */
 import { drillKey } from '../catalog/layout.ts';
 import type { DrillRecord, Manifest } from '../catalog/manifest.ts';
+import { isBackupSet } from '../catalog/parts.ts';
 import { recordableMessage, writeRecord } from '../catalog/records.ts';
 import { openManifest } from '../catalog/sealed.ts';
-import type { DatabaseFacts, Engine } from '../engines/engine.ts';
+import type { Engine } from '../engines/engine.ts';
 import type { DecryptionKey } from '../pipeline/encryption.ts';
 import type { StorageBackend } from '../storage/backend.ts';
-import { DestinationError, errorMessage, RestoreError, VerifyError } from '../util/errors.ts';
-import { failpoint } from '../util/failpoint.ts';
+import { errorMessage } from '../util/errors.ts';
 import { DATASAVER_VERSION } from '../util/version.ts';
-import { compareFacts, type FactDifference } from './facts-compare.ts';
-import { runRestore } from './restore.ts';
+import { drillDump, drillSet } from './drill-restore.ts';
+import type { FactDifference } from './facts-compare.ts';
 
 /** Where a drill restores: a scratch place no one else uses, bound to an engine. */
 export interface DrillPlace {
@@ -37,7 +40,8 @@ export interface DrillPlace {
   engine: Engine;
   /**
    * The database to restore into and read back; undefined for the backup's own names (a throwaway
-   * server holds nothing else) or for an engine whose backup is the whole server.
+   * server holds nothing else) or for an engine whose backup is the whole server. Always a scratch
+   * database for a whole-server backup set: its databases restore into it one after the other.
    */
   database: string | undefined;
   /** For reports: `throwaway PostgreSQL 15.18 server`, `scratch database … on db:5432`. */
@@ -200,17 +204,12 @@ export async function drillBackup(stored: Manifest, deps: DrillDeps): Promise<Dr
     note: null,
   };
   try {
-    const started = clock();
-    const restored = await restoreInto(place, manifest, deps);
-    if (restored !== true) {
-      // It did not restore: there is no recovery time to report.
-      Object.assign(result, restored);
-    } else {
-      result.restoreMs = Math.round(clock() - started);
-      await failpoint('drill.restored');
-      deps.onPhase?.('compare');
-      Object.assign(result, await judgeCopy(place, manifest, signal));
-    }
+    Object.assign(
+      result,
+      isBackupSet(manifest)
+        ? await drillSet(place, manifest, deps, clock)
+        : await drillDump(place, manifest, deps, clock),
+    );
   } finally {
     deps.onPhase?.('cleanup');
     try {
@@ -221,142 +220,6 @@ export async function drillBackup(stored: Manifest, deps: DrillDeps): Promise<Dr
   }
   await record(result, manifest.encryption !== null, deps);
   return result;
-}
-
-/** Restores the backup into the place: true, or how the backup failed. Other errors are thrown. */
-async function restoreInto(
-  place: DrillPlace,
-  manifest: Manifest,
-  deps: DrillDeps,
-): Promise<true | Pick<DrillResult, 'reason' | 'message'>> {
-  try {
-    await runRestore(
-      {
-        // What is set on the database itself (owner, grants, settings) is left out too: applying it on a
-        // drill server needs rights a drill's user need not have (membership in the owner's role,
-        // superuser for a role's settings), and would fail the backup for them.
-        manifest: { ...manifest, databaseSettings: undefined },
-        opened: true,
-        targetDatabase: place.database,
-        dryRun: false,
-        force: false,
-        dropExisting: false,
-        jobs: deps.jobs ?? 1,
-        tempDir: deps.tempDir,
-        // A scratch place has none of the backup's roles: ownership and grants are not what a drill checks.
-        skipMissingRoles: true,
-        skipOwnership: true,
-        disposable: true,
-      },
-      {
-        engine: place.engine,
-        storage: deps.storage,
-        signal: deps.signal,
-        decrypt: deps.decrypt,
-        onProgress: (phase, bytes) => {
-          if (bytes === 0) deps.onPhase?.(phase);
-          deps.onProgress?.(phase, bytes);
-        },
-      },
-    );
-    return true;
-  } catch (err) {
-    if (deps.signal?.aborted) throw err;
-    if (err instanceof VerifyError) return { reason: err.reason, message: err.detail };
-    // A scratch server without an extension the dump uses says nothing of the backup: it cannot run here.
-    if (err instanceof RestoreError && !(err instanceof DestinationError)) {
-      return { reason: 'restore', message: errorMessage(err) };
-    }
-    throw err;
-  }
-}
-
-/**
- * The verdict on the restored copy. A copy that restored but cannot be read back fails the backup: what
- * it restored decides what the copy allows (a dump can revoke its own database's CONNECT right), so an
- * unreadable copy is no reason to pass it, nor to call the drill unable to run.
- */
-async function judgeCopy(
-  place: DrillPlace,
-  manifest: Manifest,
-  signal: AbortSignal | undefined,
-): Promise<Partial<DrillResult>> {
-  let found: DatabaseFacts;
-  try {
-    found = await readFacts(place, manifest, signal);
-  } catch (err) {
-    if (signal?.aborted) throw err;
-    return {
-      ok: false,
-      reason: 'restore',
-      message: `the restored copy cannot be read: ${errorMessage(err)}`,
-    };
-  }
-  return judge(manifest, found);
-}
-
-/**
- * The restored copy's facts, named as the backup's: an engine whose facts name tables by their database
- * reads a copy restored under another name as `<copy>.<table>`.
- */
-async function readFacts(
-  place: DrillPlace,
-  manifest: Manifest,
-  signal: AbortSignal | undefined,
-): Promise<DatabaseFacts> {
-  const found = await place.engine.restoredFacts(place.database, { signal });
-  const from = place.database;
-  const to = manifest.database;
-  if (!place.engine.descriptor.tablesNamedByDatabase || from === undefined || to === null || from === to) {
-    return found;
-  }
-  const rename = (name: string) =>
-    name.startsWith(`${from}.`) ? `${to}.${name.slice(from.length + 1)}` : name;
-  return { ...found, tables: found.tables.map((t) => ({ ...t, name: rename(t.name) })) };
-}
-
-/** The drill's verdict from the recorded facts and the copy's. */
-function judge(
-  manifest: Manifest,
-  found: DatabaseFacts,
-): Pick<DrillResult, 'ok' | 'reason' | 'message' | 'compared' | 'differences' | 'expired' | 'note'> {
-  const expected = manifest.facts;
-  if (!expected.exact) {
-    return {
-      ok: true,
-      reason: null,
-      message: null,
-      compared: 0,
-      differences: [],
-      expired: [],
-      note: 'the backup restored; its recorded facts are estimates (an older datasaver, or a schema-only dump), so the copy was not compared with them',
-    };
-  }
-  // Only keys that had a time to live and are gone from the copy can have expired: the copy's own count
-  // of them says how many, so a key without one missing from the copy is always a difference.
-  const expiredKeys = Math.max(0, expiringKeys(expected) - expiringKeys(found));
-  const comparison = compareFacts(expected, found, { mayExpire: expiredKeys });
-  const ok = comparison.differences.length === 0;
-  const shown = comparison.differences
-    .slice(0, 3)
-    .map((d) => `${d.item}: expected ${d.expected}, found ${d.found}`);
-  const more = comparison.differences.length - shown.length;
-  return {
-    ok,
-    reason: ok ? null : 'drill',
-    message: ok
-      ? null
-      : `the restored copy differs from the backup's facts in ${comparison.differences.length} item(s): ${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}`,
-    compared: comparison.compared,
-    differences: comparison.differences,
-    expired: comparison.expired,
-    note: null,
-  };
-}
-
-/** How many keys with a time to live the facts count (those of a backup may expire before a drill). */
-function expiringKeys(facts: DatabaseFacts): number {
-  return facts.objects?.find((o) => o.kind === 'expiring keys')?.count ?? 0;
 }
 
 /**

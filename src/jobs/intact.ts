@@ -1,7 +1,8 @@
 /**
  * Picking the backup a restore can trust: the first of some candidates (newest first) that is intact.
- * Intact means its last recorded verify and restore drill did not fail, and its data object is there with the recorded
- * size and sha256 (the checksum pass of verify.ts, which reads the stored bytes and writes nothing).
+ * Intact means its last recorded verify and restore drill did not fail, and its data objects (a set's
+ * every part) are there with the recorded size and sha256 (the checksum pass of verify.ts, which reads
+ * the stored bytes and writes nothing).
  * A candidate that is not is passed over with the reason; nothing here touches a database.
  */
 
@@ -9,7 +10,7 @@ import type { StoredBackup } from '../catalog/catalog.ts';
 import { recordedFailure } from '../catalog/records.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { VerifyError } from '../util/errors.ts';
-import { checkStoredObject } from './verify.ts';
+import { checkStoredObjects } from './verify.ts';
 
 export interface PassedOver {
   id: string;
@@ -47,7 +48,7 @@ export async function pickIntact(
     }
     deps.onChecking?.(candidate);
     try {
-      await checkStoredObject(manifest, {
+      await checkStoredObjects(manifest, {
         storage,
         signal: deps.signal,
         onProgress: (_pass, n) => deps.onProgress?.(n),

@@ -9,10 +9,14 @@
  * key fails there, a ConfigError, before anything is read or written) and decrypted between the check
  * of its stored bytes and the decompressor; ciphertext that fails authentication fails the restore with
  * a VerifyError (`decrypt`) before its end reaches the engine.
+ *
+ * This module restores one dump: a one-dump backup, or one database of a whole-server backup set
+ * (`database`). A whole set (its roles, then every database) is jobs/restore-set.ts.
  */
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Manifest } from '../catalog/manifest.ts';
+import { backupParts, isBackupSet } from '../catalog/parts.ts';
 import { openManifest } from '../catalog/sealed.ts';
 import type { DumpEntry, Engine, RestoreReport, RestoreTargetState } from '../engines/engine.ts';
 import { IN_USE_SIDE_FILES } from '../engines/registry.ts';
@@ -32,6 +36,11 @@ export interface RestoreRequest {
   checked?: boolean | undefined;
   /** The manifest's sealed fields are already put back (catalog/sealed.ts openManifest; a drill's). */
   opened?: boolean | undefined;
+  /**
+   * `--database NAME`: of a whole-server backup set, restore this database alone (its part, as a one-dump
+   * backup). Required by `runRestore` for a set; a one-dump backup takes only its own database's name.
+   */
+  database?: string | undefined;
   targetDatabase?: string | undefined;
   dryRun: boolean;
   force: boolean;
@@ -42,6 +51,11 @@ export interface RestoreRequest {
   tempDir?: string | undefined;
   /** Leave out the database owner, grants and settings naming roles this server lacks, instead of failing. */
   skipMissingRoles?: boolean | undefined;
+  /**
+   * Apply the backup's database settings to an empty existing database restored into, as to one the
+   * restore creates (a whole set restored onto a fresh server: its `postgres` database exists, empty).
+   */
+  settingsToEmpty?: boolean | undefined;
   /** Leave out object ownership and grants (a drill's scratch server has none of the backup's roles). */
   skipOwnership?: boolean | undefined;
   /** The destination is a scratch copy thrown away afterwards (see RestoreOptions.disposable). */
@@ -54,7 +68,11 @@ export interface RestoreDeps {
   signal?: AbortSignal | undefined;
   /** Asked before writing into a non-empty database without --force/--drop-existing; absent = refuse. */
   confirmOverwrite?: ((state: RestoreTargetState) => Promise<boolean>) | undefined;
-  onProgress?: ((phase: 'checksum' | 'restore', storedBytes: number) => void) | undefined;
+  /**
+   * Stored bytes read so far in each phase, of `totalBytes` that phase reads: the backup's object, the
+   * one database's part of a set (`database`), or every part of a whole set.
+   */
+  onProgress?: ((phase: 'checksum' | 'restore', storedBytes: number, totalBytes: number) => void) | undefined;
   /** The key that opens an encrypted backup (the encryption settings' `decrypt`). */
   decrypt?: DecryptionKey | undefined;
 }
@@ -82,7 +100,8 @@ export interface RestorePlan {
 
 export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Promise<RestorePlan> {
   const { engine, storage, signal } = deps;
-  const manifest = request.opened ? request.manifest : await openManifest(request.manifest, deps.decrypt);
+  const opened = request.opened ? request.manifest : await openManifest(request.manifest, deps.decrypt);
+  const manifest = dumpOf(opened, request.database, 'restoring');
   const decrypt = keyFor(manifest, deps.decrypt);
   if (manifest.engine !== engine.descriptor.name) {
     throw new UsageError(
@@ -101,7 +120,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
     await checkStoredObject(manifest, {
       storage,
       signal,
-      onProgress: (_pass, n) => deps.onProgress?.('checksum', n),
+      onProgress: (_pass, n) => deps.onProgress?.('checksum', n, manifest.storedBytes),
     });
   }
 
@@ -150,7 +169,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
   const source = await storage.get(manifest.object, { signal });
   const checked = checkedDumpStream(source, manifest, {
     memory: new MemoryGovernor(),
-    onStoredBytes: (n) => deps.onProgress?.('restore', n),
+    onStoredBytes: (n) => deps.onProgress?.('restore', n, manifest.storedBytes),
     decrypt,
   });
   const report = await engine.restore(checked, {
@@ -165,12 +184,44 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
     tables,
     tempDir: request.tempDir,
     databaseSettings: manifest.databaseSettings,
+    settingsToExisting: request.settingsToEmpty === true && action === 'restore-into-empty',
     skipMissingRoles: request.skipMissingRoles,
     skipOwnership: request.skipOwnership,
     disposable: request.disposable,
     signal,
   });
   return report ? { ...plan, databaseSettings: report } : plan;
+}
+
+/**
+ * The one dump a request restores, from an opened manifest: a one-dump backup as it is, or of a
+ * whole-server set the part of `database` (as a one-dump manifest, catalog/parts.ts). Throws UsageError
+ * for a set without `database` (`doing` says what needs one: `restoring`, `--to-file`), a database the
+ * set does not hold, or `database` given for a one-dump backup of another database.
+ */
+export function dumpOf(manifest: Manifest, database: string | undefined, doing: string): Manifest {
+  if (!isBackupSet(manifest)) {
+    if (database === undefined || database === manifest.database) return manifest;
+    throw new UsageError(
+      `backup ${manifest.id} holds one dump${manifest.database === null ? '' : ` (of ${printable(manifest.database)})`}, not a set of databases to pick ${printable(database)} from`,
+      { hint: 'drop --database; --target-db restores a backup under another name' },
+    );
+  }
+  const names = manifest.set.databases.map((d) => printable(d.database ?? '?'));
+  const held = `${names.slice(0, 20).join(', ')}${names.length > 20 ? ', ...' : ''}`;
+  if (database === undefined) {
+    throw new UsageError(
+      `backup ${manifest.id} is a whole-server set of ${names.length} database(s): ${doing} one of them needs --database NAME`,
+      { hint: `its databases: ${held}` },
+    );
+  }
+  const part = backupParts(manifest).find((p) => p.kind === 'dump' && p.manifest.database === database);
+  if (part === undefined) {
+    throw new UsageError(`backup ${manifest.id} holds no database ${printable(database)}`, {
+      hint: `its databases: ${held}`,
+    });
+  }
+  return part.manifest;
 }
 
 /**
@@ -230,6 +281,8 @@ function chooseAction(state: RestoreTargetState, request: RestoreRequest): Resto
 
 export interface RestoreToFileRequest {
   manifest: Manifest;
+  /** Of a whole-server backup set: the database whose dump is written (required for a set). */
+  database?: string | undefined;
   /** Absolute path of the file to write. */
   path: string;
   /** Replace an existing file. */
@@ -251,10 +304,14 @@ export async function restoreToFile(
     /** The key that opens an encrypted backup. */
     decrypt?: DecryptionKey | undefined;
   },
-): Promise<{ backup: string; file: string; bytes: number }> {
+): Promise<{ backup: string; database?: string; file: string; bytes: number }> {
   const { path } = request;
   const { storage, signal } = deps;
-  const manifest = await openManifest(request.manifest, deps.decrypt);
+  const manifest = dumpOf(
+    await openManifest(request.manifest, deps.decrypt),
+    request.database,
+    '--to-file of',
+  );
   const decrypt = keyFor(manifest, deps.decrypt);
   const dir = dirname(path);
   if (!(await stat(dir).catch(() => undefined))?.isDirectory()) {
@@ -293,10 +350,11 @@ export async function restoreToFile(
     body.destroy(); // a write that failed before reading it all leaves no storage read open
     throw err;
   }
-  return { backup: manifest.id, file: path, bytes: manifest.sizeBytes };
+  const database = request.database === undefined ? {} : { database: request.database };
+  return { backup: manifest.id, ...database, file: path, bytes: manifest.sizeBytes };
 }
 
 /** The key for the data object's decryption stage: none for a backup in clear, whatever is configured. */
-function keyFor(manifest: Manifest, key: DecryptionKey | undefined): DecryptionKey | undefined {
+export function keyFor(manifest: Manifest, key: DecryptionKey | undefined): DecryptionKey | undefined {
   return manifest.encryption ? key : undefined;
 }

@@ -10,6 +10,11 @@
  * The checksum pass reads only the stored bytes; the decompress + structure pass runs only when it passed,
  * so a flipped byte is always reported as a checksum failure, the most precise reason.
  *
+ * A whole-server backup set (catalog/parts.ts) is checked part by part: the checksum pass over every
+ * object first, then the structure pass over each (a database's dump through `Engine.inspect`, the
+ * globals script through `ServerSet.inspectGlobals`); a failure names its part (`database shop: …`,
+ * `globals: …`) and the backup fails as one.
+ *
  * An encrypted backup is opened with the key in VerifyDeps.decrypt (its manifest's sealed part first:
  * catalog/sealed.ts), then decrypted on the way to the decompressor. Without a key only the checksum pass
  * runs (size and sha256 of the ciphertext), and the result says what was not checked. A key that opens
@@ -19,9 +24,10 @@
 import { finished } from 'node:stream/promises';
 import { verifyKey } from '../catalog/layout.ts';
 import type { Manifest, VerifyRecord } from '../catalog/manifest.ts';
+import { type BackupPart, backupParts, isBackupSet } from '../catalog/parts.ts';
 import { recordableMessage, writeRecord } from '../catalog/records.ts';
 import { DECRYPTION_SETTINGS, openManifest } from '../catalog/sealed.ts';
-import type { Engine } from '../engines/engine.ts';
+import type { DumpInspection, Engine, InspectOptions } from '../engines/engine.ts';
 import type { DecryptionKey } from '../pipeline/encryption.ts';
 import { MemoryGovernor } from '../pipeline/memory.ts';
 import { Meter } from '../pipeline/meter.ts';
@@ -38,6 +44,7 @@ import {
   errorMessage,
   StorageError,
   ToolMissingError,
+  UsageError,
   VerifyError,
   type VerifyReason,
 } from '../util/errors.ts';
@@ -62,7 +69,10 @@ export interface VerifyResult {
   ok: boolean;
   reason: VerifyReason | null;
   message: string | null;
-  /** Objects in the dump's table of contents (tables, views, functions, data...). */
+  /**
+   * Objects in the dump's table of contents (tables, views, functions, data...); of a set, summed over
+   * its parts (the globals' roles and tablespaces, every database's entries).
+   */
   entries: number;
   /**
    * What was not checked, and which setting would check it: an encrypted backup verified without its
@@ -113,11 +123,71 @@ export async function checkStoredObject(
 }
 
 /**
+ * Checks size and sha256 of every stored object of a backup (checkStoredObject): a set's parts one after
+ * the other, progress counted over them all. Throws VerifyError naming the part that failed.
+ */
+export async function checkStoredObjects(
+  manifest: Manifest,
+  deps: Pick<VerifyDeps, 'storage' | 'signal' | 'onProgress'>,
+): Promise<void> {
+  await forEachPart(manifest, deps.onProgress, (part, onProgress) =>
+    checkStoredObject(part.manifest, { ...deps, onProgress }),
+  );
+}
+
+/**
+ * Runs `check` on every part of a backup in order, a failure named by its part (`inPart`), with progress
+ * counted over the whole backup: each part's bytes after those of the parts before it.
+ */
+async function forEachPart<T>(
+  manifest: Manifest,
+  onProgress: VerifyDeps['onProgress'],
+  check: (part: BackupPart, onProgress: NonNullable<VerifyDeps['onProgress']>) => Promise<T>,
+): Promise<T[]> {
+  const results: T[] = [];
+  let done = 0;
+  for (const part of backupParts(manifest)) {
+    const before = done;
+    results.push(await inPart(part, () => check(part, (pass, n) => onProgress?.(pass, before + n))));
+    done += part.manifest.storedBytes;
+  }
+  return results;
+}
+
+/**
+ * How messages name a part of a set: `globals`, `database shop`, or `part db2` for a database whose
+ * name is sealed (an encrypted set read without its key). Undefined for a one-dump backup's only part.
+ */
+export function partLabel(part: BackupPart): string | undefined {
+  if (part.part === undefined) return undefined;
+  if (part.kind === 'globals') return part.part;
+  return part.manifest.database === null ? `part ${part.part}` : `database ${part.manifest.database}`;
+}
+
+/** Runs `check` on one part; a VerifyError it throws names the part (`database shop: …`). */
+export async function inPart<T>(part: BackupPart, check: () => Promise<T>): Promise<T> {
+  const label = partLabel(part);
+  try {
+    return await check();
+  } catch (err) {
+    if (label === undefined || !(err instanceof VerifyError)) throw err;
+    throw new VerifyError(err.backupId, err.reason, `${label}: ${err.detail}`, {
+      hint: err.hint,
+      cause: err,
+    });
+  }
+}
+
+/**
  * Decrypts (when encrypted, with `deps.decrypt`) and decompresses the whole object, and checks the dump's
  * structure. Throws VerifyError.
  */
-export async function checkDumpStructure(manifest: Manifest, deps: VerifyDeps): Promise<number> {
-  const { storage, engine, signal } = deps;
+export async function checkDumpStructure(
+  manifest: Manifest,
+  deps: VerifyDeps,
+  inspect: Inspect = (source, options) => deps.engine.inspect(source, manifest.format, options),
+): Promise<number> {
+  const { storage, signal } = deps;
   const stored = new Meter({
     memory: new MemoryGovernor(),
     onBytes: (n) => deps.onProgress?.('structure', n),
@@ -133,9 +203,7 @@ export async function checkDumpStructure(manifest: Manifest, deps: VerifyDeps): 
   });
   let entries: number;
   try {
-    entries = (
-      await engine.inspect(chain, manifest.format, { signal, dumpToolVersion: manifest.toolVersion })
-    ).entries.length;
+    entries = (await inspect(chain, { signal, dumpToolVersion: manifest.toolVersion })).entries.length;
   } catch (err) {
     chain.destroy(); // a reader that refused to start read nothing: release the object
     if (err instanceof ToolMissingError || signal?.aborted) throw err;
@@ -160,20 +228,48 @@ export async function checkDumpStructure(manifest: Manifest, deps: VerifyDeps): 
   return entries;
 }
 
+/** Reads a whole raw part and returns its table of contents (Engine.inspect, ServerSet.inspectGlobals). */
+type Inspect = (source: AsyncIterable<Buffer>, options: InspectOptions) => Promise<DumpInspection>;
+
+/** The structure pass over every part of an opened backup: the entries of all of them. */
+async function checkStructure(manifest: Manifest, deps: VerifyDeps): Promise<number> {
+  const entries = await forEachPart(manifest, deps.onProgress, (part, onProgress) => {
+    const inspect: Inspect | undefined =
+      part.kind === 'globals'
+        ? (source, options) => deps.engine.serverSet!.inspectGlobals(source, options)
+        : undefined;
+    return checkDumpStructure(part.manifest, { ...deps, onProgress }, inspect);
+  });
+  return entries.reduce((n, e) => n + e, 0);
+}
+
+/**
+ * A set's globals are read by the engine's server-set support: without it (a set's manifest naming an
+ * engine that has none) the backup cannot be checked here, which is no finding about the backup.
+ */
+function assertReadable(manifest: Manifest, engine: Engine): void {
+  if (!isBackupSet(manifest) || engine.serverSet !== undefined) return;
+  throw new UsageError(
+    `backup ${manifest.id} is a whole-server set, and the ${engine.descriptor.label} engine has no whole-server backups to read it with`,
+    { hint: 'the manifest names the wrong engine: it was altered, or written by another program' },
+  );
+}
+
 /**
  * Verifies one backup and records the result as `<id>.verify.json` beside its manifest (best effort).
  * Returns the result instead of throwing for verification failures, so `verify all` can go on; errors
  * reading storage throw.
  */
 export async function verifyBackup(manifest: Manifest, deps: VerifyDeps): Promise<VerifyResult> {
+  assertReadable(manifest, deps.engine);
   let result: VerifyResult;
   try {
-    await checkStoredObject(manifest, deps);
+    await checkStoredObjects(manifest, deps);
     if (manifest.encryption && deps.decrypt === undefined) {
       result = { ...passed(manifest.id, 0), note: CIPHERTEXT_ONLY };
     } else {
       const opened = await openManifest(manifest, deps.decrypt);
-      result = passed(manifest.id, await checkDumpStructure(opened, deps));
+      result = passed(manifest.id, await checkStructure(opened, deps));
     }
   } catch (err) {
     if (!(err instanceof VerifyError)) throw err;

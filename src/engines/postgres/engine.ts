@@ -195,9 +195,10 @@ export class PostgresEngine implements Engine {
     await this.#checkReader(options.format === 'plain' ? 'psql' : 'pg_restore', options.dumpToolVersion);
     const plain = options.format === 'plain';
     if (plain) await this.#checkRestrictedMode();
-    // Database settings go only to a database this restore creates: one restored over keeps its own.
+    // Database settings go only to a database this restore creates: one restored over keeps its own,
+    // unless the caller asks (a set restored onto a fresh server's own empty databases).
     const settings =
-      (options.create || options.dropExisting) && options.databaseSettings
+      (options.create || options.dropExisting || options.settingsToExisting) && options.databaseSettings
         ? await planSettings(this.#target.connection, database, options.databaseSettings, options)
         : undefined;
     // The whole dump is spooled to a private temp file and proven before anything is dropped, created or
