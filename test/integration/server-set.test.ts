@@ -179,6 +179,15 @@ describe('a whole PostgreSQL server', () => {
     expect(await dumpAll(fresh)).toBe(before);
   });
 
+  it('--drop-existing restores the whole server over one that holds objects, its postgres database too', async () => {
+    await run(fresh, 'postgres', 'CREATE TABLE leftover (id int)');
+    await run(fresh, 'shop', 'DELETE FROM refunds; DELETE FROM orders');
+    const res = await runCli(['restore', 'latest', '--drop-existing'], serverEnv(fresh));
+    expect(res.code, res.output).toBe(0);
+    const [before, after] = await Promise.all([dumpAll(source), dumpAll(fresh)]);
+    expect(after).toBe(before);
+  });
+
   it('an encrypted set keeps its databases and roles from storage, and restores one database by name', async () => {
     const key = await ageKeygen();
     const encrypted = await tempDir();

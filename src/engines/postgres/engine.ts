@@ -160,7 +160,7 @@ export class PostgresEngine implements Engine {
   }
 
   async dropDatabase(name: string, options: Signal = {}): Promise<void> {
-    await this.#withClient(this.#maintenanceDb(), options, (c) => dropDatabase(c, name), RestoreError);
+    await this.#withClient(this.#maintenanceDb(name), options, (c) => dropDatabase(c, name), RestoreError);
   }
 
   async restoreTargetState(targetDatabase?: string, options: Signal = {}): Promise<RestoreTargetState> {
@@ -354,7 +354,7 @@ export class PostgresEngine implements Engine {
 
   async #recreateDatabase(database: string, options: RestoreOptions): Promise<void> {
     await this.#withClient(
-      this.#maintenanceDb(),
+      this.#maintenanceDb(database),
       options,
       async (c) => {
         if (options.dropExisting) await dropDatabase(c, database);
@@ -390,8 +390,12 @@ export class PostgresEngine implements Engine {
     return this.serverSet.wholeServer ? MAINTENANCE_DATABASE : this.#target.connection.database!;
   }
 
-  #maintenanceDb(): string {
-    return MAINTENANCE_DATABASE;
+  /**
+   * The database control queries connect to; to drop or recreate `dropping` itself (a whole server's
+   * `postgres`, restored with --drop-existing), template1, since no session may be in a database dropped.
+   */
+  #maintenanceDb(dropping?: string): string {
+    return dropping === MAINTENANCE_DATABASE ? 'template1' : MAINTENANCE_DATABASE;
   }
 
   #where(): string {
