@@ -103,6 +103,10 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
   const opened = request.opened ? request.manifest : await openManifest(request.manifest, deps.decrypt);
   const manifest = dumpOf(opened, request.database, 'restoring');
   const decrypt = keyFor(manifest, deps.decrypt);
+  // A database of a set goes to the database of its own name unless --target-db renames it: the
+  // target's own database (the maintenance database, for a whole server) is never its default.
+  const targetDatabase =
+    request.targetDatabase ?? (isBackupSet(opened) ? (manifest.database ?? undefined) : undefined);
   if (manifest.engine !== engine.descriptor.name) {
     throw new UsageError(
       `backup ${manifest.id} is a ${manifest.engine} backup; the chosen target is ${engine.descriptor.name}`,
@@ -124,7 +128,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
     });
   }
 
-  const destination = await engine.restoreTargetState(request.targetDatabase, { signal });
+  const destination = await engine.restoreTargetState(targetDatabase, { signal });
   const can = engine.descriptor.restoreCapabilities(manifest.format, manifest.database);
   const jobs = can.parallel ? Math.max(1, request.jobs) : 1;
   const action = chooseAction(destination, request);
@@ -175,7 +179,7 @@ export async function runRestore(request: RestoreRequest, deps: RestoreDeps): Pr
   const report = await engine.restore(checked, {
     format: manifest.format,
     dumpToolVersion: manifest.toolVersion,
-    targetDatabase: request.targetDatabase,
+    targetDatabase,
     create: action === 'create',
     dropExisting: action === 'drop-and-recreate',
     overwrite: action === 'overwrite',

@@ -272,6 +272,13 @@ describe('restore --database', () => {
     expect(restored[0]).toMatchObject({ create: true, databaseSettings: settings });
   });
 
+  it('restores it under its own name without --target-db, never into the target database', async () => {
+    const { storage, manifest } = await stored();
+    const { engine, log } = loggingEngine();
+    await restoreBackup({ manifest, ...request, database: 'shop' }, { engine, storage });
+    expect(log).toEqual(['state shop', 'restore shop: dump of shop']);
+  });
+
   it('refuses a database the set does not hold, listing those it does', async () => {
     const { storage, manifest } = await stored();
     const { engine } = loggingEngine();
