@@ -155,13 +155,15 @@ async function forEachPart<T>(
 }
 
 /**
- * How messages name a part of a set: `globals`, `database shop`, or `part db2` for a database whose
- * name is sealed (an encrypted set read without its key). Undefined for a one-dump backup's only part.
+ * How messages name a part of a set: `globals`, `database shop`, or `part db2` for a database of an
+ * encrypted set, whose name is sealed: the messages of verify and drill records, stored in clear, must
+ * not carry it. Undefined for a one-dump backup's only part.
  */
 export function partLabel(part: BackupPart): string | undefined {
   if (part.part === undefined) return undefined;
   if (part.kind === 'globals') return part.part;
-  return part.manifest.database === null ? `part ${part.part}` : `database ${part.manifest.database}`;
+  const sealed = part.manifest.encryption !== null || part.manifest.database === null;
+  return sealed ? `part ${part.part}` : `database ${part.manifest.database}`;
 }
 
 /** Runs `check` on one part; a VerifyError it throws names the part (`database shop: …`). */

@@ -5,12 +5,14 @@
  */
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { describe, expect, it } from 'vitest';
+import { backupParts } from '../../src/catalog/parts.ts';
+import { openManifest } from '../../src/catalog/sealed.ts';
 import { offlineTarget } from '../../src/config/target.ts';
 import type { TargetConfig } from '../../src/config/types.ts';
 import type { Engine } from '../../src/engines/engine.ts';
 import { runBackup } from '../../src/jobs/backup.ts';
 import { restoreBackup, type SetRestorePlan } from '../../src/jobs/restore-set.ts';
-import { CIPHERTEXT_ONLY, verifyBackup } from '../../src/jobs/verify.ts';
+import { CIPHERTEXT_ONLY, partLabel, verifyBackup } from '../../src/jobs/verify.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
 import { ConfigError } from '../../src/util/errors.ts';
 import { Secret } from '../../src/util/secret.ts';
@@ -61,6 +63,11 @@ describe('an encrypted set read back', () => {
     // The sealed manifest does not say what the part's database is called.
     expect(damaged.message).toContain('part db2: ');
     expect(damaged.message).not.toContain('shop');
+    // Nor once opened with the key (verify's structure pass, drills): their messages go into records
+    // stored in clear.
+    const opened = backupParts(await openManifest(manifest, decrypt));
+    expect(opened[2]!.manifest.database).toBe('shop');
+    expect(opened.map(partLabel)).toEqual(['globals', 'part db1', 'part db2']);
   });
 
   it('restores every database under its sealed name, decrypted; without the key, nothing', async () => {
