@@ -24,6 +24,7 @@ import {
   type SealedFields,
 } from './manifest.ts';
 import { parseSealedFields } from './manifest-read.ts';
+import { setProblem } from './parts.ts';
 
 /** The settings that give datasaver a key to open encrypted backups, for messages. */
 export const DECRYPTION_SETTINGS =
@@ -119,10 +120,13 @@ export async function openManifest(manifest: Manifest, key: DecryptionKey | unde
     );
   }
   const databases = manifest.set.databases.map((db, i) => ({ ...db, ...sealedSet.databases[i]! }));
-  return {
-    ...opened,
-    set: { ...manifest.set, databases, excluded: sealedSet.excluded, unreadable: sealedSet.unreadable },
-  };
+  const set = { ...manifest.set, databases, excluded: sealedSet.excluded, unreadable: sealedSet.unreadable };
+  // The names were placeholders when the manifest was checked as read: checked again, now they are in.
+  const problem = setProblem({ ...opened, set });
+  if (problem !== undefined) {
+    throw new VerifyError(manifest.id, 'manifest', `its manifest's sealed part does not read: ${problem}`);
+  }
+  return { ...opened, set };
 }
 
 /**

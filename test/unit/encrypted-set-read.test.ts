@@ -6,7 +6,7 @@
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { describe, expect, it } from 'vitest';
 import { backupParts } from '../../src/catalog/parts.ts';
-import { openManifest } from '../../src/catalog/sealed.ts';
+import { openManifest, sealManifest } from '../../src/catalog/sealed.ts';
 import { offlineTarget } from '../../src/config/target.ts';
 import type { TargetConfig } from '../../src/config/types.ts';
 import type { Engine } from '../../src/engines/engine.ts';
@@ -40,7 +40,7 @@ async function encryptedSet() {
     { target, labels: [], verify: false },
     { engine: server(), destinations: [storage] },
   );
-  return { storage, manifest, decrypt: encryption.decrypt };
+  return { storage, manifest, encrypt: encryption.encrypt, decrypt: encryption.decrypt };
 }
 
 describe('an encrypted set read back', () => {
@@ -68,6 +68,18 @@ describe('an encrypted set read back', () => {
     const opened = backupParts(await openManifest(manifest, decrypt));
     expect(opened[2]!.manifest.database).toBe('shop');
     expect(opened.map(partLabel)).toEqual(['globals', 'part db1', 'part db2']);
+  });
+
+  it('refuses a sealed part naming one database twice (forged with the public recipient alone)', async () => {
+    const { manifest, encrypt, decrypt } = await encryptedSet();
+    const opened = await openManifest(manifest, decrypt);
+    const [first, second] = opened.set!.databases;
+    const twice = {
+      ...opened,
+      set: { ...opened.set!, databases: [first!, { ...second!, database: first!.database }] },
+    };
+    const forged = await sealManifest({ ...twice, encryption: null }, encrypt);
+    await expect(openManifest(forged, decrypt)).rejects.toThrow(/a database is named twice/);
   });
 
   it('restores every database under its sealed name, decrypted; without the key, nothing', async () => {

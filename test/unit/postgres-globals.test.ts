@@ -109,7 +109,7 @@ describe('globals script: reading', () => {
   it("classifies every statement of pg_dumpall's own output", () => {
     const statements = readGlobals(REAL);
     expect(statements.map((s) => s.kind)).toEqual([
-      ...['session', 'session', 'session'],
+      // The three session settings (SET …) are never run, so not kept.
       ...['role', 'role', 'role', 'role', 'role', 'role', 'role', 'role', 'role', 'role', 'role'],
       ...['role', 'role'],
       ...['membership', 'membership', 'membership'],
@@ -180,6 +180,20 @@ describe('globals script: reading', () => {
     expect(refusal(script("COPY (SELECT 1) TO PROGRAM 'id';"))).toMatch(/COPY/);
     // Without E, a backslash quotes nothing: the string ends early and DROP stands alone.
     expect(refusal(script("COMMENT ON ROLE a IS 'x\\'; DROP ROLE b; --';"))).toMatch(/DROP ROLE b/);
+    // A list could name a tablespace that exists here beside a new one.
+    expect(refusal(script('REVOKE ALL ON TABLESPACE newts, fast FROM app;'))).toMatch(
+      /more than one tablespace/,
+    );
+    // The server cuts names at 63 bytes: a longer one could be an existing role in disguise.
+    expect(refusal(script(`ALTER ROLE "${'r'.repeat(64)}" WITH SUPERUSER;`))).toMatch(/not a role/);
+    expect(refusal(script(`GRANT a TO b GRANTED BY c${' , d'.repeat(40)};`))).toMatch(/more than one/);
+  });
+
+  it('keeps no more of a statement than it needs, however long a forged one is', () => {
+    const words = Array.from({ length: 200_000 }, (_, i) => `w${i}`).join(' ');
+    const [statement] = readGlobals(script(`ALTER ROLE app WITH ${words};`));
+    expect(statement).toMatchObject({ kind: 'role', role: 'app' });
+    expect(refusal(script(`CREATE ROLE a ${words};`))).toMatch(/CREATE ROLE with options/);
   });
 
   it('refuses psql commands other than \\restrict and \\unrestrict', () => {
@@ -198,7 +212,7 @@ describe('globals script: reading', () => {
   });
 
   it('keeps the restrict keys it saw', () => {
-    expect(lexGlobals(REAL).restrictKeys).toEqual([KEY, KEY]);
+    expect(lexGlobals(REAL, () => undefined).restrictKeys).toEqual([KEY, KEY]);
   });
 
   it('inspects a stored script to its end, and fails a refused one with a BackupError', async () => {

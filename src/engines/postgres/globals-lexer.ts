@@ -24,15 +24,25 @@ export interface Token {
   end: number;
 }
 
+/**
+ * The tokens kept of one statement: more than any statement a globals dump writes needs to be told
+ * apart, and few enough that a forged statement of a million words costs no memory.
+ */
+export const MAX_STATEMENT_TOKENS = 64;
+
 /** One SQL statement, without its `;`, and the line it begins on. */
 export interface Statement {
   sql: string;
+  /** Its first MAX_STATEMENT_TOKENS tokens. */
   tokens: Token[];
+  /** How many tokens it has in all. */
+  tokenCount: number;
   line: number;
 }
 
-export interface LexedScript {
-  statements: Statement[];
+export interface LexedScript<T> {
+  /** Each statement as `each` made it, in order; undefined results are left out. */
+  statements: T[];
   /** `\restrict` / `\unrestrict` keys seen (checked, then ignored: no psql runs the script). */
   restrictKeys: string[];
 }
@@ -47,12 +57,15 @@ const META = /^\\(restrict|unrestrict)[ \t]+([A-Za-z0-9]+)[ \t]*$/;
  * a backslash inside a statement, a script that ends inside a quote, a comment or a statement, or one
  * without pg_dumpall's completion marker after its last statement (a truncated script).
  */
-export function lexGlobals(text: string): LexedScript {
+export function lexGlobals<T>(text: string, each: (statement: Statement) => T | undefined): LexedScript<T> {
   const lines = lineStarts(text);
   const lineAt = (offset: number) => lineOf(lines, offset);
-  const statements: Statement[] = [];
+  const statements: T[] = [];
   const restrictKeys: string[] = [];
   let tokens: Token[] = [];
+  let tokenCount = 0;
+  // The marker must come after the last statement: counted over every statement, kept or not.
+  let seen = 0;
   let start = 0;
   let markerAfter: number | undefined;
   let i = 0;
@@ -62,14 +75,14 @@ export function lexGlobals(text: string): LexedScript {
       i++;
     } else if (text.startsWith('--', i)) {
       const end = lineEnd(text, i);
-      if (tokens.length === 0 && text.slice(i, end).trimEnd() === GLOBALS_COMPLETE) {
-        markerAfter = statements.length;
+      if (tokenCount === 0 && text.slice(i, end).trimEnd() === GLOBALS_COMPLETE) {
+        markerAfter = seen;
       }
       i = end;
     } else if (text.startsWith('/*', i)) {
       i = blockCommentEnd(text, i, lineAt);
     } else if (c === '\\') {
-      if (tokens.length > 0) {
+      if (tokenCount > 0) {
         throw new RefusedGlobals(`line ${lineAt(i)}: a backslash command inside a statement`);
       }
       const end = lineEnd(text, i);
@@ -81,22 +94,29 @@ export function lexGlobals(text: string): LexedScript {
       restrictKeys.push(m[2]!);
       i = end;
     } else if (c === ';') {
-      if (tokens.length > 0) {
-        statements.push({ sql: text.slice(start, i), tokens, line: lineAt(start) });
+      if (tokenCount > 0) {
+        // Judged at once, so a refused statement stops the read there and only the verdicts are kept.
+        const made = each({ sql: text.slice(start, i), tokens, tokenCount, line: lineAt(start) });
+        if (made !== undefined) statements.push(made);
+        seen++;
         tokens = [];
+        tokenCount = 0;
       }
       i++;
     } else {
-      if (tokens.length === 0) start = i;
+      if (tokenCount === 0) start = i;
       const token = readToken(text, i, lineAt);
-      tokens.push({ ...token, start: token.start - start, end: token.end - start });
+      if (tokenCount < MAX_STATEMENT_TOKENS) {
+        tokens.push({ ...token, start: token.start - start, end: token.end - start });
+      }
+      tokenCount++;
       i = token.end;
     }
   }
-  if (tokens.length > 0) {
+  if (tokenCount > 0) {
     throw new RefusedGlobals(`line ${lineAt(start)}: the script ends inside a statement: it is truncated`);
   }
-  if (markerAfter !== statements.length) {
+  if (markerAfter !== seen) {
     throw new RefusedGlobals(
       `the script does not end with pg_dumpall's completion marker ("${GLOBALS_COMPLETE}"): it is truncated`,
     );

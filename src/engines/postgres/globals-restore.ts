@@ -11,8 +11,12 @@ import { postgresWhere, withPostgresClient } from './client.ts';
 import { type GlobalsPlan, globalsEntries, planGlobals, RefusedGlobals, readGlobals } from './globals.ts';
 import { MAINTENANCE_DATABASE } from './libpq-env.ts';
 
-/** A globals script holds roles and tablespaces: far less than this, whatever the server. */
-export const GLOBALS_MAX_BYTES = 64 * 1024 * 1024;
+/**
+ * A globals script holds roles and tablespaces: far less than this (some 60,000 roles with passwords),
+ * whatever the server. It is read whole, and what its statements are kept as takes up to about ten
+ * times its size, so the cap is what a forged script can cost.
+ */
+export const GLOBALS_MAX_BYTES = 16 * 1024 * 1024;
 
 /** Reads a globals script to its end and checks it; BackupError when it does not check. */
 export async function inspectGlobals(

@@ -34,7 +34,11 @@ export type GlobalsStatement =
  * statement's first words) on anything a globals dump does not hold, or on a truncated script.
  */
 export function readGlobals(text: string): GlobalsStatement[] {
-  return lexGlobals(text).statements.map(classify);
+  // Session settings are never run: not kept either.
+  return lexGlobals(text, (s) => {
+    const statement = classify(s);
+    return statement.kind === 'session' ? undefined : statement;
+  }).statements;
 }
 
 /** Role specifications that are not names: they would act on whoever restores, or on everyone. */
@@ -62,7 +66,7 @@ function classify(s: Statement): GlobalsStatement {
   if (head === 'create role') {
     // pg_dumpall creates a bare role and gives its attributes in ALTER ROLE; CREATE ROLE's own options
     // could also make roles that exist here members of it (ROLE, ADMIN), which restore never does.
-    if (t.length !== 3) return refuse('a CREATE ROLE with options');
+    if (s.tokenCount !== 3) return refuse('a CREATE ROLE with options');
     return { kind: 'role', ...base, role: name(2), create: true, database: undefined };
   }
   if (head === 'alter role') {
@@ -98,6 +102,8 @@ function classify(s: Statement): GlobalsStatement {
       const privileges = t.slice(1, on).every((x) => x.kind === 'word' || x.text === ',');
       if (!privileges || at(on + 1) !== 'tablespace')
         return refuse('a grant on something other than a tablespace');
+      // One tablespace only: a list could name one that exists here beside a new one.
+      if (at(on + 3) !== 'to' && at(on + 3) !== 'from') return refuse('a grant on more than one tablespace');
       return { kind: 'tablespace', ...base, tablespace: name(on + 2), create: false };
     }
     if (at(0) === 'grant' && at(2) === 'to') return membership(s, name(1), name(3), refuse);
@@ -113,6 +119,7 @@ function membership(
   refuse: (why?: string) => never,
 ): GlobalsStatement {
   const t = s.tokens;
+  if (s.tokenCount > t.length) refuse('a role membership with more than one role, member or grantor');
   let i = 4;
   if (t[i]?.kind === 'word' && t[i]!.value === 'with') {
     i++;
@@ -130,11 +137,20 @@ function membership(
   return { kind: 'membership', sql: s.sql, line: s.line, role, member, grantor, withoutGrantor };
 }
 
+/**
+ * A name is at most this many bytes: the server cuts longer ones, so a longer name in a script could
+ * be taken for a new role here while the server applies it to an existing one.
+ */
+const MAX_NAME_BYTES = 63;
+
 /** A role or tablespace name: a quoted identifier, or a plain word that is not a special role spec. */
 function roleName(token: Token | undefined): string | undefined {
-  if (token?.kind === 'ident' && token.value !== '') return token.value;
-  if (token?.kind === 'word' && !NOT_A_ROLE.has(token.value)) return token.value;
-  return undefined;
+  const name =
+    (token?.kind === 'ident' && token.value !== '') ||
+    (token?.kind === 'word' && !NOT_A_ROLE.has(token.value))
+      ? token.value
+      : undefined;
+  return name !== undefined && Buffer.byteLength(name) <= MAX_NAME_BYTES ? name : undefined;
 }
 
 /** What a server already has, for `planGlobals`. */
