@@ -8,7 +8,7 @@ import { MAX_RECORD_BYTES, readRecord } from '../catalog/catalog.ts';
 import { manifestKey } from '../catalog/layout.ts';
 import { type Manifest, serializeManifest } from '../catalog/manifest.ts';
 import { parseManifest } from '../catalog/manifest-read.ts';
-import { storedObjects } from '../catalog/parts.ts';
+import { isBackupSet, storedObjects } from '../catalog/parts.ts';
 import { sealManifest } from '../catalog/sealed.ts';
 import { signManifest, type VerifyKey, verifyManifestSignature } from '../catalog/signature.ts';
 import type { TargetConfig } from '../config/types.ts';
@@ -148,14 +148,23 @@ export async function commitBackup(
     confirmLease?: ConfirmLease | undefined;
   },
 ): Promise<CommitOutcome & { manifest: Manifest }> {
+  const { destinations, signal } = deps;
   // Sealed first (the contents encrypted), then signed over the manifest as it will be stored.
   const { encrypt } = target.encryption;
-  const sealed = encrypt ? await sealManifest(clear, encrypt) : clear;
   const { signingKey } = target.signing;
-  const manifest = signingKey ? signManifest(sealed, signingKey) : sealed;
-  assertReadsBack(manifest, signingKey?.verifyKey);
+  let manifest: Manifest;
+  try {
+    const sealed = encrypt ? await sealManifest(clear, encrypt) : clear;
+    manifest = signingKey ? signManifest(sealed, signingKey) : sealed;
+    assertReadsBack(manifest, signingKey?.verifyKey);
+  } catch (err) {
+    // Nothing can commit what was stored: removed now, not left for prune's grace period.
+    await Promise.all(
+      destinations.map((d, i) => (uploads[i] === undefined ? deleteObjects(d, clear) : undefined)),
+    );
+    throw err;
+  }
   await failpoint('backup.before-manifest');
-  const { destinations, signal } = deps;
   const outcomes = await Promise.all(
     destinations.map(async (storage, i) => {
       if (uploads[i] !== undefined) return uploads[i];
@@ -232,7 +241,10 @@ export function assertReadsBack(manifest: Manifest, signedBy?: VerifyKey): void 
   throw new BackupError(
     `the manifest of ${manifest.id} would not read back (${problem}); nothing was committed`,
     {
-      hint: 'a database comment, setting or role name datasaver cannot record is the likely cause: report it with this message',
+      hint:
+        bytes.length > MAX_RECORD_BYTES && isBackupSet(manifest)
+          ? "the facts of the server's every table do not fit in one manifest: back up its biggest databases as targets of their own and leave them out of the set (DATASAVER_DB_EXCLUDE)"
+          : 'a database comment, setting or role name datasaver cannot record is the likely cause: report it with this message',
     },
   );
 }
