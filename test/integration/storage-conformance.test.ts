@@ -15,6 +15,7 @@ import { LocalStorage } from '../../src/storage/local.ts';
 import { MemoryStorage } from '../../src/storage/memory.ts';
 import { DEFAULT_RETRY, RetryingStorage } from '../../src/storage/retry.ts';
 import { S3Storage } from '../../src/storage/s3/s3.ts';
+import { mapLimit } from '../../src/util/concurrency.ts';
 import { StorageError } from '../../src/util/errors.ts';
 import { tempDir } from '../support/pg.ts';
 import { s3Config, s3EndpointOf, s3Prefix } from '../support/s3.ts';
@@ -96,6 +97,14 @@ describe.each(backends)('%s storage', (_name, make) => {
     expect(await keys('a/')).toEqual(['a/1', 'a/2']);
     expect(await keys('a')).toEqual(['a/1', 'a/2', 'ab/1']);
     expect(await keys('zzz/')).toEqual([]);
+  });
+
+  it('list returns every object past a page of 1,000 keys', async () => {
+    const s = await make();
+    const keys = Array.from({ length: 1234 }, (_, i) => `many/${String(i).padStart(4, '0')}`);
+    await mapLimit(keys, 16, (k) => s.put(k, [Buffer.from(k)]));
+    const listed = (await s.list('many/')).map((o) => o.key).sort();
+    expect(listed).toEqual(keys);
   });
 
   it('put with ifAbsent never replaces an object, and leaves no trace when refused', async () => {

@@ -12,8 +12,11 @@
  * 501 NotImplemented, an abort 405 MethodNotAllowed, and `If-None-Match: *` is ignored (a second PutObject
  * silently replaces the first).
  *
- * Usage: node s3-server-main.ts [--plain] <directory> <bucket>...; prints `{"port": N}` on stdout once
- * listening.
+ * Both run with node's `--openssl-legacy-provider` (s3-server.ts): s3rver's ListObjectsV2 pagination
+ * encrypts its continuation token with DES, which OpenSSL 3 has only there.
+ *
+ * Usage: node --openssl-legacy-provider s3-server-main.ts [--plain] <directory> <bucket>...; prints
+ * `{"port": N}` on stdout once listening.
  */
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';

@@ -23,7 +23,9 @@ export async function startS3Server(
   options: { plain?: boolean } = {},
 ): Promise<S3Server> {
   const args = [...(options.plain ? ['--plain'] : []), directory, ...buckets];
-  const child: ChildProcess = spawn(process.execPath, [MAIN, ...args], {
+  // s3rver makes ListObjectsV2's continuation token with DES, which OpenSSL 3 keeps in its legacy
+  // provider: without it every listing past one page of 1,000 keys fails with an internal error.
+  const child: ChildProcess = spawn(process.execPath, ['--openssl-legacy-provider', MAIN, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const port = await new Promise<number>((resolve, reject) => {
