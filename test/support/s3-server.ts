@@ -2,6 +2,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import type { S3StorageConfig } from '../../src/storage/config.ts';
+import { Secret } from '../../src/util/secret.ts';
 
 export const S3_ACCESS_KEY = 'S3RVER';
 export const S3_SECRET_KEY = 'S3RVER';
@@ -45,5 +47,25 @@ export async function startS3Server(
       child.kill('SIGTERM');
       await once(child, 'exit');
     },
+  };
+}
+
+/** Storage settings for the test S3 server at `endpoint`, under `prefix` of the test bucket. */
+export function s3StorageConfig(endpoint: string, prefix: string): S3StorageConfig {
+  return {
+    backend: 's3',
+    bucket: S3_BUCKET,
+    prefix,
+    endpoint,
+    region: S3_REGION,
+    forcePathStyle: true,
+    accessKey: new Secret(S3_ACCESS_KEY),
+    secretKey: new Secret(S3_SECRET_KEY),
+    sse: undefined,
+    sseKmsKeyId: undefined,
+    storageClass: undefined,
+    partSizeMb: 5,
+    uploadConcurrency: 4,
+    verifyUpload: 'etag',
   };
 }

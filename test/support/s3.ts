@@ -1,9 +1,8 @@
 /** Helpers for tests that use the suite's S3 server (from global setup). */
 import { inject } from 'vitest';
 import type { S3StorageConfig } from '../../src/storage/config.ts';
-import { Secret } from '../../src/util/secret.ts';
 import { uniqueName } from './pg.ts';
-import { S3_ACCESS_KEY, S3_BUCKET, S3_SECRET_KEY } from './s3-server.ts';
+import { S3_ACCESS_KEY, S3_BUCKET, S3_SECRET_KEY, s3StorageConfig } from './s3-server.ts';
 
 export function s3Endpoint(): string {
   return inject('s3Endpoint');
@@ -26,23 +25,7 @@ export function s3Prefix(label = 's3'): string {
 }
 
 export function s3Config(prefix: string, overrides: Partial<S3StorageConfig> = {}): S3StorageConfig {
-  return {
-    backend: 's3',
-    bucket: S3_BUCKET,
-    prefix,
-    endpoint: s3Endpoint(),
-    region: 'us-east-1',
-    forcePathStyle: true,
-    accessKey: new Secret(S3_ACCESS_KEY),
-    secretKey: new Secret(S3_SECRET_KEY),
-    sse: undefined,
-    sseKmsKeyId: undefined,
-    storageClass: undefined,
-    partSizeMb: 5,
-    uploadConcurrency: 4,
-    verifyUpload: 'etag',
-    ...overrides,
-  };
+  return { ...s3StorageConfig(s3Endpoint(), prefix), ...overrides };
 }
 
 /** Environment that points datasaver at the test S3 server under `prefix`. */
