@@ -14,6 +14,7 @@ import { DaemonMetrics } from '../../src/server/metrics.ts';
 import { pushMetrics, writeMetricsFile } from '../../src/server/metrics-export.ts';
 import { type OneShotRun, oneShotMetrics } from '../../src/server/run-metrics.ts';
 import { Secret } from '../../src/util/secret.ts';
+import { configError, configParser } from '../support/config.ts';
 import { parseExposition, sampleValue } from '../support/prom-text.ts';
 
 const COMMITTED = '2026-11-22T02:00:04.000Z';
@@ -111,6 +112,28 @@ describe('one-shot run metrics', () => {
     const families = (e: typeof served) => [...e.types.keys()];
     expect(families(served).at(-1)).toBe('datasaver_http_connections_dropped_total');
     expect(families(served).slice(0, -1)).toEqual(families(oneShot));
+  });
+});
+
+describe('DATASAVER_PUSHGATEWAY_URL', () => {
+  const parse = configParser({ '/run/secrets/gw': 'http://u:filesecret@gw:9091\n' });
+  const base = { DATASAVER_DATABASE_URL: 'postgres://db/shop', DATASAVER_STORAGE_PATH: '/b' };
+
+  it('is a secret http(s) URL, from the environment, a file, or the YAML defaults', () => {
+    expect(parse(base).targets[0]!.pushgatewayUrl).toBeUndefined();
+    const cfg = parse({ ...base, DATASAVER_PUSHGATEWAY_URL: 'http://u:envsecret@gw:9091' });
+    expect(cfg.targets[0]!.pushgatewayUrl?.reveal()).toBe('http://u:envsecret@gw:9091');
+    expect(JSON.stringify(cfg)).not.toContain('envsecret');
+    const fromFile = parse({ ...base, DATASAVER_PUSHGATEWAY_URL_FILE: '/run/secrets/gw' });
+    expect(fromFile.targets[0]!.pushgatewayUrl?.reveal()).toBe('http://u:filesecret@gw:9091');
+    const yaml = parse(
+      {},
+      'defaults:\n  storage: { path: /b }\n  pushgateway_url: https://gw.example\ntargets:\n  shop:\n    url: postgres://db/shop\n',
+    );
+    expect(yaml.targets[0]!.pushgatewayUrl?.reveal()).toBe('https://gw.example');
+    const err = configError(() => parse({ ...base, DATASAVER_PUSHGATEWAY_URL: 'ftp://u:badsecret@gw' }));
+    expect(err.message).toMatch(/DATASAVER_PUSHGATEWAY_URL: '\*\*\*' is not valid; expected an http/);
+    expect(err.message).not.toContain('badsecret');
   });
 });
 
