@@ -124,12 +124,10 @@ export class BackupMetricsReport {
       backups,
       bytes,
     }));
-    // ISO times of one format: the greatest string is the newest.
     const newest = listed
-      .map((u) => u.newest?.time)
-      .filter((t) => t !== undefined)
-      .sort()
-      .at(-1);
+      .map((u) => (u.newest === undefined ? Number.NaN : Date.parse(u.newest.time)))
+      .filter((t) => Number.isFinite(t))
+      .reduce<number | undefined>((a, t) => (a === undefined || t > a ? t : a), undefined);
     return {
       ...r.run,
       target: r.target.name,
