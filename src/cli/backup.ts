@@ -18,6 +18,7 @@ import type { StorageBackend } from '../storage/backend.ts';
 import { DatasaverError, ExitCode, errorMessage, UsageError } from '../util/errors.ts';
 import { redact } from '../util/secret.ts';
 import { DATASAVER_VERSION } from '../util/version.ts';
+import { BackupMetricsReport, metricsFilePath } from './backup-metrics.ts';
 import { BackupOutput } from './backup-output.ts';
 import { type CliContext, openDestinations, readConfig, selectTargets } from './context.ts';
 
@@ -32,6 +33,8 @@ export interface BackupOptions {
   prune?: boolean;
   resumeUploads?: boolean;
   json?: boolean;
+  /** Where to write the run's metrics for a Prometheus textfile collector. */
+  metricsFile?: string;
 }
 
 /**
@@ -43,12 +46,14 @@ export interface BackupOptions {
  * (pings; sent before the run waits for the target's lease), failure, success (with on_success, and
  * pings), and size-change when the backup's size is out of line. A one-shot run remembers no earlier run,
  * so it never sends recovery or stale. Deliveries are awaited before the command returns, at most 30 s.
- * What it prints is backup-output.ts's.
+ * Then, whatever the outcome, each backup run's metrics go to --metrics-file and the target's Pushgateway
+ * (backup-metrics.ts). What it prints is backup-output.ts's.
  */
 export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promise<number> {
   const config = await readConfig(ctx);
   const targets = selectTargets(config, opts.target, opts.all);
   for (const t of targets) await assertIdentityOpensRecipients(t.name, t.encryption);
+  const metrics = new BackupMetricsReport(ctx, await metricsFilePath(opts.metricsFile));
   const labels = [...new Set(opts.label ?? [])];
   for (const l of labels) {
     if (!LABEL_PATTERN.test(l))
@@ -80,6 +85,7 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
     await backupTargets();
   } finally {
     await notifier.flush(30_000, ctx.signal);
+    await metrics.publish();
   }
   out.finish();
   return out.exitCode;
@@ -139,6 +145,7 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
   /** Backs `target` up; false when the run was interrupted and no further target should start. */
   async function backupOne(target: TargetConfig, destinations: StorageBackend[]): Promise<boolean> {
     const progress = out.progress(target.name);
+    const startedAt = new Date();
     announce(target, startEvent(null));
     let cycle: CycleResult;
     try {
@@ -162,6 +169,8 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
       progress.done();
     } catch (err) {
       progress.done();
+      // Stopped on purpose or not, no backup is a failure for monitoring: the job did not do its work.
+      metrics.record(target, destinations, startedAt, { ok: false, result: undefined });
       // Stopped on purpose (a signal): like the daemon, no failure is announced.
       announceEnd(target, ctx.signal.aborted ? { kind: 'stopped' } : finishedRun(undefined, err));
       // One target failing never stops the others; each failure is reported and sets the exit code.
@@ -170,7 +179,12 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
     }
     // A committed backup whose other destinations or prune failed is announced as a failure, as the
     // daemon does: someone has to look.
-    announceEnd(target, finishedRun(cycle, undefined));
+    const outcome = finishedRun(cycle, undefined);
+    announceEnd(target, outcome);
+    metrics.record(target, destinations, startedAt, {
+      ok: outcome.kind === 'succeeded' && !cycle.interrupted,
+      result: cycle,
+    });
     out.committed(target.name, destinations.length, cycle);
     if (!cycle.interrupted) return true;
     out.fail(target.name, {
@@ -183,7 +197,10 @@ export async function backupCommand(ctx: CliContext, opts: BackupOptions): Promi
 
   async function backupTargets(): Promise<void> {
     for (const target of targets) {
-      const destinations = await openDestinations(ctx, target);
+      const destinations = await openDestinations(ctx, target).catch((err: unknown) => {
+        if (!opts.resumeUploads) metrics.record(target, [], new Date(), { ok: false, result: undefined });
+        throw err;
+      });
       if (opts.resumeUploads) await resumeOne(target, destinations);
       else if (!(await backupOne(target, destinations))) break;
     }

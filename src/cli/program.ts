@@ -47,6 +47,10 @@ export async function run(argv: string[], base: Omit<CliContext, 'configFile'>):
       '--resume-uploads',
       'take no backup; copy backups some destinations missed (a failed S3 upload) from the others',
     )
+    .option(
+      '--metrics-file <path>',
+      "write the run's metrics there at the end, succeeded or not, for a Prometheus textfile collector (replaced atomically)",
+    )
     .addOption(json)
     .action(async (opts) => {
       exitCode = await (await import('./backup.ts')).backupCommand(ctx(), opts);

@@ -6,7 +6,7 @@ import { buildConnection } from './connection.ts';
 import { buildDrill } from './drill-settings.ts';
 import { buildEncryption, drillKeyProblem } from './encryption-settings.ts';
 import { FIELDS } from './fields.ts';
-import { buildNotify } from './notify-settings.ts';
+import { buildNotify, buildPushgateway } from './notify-settings.ts';
 import { type ParseInput, type Problems, type RawTarget, rawText } from './raw.ts';
 import { buildRetention } from './retention-settings.ts';
 import { buildSchedule, scheduleWarning } from './schedule-settings.ts';
@@ -69,6 +69,7 @@ export function buildTarget(
     sizeChangeAlert,
     leaseTtlSeconds,
     notify,
+    pushgatewayUrl: buildPushgateway(raw, problems),
     drill,
     signing,
     encryption,

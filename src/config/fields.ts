@@ -94,6 +94,8 @@ const fields = {
   telegramApiUrl: { env: 'DATASAVER_TELEGRAM_API_URL', yaml: 'notify.telegram_api_url' },
   healthchecksUrl: { env: 'DATASAVER_HEALTHCHECKS_URL', yaml: 'notify.healthchecks_url', secret: true },
   notifyOnSuccess: { env: 'DATASAVER_NOTIFY_ON_SUCCESS', yaml: 'notify.on_success' },
+  // A Pushgateway's URL may carry basic-auth credentials.
+  pushgatewayUrl: { env: 'DATASAVER_PUSHGATEWAY_URL', yaml: 'pushgateway_url', secret: true },
   // Public keys: whoever holds them can encrypt, not decrypt; a recipients file is read like a secret's.
   encryptionRecipients: {
     env: 'DATASAVER_ENCRYPTION_RECIPIENTS',

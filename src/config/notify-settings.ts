@@ -39,6 +39,15 @@ export function buildNotify(raw: RawTarget, problems: Problems): NotifyConfig {
   };
 }
 
+/**
+ * The Prometheus Pushgateway a one-shot run pushes its metrics to (`http://pushgateway:9091`), if any: a
+ * secret, as the URL may carry credentials.
+ */
+export function buildPushgateway(raw: RawTarget, problems: Problems): Secret | undefined {
+  const v = check(raw.pushgatewayUrl, SECRET_URL, problems);
+  return v === undefined ? undefined : new Secret(v);
+}
+
 /** Where notifications go: an http(s) URL (it may carry credentials; it is a secret). */
 const SECRET_URL: Validator<string> = {
   parse: (v) => {

@@ -48,6 +48,11 @@ export interface TargetConfig {
    */
   leaseTtlSeconds?: number | undefined;
   notify: NotifyConfig;
+  /**
+   * A Prometheus Pushgateway (`http://pushgateway:9091`) that one-shot runs push their metrics to; a
+   * failed push is a warning, never a failed run. Absent: no push.
+   */
+  pushgatewayUrl?: Secret | undefined;
   /** Where restore drills of this target's backups restore, and when the daemon runs them. */
   drill: DrillConfig;
   /** How this target's backups are encrypted, and how they are opened (restore, verify, drill). */

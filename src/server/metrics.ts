@@ -1,6 +1,10 @@
 /**
- * The daemon's Prometheus metrics (prom-client), in a registry of its own. Labels are target names and
+ * datasaver's Prometheus metrics (prom-client), in a registry of their own. Labels are target names and
  * destination descriptions (`/backups`, `s3://bucket/prefix`): never URLs with credentials or secrets.
+ *
+ * `BackupMetrics` holds every metric of targets, runs and drills: the daemon's `/metrics` and a one-shot
+ * run's textfile or Pushgateway push (server/run-metrics.ts) fill the same definitions. `DaemonMetrics`
+ * adds what only a long-running process has (its HTTP port, Node's process metrics).
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { CycleResult } from '../jobs/cycle.ts';
@@ -27,7 +31,8 @@ function histogram<L extends string>(
   return new Histogram<L>({ name, help, labelNames, buckets, registers: [registry] });
 }
 
-export class DaemonMetrics {
+/** The metrics of targets, runs and drills, shared by the daemon and one-shot runs. */
+export class BackupMetrics {
   readonly registry = new Registry();
 
   readonly duration = histogram(
@@ -170,17 +175,6 @@ export class DaemonMetrics {
     'Items that differed from the recorded facts in the last drill that restored',
     ['target'],
   );
-  readonly httpDropped = counter(
-    this.registry,
-    'datasaver_http_connections_dropped_total',
-    'Connections to the HTTP port closed unserved because the connection limit was reached',
-    [],
-  );
-
-  constructor(options: { processMetrics?: boolean } = {}) {
-    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
-  }
-
   /** Makes every per-target series exist at 0 from the start, so dashboards and alerts see them. */
   registerTarget(target: string, destinations: string[]): void {
     for (const c of [
@@ -237,7 +231,26 @@ export class DaemonMetrics {
     if (drill.result === 'passed') this.drillLastSuccess.set(labels, Date.parse(drill.finishedAt) / 1000);
   }
 
+  /** The Prometheus text exposition of every metric in the registry. */
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+/**
+ * The daemon's metrics: `BackupMetrics` plus its HTTP port's and, unless turned off (tests), Node's
+ * process metrics. Registered after the shared ones, so `/metrics` lists them last.
+ */
+export class DaemonMetrics extends BackupMetrics {
+  readonly httpDropped = counter(
+    this.registry,
+    'datasaver_http_connections_dropped_total',
+    'Connections to the HTTP port closed unserved because the connection limit was reached',
+    [],
+  );
+
+  constructor(options: { processMetrics?: boolean } = {}) {
+    super();
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 }
