@@ -394,6 +394,13 @@ export interface ServerSet {
   members(exclude: readonly string[], options?: { signal?: AbortSignal | undefined }): Promise<ServerMembers>;
 
   /**
+   * Whether database `name` is on the server at all, whatever it allows (a database renamed, or made a
+   * template, is gone under this name; one that refuses connections for a moment is not). Throws
+   * ConnectionError when the server cannot be reached, BackupError when the query fails.
+   */
+  databaseExists(name: string, options?: { signal?: AbortSignal | undefined }): Promise<boolean>;
+
+  /**
    * An engine bound to database `name` of the same server, with the same connection, to preflight, read
    * facts from and dump it exactly as a target naming that database would.
    */

@@ -148,8 +148,7 @@ async function dumpDatabases(
 async function droppedSince(serverSet: ServerSet, name: string, signal: AbortSignal): Promise<boolean> {
   if (signal.aborted) return false;
   try {
-    const now = await serverSet.members([], { signal });
-    return !now.databases.includes(name) && !now.unreadable.some((u) => u.database === name);
+    return !(await serverSet.databaseExists(name, { signal }));
   } catch {
     return false;
   }

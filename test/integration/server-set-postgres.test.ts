@@ -238,3 +238,33 @@ describe('config check of a whole-server target', () => {
     });
   });
 });
+
+describe('a database that is there but cannot be dumped', () => {
+  it('an invalid one (an interrupted DROP DATABASE) is unreadable, not a failure of every set', async () => {
+    await source.query('postgres', 'CREATE DATABASE broken');
+    await source.query('postgres', "UPDATE pg_database SET datconnlimit = -2 WHERE datname = 'broken'");
+    try {
+      const set = engine(target(source)).serverSet;
+      const members = await set.members([]);
+      expect(members.databases).not.toContain('broken');
+      expect(members.unreadable).toContainEqual({
+        database: 'broken',
+        reason: 'invalid: a DROP DATABASE of it was interrupted; drop it again',
+      });
+    } finally {
+      await source.query('postgres', 'DROP DATABASE broken');
+    }
+  });
+
+  it('is still there by its name while it refuses connections, so a set fails rather than leave it out', async () => {
+    const set = engine(target(source)).serverSet;
+    await source.query('postgres', 'ALTER DATABASE beta ALLOW_CONNECTIONS false');
+    try {
+      expect((await set.members([])).databases).not.toContain('beta');
+      expect(await set.databaseExists('beta')).toBe(true);
+      expect(await set.databaseExists('no_such_database')).toBe(false);
+    } finally {
+      await source.query('postgres', 'ALTER DATABASE beta ALLOW_CONNECTIONS true');
+    }
+  });
+});

@@ -75,6 +75,7 @@ export function fakeServerEngine(server: FakeServer): Engine & { serverSet: Serv
         rolePasswords: server.rolePasswords ?? true,
       };
     },
+    databaseExists: async (name) => name in server.databases || (server.unreadable ?? []).includes(name),
     database: (name) => {
       const dump = server.databases[name];
       if (!dump) throw new Error(`no database ${name}`);

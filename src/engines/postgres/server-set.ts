@@ -26,10 +26,12 @@ type Signal = { signal?: AbortSignal | undefined };
 
 /**
  * Every database that takes connections and is not a template, in byte order of its name, with whether
- * the user may connect to it.
+ * the user may connect to it, and whether it is invalid (`datconnlimit` -2: a DROP DATABASE that was
+ * interrupted; no one can connect to it until it is dropped).
  */
 const DATABASES_SQL = `
-  SELECT d.datname AS name, pg_catalog.has_database_privilege(d.oid, 'CONNECT') AS readable
+  SELECT d.datname AS name, pg_catalog.has_database_privilege(d.oid, 'CONNECT') AS readable,
+         d.datconnlimit = -2 AS invalid
     FROM pg_catalog.pg_database d
    WHERE d.datallowconn AND NOT d.datistemplate
    ORDER BY d.datname COLLATE "C"`;
@@ -60,7 +62,7 @@ export class PostgresServerSet implements ServerSet {
       options.signal,
       async (c) =>
         [
-          (await c.query<{ name: string; readable: boolean }>(DATABASES_SQL)).rows,
+          (await c.query<{ name: string; readable: boolean; invalid: boolean }>(DATABASES_SQL)).rows,
           (await c.query<{ passwords: boolean }>(ROLE_PASSWORDS_SQL)).rows[0]!.passwords,
         ] as const,
       BackupError,
@@ -75,11 +77,27 @@ export class PostgresServerSet implements ServerSet {
           database: row.name,
           reason: `its name ${WHOLE_SERVER} stands for the whole server`,
         });
+      } else if (row.invalid) {
+        members.unreadable.push({
+          database: row.name,
+          reason: 'invalid: a DROP DATABASE of it was interrupted; drop it again',
+        });
       } else if (!row.readable)
         members.unreadable.push({ database: row.name, reason: 'no CONNECT privilege' });
       else members.databases.push(row.name);
     }
     return members;
+  }
+
+  async databaseExists(name: string, options: Signal = {}): Promise<boolean> {
+    const found = await withPostgresClient(
+      this.#target.connection,
+      MAINTENANCE_DATABASE,
+      options.signal,
+      (c) => c.query('SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1', [name]),
+      BackupError,
+    );
+    return (found.rowCount ?? 0) > 0;
   }
 
   /** Throws UsageError for a name that stands for the whole server (`*`), which members never lists. */
