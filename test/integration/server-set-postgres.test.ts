@@ -141,6 +141,15 @@ describe('a PostgreSQL server as a backup set', () => {
     ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BackupError);
     expect((err as BackupError).message).toMatch(/pg_dumpall exited with code 1: connection lost/);
+    // Globals larger than a restore reads would make a set no one can restore: the backup fails.
+    const huge = await fakeToolDir({
+      pg_dumpall: `if [ "$1" = "--version" ]; then exec "${real}" --version; fi\nhead -c 17000000 /dev/zero | tr '\\0' 'x'`,
+    });
+    const tooBig = await collect(
+      engine({ ...target(source), toolDir: huge }).serverSet.dumpGlobals({ rolePasswords: true }),
+    ).catch((e: unknown) => e);
+    expect(tooBig).toBeInstanceOf(BackupError);
+    expect((tooBig as BackupError).message).toMatch(/larger than the 16 MiB a restore reads/);
   });
 
   it('binds an engine to each database of the set', async () => {

@@ -18,7 +18,7 @@ import type {
 import { streamTool } from '../tool-run.ts';
 import { postgresWhere, withPostgresClient } from './client.ts';
 import { postgresDescriptor } from './descriptor.ts';
-import { inspectGlobals, restoreGlobals } from './globals-restore.ts';
+import { GLOBALS_MAX_BYTES, inspectGlobals, restoreGlobals } from './globals-restore.ts';
 import { libpqEnv, MAINTENANCE_DATABASE } from './libpq-env.ts';
 import { dumpToolTooOld, postgresTool, postgresToolVersion } from './tools.ts';
 
@@ -118,15 +118,27 @@ export class PostgresServerSet implements ServerSet {
     const [server, version] = await Promise.all([this.#serverVersion(options), postgresToolVersion(tool)]);
     const tooOld = dumpToolTooOld(version, server, where, 'pg_dumpall');
     if (tooOld) throw tooOld;
-    const args = ['--globals-only', '--no-password'];
+    // UTF8 whatever the server's encoding: a restore reads the script as UTF-8 text.
+    const args = ['--globals-only', '--no-password', '--encoding=UTF8'];
     if (!options.rolePasswords) args.push('--no-role-passwords');
     const env = libpqEnv(this.#target.connection, MAINTENANCE_DATABASE);
-    yield* streamTool(tool, args, env, options.signal, (exit, stderr) => {
+    let bytes = 0;
+    for await (const chunk of streamTool(tool, args, env, options.signal, (exit, stderr) => {
       const message = redact(stderr, [this.#target.connection.password]) || 'no message';
       return new BackupError(`${tool.command} ${describeExit(exit)}: ${message}`, {
         hint: 'the backup was not committed; see the message above',
       });
-    });
+    })) {
+      bytes += chunk.length;
+      // A restore refuses a larger script: a set holding one could never be restored.
+      if (bytes > GLOBALS_MAX_BYTES) {
+        throw new BackupError(
+          `the globals of ${where} are larger than the ${GLOBALS_MAX_BYTES / 1024 / 1024} MiB a restore reads`,
+          { hint: 'the backup was not committed; back up its databases as targets of their own' },
+        );
+      }
+      yield chunk;
+    }
   }
 
   inspectGlobals(source: AsyncIterable<Buffer>, options: InspectOptions = {}): Promise<DumpInspection> {
