@@ -37,11 +37,9 @@ export function buildServerSet(
   if (!wholeServer) {
     problems.add(
       source.origin,
-      `only a whole-server ${target.descriptor.label} target (no database named, or ${FIELDS.database.env}=*) leaves databases out; ${
-        target.descriptor.database === 'name-or-server'
-          ? `this one names database ${target.connection.database}`
-          : `${target.descriptor.label} backups are not sets`
-      }: remove this setting`,
+      target.descriptor.database === 'name-or-server'
+        ? `only a whole-server ${target.descriptor.label} target (no database named, or ${FIELDS.database.env}=*) leaves databases out; this one names database ${target.connection.database}: remove this setting`
+        : `${target.descriptor.label} backups are not sets of databases, so none can be left out: remove this setting`,
     );
   } else if (names.length === 0) {
     problems.add(source.origin, 'names no database; give names separated by commas or spaces, or remove it');

@@ -69,7 +69,8 @@ targets:
     const mysql = configError(() =>
       parse({ ...STORAGE, DATASAVER_DATABASE_URL: 'mysql://db', DATASAVER_DB_EXCLUDE: 'a' }),
     );
-    expect(mysql.message).toContain('MySQL/MariaDB backups are not sets');
+    expect(mysql.message).toContain('MySQL/MariaDB backups are not sets of databases');
+    expect(mysql.message).not.toContain('DATASAVER_DB_NAME=*');
     const jobs = configError(() => parse({ ...STORAGE, DATASAVER_DB_HOST: 'db', DATASAVER_DUMP_JOBS: '17' }));
     expect(jobs.message).toContain('DATASAVER_DUMP_JOBS');
     const empty = configError(() =>
