@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   backupId,
   compareIds,
+  databasePart,
   dataExtension,
   dataKey,
   isLeaseKey,
@@ -9,6 +10,7 @@ import {
   manifestKey,
   parseBackupId,
   parseKey,
+  partKey,
 } from '../../src/catalog/layout.ts';
 import { isValidKey } from '../../src/storage/backend.ts';
 
@@ -40,6 +42,21 @@ describe('storage layout', () => {
       kind: 'data',
       extension: 'mysql.sql.gz.age',
     });
+    // The parts of a whole-server set: its globals and numbered databases.
+    expect(parseKey(partKey('srv', 'srv-20260111T020015Z', databasePart(1), 'dump.zst'))).toEqual({
+      kind: 'data',
+      target: 'srv',
+      id: 'srv-20260111T020015Z',
+      extension: 'dump.zst',
+      part: 'db2',
+    });
+    expect(parseKey('srv/srv-20260111T020015Z.globals.sql.zst.age')).toMatchObject({
+      part: 'globals',
+      extension: 'sql.zst.age',
+    });
+    for (const notAPart of ['db0', 'db01', 'dbx', 'globals2', 'shop', 'db1.db2']) {
+      expect(parseKey(`srv/srv-20260111T020015Z.${notAPart}.dump.zst`), notAPart).toBeUndefined();
+    }
     for (const foreign of [
       'README',
       'shop/notes.txt',
