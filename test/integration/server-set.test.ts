@@ -188,6 +188,14 @@ describe('a whole PostgreSQL server', () => {
     expect(after).toBe(before);
   });
 
+  it('restores onto a server left without its postgres database (a restore cut short while recreating it)', async () => {
+    await run(fresh, 'template1', 'DROP DATABASE postgres');
+    const res = await runCli(['restore', 'latest', '--drop-existing'], serverEnv(fresh));
+    expect(res.code, res.output).toBe(0);
+    const [before, after] = await Promise.all([dumpAll(source), dumpAll(fresh)]);
+    expect(after).toBe(before);
+  });
+
   it('an encrypted set keeps its databases and roles from storage, and restores one database by name', async () => {
     const key = await ageKeygen();
     const encrypted = await tempDir();

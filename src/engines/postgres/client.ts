@@ -15,6 +15,7 @@ import { redact } from '../../util/secret.ts';
 import type { ConnectionConfig } from '../engine.ts';
 import { withSession } from '../session.ts';
 import { quoteIdent } from './dbsettings.ts';
+import { MAINTENANCE_DATABASE } from './libpq-env.ts';
 
 /** The server as messages name it: `host:port`. */
 export function postgresWhere(c: ConnectionConfig): string {
@@ -51,6 +52,24 @@ export function withPostgresClient<T>(
         cause: err,
       });
     },
+  });
+}
+
+/**
+ * withPostgresClient on the maintenance database (`postgres`), for queries about the server as a whole;
+ * on template1 where the server has no `postgres` (a restore that was recreating it was cut short), so
+ * that restoring it again is not locked out.
+ */
+export function withMaintenanceClient<T>(
+  connection: ConnectionConfig,
+  signal: AbortSignal | undefined,
+  fn: (c: pg.Client) => Promise<T>,
+  FailAs: typeof BackupError | typeof RestoreError,
+): Promise<T> {
+  return withPostgresClient(connection, MAINTENANCE_DATABASE, signal, fn, FailAs).catch((err: unknown) => {
+    // Failing to connect at all: nothing of `fn` ran.
+    if (!(err instanceof ConnectionError) || (err.cause as { code?: string })?.code !== '3D000') throw err;
+    return withPostgresClient(connection, 'template1', signal, fn, FailAs);
   });
 }
 

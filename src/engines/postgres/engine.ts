@@ -31,7 +31,7 @@ import type {
   ServerInfo,
 } from '../engine.ts';
 import { runToEnd, streamTool, type ToolFailure } from '../tool-run.ts';
-import { dropDatabase, postgresWhere, withPostgresClient } from './client.ts';
+import { dropDatabase, postgresWhere, withMaintenanceClient, withPostgresClient } from './client.ts';
 import {
   type DatabaseSettingsRow,
   quoteIdent,
@@ -145,8 +145,7 @@ export class PostgresEngine implements Engine {
   }
 
   async listDatabases(prefix: string, options: Signal = {}): Promise<string[]> {
-    return this.#withClient(
-      this.#maintenanceDb(),
+    return this.#withMaintenance(
       options,
       async (c) => {
         const res = await c.query<{ datname: string }>(
@@ -160,14 +159,13 @@ export class PostgresEngine implements Engine {
   }
 
   async dropDatabase(name: string, options: Signal = {}): Promise<void> {
-    await this.#withClient(this.#maintenanceDb(name), options, (c) => dropDatabase(c, name), RestoreError);
+    await this.#withMaintenance(options, (c) => dropDatabase(c, name), RestoreError, name);
   }
 
   async restoreTargetState(targetDatabase?: string, options: Signal = {}): Promise<RestoreTargetState> {
     const database = targetDatabase ?? this.#database();
     const description = `database ${database} on ${this.#where()}`;
-    const exists = await this.#withClient(
-      this.#maintenanceDb(),
+    const exists = await this.#withMaintenance(
       options,
       async (c) => {
         const res = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
@@ -248,8 +246,7 @@ export class PostgresEngine implements Engine {
       const lacks = err instanceof DestinationError ? err.lacks : undefined;
       if (lacks === undefined) throw err;
       const has = (c: pg.Client) => c.query('SELECT 1 FROM pg_available_extensions WHERE name = $1', [lacks]);
-      if (((await this.#withClient(this.#maintenanceDb(), o, has, RestoreError)).rowCount ?? 0) === 0)
-        throw err;
+      if (((await this.#withMaintenance(o, has, RestoreError)).rowCount ?? 0) === 0) throw err;
       throw new RestoreError((err as Error).message, { hint: restoreFailureHint(db, o), cause: err });
     }
   }
@@ -353,8 +350,7 @@ export class PostgresEngine implements Engine {
   }
 
   async #recreateDatabase(database: string, options: RestoreOptions): Promise<void> {
-    await this.#withClient(
-      this.#maintenanceDb(database),
+    await this.#withMaintenance(
       options,
       async (c) => {
         if (options.dropExisting) await dropDatabase(c, database);
@@ -362,6 +358,7 @@ export class PostgresEngine implements Engine {
         await c.query(`CREATE DATABASE ${quoteIdent(database)} TEMPLATE template0`);
       },
       DestinationError,
+      database,
     );
   }
 
@@ -390,16 +387,23 @@ export class PostgresEngine implements Engine {
     return this.serverSet.wholeServer ? MAINTENANCE_DATABASE : this.#target.connection.database!;
   }
 
-  /**
-   * The database control queries connect to; to drop or recreate `dropping` itself (a whole server's
-   * `postgres`, restored with --drop-existing), template1, since no session may be in a database dropped.
-   */
-  #maintenanceDb(dropping?: string): string {
-    return dropping === MAINTENANCE_DATABASE ? 'template1' : MAINTENANCE_DATABASE;
-  }
-
   #where(): string {
     return postgresWhere(this.#target.connection);
+  }
+
+  /**
+   * Control queries about the server (withMaintenanceClient); to drop or recreate `dropping` when it is
+   * the maintenance database itself (a whole server's `postgres`, restored with --drop-existing),
+   * template1, since no session may be in a database dropped.
+   */
+  #withMaintenance<T>(
+    options: Signal,
+    fn: (c: pg.Client) => Promise<T>,
+    FailAs: typeof BackupError | typeof RestoreError = BackupError,
+    dropping?: string,
+  ): Promise<T> {
+    if (dropping === MAINTENANCE_DATABASE) return this.#withClient('template1', options, fn, FailAs);
+    return withMaintenanceClient(this.#target.connection, options.signal, fn, FailAs);
   }
 
   /** See withPostgresClient: SQL errors become `FailAs`, failing to connect a ConnectionError. */

@@ -7,9 +7,8 @@ import type pg from 'pg';
 import { BackupError, errorMessage, RestoreError } from '../../util/errors.ts';
 import { redact } from '../../util/secret.ts';
 import type { ConnectionConfig, DumpInspection, GlobalsReport } from '../engine.ts';
-import { postgresWhere, withPostgresClient } from './client.ts';
+import { postgresWhere, withMaintenanceClient } from './client.ts';
 import { type GlobalsPlan, globalsEntries, planGlobals, RefusedGlobals, readGlobals } from './globals.ts';
-import { MAINTENANCE_DATABASE } from './libpq-env.ts';
 
 /**
  * A globals script holds roles and tablespaces: far less than this (some 60,000 roles with passwords),
@@ -53,9 +52,8 @@ export async function restoreGlobals(
     });
   }
   const hide = (t: string) => redact(t, [connection.password]);
-  return withPostgresClient(
+  return withMaintenanceClient(
     connection,
-    MAINTENANCE_DATABASE,
     signal,
     async (c) => {
       const plan = planGlobals(statements, await serverGlobals(c));

@@ -16,7 +16,7 @@ import type {
   ServerSet,
 } from '../engine.ts';
 import { streamTool } from '../tool-run.ts';
-import { postgresWhere, withPostgresClient } from './client.ts';
+import { postgresWhere, withMaintenanceClient } from './client.ts';
 import { postgresDescriptor } from './descriptor.ts';
 import { GLOBALS_MAX_BYTES, inspectGlobals, restoreGlobals } from './globals-restore.ts';
 import { libpqEnv, MAINTENANCE_DATABASE } from './libpq-env.ts';
@@ -56,9 +56,8 @@ export class PostgresServerSet implements ServerSet {
   }
 
   async members(exclude: readonly string[], options: Signal = {}): Promise<ServerMembers> {
-    const [rows, rolePasswords] = await withPostgresClient(
+    const [rows, rolePasswords] = await withMaintenanceClient(
       this.#target.connection,
-      MAINTENANCE_DATABASE,
       options.signal,
       async (c) =>
         [
@@ -90,9 +89,8 @@ export class PostgresServerSet implements ServerSet {
   }
 
   async databaseExists(name: string, options: Signal = {}): Promise<boolean> {
-    const found = await withPostgresClient(
+    const found = await withMaintenanceClient(
       this.#target.connection,
-      MAINTENANCE_DATABASE,
       options.signal,
       (c) => c.query('SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1', [name]),
       BackupError,
@@ -150,9 +148,8 @@ export class PostgresServerSet implements ServerSet {
   }
 
   async #serverVersion(options: Signal): Promise<{ version: string; major: number }> {
-    return withPostgresClient(
+    return withMaintenanceClient(
       this.#target.connection,
-      MAINTENANCE_DATABASE,
       options.signal,
       async (c) => {
         const res = await c.query<{ v: string; n: string }>(

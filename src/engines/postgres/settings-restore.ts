@@ -6,9 +6,8 @@
 import { errorMessage, RestoreError, UsageError } from '../../util/errors.ts';
 import { redact } from '../../util/secret.ts';
 import type { ConnectionConfig, DatabaseSettings, RestoreOptions } from '../engine.ts';
-import { postgresWhere, withPostgresClient } from './client.ts';
+import { postgresWhere, withMaintenanceClient } from './client.ts';
 import { rolesNamed, type SettingsPlan, type Step, settingsPlan } from './dbsettings.ts';
-import { MAINTENANCE_DATABASE } from './libpq-env.ts';
 
 /**
  * The statements that carry the backup's database settings to `database`. Roles they name that do not
@@ -22,9 +21,8 @@ export async function planSettings(
   options: RestoreOptions,
 ): Promise<SettingsPlan> {
   const named = rolesNamed(recorded);
-  const present = await withPostgresClient(
+  const present = await withMaintenanceClient(
     connection,
-    MAINTENANCE_DATABASE,
     options.signal,
     async (c) => {
       const res = await c.query<{ rolname: string }>(
@@ -61,9 +59,8 @@ export async function applySettings(
   database: string,
   options: RestoreOptions,
 ): Promise<void> {
-  await withPostgresClient(
+  await withMaintenanceClient(
     connection,
-    MAINTENANCE_DATABASE,
     options.signal,
     async (c) => {
       try {
