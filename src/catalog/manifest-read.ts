@@ -84,24 +84,24 @@ const setObject = {
 const unreadableDatabases = z
   .array(z.looseObject({ database: printableText, reason: printableText }))
   .max(MAX_SET_DATABASES);
+/** What a set says a database holds, and what it left out: in clear, or in a sealed manifest's sealed part. */
+const databaseContents = {
+  database: printableText.nullable(),
+  databaseSettings: databaseSettings.optional(),
+  facts,
+};
+const leftOut = {
+  excluded: z.array(printableText).max(MAX_SET_DATABASES),
+  unreadable: unreadableDatabases,
+};
 const backupSet = z.looseObject({
   globals: z.looseObject({
     ...setObject,
     format: z.string().regex(WORD, 'is not a format name'),
     rolePasswords: z.boolean(),
   }),
-  databases: z
-    .array(
-      z.looseObject({
-        ...setObject,
-        database: printableText.nullable(),
-        databaseSettings: databaseSettings.optional(),
-        facts,
-      }),
-    )
-    .max(MAX_SET_DATABASES),
-  excluded: z.array(printableText).max(MAX_SET_DATABASES),
-  unreadable: unreadableDatabases,
+  databases: z.array(z.looseObject({ ...setObject, ...databaseContents })).max(MAX_SET_DATABASES),
+  ...leftOut,
 });
 
 /**
@@ -151,19 +151,7 @@ const sealedSchema = z.object({
   facts,
   databaseSettings: databaseSettings.optional(),
   set: z
-    .object({
-      databases: z
-        .array(
-          z.object({
-            database: printableText.nullable(),
-            databaseSettings: databaseSettings.optional(),
-            facts,
-          }),
-        )
-        .max(MAX_SET_DATABASES),
-      excluded: z.array(printableText).max(MAX_SET_DATABASES),
-      unreadable: unreadableDatabases,
-    })
+    .object({ databases: z.array(z.object(databaseContents)).max(MAX_SET_DATABASES), ...leftOut })
     .optional(),
 }) satisfies z.ZodType<SealedFields>;
 
